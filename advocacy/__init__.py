@@ -1,0 +1,1 @@
+"""The advocacy engine: programs, advocates, signals, readiness, tiers, moments and asks."""

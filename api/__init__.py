@@ -1,0 +1,1 @@
+"""The GraphQL edge: strawberry types, inputs, mutations, loaders, context and permissions."""

@@ -1,0 +1,55 @@
+"""Per-request context: the session, the caller, and the dataloaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from strawberry.types import Info as StrawberryInfo
+
+from core.codes import LinkCodec
+from core.security import WidgetTokens
+from core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """An API-key holder."""
+
+    key_id: int
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetPrincipal:
+    """A widget token: sees one advocate and nothing else."""
+
+    advocate_id: int
+
+    @property
+    def actor(self) -> str:
+        return f"widget:{self.advocate_id}"
+
+
+Principal = KeyPrincipal | WidgetPrincipal | None
+
+
+@dataclass
+class Context:
+    request: Request
+    session: AsyncSession
+    principal: Principal
+    settings: Settings
+    codec: LinkCodec
+    widget_tokens: WidgetTokens
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+
+Info = StrawberryInfo[Context, None]

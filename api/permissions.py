@@ -1,0 +1,41 @@
+"""Authorisation checks used by every resolver. Unauthorised access is an error, not data."""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+
+from api.context import Context, KeyPrincipal, WidgetPrincipal
+from models.enums import Scope
+
+_IMPLIED = {
+    Scope.READ: {Scope.READ.value, Scope.WRITE.value, Scope.ADMIN.value},
+    Scope.WRITE: {Scope.WRITE.value, Scope.ADMIN.value},
+    Scope.ADMIN: {Scope.ADMIN.value},
+}
+
+
+class NotAuthorized(GraphQLError):
+    def __init__(self, message: str = "not authorised") -> None:
+        super().__init__(message, extensions={"code": "FORBIDDEN"})
+
+
+def require_scope(ctx: Context, scope: Scope) -> KeyPrincipal:
+    """The API key principal, if it holds ``scope`` (admin implies write implies read)."""
+    principal = ctx.principal
+    if principal is None:
+        raise NotAuthorized("authentication required: send 'Authorization: Bearer <api key>'")
+    if not isinstance(principal, KeyPrincipal):
+        raise NotAuthorized("a widget token cannot do this")
+    if not principal.scopes & _IMPLIED[scope]:
+        raise NotAuthorized(f"this API key lacks the '{scope.value}' scope")
+    return principal
+
+
+def require_advocate_access(ctx: Context, advocate_id: int) -> None:
+    """Read access to one advocate: a read-scoped key, or that advocate's widget token."""
+    principal = ctx.principal
+    if isinstance(principal, WidgetPrincipal):
+        if principal.advocate_id != advocate_id:
+            raise NotAuthorized("a widget token can only see its own advocate")
+        return
+    require_scope(ctx, Scope.READ)

@@ -1,0 +1,1 @@
+"""Query fields, one module per noun; ``api.schema`` merges them into ``Query``."""

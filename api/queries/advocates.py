@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import strawberry
+
+from advocacy.advocates import AdvocateFilter, get_advocate, list_advocates
+from api.connections import to_connection
+from api.context import Info
+from api.ids import decode_id
+from api.pagination import Connection, decode_cursor, page_size
+from api.permissions import require_advocate_access, require_scope
+from api.types.advocate import AdvocateType
+from models.enums import Scope
+
+
+@strawberry.input(description="Filters for the advocate list; all optional, combined with AND.")
+class AdvocateFilterInput:
+    program_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Advocates with a link in this program."
+    )
+    tier: int | None = strawberry.field(default=None, description="Tier 1, 2 or 3.")
+    min_score: float | None = strawberry.field(default=None, description="Score at least.")
+    max_score: float | None = strawberry.field(default=None, description="Score at most.")
+    segment: str | None = strawberry.field(default=None, description="Customer segment.")
+    has_referred: bool | None = strawberry.field(
+        default=None, description="Has (or has not) made at least one referral."
+    )
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive match on name or email."
+    )
+
+    def to_domain(self) -> AdvocateFilter:
+        return AdvocateFilter(
+            program_id=decode_id(self.program_id, "Program", field="filter.programId")
+            if self.program_id
+            else None,
+            tier=self.tier,
+            min_score=self.min_score,
+            max_score=self.max_score,
+            segment=self.segment,
+            has_referred=self.has_referred,
+            search=self.search[:200] if self.search else None,
+        )
+
+
+@strawberry.type
+class AdvocateQueries:
+    @strawberry.field(description="Advocates, oldest first, filtered.")
+    async def advocates(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: AdvocateFilterInput | None = None,
+    ) -> Connection[AdvocateType]:
+        require_scope(info.context, Scope.READ)
+        page = await list_advocates(
+            info.context.session,
+            (filter or AdvocateFilterInput()).to_domain(),
+            first=page_size(first),
+            after=decode_cursor(after),
+        )
+        return to_connection(page, AdvocateType.from_model, key=lambda a: a.id)
+
+    @strawberry.field(description="One advocate by id (a widget token may read only its own).")
+    async def advocate(self, info: Info, id: strawberry.ID) -> AdvocateType:
+        advocate_id = decode_id(id, "Advocate")
+        require_advocate_access(info.context, advocate_id)
+        return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import strawberry
+
+from advocacy.programs import get_program, list_programs
+from api.connections import to_connection
+from api.context import Info
+from api.ids import decode_id
+from api.pagination import Connection, decode_cursor, page_size
+from api.permissions import require_scope
+from api.types.program import ProgramType
+from models.enums import Scope
+
+
+@strawberry.type
+class ProgramQueries:
+    @strawberry.field(description="Programs, oldest first.")
+    async def programs(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: str | None = None,
+    ) -> Connection[ProgramType]:
+        require_scope(info.context, Scope.READ)
+        page = await list_programs(
+            info.context.session,
+            status=status,
+            first=page_size(first),
+            after=decode_cursor(after),
+        )
+        return to_connection(page, ProgramType.from_model, key=lambda p: p.id)
+
+    @strawberry.field(description="One program by id.")
+    async def program(self, info: Info, id: strawberry.ID) -> ProgramType:
+        require_scope(info.context, Scope.READ)
+        return ProgramType.from_model(
+            await get_program(info.context.session, decode_id(id, "Program"))
+        )

@@ -1,0 +1,1 @@
+"""Explicit GraphQL object types, each with a ``from_model`` constructor."""

@@ -1,0 +1,1 @@
+"""The closed loop: links, clicks, referrals, conversions, opportunities, revenue, rewards."""

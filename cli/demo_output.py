@@ -1,0 +1,35 @@
+"""``vouch demo``: seed, mint an admin key, and say where to look."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access.api_keys import create_api_key
+from advocacy.demo import seed_demo_data
+from cli.runner import run_with_session
+from core.clock import utcnow
+from core.codes import LinkCodec
+from core.settings import Settings
+from models.enums import Scope
+
+
+def seed_demo(settings: Settings, url: str, *, base_url: str | None) -> dict[str, Any]:
+    codec = LinkCodec(settings.resolved_hashid_salt(), settings.hashid_min_length)
+    secret = settings.resolved_secret()
+    base = (base_url or settings.public_base_url).rstrip("/")
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        summary = await seed_demo_data(session, codec, secret=secret, now=utcnow())
+        key = await create_api_key(session, name="demo admin", scopes=[Scope.ADMIN])
+        return {
+            "created": summary.created,
+            "programs": summary.programs,
+            "advocates": summary.advocates,
+            "graphql_url": f"{base}/graphql",
+            "api_key": key.plaintext,
+            "share_link": f"{base}/r/{summary.share_code}",
+        }
+
+    return run_with_session(settings, work)

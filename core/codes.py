@@ -1,0 +1,48 @@
+"""The one hashid codec for referral link codes.
+
+A code encodes the link id *and* a random per-link nonce, so enumerating codes finds nothing:
+a well-formed code for a real id still needs the right 31-bit nonce. A code is accepted only if
+it re-encodes to itself (hashids decodes some non-canonical strings too).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from hashids import Hashids
+
+ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I
+MAX_CODE_LENGTH = 32
+NONCE_BITS = 31
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedCode:
+    link_id: int
+    nonce: int
+
+
+class LinkCodec:
+    def __init__(self, salt: str, min_length: int = 10) -> None:
+        self._hashids = Hashids(salt=salt, min_length=min_length, alphabet=ALPHABET)
+        self._alphabet = frozenset(ALPHABET)
+
+    @staticmethod
+    def new_nonce() -> int:
+        return secrets.randbits(NONCE_BITS)
+
+    def encode(self, link_id: int, nonce: int) -> str:
+        return str(self._hashids.encode(link_id, nonce))
+
+    def decode(self, code: str) -> DecodedCode | None:
+        """Return the id and nonce, or ``None`` for anything malformed or non-canonical."""
+        if not code or len(code) > MAX_CODE_LENGTH or not set(code) <= self._alphabet:
+            return None
+        values = self._hashids.decode(code)
+        if len(values) != 2:
+            return None
+        link_id, nonce = values
+        if self._hashids.encode(link_id, nonce) != code:
+            return None
+        return DecodedCode(link_id=link_id, nonce=nonce)

@@ -1,0 +1,89 @@
+"""The CLI answers bad input with one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VOUCH = [sys.executable, "-m", "cli.main"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "VOUCH_"))}
+    full_env.update(env)
+    return subprocess.run(
+        VOUCH + args,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["apikey", "create", "--name", "x", "--scope", "root"], {}, "unknown scope 'root'"),
+        (["migrate"], {"DATABASE_URL": "mysql://root@localhost/x"}, "must be a PostgreSQL URL"),
+        (
+            ["migrate"],
+            {"DATABASE_URL": "postgresql://vouch@127.0.0.1:1/vouch"},
+            "cannot use the database",
+        ),
+        (
+            ["serve"],
+            {"VOUCH_ENV": "production", "DATABASE_URL": "postgresql://vouch@127.0.0.1:1/vouch"},
+            "cannot use the database",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, env, expected, tmp_path):
+    result = run(args, VOUCH_DATA_DIR=str(tmp_path), **env)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_data_dir(tmp_path):
+    if os.geteuid() == 0:
+        target = "/proc/vouch-cannot-write-here"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        target = str(ro / "data")
+    result = run(["migrate"], VOUCH_DATA_DIR=target)
+    assert result.returncode != 0
+    assert "VOUCH_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_for_every_command():
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["migrate", "--help"],
+        ["apikey", "create", "--help"],
+        ["demo", "--help"],
+    ):
+        result = run(args)
+        assert result.returncode == 0
+        assert "Usage:" in result.stdout
+
+
+def test_apikey_create_against_a_real_database(database_url):
+    result = run(
+        ["apikey", "create", "--name", "ci", "--scope", "read", "--json"], DATABASE_URL=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["scopes"] == ["read"]
+    assert payload["key"].startswith("vk_")
