@@ -53,3 +53,15 @@ class Context:
 
 
 Info = StrawberryInfo[Context, None]
+
+
+def loader(ctx: Context, name: str, factory: Any) -> Any:
+    """The per-request dataloader called ``name``, created by ``factory()`` on first use.
+
+    Loaders live in the context so batching and caching never cross requests.
+    """
+    existing = ctx.loaders.get(name)
+    if existing is None:
+        existing = factory()
+        ctx.loaders[name] = existing
+    return existing
