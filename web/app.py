@@ -16,10 +16,12 @@ from api.schema import build_schema
 from api.view import VouchGraphQL
 from core.codes import LinkCodec
 from core.db import RequestSessions, create_engine, session_factory
+from core.logging import configure_logging
 from core.runtime import resolve_database_url
 from core.security import WidgetTokens
-from core.settings import Settings, get_settings
+from core.settings import Environment, Settings, get_settings
 from web.health import healthz, readyz
+from web.metrics import MetricsMiddleware, metrics
 from web.middleware import RequestContextMiddleware
 
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     codec = LinkCodec(settings.resolved_hashid_salt(), settings.hashid_min_length)
     widget_tokens = WidgetTokens(settings.resolved_secret(), settings.widget_token_ttl_seconds)
     engine_holder: dict[str, AsyncEngine] = {}
+    app_state: dict[str, AsyncEngine] = {}
 
     def _factory() -> async_sessionmaker[AsyncSession]:
         if overrides.sessionmaker is not None:
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
             )
+            app_state["engine"] = engine_holder["engine"]
         return session_factory(engine_holder["engine"])
 
     sessions = RequestSessions(_factory())
@@ -70,8 +74,10 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     middleware = [
+        Middleware(MetricsMiddleware),
         Middleware(RequestContextMiddleware),
         Middleware(
             CORSMiddleware,
@@ -87,4 +93,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.sessions = sessions
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
+    app.state.engine = app_state.get("engine")
+    if settings.env is not Environment.TEST:
+        configure_logging()
     return app

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.db import RequestSessions
+from core.logging import request_id_var
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
@@ -37,6 +38,7 @@ class RequestContextMiddleware:
             else secrets.token_hex(8)
         )
         state["request_id"] = request_id
+        token = request_id_var.set(request_id)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -50,4 +52,5 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            request_id_var.reset(token)
             await RequestSessions.close(state)

@@ -13,3 +13,39 @@ async def test_readyz_reports_database_and_migrations(client):
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "migrations": "head"}
+
+
+async def test_metrics_for_loopback_only(client, app):
+    await client.get("/healthz")
+    # httpx's ASGI transport reports the client as 127.0.0.1.
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert 'vouch_http_requests_total{route="/healthz",status="200"}' in response.text
+
+
+async def test_metrics_refused_from_elsewhere(app):
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 1234))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        response = await c.get("/metrics")
+    assert response.status_code == 403
+
+
+def test_json_log_lines_carry_the_request_id():
+    import json
+    import logging
+
+    from core.logging import JsonFormatter, request_id_var
+
+    token = request_id_var.set("abc123")
+    try:
+        record = logging.LogRecord(
+            "vouch", logging.INFO, __file__, 1, "claimed %s", ("ref-1",), None
+        )
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["request_id"] == "abc123"
+    assert line["msg"] == "claimed ref-1"
+    assert line["level"] == "info"

@@ -1,0 +1,69 @@
+"""Prometheus metrics. ``/metrics`` needs an admin API key or a loopback client."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter("vouch_http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram(
+    "vouch_http_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CLICKS_BUFFERED = Gauge("vouch_clicks_buffered", "Clicks waiting in this worker's buffer")
+CLICKS_FLUSHED = Counter("vouch_clicks_flushed_total", "Clicks written to the database")
+CLICKS_DROPPED = Counter("vouch_clicks_dropped_total", "Clicks dropped because the buffer was full")
+OUTBOX_DEPTH = Gauge("vouch_outbox_pending", "Webhook deliveries waiting to be sent")
+POOL_IN_USE = Gauge("vouch_db_pool_checked_out", "Database connections in use in this worker")
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def _route_label(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    if path.startswith("/r/"):
+        return "/r/{code}"
+    if path.startswith("/static/"):
+        return "/static"
+    return path if path.count("/") <= 2 and len(path) <= 40 else "other"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_label(scope)
+            REQUESTS.labels(route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
+async def metrics(request: Request) -> Response:
+    client = request.client.host if request.client else ""
+    if client not in LOOPBACK:
+        return Response("metrics are served to loopback clients only\n", status_code=403)
+    engine = getattr(request.app.state, "engine", None)
+    if engine is not None:
+        POOL_IN_USE.set(engine.pool.checkedout())
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
