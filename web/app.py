@@ -20,6 +20,7 @@ from core.logging import configure_logging
 from core.runtime import resolve_database_url
 from core.security import WidgetTokens
 from core.settings import Environment, Settings, get_settings
+from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, readyz
 from web.metrics import MetricsMiddleware, metrics
 from web.middleware import RequestContextMiddleware
@@ -88,7 +89,12 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             max_age=600,
         ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.codec = codec
