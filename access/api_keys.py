@@ -83,3 +83,10 @@ async def revoke_api_key(session: AsyncSession, key_id: int) -> ApiKey:
 
 async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
     return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+async def get_active_key(session: AsyncSession, key_id: int) -> ApiKey | None:
+    """The key with this id unless it was revoked."""
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    )

@@ -8,11 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from access.api_keys import authenticate
 from api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
 from core.codes import LinkCodec
-from core.db import RequestSessions
+from core.db import RequestSessions, is_database_unavailable
 from core.security import TokenError, WidgetTokens
 from core.settings import Settings
 
@@ -68,3 +70,13 @@ class VouchGraphQL(GraphQL[Context, None]):
             codec=self.codec,
             widget_tokens=self.widget_tokens,
         )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """A database outage is not a GraphQL error: re-raise it so the app answers 503."""
+        for error in result.errors or ():
+            original = error.original_error
+            if original is not None and is_database_unavailable(original):
+                raise original
+        return await super().process_result(request, result)

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -137,3 +139,25 @@ class RequestSessions:
         session = state.pop(cls.STATE_KEY, None)
         if isinstance(session, AsyncSession):
             await session.close()
+
+
+def is_database_unavailable(exc: BaseException, _depth: int = 0) -> bool:
+    """True for errors that mean "the database cannot be reached right now": pool exhausted,
+    connection refused or lost, server shutting down or starting up (SQLSTATE 08xxx, 57Pxx)."""
+    if _depth > 5:
+        return False
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None) or "")
+    if sqlstate.startswith(("08", "57P")):
+        return True
+    for inner in (getattr(exc, "orig", None), exc.__cause__, exc.__context__):
+        if inner is not None and inner is not exc and is_database_unavailable(inner, _depth + 1):
+            return True
+    return False

@@ -11,22 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from core.db import is_database_unavailable
+
 logger = logging.getLogger("vouch.web")
 RETRY_AFTER_SECONDS = "5"
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean "the database cannot be reached right now"."""
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, OperationalError):
-        return True
-    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and is_database_unavailable(cause)
 
 
 def _wants_json(request: Request) -> bool:
@@ -62,8 +50,13 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(body, status_code=500)
 
 
+# Handlers for specific classes run inside ExceptionMiddleware and end the request cleanly;
+# only truly unknown exceptions reach the catch-all (which Starlette re-raises after answering).
 EXCEPTION_HANDLERS = {
     OperationalError: unavailable,
     PoolTimeoutError: unavailable,
+    DBAPIError: unexpected,
+    OSError: unexpected,
+    TimeoutError: unexpected,
     Exception: unexpected,
 }
