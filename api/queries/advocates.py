@@ -7,7 +7,7 @@ from api.connections import to_connection
 from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_scope
+from api.permissions import require_advocate_access, require_scope, require_widget
 from api.types.advocate import AdvocateType
 from models.enums import Scope
 
@@ -60,6 +60,13 @@ class AdvocateQueries:
             after=decode_cursor(after),
         )
         return to_connection(page, AdvocateType.from_model, key=lambda a: a.id)
+
+    @strawberry.field(
+        description="The advocate a widget token belongs to: its links, stats and referrals."
+    )
+    async def me(self, info: Info) -> AdvocateType:
+        advocate_id = require_widget(info.context)
+        return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))
 
     @strawberry.field(description="One advocate by id (a widget token may read only its own).")
     async def advocate(self, info: Info, id: strawberry.ID) -> AdvocateType:
