@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from api.ids import encode_id
 from core.clock import utcnow
@@ -101,7 +102,7 @@ async def test_paging_follows_the_cursor(client, session, codec):
 
 async def test_bad_filters_are_clear_errors(client, session):
     key = await make_api_key(session, scopes=["read"])
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"f": {"programId": encode_id("Advocate", 1)}}, "not a valid Program id"),
         (
             {
@@ -132,7 +133,7 @@ async def _page_statements(client, count_queries, key, first: int) -> int:
     count_queries.reset()
     body = await gql(client, q, {"first": first}, token=key)
     assert len(body["data"]["referrals"]["nodes"]) == first
-    return count_queries.count
+    return int(count_queries.count)
 
 
 async def test_page_of_5_and_page_of_100_cost_the_same(client, session, codec, count_queries):
