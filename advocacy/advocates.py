@@ -11,6 +11,7 @@ from sqlalchemy import exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import in_ids
 from attribution.erasure import erased_key
 from attribution.paging import Page, paginate
 from core.emails import check_email, normalize_email
@@ -85,7 +86,7 @@ async def get_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
 
 
 async def advocates_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Advocate]:
-    rows = await session.scalars(select(Advocate).where(Advocate.id.in_(ids)))
+    rows = await session.scalars(select(Advocate).where(in_ids(Advocate.id, ids)))
     return {a.id: a for a in rows}
 
 

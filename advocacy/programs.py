@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import in_ids
 from attribution.paging import Page, paginate
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.money import check_amount, check_currency
@@ -78,7 +79,7 @@ async def get_program(session: AsyncSession, program_id: int) -> Program:
 
 
 async def programs_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Program]:
-    rows = await session.scalars(select(Program).where(Program.id.in_(ids)))
+    rows = await session.scalars(select(Program).where(in_ids(Program.id, ids)))
     return {p.id: p for p in rows}
 
 
@@ -88,7 +89,7 @@ async def rules_by_programs(
     """Active reward rules of each program, in one statement."""
     rows = await session.scalars(
         select(RewardRule)
-        .where(RewardRule.program_id.in_(program_ids), RewardRule.active)
+        .where(in_ids(RewardRule.program_id, program_ids), RewardRule.active)
         .order_by(RewardRule.program_id, RewardRule.from_nth_referral, RewardRule.id)
     )
     grouped: dict[int, list[RewardRule]] = defaultdict(list)

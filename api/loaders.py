@@ -101,20 +101,3 @@ def referrals_of_link(ctx: Context, limit: int) -> DataLoader[int, list[Referral
         return await latest_referrals_by_links(session, ids, limit)
 
     return _keyed(ctx, f"referrals_by_link:{limit}", fetch, [])
-
-
-def prime(ctx: Context, rows: Sequence[Any]) -> None:
-    """Seed the by-id loaders with rows a list query already joined in."""
-    for row in rows:
-        if isinstance(row, Advocate):
-            advocate(ctx).prime(row.id, row)
-        elif isinstance(row, ReferralLink):
-            link(ctx).prime(row.id, row)
-        elif isinstance(row, Program):
-            program(ctx).prime(row.id, row)
-        elif isinstance(row, Referral):
-            referral(ctx).prime(row.id, row)
-
-
-def prime_redemption(ctx: Context, referral_id: int, row: OfferRedemption | None) -> None:
-    redemption(ctx).prime(referral_id, row)

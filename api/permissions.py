@@ -67,3 +67,8 @@ def require_advocate_write(ctx: Context, advocate_id: int) -> None:
             raise NotAuthorized("a widget token can only act for its own advocate")
         return
     require_scope(ctx, Scope.WRITE)
+
+
+def is_widget(ctx: Context) -> bool:
+    """The caller is an advocate's widget: friends' contact details are hidden from it."""
+    return isinstance(ctx.principal, WidgetPrincipal)

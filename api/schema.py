@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -15,13 +16,13 @@ from strawberry import Schema
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -39,6 +40,12 @@ from core.errors import DomainError
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
+
+# The limit rules are built once: the validation cache is keyed by (schema, document, rules),
+# and QueryDepthLimiter/MaxAliasesLimiter would make new rule classes on every request, so
+# no document would ever be served from the cache.
+DEPTH_RULE = depth_limit_rule(MAX_DEPTH, None)
+ALIAS_RULE = alias_limit_rule(MAX_ALIASES)
 
 QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries, LinkQueries, ReferralQueries)
 MUTATION_CLASSES: tuple[type, ...] = (
@@ -98,15 +105,16 @@ class VouchSchema(Schema):
 def build_schema(*, production: bool) -> Schema:
     # Factories, not instances: strawberry builds fresh extensions per request. The parser and
     # validation caches are module-level inside strawberry, keyed by document, so they persist.
+    rules: list[Any] = [DEPTH_RULE, ALIAS_RULE]
+    if production:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=512),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
     return VouchSchema(
         query=Query,

@@ -25,6 +25,7 @@ from strawberry.types import ExecutionResult
 
 from access.api_keys import authenticate
 from api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
+from core.clock import utcnow
 from core.codes import LinkCodec
 from core.db import RequestSessions
 from core.errors import DomainError
@@ -154,12 +155,14 @@ class VouchGraphQL(GraphQL[Context, None]):
         if auth and (scheme.lower() != "bearer" or not token):
             auth_error = "send credentials as 'Authorization: Bearer <api key or widget token>'"
         elif token.startswith(API_KEY_PREFIX):
+            started = utcnow()
             key = await authenticate(session, token)
             if key is not None:
                 principal = KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
+                if key.last_used_at is not None and key.last_used_at >= started:
+                    await session.commit()  # persist last_used_at (written at most once a minute)
             else:
                 auth_error = INVALID_KEY
-            await session.commit()  # persist last_used_at, end the auth transaction
         elif token:
             try:
                 principal = WidgetPrincipal(advocate_id=self.widget_tokens.verify(token))

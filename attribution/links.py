@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import in_ids
 from attribution.paging import Page, paginate
 from core.clock import utcnow
 from core.codes import LinkCodec
@@ -97,7 +98,7 @@ async def get_link_by_code(session: AsyncSession, codec: LinkCodec, code: str) -
 
 
 async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ReferralLink]:
-    rows = await session.scalars(select(ReferralLink).where(ReferralLink.id.in_(ids)))
+    rows = await session.scalars(select(ReferralLink).where(in_ids(ReferralLink.id, ids)))
     return {link.id: link for link in rows}
 
 
@@ -107,7 +108,7 @@ async def links_by_advocates(
     """Every link of each advocate, oldest first, in one statement."""
     rows = await session.scalars(
         select(ReferralLink)
-        .where(ReferralLink.advocate_id.in_(advocate_ids))
+        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
         .order_by(ReferralLink.advocate_id, ReferralLink.id)
     )
     grouped: dict[int, list[ReferralLink]] = defaultdict(list)
@@ -125,7 +126,7 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
             func.count().filter(Click.is_bot).label("bots"),
             func.max(Click.occurred_at).label("last_at"),
         )
-        .where(Click.link_id.in_(link_ids))
+        .where(in_ids(Click.link_id, link_ids))
         .group_by(Click.link_id)
         .subquery()
     )
@@ -135,7 +136,7 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
             func.count().label("referrals"),
             func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
         )
-        .where(Referral.link_id.in_(link_ids))
+        .where(in_ids(Referral.link_id, link_ids))
         .group_by(Referral.link_id)
         .subquery()
     )
@@ -150,7 +151,7 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
         )
         .outerjoin(clicks, clicks.c.link_id == ReferralLink.id)
         .outerjoin(referrals, referrals.c.link_id == ReferralLink.id)
-        .where(ReferralLink.id.in_(link_ids))
+        .where(in_ids(ReferralLink.id, link_ids))
     )
     result: dict[int, LinkStats] = {}
     for link_id, total, bots, last_at, referred, won in (await session.execute(stmt)).all():
@@ -174,7 +175,7 @@ async def click_summaries_by_advocates(
             func.max(Click.occurred_at),
         )
         .join(Click, Click.link_id == ReferralLink.id)
-        .where(ReferralLink.advocate_id.in_(advocate_ids))
+        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
         .group_by(ReferralLink.advocate_id)
     )
     return {

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import in_ids
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, OfferRedemption, Referral, ReferralLink
 
@@ -57,7 +58,7 @@ async def get_referral(session: AsyncSession, referral_id: int) -> Referral:
 
 
 async def referrals_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Referral]:
-    rows = await session.scalars(select(Referral).where(Referral.id.in_(ids)))
+    rows = await session.scalars(select(Referral).where(in_ids(Referral.id, ids)))
     return {r.id: r for r in rows}
 
 
@@ -70,7 +71,7 @@ async def _latest_by(
             Referral.id.label("rid"),
             func.row_number().over(partition_by=column, order_by=Referral.id.desc()).label("rn"),
         )
-        .where(column.in_(ids))
+        .where(in_ids(column, ids))
         .subquery()
     )
     rows = await session.scalars(
@@ -102,7 +103,7 @@ async def referral_counts_by_advocates(
 ) -> dict[int, int]:
     rows = await session.execute(
         select(Referral.advocate_id, func.count())
-        .where(Referral.advocate_id.in_(advocate_ids))
+        .where(in_ids(Referral.advocate_id, advocate_ids))
         .group_by(Referral.advocate_id)
     )
     return {advocate_id: int(n) for advocate_id, n in rows.all()}
@@ -112,7 +113,7 @@ async def redemptions_by_referrals(
     session: AsyncSession, referral_ids: Sequence[int]
 ) -> dict[int, OfferRedemption]:
     rows = await session.scalars(
-        select(OfferRedemption).where(OfferRedemption.referral_id.in_(referral_ids))
+        select(OfferRedemption).where(in_ids(OfferRedemption.referral_id, referral_ids))
     )
     return {r.referral_id: r for r in rows}
 

@@ -5,11 +5,15 @@ from enum import Enum
 
 import strawberry
 
-from api import loaders
 from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
-from api.permissions import require_advocate_access, require_authenticated, require_scope
+from api.permissions import (
+    is_widget,
+    require_advocate_access,
+    require_authenticated,
+    require_scope,
+)
 from api.types.enums import ReferralStatus
 from api.types.referral import ReferralType
 from attribution.referrals import ReferralFilter, get_referral, list_referrals
@@ -92,17 +96,15 @@ class ReferralQueries:
             after=decode_cursor(after),
             newest_first=order is ReferralOrder.NEWEST_FIRST,
         )
-        ctx = info.context
-        edges = []
-        for row in page.items:
-            loaders.prime(ctx, [row.advocate, row.referral] + ([row.link] if row.link else []))
-            loaders.prime_redemption(ctx, row.referral.id, row.redemption)
-            edges.append(
-                Edge(
-                    cursor=encode_cursor(row.referral.id),
-                    node=ReferralType.from_model(row.referral),
-                )
+        edges = [
+            Edge(
+                cursor=encode_cursor(row.referral.id),
+                node=ReferralType.from_model(
+                    row.referral, advocate=row.advocate, link=row.link, redemption=row.redemption
+                ),
             )
+            for row in page.items
+        ]
         return Connection(
             edges=edges,
             page_info=PageInfo(
@@ -117,4 +119,4 @@ class ReferralQueries:
         require_authenticated(info.context)
         referral = await get_referral(info.context.session, referral_id)
         require_advocate_access(info.context, referral.advocate_id)
-        return ReferralType.from_model(referral)
+        return ReferralType.from_model(referral, for_widget=is_widget(info.context))

@@ -9,6 +9,7 @@ from api import loaders
 from api.context import Info
 from api.ids import encode_id
 from api.pagination import page_size
+from api.permissions import is_widget
 from api.types.click import ClickSummaryType
 from api.types.link import ReferralLinkType
 from api.types.referral import ReferralType
@@ -56,7 +57,7 @@ class AdvocateType:
     )
     async def referrals(self, info: Info, first: int = 20) -> list[ReferralType]:
         rows = await loaders.referrals_of_advocate(info.context, page_size(first)).load(self.db_id)
-        return [ReferralType.from_model(r) for r in rows]
+        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
 
     @classmethod
     def from_model(cls, m: Advocate) -> Self:

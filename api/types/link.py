@@ -8,6 +8,7 @@ import strawberry
 from api import loaders
 from api.context import Info
 from api.ids import encode_id
+from api.permissions import is_widget
 from api.types.click import ClickSummaryType
 from api.types.enums import LinkStatus
 from api.types.program import ProgramType
@@ -79,7 +80,7 @@ class ReferralLinkType:
         from api.types.referral import ReferralType
 
         rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
-        return [ReferralType.from_model(r) for r in rows]
+        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
 
     @classmethod
     def from_model(cls, m: ReferralLink) -> Self:

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
 from api import loaders
-from api.context import Info, WidgetPrincipal
+from api.context import Info
 from api.ids import encode_id
+from api.permissions import is_widget
 from api.types.enums import ModerationState, ReferralSource, ReferralStatus
 from api.types.program import ProgramType
-from models import OfferRedemption, Referral
+from models import Advocate, OfferRedemption, Referral, ReferralLink
+
+_NOT_LOADED: Any = object()
 
 if TYPE_CHECKING:
     from api.types.advocate import AdvocateType
@@ -42,19 +45,15 @@ class OfferRedemptionType:
         )
 
 
-def _is_widget(info: Info) -> bool:
-    return isinstance(info.context.principal, WidgetPrincipal)
-
-
 @strawberry.type(name="Referral", description="A referred person attributed to an advocate.")
 class ReferralType:
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
     link_db_id: strawberry.Private[int | None]
-    private_email: strawberry.Private[str | None]
-    private_name: strawberry.Private[str | None]
-    private_company: strawberry.Private[str | None]
+    pre_advocate: strawberry.Private[Advocate | None]
+    pre_link: strawberry.Private[ReferralLink | None]
+    pre_redemption: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     status: ReferralStatus = strawberry.field(
         description="lead, qualified, opportunity, won, lost, churned, refunded or rejected."
@@ -70,25 +69,29 @@ class ReferralType:
     erased: bool = strawberry.field(description="The friend's personal data has been erased.")
     created_at: datetime = strawberry.field(description="When the friend was referred (UTC).")
     updated_at: datetime = strawberry.field(description="Last status change (UTC).")
+    email: str | None = strawberry.field(
+        description="The friend's email; null once erased or for widget tokens."
+    )
+    name: str | None = strawberry.field(
+        description="The friend's name; for widget tokens only the first name."
+    )
+    company: str | None = strawberry.field(
+        description="The friend's company; null for widget tokens."
+    )
 
-    @strawberry.field(description="The friend's email; null once erased or for widget tokens.")
-    def email(self, info: Info) -> str | None:
-        return None if _is_widget(info) else self.private_email
-
-    @strawberry.field(description="The friend's name; for widget tokens only the first name.")
-    def name(self, info: Info) -> str | None:
-        if self.private_name and _is_widget(info):
-            return self.private_name.split()[0]
-        return self.private_name
-
-    @strawberry.field(description="The friend's company; null for widget tokens.")
-    def company(self, info: Info) -> str | None:
-        return None if _is_widget(info) else self.private_company
-
+    # Nested objects a list query already joined in are returned synchronously; otherwise
+    # they come from the per-request dataloaders (an awaitable graphql-core resolves).
     @strawberry.field(description="The advocate credited with the referral.")
-    async def advocate(
+    def advocate(
         self, info: Info
     ) -> Annotated[AdvocateType, strawberry.lazy("api.types.advocate")]:
+        from api.types.advocate import AdvocateType
+
+        if self.pre_advocate is not None:
+            return AdvocateType.from_model(self.pre_advocate)
+        return self._load_advocate(info)  # type: ignore[return-value]
+
+    async def _load_advocate(self, info: Info) -> AdvocateType:
         from api.types.advocate import AdvocateType
 
         advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
@@ -96,14 +99,21 @@ class ReferralType:
         return AdvocateType.from_model(advocate)
 
     @strawberry.field(description="The link the friend came through; null for manual referrals.")
-    async def link(
+    def link(
         self, info: Info
     ) -> Annotated[ReferralLinkType, strawberry.lazy("api.types.link")] | None:
         from api.types.link import ReferralLinkType
 
         if self.link_db_id is None:
             return None
-        link = await loaders.link(info.context).load(self.link_db_id)
+        if self.pre_link is not None:
+            return ReferralLinkType.from_model(self.pre_link)
+        return self._load_link(info, self.link_db_id)  # type: ignore[return-value]
+
+    async def _load_link(self, info: Info, link_id: int) -> ReferralLinkType | None:
+        from api.types.link import ReferralLinkType
+
+        link = await loaders.link(info.context).load(link_id)
         return ReferralLinkType.from_model(link) if link is not None else None
 
     @strawberry.field(description="The program.")
@@ -113,22 +123,44 @@ class ReferralType:
         return ProgramType.from_model(program)
 
     @strawberry.field(description="The friend's offer redemption, once issued.")
-    async def offer_redemption(self, info: Info) -> OfferRedemptionType | None:
-        row = await loaders.redemption(info.context).load(self.db_id)
+    def offer_redemption(self, info: Info) -> OfferRedemptionType | None:
+        if self.pre_redemption is not _NOT_LOADED:
+            return self._redemption(info, self.pre_redemption)
+        return self._load_redemption(info)  # type: ignore[return-value]
+
+    async def _load_redemption(self, info: Info) -> OfferRedemptionType | None:
+        return self._redemption(info, await loaders.redemption(info.context).load(self.db_id))
+
+    @staticmethod
+    def _redemption(info: Info, row: OfferRedemption | None) -> OfferRedemptionType | None:
         if row is None:
             return None
-        return OfferRedemptionType.from_model(row, reveal_code=not _is_widget(info))
+        return OfferRedemptionType.from_model(row, reveal_code=not is_widget(info.context))
 
     @classmethod
-    def from_model(cls, m: Referral) -> Self:
+    def from_model(
+        cls,
+        m: Referral,
+        *,
+        advocate: Advocate | None = None,
+        link: ReferralLink | None = None,
+        redemption: Any = _NOT_LOADED,
+        for_widget: bool = False,
+    ) -> Self:
+        """``advocate``, ``link`` and ``redemption`` (None = has none) when already loaded.
+        ``for_widget`` hides the friend's contact details from the advocate's widget."""
+        first_name = m.name.split()[0] if m.name and m.name.split() else None
         return cls(
+            email=None if for_widget else m.email,
+            name=first_name if for_widget else m.name,
+            company=None if for_widget else m.company,
+            pre_advocate=advocate,
+            pre_link=link,
+            pre_redemption=redemption,
             db_id=m.id,
             advocate_db_id=m.advocate_id,
             program_db_id=m.program_id,
             link_db_id=m.link_id,
-            private_email=m.email,
-            private_name=m.name,
-            private_company=m.company,
             id=strawberry.ID(encode_id("Referral", m.id)),
             status=ReferralStatus(m.status),
             source=ReferralSource(m.source),

@@ -187,3 +187,12 @@ async def test_me_needs_a_widget_token(client, session):
     key = await make_api_key(session, scopes=["admin"])
     body = await gql(client, "{ me { id } }", token=key, expect_errors=True)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_last_used_is_recorded_by_a_read_only_request(client, session):
+    key = await make_api_key(session, scopes=["read"])
+    await session.commit()
+    assert await session.scalar(select(ApiKey.last_used_at)) is None
+    await gql(client, "{ programs { totalCount } }", token=key)
+    session.expire_all()
+    assert await session.scalar(select(ApiKey.last_used_at)) is not None
