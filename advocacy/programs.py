@@ -71,8 +71,13 @@ class RuleSpec:
     clawback_days: int = 60
 
 
-async def get_program(session: AsyncSession, program_id: int) -> Program:
-    program = await session.get(Program, program_id)
+async def get_program(
+    session: AsyncSession, program_id: int, *, for_update: bool = False
+) -> Program:
+    """The program; ``for_update`` locks its row so concurrent changes apply one at a time."""
+    program = await session.get(
+        Program, program_id, with_for_update=for_update, populate_existing=for_update
+    )
     if program is None:
         raise NotFound("no such program", field="id")
     return program
@@ -202,7 +207,7 @@ async def update_program(
     session: AsyncSession, program_id: int, changes: ProgramChanges
 ) -> Program:
     """Change the given fields; attribution changes bump ``rules_version``."""
-    program = await get_program(session, program_id)
+    program = await get_program(session, program_id, for_update=True)
     values = _check_changes(changes)
     _check_offer(
         values.get("offer_kind", program.offer_kind),
@@ -237,7 +242,7 @@ async def set_program_status(
     session: AsyncSession, program_id: int, status: ProgramStatus
 ) -> Program:
     """Move a program to ``status`` (re-setting the current status is a no-op)."""
-    program = await get_program(session, program_id)
+    program = await get_program(session, program_id, for_update=True)
     current = ProgramStatus(program.status)
     if current not in _TRANSITIONS.get(status, set()):
         raise InvalidTransition(
@@ -314,7 +319,7 @@ async def set_reward_rules(
     """
     if len(specs) > MAX_RULES:
         raise ValidationFailed(f"at most {MAX_RULES} rules per program", field="rules")
-    program = await get_program(session, program_id)
+    program = await get_program(session, program_id, for_update=True)
     wanted = [_check_rule(spec, i, program.currency) for i, spec in enumerate(specs)]
     seen: set[str] = set()
     for i, rule in enumerate(wanted):
@@ -324,7 +329,7 @@ async def set_reward_rules(
     existing = {
         r.name: r
         for r in await session.scalars(
-            select(RewardRule).where(RewardRule.program_id == program_id).with_for_update()
+            select(RewardRule).where(RewardRule.program_id == program_id)
         )
     }
     changed = False

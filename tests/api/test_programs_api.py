@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
+from advocacy.programs import RuleSpec, set_reward_rules
 from api.ids import encode_id
+from core.db import session_factory
 from models import Program, RewardRule
+from models.enums import RewardSide, RewardTrigger
 from tests.api.graphql import gql
 from tests.factories import make_api_key, make_program, make_reward_rule
 
@@ -298,3 +303,26 @@ async def test_set_reward_rules_validates_every_rule_and_writes_nothing(client, 
     assert await _count(session, RewardRule) == 0
     await session.refresh(program)
     assert program.rules_version == 1
+
+
+async def test_concurrent_identical_rule_sets_apply_once(committing_engine):
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        program = Program(slug="race-rules", name="Race")
+        s.add(program)
+        await s.commit()
+    spec = RuleSpec(
+        name="credit", side=RewardSide.REFERRER, trigger=RewardTrigger.WON, amount_minor=500
+    )
+
+    async def one() -> bool:
+        async with factory() as s:
+            _, changed = await set_reward_rules(s, program.id, [spec])
+            await s.commit()
+            return changed
+
+    changed = await asyncio.gather(*(one() for _ in range(20)))
+    assert changed.count(True) == 1
+    async with factory() as s:
+        assert await s.scalar(select(func.count()).select_from(RewardRule)) == 1
+        assert await s.scalar(select(Program.rules_version).where(Program.id == program.id)) == 2
