@@ -91,8 +91,17 @@ async def advocates_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[in
 
 
 async def list_advocates(
-    session: AsyncSession, flt: AdvocateFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    flt: AdvocateFilter,
+    *,
+    first: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> Page[Advocate]:
+    if flt.tier is not None and not 1 <= flt.tier <= 3:
+        raise ValidationFailed("tier must be 1, 2 or 3", field="filter.tier")
+    if flt.min_score is not None and flt.max_score is not None and flt.min_score > flt.max_score:
+        raise ValidationFailed("minScore must not exceed maxScore", field="filter.maxScore")
     stmt = select(Advocate).where(Advocate.erased_at.is_(None))
     if flt.program_id is not None:
         stmt = stmt.where(
@@ -122,7 +131,9 @@ async def list_advocates(
                 Advocate.last_name.ilike(pattern),
             )
         )
-    return await paginate(session, stmt, key=Advocate.id, first=first, after=after)
+    return await paginate(
+        session, stmt, key=Advocate.id, first=first, after=after, descending=newest_first
+    )
 
 
 def check_advocate(data: AdvocateData, *, prefix: str = "") -> dict[str, Any]:

@@ -185,7 +185,12 @@ async def click_summaries_by_advocates(
 
 
 async def list_links(
-    session: AsyncSession, flt: LinkFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    flt: LinkFilter,
+    *,
+    first: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> Page[ReferralLink]:
     stmt = select(ReferralLink)
     if flt.program_id is not None:
@@ -196,7 +201,9 @@ async def list_links(
         stmt = stmt.where(ReferralLink.channel == flt.channel)
     if flt.status is not None:
         stmt = stmt.where(ReferralLink.status == flt.status)
-    return await paginate(session, stmt, key=ReferralLink.id, first=first, after=after)
+    return await paginate(
+        session, stmt, key=ReferralLink.id, first=first, after=after, descending=newest_first
+    )
 
 
 async def create_link(

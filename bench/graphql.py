@@ -167,7 +167,8 @@ def check(
         timeout=10,
     )
     body: dict[str, object] = response.json()
-    assert response.status_code == 200 and "errors" not in body, body
+    assert response.status_code == 200, body
+    assert "errors" not in body, body
     return body
 
 
@@ -197,7 +198,7 @@ def wrk(
             "-s",
             script,
             f"http://127.0.0.1:{port}/graphql",
-        ],  # fmt: skip
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -261,26 +262,28 @@ def main() -> None:
 
     ratio = [v / b for v, b in zip(results["vouch"], results["baseline"], strict=True)]
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
+    vouch_rps, base_rps, widget_rps = (summary(results[k]) for k in ("vouch", "baseline", "widget"))
+    ratios = f"{min(ratio):.0%} / {statistics.median(ratio):.0%} / {max(ratio):.0%}"
     print(
         f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — commit {commit}\n"
         f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}. wrk -t1 -c{args.connections} "
-        f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, from 127.0.0.1.\n\n"
+        f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, "
+        "from 127.0.0.1.\n\n"
         "| scenario | req/s min / median / max |\n| --- | --- |\n"
-        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {summary(results['vouch'])} |\n"
-        f"| same query shape, bare strawberry from memory (baseline) | {summary(results['baseline'])} |\n"
-        f"| Vouch / baseline | {min(ratio):.0%} / {statistics.median(ratio):.0%} / {max(ratio):.0%} |\n"
-        f'| widget "my link and stats" (Vouch) | {summary(results["widget"])} |\n'
+        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} |\n"
+        f"| same query shape, bare strawberry from memory (baseline) | {base_rps} |\n"
+        f"| Vouch / baseline | {ratios} |\n"
+        f'| widget "my link and stats" (Vouch) | {widget_rps} |\n'
     )
 
 

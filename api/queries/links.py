@@ -7,7 +7,7 @@ from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, decode_cursor, page_size
 from api.permissions import require_advocate_access, require_authenticated, require_scope
-from api.types.enums import LinkStatus
+from api.types.enums import LinkStatus, ListOrder
 from api.types.link import ReferralLinkType
 from attribution.links import LinkFilter, check_channel, get_link, get_link_by_code, list_links
 from core.errors import ValidationFailed
@@ -40,13 +40,14 @@ class ReferralLinkFilterInput:
 
 @strawberry.type
 class LinkQueries:
-    @strawberry.field(description="Referral links, oldest first, filtered.")
+    @strawberry.field(description="Referral links, filtered, oldest or newest first.")
     async def referral_links(
         self,
         info: Info,
         first: int | None = None,
         after: str | None = None,
         filter: ReferralLinkFilterInput | None = None,
+        order: ListOrder = ListOrder.OLDEST_FIRST,
     ) -> Connection[ReferralLinkType]:
         require_scope(info.context, Scope.READ)
         page = await list_links(
@@ -54,6 +55,7 @@ class LinkQueries:
             (filter or ReferralLinkFilterInput()).to_domain(),
             first=page_size(first),
             after=decode_cursor(after),
+            newest_first=order is ListOrder.NEWEST_FIRST,
         )
         return to_connection(page, ReferralLinkType.from_model, key=lambda link: link.id)
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -14,17 +13,11 @@ from api.permissions import (
     require_authenticated,
     require_scope,
 )
-from api.types.enums import ReferralStatus
+from api.types.enums import ListOrder, ReferralStatus
 from api.types.referral import ReferralType
 from attribution.referrals import ReferralFilter, get_referral, list_referrals
 from core.errors import ValidationFailed
 from models.enums import Scope
-
-
-@strawberry.enum(description="Order of a referral list.")
-class ReferralOrder(Enum):
-    NEWEST_FIRST = "newest_first"
-    OLDEST_FIRST = "oldest_first"
 
 
 @strawberry.input(description="Filters for the referral list; combined with AND.")
@@ -86,7 +79,7 @@ class ReferralQueries:
         first: int | None = None,
         after: str | None = None,
         filter: ReferralFilterInput | None = None,
-        order: ReferralOrder = ReferralOrder.NEWEST_FIRST,
+        order: ListOrder = ListOrder.NEWEST_FIRST,
     ) -> Connection[ReferralType]:
         require_scope(info.context, Scope.READ)
         page = await list_referrals(
@@ -94,7 +87,7 @@ class ReferralQueries:
             (filter or ReferralFilterInput()).to_domain(),
             first=page_size(first),
             after=decode_cursor(after),
-            newest_first=order is ReferralOrder.NEWEST_FIRST,
+            newest_first=order is ListOrder.NEWEST_FIRST,
         )
         edges = [
             Edge(

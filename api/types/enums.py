@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import strawberry
 
 from models.enums import (
@@ -30,9 +32,17 @@ strawberry.enum(RewardTrigger, description="The referral event that earns a rewa
 strawberry.enum(RewardCalc, description="A fixed amount, or a share of revenue.")
 strawberry.enum(RewardKind, description="The form a reward takes.")
 
+
+@strawberry.enum(description="Order of a list, by creation.")
+class ListOrder(Enum):
+    OLDEST_FIRST = "oldest_first"
+    NEWEST_FIRST = "newest_first"
+
+
 __all__ = [
     "AttributionModel",
     "LinkStatus",
+    "ListOrder",
     "ModerationState",
     "OfferKind",
     "ProgramStatus",

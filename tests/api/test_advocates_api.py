@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from advocacy.advocates import AdvocateData, upsert_advocate
+from api.ids import encode_id
 from core.db import session_factory
 from models import Advocate
 from tests.api.graphql import gql
@@ -193,3 +194,33 @@ async def test_concurrent_upserts_leave_one_advocate(committing_engine: AsyncEng
         rows = (await s.scalars(select(Advocate).where(Advocate.external_id == "race-1"))).all()
         assert len(rows) == 1
     assert created.count(True) == 1
+
+
+async def test_advocate_list_order_and_filter_validation(client, session, codec):
+    from tests.api.builders import make_referral
+    from tests.factories import make_link, make_program
+
+    first = await make_advocate(session, segment="smb", score=40.0)
+    second = await make_advocate(session, segment="smb", score=80.0)
+    program = await make_program(session)
+    await make_referral(
+        session, link=await make_link(session, codec, advocate=second, program=program)
+    )
+    key = await make_api_key(session, scopes=["read"])
+    q = "query($f: AdvocateFilterInput, $o: ListOrder){ advocates(filter: $f, order: $o){ nodes { externalId } } }"
+
+    async def ids(f, order="OLDEST_FIRST"):
+        data = (await gql(client, q, {"f": f, "o": order}, token=key))["data"]["advocates"]
+        return [n["externalId"] for n in data["nodes"]]
+
+    assert await ids({"segment": "smb"}, "NEWEST_FIRST") == [second.external_id, first.external_id]
+    assert await ids({"minScore": 50, "maxScore": 90}) == [second.external_id]
+    assert await ids({"hasReferred": True}) == [second.external_id]
+    assert await ids({"hasReferred": False, "segment": "smb"}) == [first.external_id]
+    assert await ids({"programId": encode_id("Program", program.id)}) == [second.external_id]
+    for bad, message in (
+        ({"tier": 4}, "tier must be 1, 2 or 3"),
+        ({"minScore": 9, "maxScore": 1}, "minScore must not exceed maxScore"),
+    ):
+        body = await gql(client, q, {"f": bad}, token=key, expect_errors=True)
+        assert body["errors"][0]["message"] == message

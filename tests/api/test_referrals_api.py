@@ -12,7 +12,7 @@ from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_link, make_program
 
 NESTED = """
-query($first: Int, $after: String, $f: ReferralFilterInput, $o: ReferralOrder) {
+query($first: Int, $after: String, $f: ReferralFilterInput, $o: ListOrder) {
   referrals(first: $first, after: $after, filter: $f, order: $o) {
     totalCount
     pageInfo { hasNextPage endCursor }
