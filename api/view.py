@@ -5,12 +5,14 @@
 - GET serves queries only; a mutation over GET is a 405.
 - A client that accepts ``application/graphql-response+json`` gets that media type, and a 400
   when the request fails before execution (parse, validation, variable coercion).
+- NUL characters (which PostgreSQL text cannot store) are refused with a 400.
 - Domain errors raised by queries carry ``extensions.code`` (and ``field``) like payload errors.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -83,7 +85,13 @@ class VouchGraphQL(GraphQL[Context, None]):
             except _BodyTooLarge:
                 await _too_large()(scope, receive, send)
                 return
+            if _has_nul(body):
+                await _nul_refused()(scope, receive, send)
+                return
             receive = _replay(body)
+        elif _has_nul(unquote_to_bytes(scope.get("query_string", b""))):
+            await _nul_refused()(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     def _refuse_early(self, scope: Scope) -> Response | None:
@@ -177,6 +185,15 @@ class VouchGraphQL(GraphQL[Context, None]):
             widget_tokens=self.widget_tokens,
             auth_error=auth_error,
         )
+
+
+def _has_nul(raw: bytes) -> bool:
+    """PostgreSQL text cannot hold NUL; refuse it at the edge instead of failing in SQL."""
+    return b"\x00" in raw or b"\\u0000" in raw
+
+
+def _nul_refused() -> Response:
+    return PlainTextResponse("NUL characters are not allowed in requests", status_code=400)
 
 
 def _too_large() -> Response:

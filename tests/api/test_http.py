@@ -247,3 +247,20 @@ async def test_cors_allowlist_without_credentials(settings, sessionmaker):
             headers={"origin": "https://app.example.com"},
         )
         assert "set-cookie" not in response.headers
+
+
+async def test_nul_characters_are_refused_at_the_edge(client, session):
+    key = await make_api_key(session, scopes=["write"])
+    auth = {"authorization": f"Bearer {key}"}
+    q = 'mutation($n: String){ upsertAdvocate(input: {externalId: "x1", firstName: $n}) { created } }'
+    posted = await client.post(
+        "/graphql", json={"query": q, "variables": {"n": "a\x00b"}}, headers=auth
+    )
+    assert posted.status_code == 400
+    got = await client.get(
+        "/graphql",
+        params={"query": '{ advocates(filter: {search: "a\x00"}) { totalCount } }'},
+        headers=auth,
+    )
+    assert got.status_code == 400
+    assert await _advocates(session) == 0
