@@ -8,6 +8,7 @@ import strawberry
 from api import loaders
 from api.context import Info
 from api.ids import encode_id
+from api.pagination import page_size
 from api.permissions import is_widget
 from api.types.click import ClickSummaryType
 from api.types.enums import LinkStatus
@@ -76,7 +77,6 @@ class ReferralLinkType:
     async def referrals(
         self, info: Info, first: int = 20
     ) -> list[Annotated[ReferralType, strawberry.lazy("api.types.referral")]]:
-        from api.pagination import page_size
         from api.types.referral import ReferralType
 
         rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
