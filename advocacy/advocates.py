@@ -1,15 +1,41 @@
-"""Advocates: read, list with filters."""
+"""Advocates: read, list with filters, upsert by external id, bulk import."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import in_ids
+from attribution.erasure import erased_key
 from attribution.paging import Page, paginate
-from core.errors import NotFound
+from core.emails import check_email, normalize_email
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from models import Advocate, Referral, ReferralLink
+
+MAX_IMPORT_ROWS = 1_000
+
+# Column -> (camelCase field name, max length) for the free-text fields.
+_TEXT_FIELDS: dict[str, tuple[str, int]] = {
+    "first_name": ("firstName", 100),
+    "last_name": ("lastName", 100),
+    "account_id": ("accountId", 128),
+    "account_name": ("accountName", 200),
+    "account_domain": ("accountDomain", 253),
+    "persona": ("persona", 64),
+    "segment": ("segment", 64),
+}
+_BOOL_FIELDS = {
+    "is_icp": "isIcp",
+    "consent_referral": "consentReferral",
+    "consent_marketing": "consentMarketing",
+    "opted_in_extra_asks": "optedInExtraAsks",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +49,35 @@ class AdvocateFilter:
     search: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AdvocateData:
+    """One advocate as the CRM sends it: ``values`` holds only the fields it sent
+    (column name -> value; ``None`` clears a field). Fields not sent are left as they are."""
+
+    external_id: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    advocate: Advocate
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    index: int
+    error: DomainError
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    advocates: list[Advocate]
+    created: int
+    updated: int
+    errors: list[RowError]
+
+
 async def get_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
     advocate = await session.get(Advocate, advocate_id)
     if advocate is None:
@@ -30,9 +85,23 @@ async def get_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
     return advocate
 
 
+async def advocates_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Advocate]:
+    rows = await session.scalars(select(Advocate).where(in_ids(Advocate.id, ids)))
+    return {a.id: a for a in rows}
+
+
 async def list_advocates(
-    session: AsyncSession, flt: AdvocateFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    flt: AdvocateFilter,
+    *,
+    first: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> Page[Advocate]:
+    if flt.tier is not None and not 1 <= flt.tier <= 3:
+        raise ValidationFailed("tier must be 1, 2 or 3", field="filter.tier")
+    if flt.min_score is not None and flt.max_score is not None and flt.min_score > flt.max_score:
+        raise ValidationFailed("minScore must not exceed maxScore", field="filter.maxScore")
     stmt = select(Advocate).where(Advocate.erased_at.is_(None))
     if flt.program_id is not None:
         stmt = stmt.where(
@@ -62,4 +131,172 @@ async def list_advocates(
                 Advocate.last_name.ilike(pattern),
             )
         )
-    return await paginate(session, stmt, key=Advocate.id, first=first, after=after)
+    return await paginate(
+        session, stmt, key=Advocate.id, first=first, after=after, descending=newest_first
+    )
+
+
+def check_advocate(data: AdvocateData, *, prefix: str = "") -> dict[str, Any]:
+    """Validate one advocate; return the column values to write."""
+    external_id = data.external_id.strip()
+    if not external_id or len(external_id) > 128:
+        raise ValidationFailed(
+            "externalId must be 1 to 128 characters", field=f"{prefix}externalId"
+        )
+    if external_id.startswith("erased:"):
+        raise ValidationFailed(
+            "externalId must not start with 'erased:'", field=f"{prefix}externalId"
+        )
+    values: dict[str, Any] = {"external_id": external_id}
+    for column, value in data.values.items():
+        if column == "email":
+            if value is None or not str(value).strip():
+                values["email"] = None
+                values["email_normalized"] = None
+            else:
+                email = check_email(str(value), field=f"{prefix}email")
+                values["email"] = email
+                values["email_normalized"] = normalize_email(email)
+        elif column in _TEXT_FIELDS:
+            name, max_length = _TEXT_FIELDS[column]
+            text = None if value is None else str(value).strip() or None
+            if text is not None and len(text) > max_length:
+                raise ValidationFailed(
+                    f"must be at most {max_length} characters", field=f"{prefix}{name}"
+                )
+            values[column] = text
+        elif column in _BOOL_FIELDS:
+            if value is None:
+                raise ValidationFailed(
+                    "must be true or false", field=f"{prefix}{_BOOL_FIELDS[column]}"
+                )
+            values[column] = bool(value)
+        else:  # a programming error at the edge, not user input
+            raise ValueError(f"unknown advocate field {column!r}")
+    return values
+
+
+async def _refuse_erased(
+    session: AsyncSession, secret: str, external_ids: Sequence[str]
+) -> set[str]:
+    """External ids whose advocate was erased (stored as a keyed hash) must not come back."""
+    hashed = {erased_key(secret, ext): ext for ext in external_ids}
+    rows = await session.scalars(
+        select(Advocate.external_id).where(Advocate.external_id.in_(list(hashed)))
+    )
+    return {hashed[h] for h in rows}
+
+
+async def _upsert_rows(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> dict[str, tuple[int, bool]]:
+    """Insert or update rows sharing the same columns in one statement per column set."""
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_shape[tuple(sorted(row))].append(row)
+    outcome: dict[str, tuple[int, bool]] = {}
+    for shape, group in by_shape.items():
+        stmt = insert(Advocate).values(group)
+        updates: dict[str, Any] = {col: stmt.excluded[col] for col in shape if col != "external_id"}
+        updates["updated_at"] = func.now()
+        stmt = stmt.on_conflict_do_update(index_elements=["external_id"], set_=updates)
+        result: Any = await session.execute(
+            stmt.returning(Advocate.external_id, Advocate.id, literal_column("(xmax = 0)"))
+        )
+        for external_id, advocate_id, inserted in result.all():
+            outcome[external_id] = (advocate_id, bool(inserted))
+    return outcome
+
+
+async def upsert_advocate(
+    session: AsyncSession, data: AdvocateData, *, secret: str
+) -> UpsertResult:
+    """Create the advocate with this external id, or update the fields given. Safe to retry."""
+    values = check_advocate(data)
+    if await _refuse_erased(session, secret, [values["external_id"]]):
+        raise Conflict(
+            "this advocate's personal data was erased; it cannot be re-created",
+            field="externalId",
+        )
+    outcome = await _upsert_rows(session, [values])
+    advocate_id, created = outcome[values["external_id"]]
+    advocate = await session.get(Advocate, advocate_id, populate_existing=True)
+    assert advocate is not None
+    return UpsertResult(advocate=advocate, created=created)
+
+
+async def import_advocates(
+    session: AsyncSession,
+    rows: Sequence[AdvocateData],
+    *,
+    secret: str,
+    skip_invalid: bool = False,
+) -> ImportResult:
+    """Upsert many advocates in one transaction.
+
+    Every row is validated first. With errors and ``skip_invalid`` false nothing is written;
+    with ``skip_invalid`` the valid rows are written and the invalid ones reported.
+    """
+    if not rows:
+        raise ValidationFailed("give at least one advocate", field="advocates")
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} advocates per import", field="advocates")
+    errors: list[RowError] = []
+    valid: dict[int, dict[str, Any]] = {}
+    first_seen: dict[str, int] = {}
+    for index, data in enumerate(rows):
+        prefix = f"advocates.{index}."
+        try:
+            values = check_advocate(data, prefix=prefix)
+            if values["external_id"] in first_seen:
+                raise ValidationFailed(
+                    f"externalId repeats row {first_seen[values['external_id']]}",
+                    field=f"{prefix}externalId",
+                )
+        except DomainError as exc:
+            errors.append(RowError(index=index, error=exc))
+            continue
+        first_seen[values["external_id"]] = index
+        valid[index] = values
+    erased = await _refuse_erased(session, secret, list(first_seen))
+    for index, values in list(valid.items()):
+        if values["external_id"] in erased:
+            errors.append(
+                RowError(
+                    index=index,
+                    error=Conflict(
+                        "this advocate's personal data was erased; it cannot be re-created",
+                        field=f"advocates.{index}.externalId",
+                    ),
+                )
+            )
+            del valid[index]
+    errors.sort(key=lambda e: e.index)
+    if errors and not skip_invalid:
+        return ImportResult(advocates=[], created=0, updated=0, errors=errors)
+    if not valid:
+        return ImportResult(advocates=[], created=0, updated=0, errors=errors)
+    outcome = await _upsert_rows(session, list(valid.values()))
+    loaded = {
+        a.id: a
+        for a in await session.scalars(
+            select(Advocate)
+            .where(Advocate.id.in_([advocate_id for advocate_id, _ in outcome.values()]))
+            .execution_options(populate_existing=True)
+        )
+    }
+    ordered = [loaded[outcome[values["external_id"]][0]] for values in valid.values()]
+    created = sum(1 for _, was_created in outcome.values() if was_created)
+    return ImportResult(
+        advocates=ordered, created=created, updated=len(outcome) - created, errors=errors
+    )
+
+
+async def widget_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
+    """The advocate a widget token may be minted for: existing and not erased."""
+    advocate = await session.get(Advocate, advocate_id)
+    if advocate is None:
+        raise NotFound("no such advocate", field="advocateId")
+    if advocate.erased_at is not None:
+        raise Conflict("this advocate has been erased", field="advocateId")
+    return advocate

@@ -50,6 +50,8 @@ class Context:
     codec: LinkCodec
     widget_tokens: WidgetTokens
     loaders: dict[str, Any] = field(default_factory=dict)
+    # Why a presented credential was refused (expired token, revoked key), for a clear error.
+    auth_error: str | None = None
 
 
 Info = StrawberryInfo[Context, None]

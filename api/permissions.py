@@ -23,7 +23,9 @@ def require_scope(ctx: Context, scope: Scope) -> KeyPrincipal:
     """The API key principal, if it holds ``scope`` (admin implies write implies read)."""
     principal = ctx.principal
     if principal is None:
-        raise NotAuthorized("authentication required: send 'Authorization: Bearer <api key>'")
+        raise NotAuthorized(
+            ctx.auth_error or "authentication required: send 'Authorization: Bearer <api key>'"
+        )
     if not isinstance(principal, KeyPrincipal):
         raise NotAuthorized("a widget token cannot do this")
     if not principal.scopes & _IMPLIED[scope]:
@@ -39,3 +41,34 @@ def require_advocate_access(ctx: Context, advocate_id: int) -> None:
             raise NotAuthorized("a widget token can only see its own advocate")
         return
     require_scope(ctx, Scope.READ)
+
+
+def require_widget(ctx: Context) -> int:
+    """The advocate id of a widget token; API keys name the advocate explicitly instead."""
+    principal = ctx.principal
+    if isinstance(principal, WidgetPrincipal):
+        return principal.advocate_id
+    if principal is None:
+        raise NotAuthorized(ctx.auth_error or "authentication required: send a widget token")
+    raise NotAuthorized("only a widget token has a 'me'; query advocate(id:) with an API key")
+
+
+def require_authenticated(ctx: Context) -> None:
+    """Any valid credential; the caller then checks what it may see."""
+    if ctx.principal is None:
+        require_scope(ctx, Scope.READ)
+
+
+def require_advocate_write(ctx: Context, advocate_id: int) -> None:
+    """Act for one advocate: a write-scoped key, or that advocate's own widget token."""
+    principal = ctx.principal
+    if isinstance(principal, WidgetPrincipal):
+        if principal.advocate_id != advocate_id:
+            raise NotAuthorized("a widget token can only act for its own advocate")
+        return
+    require_scope(ctx, Scope.WRITE)
+
+
+def is_widget(ctx: Context) -> bool:
+    """The caller is an advocate's widget: friends' contact details are hidden from it."""
+    return isinstance(ctx.principal, WidgetPrincipal)

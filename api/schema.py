@@ -6,7 +6,9 @@ listing its class below.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -14,51 +16,107 @@ from strawberry import Schema
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
+from api.mutations.advocates import AdvocateMutations
+from api.mutations.links import LinkMutations
+from api.mutations.programs import ProgramMutations
+from api.mutations.referrals import ReferralMutations
 from api.queries.advocates import AdvocateQueries
+from api.queries.links import LinkQueries
 from api.queries.programs import ProgramQueries
+from api.queries.referrals import ReferralQueries
 from core.errors import DomainError
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
 
-QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries)
-MUTATION_CLASSES: tuple[type, ...] = ()
+# The limit rules are built once: the validation cache is keyed by (schema, document, rules),
+# and QueryDepthLimiter/MaxAliasesLimiter would make new rule classes on every request, so
+# no document would ever be served from the cache.
+DEPTH_RULE = depth_limit_rule(MAX_DEPTH, None)
+ALIAS_RULE = alias_limit_rule(MAX_ALIASES)
+
+QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries, LinkQueries, ReferralQueries)
+MUTATION_CLASSES: tuple[type, ...] = (
+    ProgramMutations,
+    AdvocateMutations,
+    LinkMutations,
+    ReferralMutations,
+)
 
 Query = merge_types("Query", QUERY_CLASSES)
 Mutation = merge_types("Mutation", MUTATION_CLASSES) if MUTATION_CLASSES else None
 
+logger = logging.getLogger("vouch.graphql")
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Expected: the caller's mistake (syntax, validation, authorisation, a domain rule)."""
+    original = error.original_error
+    return original is None or isinstance(original, (DomainError, GraphQLError))
+
 
 def _should_mask(error: GraphQLError) -> bool:
     """Mask bugs, never expected errors: domain errors and GraphQL's own messages pass."""
-    original = error.original_error
-    return original is not None and not isinstance(original, (DomainError, GraphQLError))
+    return not is_expected(error)
+
+
+def _request_id(execution_context: ExecutionContext | None) -> str:
+    context = getattr(execution_context, "context", None)
+    request = getattr(context, "request", None)
+    state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
+    return str(state.get("request_id", "-"))
+
+
+class VouchSchema(Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log bugs with their traceback and the request id; expected errors without either
+        (their messages may quote user input, so they stay at debug level)."""
+        request_id = _request_id(execution_context)
+        for error in errors:
+            if is_expected(error):
+                logger.debug("request %s: %s", request_id, error.message)
+                continue
+            original = error.original_error
+            logger.error(
+                "request %s: unexpected %s at %s",
+                request_id,
+                type(original).__name__,
+                ".".join(str(p) for p in error.path or ()) or "-",
+                exc_info=(type(original), original, original.__traceback__)
+                if original is not None
+                else None,
+            )
 
 
 def build_schema(*, production: bool) -> Schema:
     # Factories, not instances: strawberry builds fresh extensions per request. The parser and
     # validation caches are module-level inside strawberry, keyed by document, so they persist.
+    rules: list[Any] = [DEPTH_RULE, ALIAS_RULE]
+    if production:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=512),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return Schema(
+    return VouchSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]

@@ -1,22 +1,53 @@
-"""The GraphQL HTTP view: authenticates the caller and builds the per-request context."""
+"""The GraphQL HTTP view: GraphQL over HTTP by the spec, hardened, and the per-request context.
+
+- POST bodies must be ``application/json`` (form, multipart and ``text/plain`` are refused, so a
+  cross-site form cannot post a mutation) and at most ``MAX_BODY_BYTES``, checked before parsing.
+- GET serves queries only; a mutation over GET is a 405.
+- A client that accepts ``application/graphql-response+json`` gets that media type, and a 400
+  when the request fails before execution (parse, validation, variable coercion).
+- NUL characters (which PostgreSQL text cannot store) are refused with a 400.
+- Domain errors raised by queries carry ``extensions.code`` (and ``field``) like payload errors.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from access.api_keys import authenticate
 from api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
+from core.clock import utcnow
 from core.codes import LinkCodec
 from core.db import RequestSessions, is_database_unavailable
-from core.security import TokenError, WidgetTokens
+from core.errors import DomainError
+from core.security import API_KEY_PREFIX, TokenError, WidgetTokens
 from core.settings import Settings
+
+MAX_BODY_BYTES = 100 * 1024
+MAX_QUERY_STRING_BYTES = 16 * 1024
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+INVALID_KEY = "invalid or revoked API key"
+_REQUEST_ERROR = "vouch.graphql_request_error"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _wants_graphql_response(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE_JSON in accept
 
 
 class VouchGraphQL(GraphQL[Context, None]):
@@ -40,28 +71,111 @@ class VouchGraphQL(GraphQL[Context, None]):
         self.codec = codec
         self.widget_tokens = widget_tokens
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        refusal = self._refuse_early(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            try:
+                body = await _read_bounded(receive, MAX_BODY_BYTES)
+            except _BodyTooLarge:
+                await _too_large()(scope, receive, send)
+                return
+            if _has_nul(body):
+                await _nul_refused()(scope, receive, send)
+                return
+            receive = _replay(body)
+        elif _has_nul(unquote_to_bytes(scope.get("query_string", b""))):
+            await _nul_refused()(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    def _refuse_early(self, scope: Scope) -> Response | None:
+        """Refusals that need no parsing: size, and content types a browser form can send."""
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if len(scope.get("query_string", b"")) > MAX_QUERY_STRING_BYTES:
+            return PlainTextResponse("query string too long", status_code=414)
+        if scope["method"] != "POST":
+            return None
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _too_large()
+        content_type, _ = parse_content_type(headers.get(b"content-type", b"").decode("latin-1"))
+        if content_type != "application/json":
+            return PlainTextResponse("send GraphQL requests as application/json", status_code=415)
+        return None
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, "only queries are allowed over GET; use POST") from exc
+            raise
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        errors = result.errors or []
+        formatted = response.get("errors") or []
+        for error, shown in zip(errors, formatted, strict=False):
+            original = error.original_error
+            if isinstance(original, DomainError) and isinstance(shown, dict):
+                extensions = dict(shown.get("extensions") or {})
+                extensions.setdefault("code", original.code.value)
+                if original.field:
+                    extensions.setdefault("field", original.field)
+                shown["extensions"] = extensions
+        request_error = result.data is None and bool(errors) and all(e.path is None for e in errors)
+        setattr(request.state, _REQUEST_ERROR, request_error)
+        if request_error and _wants_graphql_response(request):
+            response.pop("data", None)
+        return response
+
+    async def run(self, request: Request | WebSocket, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = await super().run(request, **kwargs)
+        if (
+            isinstance(request, Request)
+            and isinstance(response, Response)
+            and response.media_type == "application/json"
+            and _wants_graphql_response(request)
+        ):
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            if getattr(request.state, _REQUEST_ERROR, False):
+                response.status_code = 400
+        return response
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         assert isinstance(request, Request)
         session = self.sessions.get(request.scope.setdefault("state", {}))
         principal: Principal = None
+        auth_error: str | None = None
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token:
-            token = token.strip()
-            if token.startswith("vk_"):
-                key = await authenticate(session, token)
-                if key is not None:
-                    principal = KeyPrincipal(
-                        key_id=key.id, name=key.name, scopes=frozenset(key.scopes)
-                    )
-                    await session.commit()  # persist last_used_at, end the auth transaction
+        token = token.strip()
+        if auth and (scheme.lower() != "bearer" or not token):
+            auth_error = "send credentials as 'Authorization: Bearer <api key or widget token>'"
+        elif token.startswith(API_KEY_PREFIX):
+            started = utcnow()
+            key = await authenticate(session, token)
+            if key is not None:
+                principal = KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
+                if key.last_used_at is not None and key.last_used_at >= started:
+                    await session.commit()  # persist last_used_at (written at most once a minute)
             else:
-                try:
-                    principal = WidgetPrincipal(advocate_id=self.widget_tokens.verify(token))
-                except TokenError:
-                    principal = None
+                auth_error = INVALID_KEY
+        elif token:
+            try:
+                principal = WidgetPrincipal(advocate_id=self.widget_tokens.verify(token))
+            except TokenError as exc:
+                auth_error = str(exc)
         return Context(
             request=request,
             session=session,
@@ -69,6 +183,7 @@ class VouchGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             codec=self.codec,
             widget_tokens=self.widget_tokens,
+            auth_error=auth_error,
         )
 
     async def process_result(
@@ -80,3 +195,45 @@ class VouchGraphQL(GraphQL[Context, None]):
             if original is not None and is_database_unavailable(original):
                 raise original
         return await super().process_result(request, result)
+
+def _has_nul(raw: bytes) -> bool:
+    """PostgreSQL text cannot hold NUL; refuse it at the edge instead of failing in SQL."""
+    return b"\x00" in raw or b"\\u0000" in raw
+
+
+def _nul_refused() -> Response:
+    return PlainTextResponse("NUL characters are not allowed in requests", status_code=400)
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"request body over {MAX_BODY_BYTES // 1024} KB", status_code=413)
+
+
+async def _read_bounded(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -7,8 +7,9 @@ from api.connections import to_connection
 from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_scope
+from api.permissions import require_advocate_access, require_scope, require_widget
 from api.types.advocate import AdvocateType
+from api.types.enums import ListOrder
 from models.enums import Scope
 
 
@@ -44,13 +45,14 @@ class AdvocateFilterInput:
 
 @strawberry.type
 class AdvocateQueries:
-    @strawberry.field(description="Advocates, oldest first, filtered.")
+    @strawberry.field(description="Advocates (not erased), filtered, oldest or newest first.")
     async def advocates(
         self,
         info: Info,
         first: int | None = None,
         after: str | None = None,
         filter: AdvocateFilterInput | None = None,
+        order: ListOrder = ListOrder.OLDEST_FIRST,
     ) -> Connection[AdvocateType]:
         require_scope(info.context, Scope.READ)
         page = await list_advocates(
@@ -58,8 +60,16 @@ class AdvocateQueries:
             (filter or AdvocateFilterInput()).to_domain(),
             first=page_size(first),
             after=decode_cursor(after),
+            newest_first=order is ListOrder.NEWEST_FIRST,
         )
         return to_connection(page, AdvocateType.from_model, key=lambda a: a.id)
+
+    @strawberry.field(
+        description="The advocate a widget token belongs to: its links, stats and referrals."
+    )
+    async def me(self, info: Info) -> AdvocateType:
+        advocate_id = require_widget(info.context)
+        return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))
 
     @strawberry.field(description="One advocate by id (a widget token may read only its own).")
     async def advocate(self, info: Info, id: strawberry.ID) -> AdvocateType:

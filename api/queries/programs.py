@@ -8,24 +8,25 @@ from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, decode_cursor, page_size
 from api.permissions import require_scope
+from api.types.enums import ProgramStatus
 from api.types.program import ProgramType
 from models.enums import Scope
 
 
 @strawberry.type
 class ProgramQueries:
-    @strawberry.field(description="Programs, oldest first.")
+    @strawberry.field(description="Programs, oldest first, optionally only those in one status.")
     async def programs(
         self,
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        status: str | None = None,
+        status: ProgramStatus | None = None,
     ) -> Connection[ProgramType]:
         require_scope(info.context, Scope.READ)
         page = await list_programs(
             info.context.session,
-            status=status,
+            status=status.value if status is not None else None,
             first=page_size(first),
             after=decode_cursor(after),
         )

@@ -5,7 +5,14 @@ from typing import Self
 
 import strawberry
 
+from api import loaders
+from api.context import Info
 from api.ids import encode_id
+from api.pagination import page_size
+from api.permissions import is_widget
+from api.types.click import ClickSummaryType
+from api.types.link import ReferralLinkType
+from api.types.referral import ReferralType
 from models import Advocate
 
 
@@ -19,14 +26,38 @@ class AdvocateType:
     last_name: str | None = strawberry.field(description="Last name.")
     account_id: str | None = strawberry.field(description="The CRM account this contact is in.")
     account_name: str | None = strawberry.field(description="The account's name.")
+    account_domain: str | None = strawberry.field(description="The account's web domain.")
     persona: str | None = strawberry.field(description="Persona, e.g. champion, admin, exec.")
     segment: str | None = strawberry.field(description="Customer segment.")
     is_icp: bool = strawberry.field(description="In the ideal customer profile.")
     consent_referral: bool = strawberry.field(description="Agreed to take part in referrals.")
+    consent_marketing: bool = strawberry.field(description="Agreed to marketing asks.")
     tier: int | None = strawberry.field(description="Advocacy tier 1 (top) to 3; null if none.")
     score: float = strawberry.field(description="Readiness score, 0-100.")
     erased: bool = strawberry.field(description="Personal data has been erased.")
     created_at: datetime = strawberry.field(description="When the advocate was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the advocate last changed (UTC).")
+
+    @strawberry.field(description="The advocate's share links, oldest first.")
+    async def links(self, info: Info) -> list[ReferralLinkType]:
+        rows = await loaders.links_of_advocate(info.context).load(self.db_id)
+        return [ReferralLinkType.from_model(r) for r in rows]
+
+    @strawberry.field(description="Clicks over all of the advocate's links.")
+    async def clicks(self, info: Info) -> ClickSummaryType:
+        summary = await loaders.clicks_of_advocate(info.context).load(self.db_id)
+        return ClickSummaryType.from_summary(summary)
+
+    @strawberry.field(description="How many people the advocate has referred.")
+    async def referral_count(self, info: Info) -> int:
+        return int(await loaders.referral_count_of_advocate(info.context).load(self.db_id))
+
+    @strawberry.field(
+        description="The advocate's newest referrals (at most 100; use `referrals` to page)."
+    )
+    async def referrals(self, info: Info, first: int = 20) -> list[ReferralType]:
+        rows = await loaders.referrals_of_advocate(info.context, page_size(first)).load(self.db_id)
+        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
 
     @classmethod
     def from_model(cls, m: Advocate) -> Self:
@@ -39,12 +70,15 @@ class AdvocateType:
             last_name=m.last_name,
             account_id=m.account_id,
             account_name=m.account_name,
+            account_domain=m.account_domain,
             persona=m.persona,
             segment=m.segment,
             is_icp=m.is_icp,
             consent_referral=m.consent_referral,
+            consent_marketing=m.consent_marketing,
             tier=m.tier,
             score=round(m.score, 2),
             erased=m.erased_at is not None,
             created_at=m.created_at,
+            updated_at=m.updated_at,
         )

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.context import Info
+from api.errors import InputError
+from api.ids import decode_id
+from api.mutations.transaction import attempt
+from api.permissions import require_advocate_write, require_scope
+from api.types.link import ReferralLinkType
+from attribution.links import DEFAULT_CHANNEL, CreatedLink, create_link, revoke_link
+from core.errors import ValidationFailed
+from models import ReferralLink
+from models.enums import Scope
+
+
+@strawberry.type(description="Result of createReferralLink.")
+class CreateReferralLinkPayload:
+    link: ReferralLinkType | None = strawberry.field(
+        description="The advocate's link for this program and channel."
+    )
+    created: bool = strawberry.field(description="False if the link already existed.")
+    errors: list[InputError] = strawberry.field(description="Why no link was returned.")
+
+
+@strawberry.type(description="Result of revokeReferralLink.")
+class RevokeReferralLinkPayload:
+    link: ReferralLinkType | None = strawberry.field(description="The revoked link.")
+    errors: list[InputError] = strawberry.field(description="Why nothing was revoked.")
+
+
+@strawberry.type
+class LinkMutations:
+    @strawberry.mutation(
+        description="The advocate's share link for a program and channel, created on first "
+        "call; repeated or concurrent calls return the same link (write scope, or the "
+        "advocate's own widget token)."
+    )
+    async def create_referral_link(
+        self,
+        info: Info,
+        advocate_id: strawberry.ID,
+        program_id: strawberry.ID,
+        channel: str = DEFAULT_CHANNEL,
+    ) -> CreateReferralLinkPayload:
+        try:
+            advocate_pk = decode_id(advocate_id, "Advocate", field="advocateId")
+        except ValidationFailed:
+            advocate_pk = -1
+        require_advocate_write(info.context, advocate_pk)
+
+        async def work() -> CreatedLink:
+            return await create_link(
+                info.context.session,
+                info.context.codec,
+                advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
+                program_id=decode_id(program_id, "Program", field="programId"),
+                channel=channel[:64],
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return CreateReferralLinkPayload(link=None, created=False, errors=errors or [])
+        return CreateReferralLinkPayload(
+            link=ReferralLinkType.from_model(result.link), created=result.created, errors=[]
+        )
+
+    @strawberry.mutation(
+        description="Revoke a link: it stops resolving; its clicks and referrals stay "
+        "(write scope)."
+    )
+    async def revoke_referral_link(
+        self, info: Info, id: strawberry.ID
+    ) -> RevokeReferralLinkPayload:
+        require_scope(info.context, Scope.WRITE)
+
+        async def work() -> ReferralLink:
+            return await revoke_link(info.context.session, decode_id(id, "ReferralLink"))
+
+        link, errors = await attempt(info.context, work)
+        return RevokeReferralLinkPayload(
+            link=ReferralLinkType.from_model(link) if link is not None else None,
+            errors=errors or [],
+        )

@@ -1,0 +1,55 @@
+"""The domain's closed vocabularies as GraphQL enums: an unknown value is a validation error."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from models.enums import (
+    AttributionModel,
+    LinkStatus,
+    ModerationState,
+    OfferKind,
+    ProgramStatus,
+    ReferralSource,
+    ReferralStatus,
+    RewardCalc,
+    RewardKind,
+    RewardSide,
+    RewardTrigger,
+)
+
+strawberry.enum(ProgramStatus, description="Lifecycle of a program.")
+strawberry.enum(AttributionModel, description="Which link wins when a friend used several.")
+strawberry.enum(OfferKind, description="What the referred friend is offered.")
+strawberry.enum(LinkStatus, description="Whether a referral link still resolves.")
+strawberry.enum(ReferralStatus, description="Where a referral is in the funnel.")
+strawberry.enum(ModerationState, description="Fraud review state of a referral.")
+strawberry.enum(ReferralSource, description="How the referral reached Vouch.")
+strawberry.enum(RewardSide, description="Who a reward rule pays: the advocate or the friend.")
+strawberry.enum(RewardTrigger, description="The referral event that earns a reward.")
+strawberry.enum(RewardCalc, description="A fixed amount, or a share of revenue.")
+strawberry.enum(RewardKind, description="The form a reward takes.")
+
+
+@strawberry.enum(description="Order of a list, by creation.")
+class ListOrder(Enum):
+    OLDEST_FIRST = "oldest_first"
+    NEWEST_FIRST = "newest_first"
+
+
+__all__ = [
+    "AttributionModel",
+    "LinkStatus",
+    "ListOrder",
+    "ModerationState",
+    "OfferKind",
+    "ProgramStatus",
+    "ReferralSource",
+    "ReferralStatus",
+    "RewardCalc",
+    "RewardKind",
+    "RewardSide",
+    "RewardTrigger",
+]

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Self
+
+import strawberry
+
+from api import loaders
+from api.context import Info
+from api.ids import encode_id
+from api.pagination import page_size
+from api.permissions import is_widget
+from api.types.click import ClickSummaryType
+from api.types.enums import LinkStatus
+from api.types.program import ProgramType
+from models import ReferralLink
+
+if TYPE_CHECKING:
+    from api.types.advocate import AdvocateType
+    from api.types.referral import ReferralType
+
+MAX_NESTED = 100
+
+
+@strawberry.type(
+    name="ReferralLink", description="An advocate's share link for one program and channel."
+)
+class ReferralLinkType:
+    db_id: strawberry.Private[int]
+    advocate_db_id: strawberry.Private[int]
+    program_db_id: strawberry.Private[int]
+    id: strawberry.ID = strawberry.field(description="Opaque id.")
+    code: str = strawberry.field(description="The hashid code in the share URL (/r/{code}).")
+    channel: str = strawberry.field(description="Where it is shared: direct, email, linkedin, ...")
+    status: LinkStatus = strawberry.field(description="active, or revoked (no longer resolves).")
+    created_at: datetime = strawberry.field(description="When the link was created (UTC).")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked (UTC).")
+
+    @strawberry.field(description="The full URL to share.")
+    def share_url(self, info: Info) -> str:
+        return f"{info.context.settings.public_base_url.rstrip('/')}/r/{self.code}"
+
+    @strawberry.field(description="Clicks on this link.")
+    async def clicks(self, info: Info) -> ClickSummaryType:
+        stats = await loaders.stats_of_link(info.context).load(self.db_id)
+        return ClickSummaryType.from_summary(stats.clicks)
+
+    @strawberry.field(description="Human (non-bot) clicks on this link.")
+    async def click_count(self, info: Info) -> int:
+        return (await loaders.stats_of_link(info.context).load(self.db_id)).clicks.humans
+
+    @strawberry.field(description="Referred people (signups/leads) attributed to this link.")
+    async def referral_count(self, info: Info) -> int:
+        return (await loaders.stats_of_link(info.context).load(self.db_id)).referrals
+
+    @strawberry.field(description="Referrals from this link that converted (closed-won).")
+    async def conversion_count(self, info: Info) -> int:
+        return (await loaders.stats_of_link(info.context).load(self.db_id)).conversions
+
+    @strawberry.field(description="The program the link belongs to.")
+    async def program(self, info: Info) -> ProgramType:
+        program = await loaders.program(info.context).load(self.program_db_id)
+        assert program is not None  # a foreign key
+        return ProgramType.from_model(program)
+
+    @strawberry.field(description="The advocate who shares this link.")
+    async def advocate(
+        self, info: Info
+    ) -> Annotated[AdvocateType, strawberry.lazy("api.types.advocate")]:
+        from api.types.advocate import AdvocateType
+
+        advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
+        assert advocate is not None
+        return AdvocateType.from_model(advocate)
+
+    @strawberry.field(description="The newest referrals from this link (at most 100).")
+    async def referrals(
+        self, info: Info, first: int = 20
+    ) -> list[Annotated[ReferralType, strawberry.lazy("api.types.referral")]]:
+        from api.types.referral import ReferralType
+
+        rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
+        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
+
+    @classmethod
+    def from_model(cls, m: ReferralLink) -> Self:
+        return cls(
+            db_id=m.id,
+            advocate_db_id=m.advocate_id,
+            program_db_id=m.program_id,
+            id=strawberry.ID(encode_id("ReferralLink", m.id)),
+            code=m.code or "",
+            channel=m.channel,
+            status=LinkStatus(m.status),
+            created_at=m.created_at,
+            revoked_at=m.revoked_at,
+        )

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+import strawberry
+
+from api import loaders
+from api.context import Info
+from api.ids import encode_id
+from api.permissions import is_widget
+from api.types.enums import ModerationState, ReferralSource, ReferralStatus
+from api.types.program import ProgramType
+from models import Advocate, OfferRedemption, Referral, ReferralLink
+
+_NOT_LOADED: Any = object()
+
+if TYPE_CHECKING:
+    from api.types.advocate import AdvocateType
+    from api.types.link import ReferralLinkType
+
+
+@strawberry.type(
+    name="OfferRedemption", description="The referred friend's offer: issued once, redeemed once."
+)
+class OfferRedemptionType:
+    code: str | None = strawberry.field(
+        description="The redemption code; null for widget tokens (it belongs to the friend)."
+    )
+    issued_at: datetime = strawberry.field(description="When the code was issued (UTC).")
+    expires_at: datetime | None = strawberry.field(description="When the code expires (UTC).")
+    redeemed_at: datetime | None = strawberry.field(description="When it was redeemed (UTC).")
+    redeemed: bool = strawberry.field(description="The code has been redeemed.")
+    order_ref: str | None = strawberry.field(description="The order it was redeemed on.")
+
+    @classmethod
+    def from_model(cls, m: OfferRedemption, *, reveal_code: bool) -> Self:
+        return cls(
+            code=m.code if reveal_code else None,
+            issued_at=m.issued_at,
+            expires_at=m.expires_at,
+            redeemed_at=m.redeemed_at,
+            redeemed=m.redeemed_at is not None,
+            order_ref=m.order_ref if reveal_code else None,
+        )
+
+
+@strawberry.type(name="Referral", description="A referred person attributed to an advocate.")
+class ReferralType:
+    db_id: strawberry.Private[int]
+    advocate_db_id: strawberry.Private[int]
+    program_db_id: strawberry.Private[int]
+    link_db_id: strawberry.Private[int | None]
+    pre_advocate: strawberry.Private[Advocate | None]
+    pre_link: strawberry.Private[ReferralLink | None]
+    pre_redemption: strawberry.Private[Any]
+    id: strawberry.ID = strawberry.field(description="Opaque id.")
+    status: ReferralStatus = strawberry.field(
+        description="lead, qualified, opportunity, won, lost, churned, refunded or rejected."
+    )
+    source: ReferralSource = strawberry.field(description="How the referral reached Vouch.")
+    flags: list[str] = strawberry.field(
+        description="Fraud signals: self_referral, duplicate, velocity, disposable_email, ..."
+    )
+    flagged: bool = strawberry.field(description="At least one fraud flag is set.")
+    moderation: ModerationState = strawberry.field(description="Fraud review state.")
+    moderation_reason: str | None = strawberry.field(description="Why it was held or rejected.")
+    consent: bool = strawberry.field(description="The friend consented to be contacted.")
+    erased: bool = strawberry.field(description="The friend's personal data has been erased.")
+    created_at: datetime = strawberry.field(description="When the friend was referred (UTC).")
+    updated_at: datetime = strawberry.field(description="Last status change (UTC).")
+    email: str | None = strawberry.field(
+        description="The friend's email; null once erased or for widget tokens."
+    )
+    name: str | None = strawberry.field(
+        description="The friend's name; for widget tokens only the first name."
+    )
+    company: str | None = strawberry.field(
+        description="The friend's company; null for widget tokens."
+    )
+
+    # Nested objects a list query already joined in are returned synchronously; otherwise
+    # they come from the per-request dataloaders (an awaitable graphql-core resolves).
+    @strawberry.field(description="The advocate credited with the referral.")
+    def advocate(
+        self, info: Info
+    ) -> Annotated[AdvocateType, strawberry.lazy("api.types.advocate")]:
+        from api.types.advocate import AdvocateType
+
+        if self.pre_advocate is not None:
+            return AdvocateType.from_model(self.pre_advocate)
+        return self._load_advocate(info)  # type: ignore[return-value]
+
+    async def _load_advocate(self, info: Info) -> AdvocateType:
+        from api.types.advocate import AdvocateType
+
+        advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
+        assert advocate is not None
+        return AdvocateType.from_model(advocate)
+
+    @strawberry.field(description="The link the friend came through; null for manual referrals.")
+    def link(
+        self, info: Info
+    ) -> Annotated[ReferralLinkType, strawberry.lazy("api.types.link")] | None:
+        from api.types.link import ReferralLinkType
+
+        if self.link_db_id is None:
+            return None
+        if self.pre_link is not None:
+            return ReferralLinkType.from_model(self.pre_link)
+        return self._load_link(info, self.link_db_id)  # type: ignore[return-value]
+
+    async def _load_link(self, info: Info, link_id: int) -> ReferralLinkType | None:
+        from api.types.link import ReferralLinkType
+
+        link = await loaders.link(info.context).load(link_id)
+        return ReferralLinkType.from_model(link) if link is not None else None
+
+    @strawberry.field(description="The program.")
+    async def program(self, info: Info) -> ProgramType:
+        program = await loaders.program(info.context).load(self.program_db_id)
+        assert program is not None
+        return ProgramType.from_model(program)
+
+    @strawberry.field(description="The friend's offer redemption, once issued.")
+    def offer_redemption(self, info: Info) -> OfferRedemptionType | None:
+        if self.pre_redemption is not _NOT_LOADED:
+            return self._redemption(info, self.pre_redemption)
+        return self._load_redemption(info)  # type: ignore[return-value]
+
+    async def _load_redemption(self, info: Info) -> OfferRedemptionType | None:
+        return self._redemption(info, await loaders.redemption(info.context).load(self.db_id))
+
+    @staticmethod
+    def _redemption(info: Info, row: OfferRedemption | None) -> OfferRedemptionType | None:
+        if row is None:
+            return None
+        return OfferRedemptionType.from_model(row, reveal_code=not is_widget(info.context))
+
+    @classmethod
+    def from_model(
+        cls,
+        m: Referral,
+        *,
+        advocate: Advocate | None = None,
+        link: ReferralLink | None = None,
+        redemption: Any = _NOT_LOADED,
+        for_widget: bool = False,
+    ) -> Self:
+        """``advocate``, ``link`` and ``redemption`` (None = has none) when already loaded.
+        ``for_widget`` hides the friend's contact details from the advocate's widget."""
+        first_name = m.name.split()[0] if m.name and m.name.split() else None
+        return cls(
+            email=None if for_widget else m.email,
+            name=first_name if for_widget else m.name,
+            company=None if for_widget else m.company,
+            pre_advocate=advocate,
+            pre_link=link,
+            pre_redemption=redemption,
+            db_id=m.id,
+            advocate_db_id=m.advocate_id,
+            program_db_id=m.program_id,
+            link_db_id=m.link_id,
+            id=strawberry.ID(encode_id("Referral", m.id)),
+            status=ReferralStatus(m.status),
+            source=ReferralSource(m.source),
+            flags=list(m.flags or []),
+            flagged=bool(m.flags),
+            moderation=ModerationState(m.moderation),
+            moderation_reason=m.moderation_reason,
+            consent=m.consent,
+            erased=m.erased_at is not None,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )

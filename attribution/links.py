@@ -1,0 +1,276 @@
+"""Referral links: one per advocate x program x channel, addressed by a hashid code.
+
+Creating a link is idempotent on its natural key: concurrent identical calls serialise on the
+unique index and all return the same row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attribution.batching import in_ids
+from attribution.paging import Page, paginate
+from core.clock import utcnow
+from core.codes import LinkCodec
+from core.errors import Conflict, NotFound, ValidationFailed
+from models import Advocate, Click, Program, Referral, ReferralLink
+from models.enums import LinkStatus, ProgramStatus, ReferralStatus
+
+CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DEFAULT_CHANNEL = "direct"
+
+
+@dataclass(frozen=True, slots=True)
+class ClickSummary:
+    """Clicks on one link (or all of an advocate's links); bots are counted apart."""
+
+    total: int = 0
+    bots: int = 0
+    last_clicked_at: datetime | None = None
+
+    @property
+    def humans(self) -> int:
+        return self.total - self.bots
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    clicks: ClickSummary
+    referrals: int
+    conversions: int
+
+
+EMPTY_STATS = LinkStats(clicks=ClickSummary(), referrals=0, conversions=0)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFilter:
+    program_id: int | None = None
+    advocate_id: int | None = None
+    channel: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedLink:
+    link: ReferralLink
+    created: bool
+
+
+def check_channel(channel: str) -> str:
+    value = channel.strip().lower()
+    if not CHANNEL_PATTERN.match(value):
+        raise ValidationFailed(
+            "channel must be 1 to 32 characters: lower-case letters, digits, '-' or '_'",
+            field="channel",
+        )
+    return value
+
+
+async def get_link(session: AsyncSession, link_id: int) -> ReferralLink:
+    link = await session.get(ReferralLink, link_id)
+    if link is None:
+        raise NotFound("no such referral link", field="id")
+    return link
+
+
+async def get_link_by_code(session: AsyncSession, codec: LinkCodec, code: str) -> ReferralLink:
+    """The link a code names; malformed, non-canonical and unknown codes are all 'not found'."""
+    decoded = codec.decode(code.strip())
+    link = None
+    if decoded is not None:
+        link = await session.scalar(
+            select(ReferralLink).where(
+                ReferralLink.id == decoded.link_id, ReferralLink.nonce == decoded.nonce
+            )
+        )
+    if link is None:
+        raise NotFound("no referral link has this code", field="code")
+    return link
+
+
+async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ReferralLink]:
+    rows = await session.scalars(select(ReferralLink).where(in_ids(ReferralLink.id, ids)))
+    return {link.id: link for link in rows}
+
+
+async def links_by_advocates(
+    session: AsyncSession, advocate_ids: Sequence[int]
+) -> dict[int, list[ReferralLink]]:
+    """Every link of each advocate, oldest first, in one statement."""
+    rows = await session.scalars(
+        select(ReferralLink)
+        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
+        .order_by(ReferralLink.advocate_id, ReferralLink.id)
+    )
+    grouped: dict[int, list[ReferralLink]] = defaultdict(list)
+    for link in rows:
+        grouped[link.advocate_id].append(link)
+    return grouped
+
+
+async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:
+    """Click counts, referral counts and won-referral counts per link, in one statement."""
+    clicks = (
+        select(
+            Click.link_id.label("link_id"),
+            func.count().label("total"),
+            func.count().filter(Click.is_bot).label("bots"),
+            func.max(Click.occurred_at).label("last_at"),
+        )
+        .where(in_ids(Click.link_id, link_ids))
+        .group_by(Click.link_id)
+        .subquery()
+    )
+    referrals = (
+        select(
+            Referral.link_id.label("link_id"),
+            func.count().label("referrals"),
+            func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
+        )
+        .where(in_ids(Referral.link_id, link_ids))
+        .group_by(Referral.link_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            ReferralLink.id,
+            func.coalesce(clicks.c.total, 0),
+            func.coalesce(clicks.c.bots, 0),
+            clicks.c.last_at,
+            func.coalesce(referrals.c.referrals, 0),
+            func.coalesce(referrals.c.won, 0),
+        )
+        .outerjoin(clicks, clicks.c.link_id == ReferralLink.id)
+        .outerjoin(referrals, referrals.c.link_id == ReferralLink.id)
+        .where(in_ids(ReferralLink.id, link_ids))
+    )
+    result: dict[int, LinkStats] = {}
+    for link_id, total, bots, last_at, referred, won in (await session.execute(stmt)).all():
+        result[link_id] = LinkStats(
+            clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),
+            referrals=int(referred),
+            conversions=int(won),
+        )
+    return result
+
+
+async def click_summaries_by_advocates(
+    session: AsyncSession, advocate_ids: Sequence[int]
+) -> dict[int, ClickSummary]:
+    """Clicks over all of each advocate's links, in one statement."""
+    stmt = (
+        select(
+            ReferralLink.advocate_id,
+            func.count(Click.id),
+            func.count(Click.id).filter(Click.is_bot),
+            func.max(Click.occurred_at),
+        )
+        .join(Click, Click.link_id == ReferralLink.id)
+        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
+        .group_by(ReferralLink.advocate_id)
+    )
+    return {
+        advocate_id: ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at)
+        for advocate_id, total, bots, last_at in (await session.execute(stmt)).all()
+    }
+
+
+async def list_links(
+    session: AsyncSession,
+    flt: LinkFilter,
+    *,
+    first: int,
+    after: int | None,
+    newest_first: bool = False,
+) -> Page[ReferralLink]:
+    stmt = select(ReferralLink)
+    if flt.program_id is not None:
+        stmt = stmt.where(ReferralLink.program_id == flt.program_id)
+    if flt.advocate_id is not None:
+        stmt = stmt.where(ReferralLink.advocate_id == flt.advocate_id)
+    if flt.channel is not None:
+        stmt = stmt.where(ReferralLink.channel == flt.channel)
+    if flt.status is not None:
+        stmt = stmt.where(ReferralLink.status == flt.status)
+    return await paginate(
+        session, stmt, key=ReferralLink.id, first=first, after=after, descending=newest_first
+    )
+
+
+async def create_link(
+    session: AsyncSession,
+    codec: LinkCodec,
+    *,
+    advocate_id: int,
+    program_id: int,
+    channel: str = DEFAULT_CHANNEL,
+) -> CreatedLink:
+    """The advocate's link for this program and channel, created on first call."""
+    channel = check_channel(channel)
+    advocate = await session.get(Advocate, advocate_id)
+    if advocate is None:
+        raise NotFound("no such advocate", field="advocateId")
+    if advocate.erased_at is not None:
+        raise Conflict("this advocate has been erased", field="advocateId")
+    program = await session.get(Program, program_id)
+    if program is None:
+        raise NotFound("no such program", field="programId")
+    if program.status == ProgramStatus.ARCHIVED:
+        raise Conflict("this program is archived", field="programId")
+
+    nonce = codec.new_nonce()
+    inserted = await session.scalar(
+        insert(ReferralLink)
+        .values(
+            advocate_id=advocate_id,
+            program_id=program_id,
+            channel=channel,
+            nonce=nonce,
+            status=LinkStatus.ACTIVE,
+        )
+        .on_conflict_do_nothing(index_elements=["advocate_id", "program_id", "channel"])
+        .returning(ReferralLink.id)
+    )
+    if inserted is not None:
+        # The code needs the id; both are written in this transaction, so no reader ever
+        # sees a committed link without a code.
+        await session.execute(
+            update(ReferralLink)
+            .where(ReferralLink.id == inserted)
+            .values(code=codec.encode(inserted, nonce))
+        )
+    link = await session.scalar(
+        select(ReferralLink)
+        .where(
+            ReferralLink.advocate_id == advocate_id,
+            ReferralLink.program_id == program_id,
+            ReferralLink.channel == channel,
+        )
+        .execution_options(populate_existing=True)
+    )
+    assert link is not None  # inserted now, or committed by whoever won the race
+    if inserted is None and link.status == LinkStatus.REVOKED:
+        raise Conflict(
+            "this advocate's link for this program and channel was revoked; use another channel",
+            field="channel",
+        )
+    return CreatedLink(link=link, created=inserted is not None)
+
+
+async def revoke_link(session: AsyncSession, link_id: int) -> ReferralLink:
+    """Stop a link from resolving; clicks and referrals it brought are kept. Idempotent."""
+    link = await get_link(session, link_id)
+    if link.status != LinkStatus.REVOKED:
+        link.status = LinkStatus.REVOKED
+        link.revoked_at = utcnow()
+        await session.flush()
+    return link

@@ -1,0 +1,291 @@
+"""GraphQL load benchmark, bounded, from 127.0.0.1 with wrk.
+
+  python bench/graphql.py [--duration 10] [--runs 3] [--connections 16]
+
+Seeds a dedicated database (embedded PostgreSQL in .vouch/bench, or $BENCH_DATABASE_URL),
+starts one uvicorn worker for Vouch (production settings) and one for the baseline (bare
+strawberry serving the same query shape from memory, bench/baseline.py), then measures:
+
+  1. a page of 50 referrals with advocate, link and offer redemption nested (API key)
+  2. the same query shape against the baseline, in the same run
+  3. a widget's "my link and stats" query (widget token)
+
+Prints min/median/max requests/s over the runs and the Markdown block for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and this file is called
+# graphql: drop the folder so `import graphql` still means graphql-core.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REFERRALS = """query Page($first: Int!) { referrals(first: $first) { totalCount
+  pageInfo { hasNextPage endCursor }
+  nodes { id status createdAt advocate { externalId email } link { code channel }
+          offerRedemption { code redeemed } } } }"""
+BASELINE_REFERRALS = REFERRALS
+WIDGET = """{ me { externalId links { code shareUrl clicks { total humans }
+  referralCount conversionCount } } }"""
+
+SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
+SALT = "bench-hashid-salt-0123456789-0123456789-abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_url() -> str:
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    if explicit:
+        return explicit
+    from core.embedded import start_embedded
+
+    return start_embedded(ROOT / ".vouch" / "bench", database="vouch_bench")
+
+
+async def seed(url: str) -> tuple[str, str]:
+    """Reset and seed: 1 program, 60 advocates with a link each, 60 referrals (half redeemed).
+    Returns an admin API key and a widget token for the first advocate."""
+    from sqlalchemy import text
+
+    from access.api_keys import create_api_key
+    from core.clock import utcnow
+    from core.codes import LinkCodec
+    from core.db import create_engine, session_factory
+    from core.security import WidgetTokens
+    from models import Advocate, Base, Click, OfferRedemption, Program, Referral, ReferralLink
+    from models.enums import Scope
+
+    engine = create_engine(url, pool_size=2)
+    async with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    codec = LinkCodec(SALT, 10)
+    async with session_factory(engine)() as s:
+        program = Program(slug="bench", name="Bench")
+        s.add(program)
+        await s.flush()
+        first_advocate = None
+        for i in range(60):
+            advocate = Advocate(external_id=f"bench-{i}", email=f"a{i}@example.com")
+            s.add(advocate)
+            await s.flush()
+            first_advocate = first_advocate or advocate
+            link = ReferralLink(
+                advocate_id=advocate.id, program_id=program.id, nonce=codec.new_nonce()
+            )
+            s.add(link)
+            await s.flush()
+            link.code = codec.encode(link.id, link.nonce)
+            for _ in range(5):
+                s.add(Click(link_id=link.id, program_id=program.id, occurred_at=utcnow()))
+            referral = Referral(
+                program_id=program.id,
+                advocate_id=advocate.id,
+                link_id=link.id,
+                person_key=f"friend{i}@example.org",
+                email=f"friend{i}@example.org",
+            )
+            s.add(referral)
+            await s.flush()
+            if i % 2:
+                s.add(
+                    OfferRedemption(
+                        referral_id=referral.id,
+                        program_id=program.id,
+                        code=f"OFFER{i:05d}",
+                        issued_at=utcnow(),
+                    )
+                )
+        key = await create_api_key(s, name="bench", scopes=[Scope.ADMIN])
+        await s.commit()
+        assert first_advocate is not None
+        token = WidgetTokens(SECRET, 3600).mint(first_advocate.id)
+    await engine.dispose()
+    return key.plaintext, token
+
+
+def migrate(url: str) -> None:
+    from alembic import command
+
+    from core.migrations import alembic_config
+
+    command.upgrade(alembic_config(url), "heads")
+
+
+def start_server(
+    app: str, port: int, env: dict[str, str], factory: bool
+) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
+    if factory:
+        cmd.append("--factory")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{app} did not start on port {port}")
+
+
+def check(
+    port: int, query: str, variables: dict[str, object], token: str | None
+) -> dict[str, object]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": query, "variables": variables},
+        headers=headers,
+        timeout=10,
+    )
+    body: dict[str, object] = response.json()
+    assert response.status_code == 200, body
+    assert "errors" not in body, body
+    return body
+
+
+def wrk(
+    port: int, query: str, variables: dict[str, object], token: str | None, args: argparse.Namespace
+) -> float:
+    body = json.dumps({"query": query, "variables": variables})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    lua = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        + "".join(f'wrk.headers["{k}"] = {json.dumps(v)}\n' for k, v in headers.items())
+        + "done = function(summary, latency, requests)\n"
+        + '  io.write(string.format("NON2XX %d\\n", summary.errors.status))\nend\n'
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+        script = f.name
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}/graphql",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    os.unlink(script)
+    non2xx = int(re.search(r"NON2XX (\d+)", out).group(1))  # type: ignore[union-attr]
+    if non2xx:
+        raise RuntimeError(f"{non2xx} non-2xx responses:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def summary(values: list[float]) -> str:
+    return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (max 30)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario (max 5)")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    args.duration = min(args.duration, 30)
+    args.runs = min(args.runs, 5)
+
+    url = database_url()
+    migrate(url)
+    key, token = asyncio.run(seed(url))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "VOUCH_ENV": "production",
+        "VOUCH_SECRET_KEY": SECRET,
+        "VOUCH_HASHID_SALT": SALT,
+        "VOUCH_DB_POOL_SIZE": "20",
+        "PYTHONPATH": str(ROOT),
+    }
+    vouch_port, base_port = free_port(), free_port()
+    vouch = start_server("web.app:create_app", vouch_port, env, factory=True)
+    base = start_server("bench.baseline:app", base_port, env, factory=False)
+    try:
+        page = check(vouch_port, REFERRALS, {"first": 50}, key)
+        assert len(page["data"]["referrals"]["nodes"]) == 50  # type: ignore[index]
+        check(base_port, BASELINE_REFERRALS, {"first": 50}, None)
+        me = check(vouch_port, WIDGET, {}, token)
+        assert me["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
+        results: dict[str, list[float]] = {"vouch": [], "baseline": [], "widget": []}
+        for run in range(args.runs):  # interleaved, so drift hits every scenario alike
+            results["vouch"].append(wrk(vouch_port, REFERRALS, {"first": 50}, key, args))
+            results["baseline"].append(
+                wrk(base_port, BASELINE_REFERRALS, {"first": 50}, None, args)
+            )
+            results["widget"].append(wrk(vouch_port, WIDGET, {}, token, args))
+            print(
+                f"run {run + 1}: "
+                + ", ".join(f"{k} {v[-1]:,.0f} req/s" for k, v in results.items())
+            )
+    finally:
+        for proc in (vouch, base):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    ratio = [v / b for v, b in zip(results["vouch"], results["baseline"], strict=True)]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
+    vouch_rps, base_rps, widget_rps = (summary(results[k]) for k in ("vouch", "baseline", "widget"))
+    ratios = f"{min(ratio):.0%} / {statistics.median(ratio):.0%} / {max(ratio):.0%}"
+    print(
+        f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — commit {commit}\n"
+        f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}. wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, "
+        "from 127.0.0.1.\n\n"
+        "| scenario | req/s min / median / max |\n| --- | --- |\n"
+        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} |\n"
+        f"| same query shape, bare strawberry from memory (baseline) | {base_rps} |\n"
+        f"| Vouch / baseline | {ratios} |\n"
+        f'| widget "my link and stats" (Vouch) | {widget_rps} |\n'
+    )
+
+
+if __name__ == "__main__":
+    main()
