@@ -120,6 +120,10 @@ class VouchGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        for error in result.errors or ():
+            # A database outage is not a GraphQL error: re-raise so the app answers 503.
+            if error.original_error is not None and is_database_unavailable(error.original_error):
+                raise error.original_error
         response = await super().process_result(request, result)
         errors = result.errors or []
         formatted = response.get("errors") or []
@@ -186,15 +190,6 @@ class VouchGraphQL(GraphQL[Context, None]):
             auth_error=auth_error,
         )
 
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        """A database outage is not a GraphQL error: re-raise it so the app answers 503."""
-        for error in result.errors or ():
-            original = error.original_error
-            if original is not None and is_database_unavailable(original):
-                raise original
-        return await super().process_result(request, result)
 
 def _has_nul(raw: bytes) -> bool:
     """PostgreSQL text cannot hold NUL; refuse it at the edge instead of failing in SQL."""
