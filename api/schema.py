@@ -24,6 +24,8 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.mutations.record_conversion import RecordConversionMutation
+from api.mutations.redeem_offer import RedeemOfferMutation
 from api.queries.advocates import AdvocateQueries
 from api.queries.programs import ProgramQueries
 from core.errors import DomainError
@@ -33,7 +35,7 @@ MAX_ALIASES = 20
 MAX_TOKENS = 2_000
 
 QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries)
-MUTATION_CLASSES: tuple[type, ...] = ()
+MUTATION_CLASSES: tuple[type, ...] = (RedeemOfferMutation, RecordConversionMutation)
 
 Query = merge_types("Query", QUERY_CLASSES)
 Mutation = merge_types("Mutation", MUTATION_CLASSES) if MUTATION_CLASSES else None

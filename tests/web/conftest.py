@@ -77,9 +77,7 @@ async def claim(
     data = {"csrf": csrf, "email": email, "name": name, "company": company}
     if consent:
         data["consent"] = "yes"
-    return await client.post(
-        f"/r/{code}/claim", data=data, headers={"user-agent": HUMAN_UA}
-    )
+    return await client.post(f"/r/{code}/claim", data=data, headers={"user-agent": HUMAN_UA})
 
 
 async def count(session: AsyncSession, model: Any) -> int:
