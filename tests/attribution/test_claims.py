@@ -51,7 +51,10 @@ def test_choose_touch_applies_rule_and_window():
 
 def test_validate_claim_normalises_and_rejects():
     claim = validate_claim(
-        email="  Katherine.Johnson+promo@GMAIL.com ", name="  Katherine   J ", company="", consent=True
+        email="  Katherine.Johnson+promo@GMAIL.com ",
+        name="  Katherine   J ",
+        company="",
+        consent=True,
     )
     assert claim.email == "Katherine.Johnson+promo@gmail.com"
     assert claim.person_key == "katherinejohnson@gmail.com"
@@ -134,7 +137,9 @@ async def test_claim_creates_lead_event_decision_and_redemption(session, codec):
         "v" * 32,
         "h" * 32,
     )
-    event = await session.scalar(select(ReferralEvent).where(ReferralEvent.referral_id == referral.id))
+    event = await session.scalar(
+        select(ReferralEvent).where(ReferralEvent.referral_id == referral.id)
+    )
     assert (event.from_status, event.to_status, event.source, event.actor, event.at) == (
         None,
         "lead",
@@ -159,9 +164,7 @@ async def test_claim_creates_lead_event_decision_and_redemption(session, codec):
     assert (redemption.code, redemption.redeemed_at, redemption.issued_at) == (code, None, NOW)
 
 
-@pytest.mark.parametrize(
-    ("model", "winner"), [("first_touch", "grace"), ("last_touch", "ada")]
-)
+@pytest.mark.parametrize(("model", "winner"), [("first_touch", "grace"), ("last_touch", "ada")])
 async def test_program_rule_decides_between_two_links(session, codec, model, winner):
     prog, grace, ada, grace_link, ada_link = await _world(session, codec, attribution_model=model)
     touches = (
@@ -183,7 +186,9 @@ async def test_program_rule_decides_between_two_links(session, codec, model, win
 
 
 async def test_revoked_cookie_link_falls_back_to_the_claim_link(session, codec):
-    prog, _, ada, grace_link, ada_link = await _world(session, codec, attribution_model="first_touch")
+    prog, _, ada, grace_link, ada_link = await _world(
+        session, codec, attribution_model="first_touch"
+    )
     grace_link.status = "revoked"
     await session.flush()
     ctx = ClaimContext(
@@ -280,7 +285,10 @@ async def test_rate_limit_counts_per_bucket_and_hour(session):
         await hit_rate_limit(session, bucket="claim:abc", limit=3, now=NOW + timedelta(minutes=59))
     assert exc.value.code is ErrorCode.RATE_LIMITED
     assert await hit_rate_limit(session, bucket="claim:other", limit=3, now=NOW) == 1
-    assert await hit_rate_limit(session, bucket="claim:abc", limit=3, now=NOW + timedelta(hours=1)) == 1
+    assert (
+        await hit_rate_limit(session, bucket="claim:abc", limit=3, now=NOW + timedelta(hours=1))
+        == 1
+    )
     rows = (await session.execute(select(RateLimitHit.bucket, RateLimitHit.hits))).all()
     assert sorted(rows) == [("claim:abc", 1), ("claim:abc", 4), ("claim:other", 1)]
 

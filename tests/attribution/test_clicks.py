@@ -93,9 +93,7 @@ def _record(link_id: int, program_id: int, **overrides) -> ClickRecord:
     return ClickRecord(**values)
 
 
-async def test_buffer_flushes_in_one_batch_and_truncates_user_agents(
-    session, sessionmaker, codec
-):
+async def test_buffer_flushes_in_one_batch_and_truncates_user_agents(session, sessionmaker, codec):
     program = await make_program(session)
     link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
     buffer = ClickBuffer(sessionmaker, max_size=10, interval=1.0)
@@ -156,9 +154,7 @@ async def test_shutdown_flushes_what_is_buffered(app, session, codec):
     assert len(app.state.clicks) == 0
 
 
-async def test_resolver_rejects_malformed_codes_without_the_database(
-    session, codec, count_queries
-):
+async def test_resolver_rejects_malformed_codes_without_the_database(session, codec, count_queries):
     resolver = LandingResolver(codec)
     program = await make_program(session)
     link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
