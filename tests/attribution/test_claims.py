@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -60,14 +61,20 @@ def test_validate_claim_normalises_and_rejects():
     assert claim.person_key == "katherinejohnson@gmail.com"
     assert claim.name == "Katherine J"
     assert claim.company is None
-    for kwargs, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"email": ""}, "email"),
         ({"email": "not-an-email"}, "email"),
         ({"consent": False}, "consent"),
         ({"name": "n" * 201}, "name"),
         ({"company": "bad\x00company"}, "company"),
-    ]:
-        values = {"email": "a@example.org", "name": None, "company": None, "consent": True}
+    ]
+    for kwargs, field in cases:
+        values: dict[str, Any] = {
+            "email": "a@example.org",
+            "name": None,
+            "company": None,
+            "consent": True,
+        }
         values.update(kwargs)
         with pytest.raises(ValidationFailed) as exc:
             validate_claim(**values)
@@ -116,7 +123,8 @@ async def test_claim_creates_lead_event_decision_and_redemption(session, codec):
     assert result.created is True
     assert result.expires_at == NOW + timedelta(days=30)
     code = result.redemption_code
-    assert len(code) == 19 and code.count("-") == 3
+    assert len(code) == 19
+    assert code.count("-") == 3
     assert set(code.replace("-", "")) <= set(REDEMPTION_ALPHABET)
 
     referral = await session.get(Referral, result.referral_id)

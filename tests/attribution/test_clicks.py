@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -76,7 +77,7 @@ def test_channel_utm_and_referrer_are_cleaned():
 
 
 def _record(link_id: int, program_id: int, **overrides) -> ClickRecord:
-    values = {
+    values: dict[str, Any] = {
         "link_id": link_id,
         "program_id": program_id,
         "occurred_at": datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
@@ -133,7 +134,7 @@ class _FailingSession:
 
 
 async def test_failed_flush_requeues_clicks_within_the_bound():
-    buffer = ClickBuffer(lambda: _FailingSession(), max_size=3, interval=1.0)  # type: ignore[arg-type]
+    buffer = ClickBuffer(_FailingSession, max_size=3, interval=1.0)  # type: ignore[arg-type]
     first, second = _record(1, 1, channel="a"), _record(1, 1, channel="b")
     buffer.add(first)
     buffer.add(second)
@@ -171,15 +172,16 @@ async def test_resolver_caches_hits_and_misses(session, codec, count_queries):
     link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
     unknown = codec.encode(link.id + 1000, 12345)
     count_queries.reset()
-    first = await resolver.resolve(session, link.code)
-    assert first is not None and first.program_name == "Cached"
+    first = await resolver.resolve(session, str(link.code))
+    assert first is not None
+    assert first.program_name == "Cached"
     assert await resolver.resolve(session, unknown) is None
     assert count_queries.count == 2
-    assert await resolver.resolve(session, link.code) == first
+    assert await resolver.resolve(session, str(link.code)) == first
     assert await resolver.resolve(session, unknown) is None
     assert count_queries.count == 2
     resolver.invalidate(link.code)
-    assert await resolver.resolve(session, link.code) == first
+    assert await resolver.resolve(session, str(link.code)) == first
     assert count_queries.count == 3
 
 
@@ -190,4 +192,4 @@ async def test_resolver_rejects_wrong_nonce_and_revoked_links(session, codec):
     assert await resolver.resolve(session, codec.encode(link.id, link.nonce ^ 1)) is None
     link.status = "revoked"
     await session.flush()
-    assert await resolver.resolve(session, link.code) is None
+    assert await resolver.resolve(session, str(link.code)) is None

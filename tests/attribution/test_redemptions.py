@@ -32,13 +32,12 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 async def issue(session, codec, *, email="friend@example.org", **program):
     prog = await make_program(session, **program)
     link = await make_link(session, codec, advocate=await make_advocate(session), program=prog)
-    result = await claim_offer(
+    return await claim_offer(
         session,
         claim=validate_claim(email=email, name=None, company=None, consent=True),
         ctx=ClaimContext(program_id=prog.id, link_id=link.id, source=ReferralSource.LANDING),
         now=NOW,
     )
-    return result
 
 
 async def test_redeem_once_then_refuse_with_reason(session, codec):

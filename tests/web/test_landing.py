@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -29,7 +31,14 @@ from tests.web.conftest import (
 )
 from web.app import Overrides, create_app
 
+ROOT = Path(__file__).resolve().parents[2]
 SLACK_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+
+
+def shown_code(html: str) -> str:
+    match = re.search(r'id="redemption-code"[^>]*>([A-Z0-9-]+)<', html)
+    assert match, "no redemption code on the page"
+    return match.group(1)
 
 
 async def written(session) -> list[int]:
@@ -49,7 +58,8 @@ async def test_offer_page_names_the_advocate_by_first_name_only(client, setup, s
     assert response.status_code == 200
     html = response.text
     assert "<h1>Grace invited you</h1>" in html
-    assert "Hopper" not in html and "grace.hopper" not in html
+    assert "Hopper" not in html
+    assert "grace.hopper" not in html
     assert '<p class="offer" id="offer">20% off your first year</p>' in html
     assert "New customers only. One per company." in html
     assert f'action="/r/{setup.code}/claim"' in html
@@ -63,7 +73,8 @@ async def test_offer_page_names_the_advocate_by_first_name_only(client, setup, s
     assert '<meta name="twitter:card" content="summary">' in html
     # No inline script or style, nothing from another origin.
     assert re.search(r"<script(?![^>]*\bsrc=)", html) is None
-    assert " style=" not in html and "<style" not in html
+    assert " style=" not in html
+    assert "<style" not in html
     assert "http://" not in html.replace("http://testserver", "")
     assert "https://" not in html
 
@@ -72,7 +83,8 @@ async def test_offer_page_security_headers(client, setup):
     response = await open_offer(client, setup.code)
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
     assert "frame-ancestors 'none'" in csp
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["x-frame-options"] == "DENY"
@@ -83,8 +95,10 @@ async def test_offer_page_security_headers(client, setup):
 async def test_static_assets_are_served_locally(client):
     css = await client.get("/static/site.css")
     js = await client.get("/static/copy.js")
-    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-    assert js.status_code == 200 and "navigator.clipboard" in js.text
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert js.status_code == 200
+    assert "navigator.clipboard" in js.text
     assert (await client.get("/static/share.js")).status_code == 200
 
 
@@ -195,16 +209,16 @@ async def test_claim_shows_a_code_and_reloading_or_claiming_again_shows_the_same
     assert location.startswith("/claimed?t=")
     page = await client.get(location)
     assert page.status_code == 200
-    code = re.search(r'id="redemption-code"[^>]*>([A-Z0-9-]+)<', page.text).group(1)
+    code = shown_code(page.text)
     redemption = await session.scalar(select(OfferRedemption))
     assert code == redemption.code
     assert "Here is your code for 20% off your first year." in page.text
     reload = await client.get(location)
-    assert re.search(r'id="redemption-code"[^>]*>([A-Z0-9-]+)<', reload.text).group(1) == code
+    assert shown_code(reload.text) == code
     again = await claim(client, setup.code, email="katherine.johnson@example.org")
     assert again.status_code == 303
     page2 = await client.get(again.headers["location"])
-    assert re.search(r'id="redemption-code"[^>]*>([A-Z0-9-]+)<', page2.text).group(1) == code
+    assert shown_code(page2.text) == code
     assert await written(session) == [1, 1, 1, 1]
     referral = await session.scalar(select(Referral))
     assert (referral.email, referral.name, referral.company, referral.advocate_id) == (
@@ -285,7 +299,8 @@ async def test_claims_are_rate_limited_per_hashed_ip(settings, sessionmaker, ses
     assert await written(session) == [1, 1, 1, 1]
     hit = await session.scalar(select(RateLimitHit))
     assert hit.hits == 3
-    assert hit.bucket.startswith("claim:") and "127.0.0.1" not in hit.bucket
+    assert hit.bucket.startswith("claim:")
+    assert "127.0.0.1" not in hit.bucket
 
 
 @pytest.mark.parametrize(("model", "winner"), [("first_touch", 0), ("last_touch", 1)])
@@ -295,8 +310,8 @@ async def test_cookie_touches_decide_which_link_wins(client, session, codec, mod
     second = await make_link(session, codec, advocate=other, program=world.program)
     await session.commit()
     await open_offer(client, world.code)
-    await open_offer(client, second.code)
-    response = await claim(client, second.code, email="friend@example.org")
+    await open_offer(client, str(second.code))
+    response = await claim(client, str(second.code), email="friend@example.org")
     assert response.status_code == 303
     referral = await session.scalar(select(Referral))
     expected = [(world.advocate.id, world.link.id), (other.id, second.id)][winner]
@@ -363,13 +378,10 @@ async def test_claimed_page_rejects_forged_tokens(client):
 
 
 async def test_strings_live_in_the_locale_file(client, setup):
-    import json
-    from pathlib import Path
-
-    catalog = json.loads((Path(__file__).resolve().parents[2] / "site/locales/en.json").read_text())
-    page = await open_offer(client, setup.code, **{})
+    catalog = json.loads((ROOT / "site/locales/en.json").read_text())
+    page = await open_offer(client, setup.code)
     assert catalog["claim.submit"] in page.text
-    templates = Path(__file__).resolve().parents[2] / "site/templates"
+    templates = ROOT / "site/templates"
     used = set()
     for path in templates.glob("*.html"):
         used |= set(re.findall(r'\bt\(["\']([a-z_.]+)["\']', path.read_text()))
