@@ -49,7 +49,8 @@ def seed(database_url: str, codec: LinkCodec) -> tuple[str, int]:
             await s.commit()
             return str(link.code), advocate.id
 
-    return with_engine(database_url, run)
+    code, advocate_id = with_engine(database_url, run)
+    return str(code), int(advocate_id)
 
 
 def query(database_url: str, stmt):
@@ -92,7 +93,7 @@ def claim_in_browser(driver, base: str, code: str, email: str, before_submit=Non
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait_for(lambda: "/claimed?t=" in driver.current_url)
     assert driver.find_element(By.TAG_NAME, "h1").text == "Your offer code"
-    return driver.find_element(By.ID, "redemption-code").text
+    return str(driver.find_element(By.ID, "redemption-code").text)
 
 
 def test_friend_claims_and_advocate_shares(live_server, browser, database_url, codec):
