@@ -13,6 +13,7 @@ back at the front of the buffer, so a short database blip loses nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections import deque
@@ -89,6 +90,12 @@ def classify_user_agent(user_agent: str | None, *, method: str = "GET") -> BotVe
         return BotVerdict(True, "head_request")
     if not user_agent or not user_agent.strip():
         return BotVerdict(True, "no_user_agent")
+    return _classify(user_agent[:USER_AGENT_MAX])
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(user_agent: str) -> BotVerdict:
+    # User agents repeat enormously; the verdict is a pure function of the string.
     for reason, pattern in _BOT_PATTERNS:
         if pattern.search(user_agent):
             return BotVerdict(True, reason)

@@ -7,20 +7,23 @@ resolving for at most ``LANDING_CACHE_TTL`` seconds in each worker.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.codes import DecodedCode, LinkCodec
+from core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
 from models import Advocate, Program, ReferralLink
 from models.enums import LinkStatus, ProgramStatus
 
 LANDING_CACHE_TTL = 15.0
 LANDING_CACHE_SIZE = 20_000
+DECODE_MEMO_SIZE = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,11 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
 
 
 class LandingResolver:
-    """Decode, then look up through a small TTL + LRU cache (negative results cached too)."""
+    """Decode, then look up through a small TTL + LRU cache.
+
+    Only codes that decode canonically ever enter the cache (as a landing, or as ``None`` when
+    the database has no such live link), so garbage cannot evict real links. Decoding is a
+    pure function and is memoised in a bounded LRU."""
 
     def __init__(
         self, codec: LinkCodec, *, ttl: float = LANDING_CACHE_TTL, size: int = LANDING_CACHE_SIZE
@@ -136,10 +143,13 @@ class LandingResolver:
         self.ttl = ttl
         self.size = size
         self._cache: OrderedDict[str, tuple[float, Landing | None]] = OrderedDict()
+        self._decode = functools.lru_cache(maxsize=DECODE_MEMO_SIZE)(codec.decode)
 
     def decode(self, code: str) -> DecodedCode | None:
         """Pure CPU: malformed and non-canonical codes never reach the database."""
-        return self.codec.decode(code)
+        if len(code) > MAX_CODE_LENGTH:
+            return None
+        return self._decode(code)
 
     def cached(self, code: str) -> tuple[bool, Landing | None]:
         entry = self._cache.get(code)
@@ -152,15 +162,20 @@ class LandingResolver:
         self._cache.move_to_end(code)
         return True, landing
 
-    async def resolve(self, session: AsyncSession, code: str) -> Landing | None:
-        """The landing for ``code``, or ``None`` for malformed/unknown/revoked/non-canonical."""
-        decoded = self.decode(code)
-        if decoded is None:
-            return None
+    async def resolve(
+        self, session: AsyncSession | Callable[[], AsyncSession], code: str
+    ) -> Landing | None:
+        """The landing for ``code``, or ``None`` for malformed/unknown/revoked/non-canonical.
+
+        ``session`` may be a callable, so a cache hit or a bad code never opens one."""
         hit, landing = self.cached(code)
         if hit:
             return landing
-        landing = await load_landing(session, decoded, code)
+        decoded = self.decode(code)
+        if decoded is None:
+            return None
+        db = session if isinstance(session, AsyncSession) else session()
+        landing = await load_landing(db, decoded, code)
         self._cache[code] = (time.monotonic(), landing)
         if len(self._cache) > self.size:
             self._cache.popitem(last=False)

@@ -8,8 +8,9 @@ write the first-party cookies, call one domain function, commit, render.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -42,7 +43,7 @@ from attribution.landing import Landing, LandingResolver
 from core.clock import utcnow
 from core.db import RequestSessions
 from core.errors import DomainError, NotFound
-from core.security import constant_time_equals, hash_ip
+from core.security import constant_time_equals, hash_ip, sign
 from core.settings import Settings
 from models.enums import ReferralSource
 from web.pages import Pages
@@ -58,6 +59,7 @@ MAX_TOUCHES = 12
 MAX_FORM_BYTES = 16_384
 FORM_FIELDS = ("email", "name", "company")
 _HEX = frozenset("0123456789abcdef")
+CSRF_PLACEHOLDER = "__vouch_csrf_token__"
 
 
 def _is_token(value: str | None, length: int) -> bool:
@@ -71,18 +73,36 @@ class Cookies:
     """Signing and reading the microsite's first-party cookies."""
 
     secure: bool
+    secret: str
     attribution: URLSafeTimedSerializer
-    csrf: URLSafeTimedSerializer
     claimed: URLSafeTimedSerializer
 
     @classmethod
     def create(cls, secret: str, *, secure: bool) -> Cookies:
         return cls(
             secure=secure,
+            secret=secret,
             attribution=URLSafeTimedSerializer(secret, salt="vouch.attribution.v1"),
-            csrf=URLSafeTimedSerializer(secret, salt="vouch.csrf.v1"),
             claimed=URLSafeTimedSerializer(secret, salt="vouch.claimed.v1"),
         )
+
+    # CSRF (double submit): the cookie holds a random value; the form carries
+    # "<issued hex>.<HMAC(secret, value + issued)>", valid for CSRF_MAX_AGE seconds.
+    def csrf_token(self, cookie: str, now: float) -> str:
+        issued = f"{int(now):x}"
+        return f"{issued}.{self._csrf_mac(cookie, issued)}"
+
+    def csrf_valid(self, cookie: str, token: str, now: float) -> bool:
+        issued, _, mac = token.partition(".")
+        if not issued or len(issued) > 12 or not set(issued) <= _HEX:
+            return False
+        age = now - int(issued, 16)
+        if age > CSRF_MAX_AGE or age < -60:
+            return False
+        return constant_time_equals(mac, self._csrf_mac(cookie, issued))
+
+    def _csrf_mac(self, cookie: str, issued: str) -> str:
+        return sign(self.secret, f"vouch.csrf.v1:{cookie}:{issued}".encode())[:40]
 
     # Attribution: [[link_id, program_id, first_seen, last_seen], ...] (unix seconds).
     def read_touches(self, request: Request) -> list[list[int]]:
@@ -124,15 +144,15 @@ class Cookies:
         return str(self.attribution.dumps(kept))
 
     def set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path="/",
-            secure=self.secure,
-            httponly=True,
-            samesite="lax" if name != CSRF_COOKIE else "strict",
-        )
+        """Append a Set-Cookie header. Our names and values are token-safe (hex, base64url,
+        dots), so the header is built directly instead of through ``http.cookies``."""
+        parts = [f"{name}={value}", "Path=/", "HttpOnly"]
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        parts.append("SameSite=Strict" if name == CSRF_COOKIE else "SameSite=Lax")
+        if self.secure:
+            parts.append("Secure")
+        response.raw_headers.append((b"set-cookie", "; ".join(parts).encode("latin-1")))
 
 
 class LandingSite:
@@ -177,7 +197,7 @@ class LandingSite:
 
     def not_found(self, request: Request) -> Response:
         """The one page for malformed, unknown, revoked and non-canonical codes."""
-        return self.pages.render(request, "not_found.html", {}, status_code=404)
+        return self.pages.render(request, "not_found.html", {}, status_code=404, cache_key="404")
 
     def csrf_pair(self, request: Request) -> tuple[str, str]:
         """(cookie value, signed form token) for the double-submit check."""
@@ -185,7 +205,7 @@ class LandingSite:
         if not _is_token(cookie, 32):
             cookie = secrets.token_hex(16)
         assert cookie is not None
-        return cookie, str(self.cookies.csrf.dumps(cookie))
+        return cookie, self.cookies.csrf_token(cookie, time.time())
 
     def csrf_ok(self, request: Request, form: FormData) -> bool:
         cookie = request.cookies.get(CSRF_COOKIE)
@@ -193,11 +213,7 @@ class LandingSite:
         if not _is_token(cookie, 32) or not isinstance(token, str) or len(token) > 200:
             return False
         assert cookie is not None
-        try:
-            value = self.cookies.csrf.loads(token, max_age=CSRF_MAX_AGE)
-        except BadSignature:
-            return False
-        return isinstance(value, str) and constant_time_equals(value, cookie)
+        return self.cookies.csrf_valid(cookie, token, time.time())
 
     async def read_form(self, request: Request) -> FormData | None:
         length = request.headers.get("content-length")
@@ -244,7 +260,7 @@ class LandingSite:
 
     async def offer_page(self, request: Request) -> Response:
         code = request.path_params["code"]
-        landing = await self.resolver.resolve(self.session(request), code)
+        landing = await self.resolver.resolve(lambda: self.session(request), code)
         if landing is None:
             return self.not_found(request)
         now = utcnow()
@@ -269,7 +285,18 @@ class LandingSite:
                 referrer_host=referrer_host(request.headers.get("referer")),
             )
         )
-        response = self.render_offer(request, landing, now)
+        cookie, token = self.csrf_pair(request)
+        state = landing.availability(now)
+        # The page only varies by landing, language and state; the CSRF token is filled in.
+        response = self.pages.render(
+            request,
+            "offer.html",
+            self.offer_context(landing, now, csrf=CSRF_PLACEHOLDER),
+            cache_key=(landing, state),
+            fill={CSRF_PLACEHOLDER: token},
+        )
+        if request.cookies.get(CSRF_COOKIE) != cookie:
+            self.cookies.set(response, CSRF_COOKIE, cookie, None)
         if tracking and not verdict.is_bot:
             assert visitor is not None
             if new_visitor:
@@ -502,7 +529,3 @@ def _form_values(form: FormData | None, extra: tuple[str, ...] = ()) -> dict[str
 
 def _date(value: datetime | None) -> str | None:
     return f"{value:%d %B %Y}" if value is not None else None
-
-
-def window_seconds(days: int) -> int:
-    return int(timedelta(days=days).total_seconds())

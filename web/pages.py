@@ -4,7 +4,8 @@ from ``site/locales/<lang>.json``, and the strict security headers every page ca
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ TEMPLATES = SITE / "templates"
 STATIC = SITE / "static"
 LOCALES = SITE / "locales"
 DEFAULT_LOCALE = "en"
+RENDER_CACHE_SIZE = 4096
 
 # No inline script or style anywhere: everything the pages run or wear is a static file.
 CONTENT_SECURITY_POLICY = (
@@ -88,6 +90,7 @@ class Pages:
         self.strings = Strings()
         self.public_base_url = public_base_url.rstrip("/")
         self._translators = {lang: self.strings.translator(lang) for lang in self.strings.catalogs}
+        self._rendered: OrderedDict[tuple[str, str, Hashable], str] = OrderedDict()
 
     def translator_for(self, request: Request) -> Callable[..., str]:
         return self._translators[self.strings.negotiate(request.headers.get("accept-language"))]
@@ -99,9 +102,29 @@ class Pages:
         context: Mapping[str, Any],
         *,
         status_code: int = 200,
+        cache_key: Hashable | None = None,
+        fill: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
+        """Render ``template``. With ``cache_key``, the HTML is rendered once per (template,
+        language, key) and reused; per-request values go in as ``fill`` placeholders (they
+        must be HTML-safe, e.g. tokens)."""
         lang = self.strings.negotiate(request.headers.get("accept-language"))
-        html = self.env.get_template(template).render(
+        if cache_key is None:
+            html = self._render(template, lang, context)
+        else:
+            key = (template, lang, cache_key)
+            cached = self._rendered.get(key)
+            if cached is None:
+                cached = self._render(template, lang, context)
+                self._rendered[key] = cached
+                if len(self._rendered) > RENDER_CACHE_SIZE:
+                    self._rendered.popitem(last=False)
+            html = cached
+        for placeholder, value in (fill or {}).items():
+            html = html.replace(placeholder, value)
+        return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+    def _render(self, template: str, lang: str, context: Mapping[str, Any]) -> str:
+        return self.env.get_template(template).render(
             t=self._translators[lang], lang=lang, base_url=self.public_base_url, **context
         )
-        return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
