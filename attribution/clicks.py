@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 from collections import deque
@@ -164,10 +165,40 @@ class ClickRecord:
         }
 
 
+_COPY_COLUMNS = (
+    "link_id",
+    "program_id",
+    "occurred_at",
+    "channel",
+    "utm",
+    "ip_hash",
+    "user_agent",
+    "is_bot",
+    "bot_reason",
+    "visitor_id",
+    "referrer_host",
+)
+
+
 async def insert_clicks(session: AsyncSession, records: list[ClickRecord]) -> None:
-    """One multi-row INSERT for a batch of clicks."""
-    if records:
+    """Write a batch of clicks with one binary ``COPY`` on the session's connection.
+
+    A multi-row ORM INSERT spends ~50 µs of Python per row, which would stall the event loop
+    (and every page being served) for tens of milliseconds per flush; COPY costs a fraction."""
+    if not records:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None or not hasattr(driver, "copy_records_to_table"):  # not asyncpg
         await session.execute(insert(Click), [r.row() for r in records])
+        return
+    rows = []
+    for r in records:
+        row = r.row()
+        row["utm"] = json.dumps(row["utm"], separators=(",", ":"))
+        rows.append(tuple(row[c] for c in _COPY_COLUMNS))
+    await driver.copy_records_to_table("clicks", records=rows, columns=list(_COPY_COLUMNS))
 
 
 async def latest_click_id(

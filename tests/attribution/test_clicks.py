@@ -126,8 +126,8 @@ class _FailingSession:
     async def __aexit__(self, *exc):
         return False
 
-    async def execute(self, *args, **kwargs):
-        raise OperationalError("INSERT", {}, Exception("database is down"))
+    async def connection(self):
+        raise OperationalError("COPY", {}, Exception("database is down"))
 
     async def commit(self):  # pragma: no cover - never reached
         raise AssertionError
