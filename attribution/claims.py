@@ -46,6 +46,7 @@ REDEMPTION_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 REDEMPTION_GROUPS = 4
 REDEMPTION_GROUP_SIZE = 4
 RATE_WINDOW = timedelta(hours=1)
+EMAIL_REQUIRED = "Please enter your email address."
 
 
 class SelfReferral(DomainError):
@@ -123,7 +124,7 @@ def validate_claim(
 ) -> ClaimInput:
     """Check the form before anything is written; raises ``ValidationFailed``."""
     if not email or not email.strip():
-        raise ValidationFailed("Please enter your email address.", field="email")
+        raise ValidationFailed(EMAIL_REQUIRED, field="email")
     canonical = check_email(email)
     clean_name = _clean_text(name, field="name", limit=NAME_MAX)
     clean_company = _clean_text(company, field="company", limit=COMPANY_MAX)

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from attribution.claims import (
+    EMAIL_REQUIRED,
     ClaimContext,
     ClaimInput,
     OfferUnavailable,
@@ -42,7 +43,7 @@ from attribution.clicks import (
 from attribution.landing import Landing, LandingResolver
 from core.clock import utcnow
 from core.db import RequestSessions
-from core.errors import DomainError, NotFound
+from core.errors import DomainError, ErrorCode, NotFound
 from core.security import constant_time_equals, hash_ip, sign
 from core.settings import Settings
 from models.enums import ReferralSource
@@ -341,7 +342,7 @@ class LandingSite:
                 now,
                 status_code=422,
                 values=values,
-                error=exc.message,
+                error_key=_error_key(exc),
                 error_field=exc.field,
             )
         tracking = not landing.require_tracking_consent
@@ -391,7 +392,7 @@ class LandingSite:
         except DomainError as exc:
             await session.rollback()
             return self._claim_error(
-                request, landing, now, 422, values, None, exc.message, exc.field
+                request, landing, now, 422, values, _error_key(exc), None, exc.field
             )
         await session.commit()
         token = self.cookies.claimed.dumps(result.redemption_id)
@@ -481,7 +482,11 @@ class LandingSite:
             )
         except DomainError as exc:
             return self.render_code_entry(
-                request, status_code=422, values=values, error=exc.message, error_field=exc.field
+                request,
+                status_code=422,
+                values=values,
+                error_key=_error_key(exc),
+                error_field=exc.field,
             )
         ctx = ClaimContext(
             program_id=landing.program_id,
@@ -517,6 +522,19 @@ class LandingSite:
                 "redeemed": redemption.redeemed_at is not None,
             },
         )
+
+
+def _error_key(exc: DomainError) -> str:
+    """The UI string for a claim error, so the message appears in the page's language."""
+    if exc.code == ErrorCode.SELF_REFERRAL:
+        return "error.self_referral"
+    if exc.field == "consent":
+        return "error.consent"
+    if exc.field in ("name", "company"):
+        return "error.too_long"
+    if exc.field == "email":
+        return "error.email_required" if exc.message == EMAIL_REQUIRED else "error.email_invalid"
+    return "claim.unavailable"
 
 
 def _form_values(form: FormData | None, extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -235,9 +235,9 @@ async def test_claim_shows_a_code_and_reloading_or_claiming_again_shows_the_same
     ("fields", "message", "field"),
     [
         ({"email": ""}, "Please enter your email address.", "email"),
-        ({"email": "nope@"}, "not a valid email address", "email"),
+        ({"email": "nope@"}, "Please enter a valid email address, like name@example.com.", "email"),
         ({"consent": False}, "Please agree to the terms to claim the offer.", "consent"),
-        ({"name": "n" * 250}, "name must be at most 200 printable characters", "name"),
+        ({"name": "n" * 250}, "Please keep your name and company under 200 characters.", "name"),
         (
             {"email": "grace.hopper+x@gmail.com"},
             "You can&#39;t claim an offer with your own referral link.",
@@ -389,3 +389,29 @@ async def test_strings_live_in_the_locale_file(client, setup):
     assert dynamic == {"channel."}
     assert used - dynamic - set(catalog) == set()
     assert {f"channel.{c}" for c in ("email", "linkedin", "x", "whatsapp", "sms")} <= set(catalog)
+
+
+async def test_pages_follow_the_browsers_language(client, setup):
+    german = {"accept-language": "de-DE,de;q=0.9,en;q=0.5", "user-agent": HUMAN_UA}
+    page = await client.get(f"/r/{setup.code}", headers=german)
+    assert page.status_code == 200
+    assert '<html lang="de">' in page.text
+    assert "<h1>Grace hat Sie eingeladen</h1>" in page.text
+    csrf = csrf_from(page.text)
+    response = await client.post(
+        f"/r/{setup.code}/claim",
+        data={"csrf": csrf, "email": "nope@", "consent": "yes"},
+        headers=german,
+    )
+    assert response.status_code == 422
+    assert "Bitte geben Sie eine gültige E-Mail-Adresse ein" in response.text
+    missing = await client.get("/r/nonsense", headers={"accept-language": "fr, de;q=0.8"})
+    assert "Dieser Link ist nicht verfügbar" in missing.text
+    english = await client.get("/r/nonsense", headers={"accept-language": "fr"})
+    assert '<html lang="en">' in english.text
+
+
+def test_every_language_has_every_string():
+    catalogs = {p.stem: json.loads(p.read_text()) for p in (ROOT / "site/locales").glob("*.json")}
+    assert set(catalogs) == {"en", "de"}
+    assert set(catalogs["de"]) == set(catalogs["en"])
