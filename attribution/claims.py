@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,6 +180,11 @@ async def hit_rate_limit(session: AsyncSession, *, bucket: str, limit: int, now:
         ).returning(RateLimitHit.hits)
     )
     assert isinstance(hits, int)
+    if hits == 1:
+        # A new window: forget windows that can no longer matter, so the table stays small.
+        await session.execute(
+            delete(RateLimitHit).where(RateLimitHit.window_start < window_start - RATE_WINDOW)
+        )
     if hits > limit:
         raise RateLimited(
             "Too many attempts from your network. Please try again in an hour.", field=None

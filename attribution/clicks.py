@@ -23,14 +23,29 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from prometheus_client import Counter
 from sqlalchemy import insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Click
+from models import Click, ReferralLink
 
 log = logging.getLogger("vouch.clicks")
+
+# Failures worth retrying: the database is unreachable or restarting, not the data.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    OperationalError,
+    SAInterfaceError,
+    # asyncpg's own connection errors, raised by the raw COPY.
+    pg_errors.CannotConnectNowError,
+    pg_errors.ConnectionDoesNotExistError,
+    pg_errors.InterfaceError,
+    pg_errors.PostgresConnectionError,
+)
 
 USER_AGENT_MAX = 512
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -247,25 +262,60 @@ class ClickBuffer:
             batch = list(self._items)
             self._items.clear()
             try:
-                async with self.sessionmaker() as session:
-                    await insert_clicks(session, batch)
-                    await session.commit()
-            except (SQLAlchemyError, OSError) as exc:
-                # Put the batch back in front of newer clicks, within the bound.
-                room = max(0, self.max_size - len(self._items))
-                kept = batch[:room]
-                self._items.extendleft(reversed(kept))
-                lost = len(batch) - len(kept)
-                if lost:
-                    self.dropped += lost
-                    CLICKS_DROPPED.inc(lost)
-                log.warning(
-                    "click flush failed (%s); %d clicks re-queued", type(exc).__name__, len(kept)
-                )
+                await self._write(batch)
+            except _TRANSIENT as exc:
+                self._requeue(batch, exc)
                 return 0
+            except Exception as exc:
+                # Most likely a link deleted since the click: write the rows that still have
+                # a link, drop (and count) the rest rather than retrying a poison batch forever.
+                batch = await self._salvage(batch, exc)
             self.recorded += len(batch)
             CLICKS_RECORDED.inc(len(batch))
             return len(batch)
+
+    async def _write(self, batch: list[ClickRecord]) -> None:
+        async with self.sessionmaker() as session:
+            await insert_clicks(session, batch)
+            await session.commit()
+
+    def _requeue(self, batch: list[ClickRecord], exc: BaseException) -> None:
+        """Put the batch back in front of newer clicks, within the bound."""
+        room = max(0, self.max_size - len(self._items))
+        kept = batch[:room]
+        self._items.extendleft(reversed(kept))
+        self._drop(len(batch) - len(kept))
+        log.warning("click flush failed (%s); %d clicks re-queued", type(exc).__name__, len(kept))
+
+    def _drop(self, count: int) -> None:
+        if count:
+            self.dropped += count
+            CLICKS_DROPPED.inc(count)
+
+    async def _salvage(self, batch: list[ClickRecord], exc: BaseException) -> list[ClickRecord]:
+        try:
+            async with self.sessionmaker() as session:
+                live = set(
+                    await session.scalars(
+                        select(ReferralLink.id).where(
+                            ReferralLink.id.in_({r.link_id for r in batch})
+                        )
+                    )
+                )
+            keep = [r for r in batch if r.link_id in live]
+            await self._write(keep)
+        except Exception as again:
+            log.error(
+                "click flush failed twice (%s, %s); %d clicks dropped",
+                type(exc).__name__,
+                type(again).__name__,
+                len(batch),
+            )
+            self._drop(len(batch))
+            return []
+        self._drop(len(batch) - len(keep))
+        log.warning("click flush dropped %d clicks of deleted links", len(batch) - len(keep))
+        return keep
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled."""

@@ -299,6 +299,11 @@ async def test_rate_limit_counts_per_bucket_and_hour(session):
     )
     rows = (await session.execute(select(RateLimitHit.bucket, RateLimitHit.hits))).all()
     assert sorted(rows) == [("claim:abc", 1), ("claim:abc", 4), ("claim:other", 1)]
+    # Two hours on, a new window prunes every window older than the previous hour.
+    later = NOW + timedelta(hours=2)
+    assert await hit_rate_limit(session, bucket="claim:new", limit=3, now=later) == 1
+    rows = (await session.execute(select(RateLimitHit.bucket, RateLimitHit.window_start))).all()
+    assert sorted(rows) == [("claim:abc", NOW + timedelta(hours=1)), ("claim:new", later)]
 
 
 @pytest.mark.committing

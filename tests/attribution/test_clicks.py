@@ -144,6 +144,21 @@ async def test_failed_flush_requeues_clicks_within_the_bound():
     assert buffer.dropped == 0
 
 
+async def test_clicks_of_deleted_links_are_dropped_not_retried_forever(
+    session, sessionmaker, codec
+):
+    program = await make_program(session)
+    link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
+    await session.commit()
+    buffer = ClickBuffer(sessionmaker, max_size=10, interval=1.0)
+    buffer.add(_record(link.id, program.id, channel="kept"))
+    buffer.add(_record(link.id + 999, program.id, channel="orphan"))
+    assert await buffer.flush() == 1
+    assert (len(buffer), buffer.dropped, buffer.recorded) == (0, 1, 1)
+    channels = (await session.scalars(select(Click.channel))).all()
+    assert channels == ["kept"]
+
+
 async def test_shutdown_flushes_what_is_buffered(app, session, codec):
     program = await make_program(session)
     link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
