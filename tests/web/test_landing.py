@@ -328,7 +328,7 @@ async def test_consent_programs_set_no_tracking_cookie_and_carry_the_code_in_the
     assert page.status_code == 200
     assert set(page.cookies.keys()) == {"vouch_csrf"}
     assert f'action="/r/{world.code}/claim"' in page.text
-    assert "No tracking cookies are set until you claim." in page.text
+    assert "This page sets no tracking cookies" in page.text
     [click] = await clicks(app, session)
     assert click.visitor_id is None
     response = await claim(client, world.code, csrf=csrf_from(page.text))
@@ -415,3 +415,44 @@ def test_every_language_has_every_string():
     catalogs = {p.stem: json.loads(p.read_text()) for p in (ROOT / "site/locales").glob("*.json")}
     assert set(catalogs) == {"en", "de"}
     assert set(catalogs["de"]) == set(catalogs["en"])
+
+
+async def test_a_cached_link_is_served_without_the_database(client, setup, count_queries):
+    assert (await open_offer(client, setup.code)).status_code == 200
+    count_queries.reset()
+    again = await open_offer(client, setup.code)
+    assert again.status_code == 200
+    assert "<h1>Grace invited you</h1>" in again.text
+    assert count_queries.count == 0
+
+
+def test_csrf_tokens_expire_and_are_bound_to_the_cookie(settings):
+    from web.landing import CSRF_MAX_AGE, Cookies
+
+    cookies = Cookies.create(settings.resolved_secret(), secure=True)
+    token = cookies.csrf_token("a" * 32, 1_000_000.0)
+    assert cookies.csrf_valid("a" * 32, token, 1_000_000.0 + CSRF_MAX_AGE) is True
+    assert cookies.csrf_valid("a" * 32, token, 1_000_000.0 + CSRF_MAX_AGE + 1) is False
+    assert cookies.csrf_valid("b" * 32, token, 1_000_000.0) is False
+    assert cookies.csrf_valid("a" * 32, "zz." + token.split(".")[1], 1_000_000.0) is False
+    assert cookies.csrf_valid("a" * 32, token, 1_000_000.0 - 3600) is False
+
+
+async def test_cookies_are_http_only_and_secure_on_https(settings, sessionmaker, session, codec):
+    import httpx
+
+    https_app = create_app(
+        settings.model_copy(update={"public_base_url": "https://vouch.example"}),
+        Overrides(sessionmaker=sessionmaker),
+    )
+    world = await make_setup(session, codec)
+    transport = httpx.ASGITransport(app=https_app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        response = await open_offer(c, world.code)
+    headers = response.headers.get_list("set-cookie")
+    assert sorted(h.split("=", 1)[0] for h in headers) == ["vouch_attr", "vouch_csrf", "vouch_vid"]
+    for header in headers:
+        assert "HttpOnly" in header
+        assert "Secure" in header
+    assert any(h.startswith("vouch_csrf=") and "SameSite=Strict" in h for h in headers)
+    assert any(h.startswith("vouch_attr=") and "Max-Age=2592000" in h for h in headers)
