@@ -216,3 +216,24 @@ def test_conversion_input_is_validated(overrides, field):
     with pytest.raises(ValidationFailed) as exc:
         _conversion("ABCD-ABCD-ABCD-ABCD", **overrides)
     assert exc.value.field == field
+
+
+@pytest.mark.committing
+async def test_twenty_concurrent_identical_conversions_record_one(committing_engine, codec):
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        issued = await issue(s, codec)
+        await s.commit()
+    request = _conversion(issued.redemption_code)
+
+    async def one():
+        async with factory() as s:
+            conversion, created = await record_conversion(s, request)
+            await s.commit()
+            return conversion.id, created
+
+    results = await asyncio.gather(*(one() for _ in range(20)))
+    assert len({cid for cid, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    async with factory() as s:
+        assert await s.scalar(select(func.count()).select_from(Conversion)) == 1
