@@ -30,6 +30,8 @@ from strawberry.types import ExecutionContext
 from api.mutations.advocates import AdvocateMutations
 from api.mutations.links import LinkMutations
 from api.mutations.programs import ProgramMutations
+from api.mutations.record_conversion import RecordConversionMutation
+from api.mutations.redeem_offer import RedeemOfferMutation
 from api.mutations.referrals import ReferralMutations
 from api.queries.advocates import AdvocateQueries
 from api.queries.links import LinkQueries
@@ -53,6 +55,8 @@ MUTATION_CLASSES: tuple[type, ...] = (
     AdvocateMutations,
     LinkMutations,
     ReferralMutations,
+    RedeemOfferMutation,
+    RecordConversionMutation,
 )
 
 Query = merge_types("Query", QUERY_CLASSES)

@@ -13,6 +13,7 @@ from models.platform import (
     WebhookEndpoint,
 )
 from models.program import Program, RewardRule
+from models.ratelimit import RateLimitHit
 from models.referral import (
     AttributionDecision,
     Click,
@@ -46,6 +47,7 @@ __all__ = [
     "OutboxEvent",
     "PointsEntry",
     "Program",
+    "RateLimitHit",
     "Referral",
     "ReferralEvent",
     "ReferralLink",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from api.schema import build_schema
 from api.view import VouchGraphQL
+from attribution.clicks import ClickBuffer
+from attribution.landing import LandingResolver
 from core.codes import LinkCodec
 from core.db import RequestSessions, create_engine, session_factory
 from core.logging import configure_logging
@@ -22,8 +26,12 @@ from core.security import WidgetTokens
 from core.settings import Environment, Settings, get_settings
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, readyz
+from web.landing import LandingSite
 from web.metrics import MetricsMiddleware, metrics
 from web.middleware import RequestContextMiddleware
+from web.pages import STATIC, Pages
+from web.redemptions import RedemptionApi
+from web.share import ShareSite
 
 
 @dataclass
@@ -54,12 +62,20 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         return session_factory(engine_holder["engine"])
 
     sessions = RequestSessions(_factory())
+    clicks = ClickBuffer(
+        sessions.factory, max_size=settings.click_buffer_max, interval=settings.click_flush_interval
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(clicks.run(), name="vouch-click-flusher")
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await clicks.flush()  # nothing buffered is lost on a clean shutdown
             engine = engine_holder.get("engine")
             if engine is not None:
                 await engine.dispose()
@@ -77,6 +93,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    pages = Pages(settings.public_base_url)
+    resolver = LandingResolver(codec)
+    routes += LandingSite(
+        settings=settings, pages=pages, resolver=resolver, clicks=clicks, sessions=sessions
+    ).routes()
+    routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
+    routes += RedemptionApi(sessions).routes()
+    routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(MetricsMiddleware),
         Middleware(RequestContextMiddleware),
@@ -102,4 +126,6 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.engine = app_state.get("engine")
     if settings.env is not Environment.TEST:
         configure_logging()
+    app.state.clicks = clicks
+    app.state.landing_resolver = resolver
     return app

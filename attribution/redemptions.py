@@ -1,0 +1,246 @@
+"""Redeeming the referred-side offer exactly once, and conversions reported against it.
+
+Redemption is a single conditional UPDATE: of any number of concurrent attempts exactly one
+finds ``redeemed_at IS NULL``; the rest are told why they were refused. Retries of the same
+request carry an idempotency key and get the first answer back instead of a refusal.
+Conversions are idempotent on their natural key (referral, kind, external reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access import idempotency
+from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from core.money import check_amount, check_currency
+from models import Conversion, OfferRedemption, Referral
+from models.enums import ConversionKind
+
+CODE_MAX = 32
+REF_MAX = 128
+REDEEM_SCOPE = "redeem_offer"
+CONVERSION_SCOPE = "record_conversion"
+
+
+class AlreadyRedeemed(DomainError):
+    code = ErrorCode.ALREADY_REDEEMED
+
+
+class RedemptionExpired(DomainError):
+    code = ErrorCode.EXPIRED
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemRequest:
+    code: str
+    redeemed_by: str
+    order_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRequest:
+    redemption_code: str
+    kind: ConversionKind
+    external_ref: str
+    amount_minor: int
+    currency: str
+    occurred_at: datetime
+
+
+def normalize_redemption_code(value: str, *, field: str = "code") -> str:
+    """Codes are matched case-insensitively and without surrounding blanks."""
+    code = value.strip().upper()
+    if not code or len(code) > CODE_MAX:
+        raise ValidationFailed("not a valid redemption code", field=field)
+    return code
+
+
+def _clean_ref(value: str | None, *, field: str, required: bool) -> str | None:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return None
+    if len(cleaned) > REF_MAX or not cleaned.isprintable():
+        raise ValidationFailed(
+            f"{field} must be at most {REF_MAX} printable characters", field=field
+        )
+    return cleaned
+
+
+def validate_redeem(code: str, redeemed_by: str, order_ref: str | None) -> RedeemRequest:
+    return RedeemRequest(
+        code=normalize_redemption_code(code),
+        redeemed_by=_clean_ref(redeemed_by, field="redeemedBy", required=True) or "",
+        order_ref=_clean_ref(order_ref, field="orderRef", required=False),
+    )
+
+
+def validate_conversion(
+    *,
+    redemption_code: str,
+    kind: str,
+    external_ref: str | None,
+    amount_minor: int,
+    currency: str,
+    occurred_at: datetime,
+    now: datetime,
+) -> ConversionRequest:
+    try:
+        conversion_kind = ConversionKind(kind.strip().lower())
+    except ValueError:
+        raise ValidationFailed("kind must be signup or purchase", field="kind") from None
+    if occurred_at.tzinfo is None:
+        raise ValidationFailed("occurredAt must carry a timezone", field="occurredAt")
+    if occurred_at > now:
+        raise ValidationFailed("occurredAt is in the future", field="occurredAt")
+    amount = check_amount(amount_minor)
+    if conversion_kind is ConversionKind.SIGNUP and amount != 0:
+        raise ValidationFailed("a signup carries no amount", field="amountMinor")
+    return ConversionRequest(
+        redemption_code=normalize_redemption_code(redemption_code, field="redemptionCode"),
+        kind=conversion_kind,
+        external_ref=_clean_ref(external_ref, field="externalRef", required=False) or "",
+        amount_minor=amount,
+        currency=check_currency(currency),
+        occurred_at=occurred_at,
+    )
+
+
+async def _refusal(session: AsyncSession, code: str, now: datetime) -> DomainError:
+    """Why a redemption did not happen: unknown, already redeemed, or expired."""
+    existing = await session.scalar(select(OfferRedemption).where(OfferRedemption.code == code))
+    if existing is None:
+        return NotFound("no offer with this redemption code", field="code")
+    if existing.redeemed_at is not None:
+        return AlreadyRedeemed(
+            f"this code was already redeemed at {existing.redeemed_at.isoformat()}", field="code"
+        )
+    return RedemptionExpired("this code has expired", field="code")
+
+
+async def redeem_offer(
+    session: AsyncSession, request: RedeemRequest, *, now: datetime
+) -> OfferRedemption:
+    """Mark the code redeemed, once. Raises ``AlreadyRedeemed``, ``RedemptionExpired`` or
+    ``NotFound``. Flushes, never commits."""
+    redeemed_id = await session.scalar(
+        update(OfferRedemption)
+        .where(
+            OfferRedemption.code == request.code,
+            OfferRedemption.redeemed_at.is_(None),
+            or_(OfferRedemption.expires_at.is_(None), OfferRedemption.expires_at > now),
+        )
+        .values(redeemed_at=now, redeemed_by=request.redeemed_by, order_ref=request.order_ref)
+        .returning(OfferRedemption.id)
+    )
+    if redeemed_id is None:
+        raise await _refusal(session, request.code, now)
+    # Hook for the lead: referred-side reward triggers on redemption.
+    return await _load_redemption(session, redeemed_id)
+
+
+async def _load_redemption(session: AsyncSession, redemption_id: int) -> OfferRedemption:
+    return (
+        await session.execute(
+            select(OfferRedemption)
+            .where(OfferRedemption.id == redemption_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def redeem_offer_once(
+    session: AsyncSession, request: RedeemRequest, *, idempotency_key: str | None, now: datetime
+) -> OfferRedemption:
+    """``redeem_offer`` behind an idempotency key: a retry gets the first answer back."""
+    if idempotency_key is None:
+        return await redeem_offer(session, request, now=now)
+    payload = {"code": request.code, "by": request.redeemed_by, "order": request.order_ref}
+    stored = await idempotency.claim(
+        session, scope=REDEEM_SCOPE, key=idempotency_key, payload=payload
+    )
+    if stored is not None:
+        return await _load_redemption(session, int(stored["redemption_id"]))
+    redemption = await redeem_offer(session, request, now=now)
+    await idempotency.store_response(
+        session, scope=REDEEM_SCOPE, key=idempotency_key, response={"redemption_id": redemption.id}
+    )
+    return redemption
+
+
+async def record_conversion(
+    session: AsyncSession, request: ConversionRequest
+) -> tuple[Conversion, bool]:
+    """Record a signup or purchase against a redemption code's referral.
+
+    Idempotent on (referral, kind, external reference): re-reporting returns the first row
+    and ``False``. Flushes, never commits."""
+    referral_id = await session.scalar(
+        select(Referral.id)
+        .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
+        .where(OfferRedemption.code == request.redemption_code)
+    )
+    if referral_id is None:
+        raise NotFound("no offer with this redemption code", field="redemptionCode")
+    conversion_id = await session.scalar(
+        insert(Conversion)
+        .values(
+            referral_id=referral_id,
+            kind=request.kind,
+            external_ref=request.external_ref,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            occurred_at=request.occurred_at,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[Conversion.referral_id, Conversion.kind, Conversion.external_ref]
+        )
+        .returning(Conversion.id)
+    )
+    created = conversion_id is not None
+    conversion = await session.scalar(
+        select(Conversion)
+        .where(
+            Conversion.referral_id == referral_id,
+            Conversion.kind == request.kind,
+            Conversion.external_ref == request.external_ref,
+        )
+        .execution_options(populate_existing=True)
+    )
+    assert conversion is not None
+    if not created and (
+        conversion.amount_minor != request.amount_minor or conversion.currency != request.currency
+    ):
+        raise DomainError(
+            "this conversion was already reported with a different amount",
+            field="externalRef",
+            code=ErrorCode.CONFLICT,
+        )
+    # Hook for the lead: signup/purchase reward triggers when ``created``.
+    return conversion, created
+
+
+async def record_conversion_once(
+    session: AsyncSession, request: ConversionRequest, *, idempotency_key: str | None
+) -> Conversion:
+    """``record_conversion`` behind an optional idempotency key."""
+    if idempotency_key is not None:
+        payload = {
+            "code": request.redemption_code,
+            "kind": str(request.kind),
+            "ref": request.external_ref,
+            "amount": request.amount_minor,
+            "currency": request.currency,
+            "at": request.occurred_at.isoformat(),
+        }
+        await idempotency.claim(
+            session, scope=CONVERSION_SCOPE, key=idempotency_key, payload=payload
+        )
+    conversion, _ = await record_conversion(session, request)
+    return conversion

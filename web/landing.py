@@ -1,0 +1,549 @@
+"""The friend's side of the microsite: ``/r/{code}`` offer page, claim form, the "your code"
+page, and the cross-device code-entry form.
+
+Handlers are thin: decode and resolve (cached), record the click into the buffer, read or
+write the first-party cookies, call one domain function, commit, render.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from attribution.claims import (
+    EMAIL_REQUIRED,
+    ClaimContext,
+    ClaimInput,
+    OfferUnavailable,
+    RateLimited,
+    Touch,
+    claim_offer,
+    get_redemption_summary,
+    hit_rate_limit,
+    validate_claim,
+)
+from attribution.clicks import (
+    ClickBuffer,
+    ClickRecord,
+    classify_user_agent,
+    clean_channel,
+    clean_utm,
+    referrer_host,
+)
+from attribution.landing import Landing, LandingResolver
+from core.clock import utcnow
+from core.db import RequestSessions
+from core.errors import DomainError, ErrorCode, NotFound
+from core.security import constant_time_equals, hash_ip, sign
+from core.settings import Settings
+from models.enums import ReferralSource
+from web.pages import Pages
+
+VISITOR_COOKIE = "vouch_vid"
+ATTRIBUTION_COOKIE = "vouch_attr"
+CSRF_COOKIE = "vouch_csrf"
+CSRF_FIELD = "csrf"
+CSRF_MAX_AGE = 2 * 3600
+CLAIMED_MAX_AGE = 30 * 86_400
+VISITOR_MAX_AGE = 365 * 86_400
+MAX_TOUCHES = 12
+MAX_FORM_BYTES = 16_384
+FORM_FIELDS = ("email", "name", "company")
+_HEX = frozenset("0123456789abcdef")
+CSRF_PLACEHOLDER = "__vouch_csrf_token__"
+
+
+def _is_token(value: str | None, length: int) -> bool:
+    return (
+        value is not None and len(value) == length and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cookies:
+    """Signing and reading the microsite's first-party cookies."""
+
+    secure: bool
+    secret: str
+    attribution: URLSafeTimedSerializer
+    claimed: URLSafeTimedSerializer
+
+    @classmethod
+    def create(cls, secret: str, *, secure: bool) -> Cookies:
+        return cls(
+            secure=secure,
+            secret=secret,
+            attribution=URLSafeTimedSerializer(secret, salt="vouch.attribution.v1"),
+            claimed=URLSafeTimedSerializer(secret, salt="vouch.claimed.v1"),
+        )
+
+    # CSRF (double submit): the cookie holds a random value; the form carries
+    # "<issued hex>.<HMAC(secret, value + issued)>", valid for CSRF_MAX_AGE seconds.
+    def csrf_token(self, cookie: str, now: float) -> str:
+        issued = f"{int(now):x}"
+        return f"{issued}.{self._csrf_mac(cookie, issued)}"
+
+    def csrf_valid(self, cookie: str, token: str, now: float) -> bool:
+        issued, _, mac = token.partition(".")
+        if not issued or len(issued) > 12 or not set(issued) <= _HEX:
+            return False
+        age = now - int(issued, 16)
+        if age > CSRF_MAX_AGE or age < -60:
+            return False
+        return constant_time_equals(mac, self._csrf_mac(cookie, issued))
+
+    def _csrf_mac(self, cookie: str, issued: str) -> str:
+        return sign(self.secret, f"vouch.csrf.v1:{cookie}:{issued}".encode())[:40]
+
+    # Attribution: [[link_id, program_id, first_seen, last_seen], ...] (unix seconds).
+    def read_touches(self, request: Request) -> list[list[int]]:
+        raw = request.cookies.get(ATTRIBUTION_COOKIE)
+        if not raw or len(raw) > 2048:
+            return []
+        try:
+            data = self.attribution.loads(raw, max_age=366 * 86_400)
+        except BadSignature:
+            return []
+        if not isinstance(data, list):
+            return []
+        return [
+            entry
+            for entry in data[:MAX_TOUCHES]
+            if isinstance(entry, list)
+            and len(entry) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in entry)
+        ]
+
+    @staticmethod
+    def touches_for(entries: list[list[int]]) -> tuple[Touch, ...]:
+        touches: list[Touch] = []
+        for link_id, program_id, first, last in entries:
+            for ts in {first, last}:
+                touches.append(Touch(link_id, program_id, datetime.fromtimestamp(ts, UTC)))
+        return tuple(touches)
+
+    def add_touch(self, entries: list[list[int]], landing: Landing, now: datetime) -> str:
+        ts = int(now.timestamp())
+        for entry in entries:
+            if entry[0] == landing.link_id:
+                entry[3] = ts
+                break
+        else:
+            entries.append([landing.link_id, landing.program_id, ts, ts])
+        horizon = ts - 365 * 86_400
+        kept = sorted((e for e in entries if e[3] >= horizon), key=lambda e: e[3])[-MAX_TOUCHES:]
+        return str(self.attribution.dumps(kept))
+
+    def set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
+        """Append a Set-Cookie header. Our names and values are token-safe (hex, base64url,
+        dots), so the header is built directly instead of through ``http.cookies``."""
+        parts = [f"{name}={value}", "Path=/", "HttpOnly"]
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        parts.append("SameSite=Strict" if name == CSRF_COOKIE else "SameSite=Lax")
+        if self.secure:
+            parts.append("Secure")
+        response.raw_headers.append((b"set-cookie", "; ".join(parts).encode("latin-1")))
+
+
+class LandingSite:
+    """The handlers, bound to the app's settings, renderer, resolver and click buffer."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pages: Pages,
+        resolver: LandingResolver,
+        clicks: ClickBuffer,
+        sessions: RequestSessions,
+    ) -> None:
+        self.settings = settings
+        self.pages = pages
+        self.resolver = resolver
+        self.clicks = clicks
+        self.sessions = sessions
+        self.secret = settings.resolved_secret()
+        self.cookies = Cookies.create(
+            self.secret, secure=settings.public_base_url.startswith("https://")
+        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/r", self.code_entry_redirect, methods=["GET"]),
+            Route("/r/{code}", self.offer_page, methods=["GET", "HEAD"]),
+            Route("/r/{code}/claim", self.claim_submit, methods=["POST"]),
+            Route("/claim", self.code_entry_page, methods=["GET"]),
+            Route("/claim", self.code_entry_submit, methods=["POST"]),
+            Route("/claimed", self.claimed_page, methods=["GET"]),
+        ]
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def session(self, request: Request) -> AsyncSession:
+        return self.sessions.get(request.scope.setdefault("state", {}))
+
+    def ip_hash(self, request: Request, now: datetime) -> str | None:
+        return hash_ip(self.secret, request.client.host if request.client else None, now.date())
+
+    def not_found(self, request: Request) -> Response:
+        """The one page for malformed, unknown, revoked and non-canonical codes."""
+        return self.pages.render(request, "not_found.html", {}, status_code=404, cache_key="404")
+
+    def csrf_pair(self, request: Request) -> tuple[str, str]:
+        """(cookie value, signed form token) for the double-submit check."""
+        cookie = request.cookies.get(CSRF_COOKIE)
+        if not _is_token(cookie, 32):
+            cookie = secrets.token_hex(16)
+        assert cookie is not None
+        return cookie, self.cookies.csrf_token(cookie, time.time())
+
+    def csrf_ok(self, request: Request, form: FormData) -> bool:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        token = form.get(CSRF_FIELD)
+        if not _is_token(cookie, 32) or not isinstance(token, str) or len(token) > 200:
+            return False
+        assert cookie is not None
+        return self.cookies.csrf_valid(cookie, token, time.time())
+
+    async def read_form(self, request: Request) -> FormData | None:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+            return None
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/x-www-form-urlencoded"):
+            return None
+        return await request.form(max_files=0, max_fields=20)
+
+    def offer_context(self, landing: Landing, now: datetime, **extra: Any) -> dict[str, Any]:
+        return {
+            "landing": landing,
+            "state": landing.availability(now),
+            "first_name": landing.advocate_first_name,
+            "expires": _date(landing.offer_expires_at),
+            "values": {},
+            "error": None,
+            "error_key": None,
+            "error_field": None,
+            **extra,
+        }
+
+    def render_offer(
+        self,
+        request: Request,
+        landing: Landing,
+        now: datetime,
+        *,
+        status_code: int = 200,
+        **extra: Any,
+    ) -> Response:
+        cookie, token = self.csrf_pair(request)
+        response = self.pages.render(
+            request,
+            "offer.html",
+            self.offer_context(landing, now, csrf=token, **extra),
+            status_code=status_code,
+        )
+        self.cookies.set(response, CSRF_COOKIE, cookie, None)
+        return response
+
+    # -- GET /r/{code} -------------------------------------------------------------------------
+
+    async def offer_page(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        landing = await self.resolver.resolve(lambda: self.session(request), code)
+        if landing is None:
+            return self.not_found(request)
+        now = utcnow()
+        verdict = classify_user_agent(request.headers.get("user-agent"), method=request.method)
+        tracking = not landing.require_tracking_consent
+        visitor = request.cookies.get(VISITOR_COOKIE) if tracking else None
+        new_visitor = tracking and not _is_token(visitor, 32)
+        if new_visitor:
+            visitor = secrets.token_hex(16)
+        self.clicks.add(
+            ClickRecord(
+                link_id=landing.link_id,
+                program_id=landing.program_id,
+                occurred_at=now,
+                channel=clean_channel(request.query_params.get("ch")) or landing.channel,
+                utm=clean_utm(request.query_params),
+                ip_hash=self.ip_hash(request, now),
+                user_agent=request.headers.get("user-agent"),
+                is_bot=verdict.is_bot,
+                bot_reason=verdict.reason,
+                visitor_id=visitor,
+                referrer_host=referrer_host(request.headers.get("referer")),
+            )
+        )
+        cookie, token = self.csrf_pair(request)
+        state = landing.availability(now)
+        # The page only varies by landing, language and state; the CSRF token is filled in.
+        response = self.pages.render(
+            request,
+            "offer.html",
+            self.offer_context(landing, now, csrf=CSRF_PLACEHOLDER),
+            cache_key=(landing, state),
+            fill={CSRF_PLACEHOLDER: token},
+        )
+        if request.cookies.get(CSRF_COOKIE) != cookie:
+            self.cookies.set(response, CSRF_COOKIE, cookie, None)
+        if tracking and not verdict.is_bot:
+            assert visitor is not None
+            if new_visitor:
+                self.cookies.set(response, VISITOR_COOKIE, visitor, VISITOR_MAX_AGE)
+            touches = self.cookies.add_touch(self.cookies.read_touches(request), landing, now)
+            self.cookies.set(
+                response,
+                ATTRIBUTION_COOKIE,
+                touches,
+                landing.attribution_window_days * 86_400,
+            )
+        return response
+
+    # -- POST /r/{code}/claim ------------------------------------------------------------------
+
+    async def claim_submit(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        session = self.session(request)
+        landing = await self.resolver.resolve(session, code)
+        if landing is None:
+            return self.not_found(request)
+        now = utcnow()
+        form = await self.read_form(request)
+        values = _form_values(form)
+        if form is None or not self.csrf_ok(request, form):
+            return self.render_offer(
+                request, landing, now, status_code=403, values=values, error_key="claim.csrf"
+            )
+        if landing.availability(now) != "open":
+            return self.render_offer(request, landing, now, status_code=410)
+        try:
+            claim = validate_claim(
+                email=values["email"],
+                name=values["name"],
+                company=values["company"],
+                consent=form.get("consent") == "yes",
+            )
+        except DomainError as exc:
+            return self.render_offer(
+                request,
+                landing,
+                now,
+                status_code=422,
+                values=values,
+                error_key=_error_key(exc),
+                error_field=exc.field,
+            )
+        tracking = not landing.require_tracking_consent
+        visitor = request.cookies.get(VISITOR_COOKIE) if tracking else None
+        entries = self.cookies.read_touches(request) if tracking else []
+        ctx = ClaimContext(
+            program_id=landing.program_id,
+            link_id=landing.link_id,
+            source=ReferralSource.LANDING,
+            touches=Cookies.touches_for(entries),
+            visitor_id=visitor if _is_token(visitor, 32) else None,
+            ip_hash=self.ip_hash(request, now),
+        )
+        return await self._claim(request, session, claim, ctx, now, landing=landing, values=values)
+
+    async def _claim(
+        self,
+        request: Request,
+        session: AsyncSession,
+        claim: ClaimInput,
+        ctx: ClaimContext,
+        now: datetime,
+        *,
+        landing: Landing | None,
+        values: dict[str, str],
+    ) -> Response:
+        """Rate-limit (committed on its own so refusals count), then claim in one transaction."""
+        try:
+            await hit_rate_limit(
+                session,
+                bucket=f"claim:{ctx.ip_hash or 'unknown'}",
+                limit=self.settings.claim_rate_limit_per_hour,
+                now=now,
+            )
+        except RateLimited:
+            await session.commit()
+            return self._claim_error(request, landing, now, 429, values, "claim.rate_limited")
+        await session.commit()
+        try:
+            result = await claim_offer(session, claim=claim, ctx=ctx, now=now)
+        except OfferUnavailable:
+            await session.rollback()
+            return self._claim_error(request, landing, now, 410, values, "claim.unavailable")
+        except NotFound:
+            await session.rollback()
+            return self._claim_error(request, landing, now, 404, values, "code.unknown")
+        except DomainError as exc:
+            await session.rollback()
+            return self._claim_error(
+                request, landing, now, 422, values, _error_key(exc), None, exc.field
+            )
+        await session.commit()
+        token = self.cookies.claimed.dumps(result.redemption_id)
+        return RedirectResponse(f"/claimed?t={token}", status_code=303)
+
+    def _claim_error(
+        self,
+        request: Request,
+        landing: Landing | None,
+        now: datetime,
+        status_code: int,
+        values: dict[str, str],
+        error_key: str | None,
+        error: str | None = None,
+        error_field: str | None = None,
+    ) -> Response:
+        if landing is None:
+            return self.render_code_entry(
+                request,
+                status_code=status_code,
+                values=values,
+                error_key=error_key,
+                error=error,
+                error_field=error_field,
+            )
+        return self.render_offer(
+            request,
+            landing,
+            now,
+            status_code=status_code,
+            values=values,
+            error_key=error_key,
+            error=error,
+            error_field=error_field,
+        )
+
+    # -- cross-device: GET/POST /claim -------------------------------------------------------
+
+    async def code_entry_redirect(self, request: Request) -> Response:
+        return RedirectResponse("/claim", status_code=308)
+
+    def render_code_entry(
+        self, request: Request, *, status_code: int = 200, **extra: Any
+    ) -> Response:
+        cookie, token = self.csrf_pair(request)
+        context: dict[str, Any] = {
+            "csrf": token,
+            "values": {},
+            "error": None,
+            "error_key": None,
+            "error_field": None,
+        }
+        context.update(extra)
+        response = self.pages.render(request, "code_entry.html", context, status_code=status_code)
+        self.cookies.set(response, CSRF_COOKIE, cookie, None)
+        return response
+
+    async def code_entry_page(self, request: Request) -> Response:
+        return self.render_code_entry(request)
+
+    async def code_entry_submit(self, request: Request) -> Response:
+        session = self.session(request)
+        now = utcnow()
+        form = await self.read_form(request)
+        values = _form_values(form, extra=("code",))
+        if form is None or not self.csrf_ok(request, form):
+            return self.render_code_entry(
+                request, status_code=403, values=values, error_key="claim.csrf"
+            )
+        landing = await self.resolver.resolve(session, values["code"].strip())
+        if landing is None:
+            return self.render_code_entry(
+                request,
+                status_code=404,
+                values=values,
+                error_key="code.unknown",
+                error_field="code",
+            )
+        if landing.availability(now) != "open":
+            return self.render_offer(request, landing, now, status_code=410)
+        try:
+            claim = validate_claim(
+                email=values["email"],
+                name=values["name"],
+                company=values["company"],
+                consent=form.get("consent") == "yes",
+            )
+        except DomainError as exc:
+            return self.render_code_entry(
+                request,
+                status_code=422,
+                values=values,
+                error_key=_error_key(exc),
+                error_field=exc.field,
+            )
+        ctx = ClaimContext(
+            program_id=landing.program_id,
+            link_id=landing.link_id,
+            source=ReferralSource.CODE_ENTRY,
+            ip_hash=self.ip_hash(request, now),
+        )
+        return await self._claim(request, session, claim, ctx, now, landing=None, values=values)
+
+    # -- GET /claimed?t= ---------------------------------------------------------------------
+
+    async def claimed_page(self, request: Request) -> Response:
+        token = request.query_params.get("t", "")
+        try:
+            redemption_id = self.cookies.claimed.loads(token, max_age=CLAIMED_MAX_AGE)
+        except BadSignature:
+            return self.not_found(request)
+        if not isinstance(redemption_id, int) or len(token) > 200:
+            return self.not_found(request)
+        found = await get_redemption_summary(self.session(request), redemption_id)
+        if found is None:
+            return self.not_found(request)
+        redemption, program = found
+        return self.pages.render(
+            request,
+            "claimed.html",
+            {
+                "code": redemption.code,
+                "offer": program.offer_title,
+                "terms": program.offer_terms,
+                "program": program.name,
+                "expires": _date(redemption.expires_at),
+                "redeemed": redemption.redeemed_at is not None,
+            },
+        )
+
+
+def _error_key(exc: DomainError) -> str:
+    """The UI string for a claim error, so the message appears in the page's language."""
+    if exc.code == ErrorCode.SELF_REFERRAL:
+        return "error.self_referral"
+    if exc.field == "consent":
+        return "error.consent"
+    if exc.field in ("name", "company"):
+        return "error.too_long"
+    if exc.field == "email":
+        return "error.email_required" if exc.message == EMAIL_REQUIRED else "error.email_invalid"
+    return "claim.unavailable"
+
+
+def _form_values(form: FormData | None, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in (*FORM_FIELDS, *extra):
+        raw = form.get(name) if form is not None else None
+        values[name] = raw[:300] if isinstance(raw, str) else ""
+    return values
+
+
+def _date(value: datetime | None) -> str | None:
+    return f"{value:%d %B %Y}" if value is not None else None
