@@ -13,7 +13,9 @@ from tests.attribution.factories import at, make_referral, make_world
 
 async def _events(session, referral_id):
     rows = await session.scalars(
-        select(ReferralEvent).where(ReferralEvent.referral_id == referral_id).order_by(ReferralEvent.id)
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.id)
     )
     return [(e.from_status, e.to_status, e.source, e.actor) for e in rows]
 
@@ -35,16 +37,16 @@ async def test_happy_path_writes_one_event_per_transition(session, codec):
         ("opportunity", "won", "crm", "api_key:crm"),
         ("won", "churned", "crm", "api_key:crm"),
     ]
-    types = list(
-        await session.scalars(select(OutboxEvent.event_type).order_by(OutboxEvent.id))
-    )
+    types = list(await session.scalars(select(OutboxEvent.event_type).order_by(OutboxEvent.id)))
     assert types == ["referral.created"] + ["referral.status_changed"] * 4
 
 
 async def test_same_status_is_a_no_op(session, codec):
     program, advocate, link = await make_world(session, codec)
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
-    await lifecycle.transition(session, referral.id, "qualified", source="crm", actor=None, now=at(1))
+    await lifecycle.transition(
+        session, referral.id, "qualified", source="crm", actor=None, now=at(1)
+    )
     again = await lifecycle.transition(
         session, referral.id, "qualified", source="crm", actor=None, now=at(2)
     )
@@ -79,7 +81,9 @@ async def test_rejection_only_through_moderation(session, codec):
     program, advocate, link = await make_world(session, codec)
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     with pytest.raises(InvalidTransition, match="through moderation"):
-        await lifecycle.transition(session, referral.id, "rejected", source="crm", actor=None, now=at(1))
+        await lifecycle.transition(
+            session, referral.id, "rejected", source="crm", actor=None, now=at(1)
+        )
     assert referral.status == "lead"
 
 
@@ -87,7 +91,9 @@ async def test_unknown_status_is_a_validation_error(session, codec):
     program, advocate, link = await make_world(session, codec)
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     with pytest.raises(ValidationFailed) as exc:
-        await lifecycle.transition(session, referral.id, "closed", source="crm", actor=None, now=at(1))
+        await lifecycle.transition(
+            session, referral.id, "closed", source="crm", actor=None, now=at(1)
+        )
     assert exc.value.field == "status"
 
 
@@ -95,6 +101,13 @@ async def test_lost_deal_can_be_reopened(session, codec):
     program, advocate, link = await make_world(session, codec)
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     await lifecycle.transition(session, referral.id, "lost", source="crm", actor=None, now=at(1))
-    await lifecycle.transition(session, referral.id, "opportunity", source="crm", actor=None, now=at(2))
+    await lifecycle.transition(
+        session, referral.id, "opportunity", source="crm", actor=None, now=at(2)
+    )
     await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(3))
-    assert [e[1] for e in await _events(session, referral.id)] == ["lead", "lost", "opportunity", "won"]
+    assert [e[1] for e in await _events(session, referral.id)] == [
+        "lead",
+        "lost",
+        "opportunity",
+        "won",
+    ]

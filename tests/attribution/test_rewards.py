@@ -47,8 +47,12 @@ async def test_two_sided_rewards_on_won(session, codec):
 
 async def test_signup_and_qualified_triggers_fire_once_each(session, codec):
     program, advocate, link = await make_world(session, codec)
-    signup = await make_reward_rule(session, program=program, trigger="signup", kind="points", points=10, amount_minor=0)
-    qualified = await make_reward_rule(session, program=program, trigger="qualified", amount_minor=1000)
+    signup = await make_reward_rule(
+        session, program=program, trigger="signup", kind="points", points=10, amount_minor=0
+    )
+    qualified = await make_reward_rule(
+        session, program=program, trigger="qualified", amount_minor=1000
+    )
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     # Jumping straight to won passes the qualified milestone.
     await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(1))
@@ -86,9 +90,7 @@ async def test_cap_per_advocate_per_period(session, codec):
     ]
     evaluations = []
     for day, referral in zip((0, 1, 2, 31), referrals, strict=True):
-        evaluations.append(
-            await rewards.on_referral_event(session, referral, "won", now=at(day))
-        )
+        evaluations.append(await rewards.on_referral_event(session, referral, "won", now=at(day)))
     assert [len(e.created) for e in evaluations] == [1, 1, 0, 1]
     assert evaluations[2].skipped == [(rule.id, "capped")]
 
@@ -96,17 +98,40 @@ async def test_cap_per_advocate_per_period(session, codec):
 async def test_revenue_percent_reward_per_charge(session, codec):
     program, advocate, link = await make_world(session, codec)
     rule = await make_reward_rule(
-        session, program=program, trigger="revenue", calc="percent", percent_bps=1000, amount_minor=0
+        session,
+        program=program,
+        trigger="revenue",
+        calc="percent",
+        percent_bps=1000,
+        amount_minor=0,
     )
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     await rewards.on_referral_event(
-        session, referral, "revenue", now=at(1), base_amount_minor=12345, base_currency="EUR", trigger_ref="rev:1"
+        session,
+        referral,
+        "revenue",
+        now=at(1),
+        base_amount_minor=12345,
+        base_currency="EUR",
+        trigger_ref="rev:1",
     )
     await rewards.on_referral_event(
-        session, referral, "revenue", now=at(2), base_amount_minor=20000, base_currency="EUR", trigger_ref="rev:2"
+        session,
+        referral,
+        "revenue",
+        now=at(2),
+        base_amount_minor=20000,
+        base_currency="EUR",
+        trigger_ref="rev:2",
     )
     again = await rewards.on_referral_event(
-        session, referral, "revenue", now=at(3), base_amount_minor=20000, base_currency="EUR", trigger_ref="rev:2"
+        session,
+        referral,
+        "revenue",
+        now=at(3),
+        base_amount_minor=20000,
+        base_currency="EUR",
+        trigger_ref="rev:2",
     )
     assert again.skipped == [(rule.id, "already_rewarded")]
     got = await _rewards(session, referral_id=referral.id)
@@ -123,7 +148,9 @@ async def test_approve_fulfil_credit_and_totals(session, codec):
     await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(1))
     (reward,) = await _rewards(session, referral_id=referral.id)
     await rewards.approve_reward(session, reward.id, actor="admin:ann", reason="checked", now=at(2))
-    again = await rewards.approve_reward(session, reward.id, actor="admin:ann", reason=None, now=at(2))
+    again = await rewards.approve_reward(
+        session, reward.id, actor="admin:ann", reason=None, now=at(2)
+    )
     assert again.state == "approved"
     _, done = await rewards.fulfil_reward(session, reward.id, actor="admin:ann", now=at(3))
     assert done is True
@@ -143,8 +170,12 @@ async def test_approve_fulfil_credit_and_totals(session, codec):
 async def test_fulfilment_by_kind(session, codec):
     program, advocate, link = await make_world(session, codec)
     await make_reward_rule(session, program=program, name="cash", kind="cash", amount_minor=5000)
-    await make_reward_rule(session, program=program, name="pts", kind="points", points=250, amount_minor=0)
-    await make_reward_rule(session, program=program, name="code", kind="discount_code", amount_minor=1000)
+    await make_reward_rule(
+        session, program=program, name="pts", kind="points", points=250, amount_minor=0
+    )
+    await make_reward_rule(
+        session, program=program, name="code", kind="discount_code", amount_minor=1000
+    )
     referral = await make_referral(session, program=program, advocate=advocate, link=link)
     await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(1))
     cash, points, code = await _rewards(session, referral_id=referral.id)
@@ -163,7 +194,12 @@ async def test_fulfilment_by_kind(session, codec):
         session, cash.id, actor="api_key:payouts", now=at(4), fulfilment_ref="payout_123"
     )
     assert (done, cash.state) == (True, "fulfilled")
-    assert (await _ledger(session, cash.id))[-1] == ("fulfilled", "api_key:payouts", None, "payout_123")
+    assert (await _ledger(session, cash.id))[-1] == (
+        "fulfilled",
+        "api_key:payouts",
+        None,
+        "payout_123",
+    )
 
     await rewards.fulfil_reward(session, points.id, actor="admin", now=at(3))
     await rewards.fulfil_reward(session, points.id, actor="admin", now=at(3))  # idempotent
@@ -213,13 +249,20 @@ async def test_clawback_inside_window_only(session, codec):
         (reward,) = await _rewards(session, referral_id=r.id)
         await rewards.approve_reward(session, reward.id, actor="admin", reason=None, now=at(1))
         await rewards.fulfil_reward(session, reward.id, actor="admin", now=at(2))
-    await lifecycle.transition(session, early.id, "churned", source="billing", actor=None, now=at(20))
-    await lifecycle.transition(session, late.id, "churned", source="billing", actor=None, now=at(45))
+    await lifecycle.transition(
+        session, early.id, "churned", source="billing", actor=None, now=at(20)
+    )
+    await lifecycle.transition(
+        session, late.id, "churned", source="billing", actor=None, now=at(45)
+    )
     (r_early,) = await _rewards(session, referral_id=early.id)
     (r_late,) = await _rewards(session, referral_id=late.id)
     assert (r_early.state, r_late.state) == ("voided", "fulfilled")
     assert (await _ledger(session, r_early.id))[-1] == (
-        "voided", "billing", "referral churned after won", None
+        "voided",
+        "billing",
+        "referral churned after won",
+        None,
     )
 
 
@@ -241,7 +284,9 @@ async def test_moderation_holds_rewards_pending(session, codec):
 
 
 async def test_auto_approval_when_the_program_says_so(session, codec):
-    program, advocate, link = await make_world(session, codec, settings={"auto_approve_rewards": True})
+    program, advocate, link = await make_world(
+        session, codec, settings={"auto_approve_rewards": True}
+    )
     await make_reward_rule(session, program=program)
     clean = await make_referral(session, program=program, advocate=advocate, link=link)
     flagged = await make_referral(session, program=program, advocate=advocate, link=link)
