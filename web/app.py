@@ -20,6 +20,7 @@ from core.runtime import resolve_database_url
 from core.security import WidgetTokens
 from core.settings import Settings, get_settings
 from web.health import healthz, readyz
+from web.inbound import inbound_webhook
 from web.middleware import RequestContextMiddleware
 
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/webhooks/inbound", inbound_webhook, methods=["POST"]),
     ]
     middleware = [
         Middleware(RequestContextMiddleware),

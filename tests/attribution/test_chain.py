@@ -67,6 +67,7 @@ async def test_chain_from_revenue_back_to_the_advocate(session, codec):
     got = await chain.chain_for_revenue(session, charge.id)
     assert got.referral.id == referral.id
     assert got.advocate.id == advocate.id
+    assert got.link is not None
     assert got.link.id == link.id
     assert [c.id for c in got.clicks] == [
         c1.id,
@@ -132,6 +133,7 @@ async def test_reattribution_adds_a_decision_and_moves_rewards(session, codec):
     assert decision.id == rows[1].id
     assert (referral.advocate_id, referral.link_id) == (other.id, other_link.id)
     got = await chain.chain_for_referral(session, referral.id)
+    assert got.current_decision is not None
     assert got.current_decision.id == decision.id
     assert [r.reward.state for r in got.rewards] == ["voided"]
     assert got.transitions[-1].source == "reattribution"

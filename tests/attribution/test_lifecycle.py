@@ -27,7 +27,7 @@ async def test_happy_path_writes_one_event_per_transition(session, codec):
         result = await lifecycle.transition(
             session, referral.id, status, source="crm", actor="api_key:crm", now=at(day)
         )
-        assert result.changed
+        assert result.event is not None
         assert result.event.at == at(day)
     assert referral.status == "churned"
     assert await _events(session, referral.id) == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +18,12 @@ from tests.factories import make_reward_rule
 
 
 def opp(**kw):
-    values = {"crm_id": "006A", "stage": "Discovery", "amount_minor": 1_000_000, "currency": "usd"}
+    values: dict[str, Any] = {
+        "crm_id": "006A",
+        "stage": "Discovery",
+        "amount_minor": 1_000_000,
+        "currency": "usd",
+    }
     values.update(kw)
     return OpportunityData(**values)
 
@@ -156,7 +162,7 @@ async def test_idempotency_key_replays_and_refuses_a_different_request(session, 
 
 
 def charge(**kw):
-    values = {
+    values: dict[str, Any] = {
         "external_id": "ch_1",
         "kind": "one_time",
         "amount_minor": 50_000,
