@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import lifecycle, opportunities, revenue, rewards
+from attribution import lifecycle, opportunities, revenue, rewards, rollups
 from core.errors import NotFound, ValidationFailed
 from models import (
     Advocate,
@@ -126,6 +126,7 @@ async def reattribute(
     program = await session.get(Program, referral.program_id)
     assert program is not None
     previous_advocate = referral.advocate_id
+    before = await rollups.contributions(session, [referral.id])
     decision = AttributionDecision(
         referral_id=referral.id,
         advocate_id=link.advocate_id,
@@ -161,6 +162,8 @@ async def reattribute(
         )
     )
     await session.flush()
+    after = await rollups.contributions(session, [referral.id])
+    await rollups.apply(session, rollups.difference(after, before))
     if previous_advocate != link.advocate_id:
         await rewards.void_unfulfilled(
             session,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import rewards, webhooks
+from attribution import rewards, rollups, webhooks
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from models import Referral, ReferralEvent
 from models.enums import ReferralStatus, RewardTrigger
@@ -108,6 +108,7 @@ async def on_referral_created(
     )
     session.add(event)
     await session.flush()
+    await rollups.apply(session, await rollups.contributions(session, [referral.id]))
     await webhooks.enqueue(session, "referral.created", referral_payload(referral), now=now)
     await rewards.on_referral_event(session, referral, RewardTrigger.SIGNUP, now=now)
     return event
@@ -143,8 +144,14 @@ async def transition(
         return Transition(referral=referral, event=None)
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"a {current} referral cannot become {target}", field="status")
+    # A rejected referral counts nowhere in the reports.
+    before = await rollups.contributions(session, [referral.id]) if target == S.REJECTED else {}
     referral.status = target
     referral.updated_at = now
+    if target == S.REJECTED:
+        await session.flush()
+        after = await rollups.contributions(session, [referral.id])
+        await rollups.apply(session, rollups.difference(after, before))
     event = ReferralEvent(
         referral_id=referral.id,
         from_status=current,

@@ -8,7 +8,7 @@ expansion and renewal deals are reported as expansion revenue of an existing cus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access import idempotency
-from attribution import lifecycle, webhooks
+from attribution import lifecycle, rollups, webhooks
 from core.emails import normalize_email
 from core.errors import NotFound, ValidationFailed
 from core.money import check_amount, check_currency
@@ -168,6 +168,40 @@ async def upsert_opportunity(
                 changed=False,
             )
     referral = await _resolve_referral(session, data)
+    linked_before = await session.scalar(
+        select(Opportunity.referral_id).where(Opportunity.crm_id == data.crm_id)
+    )
+    async with rollups.track(session, [linked_before, referral.id if referral else None]):
+        result = await _upsert(session, data, referral, source=source, now=now)
+    opp, created, changed, previous_status = result
+    if changed:
+        await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
+        if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
+            await _move_referral(session, opp, previous_status, source=source, actor=actor, now=now)
+    if idempotency_key is not None:
+        await idempotency.store_response(
+            session,
+            scope="upsert_opportunity",
+            key=idempotency_key,
+            response={"opportunity_id": opp.id},
+        )
+    return UpsertResult(opportunity=opp, created=created, changed=changed)
+
+
+async def _upsert(
+    session: AsyncSession,
+    data: OpportunityData,
+    referral: Referral | None,
+    *,
+    source: str,
+    now: datetime,
+) -> tuple[Opportunity, bool, bool, str | None]:
+    if data.status == OpportunityStatus.WON and data.close_date is None:
+        # A deal reported won without a close date closed today.
+        existing_close = await session.scalar(
+            select(Opportunity.close_date).where(Opportunity.crm_id == data.crm_id)
+        )
+        data = replace(data, close_date=existing_close or now.date())
     inserted = await session.scalar(
         insert(Opportunity)
         .values(
@@ -260,18 +294,7 @@ async def upsert_opportunity(
             )
         )
     await session.flush()
-    if changed:
-        await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
-        if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
-            await _move_referral(session, opp, previous_status, source=source, actor=actor, now=now)
-    if idempotency_key is not None:
-        await idempotency.store_response(
-            session,
-            scope="upsert_opportunity",
-            key=idempotency_key,
-            response={"opportunity_id": opp.id},
-        )
-    return UpsertResult(opportunity=opp, created=created, changed=changed)
+    return opp, created, changed, previous_status
 
 
 async def _move_referral(

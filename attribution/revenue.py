@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access import idempotency
-from attribution import lifecycle, rewards, webhooks
+from attribution import lifecycle, rewards, rollups, webhooks
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.money import check_amount, check_currency
 from models import Opportunity, Referral, RevenueEvent
@@ -157,24 +157,25 @@ async def record_revenue(
     payload_data = dict(data.data)
     if data.refunds_external_id:
         payload_data["refunds_external_id"] = data.refunds_external_id
-    inserted = await session.scalar(
-        insert(RevenueEvent)
-        .values(
-            external_id=data.external_id,
-            opportunity_id=opportunity.id if opportunity else None,
-            referral_id=referral.id if referral else None,
-            program_id=program_id,
-            kind=data.kind,
-            amount_minor=data.amount_minor,
-            currency=data.currency,
-            occurred_at=data.occurred_at,
-            source=source[:64],
-            data=payload_data,
-            created_at=now,
+    async with rollups.track(session, [referral.id if referral else None]):
+        inserted = await session.scalar(
+            insert(RevenueEvent)
+            .values(
+                external_id=data.external_id,
+                opportunity_id=opportunity.id if opportunity else None,
+                referral_id=referral.id if referral else None,
+                program_id=program_id,
+                kind=data.kind,
+                amount_minor=data.amount_minor,
+                currency=data.currency,
+                occurred_at=data.occurred_at,
+                source=source[:64],
+                data=payload_data,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["external_id"])
+            .returning(RevenueEvent.id)
         )
-        .on_conflict_do_nothing(index_elements=["external_id"])
-        .returning(RevenueEvent.id)
-    )
     event = await session.scalar(
         select(RevenueEvent)
         .where(RevenueEvent.external_id == data.external_id)

@@ -24,6 +24,7 @@ from models.referral import (
     ShareEvent,
 )
 from models.reward import Reward, RewardEntry
+from models.rollup import ReferralDailyRollup
 
 __all__ = [
     "ActionOpportunity",
@@ -47,6 +48,7 @@ __all__ = [
     "PointsEntry",
     "Program",
     "Referral",
+    "ReferralDailyRollup",
     "ReferralEvent",
     "ReferralLink",
     "RevenueEvent",
