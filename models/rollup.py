@@ -15,7 +15,7 @@ def _counter() -> Mapped[int]:
 
 
 class ReferralDailyRollup(Base):
-    """Referral-sourced activity per UTC day × program × advocate × channel × currency.
+    """Referral-sourced activity per UTC day, program, advocate, channel and currency.
 
     Each measure is dated by its own event: leads by referral creation, pipeline by opportunity
     creation, won by close date, revenue by occurrence. Rejected referrals count nowhere.
