@@ -24,16 +24,40 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.mutations.opportunities import OpportunityMutations
+from api.mutations.referral_lifecycle import ReferralLifecycleMutations
+from api.mutations.revenue import RevenueMutations
+from api.mutations.rewards import RewardMutations
+from api.mutations.webhooks import WebhookMutations
 from api.queries.advocates import AdvocateQueries
+from api.queries.chain import ChainQueries
+from api.queries.moderation import ModerationQueries
 from api.queries.programs import ProgramQueries
+from api.queries.reports import ReportQueries
+from api.queries.rewards import RewardQueries
+from api.queries.webhooks import WebhookQueries
 from core.errors import DomainError
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
 
-QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries)
-MUTATION_CLASSES: tuple[type, ...] = ()
+QUERY_CLASSES: tuple[type, ...] = (
+    ProgramQueries,
+    AdvocateQueries,
+    RewardQueries,
+    ReportQueries,
+    ChainQueries,
+    ModerationQueries,
+    WebhookQueries,
+)
+MUTATION_CLASSES: tuple[type, ...] = (
+    OpportunityMutations,
+    RevenueMutations,
+    ReferralLifecycleMutations,
+    RewardMutations,
+    WebhookMutations,
+)
 
 Query = merge_types("Query", QUERY_CLASSES)
 Mutation = merge_types("Mutation", MUTATION_CLASSES) if MUTATION_CLASSES else None

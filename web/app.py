@@ -21,6 +21,7 @@ from core.security import WidgetTokens
 from core.settings import Settings, get_settings
 from web.health import healthz, readyz
 from web.inbound import inbound_webhook
+from web.reports import report_csv
 from web.middleware import RequestContextMiddleware
 
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/webhooks/inbound", inbound_webhook, methods=["POST"]),
+        Route("/reports/{name}.csv", report_csv, methods=["GET"]),
     ]
     middleware = [
         Middleware(RequestContextMiddleware),

@@ -1,0 +1,1 @@
+"""Mutations: each returns a ``<Verb><Noun>Payload`` with the object and typed ``errors``."""
