@@ -21,8 +21,8 @@ from core.security import WidgetTokens
 from core.settings import Settings, get_settings
 from web.health import healthz, readyz
 from web.inbound import inbound_webhook
-from web.reports import report_csv
 from web.middleware import RequestContextMiddleware
+from web.reports import report_csv
 
 
 @dataclass
