@@ -26,6 +26,7 @@ from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.paging import Page, paginate
+from core.clock import utcnow
 from core.errors import NotFound, ValidationFailed
 from models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from models.enums import DeliveryStatus
@@ -117,9 +118,14 @@ def event_body(event: OutboxEvent) -> bytes:
 
 
 async def enqueue(
-    session: AsyncSession, event_type: str, payload: dict[str, Any], *, now: datetime
+    session: AsyncSession,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> OutboxEvent:
     """Write an outbox event and its pending deliveries in the caller's transaction."""
+    now = now or utcnow()
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     event = OutboxEvent(event_type=event_type, payload=payload, created_at=now)

@@ -161,3 +161,21 @@ async def test_delivery_is_dead_lettered_after_max_attempts(session):
     assert run == webhooks.WorkerRun(0, 0, 0)
     await webhooks.redeliver(session, delivery.id, now=at(30))
     assert (delivery.status, delivery.attempts) == ("pending", 0)
+
+
+async def test_worker_pass_commits_its_results(sessionmaker, session):
+    from cli.attribution import deliver_once
+
+    await webhooks.create_endpoint(
+        session, EndpointInput(url="https://a.example/h", event_types=[])
+    )
+    await webhooks.enqueue(session, "offer.redeemed", {"referral_id": 3})
+    await session.commit()
+    receiver = FakeReceiver([204])
+    run = await deliver_once(sessionmaker, receiver)
+    assert run == webhooks.WorkerRun(delivered=1, retried=0, dead=0)
+    (delivery,) = await session.scalars(
+        select(WebhookDelivery).execution_options(populate_existing=True)
+    )
+    assert (delivery.status, delivery.last_status_code) == ("delivered", 204)
+    assert await deliver_once(sessionmaker, receiver) == webhooks.WorkerRun(0, 0, 0)
