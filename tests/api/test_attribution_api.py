@@ -371,3 +371,104 @@ async def test_csv_export_endpoint(client, session, codec):
     )
     assert bad_date.status_code == 422
     assert bad_date.json()["error"]["field"] == "since"
+
+
+async def test_external_payout_reports_back_with_write_scope(client, session, codec):
+    program, advocate, link = await make_world(session, codec)
+    await make_reward_rule(session, program=program, kind="gift_card", amount_minor=2500)
+    referral = await make_referral(session, program=program, advocate=advocate, link=link)
+    await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(1))
+    reward = await session.scalar(select(Reward).where(Reward.referral_id == referral.id))
+    admin = await make_api_key(session, scopes=["admin"], name="ops")
+    payouts = await make_api_key(session, scopes=["write"], name="tremendous")
+    rid = encode_id("Reward", reward.id)
+    await gql(
+        client,
+        "mutation($id: ID!){ approveReward(rewardId: $id){ errors { code } } }",
+        {"id": rid},
+        token=admin,
+    )
+    fulfil = "mutation($id: ID!, $ref: String){ fulfilReward(rewardId: $id, fulfilmentRef: $ref){ fulfilled reward { state } errors { code field } } }"
+    # Without a reference the write key may not trigger fulfilment; the admin requests it.
+    denied = await gql(client, fulfil, {"id": rid}, token=payouts, expect_errors=True)
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    requested = (await gql(client, fulfil, {"id": rid}, token=admin))["data"]["fulfilReward"]
+    assert requested == {"fulfilled": False, "reward": {"state": "approved"}, "errors": []}
+    blank = (await gql(client, fulfil, {"id": rid, "ref": " "}, token=payouts))["data"][
+        "fulfilReward"
+    ]
+    assert blank == {
+        "fulfilled": False,
+        "reward": None,
+        "errors": [{"code": "INVALID", "field": "fulfilmentRef"}],
+    }
+    done = (await gql(client, fulfil, {"id": rid, "ref": "gc_778"}, token=payouts))["data"][
+        "fulfilReward"
+    ]
+    assert done == {"fulfilled": True, "reward": {"state": "fulfilled"}, "errors": []}
+    ledger = (
+        await gql(
+            client,
+            "query($id: ID!){ reward(id: $id){ entries { state actor fulfilmentRef } } }",
+            {"id": rid},
+            token=admin,
+        )
+    )["data"]["reward"]["entries"]
+    assert ledger[-1] == {
+        "state": "fulfilled",
+        "actor": "api_key:tremendous",
+        "fulfilmentRef": "gc_778",
+    }
+
+
+async def test_move_stage_and_advocate_chains(client, session, codec):
+    program, advocate, link = await make_world(session, codec)
+    referral = await make_referral(session, program=program, advocate=advocate, link=link)
+    writer = await make_api_key(session, scopes=["write"], name="sf")
+    await gql(
+        client,
+        UPSERT,
+        {
+            "input": {
+                "crmId": "S-1",
+                "stage": "Prospecting",
+                "amountMinor": 1000,
+                "currency": "USD",
+                "referralId": encode_id("Referral", referral.id),
+            }
+        },
+        token=writer,
+    )
+    m = 'mutation{ moveOpportunityStage(crmId: "S-1", stage: "Closed Won", status: "won"){ opportunity { status stage history { toStage } } errors { code } } }'
+    moved = (await gql(client, m, token=writer))["data"]["moveOpportunityStage"]
+    assert moved == {
+        "opportunity": {
+            "status": "won",
+            "stage": "Closed Won",
+            "history": [{"toStage": "Prospecting"}, {"toStage": "Closed Won"}],
+        },
+        "errors": [],
+    }
+    missing = (
+        await gql(
+            client,
+            'mutation{ moveOpportunityStage(crmId: "nope", stage: "x"){ errors { code field } } }',
+            token=writer,
+        )
+    )["data"]["moveOpportunityStage"]
+    assert missing == {"errors": [{"code": "NOT_FOUND", "field": "crmId"}]}
+    q = "query($id: ID!){ advocateChains(advocateId: $id){ status transitions { toStatus source } opportunities { crmId status } } }"
+    chains = (await gql(client, q, {"id": encode_id("Advocate", advocate.id)}, token=writer))[
+        "data"
+    ]["advocateChains"]
+    assert chains == [
+        {
+            "status": "won",
+            "transitions": [
+                {"toStatus": "lead", "source": "landing"},
+                {"toStatus": "opportunity", "source": "api"},
+                {"toStatus": "won", "source": "api"},
+            ],
+            "opportunities": [{"crmId": "S-1", "status": "won"}],
+        }
+    ]
