@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import random
 import secrets
@@ -166,6 +167,24 @@ class EndpointInput:
     active: bool = True
 
 
+def _internal_host(host: str) -> bool:
+    """Literal internal addresses and localhost (a first SSRF guard; DNS is checked by the
+    egress proxy an operator should put in front of the worker)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".local"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
 def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
     url = data.url.strip()
     parts = urlsplit(url)
@@ -174,6 +193,10 @@ def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
         raise ValidationFailed(
             "url must be an absolute " + ("https" if production else "http(s)") + " URL",
             field="url",
+        )
+    if production and _internal_host(parts.hostname or ""):
+        raise ValidationFailed(
+            "url must not point at a loopback, private or link-local address", field="url"
         )
     unknown = sorted(set(data.event_types) - EVENT_TYPES)
     if unknown:

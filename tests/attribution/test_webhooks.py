@@ -88,6 +88,17 @@ async def test_endpoint_validation(session):
         await webhooks.create_endpoint(
             session, EndpointInput(url="http://x.example", event_types=[]), production=True
         )
+    for internal in (
+        "https://127.0.0.1/h",
+        "https://10.0.0.8/h",
+        "https://[::1]/h",
+        "https://localhost/h",
+        "https://169.254.169.254/latest",
+    ):
+        with pytest.raises(ValidationFailed, match="loopback, private"):
+            await webhooks.create_endpoint(
+                session, EndpointInput(url=internal, event_types=[]), production=True
+            )
     assert await webhooks.list_endpoints(session) == []
 
 
