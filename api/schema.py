@@ -29,14 +29,24 @@ from strawberry.types import ExecutionContext
 
 from api.mutations.advocates import AdvocateMutations
 from api.mutations.links import LinkMutations
+from api.mutations.opportunities import OpportunityMutations
 from api.mutations.programs import ProgramMutations
 from api.mutations.record_conversion import RecordConversionMutation
 from api.mutations.redeem_offer import RedeemOfferMutation
+from api.mutations.referral_lifecycle import ReferralLifecycleMutations
 from api.mutations.referrals import ReferralMutations
+from api.mutations.revenue import RevenueMutations
+from api.mutations.rewards import RewardMutations
+from api.mutations.webhooks import WebhookMutations
 from api.queries.advocates import AdvocateQueries
+from api.queries.chain import ChainQueries
 from api.queries.links import LinkQueries
+from api.queries.moderation import ModerationQueries
 from api.queries.programs import ProgramQueries
 from api.queries.referrals import ReferralQueries
+from api.queries.reports import ReportQueries
+from api.queries.rewards import RewardQueries
+from api.queries.webhooks import WebhookQueries
 from core.errors import DomainError
 
 MAX_DEPTH = 10
@@ -49,7 +59,17 @@ MAX_TOKENS = 2_000
 DEPTH_RULE = depth_limit_rule(MAX_DEPTH, None)
 ALIAS_RULE = alias_limit_rule(MAX_ALIASES)
 
-QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries, LinkQueries, ReferralQueries)
+QUERY_CLASSES: tuple[type, ...] = (
+    ProgramQueries,
+    AdvocateQueries,
+    LinkQueries,
+    ReferralQueries,
+    RewardQueries,
+    ReportQueries,
+    ChainQueries,
+    ModerationQueries,
+    WebhookQueries,
+)
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,
     AdvocateMutations,
@@ -57,6 +77,11 @@ MUTATION_CLASSES: tuple[type, ...] = (
     ReferralMutations,
     RedeemOfferMutation,
     RecordConversionMutation,
+    OpportunityMutations,
+    RevenueMutations,
+    ReferralLifecycleMutations,
+    RewardMutations,
+    WebhookMutations,
 )
 
 Query = merge_types("Query", QUERY_CLASSES)

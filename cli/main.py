@@ -207,5 +207,10 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
         serve_app(host, port, 1, migrate_first=False)
 
 
+from cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
+
+main.add_command(webhooks_group)
+main.add_command(rollups_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

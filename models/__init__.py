@@ -25,6 +25,7 @@ from models.referral import (
     ShareEvent,
 )
 from models.reward import Reward, RewardEntry
+from models.rollup import ReferralDailyRollup
 
 __all__ = [
     "ActionOpportunity",
@@ -49,6 +50,7 @@ __all__ = [
     "Program",
     "RateLimitHit",
     "Referral",
+    "ReferralDailyRollup",
     "ReferralEvent",
     "ReferralLink",
     "RevenueEvent",

@@ -26,11 +26,13 @@ from core.security import WidgetTokens
 from core.settings import Environment, Settings, get_settings
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, readyz
+from web.inbound import inbound_webhook
 from web.landing import LandingSite
 from web.metrics import MetricsMiddleware, metrics
 from web.middleware import RequestContextMiddleware
 from web.pages import STATIC, Pages
 from web.redemptions import RedemptionApi
+from web.reports import report_csv
 from web.share import ShareSite
 
 
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/webhooks/inbound", inbound_webhook, methods=["POST"]),
+        Route("/reports/{name}.csv", report_csv, methods=["GET"]),
     ]
     pages = Pages(settings.public_base_url)
     resolver = LandingResolver(codec)

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+
+from api.context import Info
+from api.errors import InputError
+from api.ids import decode_id
+from api.mutations.transaction import attempt
+from api.permissions import require_scope
+from api.types.opportunity import OpportunityType
+from attribution import opportunities
+from attribution.opportunities import ContactData, OpportunityData, UpsertResult
+from core.clock import utcnow
+from models.enums import Scope
+
+
+@strawberry.input(description="A person on a deal.")
+class OpportunityContactInput:
+    email: str = strawberry.field(description="The contact's email.")
+    role: str | None = strawberry.field(default=None, description="Role on the deal.")
+
+
+@strawberry.input(description="A CRM deal, created or updated by its CRM id.")
+class UpsertOpportunityInput:
+    crm_id: str = strawberry.field(description="The CRM's id: the upsert key.")
+    stage: str = strawberry.field(description="The CRM stage name.")
+    amount_minor: int = strawberry.field(description="Amount in minor units.")
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    status: str = strawberry.field(default="open", description="open, won or lost.")
+    kind: str = strawberry.field(
+        default="new_business", description="new_business, expansion or renewal."
+    )
+    name: str | None = strawberry.field(default=None, description="Deal name.")
+    referral_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The referral that sourced it; otherwise matched by contact emails.",
+    )
+    close_date: date | None = strawberry.field(default=None, description="Close date.")
+    owner: str | None = strawberry.field(default=None, description="The CRM owner's id.")
+    contacts: list[OpportunityContactInput] = strawberry.field(
+        default_factory=list, description="People on the deal (at most 50)."
+    )
+
+    def to_domain(self) -> OpportunityData:
+        return OpportunityData(
+            crm_id=self.crm_id,
+            stage=self.stage,
+            amount_minor=self.amount_minor,
+            currency=self.currency,
+            status=self.status,
+            kind=self.kind,
+            name=self.name,
+            referral_id=decode_id(self.referral_id, "Referral", field="referralId")
+            if self.referral_id
+            else None,
+            close_date=self.close_date,
+            owner=self.owner,
+            contacts=[ContactData(email=c.email, role=c.role) for c in self.contacts],
+        )
+
+
+@strawberry.type(description="Result of upsertOpportunity.")
+class UpsertOpportunityPayload:
+    opportunity: OpportunityType | None = strawberry.field(description="The deal after the upsert.")
+    created: bool = strawberry.field(description="The deal was new.")
+    errors: list[InputError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.type(description="Result of moveOpportunityStage.")
+class MoveOpportunityStagePayload:
+    opportunity: OpportunityType | None = strawberry.field(description="The deal after the move.")
+    errors: list[InputError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.type
+class OpportunityMutations:
+    @strawberry.mutation(
+        description="Create or update a deal by CRM id (write scope). Stage and amount changes "
+        "are kept as history; won and lost new-business deals move the referral. Retries with "
+        "the same idempotency key return the first answer."
+    )
+    async def upsert_opportunity(
+        self, info: Info, input: UpsertOpportunityInput, idempotency_key: str | None = None
+    ) -> UpsertOpportunityPayload:
+        principal = require_scope(info.context, Scope.WRITE)
+
+        async def work() -> UpsertResult:
+            return await opportunities.upsert_opportunity(
+                info.context.session,
+                input.to_domain(),
+                source="api",
+                actor=principal.actor,
+                now=utcnow(),
+                idempotency_key=idempotency_key,
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return UpsertOpportunityPayload(opportunity=None, created=False, errors=errors or [])
+        return UpsertOpportunityPayload(
+            opportunity=OpportunityType.from_model(result.opportunity),
+            created=result.created,
+            errors=[],
+        )
+
+    @strawberry.mutation(description="Move a deal to another stage (write scope).")
+    async def move_opportunity_stage(
+        self,
+        info: Info,
+        crm_id: str,
+        stage: str,
+        status: str | None = None,
+        amount_minor: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> MoveOpportunityStagePayload:
+        principal = require_scope(info.context, Scope.WRITE)
+
+        async def work() -> UpsertResult:
+            return await opportunities.move_stage(
+                info.context.session,
+                crm_id,
+                stage=stage,
+                status=status,
+                amount_minor=amount_minor,
+                source="api",
+                actor=principal.actor,
+                now=utcnow(),
+                idempotency_key=idempotency_key,
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return MoveOpportunityStagePayload(opportunity=None, errors=errors or [])
+        return MoveOpportunityStagePayload(
+            opportunity=OpportunityType.from_model(result.opportunity), errors=[]
+        )

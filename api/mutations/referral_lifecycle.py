@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.context import Info
+from api.errors import InputError
+from api.ids import decode_id, encode_id
+from api.mutations.transaction import attempt
+from api.permissions import require_scope
+from api.types.chain import AttributionDecisionType, ReferralTransitionType
+from attribution import chain, lifecycle, moderation
+from attribution.lifecycle import Transition
+from attribution.moderation import ModerationResult
+from core.clock import utcnow
+from models import AttributionDecision
+from models.enums import Scope
+
+
+@strawberry.type(description="Result of transitionReferral.")
+class TransitionReferralPayload:
+    referral_id: strawberry.ID | None = strawberry.field(description="The referral.")
+    status: str | None = strawberry.field(description="Its status now.")
+    transition: ReferralTransitionType | None = strawberry.field(
+        description="The transition written; null when the referral already had that status."
+    )
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type(description="Result of moderateReferral.")
+class ModerateReferralPayload:
+    referral_id: strawberry.ID | None = strawberry.field(description="The referral.")
+    status: str | None = strawberry.field(description="Its status now (rejected on reject).")
+    moderation: str | None = strawberry.field(description="approved or rejected.")
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type(description="Result of reattributeReferral.")
+class ReattributeReferralPayload:
+    decision: AttributionDecisionType | None = strawberry.field(
+        description="The new current decision (the old one is kept, superseded)."
+    )
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type
+class ReferralLifecycleMutations:
+    @strawberry.mutation(
+        description="Move a referral through lead → qualified → opportunity → won | lost, "
+        "won → churned | refunded (write scope). Invalid moves are errors; repeating the "
+        "current status changes nothing."
+    )
+    async def transition_referral(
+        self, info: Info, referral_id: strawberry.ID, status: str, reason: str | None = None
+    ) -> TransitionReferralPayload:
+        principal = require_scope(info.context, Scope.WRITE)
+
+        async def work() -> Transition:
+            return await lifecycle.transition(
+                info.context.session,
+                decode_id(referral_id, "Referral", field="referralId"),
+                status,
+                source="api",
+                actor=principal.actor,
+                now=utcnow(),
+                detail={"reason": reason[:500]} if reason else None,
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return TransitionReferralPayload(
+                referral_id=None, status=None, transition=None, errors=errors or []
+            )
+        return TransitionReferralPayload(
+            referral_id=strawberry.ID(encode_id("Referral", result.referral.id)),
+            status=result.referral.status,
+            transition=ReferralTransitionType.from_model(result.event) if result.event else None,
+            errors=[],
+        )
+
+    @strawberry.mutation(
+        description="Approve or reject a flagged referral with a reason (admin). Rejecting "
+        "voids its unfulfilled rewards."
+    )
+    async def moderate_referral(
+        self, info: Info, referral_id: strawberry.ID, approve: bool, reason: str
+    ) -> ModerateReferralPayload:
+        principal = require_scope(info.context, Scope.ADMIN)
+
+        async def work() -> ModerationResult:
+            return await moderation.moderate_referral(
+                info.context.session,
+                decode_id(referral_id, "Referral", field="referralId"),
+                approve=approve,
+                reason=reason,
+                actor=principal.actor,
+                now=utcnow(),
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return ModerateReferralPayload(
+                referral_id=None, status=None, moderation=None, errors=errors or []
+            )
+        return ModerateReferralPayload(
+            referral_id=strawberry.ID(encode_id("Referral", result.referral.id)),
+            status=result.referral.status,
+            moderation=result.referral.moderation,
+            errors=[],
+        )
+
+    @strawberry.mutation(
+        description="Credit a referral to another link's advocate (admin). Writes a new "
+        "decision superseding the current one; history is never edited."
+    )
+    async def reattribute_referral(
+        self,
+        info: Info,
+        referral_id: strawberry.ID,
+        link_id: strawberry.ID,
+        reason: str,
+        evidence: str = "manual",
+    ) -> ReattributeReferralPayload:
+        principal = require_scope(info.context, Scope.ADMIN)
+
+        async def work() -> AttributionDecision:
+            return await chain.reattribute(
+                info.context.session,
+                decode_id(referral_id, "Referral", field="referralId"),
+                link_id=decode_id(link_id, "ReferralLink", field="linkId"),
+                evidence=evidence,
+                actor=principal.actor,
+                reason=reason,
+                now=utcnow(),
+            )
+
+        decision, errors = await attempt(info.context, work)
+        return ReattributeReferralPayload(
+            decision=AttributionDecisionType.from_model(decision) if decision else None,
+            errors=errors or [],
+        )

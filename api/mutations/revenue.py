@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.context import Info
+from api.errors import InputError
+from api.ids import decode_id
+from api.mutations.transaction import attempt
+from api.permissions import require_scope
+from api.types.revenue import RevenueEventType
+from attribution import revenue
+from attribution.revenue import RecordResult, RevenueData
+from core.clock import utcnow
+from models.enums import Scope
+
+
+@strawberry.input(description="A charge or refund from billing.")
+class RecordRevenueInput:
+    external_id: str = strawberry.field(description="The billing system's id (the natural key).")
+    kind: str = strawberry.field(description="one_time, recurring or refund.")
+    amount_minor: int = strawberry.field(description="Positive amount in minor units.")
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    occurred_at: datetime = strawberry.field(description="When it happened (with offset).")
+    opportunity_crm_id: str | None = strawberry.field(
+        default=None, description="The deal it belongs to."
+    )
+    referral_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The referral it belongs to (when there is no deal)."
+    )
+    refunds_external_id: str | None = strawberry.field(
+        default=None, description="For refunds: the charge refunded."
+    )
+
+    def to_domain(self) -> RevenueData:
+        return RevenueData(
+            external_id=self.external_id,
+            kind=self.kind,
+            amount_minor=self.amount_minor,
+            currency=self.currency,
+            occurred_at=self.occurred_at,
+            opportunity_crm_id=self.opportunity_crm_id,
+            referral_id=decode_id(self.referral_id, "Referral", field="referralId")
+            if self.referral_id
+            else None,
+            refunds_external_id=self.refunds_external_id,
+        )
+
+
+@strawberry.type(description="Result of recordRevenue.")
+class RecordRevenuePayload:
+    revenue_event: RevenueEventType | None = strawberry.field(description="The recorded event.")
+    created: bool = strawberry.field(description="False when it had been recorded before.")
+    errors: list[InputError] = strawberry.field(description="Why nothing was written.")
+
+
+@strawberry.type
+class RevenueMutations:
+    @strawberry.mutation(
+        description="Record a charge or refund once (write scope). Refunds inside a reward's "
+        "clawback window void it."
+    )
+    async def record_revenue(
+        self, info: Info, input: RecordRevenueInput, idempotency_key: str | None = None
+    ) -> RecordRevenuePayload:
+        principal = require_scope(info.context, Scope.WRITE)
+
+        async def work() -> RecordResult:
+            return await revenue.record_revenue(
+                info.context.session,
+                input.to_domain(),
+                source="api",
+                actor=principal.actor,
+                now=utcnow(),
+                idempotency_key=idempotency_key,
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return RecordRevenuePayload(revenue_event=None, created=False, errors=errors or [])
+        return RecordRevenuePayload(
+            revenue_event=RevenueEventType.from_model(result.event),
+            created=result.created,
+            errors=[],
+        )

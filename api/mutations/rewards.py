@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.context import Info
+from api.errors import InputError
+from api.ids import decode_id
+from api.mutations.transaction import attempt
+from api.permissions import require_scope
+from api.types.reward import RewardType
+from attribution import rewards
+from core.clock import utcnow
+from models import Reward
+from models.enums import Scope
+
+
+@strawberry.type(description="Result of approveReward.")
+class ApproveRewardPayload:
+    reward: RewardType | None = strawberry.field(description="The reward after approval.")
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type(description="Result of fulfilReward.")
+class FulfilRewardPayload:
+    reward: RewardType | None = strawberry.field(description="The reward.")
+    fulfilled: bool = strawberry.field(
+        description="False when fulfilment was requested from an external system (cash, gift "
+        "card, donation), which reports back with fulfilmentRef."
+    )
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type(description="Result of voidReward.")
+class VoidRewardPayload:
+    reward: RewardType | None = strawberry.field(description="The voided reward.")
+    errors: list[InputError] = strawberry.field(description="Why nothing changed.")
+
+
+@strawberry.type
+class RewardMutations:
+    @strawberry.mutation(
+        description="Approve a pending reward (admin). Refused while its referral awaits "
+        "moderation."
+    )
+    async def approve_reward(
+        self, info: Info, reward_id: strawberry.ID, reason: str | None = None
+    ) -> ApproveRewardPayload:
+        principal = require_scope(info.context, Scope.ADMIN)
+
+        async def work() -> Reward:
+            return await rewards.approve_reward(
+                info.context.session,
+                decode_id(reward_id, "Reward", field="rewardId"),
+                actor=principal.actor,
+                reason=reason,
+                now=utcnow(),
+            )
+
+        reward, errors = await attempt(info.context, work)
+        return ApproveRewardPayload(
+            reward=RewardType.from_model(reward) if reward else None, errors=errors or []
+        )
+
+    @strawberry.mutation(
+        description="Fulfil an approved reward through its kind's fulfiller (admin), or report "
+        "an external payout done by giving fulfilmentRef (write scope suffices)."
+    )
+    async def fulfil_reward(
+        self, info: Info, reward_id: strawberry.ID, fulfilment_ref: str | None = None
+    ) -> FulfilRewardPayload:
+        principal = require_scope(
+            info.context, Scope.WRITE if fulfilment_ref is not None else Scope.ADMIN
+        )
+
+        async def work() -> tuple[Reward, bool]:
+            return await rewards.fulfil_reward(
+                info.context.session,
+                decode_id(reward_id, "Reward", field="rewardId"),
+                actor=principal.actor,
+                now=utcnow(),
+                fulfilment_ref=fulfilment_ref,
+            )
+
+        result, errors = await attempt(info.context, work)
+        if result is None:
+            return FulfilRewardPayload(reward=None, fulfilled=False, errors=errors or [])
+        return FulfilRewardPayload(
+            reward=RewardType.from_model(result[0]), fulfilled=result[1], errors=[]
+        )
+
+    @strawberry.mutation(
+        description="Void a reward with a reason (admin); a fulfilled one only inside its "
+        "clawback window."
+    )
+    async def void_reward(
+        self, info: Info, reward_id: strawberry.ID, reason: str
+    ) -> VoidRewardPayload:
+        principal = require_scope(info.context, Scope.ADMIN)
+
+        async def work() -> Reward:
+            return await rewards.void_reward(
+                info.context.session,
+                decode_id(reward_id, "Reward", field="rewardId"),
+                actor=principal.actor,
+                reason=reason,
+                now=utcnow(),
+            )
+
+        reward, errors = await attempt(info.context, work)
+        return VoidRewardPayload(
+            reward=RewardType.from_model(reward) if reward else None, errors=errors or []
+        )

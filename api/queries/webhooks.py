@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.connections import to_connection
+from api.context import Info
+from api.ids import decode_id
+from api.pagination import Connection, decode_cursor, page_size
+from api.permissions import require_scope
+from api.types.webhook import WebhookDeliveryType, WebhookEndpointType
+from attribution import webhooks
+from models.enums import Scope
+
+
+@strawberry.type
+class WebhookQueries:
+    @strawberry.field(description="Registered webhook endpoints (secrets are never shown again).")
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpointType]:
+        require_scope(info.context, Scope.ADMIN)
+        return [
+            WebhookEndpointType.from_model(e)
+            for e in await webhooks.list_endpoints(info.context.session)
+        ]
+
+    @strawberry.field(description="The delivery log, newest first.")
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        endpoint_id: strawberry.ID | None = None,
+        status: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[WebhookDeliveryType]:
+        require_scope(info.context, Scope.ADMIN)
+        page = await webhooks.list_deliveries(
+            info.context.session,
+            endpoint_id=decode_id(endpoint_id, "WebhookEndpoint", field="endpointId")
+            if endpoint_id
+            else None,
+            status=status,
+            first=page_size(first),
+            after=decode_cursor(after),
+        )
+        return to_connection(page, WebhookDeliveryType.from_model, key=lambda d: d.id)

@@ -1,0 +1,126 @@
+"""CRM opportunities, their stage history and contacts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Self
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from api.context import Context, Info, loader
+from api.ids import encode_id
+from attribution import opportunities
+from models import Opportunity, OpportunityContact, OpportunityEvent
+
+
+@strawberry.type(name="OpportunityStageChange", description="One stage or amount change.")
+class OpportunityStageChangeType:
+    from_stage: str | None = strawberry.field(description="Stage before; null on creation.")
+    to_stage: str = strawberry.field(description="Stage after.")
+    from_amount_minor: int | None = strawberry.field(description="Amount before.")
+    to_amount_minor: int = strawberry.field(description="Amount after.")
+    at: datetime = strawberry.field(description="When (UTC).")
+    source: str = strawberry.field(description="Where the change came from (e.g. crm:hubspot).")
+
+    @classmethod
+    def from_model(cls, m: OpportunityEvent) -> Self:
+        return cls(
+            from_stage=m.from_stage,
+            to_stage=m.to_stage,
+            from_amount_minor=m.from_amount_minor,
+            to_amount_minor=m.to_amount_minor,
+            at=m.at,
+            source=m.source,
+        )
+
+
+@strawberry.type(name="OpportunityContact", description="A person on an opportunity.")
+class OpportunityContactType:
+    person_key: str = strawberry.field(description="Normalised email of the contact.")
+    role: str | None = strawberry.field(description="Role on the deal, e.g. economic buyer.")
+    referral_id: strawberry.ID | None = strawberry.field(
+        description="The referral this contact came from, if referred."
+    )
+
+    @classmethod
+    def from_model(cls, m: OpportunityContact) -> Self:
+        return cls(
+            person_key=m.person_key,
+            role=m.role,
+            referral_id=strawberry.ID(encode_id("Referral", m.referral_id))
+            if m.referral_id
+            else None,
+        )
+
+
+def _batched(ctx: Context, name: str, fetch):  # type: ignore[no-untyped-def]
+    async def load(ids: list[int]) -> list[object]:
+        found = await fetch(ctx.session, ids)
+        return [found[i] for i in ids]
+
+    return loader(ctx, name, lambda: DataLoader(load_fn=load))
+
+
+def opportunity_history_loader(ctx: Context) -> DataLoader[int, list[OpportunityEvent]]:
+    return _batched(ctx, "opportunity_history", opportunities.history_by_opportunities)  # type: ignore[no-any-return]
+
+
+def opportunity_contacts_loader(ctx: Context) -> DataLoader[int, list[OpportunityContact]]:
+    return _batched(ctx, "opportunity_contacts", opportunities.contacts_by_opportunities)  # type: ignore[no-any-return]
+
+
+def opportunities_by_referral(ctx: Context) -> DataLoader[int, list[Opportunity]]:
+    """For ``Referral.opportunities``: the deals a referral led to, oldest first."""
+    return _batched(ctx, "opportunities_by_referral", opportunities.opportunities_by_referrals)  # type: ignore[no-any-return]
+
+
+@strawberry.type(name="Opportunity", description="A CRM deal, referral-sourced or not.")
+class OpportunityType:
+    db_id: strawberry.Private[int]
+    id: strawberry.ID = strawberry.field(description="Opaque id.")
+    crm_id: str = strawberry.field(description="The CRM's id (the upsert key).")
+    referral_id: strawberry.ID | None = strawberry.field(
+        description="The referral that sourced it, if any."
+    )
+    kind: str = strawberry.field(description="new_business, expansion or renewal.")
+    name: str | None = strawberry.field(description="Deal name.")
+    amount_minor: int = strawberry.field(description="Amount in minor units of `currency`.")
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    stage: str = strawberry.field(description="The CRM stage name.")
+    status: str = strawberry.field(description="open, won or lost.")
+    close_date: date | None = strawberry.field(description="Expected or actual close date.")
+    owner: str | None = strawberry.field(description="The CRM owner's id.")
+    created_at: datetime = strawberry.field(description="When Vouch first saw it (UTC).")
+    updated_at: datetime = strawberry.field(description="Last change (UTC).")
+
+    @strawberry.field(description="Stage and amount history, oldest first.")
+    async def history(self, info: Info) -> list[OpportunityStageChangeType]:
+        rows = await opportunity_history_loader(info.context).load(self.db_id)
+        return [OpportunityStageChangeType.from_model(r) for r in rows]
+
+    @strawberry.field(description="People on the deal.")
+    async def contacts(self, info: Info) -> list[OpportunityContactType]:
+        rows = await opportunity_contacts_loader(info.context).load(self.db_id)
+        return [OpportunityContactType.from_model(r) for r in rows]
+
+    @classmethod
+    def from_model(cls, m: Opportunity) -> Self:
+        return cls(
+            db_id=m.id,
+            id=strawberry.ID(encode_id("Opportunity", m.id)),
+            crm_id=m.crm_id,
+            referral_id=strawberry.ID(encode_id("Referral", m.referral_id))
+            if m.referral_id
+            else None,
+            kind=m.kind,
+            name=m.name,
+            amount_minor=m.amount_minor,
+            currency=m.currency,
+            stage=m.stage,
+            status=m.status,
+            close_date=m.close_date,
+            owner=m.owner,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )

@@ -1,0 +1,177 @@
+"""RevOps reports: pipeline and revenue, funnel, time to first referral, retention, ROI."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Self
+
+import strawberry
+
+from api.context import Info
+from api.ids import encode_id
+from attribution import reports
+from attribution.reports import ReportFilter
+from core.clock import utcnow
+
+
+@strawberry.type(
+    name="PipelineRow", description="Referral-sourced pipeline and revenue for one group."
+)
+class PipelineRowType:
+    key: str = strawberry.field(
+        description="The group: a program or advocate id (numeric), a tier, a channel or YYYY-MM."
+    )
+    label: str = strawberry.field(description="Human-readable group name.")
+    currency: str = strawberry.field(description="ISO-4217 currency of the amounts.")
+    leads: int = strawberry.field(description="Referrals created.")
+    opportunities: int = strawberry.field(description="Referral-sourced deals created.")
+    pipeline_minor: int = strawberry.field(description="Amount of those deals, any stage.")
+    won: int = strawberry.field(description="Referral-sourced deals closed won.")
+    won_minor: int = strawberry.field(description="Amount of the deals won.")
+    revenue_minor: int = strawberry.field(description="Charges minus refunds.")
+    sourced_revenue_minor: int = strawberry.field(
+        description="Revenue from new-business deals or straight from the referral."
+    )
+    expansion_revenue_minor: int = strawberry.field(
+        description="Revenue from expansion and renewal deals."
+    )
+
+    @classmethod
+    def from_domain(cls, r: reports.PipelineRow) -> Self:
+        return cls(**{f: getattr(r, f) for f in r.__dataclass_fields__})
+
+
+@strawberry.type(name="FunnelStep", description="One step of the referral funnel.")
+class FunnelStepType:
+    step: str = strawberry.field(description="clicks, leads, qualified, opportunities or won.")
+    count: int = strawberry.field(description="How many reached this step.")
+    rate_from_previous: float | None = strawberry.field(
+        description="Conversion from the previous step (0-1), null for the first or after zero."
+    )
+    rate_from_first: float | None = strawberry.field(description="Conversion from clicks (0-1).")
+
+
+@strawberry.type(
+    name="TimeToFirstReferral",
+    description="Days from an advocate's first link to their first referral.",
+)
+class TimeToFirstReferralType:
+    advocates: int = strawberry.field(description="Advocates whose first referral is counted.")
+    median_days: float | None = strawberry.field(description="Median days.")
+    mean_days: float | None = strawberry.field(description="Mean days.")
+
+
+@strawberry.type(
+    name="ReferralRetention", description="Referred customers still customers N days after winning."
+)
+class RetentionType:
+    after_days: int = strawberry.field(description="N.")
+    customers: int = strawberry.field(description="Referred customers won at least N days ago.")
+    retained: int = strawberry.field(description="Of those, still customers.")
+    rate: float | None = strawberry.field(description="retained / customers (0-1).")
+
+
+@strawberry.type(
+    name="RewardCost", description="Reward liability, cost and program ROI in one currency."
+)
+class CostRowType:
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    pending_minor: int = strawberry.field(description="Rewards earned, awaiting approval.")
+    approved_minor: int = strawberry.field(description="Approved, not yet fulfilled.")
+    fulfilled_minor: int = strawberry.field(description="Paid out.")
+    voided_minor: int = strawberry.field(description="Voided (not a cost).")
+    reward_cost_minor: int = strawberry.field(description="pending + approved + fulfilled.")
+    revenue_minor: int = strawberry.field(description="Referral revenue (charges minus refunds).")
+    customers: int = strawberry.field(
+        description="Referrals that first reached won in the period (all currencies)."
+    )
+    cost_per_customer_minor: int | None = strawberry.field(
+        description="Reward cost per advocate-acquired customer."
+    )
+    roi: float | None = strawberry.field(
+        description="(revenue - reward cost) / reward cost; null without cost."
+    )
+
+
+@strawberry.type(name="LeaderboardRow", description="An advocate's rank.")
+class LeaderRowType:
+    rank: int = strawberry.field(description="1 is the top.")
+    advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
+    name: str = strawberry.field(description="Display name.")
+    tier: int | None = strawberry.field(description="Current tier.")
+    currency: str = strawberry.field(description="Currency of the revenue.")
+    leads: int = strawberry.field(description="Referrals.")
+    won: int = strawberry.field(description="Deals won.")
+    revenue_minor: int = strawberry.field(description="Referral revenue.")
+
+
+@strawberry.type(
+    name="Reports",
+    description="RevOps reports over one period (half-open UTC days) and optionally one program.",
+)
+class ReportsType:
+    filter: strawberry.Private[ReportFilter]
+
+    @strawberry.field(
+        description="Pipeline and revenue grouped by program, advocate, tier, channel or month."
+    )
+    async def pipeline(self, info: Info, group_by: str = "program") -> list[PipelineRowType]:
+        rows = await reports.pipeline(info.context.session, self.filter, group_by=group_by)
+        return [PipelineRowType.from_domain(r) for r in rows]
+
+    @strawberry.field(description="clicks → leads → qualified → opportunities → won.")
+    async def funnel(self, info: Info) -> list[FunnelStepType]:
+        steps = await reports.funnel(info.context.session, self.filter)
+        return [
+            FunnelStepType(
+                step=s.step,
+                count=s.count,
+                rate_from_previous=s.rate_from_previous,
+                rate_from_first=s.rate_from_first,
+            )
+            for s in steps
+        ]
+
+    @strawberry.field(description="Time from an advocate's first link to their first referral.")
+    async def time_to_first_referral(self, info: Info) -> TimeToFirstReferralType:
+        t = await reports.time_to_first_referral(info.context.session, self.filter)
+        return TimeToFirstReferralType(
+            advocates=t.advocates, median_days=t.median_days, mean_days=t.mean_days
+        )
+
+    @strawberry.field(description="Referral retention rate after N days (default 90).")
+    async def retention(self, info: Info, after_days: int = 90) -> RetentionType:
+        r = await reports.retention(
+            info.context.session, self.filter, after_days=after_days, now=utcnow()
+        )
+        return RetentionType(
+            after_days=r.after_days, customers=r.customers, retained=r.retained, rate=r.rate
+        )
+
+    @strawberry.field(description="Reward cost, cost per acquired customer and program ROI.")
+    async def cost(self, info: Info) -> list[CostRowType]:
+        rows = await reports.cost_and_roi(info.context.session, self.filter)
+        return [CostRowType(**{f: getattr(r, f) for f in r.__dataclass_fields__}) for r in rows]
+
+    @strawberry.field(description="Advocates ranked by deals won, then revenue, then leads.")
+    async def leaderboard(self, info: Info, limit: int = 10) -> list[LeaderRowType]:
+        rows = await reports.leaderboard(info.context.session, self.filter, limit=limit)
+        return [
+            LeaderRowType(
+                rank=r.rank,
+                advocate_id=strawberry.ID(encode_id("Advocate", r.advocate_id)),
+                name=r.name,
+                tier=r.tier,
+                currency=r.currency,
+                leads=r.leads,
+                won=r.won,
+                revenue_minor=r.revenue_minor,
+            )
+            for r in rows
+        ]
+
+
+def make_reports(program_id: int | None, since: date | None, until: date | None) -> ReportsType:
+    return ReportsType(
+        filter=ReportFilter(program_id=program_id, since=since, until=until).checked()
+    )

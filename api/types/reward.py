@@ -1,0 +1,138 @@
+"""Rewards and their immutable ledger entries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from api.context import Context, Info, loader
+from api.ids import encode_id
+from attribution import rewards
+from models import Reward, RewardEntry
+
+
+@strawberry.type(name="RewardEntry", description="One immutable step in a reward's life.")
+class RewardEntryType:
+    state: str = strawberry.field(description="pending, approved, fulfilled or voided.")
+    at: datetime = strawberry.field(description="When the step happened (UTC).")
+    actor: str = strawberry.field(description="Who took the step (API key, admin, system).")
+    reason: str | None = strawberry.field(description="Why, when given.")
+    fulfilment_ref: str | None = strawberry.field(
+        description="The fulfilment's reference (payout id, discount code, credit id)."
+    )
+    amount_minor: int = strawberry.field(description="The reward amount at this step.")
+
+    @classmethod
+    def from_model(cls, m: RewardEntry) -> Self:
+        return cls(
+            state=m.state,
+            at=m.at,
+            actor=m.actor,
+            reason=m.reason,
+            fulfilment_ref=m.fulfilment_ref,
+            amount_minor=m.amount_minor,
+        )
+
+
+def reward_entries_loader(ctx: Context) -> DataLoader[int, list[RewardEntry]]:
+    async def load(ids: list[int]) -> list[list[RewardEntry]]:
+        found = await rewards.entries_by_reward(ctx.session, ids)
+        return [found[i] for i in ids]
+
+    return loader(ctx, "reward_entries", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
+def rewards_by_advocate(ctx: Context) -> DataLoader[int, list[Reward]]:
+    """For ``Advocate.rewards``: every reward earned by an advocate, oldest first."""
+
+    async def load(ids: list[int]) -> list[list[Reward]]:
+        found = await rewards.rewards_by_advocates(ctx.session, ids)
+        return [found[i] for i in ids]
+
+    return loader(ctx, "rewards_by_advocate", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
+def rewards_by_referral(ctx: Context) -> DataLoader[int, list[Reward]]:
+    """For ``Referral.rewards``: both sides' rewards of a referral."""
+
+    async def load(ids: list[int]) -> list[list[Reward]]:
+        found = await rewards.rewards_by_referrals(ctx.session, ids)
+        return [found[i] for i in ids]
+
+    return loader(ctx, "rewards_by_referral", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
+@strawberry.type(name="Reward", description="What an advocate (or the referred friend) earned.")
+class RewardType:
+    db_id: strawberry.Private[int]
+    id: strawberry.ID = strawberry.field(description="Opaque id.")
+    program_id: strawberry.ID = strawberry.field(description="The program's id.")
+    referral_id: strawberry.ID = strawberry.field(description="The referral that earned it.")
+    advocate_id: strawberry.ID | None = strawberry.field(
+        description="The referrer; null for the referred friend's reward."
+    )
+    rule_id: strawberry.ID = strawberry.field(description="The reward rule that applied.")
+    side: str = strawberry.field(description="referrer or referred.")
+    kind: str = strawberry.field(
+        description="credit, discount_code, cash, gift_card, points, donation or status."
+    )
+    amount_minor: int = strawberry.field(description="Amount in minor units of `currency`.")
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    points: int = strawberry.field(description="Points, for points rewards.")
+    state: str = strawberry.field(description="pending, approved, fulfilled or voided.")
+    trigger_ref: str = strawberry.field(
+        description="What earned it beyond the referral, e.g. `rev:<id>` for a revenue share."
+    )
+    clawback_until: datetime | None = strawberry.field(
+        description="Until when a refund or churn voids it."
+    )
+    created_at: datetime = strawberry.field(description="When it was earned (UTC).")
+
+    @strawberry.field(description="The ledger: every state change, oldest first.")
+    async def entries(self, info: Info) -> list[RewardEntryType]:
+        rows = await reward_entries_loader(info.context).load(self.db_id)
+        return [RewardEntryType.from_model(r) for r in rows]
+
+    @classmethod
+    def from_model(cls, m: Reward) -> Self:
+        return cls(
+            db_id=m.id,
+            id=strawberry.ID(encode_id("Reward", m.id)),
+            program_id=strawberry.ID(encode_id("Program", m.program_id)),
+            referral_id=strawberry.ID(encode_id("Referral", m.referral_id)),
+            advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id))
+            if m.advocate_id
+            else None,
+            rule_id=strawberry.ID(encode_id("RewardRule", m.rule_id)),
+            side=m.side,
+            kind=m.kind,
+            amount_minor=m.amount_minor,
+            currency=m.currency,
+            points=m.points,
+            state=m.state,
+            trigger_ref=m.trigger_ref,
+            clawback_until=m.clawback_until,
+            created_at=m.created_at,
+        )
+
+
+@strawberry.type(name="RewardTotal", description="Sums over rewards in one state and currency.")
+class RewardTotalType:
+    state: str = strawberry.field(description="pending, approved, fulfilled or voided.")
+    currency: str = strawberry.field(description="ISO-4217 currency.")
+    count: int = strawberry.field(description="How many rewards.")
+    amount_minor: int = strawberry.field(description="Their amount in minor units.")
+    points: int = strawberry.field(description="Their points.")
+
+    @classmethod
+    def from_domain(cls, t: Any) -> Self:
+        return cls(
+            state=t.state,
+            currency=t.currency,
+            count=t.count,
+            amount_minor=t.amount_minor,
+            points=t.points,
+        )

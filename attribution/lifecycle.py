@@ -1,0 +1,211 @@
+"""The referral state machine: lead → qualified → opportunity → won | lost; won → churned or
+refunded (or back to lost when a deal is reopened and lost); rejected only through moderation.
+
+Every transition appends a ``ReferralEvent`` (from, to, at, source, actor), announces
+``referral.status_changed`` through the outbox, and runs the reward side effects: reaching
+qualified or won earns the rules for those triggers, falling back from won (lost, churned,
+refunded) claws back rewards still inside their clawback window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attribution import rewards, rollups, webhooks
+from core.errors import InvalidTransition, NotFound, ValidationFailed
+from models import Referral, ReferralEvent
+from models.enums import ReferralStatus, RewardTrigger
+
+S = ReferralStatus
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.LEAD: frozenset({S.QUALIFIED, S.OPPORTUNITY, S.WON, S.LOST, S.REJECTED}),
+    S.QUALIFIED: frozenset({S.OPPORTUNITY, S.WON, S.LOST, S.REJECTED}),
+    S.OPPORTUNITY: frozenset({S.WON, S.LOST, S.REJECTED}),
+    S.WON: frozenset({S.LOST, S.CHURNED, S.REFUNDED}),
+    # A lost deal can be reopened in the CRM.
+    S.LOST: frozenset({S.OPPORTUNITY, S.WON, S.REJECTED}),
+    S.CHURNED: frozenset(),
+    S.REFUNDED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+# Reaching a status implies having passed these reward milestones.
+MILESTONES: dict[str, tuple[RewardTrigger, ...]] = {
+    S.QUALIFIED: (RewardTrigger.QUALIFIED,),
+    S.OPPORTUNITY: (RewardTrigger.QUALIFIED,),
+    S.WON: (RewardTrigger.QUALIFIED, RewardTrigger.WON),
+}
+REVERSALS = frozenset({S.LOST, S.CHURNED, S.REFUNDED})
+MODERATION_SOURCE = "moderation"
+MAX_SOURCE = 64
+MAX_ACTOR = 128
+
+
+def referral_payload(referral: Referral) -> dict[str, Any]:
+    return {
+        "referral_id": referral.id,
+        "program_id": referral.program_id,
+        "advocate_id": referral.advocate_id,
+        "link_id": referral.link_id,
+        "status": referral.status,
+        "moderation": referral.moderation,
+        "source": referral.source,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    referral: Referral
+    event: ReferralEvent | None  # None when the referral already had that status
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+async def lock_referral(session: AsyncSession, referral_id: int) -> Referral:
+    """Load the referral with a row lock: concurrent transitions of one referral queue here."""
+    referral = await session.scalar(
+        select(Referral)
+        .where(Referral.id == referral_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if referral is None:
+        raise NotFound("no such referral", field="referralId")
+    return referral
+
+
+def parse_status(value: str, *, field: str = "status") -> ReferralStatus:
+    try:
+        return ReferralStatus(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in ReferralStatus)
+        raise ValidationFailed(
+            f"unknown referral status '{value[:32]}'; use one of: {allowed}", field=field
+        ) from None
+
+
+async def on_referral_created(
+    session: AsyncSession, referral: Referral, *, source: str, actor: str | None, now: datetime
+) -> ReferralEvent:
+    """The first event of a new referral (∅ → lead), its webhook, and signup rewards.
+
+    The claim flow calls this in the same transaction that inserts the referral.
+    """
+    event = ReferralEvent(
+        referral_id=referral.id,
+        from_status=None,
+        to_status=referral.status,
+        at=now,
+        source=source[:MAX_SOURCE],
+        actor=actor[:MAX_ACTOR] if actor else None,
+        detail={},
+    )
+    session.add(event)
+    await session.flush()
+    await rollups.apply(session, await rollups.contributions(session, [referral.id]))
+    await webhooks.enqueue(session, "referral.created", referral_payload(referral), now=now)
+    await rewards.on_referral_event(session, referral, RewardTrigger.SIGNUP, now=now)
+    return event
+
+
+async def transition(
+    session: AsyncSession,
+    referral_id: int,
+    to_status: str,
+    *,
+    source: str,
+    actor: str | None,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+    won_amount_minor: int | None = None,
+    won_currency: str | None = None,
+) -> Transition:
+    """Move a referral to ``to_status``; a no-op if it is already there.
+
+    ``won_amount_minor`` is the base for percentage rules triggered by won.
+    """
+    target = parse_status(to_status)
+    if not source or len(source) > MAX_SOURCE:
+        raise ValidationFailed(f"source must be 1 to {MAX_SOURCE} characters", field="source")
+    if target == S.REJECTED and source != MODERATION_SOURCE:
+        raise InvalidTransition(
+            "a referral is rejected through moderation, not by a status change",
+            field="status",
+        )
+    referral = await lock_referral(session, referral_id)
+    current = referral.status
+    if current == target:
+        return Transition(referral=referral, event=None)
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(f"a {current} referral cannot become {target}", field="status")
+    # A rejected referral counts nowhere in the reports.
+    before = await rollups.contributions(session, [referral.id]) if target == S.REJECTED else {}
+    referral.status = target
+    referral.updated_at = now
+    if target == S.REJECTED:
+        await session.flush()
+        after = await rollups.contributions(session, [referral.id])
+        await rollups.apply(session, rollups.difference(after, before))
+    event = ReferralEvent(
+        referral_id=referral.id,
+        from_status=current,
+        to_status=target,
+        at=now,
+        source=source,
+        actor=actor[:MAX_ACTOR] if actor else None,
+        detail=detail or {},
+    )
+    session.add(event)
+    await session.flush()
+    await webhooks.enqueue(
+        session,
+        "referral.status_changed",
+        referral_payload(referral) | {"from_status": current, "to_status": target},
+        now=now,
+    )
+    label = actor or source
+    if target == S.REJECTED:
+        await rewards.void_unfulfilled(
+            session, referral.id, side=None, actor=label, reason="referral rejected", now=now
+        )
+    elif target in REVERSALS and current == S.WON:
+        await rewards.claw_back(
+            session,
+            referral.id,
+            at=now,
+            actor=label,
+            reason=f"referral {target} after won",
+            now=now,
+        )
+    else:
+        for trigger in MILESTONES.get(target, ()):
+            await rewards.on_referral_event(
+                session,
+                referral,
+                trigger,
+                now=now,
+                base_amount_minor=won_amount_minor if trigger == RewardTrigger.WON else None,
+                base_currency=won_currency if trigger == RewardTrigger.WON else None,
+                actor=label,
+            )
+    return Transition(referral=referral, event=event)
+
+
+async def events_for(
+    session: AsyncSession, referral_ids: list[int]
+) -> dict[int, list[ReferralEvent]]:
+    rows = await session.scalars(
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id.in_(referral_ids))
+        .order_by(ReferralEvent.at, ReferralEvent.id)
+    )
+    out: dict[int, list[ReferralEvent]] = {i: [] for i in referral_ids}
+    for row in rows:
+        out[row.referral_id].append(row)
+    return out

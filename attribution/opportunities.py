@@ -1,0 +1,450 @@
+"""Opportunities from the CRM: upserted by CRM id, with stage and amount history.
+
+A referral can lead to several opportunities (new business, expansion, renewal) and an
+opportunity can have several contacts. Only *new business* moves the referral through its
+lifecycle (open → opportunity, won → won, lost → lost when nothing else is open or won);
+expansion and renewal deals are reported as expansion revenue of an existing customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access import idempotency
+from attribution import lifecycle, rollups, webhooks
+from core.emails import normalize_email
+from core.errors import NotFound, ValidationFailed
+from core.money import check_amount, check_currency
+from models import Opportunity, OpportunityContact, OpportunityEvent, Referral
+from models.enums import OpportunityKind, OpportunityStatus, ReferralStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ContactData:
+    email: str
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityData:
+    crm_id: str
+    stage: str
+    amount_minor: int
+    currency: str
+    status: str = OpportunityStatus.OPEN
+    kind: str = OpportunityKind.NEW_BUSINESS
+    name: str | None = None
+    referral_id: int | None = None
+    close_date: date | None = None
+    owner: str | None = None
+    contacts: list[ContactData] = field(default_factory=list)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "crm_id": self.crm_id,
+            "stage": self.stage,
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+            "status": self.status,
+            "kind": self.kind,
+            "name": self.name,
+            "referral_id": self.referral_id,
+            "close_date": self.close_date.isoformat() if self.close_date else None,
+            "owner": self.owner,
+            "contacts": [[c.email, c.role] for c in self.contacts],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    opportunity: Opportunity
+    created: bool
+    changed: bool
+
+
+def _text(value: str | None, name: str, limit: int, *, required: bool = False) -> str | None:
+    value = value.strip() if value is not None else None
+    if required and not value:
+        raise ValidationFailed(f"{name} is required", field=name)
+    if value is not None and len(value) > limit:
+        raise ValidationFailed(f"{name} must be at most {limit} characters", field=name)
+    return value or None
+
+
+def validate(data: OpportunityData) -> OpportunityData:
+    """Check and normalise the input; raises before anything is written."""
+    try:
+        kind = OpportunityKind(data.kind)
+    except ValueError:
+        raise ValidationFailed(
+            "kind must be new_business, expansion or renewal", field="kind"
+        ) from None
+    try:
+        status = OpportunityStatus(data.status)
+    except ValueError:
+        raise ValidationFailed("status must be open, won or lost", field="status") from None
+    contacts: list[ContactData] = []
+    for i, contact in enumerate(data.contacts[:50]):
+        email = _text(contact.email, f"contacts[{i}].email", 254, required=True)
+        assert email is not None
+        if "@" not in email:
+            raise ValidationFailed("not a valid email address", field=f"contacts[{i}].email")
+        contacts.append(ContactData(email=email, role=_text(contact.role, "role", 64)))
+    if len(data.contacts) > 50:
+        raise ValidationFailed("at most 50 contacts per opportunity", field="contacts")
+    return OpportunityData(
+        crm_id=_text(data.crm_id, "crmId", 128, required=True) or "",
+        stage=_text(data.stage, "stage", 64, required=True) or "",
+        amount_minor=check_amount(data.amount_minor),
+        currency=check_currency(data.currency),
+        status=status,
+        kind=kind,
+        name=_text(data.name, "name", 200),
+        referral_id=data.referral_id,
+        close_date=data.close_date,
+        owner=_text(data.owner, "owner", 128),
+        contacts=contacts,
+    )
+
+
+async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Referral | None:
+    if data.referral_id is not None:
+        referral = await session.get(Referral, data.referral_id)
+        if referral is None:
+            raise NotFound("no such referral", field="referralId")
+        return referral
+    keys = [normalize_email(c.email) for c in data.contacts]
+    if not keys:
+        return None
+    # A contact who was referred: the most recent live referral of that person.
+    matched: Referral | None = await session.scalar(
+        select(Referral)
+        .where(Referral.person_key.in_(keys), Referral.status != ReferralStatus.REJECTED)
+        .order_by(Referral.created_at.desc(), Referral.id.desc())
+        .limit(1)
+    )
+    return matched
+
+
+def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
+    return {
+        "opportunity_id": opp.id,
+        "crm_id": opp.crm_id,
+        "referral_id": opp.referral_id,
+        "program_id": opp.program_id,
+        "kind": opp.kind,
+        "stage": opp.stage,
+        "status": opp.status,
+        "amount_minor": opp.amount_minor,
+        "currency": opp.currency,
+    }
+
+
+async def upsert_opportunity(
+    session: AsyncSession,
+    data: OpportunityData,
+    *,
+    source: str,
+    actor: str | None,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> UpsertResult:
+    """Create or update the opportunity with this CRM id; idempotent for identical input."""
+    data = validate(data)
+    if idempotency_key is not None:
+        stored = await idempotency.claim(
+            session, scope="upsert_opportunity", key=idempotency_key, payload=data.fingerprint()
+        )
+        if stored is not None:
+            return UpsertResult(
+                opportunity=await get_opportunity(session, int(stored["opportunity_id"])),
+                created=False,
+                changed=False,
+            )
+    referral = await _resolve_referral(session, data)
+    linked_before = await session.scalar(
+        select(Opportunity.referral_id).where(Opportunity.crm_id == data.crm_id)
+    )
+    async with rollups.track(session, [linked_before, referral.id if referral else None]):
+        result = await _upsert(session, data, referral, source=source, now=now)
+    opp, created, changed, previous_status = result
+    if changed:
+        await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
+        if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
+            await _move_referral(session, opp, previous_status, source=source, actor=actor, now=now)
+    if idempotency_key is not None:
+        await idempotency.store_response(
+            session,
+            scope="upsert_opportunity",
+            key=idempotency_key,
+            response={"opportunity_id": opp.id},
+        )
+    return UpsertResult(opportunity=opp, created=created, changed=changed)
+
+
+async def _upsert(
+    session: AsyncSession,
+    data: OpportunityData,
+    referral: Referral | None,
+    *,
+    source: str,
+    now: datetime,
+) -> tuple[Opportunity, bool, bool, str | None]:
+    if data.status == OpportunityStatus.WON and data.close_date is None:
+        # A deal reported won without a close date closed today.
+        existing_close = await session.scalar(
+            select(Opportunity.close_date).where(Opportunity.crm_id == data.crm_id)
+        )
+        data = replace(data, close_date=existing_close or now.date())
+    inserted = await session.scalar(
+        insert(Opportunity)
+        .values(
+            crm_id=data.crm_id,
+            referral_id=referral.id if referral else None,
+            program_id=referral.program_id if referral else None,
+            kind=data.kind,
+            name=data.name,
+            amount_minor=data.amount_minor,
+            currency=data.currency,
+            stage=data.stage,
+            status=data.status,
+            close_date=data.close_date,
+            owner=data.owner,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["crm_id"])
+        .returning(Opportunity.id)
+    )
+    opp = await session.scalar(
+        select(Opportunity)
+        .where(Opportunity.crm_id == data.crm_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert opp is not None
+    created = inserted is not None
+    previous_status = None if created else opp.status
+    changed = created
+    if created:
+        session.add(
+            OpportunityEvent(
+                opportunity_id=opp.id,
+                from_stage=None,
+                to_stage=opp.stage,
+                from_amount_minor=None,
+                to_amount_minor=opp.amount_minor,
+                at=now,
+                source=source,
+            )
+        )
+    else:
+        if opp.stage != data.stage or opp.amount_minor != data.amount_minor:
+            session.add(
+                OpportunityEvent(
+                    opportunity_id=opp.id,
+                    from_stage=opp.stage,
+                    to_stage=data.stage,
+                    from_amount_minor=opp.amount_minor,
+                    to_amount_minor=data.amount_minor,
+                    at=now,
+                    source=source,
+                )
+            )
+            changed = True
+        updates: dict[str, Any] = {
+            "stage": data.stage,
+            "amount_minor": data.amount_minor,
+            "currency": data.currency,
+            "status": data.status,
+            "kind": data.kind,
+            "name": data.name if data.name is not None else opp.name,
+            "close_date": data.close_date or opp.close_date,
+            "owner": data.owner if data.owner is not None else opp.owner,
+        }
+        if referral is not None and opp.referral_id != referral.id:
+            updates["referral_id"] = referral.id
+            updates["program_id"] = referral.program_id
+        for key, value in updates.items():
+            if getattr(opp, key) != value:
+                setattr(opp, key, value)
+                changed = True
+        if changed:
+            opp.updated_at = now
+    for contact in data.contacts:
+        key = normalize_email(contact.email)
+        contact_referral = referral.id if referral and referral.person_key == key else None
+        await session.execute(
+            insert(OpportunityContact)
+            .values(
+                opportunity_id=opp.id,
+                person_key=key,
+                role=contact.role,
+                referral_id=contact_referral,
+            )
+            .on_conflict_do_update(
+                index_elements=["opportunity_id", "person_key"],
+                set_={"role": contact.role},
+            )
+        )
+    await session.flush()
+    return opp, created, changed, previous_status
+
+
+async def _move_referral(
+    session: AsyncSession,
+    opp: Opportunity,
+    previous_status: str | None,
+    *,
+    source: str,
+    actor: str | None,
+    now: datetime,
+) -> None:
+    assert opp.referral_id is not None
+    referral = await lifecycle.lock_referral(session, opp.referral_id)
+    detail = {"opportunity_id": opp.id, "crm_id": opp.crm_id}
+    if referral.status == ReferralStatus.REJECTED:
+        return
+    if opp.status == OpportunityStatus.WON and referral.status != ReferralStatus.WON:
+        await lifecycle.transition(
+            session,
+            referral.id,
+            ReferralStatus.WON,
+            source=source,
+            actor=actor,
+            now=now,
+            detail=detail,
+            won_amount_minor=opp.amount_minor,
+            won_currency=opp.currency,
+        )
+    elif opp.status == OpportunityStatus.OPEN and referral.status in (
+        ReferralStatus.LEAD,
+        ReferralStatus.QUALIFIED,
+        ReferralStatus.LOST,
+    ):
+        await lifecycle.transition(
+            session,
+            referral.id,
+            ReferralStatus.OPPORTUNITY,
+            source=source,
+            actor=actor,
+            now=now,
+            detail=detail,
+        )
+    elif opp.status == OpportunityStatus.LOST and previous_status != OpportunityStatus.LOST:
+        others = await session.scalar(
+            select(Opportunity.id)
+            .where(
+                Opportunity.referral_id == referral.id,
+                Opportunity.id != opp.id,
+                Opportunity.kind == OpportunityKind.NEW_BUSINESS,
+                Opportunity.status.in_([OpportunityStatus.OPEN, OpportunityStatus.WON]),
+            )
+            .limit(1)
+        )
+        if others is None and referral.status in (
+            ReferralStatus.LEAD,
+            ReferralStatus.QUALIFIED,
+            ReferralStatus.OPPORTUNITY,
+            ReferralStatus.WON,
+        ):
+            await lifecycle.transition(
+                session,
+                referral.id,
+                ReferralStatus.LOST,
+                source=source,
+                actor=actor,
+                now=now,
+                detail=detail,
+            )
+
+
+async def move_stage(
+    session: AsyncSession,
+    crm_id: str,
+    *,
+    stage: str,
+    status: str | None,
+    amount_minor: int | None,
+    source: str,
+    actor: str | None,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> UpsertResult:
+    """Move an existing opportunity to a new stage (and optionally status and amount)."""
+    opp = await session.scalar(select(Opportunity).where(Opportunity.crm_id == crm_id.strip()))
+    if opp is None:
+        raise NotFound("no opportunity with this CRM id", field="crmId")
+    return await upsert_opportunity(
+        session,
+        OpportunityData(
+            crm_id=opp.crm_id,
+            stage=stage,
+            amount_minor=opp.amount_minor if amount_minor is None else amount_minor,
+            currency=opp.currency,
+            status=status or opp.status,
+            kind=opp.kind,
+            name=opp.name,
+            referral_id=opp.referral_id,
+            close_date=opp.close_date,
+            owner=opp.owner,
+        ),
+        source=source,
+        actor=actor,
+        now=now,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def get_opportunity(session: AsyncSession, opportunity_id: int) -> Opportunity:
+    opp = await session.get(Opportunity, opportunity_id)
+    if opp is None:
+        raise NotFound("no such opportunity", field="id")
+    return opp
+
+
+async def opportunities_by_referrals(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[Opportunity]]:
+    rows = await session.scalars(
+        select(Opportunity).where(Opportunity.referral_id.in_(ids)).order_by(Opportunity.id)
+    )
+    out: dict[int, list[Opportunity]] = {i: [] for i in ids}
+    for row in rows:
+        assert row.referral_id is not None
+        out[row.referral_id].append(row)
+    return out
+
+
+async def history_by_opportunities(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[OpportunityEvent]]:
+    rows = await session.scalars(
+        select(OpportunityEvent)
+        .where(OpportunityEvent.opportunity_id.in_(ids))
+        .order_by(OpportunityEvent.at, OpportunityEvent.id)
+    )
+    out: dict[int, list[OpportunityEvent]] = {i: [] for i in ids}
+    for row in rows:
+        out[row.opportunity_id].append(row)
+    return out
+
+
+async def contacts_by_opportunities(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[OpportunityContact]]:
+    rows = await session.scalars(
+        select(OpportunityContact)
+        .where(OpportunityContact.opportunity_id.in_(ids))
+        .order_by(OpportunityContact.id)
+    )
+    out: dict[int, list[OpportunityContact]] = {i: [] for i in ids}
+    for row in rows:
+        out[row.opportunity_id].append(row)
+    return out

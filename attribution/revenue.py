@@ -1,0 +1,291 @@
+"""Revenue events from billing: one-time, recurring and refunds, keyed by the billing id.
+
+Each event links to an opportunity (by CRM id) or directly to a referral. The billing system's
+``external_id`` is the natural idempotency key: re-sending an event is a no-op, re-sending it
+with different values is refused. A charge earns revenue-share rewards; a refund inside the
+clawback window voids the reward earned by the charge it refunds, and a refund that takes the
+referral's net revenue to zero moves a won referral to ``refunded``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access import idempotency
+from attribution import lifecycle, rewards, rollups, webhooks
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.money import check_amount, check_currency
+from models import Opportunity, Referral, RevenueEvent
+from models.enums import ReferralStatus, RevenueKind, RewardTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueData:
+    external_id: str
+    kind: str
+    amount_minor: int
+    currency: str
+    occurred_at: datetime
+    opportunity_crm_id: str | None = None
+    referral_id: int | None = None
+    # For refunds: the billing id of the charge being refunded.
+    refunds_external_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "external_id": self.external_id,
+            "kind": self.kind,
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+            "occurred_at": self.occurred_at.isoformat(),
+            "opportunity_crm_id": self.opportunity_crm_id,
+            "referral_id": self.referral_id,
+            "refunds_external_id": self.refunds_external_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    event: RevenueEvent
+    created: bool
+
+
+def validate(data: RevenueData) -> RevenueData:
+    external_id = data.external_id.strip()
+    if not external_id or len(external_id) > 128:
+        raise ValidationFailed("externalId must be 1 to 128 characters", field="externalId")
+    try:
+        kind = RevenueKind(data.kind)
+    except ValueError:
+        raise ValidationFailed("kind must be one_time, recurring or refund", field="kind") from None
+    amount = check_amount(data.amount_minor)
+    if amount == 0:
+        raise ValidationFailed("amount must be positive", field="amountMinor")
+    if data.occurred_at.tzinfo is None:
+        raise ValidationFailed("occurredAt must include a timezone", field="occurredAt")
+    if data.opportunity_crm_id is None and data.referral_id is None:
+        raise ValidationFailed(
+            "link the revenue to an opportunity (CRM id) or a referral", field="opportunityCrmId"
+        )
+    if data.refunds_external_id is not None and kind != RevenueKind.REFUND:
+        raise ValidationFailed("only refunds refer to a charge", field="refundsExternalId")
+    return RevenueData(
+        external_id=external_id,
+        kind=kind,
+        amount_minor=amount,
+        currency=check_currency(data.currency),
+        occurred_at=data.occurred_at,
+        opportunity_crm_id=data.opportunity_crm_id.strip() if data.opportunity_crm_id else None,
+        referral_id=data.referral_id,
+        refunds_external_id=data.refunds_external_id.strip() if data.refunds_external_id else None,
+        data=data.data,
+    )
+
+
+def revenue_payload(event: RevenueEvent) -> dict[str, Any]:
+    return {
+        "revenue_event_id": event.id,
+        "external_id": event.external_id,
+        "opportunity_id": event.opportunity_id,
+        "referral_id": event.referral_id,
+        "program_id": event.program_id,
+        "kind": event.kind,
+        "amount_minor": event.amount_minor,
+        "currency": event.currency,
+        "occurred_at": event.occurred_at.isoformat(),
+    }
+
+
+def reward_ref(event_id: int) -> str:
+    """The ``Reward.trigger_ref`` of revenue-share rewards earned by one charge."""
+    return f"rev:{event_id}"
+
+
+async def record_revenue(
+    session: AsyncSession,
+    data: RevenueData,
+    *,
+    source: str,
+    actor: str | None,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> RecordResult:
+    """Record a charge or refund once, and apply its reward effects."""
+    data = validate(data)
+    if idempotency_key is not None:
+        stored = await idempotency.claim(
+            session, scope="record_revenue", key=idempotency_key, payload=data.fingerprint()
+        )
+        if stored is not None:
+            existing = await session.get(RevenueEvent, int(stored["revenue_event_id"]))
+            assert existing is not None
+            return RecordResult(event=existing, created=False)
+    opportunity: Opportunity | None = None
+    if data.opportunity_crm_id is not None:
+        opportunity = await session.scalar(
+            select(Opportunity).where(Opportunity.crm_id == data.opportunity_crm_id)
+        )
+        if opportunity is None:
+            raise NotFound("no opportunity with this CRM id", field="opportunityCrmId")
+    referral_id = data.referral_id or (opportunity.referral_id if opportunity else None)
+    referral: Referral | None = None
+    if referral_id is not None:
+        referral = await session.get(Referral, referral_id)
+        if referral is None:
+            raise NotFound("no such referral", field="referralId")
+        if opportunity is not None and opportunity.referral_id not in (None, referral.id):
+            raise ValidationFailed(
+                "the opportunity belongs to another referral", field="referralId"
+            )
+    refunded: RevenueEvent | None = None
+    if data.refunds_external_id is not None:
+        refunded = await session.scalar(
+            select(RevenueEvent).where(RevenueEvent.external_id == data.refunds_external_id)
+        )
+        if refunded is None:
+            raise NotFound("no charge with this external id", field="refundsExternalId")
+    program_id = (
+        referral.program_id if referral else (opportunity.program_id if opportunity else None)
+    )
+    payload_data = dict(data.data)
+    if data.refunds_external_id:
+        payload_data["refunds_external_id"] = data.refunds_external_id
+    async with rollups.track(session, [referral.id if referral else None]):
+        inserted = await session.scalar(
+            insert(RevenueEvent)
+            .values(
+                external_id=data.external_id,
+                opportunity_id=opportunity.id if opportunity else None,
+                referral_id=referral.id if referral else None,
+                program_id=program_id,
+                kind=data.kind,
+                amount_minor=data.amount_minor,
+                currency=data.currency,
+                occurred_at=data.occurred_at,
+                source=source[:64],
+                data=payload_data,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["external_id"])
+            .returning(RevenueEvent.id)
+        )
+    event = await session.scalar(
+        select(RevenueEvent)
+        .where(RevenueEvent.external_id == data.external_id)
+        .execution_options(populate_existing=True)
+    )
+    assert event is not None
+    if inserted is None:
+        same = (
+            event.kind == data.kind
+            and event.amount_minor == data.amount_minor
+            and event.currency == data.currency
+            and event.referral_id == (referral.id if referral else None)
+        )
+        if not same:
+            raise Conflict(
+                "this external id was already recorded with different values",
+                field="externalId",
+            )
+        return RecordResult(event=event, created=False)
+    await webhooks.enqueue(session, "revenue.recorded", revenue_payload(event), now=now)
+    if referral is not None:
+        await _apply(session, referral, event, refunded, actor=actor or source, now=now)
+    if idempotency_key is not None:
+        await idempotency.store_response(
+            session,
+            scope="record_revenue",
+            key=idempotency_key,
+            response={"revenue_event_id": event.id},
+        )
+    return RecordResult(event=event, created=True)
+
+
+async def _apply(
+    session: AsyncSession,
+    referral: Referral,
+    event: RevenueEvent,
+    refunded: RevenueEvent | None,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    if event.kind != RevenueKind.REFUND:
+        await rewards.on_referral_event(
+            session,
+            referral,
+            RewardTrigger.REVENUE,
+            now=now,
+            base_amount_minor=event.amount_minor,
+            base_currency=event.currency,
+            trigger_ref=reward_ref(event.id),
+            actor=actor,
+        )
+        return
+    if refunded is not None:
+        await rewards.claw_back(
+            session,
+            referral.id,
+            at=event.occurred_at,
+            actor=actor,
+            reason=f"charge {refunded.external_id} refunded",
+            now=now,
+            trigger_ref=reward_ref(refunded.id),
+        )
+    if referral.status == ReferralStatus.WON and await net_revenue(session, referral.id) <= 0:
+        await lifecycle.transition(
+            session,
+            referral.id,
+            ReferralStatus.REFUNDED,
+            source="billing",
+            actor=actor,
+            now=now,
+            detail={"revenue_event_id": event.id},
+        )
+
+
+async def net_revenue(session: AsyncSession, referral_id: int) -> int:
+    """Charges minus refunds for one referral, in minor units (single-currency programs)."""
+    total = await session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (RevenueEvent.kind == RevenueKind.REFUND, -RevenueEvent.amount_minor),
+                        else_=RevenueEvent.amount_minor,
+                    )
+                ),
+                0,
+            )
+        ).where(RevenueEvent.referral_id == referral_id)
+    )
+    return int(total or 0)
+
+
+async def get_revenue_event(session: AsyncSession, event_id: int) -> RevenueEvent:
+    event = await session.get(RevenueEvent, event_id)
+    if event is None:
+        raise NotFound("no such revenue event", field="id")
+    return event
+
+
+async def revenue_by_referrals(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[RevenueEvent]]:
+    rows = await session.scalars(
+        select(RevenueEvent)
+        .where(RevenueEvent.referral_id.in_(ids))
+        .order_by(RevenueEvent.occurred_at, RevenueEvent.id)
+    )
+    out: dict[int, list[RevenueEvent]] = {i: [] for i in ids}
+    for row in rows:
+        assert row.referral_id is not None
+        out[row.referral_id].append(row)
+    return out

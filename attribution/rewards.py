@@ -1,0 +1,621 @@
+"""The rewards engine and ledger.
+
+A reward row says what was earned; ``RewardEntry`` rows say what happened to it (pending →
+approved → fulfilled, or voided), one immutable entry per step, and ``Reward.state`` is the
+projection of the latest entry written in the same transaction. Balances are sums over rows,
+never counters.
+
+Exactly once: ``(rule_id, referral_id, trigger_ref)`` is unique and rewards are inserted with
+``ON CONFLICT DO NOTHING``, so twenty identical events leave one reward. Referrer-side
+evaluation also holds a transaction-scoped advisory lock per advocate, so tier ordinals and
+caps are counted without races.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attribution import webhooks
+from attribution.paging import Page, paginate
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
+from models.enums import (
+    ModerationState,
+    ReferralStatus,
+    RewardCalc,
+    RewardKind,
+    RewardSide,
+    RewardState,
+    RewardTrigger,
+)
+
+# Which reward states may follow which. Voiding a fulfilled reward is a clawback and is only
+# allowed inside its clawback window.
+REWARD_TRANSITIONS: dict[str, frozenset[str]] = {
+    RewardState.PENDING: frozenset({RewardState.APPROVED, RewardState.VOIDED}),
+    RewardState.APPROVED: frozenset({RewardState.FULFILLED, RewardState.VOIDED}),
+    RewardState.FULFILLED: frozenset({RewardState.VOIDED}),
+    RewardState.VOIDED: frozenset(),
+}
+EXTERNAL_KINDS = frozenset({RewardKind.CASH, RewardKind.GIFT_CARD, RewardKind.DONATION})
+_LOCK_NAMESPACE = 0x5245  # "RE": advisory-lock namespace for reward evaluation
+
+
+def reward_payload(reward: Reward) -> dict[str, Any]:
+    return {
+        "reward_id": reward.id,
+        "program_id": reward.program_id,
+        "referral_id": reward.referral_id,
+        "advocate_id": reward.advocate_id,
+        "side": reward.side,
+        "kind": reward.kind,
+        "amount_minor": reward.amount_minor,
+        "currency": reward.currency,
+        "points": reward.points,
+        "state": reward.state,
+    }
+
+
+# --- earning -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one event earned: new rewards, and the rules skipped with the reason."""
+
+    created: list[Reward]
+    skipped: list[tuple[int, str]]
+
+
+async def _lock_advocate(session: AsyncSession, advocate_id: int) -> None:
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+        {"ns": _LOCK_NAMESPACE, "key": advocate_id % 2_147_483_647},
+    )
+
+
+async def _ordinal(
+    session: AsyncSession, referral: Referral, trigger: str, side: str, kind: str
+) -> int:
+    """This referral's position among the advocate's rewarded referrals for this ladder."""
+    earlier = await session.scalar(
+        select(func.count(func.distinct(Reward.referral_id)))
+        .join(RewardRule, RewardRule.id == Reward.rule_id)
+        .where(
+            Reward.program_id == referral.program_id,
+            Reward.advocate_id == referral.advocate_id,
+            Reward.referral_id != referral.id,
+            Reward.state != RewardState.VOIDED,
+            RewardRule.trigger == trigger,
+            RewardRule.side == side,
+            RewardRule.kind == kind,
+        )
+    )
+    return int(earlier or 0) + 1
+
+
+async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now: datetime) -> bool:
+    if rule.cap_count is None:
+        return False
+    used = await session.scalar(
+        select(func.count())
+        .select_from(Reward)
+        .where(
+            Reward.rule_id == rule.id,
+            Reward.advocate_id == advocate_id,
+            Reward.state != RewardState.VOIDED,
+            Reward.created_at >= now - timedelta(days=rule.cap_period_days),
+        )
+    )
+    return int(used or 0) >= rule.cap_count
+
+
+def _pick_tier(rules: list[RewardRule], ordinal: int) -> RewardRule | None:
+    eligible = [r for r in rules if r.from_nth_referral <= ordinal]
+    return max(eligible, key=lambda r: (r.from_nth_referral, r.id)) if eligible else None
+
+
+async def on_referral_event(
+    session: AsyncSession,
+    referral: Referral,
+    event: str,
+    *,
+    now: datetime,
+    base_amount_minor: int | None = None,
+    base_currency: str | None = None,
+    trigger_ref: str = "",
+    actor: str = "system",
+) -> Evaluation:
+    """Evaluate the program's active rules for ``event`` (signup, qualified, won, revenue).
+
+    Percentage rules take ``base_amount_minor`` (the revenue or won amount); rules sharing a
+    side, trigger and kind form a tier ladder and the highest rung the advocate has reached
+    applies. Rewards start pending; programs with ``settings.auto_approve_rewards`` approve
+    them at once unless the referral waits for moderation.
+    """
+    trigger = RewardTrigger(event)
+    if (
+        referral.status == ReferralStatus.REJECTED
+        or referral.moderation == ModerationState.REJECTED
+    ):
+        return Evaluation(created=[], skipped=[])
+    rules = list(
+        await session.scalars(
+            select(RewardRule)
+            .where(
+                RewardRule.program_id == referral.program_id,
+                RewardRule.trigger == trigger,
+                RewardRule.active.is_(True),
+            )
+            .order_by(RewardRule.id)
+        )
+    )
+    if not rules:
+        return Evaluation(created=[], skipped=[])
+    await _lock_advocate(session, referral.advocate_id)
+    program = await session.get(Program, referral.program_id)
+    assert program is not None
+    ladders: dict[tuple[str, str], list[RewardRule]] = {}
+    for rule in rules:
+        ladders.setdefault((rule.side, rule.kind), []).append(rule)
+    created: list[Reward] = []
+    skipped: list[tuple[int, str]] = []
+    for (side, kind), ladder in ladders.items():
+        ordinal = await _ordinal(session, referral, trigger, side, kind)
+        picked = _pick_tier(ladder, ordinal)
+        if picked is None:
+            skipped.extend((r.id, "tier_not_reached") for r in ladder)
+            continue
+        rule = picked
+        if side == RewardSide.REFERRER and await _capped(session, rule, referral.advocate_id, now):
+            skipped.append((rule.id, "capped"))
+            continue
+        if rule.calc == RewardCalc.PERCENT:
+            if base_amount_minor is None or base_currency is None:
+                skipped.append((rule.id, "no_base_amount"))
+                continue
+            amount, currency = base_amount_minor * rule.percent_bps // 10_000, base_currency
+            ref = trigger_ref
+        else:
+            amount, currency = rule.amount_minor, rule.currency
+            # A fixed reward is earned once per referral, whatever the number of charges.
+            ref = ""
+        points = rule.points if kind == RewardKind.POINTS else 0
+        if amount == 0 and points == 0 and kind != RewardKind.STATUS:
+            skipped.append((rule.id, "zero_amount"))
+            continue
+        reward_id = await session.scalar(
+            insert(Reward)
+            .values(
+                program_id=referral.program_id,
+                rule_id=rule.id,
+                referral_id=referral.id,
+                advocate_id=referral.advocate_id if side == RewardSide.REFERRER else None,
+                side=side,
+                trigger_ref=ref,
+                kind=kind,
+                amount_minor=amount,
+                currency=currency,
+                points=points,
+                state=RewardState.PENDING,
+                clawback_until=now + timedelta(days=rule.clawback_days),
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["rule_id", "referral_id", "trigger_ref"])
+            .returning(Reward.id)
+        )
+        if reward_id is None:
+            skipped.append((rule.id, "already_rewarded"))
+            continue
+        reward = await session.get(Reward, reward_id)
+        assert reward is not None
+        session.add(
+            RewardEntry(
+                reward_id=reward.id,
+                state=RewardState.PENDING,
+                at=now,
+                actor=actor,
+                reason=f"{trigger.value} (rule '{rule.name}', referral #{ordinal})",
+                amount_minor=amount,
+            )
+        )
+        await session.flush()
+        await webhooks.enqueue(session, "reward.created", reward_payload(reward), now=now)
+        if program.settings.get("auto_approve_rewards") and referral.moderation in (
+            ModerationState.CLEAR,
+            ModerationState.APPROVED,
+        ):
+            await _move(session, reward, RewardState.APPROVED, actor=actor, reason="auto", now=now)
+        created.append(reward)
+    return Evaluation(created=created, skipped=skipped)
+
+
+# --- state changes -----------------------------------------------------------------------------
+
+
+async def _locked_reward(session: AsyncSession, reward_id: int) -> Reward:
+    reward = await session.scalar(
+        select(Reward)
+        .where(Reward.id == reward_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if reward is None:
+        raise NotFound("no such reward", field="rewardId")
+    return reward
+
+
+async def _move(
+    session: AsyncSession,
+    reward: Reward,
+    to_state: str,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+    fulfilment_ref: str | None = None,
+) -> Reward:
+    if to_state not in REWARD_TRANSITIONS[reward.state]:
+        raise InvalidTransition(
+            f"a {reward.state} reward cannot become {to_state}", field="rewardId"
+        )
+    if (
+        reward.state == RewardState.FULFILLED
+        and reward.clawback_until is not None
+        and now > reward.clawback_until
+    ):
+        raise InvalidTransition(
+            "the clawback window of this fulfilled reward has closed", field="rewardId"
+        )
+    session.add(
+        RewardEntry(
+            reward_id=reward.id,
+            state=to_state,
+            at=now,
+            actor=actor,
+            reason=reason,
+            fulfilment_ref=fulfilment_ref,
+            amount_minor=reward.amount_minor,
+        )
+    )
+    reward.state = to_state
+    await session.flush()
+    event = {
+        RewardState.APPROVED: "reward.approved",
+        RewardState.FULFILLED: "reward.fulfilled",
+        RewardState.VOIDED: "reward.voided",
+    }[RewardState(to_state)]
+    payload = reward_payload(reward) | {"actor": actor, "reason": reason}
+    if fulfilment_ref:
+        payload["fulfilment_ref"] = fulfilment_ref
+    await webhooks.enqueue(session, event, payload, now=now)
+    return reward
+
+
+def _check_reason(reason: str | None, *, required: bool) -> str | None:
+    reason = reason.strip() if reason else None
+    if required and not reason:
+        raise ValidationFailed("a reason is required", field="reason")
+    if reason is not None and len(reason) > 1000:
+        raise ValidationFailed("reason must be at most 1000 characters", field="reason")
+    return reason
+
+
+async def approve_reward(
+    session: AsyncSession, reward_id: int, *, actor: str, reason: str | None, now: datetime
+) -> Reward:
+    """Approve a pending reward. Refused while its referral waits for moderation."""
+    reason = _check_reason(reason, required=False)
+    reward = await _locked_reward(session, reward_id)
+    if reward.state == RewardState.APPROVED:
+        return reward
+    moderation = await session.scalar(
+        select(Referral.moderation).where(Referral.id == reward.referral_id)
+    )
+    if moderation in (ModerationState.PENDING, ModerationState.REJECTED):
+        raise Conflict(
+            f"the referral is {'awaiting moderation' if moderation == 'pending' else 'rejected'};"
+            " its rewards stay pending",
+            field="rewardId",
+        )
+    return await _move(session, reward, RewardState.APPROVED, actor=actor, reason=reason, now=now)
+
+
+async def void_reward(
+    session: AsyncSession, reward_id: int, *, actor: str, reason: str | None, now: datetime
+) -> Reward:
+    reason = _check_reason(reason, required=True)
+    reward = await _locked_reward(session, reward_id)
+    if reward.state == RewardState.VOIDED:
+        return reward
+    return await _move(session, reward, RewardState.VOIDED, actor=actor, reason=reason, now=now)
+
+
+# --- fulfilment (pluggable by reward kind) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfilment:
+    """``completed`` False means the fulfilment was requested from an external system, which
+    reports back through ``fulfil_reward(..., fulfilment_ref=...)``."""
+
+    completed: bool
+    ref: str | None
+
+
+class Fulfiller(Protocol):
+    async def __call__(self, session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+        """Deliver the reward or request its delivery."""
+
+
+async def _fulfil_credit(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+    # Account credit: the fulfilled reward row *is* the credit; the balance is a sum.
+    return Fulfilment(completed=True, ref=f"credit:{reward.id}")
+
+
+async def _fulfil_points(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+    if reward.advocate_id is None:
+        raise Conflict("points can only be given to an advocate", field="rewardId")
+    await session.execute(
+        insert(PointsEntry)
+        .values(
+            advocate_id=reward.advocate_id,
+            program_id=reward.program_id,
+            points=reward.points,
+            reason="referral_reward",
+            ref=f"reward:{reward.id}",
+            at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["advocate_id", "reason", "ref"])
+    )
+    return Fulfilment(completed=True, ref=f"points:reward:{reward.id}")
+
+
+async def _fulfil_code(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+    return Fulfilment(completed=True, ref="code:" + secrets.token_urlsafe(9).upper())
+
+
+async def _fulfil_external(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+    """Cash, gift cards and donations are paid by another system, asked by webhook."""
+    await webhooks.enqueue(session, "reward.fulfilment_requested", reward_payload(reward), now=now)
+    return Fulfilment(completed=False, ref=None)
+
+
+async def _fulfil_status(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
+    return Fulfilment(completed=True, ref=f"status:{reward.id}")
+
+
+FULFILLERS: dict[str, Fulfiller] = {
+    RewardKind.CREDIT: _fulfil_credit,
+    RewardKind.POINTS: _fulfil_points,
+    RewardKind.DISCOUNT_CODE: _fulfil_code,
+    RewardKind.CASH: _fulfil_external,
+    RewardKind.GIFT_CARD: _fulfil_external,
+    RewardKind.DONATION: _fulfil_external,
+    RewardKind.STATUS: _fulfil_status,
+}
+
+
+async def fulfil_reward(
+    session: AsyncSession,
+    reward_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    fulfilment_ref: str | None = None,
+) -> tuple[Reward, bool]:
+    """Fulfil an approved reward through its kind's fulfiller.
+
+    With ``fulfilment_ref`` this is the external system reporting that it paid: the reward is
+    marked fulfilled with that reference. Returns the reward and whether it is now fulfilled
+    (False when the fulfilment was only requested).
+    """
+    if fulfilment_ref is not None:
+        fulfilment_ref = fulfilment_ref.strip()
+        if not fulfilment_ref or len(fulfilment_ref) > 200:
+            raise ValidationFailed(
+                "fulfilment reference must be 1 to 200 characters", field="fulfilmentRef"
+            )
+    reward = await _locked_reward(session, reward_id)
+    if reward.state == RewardState.FULFILLED:
+        return reward, True
+    if reward.state != RewardState.APPROVED:
+        raise InvalidTransition(
+            f"only approved rewards can be fulfilled; this one is {reward.state}",
+            field="rewardId",
+        )
+    if fulfilment_ref is None:
+        outcome = await FULFILLERS[reward.kind](session, reward, now=now)
+        if not outcome.completed:
+            return reward, False
+        fulfilment_ref = outcome.ref
+    await _move(
+        session,
+        reward,
+        RewardState.FULFILLED,
+        actor=actor,
+        reason=None,
+        now=now,
+        fulfilment_ref=fulfilment_ref,
+    )
+    return reward, True
+
+
+# --- clawback ----------------------------------------------------------------------------------
+
+
+async def claw_back(
+    session: AsyncSession,
+    referral_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    reason: str,
+    now: datetime,
+    trigger_ref: str | None = None,
+) -> list[Reward]:
+    """Void the referral's rewards whose clawback window still covers ``at``.
+
+    Rewards earned longer ago than their window stay: the advocate keeps them.
+    """
+    stmt = (
+        select(Reward)
+        .where(
+            Reward.referral_id == referral_id,
+            Reward.state != RewardState.VOIDED,
+            Reward.clawback_until.is_not(None),
+            Reward.clawback_until >= at,
+        )
+        .order_by(Reward.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if trigger_ref is not None:
+        stmt = stmt.where(Reward.trigger_ref == trigger_ref)
+    voided: list[Reward] = []
+    for reward in await session.scalars(stmt):
+        await _move(session, reward, RewardState.VOIDED, actor=actor, reason=reason, now=at)
+        voided.append(reward)
+    return voided
+
+
+async def void_unfulfilled(
+    session: AsyncSession,
+    referral_id: int,
+    *,
+    side: str | None,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> list[Reward]:
+    """Void every pending or approved reward of a referral (rejection, re-attribution)."""
+    stmt = (
+        select(Reward)
+        .where(
+            Reward.referral_id == referral_id,
+            Reward.state.in_([RewardState.PENDING, RewardState.APPROVED]),
+        )
+        .order_by(Reward.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if side is not None:
+        stmt = stmt.where(Reward.side == side)
+    voided: list[Reward] = []
+    for reward in await session.scalars(stmt):
+        await _move(session, reward, RewardState.VOIDED, actor=actor, reason=reason, now=now)
+        voided.append(reward)
+    return voided
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RewardFilter:
+    state: str | None = None
+    advocate_id: int | None = None
+    program_id: int | None = None
+    referral_id: int | None = None
+
+
+def _filtered(stmt: Any, f: RewardFilter) -> Any:
+    if f.state is not None:
+        if f.state not in {s.value for s in RewardState}:
+            raise ValidationFailed(
+                "state must be pending, approved, fulfilled or voided", field="filter.state"
+            )
+        stmt = stmt.where(Reward.state == f.state)
+    if f.advocate_id is not None:
+        stmt = stmt.where(Reward.advocate_id == f.advocate_id)
+    if f.program_id is not None:
+        stmt = stmt.where(Reward.program_id == f.program_id)
+    if f.referral_id is not None:
+        stmt = stmt.where(Reward.referral_id == f.referral_id)
+    return stmt
+
+
+async def get_reward(session: AsyncSession, reward_id: int) -> Reward:
+    reward = await session.get(Reward, reward_id)
+    if reward is None:
+        raise NotFound("no such reward", field="id")
+    return reward
+
+
+async def list_rewards(
+    session: AsyncSession, f: RewardFilter, *, first: int, after: int | None
+) -> Page[Reward]:
+    """Rewards, newest first."""
+    return await paginate(
+        session,
+        _filtered(select(Reward), f),
+        key=Reward.id,
+        first=first,
+        after=after,
+        descending=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RewardTotal:
+    state: str
+    currency: str
+    count: int
+    amount_minor: int
+    points: int
+
+
+async def reward_totals(session: AsyncSession, f: RewardFilter) -> list[RewardTotal]:
+    """Sums per state and currency over the filtered rewards (amounts never mix currencies)."""
+    stmt = _filtered(
+        select(
+            Reward.state,
+            Reward.currency,
+            func.count(),
+            func.coalesce(func.sum(Reward.amount_minor), 0),
+            func.coalesce(func.sum(Reward.points), 0),
+        ).group_by(Reward.state, Reward.currency),
+        f,
+    ).order_by(Reward.state, Reward.currency)
+    return [
+        RewardTotal(state=s, currency=c, count=int(n), amount_minor=int(a), points=int(p))
+        for s, c, n, a, p in (await session.execute(stmt)).all()
+    ]
+
+
+async def entries_by_reward(session: AsyncSession, ids: list[int]) -> dict[int, list[RewardEntry]]:
+    rows = await session.scalars(
+        select(RewardEntry).where(RewardEntry.reward_id.in_(ids)).order_by(RewardEntry.id)
+    )
+    out: dict[int, list[RewardEntry]] = {i: [] for i in ids}
+    for row in rows:
+        out[row.reward_id].append(row)
+    return out
+
+
+async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
+    rows = await session.scalars(
+        select(Reward).where(Reward.advocate_id.in_(ids)).order_by(Reward.id)
+    )
+    out: dict[int, list[Reward]] = {i: [] for i in ids}
+    for row in rows:
+        assert row.advocate_id is not None
+        out[row.advocate_id].append(row)
+    return out
+
+
+async def rewards_by_referrals(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
+    rows = await session.scalars(
+        select(Reward).where(Reward.referral_id.in_(ids)).order_by(Reward.id)
+    )
+    out: dict[int, list[Reward]] = {i: [] for i in ids}
+    for row in rows:
+        out[row.referral_id].append(row)
+    return out

@@ -1,0 +1,171 @@
+"""The reporting rollup (``referral_daily_rollups``): incremental upkeep and full rebuild.
+
+One SQL definition says what every referral contributes (``CONTRIBUTIONS``). Writes that touch
+a referral's world take its contribution before and after the change and add the difference
+(``track``); the rebuild recomputes the whole table from the same definition, so the two can
+never drift apart by construction — and a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ReferralDailyRollup
+
+MEASURES = (
+    "leads",
+    "opportunities",
+    "pipeline_minor",
+    "won",
+    "won_minor",
+    "revenue_minor",
+    "sourced_revenue_minor",
+    "expansion_revenue_minor",
+)
+Key = tuple[date, int, int, str, str]
+
+# What each referral contributes, dated by each measure's own event (UTC days).
+CONTRIBUTIONS = """
+WITH r AS (
+    SELECT r.id, r.program_id, r.advocate_id, COALESCE(l.channel, 'none') AS channel,
+           p.currency, r.created_at
+    FROM referrals r
+    JOIN programs p ON p.id = r.program_id
+    LEFT JOIN referral_links l ON l.id = r.link_id
+    WHERE r.status <> 'rejected' AND ({where})
+), parts AS (
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.program_id, r.advocate_id,
+           r.channel, r.currency, 1 AS leads, 0 AS opportunities, 0::bigint AS pipeline_minor,
+           0 AS won, 0::bigint AS won_minor, 0::bigint AS revenue_minor,
+           0::bigint AS sourced_revenue_minor, 0::bigint AS expansion_revenue_minor
+    FROM r
+    UNION ALL
+    SELECT (o.created_at AT TIME ZONE 'UTC')::date, r.program_id, r.advocate_id, r.channel,
+           o.currency, 0, 1, o.amount_minor, 0, 0, 0, 0, 0
+    FROM opportunities o JOIN r ON r.id = o.referral_id
+    UNION ALL
+    SELECT COALESCE(o.close_date, (o.updated_at AT TIME ZONE 'UTC')::date), r.program_id,
+           r.advocate_id, r.channel, o.currency, 0, 0, 0, 1, o.amount_minor, 0, 0, 0
+    FROM opportunities o JOIN r ON r.id = o.referral_id
+    WHERE o.status = 'won'
+    UNION ALL
+    SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, r.program_id, r.advocate_id, r.channel,
+           e.currency, 0, 0, 0, 0, 0, s.signed,
+           CASE WHEN o.kind IS NULL OR o.kind = 'new_business' THEN s.signed ELSE 0 END,
+           CASE WHEN o.kind IN ('expansion', 'renewal') THEN s.signed ELSE 0 END
+    FROM revenue_events e
+    JOIN r ON r.id = e.referral_id
+    LEFT JOIN opportunities o ON o.id = e.opportunity_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN e.kind = 'refund' THEN -e.amount_minor ELSE e.amount_minor END
+    ) AS s(signed)
+)
+SELECT day, program_id, advocate_id, channel, currency,
+       SUM(leads)::bigint, SUM(opportunities)::bigint, SUM(pipeline_minor)::bigint,
+       SUM(won)::bigint, SUM(won_minor)::bigint, SUM(revenue_minor)::bigint,
+       SUM(sourced_revenue_minor)::bigint, SUM(expansion_revenue_minor)::bigint
+FROM parts
+GROUP BY day, program_id, advocate_id, channel, currency
+"""
+
+
+async def contributions(
+    session: AsyncSession, referral_ids: Iterable[int]
+) -> dict[Key, tuple[int, ...]]:
+    ids = sorted(set(referral_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(text(CONTRIBUTIONS.format(where="r.id = ANY(:ids)")), {"ids": ids})
+    return {tuple(row[:5]): tuple(int(v) for v in row[5:]) for row in rows}  # type: ignore[misc]
+
+
+async def apply(session: AsyncSession, delta: dict[Key, tuple[int, ...]]) -> None:
+    """Add ``delta`` to the rollup rows, creating them as needed."""
+    rows: list[dict[str, Any]] = []
+    for (day, program_id, advocate_id, channel, currency), values in sorted(delta.items()):
+        if not any(values):
+            continue
+        rows.append(
+            {
+                "day": day,
+                "program_id": program_id,
+                "advocate_id": advocate_id,
+                "channel": channel,
+                "currency": currency,
+                **dict(zip(MEASURES, values, strict=True)),
+            }
+        )
+    if not rows:
+        return
+    stmt = insert(ReferralDailyRollup).values(rows)
+    table = ReferralDailyRollup.__table__
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["day", "program_id", "advocate_id", "channel", "currency"],
+            set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
+        )
+    )
+
+
+def difference(
+    after: dict[Key, tuple[int, ...]], before: dict[Key, tuple[int, ...]]
+) -> dict[Key, tuple[int, ...]]:
+    zero = (0,) * len(MEASURES)
+    return {
+        key: tuple(a - b for a, b in zip(after.get(key, zero), before.get(key, zero), strict=True))
+        for key in after.keys() | before.keys()
+    }
+
+
+@asynccontextmanager
+async def track(session: AsyncSession, referral_ids: Iterable[int | None]) -> AsyncIterator[None]:
+    """Keep the rollup right across a change to these referrals (or their opportunities and
+    revenue): contribution after minus contribution before."""
+    ids = sorted({i for i in referral_ids if i is not None})
+    if ids:
+        # Serialise writers of the same referral so "before" is what this change starts from.
+        await session.execute(
+            text("SELECT id FROM referrals WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+            {"ids": ids},
+        )
+    before = await contributions(session, ids)
+    yield
+    await session.flush()
+    after = await contributions(session, ids)
+    await apply(session, difference(after, before))
+
+
+async def rebuild(session: AsyncSession) -> int:
+    """Recompute the whole rollup from raw events; returns the number of rows written."""
+    await session.execute(text("DELETE FROM referral_daily_rollups"))
+    columns = ", ".join(("day", "program_id", "advocate_id", "channel", "currency", *MEASURES))
+    result = await session.execute(
+        text(
+            f"INSERT INTO referral_daily_rollups ({columns}) " + CONTRIBUTIONS.format(where="TRUE")
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def snapshot(session: AsyncSession) -> dict[Key, tuple[int, ...]]:
+    """Every non-zero rollup row (for checks and the rebuild comparison)."""
+    rows = await session.execute(
+        text(
+            "SELECT day, program_id, advocate_id, channel, currency, "  # noqa: S608 - constant
+            + ", ".join(MEASURES)
+            + " FROM referral_daily_rollups"
+        )
+    )
+    out: dict[Key, tuple[int, ...]] = {}
+    for row in rows:
+        values = tuple(int(v) for v in row[5:])
+        if any(values):
+            out[tuple(row[:5])] = values  # type: ignore[assignment]
+    return out

@@ -1,0 +1,425 @@
+"""Outbound webhooks: a transactional outbox, Standard Webhooks signing, and a delivery worker.
+
+``enqueue`` writes the event *and* one pending delivery per subscribed endpoint in the caller's
+transaction, so an event exists if and only if the change it announces was committed. The
+worker (``deliver_due``) claims due deliveries with ``FOR UPDATE SKIP LOCKED`` so several
+workers can run side by side, sends them signed, and retries with exponential backoff and full
+jitter until ``MAX_ATTEMPTS``, after which the delivery is dead-lettered (status ``dead``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import any_, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attribution.paging import Page, paginate
+from core.clock import utcnow
+from core.errors import NotFound, ValidationFailed
+from models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from models.enums import DeliveryStatus
+
+EVENT_TYPES = frozenset(
+    {
+        "referral.created",
+        "referral.status_changed",
+        "referral.moderated",
+        "reward.created",
+        "reward.approved",
+        "reward.fulfilment_requested",
+        "reward.fulfilled",
+        "reward.voided",
+        "offer.redeemed",
+        "opportunity.updated",
+        "revenue.recorded",
+    }
+)
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+SEND_TIMEOUT_SECONDS = 10.0
+
+
+# --- signing (Standard Webhooks) -------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret: its base64 payload, or the raw text if not base64."""
+    raw = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return raw.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify_signature(
+    secret: str, msg_id: str, timestamp: int, body: bytes, signature_header: str
+) -> bool:
+    """True if any ``v1,`` signature in the (space-separated) header matches."""
+    expected = sign(secret, msg_id, timestamp, body)
+    return any(
+        hmac.compare_digest(candidate.encode(), expected.encode())
+        for candidate in signature_header.split()
+        if candidate.startswith("v1,")
+    )
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "content-type": "application/json",
+    }
+
+
+def message_id(event_id: int) -> str:
+    """Stable across retries so receivers can deduplicate."""
+    return f"msg_{event_id}"
+
+
+def event_body(event: OutboxEvent) -> bytes:
+    return json.dumps(
+        {
+            "type": event.event_type,
+            "timestamp": event.created_at.isoformat(),
+            "data": event.payload,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+async def enqueue(
+    session: AsyncSession,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> OutboxEvent:
+    """Write an outbox event and its pending deliveries in the caller's transaction."""
+    now = now or utcnow()
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {event_type!r}")
+    event = OutboxEvent(event_type=event_type, payload=payload, created_at=now)
+    session.add(event)
+    await session.flush()
+    endpoints = (
+        await session.scalars(
+            select(WebhookEndpoint.id).where(
+                WebhookEndpoint.active.is_(True),
+                (func.cardinality(WebhookEndpoint.event_types) == 0)
+                | (literal(event_type) == any_(WebhookEndpoint.event_types)),
+            )
+        )
+    ).all()
+    for endpoint_id in endpoints:
+        session.add(
+            WebhookDelivery(
+                event_id=event.id,
+                endpoint_id=endpoint_id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+    event.dispatched_at = now
+    await session.flush()
+    return event
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInput:
+    url: str
+    event_types: list[str]
+    description: str | None = None
+    active: bool = True
+
+
+def _internal_host(host: str) -> bool:
+    """Literal internal addresses and localhost (a first SSRF guard; DNS is checked by the
+    egress proxy an operator should put in front of the worker)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".local"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
+    url = data.url.strip()
+    parts = urlsplit(url)
+    allowed = ("https",) if production else ("https", "http")
+    if parts.scheme not in allowed or not parts.hostname or len(url) > 2048:
+        raise ValidationFailed(
+            "url must be an absolute " + ("https" if production else "http(s)") + " URL",
+            field="url",
+        )
+    if production and _internal_host(parts.hostname or ""):
+        raise ValidationFailed(
+            "url must not point at a loopback, private or link-local address", field="url"
+        )
+    unknown = sorted(set(data.event_types) - EVENT_TYPES)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown event type '{unknown[0][:64]}'; use one of: {', '.join(sorted(EVENT_TYPES))}",
+            field="eventTypes",
+        )
+    description = data.description.strip() if data.description else None
+    if description is not None and len(description) > 200:
+        raise ValidationFailed("description must be at most 200 characters", field="description")
+    return EndpointInput(
+        url=url,
+        event_types=sorted(set(data.event_types)),
+        description=description,
+        active=data.active,
+    )
+
+
+async def create_endpoint(
+    session: AsyncSession, data: EndpointInput, *, production: bool = False
+) -> WebhookEndpoint:
+    """Register an endpoint with a fresh ``whsec_`` secret (shown to the caller once)."""
+    checked = _check_endpoint(data, production=production)
+    endpoint = WebhookEndpoint(
+        url=checked.url,
+        secret=new_secret(),
+        event_types=checked.event_types,
+        description=checked.description,
+        active=checked.active,
+    )
+    session.add(endpoint)
+    await session.flush()
+    return endpoint
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound("no such webhook endpoint", field="id")
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    endpoint_id: int,
+    data: EndpointInput,
+    *,
+    rotate_secret: bool = False,
+    production: bool = False,
+) -> WebhookEndpoint:
+    checked = _check_endpoint(data, production=production)
+    endpoint = await get_endpoint(session, endpoint_id)
+    endpoint.url = checked.url
+    endpoint.event_types = checked.event_types
+    endpoint.description = checked.description
+    endpoint.active = checked.active
+    if rotate_secret:
+        endpoint.secret = new_secret()
+    await session.flush()
+    return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, endpoint_id: int) -> None:
+    """Delete an endpoint and (by cascade) its delivery log."""
+    endpoint = await get_endpoint(session, endpoint_id)
+    await session.delete(endpoint)
+    await session.flush()
+
+
+async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
+    return list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    endpoint_id: int | None,
+    status: str | None,
+    first: int,
+    after: int | None,
+) -> Page[WebhookDelivery]:
+    """The delivery log, newest first."""
+    stmt = select(WebhookDelivery)
+    if endpoint_id is not None:
+        stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        if status not in {s.value for s in DeliveryStatus}:
+            raise ValidationFailed("status must be pending, delivered or dead", field="status")
+        stmt = stmt.where(WebhookDelivery.status == status)
+    return await paginate(
+        session, stmt, key=WebhookDelivery.id, first=first, after=after, descending=True
+    )
+
+
+async def events_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, OutboxEvent]:
+    rows = await session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def redeliver(session: AsyncSession, delivery_id: int, *, now: datetime) -> WebhookDelivery:
+    """Put a dead (or delivered) delivery back in the queue, e.g. after the receiver is fixed."""
+    delivery = await session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound("no such webhook delivery", field="id")
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    await session.flush()
+    return delivery
+
+
+# --- the delivery worker -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status_code: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+Sender = Callable[[str, dict[str, str], bytes], Awaitable[SendResult]]
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Full-jitter exponential backoff: uniform in [base/2, min(cap, base * 2^(n-1))]."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    floor = BACKOFF_BASE / 2
+    fraction = (rng or random.SystemRandom()).random()
+    delay: timedelta = floor + (ceiling - floor) * fraction
+    return delay
+
+
+def httpx_sender(client: Any) -> Sender:
+    """A sender posting through an ``httpx.AsyncClient`` (no redirects followed)."""
+
+    async def send(url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        try:
+            response = await client.post(
+                url,
+                content=body,
+                headers=headers,
+                timeout=SEND_TIMEOUT_SECONDS,
+                follow_redirects=False,
+            )
+        except Exception as exc:  # any transport failure is a retryable attempt
+            return SendResult(status_code=None, error=type(exc).__name__)
+        return SendResult(status_code=response.status_code)
+
+    return send
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun:
+    delivered: int
+    retried: int
+    dead: int
+
+
+async def deliver_due(
+    session: AsyncSession,
+    send: Sender,
+    *,
+    now: datetime,
+    limit: int = 100,
+    rng: random.Random | None = None,
+) -> WorkerRun:
+    """Send every due pending delivery once. The caller commits after this returns."""
+    rows = (
+        await session.execute(
+            select(WebhookDelivery, WebhookEndpoint, OutboxEvent)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(limit)
+            .with_for_update(of=WebhookDelivery, skip_locked=True)
+        )
+    ).all()
+    delivered = retried = dead = 0
+    for delivery, endpoint, event in rows:
+        body = event_body(event)
+        headers = signed_headers(endpoint.secret, message_id(event.id), int(now.timestamp()), body)
+        result = await send(endpoint.url, headers, body)
+        delivery.attempts += 1
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error if not result.ok else None
+        if result.ok:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = now
+            delivered += 1
+        elif delivery.attempts >= MAX_ATTEMPTS or not endpoint.active:
+            delivery.status = DeliveryStatus.DEAD
+            dead += 1
+        else:
+            delivery.next_attempt_at = now + backoff(delivery.attempts, rng)
+            retried += 1
+    await session.flush()
+    return WorkerRun(delivered=delivered, retried=retried, dead=dead)
+
+
+async def pending_count(session: AsyncSession) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(WebhookDelivery.status == DeliveryStatus.PENDING)
+    )
+    return int(count or 0)
+
+
+async def pause_endpoint_deliveries(session: AsyncSession, endpoint_id: int) -> None:
+    """Dead-letter everything still queued for an endpoint (used when it is deactivated)."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.DEAD, last_error="endpoint deactivated")
+    )

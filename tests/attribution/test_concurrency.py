@@ -1,0 +1,110 @@
+"""Twenty identical events at once leave exactly one effect (real commits, real connections)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from attribution import lifecycle, revenue
+from attribution.revenue import RevenueData
+from core.codes import LinkCodec
+from core.db import create_engine, session_factory
+from models import ReferralEvent, RevenueEvent, Reward, RewardEntry
+from tests.attribution.factories import at, make_referral, make_world
+from tests.factories import make_reward_rule
+
+pytestmark = pytest.mark.committing
+N = 20
+
+
+async def _setup(factory, codec: LinkCodec):
+    async with factory() as s:
+        program, advocate, link = await make_world(s, codec)
+        await make_reward_rule(s, program=program, name="won", amount_minor=5000)
+        await make_reward_rule(
+            s,
+            program=program,
+            name="share",
+            trigger="revenue",
+            calc="percent",
+            percent_bps=1000,
+            amount_minor=0,
+        )
+        referral = await make_referral(s, program=program, advocate=advocate, link=link)
+        await s.commit()
+        return referral.id
+
+
+async def _count(factory, stmt):
+    async with factory() as s:
+        return await s.scalar(stmt)
+
+
+async def test_twenty_concurrent_wins_and_charges_leave_one_reward_each(
+    committing_engine, database_url, codec
+):
+    engine = create_engine(database_url, pool_size=N, pool_timeout=30)
+    factory = session_factory(engine)
+    try:
+        referral_id = await _setup(factory, codec)
+        start = asyncio.Event()
+
+        async def win() -> None:
+            async with factory() as s:
+                await start.wait()
+                await lifecycle.transition(
+                    s, referral_id, "won", source="crm", actor="crm", now=at(1)
+                )
+                await s.commit()
+
+        async def charge() -> None:
+            async with factory() as s:
+                await start.wait()
+                await revenue.record_revenue(
+                    s,
+                    RevenueData(
+                        external_id="ch_1",
+                        kind="one_time",
+                        amount_minor=40000,
+                        currency="USD",
+                        occurred_at=at(2),
+                        referral_id=referral_id,
+                    ),
+                    source="billing",
+                    actor="billing",
+                    now=at(2),
+                )
+                await s.commit()
+
+        tasks = [asyncio.create_task(win()) for _ in range(N)]
+        tasks += [asyncio.create_task(charge()) for _ in range(N)]
+        await asyncio.sleep(0.05)
+        start.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [r for r in results if r is not None] == []
+
+        async with factory() as s:
+            got = (
+                await s.execute(
+                    select(Reward.trigger_ref, Reward.amount_minor).order_by(Reward.amount_minor)
+                )
+            ).all()
+            assert [tuple(r) for r in got] == [
+                (f"rev:{await s.scalar(select(RevenueEvent.id))}", 4000),
+                ("", 5000),
+            ]
+        assert await _count(factory, select(func.count()).select_from(RewardEntry)) == 2
+        assert await _count(factory, select(func.count()).select_from(RevenueEvent)) == 1
+        assert (
+            await _count(
+                factory,
+                select(func.count())
+                .select_from(ReferralEvent)
+                .where(ReferralEvent.to_status == "won"),
+            )
+            == 1
+        )
+    finally:
+        await engine.dispose()

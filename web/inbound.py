@@ -1,0 +1,48 @@
+"""``POST /webhooks/inbound``: signed CRM and billing events (see ``attribution.inbound``)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.ids import decode_id
+from attribution import inbound
+from core.clock import utcnow
+from core.errors import DomainError, ErrorCode
+
+_STATUS = {
+    ErrorCode.FORBIDDEN: 401,
+    ErrorCode.EXPIRED: 401,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.IDEMPOTENCY_MISMATCH: 409,
+    ErrorCode.NOT_FOUND: 422,
+    ErrorCode.INVALID: 422,
+    ErrorCode.INVALID_TRANSITION: 409,
+}
+
+
+async def inbound_webhook(request: Request) -> JSONResponse:
+    """Verify, deduplicate and apply one event in one transaction; errors write nothing."""
+    settings = request.app.state.settings
+    body = await request.body()
+    session = request.app.state.sessions.get(request.scope.setdefault("state", {}))
+    try:
+        result = await inbound.handle(
+            session,
+            secret=settings.resolved_inbound_webhook_secret(),
+            headers=request.headers,
+            body=body,
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            now=utcnow(),
+            decode_referral=partial(decode_id, type_name="Referral", field="referralId"),
+        )
+    except DomainError as exc:
+        await session.rollback()
+        return JSONResponse(
+            {"error": {"code": exc.code.value, "message": exc.message, "field": exc.field}},
+            status_code=_STATUS.get(exc.code, 422),
+        )
+    await session.commit()
+    return JSONResponse(result.response | {"replayed": result.replayed}, status_code=200)
