@@ -109,7 +109,7 @@ async def test_recompute_writes_tiers_events_and_summary(session):
     assert (last.advocate_id, last.from_tier, last.to_tier, last.reason) == (
         top.id,
         1,
-        3,
+        2,
         "scheduled",
     )
 
