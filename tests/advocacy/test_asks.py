@@ -1,3 +1,4 @@
+# mypy: disable-error-code="union-attr"
 """Asks: tier matching, priority, the one contact cap, guards, lifecycle, fallback, dormancy."""
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ async def test_decline_without_fallback(session):
     program, person = await setup(session, tier=1)
     await make_signal(session, person.id, "renewal", at=days_ago(1))
     sent = (await evaluate_asks(session, person.id, program.id, now=NOW)).sent
+    assert sent is not None
     result = await transition_ask(session, sent.id, to=AskStatus.DECLINED, now=NOW, fallback=False)
     assert result.fallback is None
     assert len(await ask_rows(session, person.id)) == 1
@@ -207,6 +209,7 @@ async def test_lifecycle_accept_publish_records_action_and_points(session):
     program, person = await setup(session, tier=2)
     await make_signal(session, person.id, "review_rating", 5, at=days_ago(1))
     sent = (await evaluate_asks(session, person.id, program.id, now=NOW)).sent
+    assert sent is not None
     accepted = await transition_ask(
         session, sent.id, to=AskStatus.ACCEPTED, now=NOW + timedelta(days=1)
     )
@@ -295,7 +298,7 @@ async def test_manual_ask_validation_and_idempotency(session):
         )
     assert exc.value.field == "type"
     paused = await make_program(session, status="paused")
-    with pytest.raises(DomainError) as exc:
+    with pytest.raises(DomainError) as exc2:
         await create_ask(
             session,
             advocate_id=person.id,
@@ -304,7 +307,7 @@ async def test_manual_ask_validation_and_idempotency(session):
             team="sales",
             now=NOW,
         )
-    assert exc.value.code == ErrorCode.INACTIVE
+    assert exc2.value.code == ErrorCode.INACTIVE
     one = await create_ask(
         session,
         advocate_id=person.id,
