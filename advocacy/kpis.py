@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, distinct, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ValidationFailed
@@ -224,8 +224,10 @@ async def influenced_revenue(
     session: AsyncSession, *, program_id: int | None, window: Window
 ) -> InfluencedRevenue:
     """Opportunities touched by advocacy actions in the window, their pipeline and revenue."""
-    touched_stmt = select(distinct(ActionOpportunity.opportunity_id)).join(
-        AdvocacyAction, AdvocacyAction.id == ActionOpportunity.action_id
+    touched_stmt = (
+        select(ActionOpportunity.opportunity_id)
+        .join(AdvocacyAction, AdvocacyAction.id == ActionOpportunity.action_id)
+        .distinct()
     )
     if program_id is not None:
         touched_stmt = touched_stmt.where(AdvocacyAction.program_id == program_id)
