@@ -605,9 +605,10 @@ async def transition_ask(
 class AskFilter:
     advocate_id: int | None = None
     program_id: int | None = None
-    status: AskStatus | None = None
-    type: AskType | None = None
-    team: Team | None = None
+    # Already validated against AskStatus / AskType / Team at the edge.
+    status: str | None = None
+    type: str | None = None
+    team: str | None = None
     moment: str | None = None
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ValidationFailed
-from models import AdvocacyAction, AdvocateBadge, PointsEntry, Program
+from models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program
 from models.enums import ActionKind
 
 DEFAULT_POINTS: dict[str, int] = {
@@ -280,6 +280,7 @@ class LeaderRow:
     rank: int
     advocate_id: int
     points: int
+    display_name: str
 
 
 async def leaderboard(
@@ -296,17 +297,35 @@ async def leaderboard(
             PointsEntry.advocate_id,
             total.label("points"),
             func.rank().over(order_by=total.desc()).label("rank"),
+            Advocate.first_name,
+            Advocate.last_name,
         )
-        .where(PointsEntry.program_id == program_id)
-        .group_by(PointsEntry.advocate_id)
+        .join(Advocate, Advocate.id == PointsEntry.advocate_id)
+        .where(PointsEntry.program_id == program_id, Advocate.erased_at.is_(None))
+        .group_by(PointsEntry.advocate_id, Advocate.first_name, Advocate.last_name)
         .having(total > 0)
     )
     if start is not None and end is not None:
         stmt = stmt.where(PointsEntry.at >= start, PointsEntry.at < end)
     rows = await session.execute(stmt.order_by(total.desc(), PointsEntry.advocate_id).limit(limit))
     return [
-        LeaderRow(rank=int(r.rank), advocate_id=r.advocate_id, points=int(r.points)) for r in rows
+        LeaderRow(
+            rank=int(r.rank),
+            advocate_id=r.advocate_id,
+            points=int(r.points),
+            display_name=display_name(r.first_name, r.last_name),
+        )
+        for r in rows
     ]
+
+
+def display_name(first: str | None, last: str | None) -> str:
+    """What a leaderboard shows of a person: first name and last initial, never the email."""
+    first = (first or "").strip()
+    initial = (last or "").strip()[:1]
+    if first and initial:
+        return f"{first} {initial}."
+    return first or (f"{initial}." if initial else "Anonymous advocate")
 
 
 async def points_for_advocates(

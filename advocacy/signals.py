@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from advocacy.scoring import rescore_advocates
+from attribution.paging import Page, paginate
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, Signal
 from models.enums import SignalKind
@@ -547,3 +548,13 @@ async def recent_signals_for(
     for row in rows:
         result[row.advocate_id].append(row)
     return result
+
+
+async def list_signals(
+    session: AsyncSession, advocate_id: int, *, kind: str | None, first: int, after: int | None
+) -> Page[Signal]:
+    """One advocate's signals, newest stored first."""
+    stmt = select(Signal).where(Signal.advocate_id == advocate_id)
+    if kind is not None:
+        stmt = stmt.where(Signal.kind == parse_kind(kind).value)
+    return await paginate(session, stmt, key=Signal.id, first=first, after=after, descending=True)

@@ -24,6 +24,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.mutations.asks import AskMutations
+from api.mutations.recompute_tiers import TierMutations
+from api.mutations.record_action import ActionMutations
+from api.mutations.record_signals import SignalMutations
+from api.mutations.reservations import ReservationMutations
+from api.queries.advocacy import AdvocacyQueries
 from api.queries.advocates import AdvocateQueries
 from api.queries.programs import ProgramQueries
 from core.errors import DomainError
@@ -32,8 +38,14 @@ MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
 
-QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries)
-MUTATION_CLASSES: tuple[type, ...] = ()
+QUERY_CLASSES: tuple[type, ...] = (ProgramQueries, AdvocateQueries, AdvocacyQueries)
+MUTATION_CLASSES: tuple[type, ...] = (
+    SignalMutations,
+    TierMutations,
+    AskMutations,
+    ReservationMutations,
+    ActionMutations,
+)
 
 Query = merge_types("Query", QUERY_CLASSES)
 Mutation = merge_types("Mutation", MUTATION_CLASSES) if MUTATION_CLASSES else None

@@ -1,0 +1,1 @@
+"""Mutation fields, one module per verb-noun; ``api.schema`` merges them into ``Mutation``."""
