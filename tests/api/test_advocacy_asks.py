@@ -22,10 +22,10 @@ from tests.factories import make_advocate, make_api_key, make_program
 ASK_FIELDS = "id type moment team status sentAt fallbackOfId opportunityId reservedUntil outcome"
 EVALUATE = f"""mutation($a: ID!, $p: ID!) {{ evaluateAsks(advocateId: $a, programId: $p) {{
   queued {{ type }} sent {{ {ASK_FIELDS} }} guards {{ code until }} errors {{ field code message }} }} }}"""
-TRANSITION = f"""mutation($id: ID!, $to: AskTransition!, $reason: String, $url: String) {{
-  transitionAsk(id: $id, to: $to, reason: $reason, url: $url) {{
-    ask {{ status }} fallback {{ type status }} action {{ kind url }} pointsAwarded
-    errors {{ field code message }} }} }}"""
+TRANSITION = """mutation($id: ID!, $to: AskTransition!, $reason: String, $url: String) {
+  transitionAsk(id: $id, to: $to, reason: $reason, url: $url) {
+    ask { status } fallback { type status } action { kind url } pointsAwarded
+    errors { field code message } } }"""
 NEXT = """query($a: ID!) { nextBestAsk(advocateId: $a) { reason ask { type status } guards { code } } }"""
 
 
@@ -45,7 +45,8 @@ async def test_evaluate_then_decline_with_fallback(client, session):
     program, person = await scene(session, tier=1)
     key = await make_api_key(session, scopes=["write"])
     body = (await gql(client, EVALUATE, ids(program, person), token=key))["data"]["evaluateAsks"]
-    assert body["errors"] == [] and body["guards"] == []
+    assert body["errors"] == []
+    assert body["guards"] == []
     assert (body["sent"]["type"], body["sent"]["moment"], body["sent"]["status"]) == (
         "testimonial",
         "five_star_rating",
