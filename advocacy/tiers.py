@@ -283,3 +283,10 @@ async def referral_ready_account_rate(session: AsyncSession, program_id: int) ->
         )
     )
     return ReadyAccountRate(ready_accounts=int(ready or 0), total_accounts=int(total or 0))
+
+
+async def program_id_for_slug(session: AsyncSession, slug: str) -> int:
+    program_id = await session.scalar(select(Program.id).where(Program.slug == slug))
+    if program_id is None:
+        raise NotFound(f"no program with slug '{slug[:64]}'", field="program")
+    return program_id

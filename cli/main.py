@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
 from cli.runner import database_url, handle_errors, load_settings, run_with_session
+from cli.tiers import tiers
 from core.db import create_engine
 from core.migrations import alembic_config
 from core.settings import ConfigError
@@ -205,6 +206,9 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
     sys.stdout.flush()
     if then_serve:
         serve_app(host, port, 1, migrate_first=False)
+
+
+main.add_command(tiers)
 
 
 if __name__ == "__main__":  # pragma: no cover
