@@ -39,8 +39,8 @@ from core.errors import (
     NotFound,
     ValidationFailed,
 )
-from models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program
-from models.enums import ActionKind, AskStatus, AskType, ProgramStatus, Team
+from models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
+from models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
 
 # What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
 # testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.
@@ -72,7 +72,7 @@ TYPE_PRIORITY: dict[AskType, int] = {
     AskType.SOCIAL_SHARE: 40,
     AskType.SURVEY: 30,
 }
-MOMENT_BOOST: dict[MomentKind, int] = {
+MOMENT_BOOST: dict[str, int] = {
     MomentKind.RENEWAL_SIGNED: 8,
     MomentKind.EXPANSION: 8,
     MomentKind.NPS_PROMOTER: 6,
@@ -120,7 +120,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 HARD_GUARDS = frozenset({GuardCode.DETRACTOR, GuardCode.ESCALATION_OPEN})
 
 
-def priority_of(ask_type: AskType, moment: MomentKind) -> int:
+def priority_of(ask_type: AskType, moment: str) -> int:
+    """Type priority plus the moment's boost; moments unknown to the engine get none."""
     return TYPE_PRIORITY[ask_type] + MOMENT_BOOST.get(moment, 0)
 
 
@@ -583,7 +584,7 @@ async def transition_ask(
                 type=lighter.value,
                 moment=ask.moment,
                 team=ask.team,
-                priority=priority_of(lighter, MomentKind(ask.moment)),
+                priority=priority_of(lighter, ask.moment),
                 automated=False,
                 status=AskStatus.SENT,
                 queued_at=now,
@@ -754,3 +755,49 @@ async def expire_due(session: AsyncSession, *, now: datetime) -> tuple[int, int]
         .returning(Ask.id)
     )
     return expired_asks, len(lapsed.all())
+
+
+async def advocates_due(session: AsyncSession, program_id: int, *, now: datetime) -> list[int]:
+    """Who a scheduled run should evaluate in this program: tiered advocates with a fresh
+    moment signal or a queued ask, and advocates whose last action is 30+ days old (dormancy).
+    Evaluating someone with nothing new is a harmless no-op, so this errs on the side of more.
+    """
+    program = await session.get(Program, program_id)
+    if program is None:
+        raise NotFound("no such program", field="programId")
+    config = moments.config_for(program)
+    moment_kinds = [
+        SignalKind.FIRST_VALUE,
+        SignalKind.KPI_MILESTONE,
+        SignalKind.RENEWAL,
+        SignalKind.EXPANSION,
+        SignalKind.NPS,
+        SignalKind.REVIEW_RATING,
+        SignalKind.SUPPORT_RESOLVED,
+    ]
+    tiered = select(AdvocateScore.advocate_id).where(
+        AdvocateScore.program_id == program_id, AdvocateScore.tier.is_not(None)
+    )
+    fresh = select(Signal.advocate_id).where(
+        Signal.kind.in_(moment_kinds),
+        Signal.occurred_at > now - timedelta(days=config.lookback_days),
+        Signal.occurred_at <= now,
+        Signal.advocate_id.in_(tiered),
+    )
+    waiting = select(Ask.advocate_id).where(
+        Ask.program_id == program_id, Ask.status == AskStatus.QUEUED
+    )
+    dormant = (
+        select(AdvocacyAction.advocate_id)
+        .group_by(AdvocacyAction.advocate_id)
+        .having(
+            func.max(AdvocacyAction.occurred_at) <= now - timedelta(days=moments.DORMANCY_STAGES[0])
+        )
+    )
+    due = fresh.union(waiting, dormant).subquery()
+    rows = await session.scalars(
+        select(Advocate.id)
+        .where(Advocate.id.in_(select(due.c[0])), Advocate.erased_at.is_(None))
+        .order_by(Advocate.id)
+    )
+    return list(rows)

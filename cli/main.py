@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
+from cli.asks import asks
 from cli.runner import database_url, handle_errors, load_settings, run_with_session
 from cli.tiers import tiers
 from core.db import create_engine
@@ -209,6 +210,7 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
 
 
 main.add_command(tiers)
+main.add_command(asks)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from advocacy.asks import (
+    advocates_due,
     create_ask,
     evaluate_asks,
     expire_due,
@@ -376,3 +377,30 @@ async def test_next_best_ask(session):
     await send_ask(session, queued.id, now=NOW)
     awaiting = await next_best_ask(session, person.id, program_id=None, now=NOW)
     assert (awaiting.ask.id, awaiting.reason) == (queued.id, "awaiting_response")
+
+
+async def test_advocates_due_for_a_scheduled_run(session):
+    program = await make_program(session)
+    fresh = await make_advocate(session)
+    stale = await make_advocate(session)
+    untiered = await make_advocate(session)
+    dormant = await make_advocate(session)
+    waiting = await make_advocate(session)
+    for person in (fresh, stale, waiting):
+        await make_scored(session, person.id, program.id, 2)
+    await make_signal(session, fresh.id, "nps", 9, at=days_ago(2))
+    await make_signal(session, stale.id, "nps", 9, at=days_ago(20))
+    await make_signal(session, untiered.id, "renewal", at=days_ago(1))
+    session.add(AdvocacyAction(advocate_id=dormant.id, kind="review", occurred_at=days_ago(31)))
+    session.add(
+        Ask(
+            advocate_id=waiting.id,
+            program_id=program.id,
+            type="review",
+            moment="manual",
+            status="queued",
+            queued_at=days_ago(1),
+        )
+    )
+    await session.flush()
+    assert await advocates_due(session, program.id, now=NOW) == [fresh.id, dormant.id, waiting.id]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from core.clock import utcnow
 from core.db import session_factory
-from models import Advocate, Program, Signal, TierEvent
+from models import Advocate, AdvocateScore, Ask, Program, Signal, TierEvent
 from tests.cli.test_cli import run
 
 pytestmark = pytest.mark.committing
@@ -50,3 +50,57 @@ async def test_recompute_one_program_and_all(committing_engine, database_url, tm
     assert missing.stderr.strip() == "error: no program with slug 'nope'"
     async with session_factory(committing_engine)() as s:
         assert await s.scalar(select(func.count()).select_from(TierEvent)) == 2
+
+
+async def test_scheduled_ask_run_sends_one_ask_per_advocate(
+    committing_engine, database_url, tmp_path
+):
+    async with session_factory(committing_engine)() as s:
+        program = Program(slug="cli-asks", name="CLI asks")
+        person = Advocate(external_id="cli-asks-1", email="asks@example.com")
+        s.add_all([program, person])
+        await s.flush()
+        s.add(
+            AdvocateScore(
+                advocate_id=person.id,
+                program_id=program.id,
+                score=60.0,
+                tier=2,
+                contributions=[],
+                computed_at=utcnow(),
+            )
+        )
+        s.add(
+            Signal(
+                advocate_id=person.id,
+                kind="nps",
+                value=10,
+                occurred_at=utcnow() - timedelta(days=1),
+                source="survey",
+                external_id="n1",
+            )
+        )
+        s.add(
+            Signal(
+                advocate_id=person.id,
+                kind="expansion",
+                occurred_at=utcnow() - timedelta(days=2),
+                source="crm",
+                external_id="e1",
+            )
+        )
+        await s.commit()
+    env = {"DATABASE_URL": database_url, "VOUCH_DATA_DIR": str(tmp_path)}
+    first = run(["asks", "evaluate", "--json"], **env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["programs"] == [
+        {"program_id": program.id, "evaluated": 1, "queued": 2, "sent": 1, "skipped": 0}
+    ]
+    second = run(["asks", "evaluate", "--program", "cli-asks"], **env)
+    assert second.returncode == 0, second.stderr
+    assert (
+        second.stdout.strip() == f"program {program.id}: 1 evaluated, 0 queued, 0 sent, 0 skipped"
+    )
+    async with session_factory(committing_engine)() as s:
+        statuses = (await s.scalars(select(Ask.status).order_by(Ask.status))).all()
+    assert statuses == ["queued", "sent"]
