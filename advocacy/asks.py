@@ -85,6 +85,13 @@ MOMENT_BOOST: dict[str, int] = {
     MomentKind.DORMANT_90: -10,
 }
 
+# Which team owns an automated ask of each type (all teams share one contact cap).
+TEAM_OF: dict[AskType, Team] = {
+    AskType.COMMUNITY_INVITE: Team.CUSTOMER_SUCCESS,
+    AskType.SURVEY: Team.CUSTOMER_SUCCESS,
+    AskType.REFERENCE_CALL: Team.SALES,
+}
+
 # The lighter ask offered when an advocate declines.
 FALLBACKS: dict[AskType, AskType] = {
     AskType.CASE_STUDY: AskType.ANONYMOUS_QUOTE,
@@ -358,14 +365,14 @@ def _candidate(
     now: datetime,
     trigger_key: str,
     *,
-    team: Team = Team.MARKETING,
+    team: Team | None = None,
 ) -> dict[str, Any]:
     return {
         "advocate_id": advocate.id,
         "program_id": program.id,
         "type": ask_type.value,
         "moment": moment.value,
-        "team": team.value,
+        "team": (team or TEAM_OF.get(ask_type, Team.MARKETING)).value,
         "priority": priority_of(ask_type, moment),
         "automated": True,
         "status": AskStatus.QUEUED.value,

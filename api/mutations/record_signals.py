@@ -32,7 +32,7 @@ from core.errors import DomainError, ValidationFailed
 from models.enums import Scope
 
 
-@strawberry.input(description="One signal about an advocate.")
+@strawberry.input(name="SignalInput", description="One signal about an advocate.")
 class SignalInputType:
     advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
     kind: str = strawberry.field(description="nps, csat, review_rating, renewal, ...")

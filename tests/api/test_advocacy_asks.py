@@ -402,3 +402,30 @@ async def test_loader_factories_batch_in_one_statement_each(session, count_queri
     assert [n.type if n else None for n in nxt] == ["review"] * 5
     assert (points, badges) == ([0] * 5, [[]] * 5)
     assert [s.tier if s else None for s in scores] == [2] * 5
+
+
+async def test_ask_list_costs_the_same_for_any_page_size(client, session, count_queries):
+    program = await make_program(session)
+    person = await make_advocate(session)
+    for _ in range(30):
+        session.add(
+            Ask(
+                advocate_id=person.id,
+                program_id=program.id,
+                type="review",
+                moment="manual",
+                status="queued",
+                queued_at=utcnow(),
+            )
+        )
+    await session.flush()
+    key = await make_api_key(session, scopes=["read"])
+    query = "query($n: Int) { asks(first: $n) { totalCount nodes { id type status } } }"
+    await gql(client, query, {"n": 1}, token=key)  # warm up: the key's last_used_at write
+    counts = []
+    for n in (3, 30):
+        count_queries.reset()
+        body = await gql(client, query, {"n": n}, token=key)
+        assert len(body["data"]["asks"]["nodes"]) == n
+        counts.append(count_queries.count)
+    assert counts == [3, 3]  # authenticate, count, page

@@ -9,10 +9,10 @@ from models import Program, Signal, TierEvent
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
 
-RECORD = """mutation($input: SignalInputType!) { recordSignal(input: $input) {
+RECORD = """mutation($input: SignalInput!) { recordSignal(input: $input) {
   signals { created signal { id kind value source externalId data } }
   errors { message field code } } }"""
-RECORD_MANY = """mutation($s: [SignalInputType!]!) { recordSignals(signals: $s) {
+RECORD_MANY = """mutation($s: [SignalInput!]!) { recordSignals(signals: $s) {
   signals { created } errors { message field code } } }"""
 IMPORT = """mutation($f: ImportFormat!, $c: String!, $skip: Boolean!) {
   importSignals(format: $f, content: $c, skipInvalid: $skip) {
