@@ -28,16 +28,22 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.mutations.advocates import AdvocateMutations
+from api.mutations.asks import AskMutations
 from api.mutations.links import LinkMutations
 from api.mutations.opportunities import OpportunityMutations
 from api.mutations.programs import ProgramMutations
+from api.mutations.recompute_tiers import TierMutations
+from api.mutations.record_action import ActionMutations
 from api.mutations.record_conversion import RecordConversionMutation
+from api.mutations.record_signals import SignalMutations
 from api.mutations.redeem_offer import RedeemOfferMutation
 from api.mutations.referral_lifecycle import ReferralLifecycleMutations
 from api.mutations.referrals import ReferralMutations
+from api.mutations.reservations import ReservationMutations
 from api.mutations.revenue import RevenueMutations
 from api.mutations.rewards import RewardMutations
 from api.mutations.webhooks import WebhookMutations
+from api.queries.advocacy import AdvocacyQueries
 from api.queries.advocates import AdvocateQueries
 from api.queries.chain import ChainQueries
 from api.queries.links import LinkQueries
@@ -69,6 +75,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     ChainQueries,
     ModerationQueries,
     WebhookQueries,
+    AdvocacyQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,
@@ -82,6 +89,11 @@ MUTATION_CLASSES: tuple[type, ...] = (
     ReferralLifecycleMutations,
     RewardMutations,
     WebhookMutations,
+    SignalMutations,
+    TierMutations,
+    AskMutations,
+    ReservationMutations,
+    ActionMutations,
 )
 
 Query = merge_types("Query", QUERY_CLASSES)

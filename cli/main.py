@@ -12,7 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
+from cli.asks import asks
 from cli.runner import database_url, handle_errors, load_settings, run_with_session
+from cli.tiers import tiers
 from core.db import create_engine
 from core.migrations import alembic_config
 from core.settings import ConfigError
@@ -211,6 +213,9 @@ from cli.attribution import rollups_group, webhooks_group  # noqa: E402 - regist
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)
+main.add_command(tiers)
+main.add_command(asks)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -31,6 +31,9 @@ class Ask(Base):
         enum_check("team", Team),
         Index("ix_asks_advocate_status", "advocate_id", "status"),
         Index("ix_asks_advocate_sent", "advocate_id", "sent_at"),
+        # What earned the ask (a moment's signal, a dormancy stage, a decline): evaluating the
+        # same advocate twice queues it once.
+        UniqueConstraint("advocate_id", "trigger_key"),
     )
 
     id: Mapped[int] = pk()
@@ -55,6 +58,7 @@ class Ask(Base):
     )
     reserved_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)
+    trigger_key: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at()
 
 
@@ -63,6 +67,8 @@ class AdvocacyAction(Base):
     __table_args__ = (
         enum_check("kind", ActionKind),
         Index("ix_advocacy_actions_advocate_at", "advocate_id", "occurred_at"),
+        # The sender's id for this action; recording it again is a no-op.
+        UniqueConstraint("advocate_id", "external_id"),
     )
 
     id: Mapped[int] = pk()
@@ -73,6 +79,7 @@ class AdvocacyAction(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     url: Mapped[str | None] = mapped_column(String(2048))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    external_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at()
 
 

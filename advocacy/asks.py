@@ -1,0 +1,810 @@
+"""Asks: matched to tier and moment, queued, sent under one frequency cap, answered.
+
+Lifecycle: queued -> sent -> accepted -> published, or declined (with a fallback ask: an
+anonymous quote instead of a named case study), or cancelled / expired.
+
+One contact policy: every ask sent to an advocate counts against the same cap, whichever
+team (marketing, sales, customer success) or program sent it: at most
+``program.frequency_cap_days``-window ``frequency_cap_count`` asks, or ``tier1_cap_count`` for a
+Tier 1 advocate who opted into more. A fallback offered in answer to a decline is part of the
+same conversation and does not count. When several asks qualify, the highest priority is sent
+and the rest wait queued.
+
+Every function that may send locks the advocate's row first (``SELECT ... FOR UPDATE``), so
+two workers evaluating the same advocate at once serialise and the second sees the first's
+ask: the cap holds under concurrency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from advocacy import moments
+from advocacy.actions import RecordedAction, check_url, create_action
+from advocacy.moments import Guard, GuardCode, MomentKind
+from advocacy.signals import signals_of
+from attribution.paging import Page, paginate
+from core.errors import (
+    Conflict,
+    DomainError,
+    ErrorCode,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
+from models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
+from models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
+
+# What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
+# testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.
+ASK_MATRIX: dict[MomentKind, tuple[AskType, AskType, AskType]] = {
+    MomentKind.NPS_PROMOTER: (AskType.TESTIMONIAL, AskType.REFERRAL_INVITE, AskType.SOCIAL_SHARE),
+    MomentKind.FIVE_STAR_RATING: (AskType.TESTIMONIAL, AskType.REVIEW, AskType.SOCIAL_SHARE),
+    MomentKind.RENEWAL_SIGNED: (AskType.CASE_STUDY, AskType.REFERRAL_INVITE, AskType.SURVEY),
+    MomentKind.EXPANSION: (AskType.CASE_STUDY, AskType.REFERRAL_INVITE, AskType.SOCIAL_SHARE),
+    MomentKind.KPI_MILESTONE: (AskType.CASE_STUDY, AskType.REVIEW, AskType.SOCIAL_SHARE),
+    MomentKind.FIRST_VALUE: (AskType.COMMUNITY_INVITE, AskType.REVIEW, AskType.SOCIAL_SHARE),
+    MomentKind.SUPPORT_RESOLVED: (AskType.TESTIMONIAL, AskType.REVIEW, AskType.SURVEY),
+}
+
+# Re-engagement: a check-in at 30 days, program news at 60, "why did you drop off?" at 90.
+DORMANT_ASKS: dict[int, tuple[MomentKind, AskType]] = {
+    30: (MomentKind.DORMANT_30, AskType.COMMUNITY_INVITE),
+    60: (MomentKind.DORMANT_60, AskType.REFERRAL_INVITE),
+    90: (MomentKind.DORMANT_90, AskType.SURVEY),
+}
+
+TYPE_PRIORITY: dict[AskType, int] = {
+    AskType.REFERENCE_CALL: 95,
+    AskType.CASE_STUDY: 90,
+    AskType.TESTIMONIAL: 85,
+    AskType.REVIEW: 70,
+    AskType.REFERRAL_INVITE: 65,
+    AskType.COMMUNITY_INVITE: 55,
+    AskType.ANONYMOUS_QUOTE: 50,
+    AskType.SOCIAL_SHARE: 40,
+    AskType.SURVEY: 30,
+}
+MOMENT_BOOST: dict[str, int] = {
+    MomentKind.RENEWAL_SIGNED: 8,
+    MomentKind.EXPANSION: 8,
+    MomentKind.NPS_PROMOTER: 6,
+    MomentKind.FIVE_STAR_RATING: 6,
+    MomentKind.KPI_MILESTONE: 5,
+    MomentKind.SUPPORT_RESOLVED: 4,
+    MomentKind.FIRST_VALUE: 2,
+    MomentKind.DORMANT_30: -10,
+    MomentKind.DORMANT_60: -10,
+    MomentKind.DORMANT_90: -10,
+}
+
+# Which team owns an automated ask of each type (all teams share one contact cap).
+TEAM_OF: dict[AskType, Team] = {
+    AskType.COMMUNITY_INVITE: Team.CUSTOMER_SUCCESS,
+    AskType.SURVEY: Team.CUSTOMER_SUCCESS,
+    AskType.REFERENCE_CALL: Team.SALES,
+}
+
+# The lighter ask offered when an advocate declines.
+FALLBACKS: dict[AskType, AskType] = {
+    AskType.CASE_STUDY: AskType.ANONYMOUS_QUOTE,
+    AskType.TESTIMONIAL: AskType.ANONYMOUS_QUOTE,
+    AskType.REFERENCE_CALL: AskType.ANONYMOUS_QUOTE,
+    AskType.REVIEW: AskType.SURVEY,
+    AskType.REFERRAL_INVITE: AskType.SOCIAL_SHARE,
+    AskType.COMMUNITY_INVITE: AskType.SURVEY,
+}
+
+ACTION_OF: dict[AskType, ActionKind] = {
+    AskType.REVIEW: ActionKind.REVIEW,
+    AskType.TESTIMONIAL: ActionKind.TESTIMONIAL,
+    AskType.CASE_STUDY: ActionKind.CASE_STUDY,
+    AskType.ANONYMOUS_QUOTE: ActionKind.QUOTE,
+    AskType.REFERENCE_CALL: ActionKind.REFERENCE,
+    AskType.REFERRAL_INVITE: ActionKind.REFERRAL,
+    AskType.SOCIAL_SHARE: ActionKind.SOCIAL_SHARE,
+    AskType.COMMUNITY_INVITE: ActionKind.COMMUNITY,
+    AskType.SURVEY: ActionKind.SURVEY,
+}
+
+OPEN = (AskStatus.QUEUED, AskStatus.SENT, AskStatus.ACCEPTED)
+AWAITING = (AskStatus.SENT, AskStatus.ACCEPTED)
+TERMINAL = (AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.EXPIRED, AskStatus.CANCELLED)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    AskStatus.QUEUED: frozenset({AskStatus.CANCELLED}),
+    AskStatus.SENT: frozenset(
+        {AskStatus.ACCEPTED, AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.CANCELLED}
+    ),
+    AskStatus.ACCEPTED: frozenset({AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.CANCELLED}),
+}
+HARD_GUARDS = frozenset({GuardCode.DETRACTOR, GuardCode.ESCALATION_OPEN})
+
+
+def priority_of(ask_type: AskType, moment: str) -> int:
+    """Type priority plus the moment's boost; moments unknown to the engine get none."""
+    return TYPE_PRIORITY[ask_type] + MOMENT_BOOST.get(moment, 0)
+
+
+def ask_type_for(moment: MomentKind, tier: int | None, advocate: Advocate) -> AskType | None:
+    """The ask a moment earns at this tier; none without a tier or the needed consent."""
+    if tier is None or moment not in ASK_MATRIX:
+        return None
+    ask_type = ASK_MATRIX[moment][tier - 1]
+    if ask_type is AskType.REFERRAL_INVITE and not advocate.consent_referral:
+        return AskType.SOCIAL_SHARE if tier > 1 else None
+    return ask_type
+
+
+@dataclass(frozen=True, slots=True)
+class CapState:
+    limit: int
+    used: int
+    until: datetime | None  # when a slot frees up, if the cap is reached
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
+
+
+def cap_state(
+    asks: Sequence[Ask], *, program: Program, advocate: Advocate, tier: int | None, now: datetime
+) -> CapState:
+    """How many of the advocate's cap slots are used (all teams, all programs)."""
+    window = timedelta(days=program.frequency_cap_days)
+    sent = sorted(
+        a.sent_at
+        for a in asks
+        if a.sent_at is not None and a.fallback_of_id is None and now - window < a.sent_at <= now
+    )
+    limit = (
+        program.tier1_cap_count
+        if tier == 1 and advocate.opted_in_extra_asks
+        else program.frequency_cap_count
+    )
+    until = sent[len(sent) - limit] + window if len(sent) >= limit else None
+    return CapState(limit=limit, used=len(sent), until=until)
+
+
+def cap_guard(cap: CapState) -> Guard | None:
+    if not cap.full:
+        return None
+    assert cap.until is not None
+    return Guard(
+        GuardCode.FREQUENCY_CAP,
+        f"the advocate already got {cap.used} ask(s) in the cap window; next slot "
+        f"{cap.until.isoformat()}",
+        until=cap.until,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    advocate_id: int
+    program_id: int
+    queued: list[Ask]
+    sent: Ask | None
+    expired: int
+    guards: list[Guard] = field(default_factory=list)
+
+
+async def lock_advocate(
+    session: AsyncSession, advocate_id: int, *, field: str = "advocateId"
+) -> Advocate:
+    """The advocate's row, locked until the transaction ends: the per-advocate contact lock."""
+    advocate = await session.scalar(
+        select(Advocate)
+        .where(Advocate.id == advocate_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if advocate is None:
+        raise NotFound("no such advocate", field=field)
+    if advocate.erased_at is not None:
+        raise Conflict("this advocate's data was erased; they cannot be asked", field=field)
+    return advocate
+
+
+async def active_program(
+    session: AsyncSession, program_id: int, *, field: str = "programId"
+) -> Program:
+    program = await session.get(Program, program_id)
+    if program is None:
+        raise NotFound("no such program", field=field)
+    if program.status != ProgramStatus.ACTIVE:
+        raise DomainError(
+            f"the program is {program.status}, not active", field=field, code=ErrorCode.INACTIVE
+        )
+    return program
+
+
+async def asks_of(session: AsyncSession, advocate_id: int) -> list[Ask]:
+    return list(
+        await session.scalars(
+            select(Ask)
+            .where(Ask.advocate_id == advocate_id)
+            .order_by(Ask.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+async def tier_in(session: AsyncSession, advocate_id: int, program_id: int) -> int | None:
+    return await session.scalar(
+        select(AdvocateScore.tier).where(
+            AdvocateScore.advocate_id == advocate_id, AdvocateScore.program_id == program_id
+        )
+    )
+
+
+async def _last_action_at(session: AsyncSession, advocate_id: int) -> datetime | None:
+    return await session.scalar(
+        select(func.max(AdvocacyAction.occurred_at)).where(
+            AdvocacyAction.advocate_id == advocate_id
+        )
+    )
+
+
+def _expire_queued(asks: Sequence[Ask], now: datetime, config: moments.MomentConfig) -> int:
+    ttl = timedelta(days=config.queue_ttl_days)
+    expired = 0
+    for ask in asks:
+        if ask.status == AskStatus.QUEUED and ask.queued_at + ttl <= now:
+            ask.status = AskStatus.EXPIRED
+            expired += 1
+    return expired
+
+
+def _best_queued(asks: Sequence[Ask], program_id: int | None, *, automated: bool) -> Ask | None:
+    queued = [
+        a
+        for a in asks
+        if a.status == AskStatus.QUEUED
+        and (program_id is None or a.program_id == program_id)
+        and (a.automated or not automated)
+    ]
+    queued.sort(key=lambda a: (-a.priority, a.queued_at, a.id))
+    return queued[0] if queued else None
+
+
+async def evaluate_asks(
+    session: AsyncSession, advocate_id: int, program_id: int, *, now: datetime
+) -> Evaluation:
+    """Queue the asks the advocate's moments (and dormancy) earn in this program, then send the
+    highest-priority queued automated ask if no guard or cap holds it back.
+
+    Idempotent: a moment queues its ask once (natural key), and a second evaluation right
+    after the first finds the cap used.
+    """
+    advocate = await lock_advocate(session, advocate_id)
+    program = await active_program(session, program_id)
+    config = moments.config_for(program)
+    signals = await signals_of(session, advocate_id, until=now)
+    asks = await asks_of(session, advocate_id)
+    expired = _expire_queued(asks, now, config)
+    tier = await tier_in(session, advocate_id, program_id)
+    guards = moments.signal_guards(signals, now, config) + moments.ask_guards(asks, now, config)
+    candidates: list[dict[str, Any]] = []
+    if not any(g.code in HARD_GUARDS for g in guards):
+        for moment in moments.detect_moments(signals, now, config):
+            ask_type = ask_type_for(moment.kind, tier, advocate)
+            if ask_type is not None:
+                candidates.append(
+                    _candidate(
+                        advocate,
+                        program,
+                        ask_type,
+                        moment.kind,
+                        now,
+                        f"moment:{program.id}:{moment.signal_id}",
+                    )
+                )
+        last_action = await _last_action_at(session, advocate_id)
+        stage = moments.dormancy_stage(last_action, now)
+        if stage is not None and last_action is not None:
+            moment_kind, ask_type = DORMANT_ASKS[stage]
+            if ask_type is AskType.REFERRAL_INVITE and not advocate.consent_referral:
+                ask_type = AskType.SOCIAL_SHARE
+            candidates.append(
+                _candidate(
+                    advocate,
+                    program,
+                    ask_type,
+                    moment_kind,
+                    now,
+                    f"dormant:{program.id}:{stage}:{last_action.isoformat()}",
+                )
+            )
+    queued: list[Ask] = []
+    if candidates:
+        new_ids = list(
+            await session.scalars(
+                insert(Ask)
+                .values(candidates)
+                .on_conflict_do_nothing(index_elements=["advocate_id", "trigger_key"])
+                .returning(Ask.id)
+            )
+        )
+        if new_ids:
+            queued = list(
+                await session.scalars(select(Ask).where(Ask.id.in_(new_ids)).order_by(Ask.id))
+            )
+            asks.extend(queued)
+    cap = cap_state(asks, program=program, advocate=advocate, tier=tier, now=now)
+    capped = cap_guard(cap)
+    if capped is not None:
+        guards.append(capped)
+    sent = None
+    if not guards:
+        sent = _best_queued(asks, program.id, automated=True)
+        if sent is not None:
+            sent.status = AskStatus.SENT
+            sent.sent_at = now
+    await session.flush()
+    return Evaluation(
+        advocate_id=advocate_id,
+        program_id=program_id,
+        queued=queued,
+        sent=sent,
+        expired=expired,
+        guards=guards,
+    )
+
+
+def _candidate(
+    advocate: Advocate,
+    program: Program,
+    ask_type: AskType,
+    moment: MomentKind,
+    now: datetime,
+    trigger_key: str,
+    *,
+    team: Team | None = None,
+) -> dict[str, Any]:
+    return {
+        "advocate_id": advocate.id,
+        "program_id": program.id,
+        "type": ask_type.value,
+        "moment": moment.value,
+        "team": (team or TEAM_OF.get(ask_type, Team.MARKETING)).value,
+        "priority": priority_of(ask_type, moment),
+        "automated": True,
+        "status": AskStatus.QUEUED.value,
+        "queued_at": now,
+        "trigger_key": trigger_key[:128],
+    }
+
+
+def parse_ask_type(value: str, *, field: str = "type") -> AskType:
+    try:
+        return AskType(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(t.value for t in AskType)
+        raise ValidationFailed(
+            f"unknown ask type '{value[:32]}'; use one of: {allowed}", field=field
+        ) from None
+
+
+def parse_team(value: str, *, field: str = "team") -> Team:
+    try:
+        return Team(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(t.value for t in Team)
+        raise ValidationFailed(
+            f"unknown team '{value[:32]}'; use one of: {allowed}", field=field
+        ) from None
+
+
+async def create_ask(
+    session: AsyncSession,
+    *,
+    advocate_id: int,
+    program_id: int,
+    ask_type: str,
+    team: str,
+    now: datetime,
+    priority: int | None = None,
+    request_key: str | None = None,
+) -> Ask:
+    """Queue a manual ask from a team. It waits in the same queue under the same cap.
+
+    ``request_key`` makes a retried request a no-op.
+    """
+    parsed_type = parse_ask_type(ask_type)
+    parsed_team = parse_team(team)
+    if priority is not None and not 0 <= priority <= 100:
+        raise ValidationFailed("priority must be between 0 and 100", field="priority")
+    if parsed_type is AskType.REFERENCE_CALL:
+        raise ValidationFailed(
+            "reference calls are reserved for an opportunity (reserveReference)", field="type"
+        )
+    if request_key is not None and not 1 <= len(request_key) <= 100:
+        raise ValidationFailed("requestKey must be 1 to 100 characters", field="requestKey")
+    advocate = await lock_advocate(session, advocate_id)
+    program = await active_program(session, program_id)
+    values = _candidate(
+        advocate,
+        program,
+        parsed_type,
+        MomentKind.MANUAL,
+        now,
+        f"manual:{request_key}" if request_key else "",
+        team=parsed_team,
+    )
+    values.update(
+        automated=False,
+        priority=priority if priority is not None else priority_of(parsed_type, MomentKind.MANUAL),
+        trigger_key=values["trigger_key"] or None,
+    )
+    stmt = insert(Ask).values(**values)
+    if request_key:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["advocate_id", "trigger_key"])
+    new_id = await session.scalar(stmt.returning(Ask.id))
+    if new_id is None:
+        existing = await session.scalar(
+            select(Ask).where(
+                Ask.advocate_id == advocate_id, Ask.trigger_key == values["trigger_key"]
+            )
+        )
+        assert existing is not None
+        return existing
+    return await session.get_one(Ask, new_id)
+
+
+async def _lock_ask(session: AsyncSession, ask_id: int) -> Ask:
+    ask = await session.get(Ask, ask_id)
+    if ask is None:
+        raise NotFound("no such ask", field="id")
+    await lock_advocate(session, ask.advocate_id, field="id")
+    locked = await session.scalar(
+        select(Ask)
+        .where(Ask.id == ask_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert locked is not None
+    return locked
+
+
+async def blocking_guards(
+    session: AsyncSession, advocate: Advocate, program: Program, now: datetime
+) -> list[Guard]:
+    """Everything that holds an ask to this advocate back right now, including the cap."""
+    config = moments.config_for(program)
+    signals = await signals_of(session, advocate.id, until=now)
+    asks = await asks_of(session, advocate.id)
+    tier = await tier_in(session, advocate.id, program.id)
+    guards = moments.signal_guards(signals, now, config) + moments.ask_guards(asks, now, config)
+    capped = cap_guard(cap_state(asks, program=program, advocate=advocate, tier=tier, now=now))
+    if capped is not None:
+        guards.append(capped)
+    return guards
+
+
+def raise_for(guards: Sequence[Guard], *, field: str = "id") -> None:
+    if not guards:
+        return
+    first = guards[0]
+    code = ErrorCode.CAPPED if first.code is GuardCode.FREQUENCY_CAP else ErrorCode.CONFLICT
+    raise DomainError(f"cannot ask now: {first.message}", field=field, code=code)
+
+
+async def send_ask(session: AsyncSession, ask_id: int, *, now: datetime) -> Ask:
+    """Send one queued ask now (a team's manual send), if no guard or the cap forbids it."""
+    ask = await _lock_ask(session, ask_id)
+    if ask.status == AskStatus.SENT:
+        return ask  # a retried send
+    if ask.status != AskStatus.QUEUED:
+        raise InvalidTransition(
+            f"only a queued ask can be sent; this one is {ask.status}", field="id"
+        )
+    if ask.program_id is None:
+        raise Conflict("the ask's program was deleted", field="id")
+    advocate = await lock_advocate(session, ask.advocate_id, field="id")
+    program = await active_program(session, ask.program_id, field="id")
+    raise_for(await blocking_guards(session, advocate, program, now))
+    ask.status = AskStatus.SENT
+    ask.sent_at = now
+    await session.flush()
+    return ask
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    ask: Ask
+    fallback: Ask | None = None
+    action: RecordedAction | None = None
+
+
+TARGETS = {
+    "accept": AskStatus.ACCEPTED,
+    "publish": AskStatus.PUBLISHED,
+    "decline": AskStatus.DECLINED,
+    "cancel": AskStatus.CANCELLED,
+}
+
+
+async def transition_ask(
+    session: AsyncSession,
+    ask_id: int,
+    *,
+    to: AskStatus,
+    now: datetime,
+    reason: str | None = None,
+    fallback: bool = True,
+    url: str | None = None,
+) -> Transition:
+    """Move an ask along its lifecycle. Repeating the same transition is a no-op.
+
+    Publishing records the advocacy action (with its points); declining offers the fallback
+    ask, if the type has one and ``fallback`` is set.
+    """
+    if reason is not None and len(reason) > 500:
+        raise ValidationFailed("reason must be at most 500 characters", field="reason")
+    checked_url = check_url(url)
+    ask = await _lock_ask(session, ask_id)
+    if ask.status == to:
+        return Transition(ask)
+    if to not in TRANSITIONS.get(ask.status, frozenset()):
+        raise InvalidTransition(f"an ask that is {ask.status} cannot become {to}", field="to")
+    ask_type = AskType(ask.type)
+    if (
+        ask_type is AskType.REFERENCE_CALL
+        and ask.opportunity_id is not None
+        and to == AskStatus.PUBLISHED
+    ):
+        raise InvalidTransition(
+            "record a reference call's outcome with completeReservation", field="to"
+        )
+    program = await session.get(Program, ask.program_id) if ask.program_id else None
+    result = Transition(ask)
+    if to == AskStatus.ACCEPTED:
+        ask.accepted_at = now
+    elif to == AskStatus.PUBLISHED:
+        ask.accepted_at = ask.accepted_at or now
+        ask.published_at = now
+        action = await create_action(
+            session,
+            advocate_id=ask.advocate_id,
+            program=program,
+            kind=ACTION_OF[ask_type],
+            occurred_at=now,
+            ask_id=ask.id,
+            url=checked_url,
+            opportunity_ids=[ask.opportunity_id] if ask.opportunity_id else [],
+        )
+        result = Transition(ask, action=action)
+    elif to == AskStatus.DECLINED:
+        ask.declined_at = now
+        ask.decline_reason = reason
+        lighter = FALLBACKS.get(ask_type)
+        if fallback and lighter is not None:
+            offered = Ask(
+                advocate_id=ask.advocate_id,
+                program_id=ask.program_id,
+                type=lighter.value,
+                moment=ask.moment,
+                team=ask.team,
+                priority=priority_of(lighter, ask.moment),
+                automated=False,
+                status=AskStatus.SENT,
+                queued_at=now,
+                sent_at=now,
+                fallback_of_id=ask.id,
+                trigger_key=f"fallback:{ask.id}",
+            )
+            session.add(offered)
+            result = Transition(ask, fallback=offered)
+    ask.status = to
+    await session.flush()
+    return result
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AskFilter:
+    advocate_id: int | None = None
+    program_id: int | None = None
+    # Already validated against AskStatus / AskType / Team at the edge.
+    status: str | None = None
+    type: str | None = None
+    team: str | None = None
+    moment: str | None = None
+
+
+async def list_asks(
+    session: AsyncSession, flt: AskFilter, *, first: int, after: int | None
+) -> Page[Ask]:
+    """Asks, newest first."""
+    stmt = select(Ask)
+    if flt.advocate_id is not None:
+        stmt = stmt.where(Ask.advocate_id == flt.advocate_id)
+    if flt.program_id is not None:
+        stmt = stmt.where(Ask.program_id == flt.program_id)
+    if flt.status is not None:
+        stmt = stmt.where(Ask.status == flt.status)
+    if flt.type is not None:
+        stmt = stmt.where(Ask.type == flt.type)
+    if flt.team is not None:
+        stmt = stmt.where(Ask.team == flt.team)
+    if flt.moment is not None:
+        stmt = stmt.where(Ask.moment == flt.moment)
+    return await paginate(session, stmt, key=Ask.id, first=first, after=after, descending=True)
+
+
+async def get_ask(session: AsyncSession, ask_id: int) -> Ask:
+    ask = await session.get(Ask, ask_id)
+    if ask is None:
+        raise NotFound("no such ask", field="id")
+    return ask
+
+
+def pick_next(asks: Sequence[Ask]) -> Ask | None:
+    """The ask to show an advocate: one awaiting their answer, else the best queued one."""
+    awaiting = [a for a in asks if a.status in AWAITING]
+    pool = awaiting or [a for a in asks if a.status == AskStatus.QUEUED]
+    pool.sort(key=lambda a: (-a.priority, a.queued_at, a.id))
+    return pool[0] if pool else None
+
+
+@dataclass(frozen=True, slots=True)
+class NextBestAsk:
+    advocate_id: int
+    ask: Ask | None
+    reason: str  # awaiting_response | ready | waiting | nothing_queued
+    guards: list[Guard]
+    eligible_at: datetime | None
+
+
+async def next_best_ask(
+    session: AsyncSession, advocate_id: int, *, program_id: int | None, now: datetime
+) -> NextBestAsk:
+    """What to put in front of this advocate next, and whether it can be sent now."""
+    advocate = await session.get(Advocate, advocate_id)
+    if advocate is None:
+        raise NotFound("no such advocate", field="advocateId")
+    asks = [
+        a
+        for a in await asks_of(session, advocate_id)
+        if a.status in OPEN and (program_id is None or a.program_id == program_id)
+    ]
+    best = pick_next(asks)
+    if best is None:
+        return NextBestAsk(advocate_id, None, "nothing_queued", [], None)
+    if best.status in AWAITING:
+        return NextBestAsk(advocate_id, best, "awaiting_response", [], None)
+    program = await session.get(Program, best.program_id) if best.program_id else None
+    if program is None:
+        return NextBestAsk(advocate_id, best, "waiting", [], None)
+    guards = await blocking_guards(session, advocate, program, now)
+    if not guards:
+        return NextBestAsk(advocate_id, best, "ready", [], now)
+    untils = [g.until for g in guards]
+    eligible = None if any(u is None for u in untils) else max(u for u in untils if u is not None)
+    return NextBestAsk(advocate_id, best, "waiting", guards, eligible)
+
+
+async def open_asks_for(session: AsyncSession, advocate_ids: Sequence[int]) -> dict[int, list[Ask]]:
+    """Open asks per advocate in one statement (for the next-ask dataloader)."""
+    result: dict[int, list[Ask]] = {pk: [] for pk in advocate_ids}
+    if advocate_ids:
+        rows = await session.scalars(
+            select(Ask)
+            .where(Ask.advocate_id.in_(set(advocate_ids)), Ask.status.in_(OPEN))
+            .order_by(Ask.id)
+        )
+        for ask in rows:
+            result[ask.advocate_id].append(ask)
+    return result
+
+
+async def recent_asks_for(
+    session: AsyncSession, advocate_ids: Sequence[int], *, limit: int = 20
+) -> dict[int, list[Ask]]:
+    """The latest ``limit`` asks per advocate, newest first, in one statement."""
+    result: dict[int, list[Ask]] = {pk: [] for pk in advocate_ids}
+    if not advocate_ids:
+        return result
+    ranked = (
+        select(
+            Ask.id,
+            func.row_number().over(partition_by=Ask.advocate_id, order_by=Ask.id.desc()).label("n"),
+        )
+        .where(Ask.advocate_id.in_(set(advocate_ids)))
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(Ask)
+        .join(ranked, ranked.c.id == Ask.id)
+        .where(ranked.c.n <= limit)
+        .order_by(Ask.id.desc())
+    )
+    for ask in rows:
+        result[ask.advocate_id].append(ask)
+    return result
+
+
+async def expire_due(session: AsyncSession, *, now: datetime) -> tuple[int, int]:
+    """For the periodic task: expire queued asks whose moment passed, and lapsed reference
+    reservations. Returns (asks expired, reservations expired)."""
+    expired_asks = 0
+    programs = list(await session.scalars(select(Program).order_by(Program.id)))
+    for program in programs:
+        ttl = timedelta(days=moments.config_for(program).queue_ttl_days)
+        done = await session.execute(
+            update(Ask)
+            .where(
+                Ask.program_id == program.id,
+                Ask.status == AskStatus.QUEUED,
+                Ask.queued_at <= now - ttl,
+            )
+            .values(status=AskStatus.EXPIRED)
+            .returning(Ask.id)
+        )
+        expired_asks += len(done.all())
+    lapsed = await session.execute(
+        update(Ask)
+        .where(
+            Ask.type == AskType.REFERENCE_CALL,
+            Ask.status.in_(AWAITING),
+            Ask.reserved_until.is_not(None),
+            Ask.reserved_until <= now,
+        )
+        .values(status=AskStatus.EXPIRED)
+        .returning(Ask.id)
+    )
+    return expired_asks, len(lapsed.all())
+
+
+async def advocates_due(session: AsyncSession, program_id: int, *, now: datetime) -> list[int]:
+    """Who a scheduled run should evaluate in this program: tiered advocates with a fresh
+    moment signal or a queued ask, and advocates whose last action is 30+ days old (dormancy).
+    Evaluating someone with nothing new is a harmless no-op, so this errs on the side of more.
+    """
+    program = await session.get(Program, program_id)
+    if program is None:
+        raise NotFound("no such program", field="programId")
+    config = moments.config_for(program)
+    moment_kinds = [
+        SignalKind.FIRST_VALUE,
+        SignalKind.KPI_MILESTONE,
+        SignalKind.RENEWAL,
+        SignalKind.EXPANSION,
+        SignalKind.NPS,
+        SignalKind.REVIEW_RATING,
+        SignalKind.SUPPORT_RESOLVED,
+    ]
+    tiered = select(AdvocateScore.advocate_id).where(
+        AdvocateScore.program_id == program_id, AdvocateScore.tier.is_not(None)
+    )
+    fresh = select(Signal.advocate_id).where(
+        Signal.kind.in_(moment_kinds),
+        Signal.occurred_at > now - timedelta(days=config.lookback_days),
+        Signal.occurred_at <= now,
+        Signal.advocate_id.in_(tiered),
+    )
+    waiting = select(Ask.advocate_id).where(
+        Ask.program_id == program_id, Ask.status == AskStatus.QUEUED
+    )
+    dormant = (
+        select(AdvocacyAction.advocate_id)
+        .group_by(AdvocacyAction.advocate_id)
+        .having(
+            func.max(AdvocacyAction.occurred_at) <= now - timedelta(days=moments.DORMANCY_STAGES[0])
+        )
+    )
+    due = fresh.union(waiting, dormant).subquery()
+    rows = await session.scalars(
+        select(Advocate.id)
+        .where(Advocate.id.in_(select(due.c[0])), Advocate.erased_at.is_(None))
+        .order_by(Advocate.id)
+    )
+    return list(rows)

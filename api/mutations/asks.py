@@ -1,0 +1,154 @@
+"""evaluateAsks, createAsk, sendAsk, transitionAsk: the ask lifecycle (write scope)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from advocacy.asks import TARGETS, create_ask, evaluate_asks, send_ask, transition_ask
+from api.context import Info
+from api.errors import user_errors
+from api.ids import decode_id
+from api.permissions import require_scope
+from api.types.ask import (
+    AdvocacyActionType,
+    AskGuard,
+    AskPayload,
+    AskType,
+    EvaluateAsksPayload,
+    TransitionAskPayload,
+)
+from core.clock import utcnow
+from core.errors import DomainError
+from models.enums import Scope
+
+
+@strawberry.enum(description="Where to move an ask.")
+class AskTransition(Enum):
+    ACCEPT = "accept"
+    PUBLISH = "publish"
+    DECLINE = "decline"
+    CANCEL = "cancel"
+
+
+@strawberry.type
+class AskMutations:
+    @strawberry.mutation(
+        description="Queue the asks an advocate's moments earn in a program and send the "
+        "highest-priority one if no guard or the frequency cap holds it back. Safe to run "
+        "concurrently and repeatedly: the cap holds and a moment queues its ask once."
+    )
+    async def evaluate_asks(
+        self, info: Info, advocate_id: strawberry.ID, program_id: strawberry.ID
+    ) -> EvaluateAsksPayload:
+        require_scope(info.context, Scope.WRITE)
+        session = info.context.session
+        try:
+            result = await evaluate_asks(
+                session,
+                decode_id(advocate_id, "Advocate", field="advocateId"),
+                decode_id(program_id, "Program", field="programId"),
+                now=utcnow(),
+            )
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return EvaluateAsksPayload(
+                queued=[], sent=None, expired=0, guards=[], errors=user_errors(exc)
+            )
+        return EvaluateAsksPayload(
+            queued=[AskType.from_model(a) for a in result.queued],
+            sent=AskType.from_model(result.sent) if result.sent else None,
+            expired=result.expired,
+            guards=[AskGuard.from_domain(g) for g in result.guards],
+            errors=[],
+        )
+
+    @strawberry.mutation(
+        description="Queue a manual ask from a team (marketing, sales, customer_success); it "
+        "waits under the same one-contact cap. requestKey makes a retry a no-op."
+    )
+    async def create_ask(
+        self,
+        info: Info,
+        advocate_id: strawberry.ID,
+        program_id: strawberry.ID,
+        type: str,
+        team: str,
+        priority: int | None = None,
+        request_key: str | None = None,
+    ) -> AskPayload:
+        require_scope(info.context, Scope.WRITE)
+        session = info.context.session
+        try:
+            ask = await create_ask(
+                session,
+                advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
+                program_id=decode_id(program_id, "Program", field="programId"),
+                ask_type=type,
+                team=team,
+                now=utcnow(),
+                priority=priority,
+                request_key=request_key,
+            )
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return AskPayload(ask=None, errors=user_errors(exc))
+        return AskPayload(ask=AskType.from_model(ask), errors=[])
+
+    @strawberry.mutation(
+        description="Send a queued ask now, unless a guard or the frequency cap forbids it "
+        "(error code CAPPED or CONFLICT)."
+    )
+    async def send_ask(self, info: Info, id: strawberry.ID) -> AskPayload:
+        require_scope(info.context, Scope.WRITE)
+        session = info.context.session
+        try:
+            ask = await send_ask(session, decode_id(id, "Ask"), now=utcnow())
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return AskPayload(ask=None, errors=user_errors(exc))
+        return AskPayload(ask=AskType.from_model(ask), errors=[])
+
+    @strawberry.mutation(
+        description="Accept, publish, decline (offering a lighter fallback ask unless "
+        "fallback is false) or cancel an ask. Publishing records the advocacy action and its "
+        "points. Repeating a transition is a no-op."
+    )
+    async def transition_ask(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        to: AskTransition,
+        reason: str | None = None,
+        fallback: bool = True,
+        url: str | None = None,
+    ) -> TransitionAskPayload:
+        require_scope(info.context, Scope.WRITE)
+        session = info.context.session
+        try:
+            result = await transition_ask(
+                session,
+                decode_id(id, "Ask"),
+                to=TARGETS[to.value],
+                now=utcnow(),
+                reason=reason,
+                fallback=fallback,
+                url=url,
+            )
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return TransitionAskPayload(
+                ask=None, fallback=None, action=None, points_awarded=0, errors=user_errors(exc)
+            )
+        return TransitionAskPayload(
+            ask=AskType.from_model(result.ask),
+            fallback=AskType.from_model(result.fallback) if result.fallback else None,
+            action=AdvocacyActionType.from_model(result.action.action) if result.action else None,
+            points_awarded=result.action.points if result.action else 0,
+            errors=[],
+        )

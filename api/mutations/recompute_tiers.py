@@ -1,0 +1,72 @@
+"""recomputeTiers (write scope) and configureAdvocacy (admin scope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from advocacy.configuration import configure_advocacy, effective_settings
+from advocacy.tiers import recompute_tiers
+from api.context import Info
+from api.errors import user_errors
+from api.ids import decode_id
+from api.permissions import require_scope
+from api.types.score import (
+    AdvocacySettingsType,
+    ConfigureAdvocacyPayload,
+    RecomputeTiersPayload,
+    TierRunType,
+)
+from core.clock import utcnow
+from core.errors import DomainError, ValidationFailed
+from models.enums import Scope
+
+
+@strawberry.type
+class TierMutations:
+    @strawberry.mutation(
+        description="Rescore every advocate of the program and reassign tiers now; each tier "
+        "change is recorded as a tier event."
+    )
+    async def recompute_tiers(self, info: Info, program_id: strawberry.ID) -> RecomputeTiersPayload:
+        require_scope(info.context, Scope.WRITE)
+        session = info.context.session
+        try:
+            run = await recompute_tiers(
+                session,
+                decode_id(program_id, "Program", field="programId"),
+                now=utcnow(),
+                reason="on_demand",
+            )
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return RecomputeTiersPayload(run=None, errors=user_errors(exc))
+        return RecomputeTiersPayload(run=TierRunType.from_domain(run), errors=[])
+
+    @strawberry.mutation(
+        description="Change a program's advocacy settings: any of scoring, tiers, moments, "
+        "points, levels (null resets a part to the defaults). Admin scope."
+    )
+    async def configure_advocacy(
+        self, info: Info, program_id: strawberry.ID, settings: JSON
+    ) -> ConfigureAdvocacyPayload:
+        require_scope(info.context, Scope.ADMIN)
+        session = info.context.session
+        try:
+            if not isinstance(settings, dict):
+                raise ValidationFailed("settings must be a JSON object", field="settings")
+            changes: dict[str, Any] = settings
+            program = await configure_advocacy(
+                session, decode_id(program_id, "Program", field="programId"), changes
+            )
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return ConfigureAdvocacyPayload(settings=None, errors=user_errors(exc))
+        return ConfigureAdvocacyPayload(
+            settings=AdvocacySettingsType.from_domain(program.id, effective_settings(program)),
+            errors=[],
+        )

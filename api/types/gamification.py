@@ -1,0 +1,113 @@
+"""GraphQL types for points, badges, levels and the leaderboard, with loaders for points and
+badges per advocate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from advocacy.gamification import LeaderRow, Level, Standing, badge_info, badges_for_advocates
+from advocacy.gamification import points_for_advocates as points_query
+from api.context import Context, loader
+from api.ids import encode_id
+from models import AdvocateBadge
+
+
+@strawberry.type(name="Badge", description="A milestone an advocate reached.")
+class BadgeType:
+    code: str = strawberry.field(description="Stable code, e.g. first_review, connector.")
+    name: str = strawberry.field(description="Display name.")
+    description: str = strawberry.field(description="What earned it.")
+    awarded_at: datetime = strawberry.field(description="When it was earned.")
+
+    @classmethod
+    def from_model(cls, m: AdvocateBadge) -> Self:
+        info = badge_info(m.badge)
+        return cls(
+            code=m.badge, name=info.name, description=info.description, awarded_at=m.awarded_at
+        )
+
+
+@strawberry.type(name="Level", description="Where an advocate's points put them.")
+class LevelType:
+    number: int = strawberry.field(description="1 for the first level.")
+    name: str = strawberry.field(description="Level name.")
+    min_points: int = strawberry.field(description="Points this level starts at.")
+    next_name: str | None = strawberry.field(description="The next level, if any.")
+    next_at: int | None = strawberry.field(description="Points the next level starts at.")
+
+    @classmethod
+    def from_domain(cls, lv: Level) -> Self:
+        return cls(
+            number=lv.number,
+            name=lv.name,
+            min_points=lv.min_points,
+            next_name=lv.next_name,
+            next_at=lv.next_at,
+        )
+
+
+@strawberry.type(description="An advocate's points, level and badges.")
+class AdvocateStanding:
+    advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
+    points: int = strawberry.field(description="Points earned (in the program, if given).")
+    level: LevelType = strawberry.field(description="The level those points reach.")
+    badges: list[BadgeType] = strawberry.field(description="Badges earned, oldest first.")
+
+    @classmethod
+    def from_domain(cls, s: Standing) -> Self:
+        return cls(
+            advocate_id=strawberry.ID(encode_id("Advocate", s.advocate_id)),
+            points=s.points,
+            level=LevelType.from_domain(s.level),
+            badges=[BadgeType.from_model(b) for b in s.badges],
+        )
+
+
+@strawberry.type(description="One place on a leaderboard.")
+class LeaderboardEntry:
+    rank: int = strawberry.field(description="1 is top; equal points share a rank.")
+    advocate_id: strawberry.ID | None = strawberry.field(
+        description="The advocate; null for others' entries when read with a widget token."
+    )
+    display_name: str = strawberry.field(description="First name and last initial.")
+    points: int = strawberry.field(description="Points earned in the period.")
+    is_you: bool = strawberry.field(description="This entry is the widget token's advocate.")
+
+    @classmethod
+    def from_domain(cls, r: LeaderRow, *, viewer: int | None, widget: bool) -> Self:
+        mine = viewer == r.advocate_id
+        return cls(
+            rank=r.rank,
+            advocate_id=(
+                strawberry.ID(encode_id("Advocate", r.advocate_id)) if mine or not widget else None
+            ),
+            display_name=r.display_name,
+            points=r.points,
+            is_you=mine,
+        )
+
+
+def points_by_advocate(ctx: Context) -> DataLoader[int, int]:
+    """Loader: total points per advocate; one statement per batch."""
+
+    async def load(keys: list[int]) -> list[int]:
+        found = await points_query(ctx.session, keys)
+        return [found[k] for k in keys]
+
+    result: Any = loader(ctx, "points_by_advocate", lambda: DataLoader(load_fn=load))
+    return result  # type: ignore[no-any-return]
+
+
+def badges_by_advocate(ctx: Context) -> DataLoader[int, list[BadgeType]]:
+    """Loader: badges per advocate; one statement per batch."""
+
+    async def load(keys: list[int]) -> list[list[BadgeType]]:
+        found = await badges_for_advocates(ctx.session, keys)
+        return [[BadgeType.from_model(b) for b in found[k]] for k in keys]
+
+    result: Any = loader(ctx, "badges_by_advocate", lambda: DataLoader(load_fn=load))
+    return result  # type: ignore[no-any-return]
