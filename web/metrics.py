@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from attribution.webhooks import pending_count
+
 REQUESTS = Counter("vouch_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram(
     "vouch_http_request_seconds",
@@ -16,9 +18,8 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Clicks recorded and dropped are counted where it happens (attribution.clicks).
 CLICKS_BUFFERED = Gauge("vouch_clicks_buffered", "Clicks waiting in this worker's buffer")
-CLICKS_FLUSHED = Counter("vouch_clicks_flushed_total", "Clicks written to the database")
-CLICKS_DROPPED = Counter("vouch_clicks_dropped_total", "Clicks dropped because the buffer was full")
 OUTBOX_DEPTH = Gauge("vouch_outbox_pending", "Webhook deliveries waiting to be sent")
 POOL_IN_USE = Gauge("vouch_db_pool_checked_out", "Database connections in use in this worker")
 
@@ -66,4 +67,9 @@ async def metrics(request: Request) -> Response:
     engine = getattr(request.app.state, "engine", None)
     if engine is not None:
         POOL_IN_USE.set(engine.pool.checkedout())
+    clicks = getattr(request.app.state, "clicks", None)
+    if clicks is not None:
+        CLICKS_BUFFERED.set(len(clicks))
+    session = request.app.state.sessions.get(request.scope.setdefault("state", {}))
+    OUTBOX_DEPTH.set(await pending_count(session))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

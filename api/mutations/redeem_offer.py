@@ -5,7 +5,7 @@ import strawberry
 from api.context import Info
 from api.errors import InputError, user_errors
 from api.permissions import require_scope
-from api.types.offer_redemption import OfferRedemptionType
+from api.types.referral import OfferRedemptionType
 from attribution.redemptions import redeem_offer_once, validate_redeem
 from core.clock import utcnow
 from core.errors import DomainError
@@ -54,4 +54,6 @@ class RedeemOfferMutation:
             await session.rollback()
             return RedeemOfferPayload(redemption=None, errors=user_errors(exc))
         await session.commit()
-        return RedeemOfferPayload(redemption=OfferRedemptionType.from_model(redemption), errors=[])
+        return RedeemOfferPayload(
+            redemption=OfferRedemptionType.from_model(redemption, reveal_code=True), errors=[]
+        )

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     name="OfferRedemption", description="The referred friend's offer: issued once, redeemed once."
 )
 class OfferRedemptionType:
+    id: strawberry.ID = strawberry.field(description="Opaque id.")
+    referral_id: strawberry.ID = strawberry.field(description="Opaque id of the referral.")
     code: str | None = strawberry.field(
         description="The redemption code; null for widget tokens (it belongs to the friend)."
     )
@@ -32,10 +34,16 @@ class OfferRedemptionType:
     redeemed_at: datetime | None = strawberry.field(description="When it was redeemed (UTC).")
     redeemed: bool = strawberry.field(description="The code has been redeemed.")
     order_ref: str | None = strawberry.field(description="The order it was redeemed on.")
+    redeemed_by: str | None = strawberry.field(
+        description="Who redeemed it (the customer's account or user reference)."
+    )
 
     @classmethod
     def from_model(cls, m: OfferRedemption, *, reveal_code: bool) -> Self:
         return cls(
+            id=strawberry.ID(encode_id("OfferRedemption", m.id)),
+            referral_id=strawberry.ID(encode_id("Referral", m.referral_id)),
+            redeemed_by=m.redeemed_by if reveal_code else None,
             code=m.code if reveal_code else None,
             issued_at=m.issued_at,
             expires_at=m.expires_at,
