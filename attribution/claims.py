@@ -16,17 +16,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution import fraud, lifecycle, moderation
 from attribution.clicks import latest_click_id
 from core.emails import check_email, normalize_email
 from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from models import (
     Advocate,
     AttributionDecision,
+    Click,
     OfferRedemption,
     Program,
     RateLimitHit,
     Referral,
-    ReferralEvent,
     ReferralLink,
 )
 from models.enums import (
@@ -329,6 +330,26 @@ async def _issue_redemption(
     raise RuntimeError("could not issue a unique redemption code")  # pragma: no cover
 
 
+async def _screen_and_announce(
+    session: AsyncSession,
+    *,
+    referral_id: int,
+    advocate: Advocate,
+    click_id: int | None,
+    ctx: ClaimContext,
+    now: datetime,
+) -> None:
+    """Flag what looks like fraud (held for moderation, never dropped), then record the first
+    lifecycle event, its webhook and the signup rewards, which stay pending while held."""
+    referral = await session.get_one(Referral, referral_id)
+    click = await session.get(Click, click_id) if click_id is not None else None
+    flags = await fraud.assess_referral(session, referral, click=click, advocate=advocate, now=now)
+    await moderation.flag_referral(session, referral, flags, now=now)
+    await lifecycle.on_referral_created(
+        session, referral, source=str(ctx.source), actor=ACTOR, now=now
+    )
+
+
 async def claim_offer(
     session: AsyncSession, *, claim: ClaimInput, ctx: ClaimContext, now: datetime
 ) -> ClaimResult:
@@ -343,17 +364,6 @@ async def claim_offer(
     )
     if referral_id is None:
         return await _existing_claim(session, program.id, claim.person_key)
-    session.add(
-        ReferralEvent(
-            referral_id=referral_id,
-            from_status=None,
-            to_status=ReferralStatus.LEAD,
-            at=now,
-            source="landing",
-            actor=ACTOR,
-            detail={"source": str(ctx.source), "link_id": link.id},
-        )
-    )
     session.add(
         AttributionDecision(
             referral_id=referral_id,
@@ -370,11 +380,13 @@ async def claim_offer(
             decided_at=now,
         )
     )
-    # Hook for the lead: fraud flags (attribution.fraud) and signup-time reward triggers.
     redemption_id, code, expires_at = await _issue_redemption(
         session, program=program, referral_id=referral_id, now=now
     )
     await session.flush()
+    await _screen_and_announce(
+        session, referral_id=referral_id, advocate=advocate, click_id=click_id, ctx=ctx, now=now
+    )
     return ClaimResult(
         referral_id=referral_id,
         redemption_id=redemption_id,

@@ -16,10 +16,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access import idempotency
+from attribution import lifecycle, webhooks
+from core.clock import utcnow
 from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from core.money import check_amount, check_currency
 from models import Conversion, OfferRedemption, Referral
-from models.enums import ConversionKind
+from models.enums import ConversionKind, ReferralStatus
 
 CODE_MAX = 32
 REF_MAX = 128
@@ -141,8 +143,20 @@ async def redeem_offer(
     )
     if redeemed_id is None:
         raise await _refusal(session, request.code, now)
-    # Hook for the lead: referred-side reward triggers on redemption.
-    return await _load_redemption(session, redeemed_id)
+    redemption = await _load_redemption(session, redeemed_id)
+    await webhooks.enqueue(
+        session,
+        "offer.redeemed",
+        {
+            "redemption_id": redemption.id,
+            "referral_id": redemption.referral_id,
+            "program_id": redemption.program_id,
+            "redeemed_at": now.isoformat(),
+            "order_ref": redemption.order_ref,
+        },
+        now=now,
+    )
+    return redemption
 
 
 async def _load_redemption(session: AsyncSession, redemption_id: int) -> OfferRedemption:
@@ -222,8 +236,51 @@ async def record_conversion(
             field="externalRef",
             code=ErrorCode.CONFLICT,
         )
-    # Hook for the lead: signup/purchase reward triggers when ``created``.
+    if created:
+        await _advance(session, referral_id, conversion)
     return conversion, created
+
+
+# A product signup qualifies a lead; a purchase wins it (B2C programs have no CRM to say so).
+# A referral the CRM already moved further, or that was rejected, is left where it is.
+_ADVANCE = {
+    ConversionKind.SIGNUP: (ReferralStatus.QUALIFIED, {ReferralStatus.LEAD}),
+    ConversionKind.PURCHASE: (
+        ReferralStatus.WON,
+        {ReferralStatus.LEAD, ReferralStatus.QUALIFIED, ReferralStatus.OPPORTUNITY},
+    ),
+}
+
+
+async def _advance(session: AsyncSession, referral_id: int, conversion: Conversion) -> None:
+    """Announce the conversion and move the referral along its lifecycle (rewards follow)."""
+    now = utcnow()
+    await webhooks.enqueue(
+        session,
+        "conversion.recorded",
+        {
+            "conversion_id": conversion.id,
+            "referral_id": referral_id,
+            "kind": conversion.kind,
+            "amount_minor": conversion.amount_minor,
+            "currency": conversion.currency,
+            "occurred_at": conversion.occurred_at.isoformat(),
+        },
+        now=now,
+    )
+    target, sources = _ADVANCE[ConversionKind(conversion.kind)]
+    status = await session.scalar(select(Referral.status).where(Referral.id == referral_id))
+    if status in sources:
+        await lifecycle.transition(
+            session,
+            referral_id,
+            target,
+            source="conversion",
+            actor=f"conversion:{conversion.kind}",
+            now=now,
+            won_amount_minor=conversion.amount_minor if target == ReferralStatus.WON else None,
+            won_currency=conversion.currency if target == ReferralStatus.WON else None,
+        )
 
 
 async def record_conversion_once(

@@ -43,6 +43,7 @@ EVENT_TYPES = frozenset(
         "reward.fulfilled",
         "reward.voided",
         "offer.redeemed",
+        "conversion.recorded",
         "opportunity.updated",
         "revenue.recorded",
     }
