@@ -9,11 +9,16 @@ from api import loaders
 from api.context import Info
 from api.ids import encode_id
 from api.pagination import page_size
-from api.permissions import is_widget
+from api.permissions import is_widget, require_scope
+from api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
 from api.types.click import ClickSummaryType
+from api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
 from api.types.link import ReferralLinkType
 from api.types.referral import ReferralType
+from api.types.reward import RewardType, rewards_by_advocate
+from api.types.signal import SignalType, signals_by_advocate
 from models import Advocate
+from models.enums import Scope
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")
@@ -58,6 +63,39 @@ class AdvocateType:
     async def referrals(self, info: Info, first: int = 20) -> list[ReferralType]:
         rows = await loaders.referrals_of_advocate(info.context, page_size(first)).load(self.db_id)
         return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
+
+    @strawberry.field(description="Rewards the advocate earned, oldest first, with their state.")
+    async def rewards(self, info: Info) -> list[RewardType]:
+        rows = await rewards_by_advocate(info.context).load(self.db_id)
+        return [RewardType.from_model(r) for r in rows]
+
+    @strawberry.field(
+        description="The ask to show next: one awaiting an answer, else the best queued one."
+    )
+    async def next_ask(self, info: Info) -> AskType | None:
+        return await next_ask_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Total advocacy points.")
+    async def points(self, info: Info) -> int:
+        return await points_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Badges earned for milestones.")
+    async def badges(self, info: Info) -> list[BadgeType]:
+        return await badges_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="The 20 latest asks, newest first (API keys only; widgets see `nextAsk`)."
+    )
+    async def asks(self, info: Info) -> list[AskType]:
+        require_scope(info.context, Scope.READ)
+        return await asks_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="The 50 latest signals, newest first (API keys only: they are internal)."
+    )
+    async def signals(self, info: Info) -> list[SignalType]:
+        require_scope(info.context, Scope.READ)
+        return await signals_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
 
     @classmethod
     def from_model(cls, m: Advocate) -> Self:

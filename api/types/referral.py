@@ -8,10 +8,14 @@ import strawberry
 from api import loaders
 from api.context import Info
 from api.ids import encode_id
-from api.permissions import is_widget
+from api.permissions import is_widget, require_scope
 from api.types.enums import ModerationState, ReferralSource, ReferralStatus
+from api.types.opportunity import OpportunityType, opportunities_by_referral
 from api.types.program import ProgramType
+from api.types.revenue import RevenueEventType, revenue_by_referral
+from api.types.reward import RewardType, rewards_by_referral
 from models import Advocate, OfferRedemption, Referral, ReferralLink
+from models.enums import Scope
 
 _NOT_LOADED: Any = object()
 
@@ -123,6 +127,28 @@ class ReferralType:
 
         link = await loaders.link(info.context).load(link_id)
         return ReferralLinkType.from_model(link) if link is not None else None
+
+    @strawberry.field(
+        description="CRM opportunities sourced by this referral (API keys with read scope)."
+    )
+    async def opportunities(self, info: Info) -> list[OpportunityType]:
+        require_scope(info.context, Scope.READ)
+        rows = await opportunities_by_referral(info.context).load(self.db_id)
+        return [OpportunityType.from_model(o) for o in rows]
+
+    @strawberry.field(
+        description="Revenue recorded against this referral, refunds included (read scope)."
+    )
+    async def revenue(self, info: Info) -> list[RevenueEventType]:
+        require_scope(info.context, Scope.READ)
+        rows = await revenue_by_referral(info.context).load(self.db_id)
+        return [RevenueEventType.from_model(r) for r in rows]
+
+    @strawberry.field(description="Both sides' rewards for this referral (read scope).")
+    async def rewards(self, info: Info) -> list[RewardType]:
+        require_scope(info.context, Scope.READ)
+        rows = await rewards_by_referral(info.context).load(self.db_id)
+        return [RewardType.from_model(r) for r in rows]
 
     @strawberry.field(description="The program.")
     async def program(self, info: Info) -> ProgramType:
