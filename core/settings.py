@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(
         default=300, ge=30, le=3600, alias="VOUCH_WEBHOOK_TOLERANCE"
     )
+    webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
 
     @field_validator("cors_origins", mode="before")

@@ -34,6 +34,7 @@ from web.pages import STATIC, Pages
 from web.redemptions import RedemptionApi
 from web.reports import report_csv
 from web.share import ShareSite
+from web.workers import webhook_delivery_loop
 
 
 @dataclass
@@ -71,12 +72,21 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         flusher = asyncio.create_task(clicks.run(), name="vouch-click-flusher")
+        background = [flusher]
+        if settings.webhook_worker and overrides.sessionmaker is None:
+            background.append(
+                asyncio.create_task(
+                    webhook_delivery_loop(sessions.factory), name="vouch-webhook-delivery"
+                )
+            )
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await clicks.flush()  # nothing buffered is lost on a clean shutdown
             engine = engine_holder.get("engine")
             if engine is not None:

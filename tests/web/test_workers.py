@@ -1,0 +1,54 @@
+"""The in-process delivery loop sends what the outbox holds, signed, and marks it delivered."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from attribution import webhooks
+from attribution.webhooks import EndpointInput, SendResult
+from core.db import session_factory
+from models import WebhookDelivery
+from web.workers import webhook_delivery_loop
+
+
+async def test_delivery_loop_sends_signed_events_and_marks_them_delivered(committing_engine):
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        endpoint = await webhooks.create_endpoint(
+            s, EndpointInput(url="https://hooks.example.com/vouch", event_types=[])
+        )
+        await webhooks.enqueue(s, "referral.created", {"referral_id": 1})
+        await s.commit()
+    sent: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def send(url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        sent.append((url, headers, body))
+        return SendResult(status_code=200)
+
+    task = asyncio.create_task(webhook_delivery_loop(factory, interval=0.05, send=send))
+    for _ in range(100):
+        if sent:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert len(sent) == 1
+    url, headers, body = sent[0]
+    assert url == "https://hooks.example.com/vouch"
+    assert webhooks.verify_signature(
+        endpoint.secret,
+        headers["webhook-id"],
+        int(headers["webhook-timestamp"]),
+        body,
+        headers["webhook-signature"],
+    )
+    async with factory() as s:
+        delivery = (await s.scalars(select(WebhookDelivery))).one()
+        assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
+            "delivered",
+            1,
+            200,
+        )
