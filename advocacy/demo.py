@@ -9,6 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from advocacy.asks import advocates_due, evaluate_asks
+from advocacy.tiers import recompute_all_tiers
+from attribution import rollups
 from core.codes import LinkCodec
 from core.emails import normalize_email
 from core.security import hash_ip
@@ -462,6 +465,14 @@ async def seed_demo_data(
                     session, rules, program, consumer, referral, amount, won_count, at, n
                 )
     await session.flush()
+    # Derive what the engine derives, with the engine's own functions: readiness scores and
+    # tiers from the signals, the reporting rollup from the journeys, and the asks that the
+    # moments earn (each within the contact cap).
+    await recompute_all_tiers(session, now=now, reason="demo")
+    await rollups.rebuild(session)
+    for program in (consumer, partner):
+        for advocate_id in await advocates_due(session, program.id, now=now):
+            await evaluate_asks(session, advocate_id, program.id, now=now)
     return DemoSummary(2, len(advocates), str(links[0].code), created=True)
 
 
