@@ -24,6 +24,7 @@ from core.logging import configure_logging
 from core.runtime import resolve_database_url
 from core.security import WidgetTokens
 from core.settings import Environment, Settings, get_settings
+from web.console import Console
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, readyz
 from web.inbound import inbound_webhook
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     ).routes()
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
+    routes += Console(settings=settings, pages=pages, sessions=sessions).routes()
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(MetricsMiddleware),
