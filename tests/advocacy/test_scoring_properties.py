@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -55,7 +56,7 @@ def test_percentile_tiers_are_ordered_and_sized(scores):
     counts = [sum(1 for t in tiers.values() if t == n) for n in (1, 2, 3)]
     assert sum(counts) == int(positive * 0.6 + 0.5 + 1e-9)
     groups = [[scores[pk] for pk in scores if tiers[pk] == n] for n in (1, 2, 3, None)]
-    for better, worse in zip(groups, groups[1:], strict=False):
+    for better, worse in pairwise(groups):
         if better and worse:
             assert min(better) >= max(worse)
     assert all(tiers[pk] is None for pk, s in scores.items() if s <= 0)
