@@ -124,6 +124,9 @@ def parse_scoring(raw: Mapping[str, Any] | None) -> ScoringConfig:
         raise ValidationFailed(
             f"unknown scoring setting(s): {', '.join(sorted(unknown))}", field="scoring"
         )
+    for part in ("weights", "caps"):
+        if raw.get(part) is not None and not isinstance(raw[part], Mapping):
+            raise ValidationFailed(f"{part} must be an object", field=f"scoring.{part}")
     weights = dict(DEFAULT_WEIGHTS)
     for key, value in (raw.get("weights") or {}).items():
         if key not in DEFAULT_WEIGHTS:

@@ -60,3 +60,48 @@ def test_percentile_tiers_are_ordered_and_sized(scores):
         if better and worse:
             assert min(better) >= max(worse)
     assert all(tiers[pk] is None for pk, s in scores.items() if s <= 0)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+setting_keys = st.sampled_from(
+    [
+        "weights",
+        "caps",
+        "half_life_days",
+        "mode",
+        "percentiles",
+        "thresholds",
+        "lookback_days",
+        "review",
+        "nps_promoter",
+        "name",
+        "min_points",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["scoring", "tiers", "moments", "points", "levels"]),
+    json_values | st.dictionaries(setting_keys, json_values, max_size=4),
+)
+def test_any_settings_json_is_accepted_or_rejected_cleanly(part, value):
+    from advocacy.configuration import _validate
+    from core.errors import ValidationFailed
+
+    error: ValidationFailed | None = None
+    try:
+        _validate(part, value)
+    except ValidationFailed as exc:
+        error = exc
+    assert error is None or error.field
