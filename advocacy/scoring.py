@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -402,6 +402,41 @@ async def rescore_advocates(
             pk: compute_score(signals.get(pk, []), config, as_of) for pk in sorted(advocate_ids)
         }
         await store_scores(session, program.id, results, as_of)
+    await refresh_advocate_summary(session, advocate_ids=advocate_ids)
+
+
+async def refresh_advocate_summary(
+    session: AsyncSession,
+    *,
+    program_id: int | None = None,
+    advocate_ids: Sequence[int] | None = None,
+) -> None:
+    """``Advocate.tier``/``score`` summarise all programs: the best tier, the highest score.
+    Refreshed for the advocates scored in ``program_id``, or for ``advocate_ids``."""
+    who: Any
+    if program_id is not None:
+        who = select(AdvocateScore.advocate_id).where(AdvocateScore.program_id == program_id)
+    else:
+        who = sorted(set(advocate_ids or []))
+        if not who:
+            return
+    summary = (
+        select(
+            AdvocateScore.advocate_id.label("advocate_id"),
+            func.min(AdvocateScore.tier).label("tier"),
+            func.max(AdvocateScore.score).label("score"),
+            func.max(AdvocateScore.computed_at).label("at"),
+        )
+        .where(AdvocateScore.advocate_id.in_(who))
+        .group_by(AdvocateScore.advocate_id)
+        .subquery()
+    )
+    await session.execute(
+        update(Advocate)
+        .where(Advocate.id == summary.c.advocate_id)
+        .values(tier=summary.c.tier, score=summary.c.score, scored_at=summary.c.at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get_score(session: AsyncSession, advocate_id: int, program_id: int) -> AdvocateScore:

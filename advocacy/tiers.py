@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.scoring import compute_program_scores, store_scores
+from advocacy.scoring import compute_program_scores, refresh_advocate_summary, store_scores
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, AdvocateScore, Program, TierEvent
 from models.enums import ProgramStatus
@@ -179,7 +179,7 @@ async def recompute_tiers(
     # Chunked: PostgreSQL's wire protocol allows at most 32767 parameters per statement.
     for start in range(0, len(events), _CHUNK // 8):
         await session.execute(insert(TierEvent).values(events[start : start + _CHUNK // 8]))
-    await _refresh_advocate_summary(session, program_id)
+    await refresh_advocate_summary(session, program_id=program_id)
     return TierRun(
         program_id=program_id,
         run_id=run_id,
@@ -191,29 +191,6 @@ async def recompute_tiers(
 
 def _tier_order(item: tuple[int | None, list[int]]) -> int:
     return item[0] if item[0] is not None else 4
-
-
-async def _refresh_advocate_summary(session: AsyncSession, program_id: int) -> None:
-    """``Advocate.tier``/``score`` summarise all programs: the best tier, the highest score.
-    Refreshed for the advocates scored in ``program_id``."""
-    in_program = select(AdvocateScore.advocate_id).where(AdvocateScore.program_id == program_id)
-    summary = (
-        select(
-            AdvocateScore.advocate_id.label("advocate_id"),
-            func.min(AdvocateScore.tier).label("tier"),
-            func.max(AdvocateScore.score).label("score"),
-            func.max(AdvocateScore.computed_at).label("at"),
-        )
-        .where(AdvocateScore.advocate_id.in_(in_program))
-        .group_by(AdvocateScore.advocate_id)
-        .subquery()
-    )
-    await session.execute(
-        update(Advocate)
-        .where(Advocate.id == summary.c.advocate_id)
-        .values(tier=summary.c.tier, score=summary.c.score, scored_at=summary.c.at)
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def recompute_all_tiers(

@@ -47,6 +47,8 @@ async def test_record_is_idempotent_and_rescores(session):
     score = await session.get(AdvocateScore, (advocate.id, program.id))
     assert score is not None
     assert score.score == 30.0
+    await session.refresh(advocate)
+    assert (advocate.score, advocate.tier, advocate.scored_at) == (30.0, None, NOW)
 
 
 async def test_signal_without_external_id_is_deduplicated_by_content(session):
