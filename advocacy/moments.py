@@ -51,8 +51,9 @@ class MomentConfig:
     lookback_days: int = 14
     decline_cooldown_days: int = 60
     renewal_blackout_days: int = 45
-    # Queued asks not sent within this many days expire: the moment has passed.
-    queue_ttl_days: int = 30
+    # Queued asks not sent within this many days expire: the moment has passed. Longer than
+    # the default 30-day cap window, so an ask that waited out the cap still goes.
+    queue_ttl_days: int = 60
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -17,9 +17,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,6 +124,9 @@ def parse_scoring(raw: Mapping[str, Any] | None) -> ScoringConfig:
         raise ValidationFailed(
             f"unknown scoring setting(s): {', '.join(sorted(unknown))}", field="scoring"
         )
+    for part in ("weights", "caps"):
+        if raw.get(part) is not None and not isinstance(raw[part], Mapping):
+            raise ValidationFailed(f"{part} must be an object", field=f"scoring.{part}")
     weights = dict(DEFAULT_WEIGHTS)
     for key, value in (raw.get("weights") or {}).items():
         if key not in DEFAULT_WEIGHTS:
@@ -150,6 +153,19 @@ def parse_scoring(raw: Mapping[str, Any] | None) -> ScoringConfig:
 
 def config_for(program: Program) -> ScoringConfig:
     return parse_scoring((program.settings or {}).get("scoring"))
+
+
+class ScoredSignal(Protocol):
+    """What scoring reads of a signal: an ORM ``Signal`` or a plain row both fit."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +229,9 @@ def _rule(kind: SignalKind, value: float | None) -> tuple[str, float]:
     return kind.value, 1.0
 
 
-def compute_score(signals: Iterable[Signal], config: ScoringConfig, as_of: datetime) -> ScoreResult:
+def compute_score(
+    signals: Iterable[ScoredSignal], config: ScoringConfig, as_of: datetime
+) -> ScoreResult:
     """Score one advocate's signals as of ``as_of``; later signals are ignored.
 
     Signals are taken newest first (ties by id), so the latest self-report wins and, when a
@@ -281,41 +299,71 @@ def compute_score(signals: Iterable[Signal], config: ScoringConfig, as_of: datet
 
 async def _signals_by_advocate(
     session: AsyncSession, advocate_ids: Sequence[int] | None, as_of: datetime
-) -> dict[int, list[Signal]]:
-    stmt = select(Signal).where(Signal.occurred_at <= as_of)
+) -> dict[int, list[ScoredSignal]]:
+    # Plain rows, not ORM objects: a recompute reads every signal of the program.
+    stmt = select(
+        Signal.id, Signal.advocate_id, Signal.kind, Signal.value, Signal.occurred_at
+    ).where(Signal.occurred_at <= as_of)
     if advocate_ids is not None:
         stmt = stmt.where(Signal.advocate_id.in_(set(advocate_ids)))
-    grouped: dict[int, list[Signal]] = {}
-    for sig in await session.scalars(stmt):
-        grouped.setdefault(sig.advocate_id, []).append(sig)
+    grouped: dict[int, list[ScoredSignal]] = {}
+    for row in await session.execute(stmt):
+        grouped.setdefault(row.advocate_id, []).append(row)
     return grouped
 
 
-async def _upsert_scores(
-    session: AsyncSession, program_id: int, results: Mapping[int, ScoreResult], as_of: datetime
+async def store_scores(
+    session: AsyncSession,
+    program_id: int,
+    results: Mapping[int, ScoreResult],
+    as_of: datetime,
+    *,
+    tiers: Mapping[int, int | None] | None = None,
 ) -> None:
+    """Upsert scores with their explanation; with ``tiers``, set the tiers in the same pass."""
     rows = [
         {
             "advocate_id": advocate_id,
             "program_id": program_id,
             "score": result.score,
+            "tier": tiers.get(advocate_id) if tiers is not None else None,
             "contributions": [c.as_json() for c in result.contributions],
             "computed_at": as_of,
         }
         for advocate_id, result in results.items()
     ]
-    for start in range(0, len(rows), 1_000):
-        stmt = insert(AdvocateScore).values(rows[start : start + 1_000])
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["advocate_id", "program_id"],
-                set_={
-                    "score": stmt.excluded.score,
-                    "contributions": stmt.excluded.contributions,
-                    "computed_at": stmt.excluded.computed_at,
-                },
-            )
-        )
+    if not rows:
+        return
+    stmt = insert(cast(Table, AdvocateScore.__table__))
+    updates = {
+        "score": stmt.excluded.score,
+        "contributions": stmt.excluded.contributions,
+        "computed_at": stmt.excluded.computed_at,
+    }
+    if tiers is not None:
+        updates["tier"] = stmt.excluded.tier
+    # executemany: one compiled statement, batched by the driver.
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["advocate_id", "program_id"], set_=updates),
+        rows,
+    )
+
+
+async def compute_program_scores(
+    session: AsyncSession,
+    program: Program,
+    as_of: datetime,
+    *,
+    advocate_ids: Sequence[int] | None = None,
+) -> dict[int, ScoreResult]:
+    """Scores of every live advocate (or the given ones) for ``program``, not stored."""
+    config = config_for(program)
+    stmt = select(Advocate.id).where(Advocate.erased_at.is_(None))
+    if advocate_ids is not None:
+        stmt = stmt.where(Advocate.id.in_(set(advocate_ids)))
+    ids = list(await session.scalars(stmt.order_by(Advocate.id)))
+    signals = await _signals_by_advocate(session, ids if advocate_ids is not None else None, as_of)
+    return {pk: compute_score(signals.get(pk, []), config, as_of) for pk in ids}
 
 
 async def score_program(
@@ -327,16 +375,10 @@ async def score_program(
 ) -> dict[int, ScoreResult]:
     """Score every live advocate (or the given ones) for ``program`` and store the result.
 
-    Tiers are left as they are; ``advocacy.tiers`` assigns them from the stored scores.
+    Tiers are left as they are; ``advocacy.tiers`` assigns them from the scores.
     """
-    config = config_for(program)
-    stmt = select(Advocate.id).where(Advocate.erased_at.is_(None))
-    if advocate_ids is not None:
-        stmt = stmt.where(Advocate.id.in_(set(advocate_ids)))
-    ids = list(await session.scalars(stmt.order_by(Advocate.id)))
-    signals = await _signals_by_advocate(session, ids if advocate_ids is not None else None, as_of)
-    results = {pk: compute_score(signals.get(pk, []), config, as_of) for pk in ids}
-    await _upsert_scores(session, program.id, results, as_of)
+    results = await compute_program_scores(session, program, as_of, advocate_ids=advocate_ids)
+    await store_scores(session, program.id, results, as_of)
     return results
 
 
@@ -359,7 +401,42 @@ async def rescore_advocates(
         results = {
             pk: compute_score(signals.get(pk, []), config, as_of) for pk in sorted(advocate_ids)
         }
-        await _upsert_scores(session, program.id, results, as_of)
+        await store_scores(session, program.id, results, as_of)
+    await refresh_advocate_summary(session, advocate_ids=advocate_ids)
+
+
+async def refresh_advocate_summary(
+    session: AsyncSession,
+    *,
+    program_id: int | None = None,
+    advocate_ids: Sequence[int] | None = None,
+) -> None:
+    """``Advocate.tier``/``score`` summarise all programs: the best tier, the highest score.
+    Refreshed for the advocates scored in ``program_id``, or for ``advocate_ids``."""
+    who: Any
+    if program_id is not None:
+        who = select(AdvocateScore.advocate_id).where(AdvocateScore.program_id == program_id)
+    else:
+        who = sorted(set(advocate_ids or []))
+        if not who:
+            return
+    summary = (
+        select(
+            AdvocateScore.advocate_id.label("advocate_id"),
+            func.min(AdvocateScore.tier).label("tier"),
+            func.max(AdvocateScore.score).label("score"),
+            func.max(AdvocateScore.computed_at).label("at"),
+        )
+        .where(AdvocateScore.advocate_id.in_(who))
+        .group_by(AdvocateScore.advocate_id)
+        .subquery()
+    )
+    await session.execute(
+        update(Advocate)
+        .where(Advocate.id == summary.c.advocate_id)
+        .values(tier=summary.c.tier, score=summary.c.score, scored_at=summary.c.at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get_score(session: AsyncSession, advocate_id: int, program_id: int) -> AdvocateScore:

@@ -380,6 +380,8 @@ def read_rows(fmt: str, content: str) -> list[Mapping[str, Any]]:
                 f"content is not valid JSON (line {exc.lineno}, column {exc.colno})",
                 field="content",
             ) from None
+        except RecursionError:
+            raise ValidationFailed("content is nested too deeply", field="content") from None
         if isinstance(rows, Mapping) and isinstance(rows.get("signals"), list):
             rows = rows["signals"]
         if not isinstance(rows, list):

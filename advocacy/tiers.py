@@ -9,20 +9,21 @@ Ties are broken by advocate id (older first), so the outcome is deterministic.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.scoring import score_program
+from advocacy.scoring import compute_program_scores, refresh_advocate_summary, store_scores
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, AdvocateScore, Program, TierEvent
 from models.enums import ProgramStatus
 
-TIER_LOCK_NAMESPACE = 61_001  # advisory lock (namespace, program id) for tier recomputes
+TIER_LOCK_NAMESPACE = 61_001
+_CHUNK = 10_000  # advisory lock (namespace, program id) for tier recomputes
 
 Mode = Literal["percentile", "threshold"]
 
@@ -152,9 +153,10 @@ async def recompute_tiers(
             )
         )
     }
-    results = await score_program(session, program, now)
+    results = await compute_program_scores(session, program, now)
     scores = {pk: r.score for pk, r in results.items()}
     tiers = assign_tiers(scores, config)
+    await store_scores(session, program_id, results, now, tiers=tiers)
     run_id = int(now.timestamp() * 1_000_000)
     events: list[dict[str, Any]] = []
     by_tier: dict[int | None, list[int]] = {}
@@ -174,15 +176,10 @@ async def recompute_tiers(
                     "run_id": run_id,
                 }
             )
-    for tier, ids in by_tier.items():
-        await session.execute(
-            update(AdvocateScore)
-            .where(AdvocateScore.program_id == program_id, AdvocateScore.advocate_id.in_(ids))
-            .values(tier=tier)
-        )
-    if events:
-        await session.execute(insert(TierEvent).values(events))
-    await _refresh_advocate_summary(session, list(tiers))
+    # Chunked: PostgreSQL's wire protocol allows at most 32767 parameters per statement.
+    for start in range(0, len(events), _CHUNK // 8):
+        await session.execute(insert(TierEvent).values(events[start : start + _CHUNK // 8]))
+    await refresh_advocate_summary(session, program_id=program_id)
     return TierRun(
         program_id=program_id,
         run_id=run_id,
@@ -194,29 +191,6 @@ async def recompute_tiers(
 
 def _tier_order(item: tuple[int | None, list[int]]) -> int:
     return item[0] if item[0] is not None else 4
-
-
-async def _refresh_advocate_summary(session: AsyncSession, advocate_ids: Sequence[int]) -> None:
-    """``Advocate.tier``/``score`` summarise all programs: the best tier, the highest score."""
-    if not advocate_ids:
-        return
-    summary = (
-        select(
-            AdvocateScore.advocate_id.label("advocate_id"),
-            func.min(AdvocateScore.tier).label("tier"),
-            func.max(AdvocateScore.score).label("score"),
-            func.max(AdvocateScore.computed_at).label("at"),
-        )
-        .where(AdvocateScore.advocate_id.in_(set(advocate_ids)))
-        .group_by(AdvocateScore.advocate_id)
-        .subquery()
-    )
-    await session.execute(
-        update(Advocate)
-        .where(Advocate.id == summary.c.advocate_id)
-        .values(tier=summary.c.tier, score=summary.c.score, scored_at=summary.c.at)
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def recompute_all_tiers(

@@ -80,8 +80,8 @@ async def test_highest_priority_goes_rest_wait_and_evaluation_is_idempotent(sess
     )
     assert later.sent is not None
     assert (later.sent.type, later.queued) == ("testimonial", [])
-    # Queued asks whose moment is long gone expire instead of being sent.
-    last = await evaluate_asks(session, person.id, program.id, now=NOW + timedelta(days=30))
+    # Queued asks whose moment is long gone (60 days by default) expire instead of being sent.
+    last = await evaluate_asks(session, person.id, program.id, now=NOW + timedelta(days=60))
     assert (last.sent, last.expired) == (None, 1)
 
 
@@ -355,8 +355,8 @@ async def test_queued_asks_expire_when_the_moment_passes(session):
     await make_signal(session, person.id, "renewal_negotiation", at=days_ago(2))
     await make_signal(session, person.id, "review_rating", 5, at=days_ago(1))
     await evaluate_asks(session, person.id, program.id, now=NOW)
-    assert await expire_due(session, now=NOW + timedelta(days=29)) == (0, 0)
-    assert await expire_due(session, now=NOW + timedelta(days=30)) == (1, 0)
+    assert await expire_due(session, now=NOW + timedelta(days=59)) == (0, 0)
+    assert await expire_due(session, now=NOW + timedelta(days=60)) == (1, 0)
     assert await ask_rows(session, person.id) == [("review", "five_star_rating", "expired", 76)]
 
 
@@ -404,3 +404,19 @@ async def test_advocates_due_for_a_scheduled_run(session):
     )
     await session.flush()
     assert await advocates_due(session, program.id, now=NOW) == [fresh.id, dormant.id, waiting.id]
+
+
+async def test_an_ask_that_waited_out_the_cap_goes_in_the_next_window(session):
+    program, person = await setup(session, tier=2)
+    await make_signal(session, person.id, "review_rating", 5, at=days_ago(2))
+    await make_signal(session, person.id, "expansion", at=days_ago(1))
+    first = await evaluate_asks(session, person.id, program.id, now=NOW)
+    assert first.sent is not None
+    assert first.sent.type == "review"  # 70 + 6 beats referral_invite 65 + 8
+    waiting = await evaluate_asks(session, person.id, program.id, now=NOW + timedelta(days=29))
+    assert waiting.sent is None
+    nxt = await evaluate_asks(
+        session, person.id, program.id, now=NOW + timedelta(days=30, seconds=1)
+    )
+    assert nxt.sent is not None
+    assert (nxt.sent.type, nxt.sent.moment) == ("referral_invite", "expansion")

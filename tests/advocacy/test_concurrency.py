@@ -8,12 +8,22 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from advocacy.asks import evaluate_asks
+from advocacy.asks import evaluate_asks, transition_ask
 from advocacy.reservations import reserve_reference
 from advocacy.signals import build_signal, record_signal
 from core.db import create_engine, session_factory
 from core.errors import DomainError
-from models import Advocate, AdvocateScore, Ask, Opportunity, Program, Signal
+from models import (
+    AdvocacyAction,
+    Advocate,
+    AdvocateScore,
+    Ask,
+    Opportunity,
+    PointsEntry,
+    Program,
+    Signal,
+)
+from models.enums import AskStatus
 from tests.advocacy.conftest import NOW, days_ago
 
 pytestmark = pytest.mark.committing
@@ -153,3 +163,66 @@ async def test_concurrent_identical_signals_store_one(factory):
             )
             == 1
         )
+
+
+async def test_concurrent_evaluations_across_programs_still_send_one_ask(factory):
+    ids = await seed(factory)
+    async with factory() as s:
+        other = Program(slug="conc-2", name="Second program")
+        s.add(other)
+        await s.flush()
+        s.add(
+            AdvocateScore(
+                advocate_id=ids["advocate"],
+                program_id=other.id,
+                score=80.0,
+                tier=1,
+                contributions=[],
+                computed_at=NOW,
+            )
+        )
+        other_id = other.id
+        await s.commit()
+    start = asyncio.Event()
+
+    async def worker(program_id: int) -> bool:
+        async with factory() as s:
+            await start.wait()
+            result = await evaluate_asks(s, ids["advocate"], program_id, now=NOW)
+            await s.commit()
+            return result.sent is not None
+
+    programs = [ids["program"], other_id]
+    tasks = [asyncio.create_task(worker(programs[i % 2])) for i in range(WORKERS)]
+    start.set()
+    assert sum(await asyncio.gather(*tasks)) == 1
+    async with factory() as s:
+        sent = await s.scalar(select(func.count()).select_from(Ask).where(Ask.status == "sent"))
+    assert sent == 1
+
+
+async def test_concurrent_publishes_record_one_action_and_one_award(factory):
+    await seed(factory, queued=1)
+    async with factory() as s:
+        ask = await s.scalar(select(Ask))
+        assert ask is not None
+        ask.status = "sent"
+        ask.sent_at = NOW
+        ask_id = ask.id
+        await s.commit()
+    start = asyncio.Event()
+
+    async def worker() -> int:
+        async with factory() as s:
+            await start.wait()
+            result = await transition_ask(s, ask_id, to=AskStatus.PUBLISHED, now=NOW)
+            await s.commit()
+            return result.action.points if result.action else 0
+
+    tasks = [asyncio.create_task(worker()) for _ in range(WORKERS)]
+    start.set()
+    awarded = await asyncio.gather(*tasks)
+    assert sorted(awarded, reverse=True)[:2] == [50, 0]
+    async with factory() as s:
+        assert await s.scalar(select(func.count()).select_from(AdvocacyAction)) == 1
+        assert await s.scalar(select(func.sum(PointsEntry.points))) == 50

@@ -112,6 +112,8 @@ def test_program_weights_override_defaults():
         ({"half_life_days": 0}, "scoring.half_life_days"),
         ({"caps": {"purchase": -1}}, "scoring.caps.purchase"),
         ({"decay": 3}, "scoring"),
+        ({"weights": "heavy"}, "scoring.weights"),
+        ({"caps": [1, 2]}, "scoring.caps"),
     ],
 )
 def test_bad_scoring_settings_are_rejected(raw, field):

@@ -47,6 +47,8 @@ async def test_record_is_idempotent_and_rescores(session):
     score = await session.get(AdvocateScore, (advocate.id, program.id))
     assert score is not None
     assert score.score == 30.0
+    await session.refresh(advocate)
+    assert (advocate.score, advocate.tier, advocate.scored_at) == (30.0, None, NOW)
 
 
 async def test_signal_without_external_id_is_deduplicated_by_content(session):
@@ -178,6 +180,7 @@ async def test_json_import(session):
         ("json", "[{", "content is not valid JSON (line 1, column 3)"),
         ("json", '{"a": 1}', 'JSON content must be a list of signals (or {"signals": [...]})'),
         ("json", "[]", "the import has no rows"),
+        ("json", "[" * 100_000 + "]" * 100_000, "content is nested too deeply"),
         (
             "csv",
             "who,what\n1,2\n",
@@ -209,3 +212,23 @@ async def test_webhook_ingest(session):
             session, {**payload, "advocate_external_id": "hs-0"}, source="hubspot", now=NOW
         )
     assert await count_signals(session) == 1
+
+
+async def test_json_rows_of_the_wrong_shape_are_row_errors(session):
+    await make_advocate(session, external_id="crm-8")
+    rows = read_rows(
+        "json",
+        '[1, {"advocate_external_id": "crm-8", "kind": "nps", "value": [9],'
+        ' "occurred_at": "2026-10-01T00:00:00Z"}, {"advocate_external_id": "crm-8",'
+        ' "kind": "renewal", "occurred_at": "2026-10-01"}, {"advocate_external_id": "crm-8",'
+        ' "kind": "renewal", "occurred_at": "2026-10-01T00:00:00Z", "data": "x"}]',
+    )
+    with pytest.raises(ImportRejected) as exc:
+        await import_signals(session, rows, now=NOW)
+    assert [(e.row, e.field, e.message) for e in exc.value.errors] == [
+        (1, "row", "each signal must be a JSON object"),
+        (2, "value", "value must be a number"),
+        (3, "occurred_at", "occurredAt needs a timezone (use UTC, e.g. ...Z)"),
+        (4, "data", "data must be a JSON object"),
+    ]
+    assert await count_signals(session) == 0
