@@ -130,6 +130,7 @@ class DemoSummary:
     advocates: int
     share_code: str
     created: bool
+    advocate_id: int
 
 
 async def seed_demo_data(
@@ -138,14 +139,22 @@ async def seed_demo_data(
     """Insert the demo once; a second run finds it and returns the same share code."""
     existing = await session.scalar(select(Program).where(Program.slug == DEMO_SLUGS[0]))
     if existing is not None:
-        code = await session.scalar(
-            select(ReferralLink.code)
-            .where(ReferralLink.program_id == existing.id)
-            .order_by(ReferralLink.id)
-            .limit(1)
-        )
+        first_link = (
+            await session.execute(
+                select(ReferralLink.code, ReferralLink.advocate_id)
+                .where(ReferralLink.program_id == existing.id)
+                .order_by(ReferralLink.id)
+                .limit(1)
+            )
+        ).one()
         advocate_count = await session.scalar(select(func.count()).select_from(Advocate))
-        return DemoSummary(2, int(advocate_count or 0), str(code), created=False)
+        return DemoSummary(
+            2,
+            int(advocate_count or 0),
+            str(first_link[0]),
+            created=False,
+            advocate_id=int(first_link[1]),
+        )
 
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     consumer = Program(
@@ -473,7 +482,9 @@ async def seed_demo_data(
     for program in (consumer, partner):
         for advocate_id in await advocates_due(session, program.id, now=now):
             await evaluate_asks(session, advocate_id, program.id, now=now)
-    return DemoSummary(2, len(advocates), str(links[0].code), created=True)
+    return DemoSummary(
+        2, len(advocates), str(links[0].code), created=True, advocate_id=links[0].advocate_id
+    )
 
 
 async def _demo_rewards(

@@ -35,6 +35,7 @@ from api.mutations.programs import ProgramMutations
 from api.mutations.recompute_tiers import TierMutations
 from api.mutations.record_action import ActionMutations
 from api.mutations.record_conversion import RecordConversionMutation
+from api.mutations.record_share_event import ShareEventMutations
 from api.mutations.record_signals import SignalMutations
 from api.mutations.redeem_offer import RedeemOfferMutation
 from api.mutations.referral_lifecycle import ReferralLifecycleMutations
@@ -84,6 +85,7 @@ MUTATION_CLASSES: tuple[type, ...] = (
     ReferralMutations,
     RedeemOfferMutation,
     RecordConversionMutation,
+    ShareEventMutations,
     OpportunityMutations,
     RevenueMutations,
     ReferralLifecycleMutations,

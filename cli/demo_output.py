@@ -11,6 +11,7 @@ from advocacy.demo import seed_demo_data
 from cli.runner import run_with_session
 from core.clock import utcnow
 from core.codes import LinkCodec
+from core.security import WidgetTokens
 from core.settings import Settings
 from models.enums import Scope
 
@@ -19,6 +20,7 @@ def seed_demo(settings: Settings, url: str, *, base_url: str | None) -> dict[str
     codec = LinkCodec(settings.resolved_hashid_salt(), settings.hashid_min_length)
     secret = settings.resolved_secret()
     base = (base_url or settings.public_base_url).rstrip("/")
+    tokens = WidgetTokens(secret, settings.widget_token_ttl_seconds)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         summary = await seed_demo_data(session, codec, secret=secret, now=utcnow())
@@ -30,6 +32,8 @@ def seed_demo(settings: Settings, url: str, *, base_url: str | None) -> dict[str
             "graphql_url": f"{base}/graphql",
             "api_key": key.plaintext,
             "share_link": f"{base}/r/{summary.share_code}",
+            "widget_demo": f"{base}/widget/demo?token={tokens.mint(summary.advocate_id)}",
+            "console_url": f"{base}/console",
         }
 
     return run_with_session(settings, work)

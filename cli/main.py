@@ -204,6 +204,8 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
         click.echo(f"GraphQL explorer: {result['graphql_url']}")
         click.echo(f"Admin API key (shown once): {result['api_key']}")
         click.echo(f"A share link: {result['share_link']}")
+        click.echo(f"RevOps console (sign in with the key): {result['console_url']}")
+        click.echo(f"Advocate widget demo (token valid 1 h): {result['widget_demo']}")
     sys.stdout.flush()
     if then_serve:
         serve_app(host, port, 1, migrate_first=False)

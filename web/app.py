@@ -35,6 +35,7 @@ from web.pages import STATIC, Pages
 from web.redemptions import RedemptionApi
 from web.reports import report_csv
 from web.share import ShareSite
+from web.widget import WidgetDemo
 from web.workers import webhook_delivery_loop
 
 
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
     routes += Console(settings=settings, pages=pages, sessions=sessions).routes()
+    routes += WidgetDemo(pages=pages, tokens=widget_tokens).routes()
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(MetricsMiddleware),
