@@ -20,6 +20,10 @@ Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
   * ``provider = "vouch"``: ``data`` uses Vouch's own field names: ``crm_id, stage, status,
     kind, amount_minor, currency, name, close_date, owner, contacts, referral_id``.
 
+``type = "signal.recorded"`` (customer-success, survey or product tools; handled by the
+advocacy engine): ``data = {"advocate_external_id", "kind" (nps, csat, usage_milestone, ...),
+"value", "occurred_at", "external_id", "data"}``.
+
 ``type = "revenue.recorded"`` (any billing system): ``data = {"external_id", "kind"
 (one_time | recurring | refund), "amount_minor", "currency", "occurred_at" (ISO 8601 with
 offset), "opportunity_crm_id" | "referral_id", "refunds_external_id"}``.
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -48,6 +52,8 @@ from core.errors import DomainError, ErrorCode, ValidationFailed
 from core.money import check_currency, minor_unit_exponent
 
 MAX_BODY_BYTES = 256 * 1024
+# (session, data, provider, now) -> fields for the response
+ExtraHandler = Callable[[AsyncSession, dict[str, Any], str, datetime], Awaitable[dict[str, Any]]]
 IDEMPOTENCY_SCOPE = "inbound_webhook"
 
 
@@ -103,8 +109,13 @@ async def handle(
     tolerance_seconds: int,
     now: datetime,
     decode_referral: Callable[[str], int],
+    extra: Mapping[str, ExtraHandler] | None = None,
 ) -> InboundResult:
-    """Verify, deduplicate and apply one inbound webhook. The caller commits."""
+    """Verify, deduplicate and apply one inbound webhook. The caller commits.
+
+    ``extra`` maps further event types to handlers from higher layers (e.g. advocacy signals),
+    which get the same verification, replay protection and transaction.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise ValidationFailed("payload is too large", field="body")
     msg_id = verify(
@@ -150,8 +161,13 @@ async def handle(
             "revenue_event_id": recorded.event.id,
             "created": recorded.created,
         }
+    elif isinstance(kind, str) and extra and kind in extra:
+        response = {"status": "processed", "type": kind} | await extra[kind](
+            session, data, str(message.get("provider") or "webhook")[:32], now
+        )
     else:
-        raise ValidationFailed("type must be opportunity.upsert or revenue.recorded", field="type")
+        known = ", ".join(["opportunity.upsert", "revenue.recorded", *sorted(extra or {})])
+        raise ValidationFailed(f"type must be one of: {known}", field="type")
     await idempotency.store_response(
         session, scope=IDEMPOTENCY_SCOPE, key=msg_id, response=response
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from advocacy.signals import ingest_signal_event
 from api.ids import decode_id
 from attribution import inbound
 from core.clock import utcnow
@@ -23,6 +27,13 @@ _STATUS = {
 }
 
 
+async def _signal(
+    session: AsyncSession, data: dict[str, Any], provider: str, now: datetime
+) -> dict[str, Any]:
+    recorded = await ingest_signal_event(session, data, source=provider, now=now)
+    return {"signal_id": recorded.signal.id, "created": recorded.created}
+
+
 async def inbound_webhook(request: Request) -> JSONResponse:
     """Verify, deduplicate and apply one event in one transaction; errors write nothing."""
     settings = request.app.state.settings
@@ -37,6 +48,7 @@ async def inbound_webhook(request: Request) -> JSONResponse:
             tolerance_seconds=settings.webhook_tolerance_seconds,
             now=utcnow(),
             decode_referral=partial(decode_id, type_name="Referral", field="referralId"),
+            extra={"signal.recorded": _signal},
         )
     except DomainError as exc:
         await session.rollback()

@@ -163,3 +163,31 @@ async def test_salesforce_opportunity_and_billing_revenue(client, session, codec
     unknown = await post(client, {"type": "nope", "provider": "x", "data": {}}, msg_id="u1")
     assert unknown.status_code == 422
     assert unknown.json()["error"]["field"] == "type"
+
+
+async def test_signal_events_reach_the_advocacy_engine_once(client, session):
+    from models import Signal
+    from tests.factories import make_advocate
+
+    advocate = await make_advocate(session, external_id="crm-contact-77")
+    payload = {
+        "type": "signal.recorded",
+        "provider": "delighted",
+        "data": {
+            "advocate_external_id": "crm-contact-77",
+            "kind": "nps",
+            "value": 10,
+            "occurred_at": "2026-11-01T09:30:00+00:00",
+            "external_id": "survey-response-5",
+        },
+    }
+    first = await post(client, payload, msg_id="sig_1")
+    assert first.status_code == 200, first.text
+    assert (first.json()["type"], first.json()["created"]) == ("signal.recorded", True)
+    again = await post(client, payload, msg_id="sig_2")  # a new delivery of the same fact
+    assert again.json()["created"] is False
+    rows = list(await session.scalars(select(Signal).where(Signal.advocate_id == advocate.id)))
+    assert [(s.kind, s.value, s.source) for s in rows] == [("nps", 10.0, "delighted")]
+    unknown = await post(client, {"type": "ticket.closed", "data": {}}, msg_id="sig_3")
+    assert unknown.status_code == 422
+    assert "signal.recorded" in unknown.json()["error"]["message"]
