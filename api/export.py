@@ -1,23 +1,29 @@
-"""Write the SDL to ``api/schema.graphql``: ``python -m api.export`` (``--check`` to diff)."""
+"""Write the SDL to ``api/schema.graphql`` and the Markdown reference to
+``docs/API_REFERENCE.md``: ``python -m api.export`` (``--check`` to diff)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from api.reference import render
 from api.schema import export_sdl
 
 SDL_PATH = Path(__file__).resolve().parent / "schema.graphql"
+REFERENCE_PATH = Path(__file__).resolve().parent.parent / "docs" / "API_REFERENCE.md"
 
 
 def main(argv: list[str]) -> int:
     sdl = export_sdl()
+    outputs = {SDL_PATH: sdl, REFERENCE_PATH: render(sdl)}
     if "--check" in argv:
-        if not SDL_PATH.exists() or SDL_PATH.read_text() != sdl:
-            sys.stderr.write("api/schema.graphql is out of date: run python -m api.export\n")
+        stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            sys.stderr.write(f"{', '.join(stale)} out of date: run python -m api.export\n")
             return 1
         return 0
-    SDL_PATH.write_text(sdl)
+    for path, text in outputs.items():
+        path.write_text(text)
     return 0
 
 
