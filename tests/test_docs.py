@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = build_schema((ROOT / "api" / "schema.graphql").read_text())
 BLOCKS = [
     (path.relative_to(ROOT).as_posix(), i, block)
-    for path in sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+    for path in [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
     for i, block in enumerate(re.findall(r"```graphql\n(.*?)```", path.read_text(), re.S))
 ]
 
