@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
+from datetime import datetime
 
 import click
 from sqlalchemy import select
@@ -22,14 +25,30 @@ def asks() -> None:
     """Advocacy asks: evaluate who has earned one."""
 
 
-async def evaluate_program(session: AsyncSession, program_id: int) -> dict[str, int]:
+async def evaluate_program(
+    session: AsyncSession, program_id: int, *, show_progress: bool = False
+) -> dict[str, int]:
     """Evaluate every advocate due in one program, one transaction per advocate, so a worker
     holds each advocate's contact lock only briefly."""
     now = utcnow()
     due = await advocates_due(session, program_id, now=now)
     await session.commit()
     totals = {"program_id": program_id, "evaluated": 0, "queued": 0, "sent": 0, "skipped": 0}
-    for advocate_id in due:
+    with click.progressbar(
+        due, label=f"program {program_id}", file=sys.stderr, hidden=not show_progress
+    ) as advocates:
+        await _evaluate_each(session, program_id, advocates, totals, now)
+    return totals
+
+
+async def _evaluate_each(
+    session: AsyncSession,
+    program_id: int,
+    advocates: Iterable[int],
+    totals: dict[str, int],
+    now: datetime,
+) -> None:
+    for advocate_id in advocates:
         try:
             result = await evaluate_asks(session, advocate_id, program_id, now=now)
             await session.commit()
@@ -40,7 +59,6 @@ async def evaluate_program(session: AsyncSession, program_id: int) -> dict[str, 
         totals["evaluated"] += 1
         totals["queued"] += len(result.queued)
         totals["sent"] += 1 if result.sent else 0
-    return totals
 
 
 @asks.command("evaluate")
@@ -64,7 +82,10 @@ def evaluate(slug: str | None, as_json: bool) -> None:
                     .order_by(Program.id)
                 )
             )
-        return [await evaluate_program(session, pk) for pk in ids]
+        return [
+            await evaluate_program(session, pk, show_progress=not as_json and sys.stderr.isatty())
+            for pk in ids
+        ]
 
     results = run_with_session(load_settings(), work)
     if as_json:

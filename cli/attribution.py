@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import click
@@ -73,9 +74,16 @@ def rollups_group() -> None:
 
 
 @rollups_group.command("rebuild")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def rebuild() -> None:
+def rebuild(as_json: bool) -> None:
     """Recompute the reporting rollup from raw events (one transaction)."""
     started = time.perf_counter()
+    if not as_json:
+        click.echo("rebuilding the reporting rollup from raw events ...", err=True)
     rows = run_with_session(load_settings(), rollups.rebuild)
-    click.echo(f"rebuilt {rows} rollup rows in {time.perf_counter() - started:.1f}s")
+    seconds = round(time.perf_counter() - started, 2)
+    if as_json:
+        click.echo(json.dumps({"rows": rows, "seconds": seconds}))
+    else:
+        click.echo(f"rebuilt {rows} rollup rows in {seconds:.1f}s")

@@ -212,9 +212,11 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
 
 
 from cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
+from cli.erase import erase  # noqa: E402
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)
+main.add_command(erase)
 main.add_command(tiers)
 main.add_command(asks)
 

@@ -87,3 +87,45 @@ def test_apikey_create_against_a_real_database(database_url):
     payload = json.loads(result.stdout)
     assert payload["scopes"] == ["read"]
     assert payload["key"].startswith("vk_")
+
+
+async def test_erase_and_rollup_commands(database_url, committing_engine):
+    import asyncio
+
+    from sqlalchemy import select
+
+    from core.db import session_factory
+    from models import Advocate
+    from tests.factories import make_advocate
+
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        advocate = await make_advocate(s, external_id="crm-erase-me", email="erase.me@example.com")
+        await s.commit()
+        advocate_id = advocate.id
+
+    erased = await asyncio.to_thread(
+        run, ["erase", "advocate", "crm-erase-me", "--json"], DATABASE_URL=database_url
+    )
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout) == {"erased": "advocate", "advocate_id": advocate_id}
+    async with factory() as s:
+        row = await s.scalar(select(Advocate).where(Advocate.id == advocate_id))
+        assert (row.email, row.first_name, row.erased_at is not None) == (None, None, True)
+
+    missing = await asyncio.to_thread(
+        run, ["erase", "advocate", "nobody"], DATABASE_URL=database_url
+    )
+    assert missing.returncode == 1
+    assert "no advocate with external id 'nobody'" in missing.stderr
+    bad_email = await asyncio.to_thread(
+        run, ["erase", "person", "not-an-email"], DATABASE_URL=database_url
+    )
+    assert bad_email.returncode == 1
+    assert "not a valid email address" in bad_email.stderr
+
+    rebuilt = await asyncio.to_thread(
+        run, ["rollups", "rebuild", "--json"], DATABASE_URL=database_url
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert set(json.loads(rebuilt.stdout)) == {"rows", "seconds"}
