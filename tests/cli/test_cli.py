@@ -110,7 +110,7 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
     assert erased.returncode == 0, erased.stderr
     assert json.loads(erased.stdout) == {"erased": "advocate", "advocate_id": advocate_id}
     async with factory() as s:
-        row = await s.scalar(select(Advocate).where(Advocate.id == advocate_id))
+        row = (await s.scalars(select(Advocate).where(Advocate.id == advocate_id))).one()
         assert (row.email, row.first_name, row.erased_at is not None) == (None, None, True)
 
     missing = await asyncio.to_thread(
