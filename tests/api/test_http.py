@@ -269,7 +269,7 @@ async def test_nul_characters_are_refused_at_the_edge(client, session):
 async def test_repeated_documents_skip_validation(client, session):
     from strawberry.extensions.validation_cache import _get_validate_cache
 
-    cache = _get_validate_cache(512)
+    cache: Any = _get_validate_cache(512)
     key = await make_api_key(session, scopes=["read"])
     query = "query CacheProbe { programs(first: 3) { totalCount } }"
     await gql(client, query, token=key)
