@@ -115,7 +115,11 @@ class VouchGraphQL(GraphQL[Context, None]):
         try:
             return await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError):
+            adapter = kwargs.get("request_adapter")
+            if (
+                isinstance(exc.__cause__, InvalidOperationTypeError)
+                and getattr(adapter, "method", None) == "GET"
+            ):
                 raise HTTPException(405, "only queries are allowed over GET; use POST") from exc
             raise
 
