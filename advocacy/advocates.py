@@ -85,6 +85,17 @@ async def get_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
     return advocate
 
 
+async def get_advocate_by_external_id(session: AsyncSession, external_id: str) -> Advocate:
+    advocate = None
+    if 0 < len(external_id) <= 128:
+        advocate = await session.scalar(
+            select(Advocate).where(Advocate.external_id == external_id.strip())
+        )
+    if advocate is None:
+        raise NotFound("no advocate has this external id", field="externalId")
+    return advocate
+
+
 async def advocates_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Advocate]:
     rows = await session.scalars(select(Advocate).where(in_ids(Advocate.id, ids)))
     return {a.id: a for a in rows}

@@ -209,6 +209,13 @@ async def update_program(
     """Change the given fields; attribution changes bump ``rules_version``."""
     program = await get_program(session, program_id, for_update=True)
     values = _check_changes(changes)
+    if values.get("offer_kind", program.offer_kind) != program.offer_kind and (
+        "offer_value" not in values
+    ):
+        raise ValidationFailed(
+            "give the offer's value when changing its kind (its unit changes)",
+            field="offer.value",
+        )
     _check_offer(
         values.get("offer_kind", program.offer_kind),
         values.get("offer_value", program.offer_value),
@@ -226,6 +233,7 @@ async def update_program(
     return program
 
 
+# Target status -> the statuses it can be reached from. Archived is final.
 _TRANSITIONS: dict[ProgramStatus, set[ProgramStatus]] = {
     ProgramStatus.ACTIVE: {ProgramStatus.DRAFT, ProgramStatus.PAUSED, ProgramStatus.ACTIVE},
     ProgramStatus.PAUSED: {ProgramStatus.ACTIVE, ProgramStatus.PAUSED},

@@ -34,7 +34,9 @@ from core.errors import DomainError
 from core.security import API_KEY_PREFIX, TokenError, WidgetTokens
 from core.settings import Settings
 
-MAX_BODY_BYTES = 100 * 1024
+# Room for a full importAdvocates batch (1,000 rows of ~200 bytes); anything bigger is refused
+# before it is parsed.
+MAX_BODY_BYTES = 256 * 1024
 MAX_QUERY_STRING_BYTES = 16 * 1024
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 INVALID_KEY = "invalid or revoked API key"
@@ -113,7 +115,11 @@ class VouchGraphQL(GraphQL[Context, None]):
         try:
             return await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError):
+            adapter = kwargs.get("request_adapter")
+            if (
+                isinstance(exc.__cause__, InvalidOperationTypeError)
+                and getattr(adapter, "method", None) == "GET"
+            ):
                 raise HTTPException(405, "only queries are allowed over GET; use POST") from exc
             raise
 

@@ -235,6 +235,7 @@ def main() -> None:
         "VOUCH_DB_POOL_SIZE": "20",
         "PYTHONPATH": str(ROOT),
     }
+    load_before = os.getloadavg()[0]
     vouch_port, base_port = free_port(), free_port()
     vouch = start_server("web.app:create_app", vouch_port, env, factory=True)
     base = start_server("bench.baseline:app", base_port, env, factory=False)
@@ -278,7 +279,8 @@ def main() -> None:
         f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}. wrk -t1 -c{args.connections} "
         f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, "
-        "from 127.0.0.1.\n\n"
+        f"from 127.0.0.1. Load average (1 min) before/after: {load_before:.1f} / "
+        f"{os.getloadavg()[0]:.1f}.\n\n"
         "| scenario | req/s min / median / max |\n| --- | --- |\n"
         f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} |\n"
         f"| same query shape, bare strawberry from memory (baseline) | {base_rps} |\n"

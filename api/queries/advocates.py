@@ -2,14 +2,25 @@ from __future__ import annotations
 
 import strawberry
 
-from advocacy.advocates import AdvocateFilter, get_advocate, list_advocates
+from advocacy.advocates import (
+    AdvocateFilter,
+    get_advocate,
+    get_advocate_by_external_id,
+    list_advocates,
+)
 from api.connections import to_connection
 from api.context import Info
 from api.ids import decode_id
 from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_scope, require_widget
+from api.permissions import (
+    require_advocate_access,
+    require_authenticated,
+    require_scope,
+    require_widget,
+)
 from api.types.advocate import AdvocateType
 from api.types.enums import ListOrder
+from core.errors import ValidationFailed
 from models.enums import Scope
 
 
@@ -71,8 +82,22 @@ class AdvocateQueries:
         advocate_id = require_widget(info.context)
         return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))
 
-    @strawberry.field(description="One advocate by id (a widget token may read only its own).")
-    async def advocate(self, info: Info, id: strawberry.ID) -> AdvocateType:
-        advocate_id = decode_id(id, "Advocate")
-        require_advocate_access(info.context, advocate_id)
-        return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))
+    @strawberry.field(
+        description="One advocate by id or by the CRM's external id (a widget token may read "
+        "only its own)."
+    )
+    async def advocate(
+        self, info: Info, id: strawberry.ID | None = None, external_id: str | None = None
+    ) -> AdvocateType:
+        if (id is None) == (external_id is None):
+            raise ValidationFailed("give either id or externalId", field="id")
+        session = info.context.session
+        if id is not None:
+            advocate_id = decode_id(id, "Advocate")
+            require_advocate_access(info.context, advocate_id)
+            return AdvocateType.from_model(await get_advocate(session, advocate_id))
+        require_authenticated(info.context)
+        assert external_id is not None
+        advocate = await get_advocate_by_external_id(session, external_id)
+        require_advocate_access(info.context, advocate.id)
+        return AdvocateType.from_model(advocate)

@@ -196,3 +196,23 @@ async def test_last_used_is_recorded_by_a_read_only_request(client, session):
     await gql(client, "{ programs { totalCount } }", token=key)
     session.expire_all()
     assert await session.scalar(select(ApiKey.last_used_at)) is not None
+
+
+async def test_widget_stats_cost_constant_statements_whatever_the_link_count(
+    client, session, codec, app, count_queries
+):
+    mine = await make_advocate(session)
+    token = app.state.widget_tokens.mint(mine.id)
+    q = "{ me { links { code clickCount referralCount conversionCount clicks { total } } clicks { total } } }"
+    counts = []
+    for _ in range(2):
+        for _ in range(3):
+            link = await make_link(
+                session, codec, advocate=mine, program=await make_program(session)
+            )
+            await make_click(session, link=link)
+        count_queries.reset()
+        body = await gql(client, q, token=token)
+        counts.append((len(body["data"]["me"]["links"]), count_queries.count))
+    # the advocate, its links, their stats, and the advocate's click summary
+    assert counts == [(3, 4), (6, 4)]

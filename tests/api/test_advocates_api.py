@@ -224,3 +224,42 @@ async def test_advocate_list_order_and_filter_validation(client, session, codec)
     ):
         body = await gql(client, q, {"f": bad}, token=key, expect_errors=True)
         assert body["errors"][0]["message"] == message
+
+
+async def test_a_full_import_fits_in_one_request(client, session):
+    key = await make_api_key(session, scopes=["write"])
+    rows = [
+        {
+            "externalId": f"crm-{i:06d}",
+            "email": f"first.last{i}@customer-domain.example",
+            "firstName": "Firstname",
+            "lastName": "Lastname",
+            "accountId": f"acct-{i:06d}",
+            "segment": "mid-market",
+        }
+        for i in range(1000)
+    ]
+    payload = (await gql(client, IMPORT, {"rows": rows, "policy": "REJECT_EVERYTHING"}, token=key))[
+        "data"
+    ]["importAdvocates"]
+    assert (payload["createdCount"], payload["errors"]) == (1000, [])
+    assert await _advocates(session) == 1000
+
+
+async def test_advocate_by_external_id(client, session, app):
+    mine = await make_advocate(session, external_id="crm-mine")
+    await make_advocate(session, external_id="crm-other")
+    key = await make_api_key(session, scopes=["read"])
+    q = "query($e: String){ advocate(externalId: $e){ id externalId } }"
+    found = (await gql(client, q, {"e": "crm-mine"}, token=key))["data"]["advocate"]
+    assert found == {"id": encode_id("Advocate", mine.id), "externalId": "crm-mine"}
+    missing = await gql(client, q, {"e": "nope"}, token=key, expect_errors=True)
+    assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "externalId"}
+    token = app.state.widget_tokens.mint(mine.id)
+    assert (await gql(client, q, {"e": "crm-mine"}, token=token))["data"]["advocate"][
+        "externalId"
+    ] == "crm-mine"
+    other = await gql(client, q, {"e": "crm-other"}, token=token, expect_errors=True)
+    assert other["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    neither = await gql(client, "{ advocate { id } }", token=key, expect_errors=True)
+    assert neither["errors"][0]["message"] == "give either id or externalId"

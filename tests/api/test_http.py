@@ -277,3 +277,8 @@ async def test_repeated_documents_skip_validation(client, session):
     await gql(client, query, token=key)
     after = cache.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+
+
+async def test_overlong_query_strings_are_refused(client):
+    response = await client.get("/graphql", params={"query": "{ __typename }" + " " * 20_000})
+    assert response.status_code == 414
