@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     url = database_url()
     code = asyncio.run(prepare(url))
     from sqlalchemy.engine import make_url
@@ -260,7 +261,10 @@ def main() -> None:
     report = f"""{START}
 ## Landing page (`GET /r/{{code}}`) — bench/landing.py
 
-Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.
+Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; 1-minute load average
+{load_before:.2f} before and {os.getloadavg()[0]:.2f} after the run (other work on the machine
+competes for the same two cores, so absolute numbers are noisy; the ratios pair runs that
+were made back to back).
 One uvicorn worker per app; wrk `-t1 -c32 -d{args.seconds}s` with a browser User-Agent, all on
 127.0.0.1 (wrk, the app and PostgreSQL share the machine's cores). {args.rounds} interleaved rounds;
 min / median / max.
