@@ -141,7 +141,7 @@ async def test_unfurlers_get_the_page_but_no_cookies_and_count_as_bots(client, s
     assert "vouch_attr" not in response.cookies
     assert "vouch_vid" not in response.cookies
     [click] = await clicks(app, session)
-    assert (click.is_bot, click.bot_reason) == (True, "slack")
+    assert (click.is_bot, click.bot_reason, click.visitor_id) == (True, "slack", None)
 
 
 async def test_every_kind_of_bad_code_gets_the_same_404(client, session, codec, count_queries):
