@@ -520,7 +520,7 @@ class LandingSite:
                 "terms": program.offer_terms,
                 "program": program.name,
                 "expires": _date(redemption.expires_at),
-                "redeemed": redemption.redeemed_at is not None,
+                "redeemed": _date(redemption.redeemed_at),
             },
         )
 

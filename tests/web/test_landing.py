@@ -220,6 +220,12 @@ async def test_claim_shows_a_code_and_reloading_or_claiming_again_shows_the_same
     page2 = await client.get(again.headers["location"])
     assert shown_code(page2.text) == code
     assert await written(session) == [1, 1, 1, 1]
+    assert 'id="redeemed"' not in page.text
+    redemption.redeemed_at = utcnow()
+    redemption.redeemed_by = "acct-1"
+    await session.commit()
+    used = await client.get(location)
+    assert f"This code was already used on {redemption.redeemed_at:%d %B %Y}." in used.text
     referral = await session.scalar(select(Referral))
     assert (referral.email, referral.name, referral.company, referral.advocate_id) == (
         "Katherine.Johnson@example.org",
