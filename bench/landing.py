@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     url = database_url()
     code = asyncio.run(prepare(url))
     from sqlalchemy.engine import make_url
@@ -230,21 +231,31 @@ def main() -> None:
             )
             for k, v in rows.items():
                 print(f"  {k:9s} {v[-1][0]:9.0f} req/s  p99 {v[-1][1]:6.2f} ms")
-        steady = [
-            asyncio.run(open_loop(servers["vouch"].port, f"/r/{code}", 1000, args.seconds))
-            for _ in range(args.rounds)
-        ]
+        steady, control = [], []
+        for _ in range(args.rounds):  # interleaved with the same load on hello-world, a control
+            steady.append(
+                asyncio.run(open_loop(servers["vouch"].port, f"/r/{code}", 1000, args.seconds))
+            )
+            control.append(
+                asyncio.run(open_loop(servers["hello"].port, "/hello", 1000, args.seconds))
+            )
     finally:
         for server in servers.values():
             server.stop()
     landing_ratio = [v[0] / b[0] for v, b in zip(rows["vouch"], rows["baseline"], strict=True)]
     unknown_ratio = [u[0] / h[0] for u, h in zip(rows["unknown"], rows["hello"], strict=True)]
     random_ratio = [u[0] / h[0] for u, h in zip(rows["random"], rows["hello"], strict=True)]
-    p50s, p99s_steady = [], []
-    for latencies in steady:
-        latencies.sort()
-        p50s.append(latencies[len(latencies) // 2])
-        p99s_steady.append(latencies[int(len(latencies) * 0.99) - 1])
+
+    def percentiles(runs: list[list[float]]) -> tuple[list[float], list[float]]:
+        p50, p99 = [], []
+        for latencies in runs:
+            latencies.sort()
+            p50.append(latencies[len(latencies) // 2])
+            p99.append(latencies[int(len(latencies) * 0.99) - 1])
+        return p50, p99
+
+    p50s, p99s_steady = percentiles(steady)
+    control_p50, control_p99 = percentiles(control)
     recorded = asyncio.run(count_clicks(url, baseline=False))
     sent = sum(r[2] for r in rows["vouch"]) + sum(len(x) for x in steady)
     p99s = spread([r[1] for r in rows["vouch"]])
@@ -260,7 +271,10 @@ def main() -> None:
     report = f"""{START}
 ## Landing page (`GET /r/{{code}}`) — bench/landing.py
 
-Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.
+Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; 1-minute load average
+{load_before:.2f} before and {os.getloadavg()[0]:.2f} after the run (other work on the machine
+competes for the same two cores, so absolute numbers are noisy; the ratios pair runs that
+were made back to back).
 One uvicorn worker per app; wrk `-t1 -c32 -d{args.seconds}s` with a browser User-Agent, all on
 127.0.0.1 (wrk, the app and PostgreSQL share the machine's cores). {args.rounds} interleaved rounds;
 min / median / max.
@@ -282,7 +296,10 @@ min / median / max.
 Open-loop client at a steady 1,000 requests/s, {args.rounds} runs of {args.seconds} s against
 `GET /r/{{code}}` (latency from the scheduled send time, so queueing is not hidden):
 p50 {spread(p50s)} ms, **p99 {spread(p99s_steady)} ms** (min / median / max; target p99 ≤ 15 ms).
-The Python client itself shares the two cores with the server and PostgreSQL.
+Control, the same client against the bare hello-world right after each run:
+p50 {spread(control_p50)} ms, p99 {spread(control_p99)} ms. Where the control's p99 is high too,
+the tail comes from the machine (the client, the server and PostgreSQL share two cores with
+other work), not from the landing handler.
 Under wrk's saturating closed loop (32 connections), Vouch's p99 was {p99s} ms (min/median/max).
 
 Clicks: {sent} landing requests sent to Vouch, {recorded} click rows written by its buffer

@@ -27,6 +27,10 @@ class LinkCodec:
     def __init__(self, salt: str, min_length: int = 10) -> None:
         self._hashids = Hashids(salt=salt, min_length=min_length, alphabet=ALPHABET)
         self._alphabet = frozenset(ALPHABET)
+        # The shape every (id, nonce) code has, checked before the costly hashids decode:
+        # strip the guards as hashids does, then exactly one separator must remain.
+        self._guards = str.maketrans(dict.fromkeys(self._hashids._guards, " "))
+        self._separators = frozenset(self._hashids._separators)
 
     @staticmethod
     def new_nonce() -> int:
@@ -39,6 +43,10 @@ class LinkCodec:
         """Return the id and nonce, or ``None`` for anything malformed or non-canonical."""
         if not code or len(code) > MAX_CODE_LENGTH or not set(code) <= self._alphabet:
             return None
+        parts = code.translate(self._guards).split(" ")
+        body = parts[1] if 2 <= len(parts) <= 3 else parts[0]
+        if len(body) < 2 or sum(ch in self._separators for ch in body[1:]) != 1:
+            return None  # not two numbers: most random strings end here, cheaply
         values = self._hashids.decode(code)
         if len(values) != 2:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -73,6 +74,10 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Start-up objects (modules, schema, templates: ~130k) never die; freezing them keeps
+        # full garbage collections from scanning them, a ~50 ms pause that set the p99.
+        gc.collect()
+        gc.freeze()
         flusher = asyncio.create_task(clicks.run(), name="vouch-click-flusher")
         background = [flusher]
         if settings.webhook_worker and overrides.sessionmaker is None:

@@ -266,7 +266,8 @@ class LandingSite:
             return self.not_found(request)
         now = utcnow()
         verdict = classify_user_agent(request.headers.get("user-agent"), method=request.method)
-        tracking = not landing.require_tracking_consent
+        # No cookies, hence no visitor id, for unfurlers or before tracking consent.
+        tracking = not landing.require_tracking_consent and not verdict.is_bot
         visitor = request.cookies.get(VISITOR_COOKIE) if tracking else None
         new_visitor = tracking and not _is_token(visitor, 32)
         if new_visitor:
@@ -298,7 +299,7 @@ class LandingSite:
         )
         if request.cookies.get(CSRF_COOKIE) != cookie:
             self.cookies.set(response, CSRF_COOKIE, cookie, None)
-        if tracking and not verdict.is_bot:
+        if tracking:
             assert visitor is not None
             if new_visitor:
                 self.cookies.set(response, VISITOR_COOKIE, visitor, VISITOR_MAX_AGE)
@@ -519,7 +520,7 @@ class LandingSite:
                 "terms": program.offer_terms,
                 "program": program.name,
                 "expires": _date(redemption.expires_at),
-                "redeemed": redemption.redeemed_at is not None,
+                "redeemed": _date(redemption.redeemed_at),
             },
         )
 

@@ -141,7 +141,7 @@ async def test_unfurlers_get_the_page_but_no_cookies_and_count_as_bots(client, s
     assert "vouch_attr" not in response.cookies
     assert "vouch_vid" not in response.cookies
     [click] = await clicks(app, session)
-    assert (click.is_bot, click.bot_reason) == (True, "slack")
+    assert (click.is_bot, click.bot_reason, click.visitor_id) == (True, "slack", None)
 
 
 async def test_every_kind_of_bad_code_gets_the_same_404(client, session, codec, count_queries):
@@ -220,6 +220,12 @@ async def test_claim_shows_a_code_and_reloading_or_claiming_again_shows_the_same
     page2 = await client.get(again.headers["location"])
     assert shown_code(page2.text) == code
     assert await written(session) == [1, 1, 1, 1]
+    assert 'id="redeemed"' not in page.text
+    redemption.redeemed_at = utcnow()
+    redemption.redeemed_by = "acct-1"
+    await session.commit()
+    used = await client.get(location)
+    assert f"This code was already used on {redemption.redeemed_at:%d %B %Y}." in used.text
     referral = await session.scalar(select(Referral))
     assert (referral.email, referral.name, referral.company, referral.advocate_id) == (
         "Katherine.Johnson@example.org",
