@@ -38,6 +38,7 @@ from models import (
     Advocate,
     Click,
     Program,
+    ProgramDailyRollup,
     Referral,
     ReferralDailyRollup,
     ReferralEvent,
@@ -102,8 +103,7 @@ class PipelineRow:
     expansion_revenue_minor: int
 
 
-def _rollup_where(f: ReportFilter) -> list[Any]:
-    r = ReferralDailyRollup
+def _rollup_where(f: ReportFilter, r: Any = ReferralDailyRollup) -> list[Any]:
     conds: list[Any] = []
     if f.program_id is not None:
         conds.append(r.program_id == f.program_id)
@@ -119,7 +119,11 @@ async def pipeline(session: AsyncSession, f: ReportFilter, *, group_by: str) -> 
     f = f.checked()
     if group_by not in DIMENSIONS:
         raise ValidationFailed(f"groupBy must be one of: {', '.join(DIMENSIONS)}", field="groupBy")
-    r = ReferralDailyRollup
+    # Program, channel and month read the per-program rollup (no advocate dimension): a
+    # program's 90 days are at most 90 x channels x currencies rows.
+    r: Any = (
+        ProgramDailyRollup if group_by in ("program", "channel", "month") else ReferralDailyRollup
+    )
     key: Any
     label: Any
     stmt = select()
@@ -157,7 +161,7 @@ async def pipeline(session: AsyncSession, f: ReportFilter, *, group_by: str) -> 
     stmt = stmt.add_columns(key.label("key"), label.label("label"), r.currency, *sums)
     if group_by in ("channel", "month"):
         stmt = stmt.select_from(r)
-    for cond in _rollup_where(f):
+    for cond in _rollup_where(f, r):
         stmt = stmt.where(cond)
     stmt = stmt.group_by(key, label, r.currency).order_by(key, r.currency)
     rows = (await session.execute(stmt)).all()
@@ -389,9 +393,9 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
         stmt = stmt.where(Reward.created_at < until)
     costs = {row[0]: [int(v) for v in row[1:]] for row in (await session.execute(stmt)).all()}
     revenue_q = select(
-        ReferralDailyRollup.currency, func.sum(ReferralDailyRollup.revenue_minor)
-    ).group_by(ReferralDailyRollup.currency)
-    for cond in _rollup_where(f):
+        ProgramDailyRollup.currency, func.sum(ProgramDailyRollup.revenue_minor)
+    ).group_by(ProgramDailyRollup.currency)
+    for cond in _rollup_where(f, ProgramDailyRollup):
         revenue_q = revenue_q.where(cond)
     revenues = {c: int(v) for c, v in (await session.execute(revenue_q)).all()}
     customers = await _customers(session, f)

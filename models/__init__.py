@@ -24,7 +24,7 @@ from models.referral import (
     ShareEvent,
 )
 from models.reward import Reward, RewardEntry
-from models.rollup import ReferralDailyRollup
+from models.rollup import ProgramDailyRollup, ReferralDailyRollup
 
 __all__ = [
     "ActionOpportunity",
@@ -47,6 +47,7 @@ __all__ = [
     "OutboxEvent",
     "PointsEntry",
     "Program",
+    "ProgramDailyRollup",
     "Referral",
     "ReferralDailyRollup",
     "ReferralEvent",
