@@ -177,10 +177,21 @@ async def track(session: AsyncSession, referral_ids: Iterable[int | None]) -> As
 async def rebuild(session: AsyncSession) -> int:
     """Recompute the whole rollup from raw events; returns the number of rows written."""
     await session.execute(text("DELETE FROM referral_daily_rollups"))
+    await session.execute(text("DELETE FROM program_daily_rollups"))
     columns = ", ".join(("day", "program_id", "advocate_id", "channel", "currency", *MEASURES))
     result = await session.execute(
         text(
             f"INSERT INTO referral_daily_rollups ({columns}) " + CONTRIBUTIONS.format(where="TRUE")
+        )
+    )
+    measures = ", ".join(MEASURES)
+    sums = ", ".join(f"SUM({m})::bigint" for m in MEASURES)
+    await session.execute(
+        text(
+            "INSERT INTO program_daily_rollups "  # noqa: S608 - constant SQL
+            f"(program_id, day, channel, currency, {measures}) "
+            f"SELECT program_id, day, channel, currency, {sums} FROM referral_daily_rollups "
+            "GROUP BY program_id, day, channel, currency"
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import io
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from attribution import (
     chain,
@@ -213,6 +213,10 @@ async def test_report_revenue_agrees_with_the_chain(session, codec):
         == totals(incremental)
         == [5, 5, 290_000, 4, 210_000, 170_000, 120_000, 50_000]
     )
+    # Lose both rollups (as after a bad deploy): the rebuild restores them exactly.
+    await session.execute(text("DELETE FROM referral_daily_rollups"))
+    await session.execute(text("DELETE FROM program_daily_rollups"))
+    assert await rollups.snapshot(session, per_program=True) == {}
     assert await rollups.rebuild(session) == len(incremental)
     assert await rollups.snapshot(session) == incremental
     assert await rollups.snapshot(session, per_program=True) == per_program
