@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import String, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.rollups import MEASURES
 from core.errors import ValidationFailed
 from models import (
     Advocate,
@@ -119,51 +120,64 @@ async def pipeline(session: AsyncSession, f: ReportFilter, *, group_by: str) -> 
     f = f.checked()
     if group_by not in DIMENSIONS:
         raise ValidationFailed(f"groupBy must be one of: {', '.join(DIMENSIONS)}", field="groupBy")
-    # Program, channel and month read the per-program rollup (no advocate dimension): a
-    # program's 90 days are at most 90 x channels x currencies rows.
-    r: Any = (
-        ProgramDailyRollup if group_by in ("program", "channel", "month") else ReferralDailyRollup
-    )
-    key: Any
-    label: Any
-    stmt = select()
-    if group_by == "program":
-        key, label = r.program_id, Program.name
-        stmt = stmt.join_from(r, Program, Program.id == r.program_id)
-    elif group_by == "advocate":
-        key = r.advocate_id
-        label = func.coalesce(
-            func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
-            Advocate.external_id,
+    stmt: Any
+    if group_by in ("advocate", "tier"):
+        # Aggregate the rollup per advocate first, then join the (current) advocate once.
+        r: Any = ReferralDailyRollup
+        inner = (
+            select(
+                r.advocate_id,
+                r.currency,
+                *(func.sum(getattr(r, m)).label(m) for m in MEASURES),
+            )
+            .where(*_rollup_where(f, r))
+            .group_by(r.advocate_id, r.currency)
+            .subquery()
         )
-        stmt = stmt.join_from(r, Advocate, Advocate.id == r.advocate_id)
-    elif group_by == "tier":
-        key = func.coalesce(cast(Advocate.tier, String), "none")
-        label = key
-        stmt = stmt.join_from(r, Advocate, Advocate.id == r.advocate_id)
-    elif group_by == "channel":
-        key = label = r.channel
+        key: Any
+        label: Any
+        if group_by == "advocate":
+            key = inner.c.advocate_id
+            label = func.coalesce(
+                func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
+                Advocate.external_id,
+            )
+        else:
+            key = label = func.coalesce(cast(Advocate.tier, String), "none")
+        stmt = (
+            select(
+                key.label("key"),
+                label.label("label"),
+                inner.c.currency,
+                *(func.sum(inner.c[m]).label(m) for m in MEASURES),
+            )
+            .join_from(inner, Advocate, Advocate.id == inner.c.advocate_id)
+            .group_by(key, label, inner.c.currency)
+            .order_by(key, inner.c.currency)
+        )
     else:
-        key = label = func.to_char(r.day, "YYYY-MM")
-    sums = [
-        func.sum(getattr(r, m)).label(m)
-        for m in (
-            "leads",
-            "opportunities",
-            "pipeline_minor",
-            "won",
-            "won_minor",
-            "revenue_minor",
-            "sourced_revenue_minor",
-            "expansion_revenue_minor",
+        # Program, channel and month read the per-program rollup (no advocate dimension): a
+        # program's 90 days are at most 90 x channels x currencies rows.
+        r = ProgramDailyRollup
+        if group_by == "program":
+            key, label = r.program_id, Program.name
+        elif group_by == "channel":
+            key = label = r.channel
+        else:
+            key = label = func.to_char(r.day, "YYYY-MM")
+        stmt = select(
+            key.label("key"),
+            label.label("label"),
+            r.currency,
+            *(func.sum(getattr(r, m)).label(m) for m in MEASURES),
+        ).select_from(r)
+        if group_by == "program":
+            stmt = stmt.join(Program, Program.id == r.program_id)
+        stmt = (
+            stmt.where(*_rollup_where(f, r))
+            .group_by(key, label, r.currency)
+            .order_by(key, r.currency)
         )
-    ]
-    stmt = stmt.add_columns(key.label("key"), label.label("label"), r.currency, *sums)
-    if group_by in ("channel", "month"):
-        stmt = stmt.select_from(r)
-    for cond in _rollup_where(f, r):
-        stmt = stmt.where(cond)
-    stmt = stmt.group_by(key, label, r.currency).order_by(key, r.currency)
     rows = (await session.execute(stmt)).all()
     return [
         PipelineRow(
