@@ -33,11 +33,13 @@ from typing import Any
 from sqlalchemy import String, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.rollups import MEASURES
 from core.errors import ValidationFailed
 from models import (
     Advocate,
     Click,
     Program,
+    ProgramDailyRollup,
     Referral,
     ReferralDailyRollup,
     ReferralEvent,
@@ -102,8 +104,7 @@ class PipelineRow:
     expansion_revenue_minor: int
 
 
-def _rollup_where(f: ReportFilter) -> list[Any]:
-    r = ReferralDailyRollup
+def _rollup_where(f: ReportFilter, r: Any = ReferralDailyRollup) -> list[Any]:
     conds: list[Any] = []
     if f.program_id is not None:
         conds.append(r.program_id == f.program_id)
@@ -119,47 +120,64 @@ async def pipeline(session: AsyncSession, f: ReportFilter, *, group_by: str) -> 
     f = f.checked()
     if group_by not in DIMENSIONS:
         raise ValidationFailed(f"groupBy must be one of: {', '.join(DIMENSIONS)}", field="groupBy")
-    r = ReferralDailyRollup
-    key: Any
-    label: Any
-    stmt = select()
-    if group_by == "program":
-        key, label = r.program_id, Program.name
-        stmt = stmt.join_from(r, Program, Program.id == r.program_id)
-    elif group_by == "advocate":
-        key = r.advocate_id
-        label = func.coalesce(
-            func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
-            Advocate.external_id,
+    stmt: Any
+    if group_by in ("advocate", "tier"):
+        # Aggregate the rollup per advocate first, then join the (current) advocate once.
+        r: Any = ReferralDailyRollup
+        inner = (
+            select(
+                r.advocate_id,
+                r.currency,
+                *(func.sum(getattr(r, m)).label(m) for m in MEASURES),
+            )
+            .where(*_rollup_where(f, r))
+            .group_by(r.advocate_id, r.currency)
+            .subquery()
         )
-        stmt = stmt.join_from(r, Advocate, Advocate.id == r.advocate_id)
-    elif group_by == "tier":
-        key = func.coalesce(cast(Advocate.tier, String), "none")
-        label = key
-        stmt = stmt.join_from(r, Advocate, Advocate.id == r.advocate_id)
-    elif group_by == "channel":
-        key = label = r.channel
+        key: Any
+        label: Any
+        if group_by == "advocate":
+            key = inner.c.advocate_id
+            label = func.coalesce(
+                func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
+                Advocate.external_id,
+            )
+        else:
+            key = label = func.coalesce(cast(Advocate.tier, String), "none")
+        stmt = (
+            select(
+                key.label("key"),
+                label.label("label"),
+                inner.c.currency,
+                *(func.sum(inner.c[m]).label(m) for m in MEASURES),
+            )
+            .join_from(inner, Advocate, Advocate.id == inner.c.advocate_id)
+            .group_by(key, label, inner.c.currency)
+            .order_by(key, inner.c.currency)
+        )
     else:
-        key = label = func.to_char(r.day, "YYYY-MM")
-    sums = [
-        func.sum(getattr(r, m)).label(m)
-        for m in (
-            "leads",
-            "opportunities",
-            "pipeline_minor",
-            "won",
-            "won_minor",
-            "revenue_minor",
-            "sourced_revenue_minor",
-            "expansion_revenue_minor",
+        # Program, channel and month read the per-program rollup (no advocate dimension): a
+        # program's 90 days are at most 90 x channels x currencies rows.
+        r = ProgramDailyRollup
+        if group_by == "program":
+            key, label = r.program_id, Program.name
+        elif group_by == "channel":
+            key = label = r.channel
+        else:
+            key = label = func.to_char(r.day, "YYYY-MM")
+        stmt = select(
+            key.label("key"),
+            label.label("label"),
+            r.currency,
+            *(func.sum(getattr(r, m)).label(m) for m in MEASURES),
+        ).select_from(r)
+        if group_by == "program":
+            stmt = stmt.join(Program, Program.id == r.program_id)
+        stmt = (
+            stmt.where(*_rollup_where(f, r))
+            .group_by(key, label, r.currency)
+            .order_by(key, r.currency)
         )
-    ]
-    stmt = stmt.add_columns(key.label("key"), label.label("label"), r.currency, *sums)
-    if group_by in ("channel", "month"):
-        stmt = stmt.select_from(r)
-    for cond in _rollup_where(f):
-        stmt = stmt.where(cond)
-    stmt = stmt.group_by(key, label, r.currency).order_by(key, r.currency)
     rows = (await session.execute(stmt)).all()
     return [
         PipelineRow(
@@ -389,9 +407,9 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
         stmt = stmt.where(Reward.created_at < until)
     costs = {row[0]: [int(v) for v in row[1:]] for row in (await session.execute(stmt)).all()}
     revenue_q = select(
-        ReferralDailyRollup.currency, func.sum(ReferralDailyRollup.revenue_minor)
-    ).group_by(ReferralDailyRollup.currency)
-    for cond in _rollup_where(f):
+        ProgramDailyRollup.currency, func.sum(ProgramDailyRollup.revenue_minor)
+    ).group_by(ProgramDailyRollup.currency)
+    for cond in _rollup_where(f, ProgramDailyRollup):
         revenue_q = revenue_q.where(cond)
     revenues = {c: int(v) for c, v in (await session.execute(revenue_q)).all()}
     customers = await _customers(session, f)

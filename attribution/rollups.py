@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ReferralDailyRollup
+from models import ProgramDailyRollup, ReferralDailyRollup
 
 MEASURES = (
     "leads",
@@ -87,12 +87,13 @@ async def contributions(
 
 
 async def apply(session: AsyncSession, delta: dict[Key, tuple[int, ...]]) -> None:
-    """Add ``delta`` to the rollup rows, creating them as needed."""
-    rows: list[dict[str, Any]] = []
+    """Add ``delta`` to both rollups (per advocate, and per program), creating rows as needed."""
+    fine: list[dict[str, Any]] = []
+    coarse: dict[tuple[int, date, str, str], list[int]] = {}
     for (day, program_id, advocate_id, channel, currency), values in sorted(delta.items()):
         if not any(values):
             continue
-        rows.append(
+        fine.append(
             {
                 "day": day,
                 "program_id": program_id,
@@ -102,14 +103,45 @@ async def apply(session: AsyncSession, delta: dict[Key, tuple[int, ...]]) -> Non
                 **dict(zip(MEASURES, values, strict=True)),
             }
         )
+        sums = coarse.setdefault((program_id, day, channel, currency), [0] * len(MEASURES))
+        for i, value in enumerate(values):
+            sums[i] += value
+    if not fine:
+        return
+    await _upsert(
+        session,
+        ReferralDailyRollup,
+        fine,
+        ["day", "program_id", "advocate_id", "channel", "currency"],
+    )
+    await _upsert(
+        session,
+        ProgramDailyRollup,
+        [
+            {
+                "program_id": program_id,
+                "day": day,
+                "channel": channel,
+                "currency": currency,
+                **dict(zip(MEASURES, values, strict=True)),
+            }
+            for (program_id, day, channel, currency), values in sorted(coarse.items())
+            if any(values)
+        ],
+        ["program_id", "day", "channel", "currency"],
+    )
+
+
+async def _upsert(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]], key: list[str]
+) -> None:
     if not rows:
         return
-    stmt = insert(ReferralDailyRollup).values(rows)
-    table = ReferralDailyRollup.__table__
+    stmt = insert(model).values(rows)
+    table = model.__table__
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["day", "program_id", "advocate_id", "channel", "currency"],
-            set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
+            index_elements=key, set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES}
         )
     )
 
@@ -145,27 +177,42 @@ async def track(session: AsyncSession, referral_ids: Iterable[int | None]) -> As
 async def rebuild(session: AsyncSession) -> int:
     """Recompute the whole rollup from raw events; returns the number of rows written."""
     await session.execute(text("DELETE FROM referral_daily_rollups"))
+    await session.execute(text("DELETE FROM program_daily_rollups"))
     columns = ", ".join(("day", "program_id", "advocate_id", "channel", "currency", *MEASURES))
     result = await session.execute(
         text(
             f"INSERT INTO referral_daily_rollups ({columns}) " + CONTRIBUTIONS.format(where="TRUE")
         )
     )
+    measures = ", ".join(MEASURES)
+    sums = ", ".join(f"SUM({m})::bigint" for m in MEASURES)
+    await session.execute(
+        text(
+            "INSERT INTO program_daily_rollups "  # noqa: S608 - constant SQL
+            f"(program_id, day, channel, currency, {measures}) "
+            f"SELECT program_id, day, channel, currency, {sums} FROM referral_daily_rollups "
+            "GROUP BY program_id, day, channel, currency"
+        )
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def snapshot(session: AsyncSession) -> dict[Key, tuple[int, ...]]:
-    """Every non-zero rollup row (for checks and the rebuild comparison)."""
-    rows = await session.execute(
-        text(
-            "SELECT day, program_id, advocate_id, channel, currency, "  # noqa: S608 - constant
-            + ", ".join(MEASURES)
-            + " FROM referral_daily_rollups"
-        )
+async def snapshot(
+    session: AsyncSession, *, per_program: bool = False
+) -> dict[Any, tuple[int, ...]]:
+    """Every non-zero row of one rollup (for checks and the rebuild comparison)."""
+    keys = (
+        ("program_id", "day", "channel", "currency")
+        if per_program
+        else ("day", "program_id", "advocate_id", "channel", "currency")
     )
-    out: dict[Key, tuple[int, ...]] = {}
+    table = "program_daily_rollups" if per_program else "referral_daily_rollups"
+    rows = await session.execute(
+        text(f"SELECT {', '.join(keys + MEASURES)} FROM {table}")  # noqa: S608 - constant
+    )
+    out: dict[Any, tuple[int, ...]] = {}
     for row in rows:
-        values = tuple(int(v) for v in row[5:])
+        values = tuple(int(v) for v in row[len(keys) :])
         if any(values):
-            out[tuple(row[:5])] = values  # type: ignore[assignment]
+            out[tuple(row[: len(keys)])] = values
     return out

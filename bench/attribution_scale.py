@@ -157,6 +157,7 @@ async def measure(url: str, runs: int) -> dict[str, object]:
             out["rollup_rows"] = rows
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE referral_daily_rollups"))
+            await conn.execute(text("ANALYZE program_daily_rollups"))
         print(f"  rebuild: {rows} rows in {out['rebuild_s']:.1f} s", flush=True)
 
         f90 = ReportFilter(program_id=7, since=date(2026, 4, 1), until=date(2026, 6, 30))
@@ -252,6 +253,11 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--advocates", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the loaded raw data; only re-create the rollup tables and measure.",
+    )
     args = parser.parse_args()
     server = start_embedded(ROOT / ".vouch" / "bench", database="postgres")
     from sqlalchemy.engine import make_url
@@ -268,15 +274,27 @@ def main() -> None:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
         await admin.dispose()
 
-    asyncio.run(recreate())
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     from alembic import command
 
-    command.upgrade(alembic_config(url), "heads")
-    print(f"loading {args.clicks:,} clicks, {args.referrals:,} referrals", flush=True)
-    started = time.perf_counter()
-    asyncio.run(load(url, args.clicks, args.referrals, args.advocates))
-    print(f"  load total {time.perf_counter() - started:.0f} s", flush=True)
+    if args.reuse:
+        # A database loaded by an earlier version of this branch may lack newer rollup tables.
+        async def ensure_tables() -> None:
+            from models import Base
+
+            engine = bench_engine(url)
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: Base.metadata.create_all(sync, checkfirst=True))
+            await engine.dispose()
+
+        asyncio.run(ensure_tables())
+    else:
+        asyncio.run(recreate())
+        command.upgrade(alembic_config(url), "heads")
+        print(f"loading {args.clicks:,} clicks, {args.referrals:,} referrals", flush=True)
+        started = time.perf_counter()
+        asyncio.run(load(url, args.clicks, args.referrals, args.advocates))
+        print(f"  load total {time.perf_counter() - started:.0f} s", flush=True)
     asyncio.run(measure(url, args.runs))
 
 

@@ -25,7 +25,7 @@ from models.referral import (
     ShareEvent,
 )
 from models.reward import Reward, RewardEntry
-from models.rollup import ReferralDailyRollup
+from models.rollup import ProgramDailyRollup, ReferralDailyRollup
 
 __all__ = [
     "ActionOpportunity",
@@ -48,6 +48,7 @@ __all__ = [
     "OutboxEvent",
     "PointsEntry",
     "Program",
+    "ProgramDailyRollup",
     "RateLimitHit",
     "Referral",
     "ReferralDailyRollup",

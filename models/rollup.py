@@ -40,3 +40,26 @@ class ReferralDailyRollup(Base):
     revenue_minor: Mapped[int] = _counter()
     sourced_revenue_minor: Mapped[int] = _counter()
     expansion_revenue_minor: Mapped[int] = _counter()
+
+
+class ProgramDailyRollup(Base):
+    """The same measures without the advocate: what program, channel and month reports read.
+
+    Kept in the same transaction as ``ReferralDailyRollup`` from the same deltas; a program's
+    90-day report reads at most 90 x channels x currencies rows.
+    """
+
+    __tablename__ = "program_daily_rollups"
+
+    program_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    leads: Mapped[int] = _counter()
+    opportunities: Mapped[int] = _counter()
+    pipeline_minor: Mapped[int] = _counter()
+    won: Mapped[int] = _counter()
+    won_minor: Mapped[int] = _counter()
+    revenue_minor: Mapped[int] = _counter()
+    sourced_revenue_minor: Mapped[int] = _counter()
+    expansion_revenue_minor: Mapped[int] = _counter()

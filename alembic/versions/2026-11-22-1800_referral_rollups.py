@@ -1,4 +1,4 @@
-"""referral daily rollups for reporting
+"""referral and program daily rollups for reporting
 
 Revision ID: 0002_attr
 Revises: 0001
@@ -57,9 +57,21 @@ def upgrade() -> None:
         ["advocate_id", "day"],
         unique=False,
     )
+    op.create_table(
+        "program_daily_rollups",
+        sa.Column("program_id", sa.BigInteger(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        *(sa.Column(m, sa.BigInteger(), server_default="0", nullable=False) for m in _MEASURES),
+        sa.PrimaryKeyConstraint(
+            "program_id", "day", "channel", "currency", name=op.f("pk_program_daily_rollups")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("program_daily_rollups")
     op.drop_index("ix_referral_daily_rollups_advocate_day", table_name="referral_daily_rollups")
     op.drop_index("ix_referral_daily_rollups_program_day", table_name="referral_daily_rollups")
     op.drop_table("referral_daily_rollups")

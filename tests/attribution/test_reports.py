@@ -7,7 +7,7 @@ import io
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from attribution import (
     chain,
@@ -203,8 +203,23 @@ async def test_report_revenue_agrees_with_the_chain(session, codec):
     assert usd == p_row.revenue_minor == 150_000
     # The incrementally kept rollup equals a rebuild from raw events.
     incremental = await rollups.snapshot(session)
+    per_program = await rollups.snapshot(session, per_program=True)
+
+    def totals(rows):
+        return [sum(v[i] for v in rows.values()) for i in range(len(rollups.MEASURES))]
+
+    assert (
+        totals(per_program)
+        == totals(incremental)
+        == [5, 5, 290_000, 4, 210_000, 170_000, 120_000, 50_000]
+    )
+    # Lose both rollups (as after a bad deploy): the rebuild restores them exactly.
+    await session.execute(text("DELETE FROM referral_daily_rollups"))
+    await session.execute(text("DELETE FROM program_daily_rollups"))
+    assert await rollups.snapshot(session, per_program=True) == {}
     assert await rollups.rebuild(session) == len(incremental)
     assert await rollups.snapshot(session) == incremental
+    assert await rollups.snapshot(session, per_program=True) == per_program
 
 
 async def test_funnel_with_rates(session, codec):
