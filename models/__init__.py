@@ -6,7 +6,6 @@ from models.base import Base
 from models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
 from models.platform import (
     ApiKey,
-    DailyLinkStats,
     IdempotencyKey,
     OutboxEvent,
     WebhookDelivery,
@@ -39,7 +38,6 @@ __all__ = [
     "Base",
     "Click",
     "Conversion",
-    "DailyLinkStats",
     "IdempotencyKey",
     "OfferRedemption",
     "Opportunity",

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -108,19 +107,3 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(SmallInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class DailyLinkStats(Base):
-    """Incrementally maintained rollup: one row per link per UTC day."""
-
-    __tablename__ = "daily_link_stats"
-    __table_args__ = (Index("ix_daily_link_stats_program_day", "program_id", "day"),)
-
-    day: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("referral_links.id", ondelete="CASCADE"), primary_key=True
-    )
-    program_id: Mapped[int] = mapped_column(BigInteger)
-    advocate_id: Mapped[int] = mapped_column(BigInteger)
-    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
-    bot_clicks: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -129,3 +129,15 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert set(json.loads(rebuilt.stdout)) == {"rows", "seconds"}
+
+
+def test_port_in_use_is_one_clear_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(["serve", "--port", str(port)], VOUCH_DATA_DIR=str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use; pick another with --port"
