@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.batching import in_ids
+from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.money import check_amount, check_currency
@@ -229,6 +230,7 @@ async def update_program(
     if attribution_changed:
         program.rules_version += 1
     await session.flush()
+    await announce_landing_change(session)  # offer, terms or rules show on landing pages
     await session.refresh(program)
     return program
 
@@ -259,6 +261,7 @@ async def set_program_status(
     if current is not status:
         program.status = status.value
         await session.flush()
+        await announce_landing_change(session)
         await session.refresh(program)
     return program
 

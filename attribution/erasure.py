@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.landing import announce_landing_change
 from core.clock import utcnow
 from core.emails import check_email, normalize_email
 from core.errors import NotFound, ValidationFailed
@@ -63,6 +64,7 @@ async def erase_advocate(session: AsyncSession, advocate_id: int, *, secret: str
         .values(status=LinkStatus.REVOKED, revoked_at=now)
     )
     await session.flush()
+    await announce_landing_change(session)  # their links stop resolving everywhere
     await session.refresh(advocate)
     return advocate
 

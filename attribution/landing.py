@@ -2,7 +2,8 @@
 
 Resolutions (including "no such link") are cached in-process for a few seconds, so a popular
 link or a flood of unknown codes costs no database round trip. A revoked link therefore keeps
-resolving for at most ``LANDING_CACHE_TTL`` seconds in each worker.
+resolving for at most ``LANDING_CACHE_TTL`` seconds in each worker — in practice for
+milliseconds: changes are announced with NOTIFY and every worker listens (web.invalidation).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
@@ -126,6 +127,18 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
         offer_title=offer_title,
         offer_terms=offer_terms,
         offer_expires_at=offer_expires_at,
+    )
+
+
+INVALIDATION_CHANNEL = "vouch_landing"
+
+
+async def announce_landing_change(session: AsyncSession, code: str | None = None) -> None:
+    """Tell every worker's resolver to forget ``code`` (or everything) once this transaction
+    commits: PostgreSQL delivers NOTIFY on commit and drops it on rollback."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": INVALIDATION_CHANNEL, "payload": code or "*"},
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.batching import in_ids
+from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.clock import utcnow
 from core.codes import LinkCodec
@@ -273,4 +274,5 @@ async def revoke_link(session: AsyncSession, link_id: int) -> ReferralLink:
         link.status = LinkStatus.REVOKED
         link.revoked_at = utcnow()
         await session.flush()
+        await announce_landing_change(session, link.code)
     return link

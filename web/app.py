@@ -29,6 +29,7 @@ from web.console import Console
 from web.errors import EXCEPTION_HANDLERS
 from web.health import healthz, readyz
 from web.inbound import inbound_webhook
+from web.invalidation import listen_for_invalidations
 from web.landing import LandingSite
 from web.metrics import MetricsMiddleware, metrics
 from web.middleware import RequestContextMiddleware
@@ -80,6 +81,13 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         gc.freeze()
         flusher = asyncio.create_task(clicks.run(), name="vouch-click-flusher")
         background = [flusher]
+        if overrides.sessionmaker is None:
+            background.append(
+                asyncio.create_task(
+                    listen_for_invalidations(resolve_database_url(settings), resolver),
+                    name="vouch-cache-invalidation",
+                )
+            )
         if settings.webhook_worker and overrides.sessionmaker is None:
             background.append(
                 asyncio.create_task(

@@ -140,4 +140,7 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         port = busy.getsockname()[1]
         result = run(["serve", "--port", str(port)], VOUCH_DATA_DIR=str(tmp_path))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use; pick another with --port"
+    assert (
+        result.stderr.strip()
+        == f"error: port {port} on 127.0.0.1 is already in use; pick another with --port"
+    )

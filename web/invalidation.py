@@ -1,0 +1,49 @@
+"""Each worker listens for landing-cache invalidations (PostgreSQL LISTEN/NOTIFY), so a revoked
+link, a paused program or an erased advocate stops resolving on every worker at once instead
+of after the cache TTL. If the listener is down, the TTL still bounds staleness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from attribution.landing import INVALIDATION_CHANNEL, LandingResolver
+
+logger = logging.getLogger("vouch.invalidation")
+RETRY_SECONDS = 2.0
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def listen_for_invalidations(url: str, resolver: LandingResolver) -> None:
+    """Run until cancelled; reconnects after outages (and then drops the whole cache, since
+    notifications sent while disconnected were missed)."""
+    while True:
+        connection: Any = None
+        try:
+            connection = await asyncpg.connect(_dsn(url), timeout=5)
+            lost = asyncio.Event()
+
+            def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+                resolver.invalidate(None if payload == "*" else payload)
+
+            connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await connection.add_listener(INVALIDATION_CHANNEL, on_notify)
+            resolver.invalidate()
+            await lost.wait()
+        except asyncio.CancelledError:
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            logger.info(
+                "cache invalidation listener waiting for the database: %s", type(exc).__name__
+            )
+        finally:
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
+        await asyncio.sleep(RETRY_SECONDS)
