@@ -1,7 +1,7 @@
 """landing: rate-limit counters shared across workers
 
 Revision ID: 0002_landing
-Revises: 0001
+Revises: 0002_advocacy
 Create Date: 2026-11-22 18:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_landing"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_advocacy"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """referral and program daily rollups for reporting
 
 Revision ID: 0002_attr
-Revises: 0001
+Revises: 0002_landing
 Create Date: 2026-11-22 18:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_attr"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_landing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
