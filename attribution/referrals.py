@@ -208,9 +208,14 @@ def _list_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
     if shape.after:
         after: Any = bindparam("after")
         ids = ids.where(Referral.id < after if shape.newest_first else Referral.id > after)
+    else:
+        # Window functions run before LIMIT: on a first page, the page itself carries the
+        # total and the count statement is not needed.
+        ids = ids.add_columns(func.count().over().label("total"))
     page_ids = ids.order_by(order).limit(bindparam("limit")).subquery()
+    extra = [] if shape.after else [page_ids.c.total]
     page = (
-        select(*_PAGE_COLUMNS)
+        select(*_PAGE_COLUMNS, *extra)
         .select_from(Referral)
         .join(page_ids, page_ids.c.id == Referral.id)
         .join(Advocate, Advocate.id == Referral.advocate_id)
@@ -229,7 +234,9 @@ async def list_referrals(
     after: int | None,
     newest_first: bool = True,
 ) -> ReferralPage:
-    """A keyset page of referrals (by id), with advocate, link and redemption joined in."""
+    """A keyset page of referrals (by id), with advocate, link and redemption joined in.
+
+    One statement for a first page, two (count, page) after a cursor."""
     if (
         flt.created_from is not None
         and flt.created_to is not None
@@ -258,9 +265,12 @@ async def list_referrals(
         "created_to": flt.created_to,
     }
     params = {k: v for k, v in values.items() if v is not None and v != []}
-    total = await session.scalar(count, params)
     if after is not None:
+        total = await session.scalar(count, params)
         params["after"] = after
     params["limit"] = first + 1
-    rows = [_page_row(row) for row in (await session.execute(page, params)).all()]
+    result = (await session.execute(page, params)).all()
+    if after is None:
+        total = result[0][-1] if result else 0
+    rows = [_page_row(row) for row in result]
     return ReferralPage(items=rows[:first], total=int(total or 0), has_next=len(rows) > first)
