@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
@@ -53,15 +53,17 @@ async def create_api_key(session: AsyncSession, *, name: str, scopes: list[Scope
     return CreatedKey(key=key, plaintext=new.plaintext)
 
 
+# Built once: on the hot path, building the statement would cost more than running it.
+_LIVE_KEY = select(ApiKey).where(
+    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+)
+
+
 async def authenticate(session: AsyncSession, plaintext: str) -> ApiKey | None:
     """The live key for this plaintext, touching ``last_used_at`` at most once a minute."""
     if len(plaintext) > 200:
         return None
-    key = await session.scalar(
-        select(ApiKey).where(
-            ApiKey.key_hash == hash_api_key(plaintext), ApiKey.revoked_at.is_(None)
-        )
-    )
+    key = await session.scalar(_LIVE_KEY, {"key_hash": hash_api_key(plaintext)})
     if key is None:
         return None
     now = utcnow()

@@ -11,7 +11,7 @@ from sqlalchemy import exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import in_ids
+from attribution.batching import any_ids, ids_params
 from attribution.erasure import erased_key
 from attribution.paging import Page, paginate
 from core.emails import check_email, normalize_email
@@ -96,8 +96,11 @@ async def get_advocate_by_external_id(session: AsyncSession, external_id: str) -
     return advocate
 
 
+_ADVOCATES_BY_IDS = select(Advocate).where(any_ids(Advocate.id))
+
+
 async def advocates_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Advocate]:
-    rows = await session.scalars(select(Advocate).where(in_ids(Advocate.id, ids)))
+    rows = await session.scalars(_ADVOCATES_BY_IDS, ids_params(ids))
     return {a.id: a for a in rows}
 
 

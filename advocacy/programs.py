@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import in_ids
+from attribution.batching import any_ids, ids_params
 from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -84,8 +84,16 @@ async def get_program(
     return program
 
 
+_PROGRAMS_BY_IDS = select(Program).where(any_ids(Program.id))
+_RULES_BY_PROGRAMS = (
+    select(RewardRule)
+    .where(any_ids(RewardRule.program_id), RewardRule.active)
+    .order_by(RewardRule.program_id, RewardRule.from_nth_referral, RewardRule.id)
+)
+
+
 async def programs_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Program]:
-    rows = await session.scalars(select(Program).where(in_ids(Program.id, ids)))
+    rows = await session.scalars(_PROGRAMS_BY_IDS, ids_params(ids))
     return {p.id: p for p in rows}
 
 
@@ -93,11 +101,7 @@ async def rules_by_programs(
     session: AsyncSession, program_ids: Sequence[int]
 ) -> dict[int, list[RewardRule]]:
     """Active reward rules of each program, in one statement."""
-    rows = await session.scalars(
-        select(RewardRule)
-        .where(in_ids(RewardRule.program_id, program_ids), RewardRule.active)
-        .order_by(RewardRule.program_id, RewardRule.from_nth_referral, RewardRule.id)
-    )
+    rows = await session.scalars(_RULES_BY_PROGRAMS, ids_params(program_ids))
     grouped: dict[int, list[RewardRule]] = defaultdict(list)
     for rule in rows:
         grouped[rule.program_id].append(rule)

@@ -11,12 +11,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import in_ids
+from attribution.batching import any_ids, ids_params
 from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.clock import utcnow
@@ -98,28 +99,15 @@ async def get_link_by_code(session: AsyncSession, codec: LinkCodec, code: str) -
     return link
 
 
-async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ReferralLink]:
-    rows = await session.scalars(select(ReferralLink).where(in_ids(ReferralLink.id, ids)))
-    return {link.id: link for link in rows}
+_LINKS_BY_IDS = select(ReferralLink).where(any_ids(ReferralLink.id))
+_LINKS_BY_ADVOCATES = (
+    select(ReferralLink)
+    .where(any_ids(ReferralLink.advocate_id))
+    .order_by(ReferralLink.advocate_id, ReferralLink.id)
+)
 
 
-async def links_by_advocates(
-    session: AsyncSession, advocate_ids: Sequence[int]
-) -> dict[int, list[ReferralLink]]:
-    """Every link of each advocate, oldest first, in one statement."""
-    rows = await session.scalars(
-        select(ReferralLink)
-        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
-        .order_by(ReferralLink.advocate_id, ReferralLink.id)
-    )
-    grouped: dict[int, list[ReferralLink]] = defaultdict(list)
-    for link in rows:
-        grouped[link.advocate_id].append(link)
-    return grouped
-
-
-async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:
-    """Click counts, referral counts and won-referral counts per link, in one statement."""
+def _link_stats_statement() -> Select[Any]:
     clicks = (
         select(
             Click.link_id.label("link_id"),
@@ -127,7 +115,7 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
             func.count().filter(Click.is_bot).label("bots"),
             func.max(Click.occurred_at).label("last_at"),
         )
-        .where(in_ids(Click.link_id, link_ids))
+        .where(any_ids(Click.link_id))
         .group_by(Click.link_id)
         .subquery()
     )
@@ -137,11 +125,11 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
             func.count().label("referrals"),
             func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
         )
-        .where(in_ids(Referral.link_id, link_ids))
+        .where(any_ids(Referral.link_id))
         .group_by(Referral.link_id)
         .subquery()
     )
-    stmt = (
+    return (
         select(
             ReferralLink.id,
             func.coalesce(clicks.c.total, 0),
@@ -152,10 +140,44 @@ async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int
         )
         .outerjoin(clicks, clicks.c.link_id == ReferralLink.id)
         .outerjoin(referrals, referrals.c.link_id == ReferralLink.id)
-        .where(in_ids(ReferralLink.id, link_ids))
+        .where(any_ids(ReferralLink.id))
     )
+
+
+_LINK_STATS = _link_stats_statement()
+_CLICKS_BY_ADVOCATES = (
+    select(
+        ReferralLink.advocate_id,
+        func.count(Click.id),
+        func.count(Click.id).filter(Click.is_bot),
+        func.max(Click.occurred_at),
+    )
+    .join(Click, Click.link_id == ReferralLink.id)
+    .where(any_ids(ReferralLink.advocate_id))
+    .group_by(ReferralLink.advocate_id)
+)
+
+
+async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ReferralLink]:
+    rows = await session.scalars(_LINKS_BY_IDS, ids_params(ids))
+    return {link.id: link for link in rows}
+
+
+async def links_by_advocates(
+    session: AsyncSession, advocate_ids: Sequence[int]
+) -> dict[int, list[ReferralLink]]:
+    """Every link of each advocate, oldest first, in one statement."""
+    grouped: dict[int, list[ReferralLink]] = defaultdict(list)
+    for link in await session.scalars(_LINKS_BY_ADVOCATES, ids_params(advocate_ids)):
+        grouped[link.advocate_id].append(link)
+    return grouped
+
+
+async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:
+    """Click counts, referral counts and won-referral counts per link, in one statement."""
     result: dict[int, LinkStats] = {}
-    for link_id, total, bots, last_at, referred, won in (await session.execute(stmt)).all():
+    rows = (await session.execute(_LINK_STATS, ids_params(link_ids))).all()
+    for link_id, total, bots, last_at, referred, won in rows:
         result[link_id] = LinkStats(
             clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),
             referrals=int(referred),
@@ -168,20 +190,10 @@ async def click_summaries_by_advocates(
     session: AsyncSession, advocate_ids: Sequence[int]
 ) -> dict[int, ClickSummary]:
     """Clicks over all of each advocate's links, in one statement."""
-    stmt = (
-        select(
-            ReferralLink.advocate_id,
-            func.count(Click.id),
-            func.count(Click.id).filter(Click.is_bot),
-            func.max(Click.occurred_at),
-        )
-        .join(Click, Click.link_id == ReferralLink.id)
-        .where(in_ids(ReferralLink.advocate_id, advocate_ids))
-        .group_by(ReferralLink.advocate_id)
-    )
+    rows = (await session.execute(_CLICKS_BY_ADVOCATES, ids_params(advocate_ids))).all()
     return {
         advocate_id: ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at)
-        for advocate_id, total, bots, last_at in (await session.execute(stmt)).all()
+        for advocate_id, total, bots, last_at in rows
     }
 
 
