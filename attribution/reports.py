@@ -13,6 +13,8 @@ Definitions (all periods are half-open UTC day ranges ``[since, until)``):
   from new-business deals or straight from the referral, *expansion* from expansion/renewal deals;
 * funnel — clicks (non-bot) in the period, then that period's leads and how many of them ever
   reached qualified, opportunity and won;
+* referral revenue share — referral revenue / all revenue recorded in the period (referred or
+  not, every program): the "referral account revenue contribution";
 * reward cost — rewards created in the period that were not voided (pending + approved +
   fulfilled); program ROI = (revenue - reward cost) / reward cost;
 * cost per advocate-acquired customer — reward cost / referrals that first reached won in the
@@ -30,7 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import String, cast, exists, func, select
+from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.rollups import MEASURES
@@ -44,9 +46,10 @@ from models import (
     ReferralDailyRollup,
     ReferralEvent,
     ReferralLink,
+    RevenueEvent,
     Reward,
 )
-from models.enums import ReferralStatus, RewardState
+from models.enums import ReferralStatus, RevenueKind, RewardState
 
 DIMENSIONS = ("program", "advocate", "tier", "channel", "month")
 _REACHED = {
@@ -362,6 +365,8 @@ class CostRow:
     voided_minor: int
     reward_cost_minor: int
     revenue_minor: int
+    total_revenue_minor: int
+    revenue_share: float | None
     customers: int
     cost_per_customer_minor: int | None
     roi: float | None
@@ -412,9 +417,23 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
     for cond in _rollup_where(f, ProgramDailyRollup):
         revenue_q = revenue_q.where(cond)
     revenues = {c: int(v) for c, v in (await session.execute(revenue_q)).all()}
+    # Every recorded charge minus refund in the period, referred or not, in any program.
+    signed = case(
+        (RevenueEvent.kind == RevenueKind.REFUND, -RevenueEvent.amount_minor),
+        else_=RevenueEvent.amount_minor,
+    )
+    total_q = select(RevenueEvent.currency, func.sum(signed)).group_by(RevenueEvent.currency)
+    if since is not None:
+        total_q = total_q.where(RevenueEvent.occurred_at >= since)
+    if until is not None:
+        total_q = total_q.where(RevenueEvent.occurred_at < until)
+    totals = {c: int(v) for c, v in (await session.execute(total_q)).all()}
     customers = await _customers(session, f)
     out = []
-    for currency in sorted(costs.keys() | revenues.keys()):
+    currencies = costs.keys() | revenues.keys()
+    if f.program_id is None:
+        currencies |= totals.keys()
+    for currency in sorted(currencies):
         pending, approved, fulfilled, voided = costs.get(currency, [0, 0, 0, 0])
         cost = pending + approved + fulfilled
         income = revenues.get(currency, 0)
@@ -427,6 +446,8 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
                 voided_minor=voided,
                 reward_cost_minor=cost,
                 revenue_minor=income,
+                total_revenue_minor=totals.get(currency, 0),
+                revenue_share=rate(income, totals.get(currency, 0)),
                 customers=customers,
                 cost_per_customer_minor=cost // customers if customers else None,
                 roi=rate(income - cost, cost),

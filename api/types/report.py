@@ -82,6 +82,12 @@ class CostRowType:
     voided_minor: int = strawberry.field(description="Voided (not a cost).")
     reward_cost_minor: int = strawberry.field(description="pending + approved + fulfilled.")
     revenue_minor: int = strawberry.field(description="Referral revenue (charges minus refunds).")
+    total_revenue_minor: int = strawberry.field(
+        description="All revenue recorded in the period, referred or not."
+    )
+    revenue_share: float | None = strawberry.field(
+        description="Referral revenue / all revenue: referral account revenue contribution."
+    )
     customers: int = strawberry.field(
         description="Referrals that first reached won in the period (all currencies)."
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.ids import encode_id
 from attribution import lifecycle, moderation
-from models import Opportunity, Program, Reward, WebhookEndpoint
+from models import Opportunity, Program, Reward, WebhookDelivery, WebhookEndpoint
 from tests.api.graphql import gql
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
@@ -472,3 +472,46 @@ async def test_move_stage_and_advocate_chains(client, session, codec):
             "opportunities": [{"crmId": "S-1", "status": "won"}],
         }
     ]
+
+
+async def test_delivery_log_and_redelivery(client, session, codec):
+    from attribution import webhooks
+    from attribution.webhooks import EndpointInput, SendResult
+
+    endpoint = await webhooks.create_endpoint(
+        session, EndpointInput(url="https://hooks.example/x", event_types=[])
+    )
+    program, advocate, link = await make_world(session, codec)
+    await make_referral(session, program=program, advocate=advocate, link=link)
+
+    async def down(url, headers, body):
+        return SendResult(status_code=503)
+
+    for _ in range(webhooks.MAX_ATTEMPTS):
+        await webhooks.deliver_due(session, down, now=at(400))
+        await session.execute(update(WebhookDelivery).values(next_attempt_at=at(0)))
+    admin = await make_api_key(session, scopes=["admin"], name="ops")
+    q = """query($e: ID){ webhookDeliveries(endpointId: $e, status: "dead") {
+        totalCount nodes { id eventType messageId status attempts lastStatusCode } } }"""
+    log = (await gql(client, q, {"e": encode_id("WebhookEndpoint", endpoint.id)}, token=admin))[
+        "data"
+    ]["webhookDeliveries"]
+    assert log["totalCount"] == 1
+    (node,) = log["nodes"]
+    assert (node["eventType"], node["status"], node["attempts"], node["lastStatusCode"]) == (
+        "referral.created",
+        "dead",
+        webhooks.MAX_ATTEMPTS,
+        503,
+    )
+    assert node["messageId"].startswith("msg_")
+    m = "mutation($id: ID!){ redeliverWebhook(deliveryId: $id){ delivery { status attempts } errors { code } } }"
+    again = (await gql(client, m, {"id": node["id"]}, token=admin))["data"]["redeliverWebhook"]
+    assert again == {"delivery": {"status": "pending", "attempts": 0}, "errors": []}
+    bad = await gql(
+        client,
+        '{ webhookDeliveries(status: "lost") { totalCount } }',
+        token=admin,
+        expect_errors=True,
+    )
+    assert "status must be" in bad["errors"][0]["message"]

@@ -108,3 +108,54 @@ async def test_twenty_concurrent_wins_and_charges_leave_one_reward_each(
         )
     finally:
         await engine.dispose()
+
+
+async def test_cap_and_tiers_hold_under_concurrent_wins_of_different_referrals(
+    committing_engine, database_url, codec
+):
+    """Twenty different referrals of one advocate won at once: the cap of 5 per period and the
+    tier ladder (bonus from the 3rd) are counted without races."""
+    engine = create_engine(database_url, pool_size=N, pool_timeout=30)
+    factory = session_factory(engine)
+    try:
+        async with factory() as s:
+            program, advocate, link = await make_world(s, codec)
+            await make_reward_rule(
+                s, program=program, name="base", amount_minor=1000, cap_count=5, cap_period_days=30
+            )
+            await make_reward_rule(
+                s,
+                program=program,
+                name="bonus",
+                amount_minor=3000,
+                from_nth_referral=3,
+                cap_count=5,
+                cap_period_days=30,
+            )
+            ids = [
+                (await make_referral(s, program=program, advocate=advocate, link=link)).id
+                for _ in range(N)
+            ]
+            await s.commit()
+        start = asyncio.Event()
+
+        async def win(referral_id: int) -> None:
+            async with factory() as s:
+                await start.wait()
+                await lifecycle.transition(
+                    s, referral_id, "won", source="crm", actor="crm", now=at(1)
+                )
+                await s.commit()
+
+        tasks = [asyncio.create_task(win(i)) for i in ids]
+        await asyncio.sleep(0.05)
+        start.set()
+        assert [
+            r for r in await asyncio.gather(*tasks, return_exceptions=True) if r is not None
+        ] == []
+        async with factory() as s:
+            amounts = sorted((await s.scalars(select(Reward.amount_minor))).all())
+        # Referrals 1-2 earn the base rule; from the 3rd the bonus applies, capped at 5.
+        assert amounts == [1000, 1000, 3000, 3000, 3000, 3000, 3000]
+    finally:
+        await engine.dispose()

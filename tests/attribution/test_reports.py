@@ -141,6 +141,18 @@ async def build_ledger(session, codec):
     await upsert("O5", r6, 20_000, "EUR", d(3, 17), status="won", close=date(2026, 3, 17))
     await charge("ch6", r6, 20_000, "EUR", d(3, 18), opp="O5")
 
+    # Revenue from a customer who was not referred: counts only in the revenue share.
+    await opportunities.upsert_opportunity(
+        session,
+        OpportunityData(
+            crm_id="O9", stage="won", status="won", amount_minor=50_000, currency="USD"
+        ),
+        source="crm",
+        actor="crm",
+        now=d(3, 20),
+    )
+    await charge("ch9", None, 50_000, "USD", d(3, 21), opp="O9")
+
     # Reward states: r1's referrer reward paid out, r2's friend reward approved.
     r1_referrer = await session.scalar(
         select(Reward).where(Reward.referral_id == r1.id, Reward.rule_id == referrer_rule.id)
@@ -258,10 +270,29 @@ async def test_cost_roi_and_leaderboard(session, codec):
             voided_minor=14_000,
             reward_cost_minor=16_000,
             revenue_minor=150_000,
+            total_revenue_minor=200_000,
+            revenue_share=0.75,
             customers=2,
             cost_per_customer_minor=8_000,
             roi=8.375,
         )
+    ]
+    everywhere = await reports.cost_and_roi(session, ReportFilter())
+    assert [
+        (
+            c.currency,
+            c.reward_cost_minor,
+            c.revenue_minor,
+            c.total_revenue_minor,
+            c.revenue_share,
+            c.customers,
+            c.cost_per_customer_minor,
+            c.roi,
+        )
+        for c in everywhere
+    ] == [
+        ("EUR", 0, 20_000, 20_000, 1.0, 3, 0, None),
+        ("USD", 16_000, 150_000, 200_000, 0.75, 3, 5_333, 8.375),
     ]
     board = await reports.leaderboard(session, ReportFilter(program_id=w["p"].id), limit=10)
     assert [(r.rank, r.name, r.tier, r.leads, r.won, r.revenue_minor) for r in board] == [
