@@ -17,7 +17,7 @@ from api.ids import encode_id
 from core.clock import utcnow
 from core.codes import LinkCodec
 from core.db import SerialSession
-from tests.browser.test_journey import csp_violations, with_engine
+from tests.browser.test_journey import csp_violations, wait_for, with_engine
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -61,8 +61,9 @@ def test_console_in_a_browser(live_server, browser, database_url, settings):
     shot(browser, "console-login-phone")
     browser.find_element(By.ID, "api_key").send_keys(key)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert browser.current_url.startswith(f"{base}/console")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) == 5
+    charts = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.chart"))
+    assert browser.current_url == f"{base}/console"
+    assert len(charts) == 5
 
     # The funnel shown is the funnel the reports API gives for the same program and period.
     since = browser.find_element(By.ID, "since").get_attribute("value")
@@ -95,7 +96,7 @@ def test_console_in_a_browser(live_server, browser, database_url, settings):
     shot(browser, "console-moderation-laptop")
     assert count >= 0
     browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
-    assert browser.current_url == f"{base}/console/login"
+    wait_for(lambda: browser.current_url == f"{base}/console/login")
     browser.get(f"{base}/console")
     assert browser.current_url == f"{base}/console/login"
     assert re.search(r"Sign in", browser.page_source)
