@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution import fraud, lifecycle, moderation
 from attribution.clicks import latest_click_id
+from attribution.erasure import erased_key
 from core.emails import check_email, normalize_email
 from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from models import (
@@ -350,11 +351,30 @@ async def _screen_and_announce(
     )
 
 
+class AlreadyClaimed(DomainError):
+    code = ErrorCode.DUPLICATE
+
+
 async def claim_offer(
-    session: AsyncSession, *, claim: ClaimInput, ctx: ClaimContext, now: datetime
+    session: AsyncSession,
+    *,
+    claim: ClaimInput,
+    ctx: ClaimContext,
+    now: datetime,
+    secret: str | None = None,
 ) -> ClaimResult:
-    """Create (or find) the friend's referral and its redemption code. Flushes, never commits."""
+    """Create (or find) the friend's referral and its redemption code. Flushes, never commits.
+
+    With ``secret``, a person whose data was erased is still recognised (their person key was
+    replaced by a keyed hash), so erasure cannot be used to claim the offer twice."""
     program = await _program_for_claim(session, ctx.program_id, now)
+    if secret is not None and await session.scalar(
+        select(Referral.id).where(
+            Referral.program_id == program.id,
+            Referral.person_key == erased_key(secret, claim.person_key),
+        )
+    ):
+        raise AlreadyClaimed("This email address has already claimed this offer.", field="email")
     link, advocate, choice = await _choose_link(session, program, ctx, now)
     if advocate.email_normalized and advocate.email_normalized == claim.person_key:
         raise SelfReferral("You can't claim an offer with your own referral link.", field="email")

@@ -383,7 +383,9 @@ class LandingSite:
             return self._claim_error(request, landing, now, 429, values, "claim.rate_limited")
         await session.commit()
         try:
-            result = await claim_offer(session, claim=claim, ctx=ctx, now=now)
+            result = await claim_offer(
+                session, claim=claim, ctx=ctx, now=now, secret=self.settings.resolved_secret()
+            )
         except OfferUnavailable:
             await session.rollback()
             return self._claim_error(request, landing, now, 410, values, "claim.unavailable")
@@ -529,6 +531,8 @@ def _error_key(exc: DomainError) -> str:
     """The UI string for a claim error, so the message appears in the page's language."""
     if exc.code == ErrorCode.SELF_REFERRAL:
         return "error.self_referral"
+    if exc.code == ErrorCode.DUPLICATE:
+        return "error.already_claimed"
     if exc.field == "consent":
         return "error.consent"
     if exc.field in ("name", "company"):

@@ -74,3 +74,21 @@ async def test_suspicious_claim_is_flagged_and_held_not_dropped(session, codec):
     assert referral.moderation == "pending"
     reward = await session.scalar(select(Reward).where(Reward.referral_id == referral.id))
     assert reward.state == "pending"
+
+
+async def test_an_erased_friend_cannot_claim_again_as_new(session, codec):
+    import pytest
+    from sqlalchemy import func
+
+    from attribution.claims import AlreadyClaimed
+    from attribution.erasure import erase_referred_person
+    from tests.conftest import TEST_SECRET
+
+    prog, _, _, link, _ = await _world(session, codec)
+    await _claim(session, prog, link, "Friend.Person@example.org")
+    await erase_referred_person(session, secret=TEST_SECRET, email="friend.person@example.org")
+    ctx = ClaimContext(program_id=prog.id, link_id=link.id, source=ReferralSource.LANDING)
+    claim = validate_claim(email="friend.person@example.org", name=None, company=None, consent=True)
+    with pytest.raises(AlreadyClaimed):
+        await claim_offer(session, claim=claim, ctx=ctx, now=NOW, secret=TEST_SECRET)
+    assert await session.scalar(select(func.count()).select_from(Referral)) == 1
