@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -314,3 +317,61 @@ async def widget_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
     if advocate.erased_at is not None:
         raise Conflict("this advocate has been erased", field="advocateId")
     return advocate
+
+
+ADVOCATE_COLUMNS = ("external_id", "email", *_TEXT_FIELDS, *_BOOL_FIELDS)
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+
+
+def _file_bool(value: object, *, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationFailed("must be true or false", field=field)
+
+
+def advocate_rows(fmt: str, content: str) -> list[AdvocateData]:
+    """Advocates from a CSV (header row of column names) or JSON (a list of objects) file, for
+    ``vouch import advocates``. Only columns present in a row are written."""
+    raw: Any
+    if fmt == "json":
+        try:
+            raw = json.loads(content)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValidationFailed("the file is not valid JSON", field="content") from None
+        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+            raise ValidationFailed("JSON must be a list of objects", field="content")
+    elif fmt == "csv":
+        reader = csv.DictReader(io.StringIO(content.lstrip("\ufeff")))
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        if "external_id" not in header:
+            raise ValidationFailed("the CSV header needs an external_id column", field="content")
+        unknown = [h for h in header if h not in ADVOCATE_COLUMNS]
+        if unknown:
+            raise ValidationFailed(
+                f"unknown column(s): {', '.join(unknown[:5])}; use {', '.join(ADVOCATE_COLUMNS)}",
+                field="content",
+            )
+        reader.fieldnames = header
+        raw = [dict(r) for r in reader]
+    else:
+        raise ValidationFailed("format must be csv or json", field="format")
+    rows: list[AdvocateData] = []
+    for number, item in enumerate(raw, start=1):
+        values: dict[str, Any] = {}
+        for column, value in item.items():
+            if column in _BOOL_FIELDS:
+                values[column] = _file_bool(value, field=f"row {number}: {column}")
+            elif column in _TEXT_FIELDS or column == "email":
+                values[column] = None if value is None else str(value)
+            elif column != "external_id":
+                raise ValidationFailed(f"row {number}: unknown field {column!r}", field="content")
+        rows.append(AdvocateData(external_id=str(item.get("external_id") or ""), values=values))
+    if not rows:
+        raise ValidationFailed("the file has no rows", field="content")
+    return rows

@@ -196,6 +196,12 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port")
     url = database_url(settings)
     _migrate(url)
+    if not as_json:
+        click.echo(
+            "seeding the demo: programs, advocates and signals, links and clicks, journeys, "
+            "scores, tiers, rollups and asks ...",
+            err=True,
+        )
     result = seed_demo(settings, url, base_url=f"http://{host}:{port}" if then_serve else None)
     if as_json:
         click.echo(json.dumps(result))
@@ -213,10 +219,12 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
 
 from cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
 from cli.erase import erase  # noqa: E402
+from cli.imports import import_group  # noqa: E402
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)
 main.add_command(erase)
+main.add_command(import_group)
 main.add_command(tiers)
 main.add_command(asks)
 

@@ -144,3 +144,60 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         result.stderr.strip()
         == f"error: port {port} on 127.0.0.1 is already in use; pick another with --port"
     )
+
+
+async def test_import_files_all_or_nothing(database_url, committing_engine, tmp_path):
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from core.db import session_factory
+    from models import Advocate, Signal
+
+    good = tmp_path / "advocates.csv"
+    good.write_text(
+        "external_id,email,first_name,is_icp\n"
+        "crm-1,one@example.com,One,true\n"
+        "crm-2,two@example.com,Two,no\n"
+    )
+    done = await asyncio.to_thread(
+        run, ["import", "advocates", str(good), "--json"], DATABASE_URL=database_url
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"imported": True, "created": 2, "updated": 0, "errors": []}
+
+    bad = tmp_path / "advocates.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {"external_id": "crm-3", "email": "three@example.com"},
+                {"external_id": "crm-4", "email": "not-an-email"},
+            ]
+        )
+    )
+    refused = await asyncio.to_thread(
+        run, ["import", "advocates", str(bad)], DATABASE_URL=database_url
+    )
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("nothing imported: 1 invalid row(s), first: row 2:")
+
+    signals = tmp_path / "signals.csv"
+    signals.write_text(
+        "advocate_external_id,kind,occurred_at,value,external_id\n"
+        "crm-1,nps,2026-11-01T10:00:00+00:00,10,r-1\n"
+        "crm-2,csat,2026-11-02T10:00:00+00:00,5,r-2\n"
+    )
+    first = await asyncio.to_thread(
+        run, ["import", "signals", str(signals), "--json"], DATABASE_URL=database_url
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["created"] == 2
+    again = await asyncio.to_thread(
+        run, ["import", "signals", str(signals), "--json"], DATABASE_URL=database_url
+    )
+    assert (json.loads(again.stdout)["created"], json.loads(again.stdout)["duplicates"]) == (0, 2)
+
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        assert await s.scalar(select(func.count()).select_from(Advocate)) == 2
+        assert await s.scalar(select(func.count()).select_from(Signal)) == 2
