@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 
@@ -17,7 +18,7 @@ from cli.runner import database_url, handle_errors, load_settings, run_with_sess
 from cli.tiers import tiers
 from core.db import create_engine
 from core.migrations import alembic_config
-from core.settings import ConfigError
+from core.settings import ConfigError, get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,6 +95,11 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         _migrate(url)
     settings.resolved_secret()  # fail fast in production, create once in development
     settings.resolved_hashid_salt()
+    if "public_base_url" not in settings.model_fields_set:
+        # Unconfigured: share links point at where this server actually listens.
+        shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - compared only
+        os.environ["VOUCH_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
     click.echo(f"Vouch on http://{host}:{port}  (GraphQL: http://{host}:{port}/graphql)")
     uvicorn.run(
         "web.app:create_app",
