@@ -40,5 +40,8 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Access logs stay off the hot path; errors and our own events are enough.
+    # Access logs stay off the hot path; errors and our own events are enough. HTTP clients
+    # (webhook delivery) would otherwise log every request at INFO.
     logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
