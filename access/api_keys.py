@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
@@ -80,7 +81,74 @@ async def revoke_api_key(session: AsyncSession, key_id: int) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+        KEY_CACHE.forget(key.key_hash)
+        # Other processes drop it when this commits (see web.invalidation).
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": KEY_INVALIDATION_CHANNEL, "payload": key.key_hash},
+        )
     return key
+
+
+KEY_INVALIDATION_CHANNEL = "vouch_api_keys"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+
+
+class KeyCache:
+    """Live keys seen in the last few seconds, so most requests authenticate without a query.
+
+    A revocation removes the key here at once in the revoking process and, through NOTIFY, in
+    every other worker; the short TTL bounds staleness if a notification is ever missed."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, KnownKey]] = {}
+
+    def get(self, key_hash: str) -> KnownKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl:
+            self._entries.pop(key_hash, None)
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, key: KnownKey) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic(), key)
+
+    def forget(self, key_hash: str | None = None) -> None:
+        if key_hash is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key_hash, None)
+
+
+KEY_CACHE = KeyCache()
+
+
+async def authenticate_cached(session: AsyncSession, plaintext: str) -> KnownKey | None:
+    """``authenticate`` behind the process-wide ``KEY_CACHE`` (no query on a hit)."""
+    if len(plaintext) > 200:
+        return None
+    key_hash = hash_api_key(plaintext)
+    known = KEY_CACHE.get(key_hash)
+    if known is not None:
+        return known
+    key = await authenticate(session, plaintext)
+    if key is None:
+        return None
+    known = KnownKey(id=key.id, name=key.name, scopes=tuple(key.scopes))
+    KEY_CACHE.put(key_hash, known)
+    return known
 
 
 async def list_api_keys(session: AsyncSession) -> list[ApiKey]:

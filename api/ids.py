@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from core.errors import ValidationFailed
 
 
+@functools.lru_cache(maxsize=65_536)
 def encode_id(type_name: str, pk: int) -> str:
+    """Pure and called for every object in every page: memoised."""
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
 
 

@@ -25,9 +25,8 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from access.api_keys import authenticate
+from access.api_keys import authenticate_cached
 from api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
-from core.clock import utcnow
 from core.codes import LinkCodec
 from core.db import RequestSessions, is_database_unavailable
 from core.errors import DomainError
@@ -173,12 +172,11 @@ class VouchGraphQL(GraphQL[Context, None]):
         if auth and (scheme.lower() != "bearer" or not token):
             auth_error = "send credentials as 'Authorization: Bearer <api key or widget token>'"
         elif token.startswith(API_KEY_PREFIX):
-            started = utcnow()
-            key = await authenticate(session, token)
+            key = await authenticate_cached(session, token)
             if key is not None:
                 principal = KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
-                if key.last_used_at is not None and key.last_used_at >= started:
-                    await session.commit()  # persist last_used_at (written at most once a minute)
+                if session.in_transaction():
+                    await session.commit()  # a cache miss may have written last_used_at
             else:
                 auth_error = INVALID_KEY
         elif token:

@@ -1,6 +1,6 @@
-"""Each worker listens for landing-cache invalidations (PostgreSQL LISTEN/NOTIFY), so a revoked
-link, a paused program or an erased advocate stops resolving on every worker at once instead
-of after the cache TTL. If the listener is down, the TTL still bounds staleness."""
+"""Each worker listens for cache invalidations (PostgreSQL LISTEN/NOTIFY), so a revoked link, a
+paused program, an erased advocate or a revoked API key stops working on every worker at once
+instead of after the cache TTL. If the listener is down, the TTLs still bound staleness."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
 from attribution.landing import INVALIDATION_CHANNEL, LandingResolver
 
 logger = logging.getLogger("vouch.invalidation")
@@ -30,12 +31,17 @@ async def listen_for_invalidations(url: str, resolver: LandingResolver) -> None:
             connection = await asyncpg.connect(_dsn(url), timeout=5)
             lost = asyncio.Event()
 
-            def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            def on_landing(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
                 resolver.invalidate(None if payload == "*" else payload)
 
+            def on_key(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+                KEY_CACHE.forget(payload)
+
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
-            await connection.add_listener(INVALIDATION_CHANNEL, on_notify)
+            await connection.add_listener(INVALIDATION_CHANNEL, on_landing)
+            await connection.add_listener(KEY_INVALIDATION_CHANNEL, on_key)
             resolver.invalidate()
+            KEY_CACHE.forget()
             await lost.wait()
         except asyncio.CancelledError:
             raise

@@ -89,11 +89,17 @@ class ReferralQueries:
             after=decode_cursor(after),
             newest_first=order is ListOrder.NEWEST_FIRST,
         )
+        widget = is_widget(info.context)
         edges = [
             Edge(
                 cursor=encode_cursor(row.referral.id),
                 node=ReferralType.from_model(
-                    row.referral, advocate=row.advocate, link=row.link, redemption=row.redemption
+                    row.referral,
+                    advocate=row.advocate,
+                    link=row.link,
+                    redemption=row.redemption,
+                    for_widget=widget,
+                    ctx=info.context,
                 ),
             )
             for row in page.items
@@ -112,4 +118,6 @@ class ReferralQueries:
         require_authenticated(info.context)
         referral = await get_referral(info.context.session, referral_id)
         require_advocate_access(info.context, referral.advocate_id)
-        return ReferralType.from_model(referral, for_widget=is_widget(info.context))
+        return ReferralType.from_model(
+            referral, for_widget=is_widget(info.context), ctx=info.context
+        )

@@ -62,7 +62,10 @@ class AdvocateType:
     )
     async def referrals(self, info: Info, first: int = 20) -> list[ReferralType]:
         rows = await loaders.referrals_of_advocate(info.context, page_size(first)).load(self.db_id)
-        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
+        return [
+            ReferralType.from_model(r, for_widget=is_widget(info.context), ctx=info.context)
+            for r in rows
+        ]
 
     @strawberry.field(description="Rewards the advocate earned, oldest first, with their state.")
     async def rewards(self, info: Info) -> list[RewardType]:

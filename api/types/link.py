@@ -80,7 +80,10 @@ class ReferralLinkType:
         from api.types.referral import ReferralType
 
         rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
-        return [ReferralType.from_model(r, for_widget=is_widget(info.context)) for r in rows]
+        return [
+            ReferralType.from_model(r, for_widget=is_widget(info.context), ctx=info.context)
+            for r in rows
+        ]
 
     @classmethod
     def from_model(cls, m: ReferralLink) -> Self:

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
 from api import loaders
-from api.context import Info
+from api.context import Context, Info
 from api.ids import encode_id
-from api.permissions import is_widget, require_scope
+from api.permissions import require_scope
 from api.types.enums import ModerationState, ReferralSource, ReferralStatus
 from api.types.opportunity import OpportunityType, opportunities_by_referral
 from api.types.program import ProgramType
@@ -63,9 +64,6 @@ class ReferralType:
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
     link_db_id: strawberry.Private[int | None]
-    pre_advocate: strawberry.Private[Advocate | None]
-    pre_link: strawberry.Private[ReferralLink | None]
-    pre_redemption: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     status: ReferralStatus = strawberry.field(
         description="lead, qualified, opportunity, won, lost, churned, refunded or rejected."
@@ -91,42 +89,18 @@ class ReferralType:
         description="The friend's company; null for widget tokens."
     )
 
-    # Nested objects a list query already joined in are returned synchronously; otherwise
-    # they come from the per-request dataloaders (an awaitable graphql-core resolves).
-    @strawberry.field(description="The advocate credited with the referral.")
-    def advocate(
-        self, info: Info
-    ) -> Annotated[AdvocateType, strawberry.lazy("api.types.advocate")]:
-        from api.types.advocate import AdvocateType
-
-        if self.pre_advocate is not None:
-            return AdvocateType.from_model(self.pre_advocate)
-        return self._load_advocate(info)  # type: ignore[return-value]
-
-    async def _load_advocate(self, info: Info) -> AdvocateType:
-        from api.types.advocate import AdvocateType
-
-        advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
-        assert advocate is not None
-        return AdvocateType.from_model(advocate)
-
-    @strawberry.field(description="The link the friend came through; null for manual referrals.")
-    def link(
-        self, info: Info
-    ) -> Annotated[ReferralLinkType, strawberry.lazy("api.types.link")] | None:
-        from api.types.link import ReferralLinkType
-
-        if self.link_db_id is None:
-            return None
-        if self.pre_link is not None:
-            return ReferralLinkType.from_model(self.pre_link)
-        return self._load_link(info, self.link_db_id)  # type: ignore[return-value]
-
-    async def _load_link(self, info: Info, link_id: int) -> ReferralLinkType | None:
-        from api.types.link import ReferralLinkType
-
-        link = await loaders.link(info.context).load(link_id)
-        return ReferralLinkType.from_model(link) if link is not None else None
+    # Nested objects are plain fields, not resolvers: a list query that already joined them in
+    # hands over finished objects (a resolver per field would cost more than the whole page's
+    # SQL); otherwise the value is a deferred dataloader call that runs only if asked for.
+    advocate: Annotated[AdvocateType, strawberry.lazy("api.types.advocate")] = strawberry.field(
+        description="The advocate credited with the referral."
+    )
+    link: Annotated[ReferralLinkType, strawberry.lazy("api.types.link")] | None = strawberry.field(
+        description="The link the friend came through; null for manual referrals."
+    )
+    offer_redemption: OfferRedemptionType | None = strawberry.field(
+        description="The friend's offer redemption, once issued."
+    )
 
     @strawberry.field(
         description="CRM opportunities sourced by this referral (API keys with read scope)."
@@ -156,21 +130,6 @@ class ReferralType:
         assert program is not None
         return ProgramType.from_model(program)
 
-    @strawberry.field(description="The friend's offer redemption, once issued.")
-    def offer_redemption(self, info: Info) -> OfferRedemptionType | None:
-        if self.pre_redemption is not _NOT_LOADED:
-            return self._redemption(info, self.pre_redemption)
-        return self._load_redemption(info)  # type: ignore[return-value]
-
-    async def _load_redemption(self, info: Info) -> OfferRedemptionType | None:
-        return self._redemption(info, await loaders.redemption(info.context).load(self.db_id))
-
-    @staticmethod
-    def _redemption(info: Info, row: OfferRedemption | None) -> OfferRedemptionType | None:
-        if row is None:
-            return None
-        return OfferRedemptionType.from_model(row, reveal_code=not is_widget(info.context))
-
     @classmethod
     def from_model(
         cls,
@@ -180,17 +139,37 @@ class ReferralType:
         link: ReferralLink | None = None,
         redemption: Any = _NOT_LOADED,
         for_widget: bool = False,
+        ctx: Context | None = None,
     ) -> Self:
-        """``advocate``, ``link`` and ``redemption`` (None = has none) when already loaded.
+        """``advocate``, ``link`` and ``redemption`` (None = has none) when already loaded;
+        otherwise they are loaded through ``ctx``'s dataloaders if the query asks for them.
         ``for_widget`` hides the friend's contact details from the advocate's widget."""
+        from api.types.advocate import AdvocateType
+        from api.types.link import ReferralLinkType
+
         first_name = m.name.split()[0] if m.name and m.name.split() else None
+        nested_advocate: Any
+        if advocate is not None:
+            nested_advocate = AdvocateType.from_model(advocate)
+        else:
+            nested_advocate = _Deferred(_load_advocate, ctx, m.advocate_id)
+        nested_link: Any = None
+        if link is not None:
+            nested_link = ReferralLinkType.from_model(link)
+        elif m.link_id is not None:
+            nested_link = _Deferred(_load_link, ctx, m.link_id)
+        nested_redemption: Any
+        if redemption is _NOT_LOADED:
+            nested_redemption = _Deferred(_load_redemption, ctx, m.id, not for_widget)
+        else:
+            nested_redemption = _redemption(redemption, reveal_code=not for_widget)
         return cls(
+            advocate=nested_advocate,
+            link=nested_link,
+            offer_redemption=nested_redemption,
             email=None if for_widget else m.email,
             name=first_name if for_widget else m.name,
             company=None if for_widget else m.company,
-            pre_advocate=advocate,
-            pre_link=link,
-            pre_redemption=redemption,
             db_id=m.id,
             advocate_db_id=m.advocate_id,
             program_db_id=m.program_id,
@@ -207,3 +186,41 @@ class ReferralType:
             created_at=m.created_at,
             updated_at=m.updated_at,
         )
+
+
+class _Deferred:
+    """An awaitable that starts its load only when GraphQL awaits the field's value."""
+
+    __slots__ = ("_args", "_fn")
+
+    def __init__(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._fn = fn
+        self._args = args
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fn(*self._args).__await__()
+
+
+async def _load_advocate(ctx: Context, advocate_id: int) -> AdvocateType:
+    from api.types.advocate import AdvocateType
+
+    advocate = await loaders.advocate(ctx).load(advocate_id)
+    assert advocate is not None
+    return AdvocateType.from_model(advocate)
+
+
+async def _load_link(ctx: Context, link_id: int) -> ReferralLinkType | None:
+    from api.types.link import ReferralLinkType
+
+    link = await loaders.link(ctx).load(link_id)
+    return ReferralLinkType.from_model(link) if link is not None else None
+
+
+async def _load_redemption(
+    ctx: Context, referral_id: int, reveal_code: bool
+) -> OfferRedemptionType | None:
+    return _redemption(await loaders.redemption(ctx).load(referral_id), reveal_code=reveal_code)
+
+
+def _redemption(row: OfferRedemption | None, *, reveal_code: bool) -> OfferRedemptionType | None:
+    return None if row is None else OfferRedemptionType.from_model(row, reveal_code=reveal_code)

@@ -282,3 +282,17 @@ async def test_repeated_documents_skip_validation(client, session):
 async def test_overlong_query_strings_are_refused(client):
     response = await client.get("/graphql", params={"query": "{ __typename }" + " " * 20_000})
     assert response.status_code == 414
+
+
+async def test_revoked_key_stops_at_once_despite_the_cache(client, session):
+    from sqlalchemy import select
+
+    from access.api_keys import revoke_api_key
+    from models import ApiKey
+
+    key = await make_api_key(session, scopes=["read"], name="short-lived")
+    assert "errors" not in (await gql(client, "{ programs { totalCount } }", token=key))
+    key_id = await session.scalar(select(ApiKey.id).where(ApiKey.name == "short-lived"))
+    await revoke_api_key(session, int(key_id or 0))
+    refused = await gql(client, "{ programs { totalCount } }", token=key, expect_errors=True)
+    assert refused["errors"][0]["message"] == "invalid or revoked API key"

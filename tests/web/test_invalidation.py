@@ -63,3 +63,36 @@ async def test_rolled_back_changes_announce_nothing(committing_engine, database_
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_revoked_api_key_is_forgotten_by_every_worker(committing_engine, database_url, codec):
+    from sqlalchemy import select
+
+    from access.api_keys import KEY_CACHE, KnownKey, revoke_api_key
+    from core.security import hash_api_key
+    from models import ApiKey
+    from tests.factories import make_api_key
+
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        plaintext = await make_api_key(s, scopes=["read"], name="rotating")
+        await s.commit()
+    key_hash = hash_api_key(plaintext)
+    resolver = LandingResolver(codec)
+    listener = asyncio.create_task(listen_for_invalidations(database_url, resolver))
+    try:
+        await asyncio.sleep(0.5)
+        async with factory() as s:
+            key_id = int(await s.scalar(select(ApiKey.id).where(ApiKey.key_hash == key_hash)) or 0)
+            await revoke_api_key(s, key_id)  # forgets it in this process at once ...
+            # ... while another worker's cache still holds it until the commit's NOTIFY arrives
+            KEY_CACHE.put(key_hash, KnownKey(id=key_id, name="rotating", scopes=("read",)))
+            await s.commit()
+        for _ in range(50):
+            if KEY_CACHE.get(key_hash) is None:
+                break
+            await asyncio.sleep(0.05)
+        assert KEY_CACHE.get(key_hash) is None
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
