@@ -30,6 +30,7 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import is_database_unavailable
 from models import Click, ReferralLink
 
 log = logging.getLogger("vouch.clicks")
@@ -46,6 +47,15 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     pg_errors.InterfaceError,
     pg_errors.PostgresConnectionError,
 )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """The database is unreachable, restarting or out of pool connections: retry later.
+
+    Connection loss mid-statement surfaces as a bare ``DBAPIError`` wrapping asyncpg's
+    ``ConnectionDoesNotExistError``; an exhausted pool as SQLAlchemy's ``TimeoutError``."""
+    return isinstance(exc, _TRANSIENT) or is_database_unavailable(exc)
+
 
 USER_AGENT_MAX = 512
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -263,13 +273,16 @@ class ClickBuffer:
             self._items.clear()
             try:
                 await self._write(batch)
-            except _TRANSIENT as exc:
-                self._requeue(batch, exc)
-                return 0
             except Exception as exc:
+                if _is_transient(exc):
+                    self._requeue(batch, exc)
+                    return 0
                 # Most likely a link deleted since the click: write the rows that still have
                 # a link, drop (and count) the rest rather than retrying a poison batch forever.
-                batch = await self._salvage(batch, exc)
+                salvaged = await self._salvage(batch, exc)
+                if salvaged is None:
+                    return 0
+                batch = salvaged
             self.recorded += len(batch)
             CLICKS_RECORDED.inc(len(batch))
             return len(batch)
@@ -292,7 +305,11 @@ class ClickBuffer:
             self.dropped += count
             CLICKS_DROPPED.inc(count)
 
-    async def _salvage(self, batch: list[ClickRecord], exc: BaseException) -> list[ClickRecord]:
+    async def _salvage(
+        self, batch: list[ClickRecord], exc: BaseException
+    ) -> list[ClickRecord] | None:
+        """The rows of ``batch`` that could be written; ``None`` if the database went away
+        meanwhile (then the batch is re-queued, not dropped)."""
         try:
             async with self.sessionmaker() as session:
                 live = set(
@@ -305,6 +322,9 @@ class ClickBuffer:
             keep = [r for r in batch if r.link_id in live]
             await self._write(keep)
         except Exception as again:
+            if _is_transient(again):
+                self._requeue(batch, again)
+                return None
             log.error(
                 "click flush failed twice (%s, %s); %d clicks dropped",
                 type(exc).__name__,

