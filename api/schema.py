@@ -21,12 +21,11 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from api.limits import HideSuggestions, operation_limits_rule
 from api.mutations.advocates import AdvocateMutations
 from api.mutations.asks import AskMutations
 from api.mutations.links import LinkMutations
@@ -59,12 +58,15 @@ from core.errors import DomainError
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
+MAX_FIELDS = 1_000  # fields selected once every fragment is expanded
 
 # The limit rules are built once: the validation cache is keyed by (schema, document, rules),
 # and QueryDepthLimiter/MaxAliasesLimiter would make new rule classes on every request, so
 # no document would ever be served from the cache.
-DEPTH_RULE = depth_limit_rule(MAX_DEPTH, None)
-ALIAS_RULE = alias_limit_rule(MAX_ALIASES)
+# Linear in the document, unlike strawberry's limiters (see api/limits.py: fragment bombs).
+LIMITS_RULE = operation_limits_rule(
+    max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_fields=MAX_FIELDS
+)
 
 QUERY_CLASSES: tuple[type, ...] = (
     ProgramQueries,
@@ -148,7 +150,7 @@ class VouchSchema(Schema):
 def build_schema(*, production: bool) -> Schema:
     # Factories, not instances: strawberry builds fresh extensions per request. The parser and
     # validation caches are module-level inside strawberry, keyed by document, so they persist.
-    rules: list[Any] = [DEPTH_RULE, ALIAS_RULE]
+    rules: list[Any] = [LIMITS_RULE]
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Callable[[], SchemaExtension]] = [
@@ -158,6 +160,7 @@ def build_schema(*, production: bool) -> Schema:
         lambda: ValidationCache(maxsize=512),
     ]
     if production:
+        extensions.insert(0, HideSuggestions)  # outermost: sees the cached validation's errors
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
     return VouchSchema(
         query=Query,

@@ -89,6 +89,11 @@ class VouchGraphQL(GraphQL[Context, None]):
             if _has_nul(body):
                 await _nul_refused()(scope, receive, send)
                 return
+            if not body.lstrip(b" \t\r\n").startswith((b"{", b"[")):
+                # A JSON scalar (42, "x", null) is no GraphQL request; strawberry would fail
+                # on it with a 500. Objects are requests, arrays are refused as batches.
+                await _not_an_object()(scope, receive, send)
+                return
             receive = _replay(body)
         elif _has_nul(unquote_to_bytes(scope.get("query_string", b""))):
             await _nul_refused()(scope, receive, send)
@@ -202,6 +207,10 @@ def _has_nul(raw: bytes) -> bool:
 
 def _nul_refused() -> Response:
     return PlainTextResponse("NUL characters are not allowed in requests", status_code=400)
+
+
+def _not_an_object() -> Response:
+    return PlainTextResponse("the body must be a JSON object", status_code=400)
 
 
 def _too_large() -> Response:
