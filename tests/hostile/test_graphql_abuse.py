@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.view import MAX_BODY_BYTES
 from tests.api.test_http import prod_client  # noqa: F401 - fixture reused
 from tests.factories import make_api_key, make_program
 
@@ -126,7 +127,11 @@ async def test_huge_first_is_a_field_error_without_a_page_query(client, admin, c
             {"content": json.dumps({"query": PROGRAMS}), "headers": {"content-type": "text/plain"}},
             415,
         ),
-        ("oversized body", {"json": {"query": PROGRAMS, "variables": {"x": "a" * 200_000}}}, 413),
+        (
+            "oversized body",
+            {"json": {"query": PROGRAMS, "variables": {"x": "a" * (MAX_BODY_BYTES + 1)}}},
+            413,
+        ),
         ("oversized GET", {"method": "GET", "params": {"query": "{" + " " * 20_000 + "}"}}, 414),
         ("NUL in body", {"json": {"query": '{ programs(after: "\u0000") { totalCount } }'}}, 400),
         ("not JSON", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400),
