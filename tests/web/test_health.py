@@ -49,3 +49,31 @@ def test_json_log_lines_carry_the_request_id():
     assert line["request_id"] == "abc123"
     assert line["msg"] == "claimed ref-1"
     assert line["level"] == "info"
+
+
+def test_log_lines_mask_people_even_in_tracebacks():
+    import json
+    import logging
+
+    from core.logging import JsonFormatter
+
+    try:
+        raise ValueError("Key (person_key)=(ada.lovelace+x@example.com) from 203.0.113.7 exists")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "vouch",
+            logging.ERROR,
+            __file__,
+            1,
+            "claim by %s with vk_ab12cd34_SECRETsecret",
+            ("grace@example.org",),
+            sys.exc_info(),
+        )
+    line = JsonFormatter().format(record)
+    assert "example.com" not in line
+    assert "grace@example.org" not in line
+    assert "203.0.113.7" not in line
+    assert "SECRETsecret" not in line
+    assert json.loads(line)["msg"] == "claim by <email> with <api-key>"
