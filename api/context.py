@@ -52,6 +52,12 @@ class Context:
     loaders: dict[str, Any] = field(default_factory=dict)
     # Why a presented credential was refused (expired token, revoked key), for a clear error.
     auth_error: str | None = None
+    # Reports read here: a session on DATABASE_REPLICA_URL when configured, else ``session``.
+    report_session: AsyncSession | None = None
+
+    @property
+    def reports_db(self) -> AsyncSession:
+        return self.report_session or self.session
 
 
 Info = StrawberryInfo[Context, None]

@@ -60,6 +60,7 @@ class VouchGraphQL(GraphQL[Context, None]):
         sessions: RequestSessions,
         codec: LinkCodec,
         widget_tokens: WidgetTokens,
+        report_sessions: RequestSessions | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -69,6 +70,7 @@ class VouchGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.sessions = sessions
+        self.report_sessions = report_sessions
         self.codec = codec
         self.widget_tokens = widget_tokens
 
@@ -197,6 +199,12 @@ class VouchGraphQL(GraphQL[Context, None]):
             codec=self.codec,
             widget_tokens=self.widget_tokens,
             auth_error=auth_error,
+            report_session=(
+                # Lazily opened: a request that reads no report never touches the replica.
+                self.report_sessions.get(request.scope["state"])
+                if self.report_sessions is not None
+                else None
+            ),
         )
 
 

@@ -123,22 +123,25 @@ class RequestSessions:
 
     STATE_KEY = "vouch.session"
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], *, name: str = "primary") -> None:
         self.factory = factory
+        self.key = f"{self.STATE_KEY}.{name}"
 
     def get(self, state: dict[str, object]) -> AsyncSession:
-        session = state.get(self.STATE_KEY)
+        session = state.get(self.key)
         if session is None:
             session = self.factory()
-            state[self.STATE_KEY] = session
+            state[self.key] = session
         assert isinstance(session, AsyncSession)
         return session
 
     @classmethod
     async def close(cls, state: dict[str, object]) -> None:
-        session = state.pop(cls.STATE_KEY, None)
-        if isinstance(session, AsyncSession):
-            await session.close()
+        """Close every session the request opened (primary and replica)."""
+        for key in [k for k in state if k.startswith(cls.STATE_KEY)]:
+            session = state.pop(key, None)
+            if isinstance(session, AsyncSession):
+                await session.close()
 
 
 def is_database_unavailable(exc: BaseException, _depth: int = 0) -> bool:

@@ -46,6 +46,8 @@ class Overrides:
     """What tests inject: a session factory bound to their rolled-back transaction."""
 
     sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # Where reports read (a read replica); defaults to the primary.
+    report_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Starlette:
@@ -69,6 +71,16 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         return session_factory(engine_holder["engine"])
 
     sessions = RequestSessions(_factory())
+    report_sessions = sessions
+    if overrides.report_sessionmaker is not None:
+        report_sessions = RequestSessions(overrides.report_sessionmaker, name="replica")
+    elif settings.database_replica_url and overrides.sessionmaker is None:
+        engine_holder["replica"] = create_engine(
+            settings.database_replica_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+        )
+        report_sessions = RequestSessions(session_factory(engine_holder["replica"]), name="replica")
     clicks = ClickBuffer(
         sessions.factory, max_size=settings.click_buffer_max, interval=settings.click_flush_interval
     )
@@ -103,8 +115,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await clicks.flush()  # nothing buffered is lost on a clean shutdown
-            engine = engine_holder.get("engine")
-            if engine is not None:
+            for engine in engine_holder.values():
                 await engine.dispose()
 
     graphql = VouchGraphQL(
@@ -113,6 +124,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         sessions=sessions,
         codec=codec,
         widget_tokens=widget_tokens,
+        report_sessions=report_sessions if report_sessions is not sessions else None,
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -129,7 +141,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     ).routes()
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
-    routes += Console(settings=settings, pages=pages, sessions=sessions).routes()
+    routes += Console(
+        settings=settings, pages=pages, sessions=sessions, report_sessions=report_sessions
+    ).routes()
     routes += WidgetDemo(pages=pages, tokens=widget_tokens).routes()
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
@@ -152,6 +166,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.report_sessions = report_sessions
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
     app.state.engine = app_state.get("engine")

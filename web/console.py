@@ -44,10 +44,18 @@ CSV_TABLES = ("pipeline", "funnel", "leaderboard", "cost", "tiers", "asks", "mod
 
 
 class Console:
-    def __init__(self, *, settings: Settings, pages: Pages, sessions: RequestSessions) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pages: Pages,
+        sessions: RequestSessions,
+        report_sessions: RequestSessions | None = None,
+    ) -> None:
         self.settings = settings
         self.pages = pages
         self.sessions = sessions
+        self.report_sessions = report_sessions or sessions
         self.secret = settings.resolved_secret()
         self.secure = settings.public_base_url.startswith("https://")
 
@@ -66,6 +74,10 @@ class Console:
 
     def _session(self, request: Request) -> AsyncSession:
         return self.sessions.get(request.scope.setdefault("state", {}))
+
+    def _reports(self, request: Request) -> AsyncSession:
+        """Reports (overview, exports) read from the replica when one is configured."""
+        return self.report_sessions.get(request.scope.setdefault("state", {}))
 
     async def _user(self, request: Request) -> ConsoleUser | None:
         return await current_user(request, self._session(request), self.secret)
@@ -136,7 +148,7 @@ class Console:
             return self._to_login()
         try:
             data = await overview(
-                self._session(request),
+                self._reports(request),
                 program_id=self._program_id(request),
                 period=self._period(request),
             )
@@ -212,7 +224,7 @@ class Console:
         table = request.path_params["table"]
         if table not in CSV_TABLES:
             return Response(f"unknown table; use one of: {', '.join(CSV_TABLES)}", status_code=404)
-        session = self._session(request)
+        session = self._reports(request)
         try:
             period = self._period(request)
             program_id = self._program_id(request)

@@ -54,7 +54,8 @@ async def report_csv(request: Request) -> Response:
             since=_date(params.get("since"), "since"),
             until=_date(params.get("until"), "until"),
         )
-        body = await reports.export_csv(session, name, f, group_by=params.get("groupBy", "program"))
+        replica = request.app.state.report_sessions.get(request.scope.setdefault("state", {}))
+        body = await reports.export_csv(replica, name, f, group_by=params.get("groupBy", "program"))
     except DomainError as exc:
         return JSONResponse(
             {"error": {"code": exc.code.value, "message": exc.message, "field": exc.field}},

@@ -122,12 +122,12 @@ class ReportsType:
         description="Pipeline and revenue grouped by program, advocate, tier, channel or month."
     )
     async def pipeline(self, info: Info, group_by: str = "program") -> list[PipelineRowType]:
-        rows = await reports.pipeline(info.context.session, self.filter, group_by=group_by)
+        rows = await reports.pipeline(info.context.reports_db, self.filter, group_by=group_by)
         return [PipelineRowType.from_domain(r) for r in rows]
 
     @strawberry.field(description="clicks → leads → qualified → opportunities → won.")
     async def funnel(self, info: Info) -> list[FunnelStepType]:
-        steps = await reports.funnel(info.context.session, self.filter)
+        steps = await reports.funnel(info.context.reports_db, self.filter)
         return [
             FunnelStepType(
                 step=s.step,
@@ -140,7 +140,7 @@ class ReportsType:
 
     @strawberry.field(description="Time from an advocate's first link to their first referral.")
     async def time_to_first_referral(self, info: Info) -> TimeToFirstReferralType:
-        t = await reports.time_to_first_referral(info.context.session, self.filter)
+        t = await reports.time_to_first_referral(info.context.reports_db, self.filter)
         return TimeToFirstReferralType(
             advocates=t.advocates, median_days=t.median_days, mean_days=t.mean_days
         )
@@ -148,7 +148,7 @@ class ReportsType:
     @strawberry.field(description="Referral retention rate after N days (default 90).")
     async def retention(self, info: Info, after_days: int = 90) -> RetentionType:
         r = await reports.retention(
-            info.context.session, self.filter, after_days=after_days, now=utcnow()
+            info.context.reports_db, self.filter, after_days=after_days, now=utcnow()
         )
         return RetentionType(
             after_days=r.after_days, customers=r.customers, retained=r.retained, rate=r.rate
@@ -156,12 +156,12 @@ class ReportsType:
 
     @strawberry.field(description="Reward cost, cost per acquired customer and program ROI.")
     async def cost(self, info: Info) -> list[CostRowType]:
-        rows = await reports.cost_and_roi(info.context.session, self.filter)
+        rows = await reports.cost_and_roi(info.context.reports_db, self.filter)
         return [CostRowType(**{f: getattr(r, f) for f in r.__dataclass_fields__}) for r in rows]
 
     @strawberry.field(description="Advocates ranked by deals won, then revenue, then leads.")
     async def leaderboard(self, info: Info, limit: int = 10) -> list[LeaderRowType]:
-        rows = await reports.leaderboard(info.context.session, self.filter, limit=limit)
+        rows = await reports.leaderboard(info.context.reports_db, self.filter, limit=limit)
         return [
             LeaderRowType(
                 rank=r.rank,
