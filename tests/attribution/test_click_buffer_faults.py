@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from asyncpg import exceptions as pg_errors
+from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
