@@ -79,7 +79,7 @@ def steps(quick: bool) -> list[tuple[str, str, list[str], int]]:
                 "-m",
                 "pytest",
                 "-s",
-                "-q",
+                "-rf",
                 "-p",
                 "no:cacheprovider",
                 "tests/faults",
@@ -113,7 +113,9 @@ def machine() -> str:
     )
 
 
-_FIGURE = re.compile(r"^(outage:|worker SIGKILL:|fraud corpus:|schemathesis:|\|)")
+_FIGURE = re.compile(
+    r"^(outage:|worker SIGKILL:|fraud corpus:|schemathesis:|FAILED|\d+ (passed|failed)|\|)"
+)
 
 
 def run_step(command: list[str], timeout: int) -> tuple[str, float, str]:
@@ -169,9 +171,10 @@ def main() -> None:
         )
         RESULTS.write_text(replace_block(RESULTS.read_text(), name, body))
     text = RESULTS.read_text()
+    ran = " ".join(args.only) if args.only else "all blocks"
     intro = (
-        "# Benchmark results\n\nWritten by `python -m bench.run` "
-        f"({'quick' if args.quick else 'full'} mode). {header}.\n"
+        "# Benchmark results\n\nWritten by `python -m bench.run`; each block names its own run"
+        f" and command. Last run: {ran}, {'quick' if args.quick else 'full'} mode. {header}.\n"
     )
     text = re.sub(r"^# Benchmark results\n(\nWritten by[^\n]*\n)?", intro, text, count=1)
     RESULTS.write_text(text)

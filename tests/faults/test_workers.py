@@ -185,14 +185,7 @@ def test_click_buffers_of_both_workers_record_every_click(workers_stack):
     pg, vouch, seed = workers_stack
     workers = wait_for_workers(vouch, 2)
     load = Traffic(vouch.base, seed)
-    # Earlier tests on this stack may still have clicks in a worker's buffer: wait until the
-    # count stops moving for a few flush intervals before taking the baseline.
-    before_clicks, stable_since = load.clicks_for_link(pg), time.monotonic()
-    while time.monotonic() - stable_since < 1.0:
-        time.sleep(0.2)
-        now_clicks = load.clicks_for_link(pg)
-        if now_clicks != before_clicks:
-            before_clicks, stable_since = now_clicks, time.monotonic()
+    before_clicks = load.settled_clicks(pg)  # earlier tests' clicks are all written
     before = cpu(workers)
 
     def call(_: int) -> int:

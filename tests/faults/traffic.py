@@ -173,3 +173,14 @@ class Traffic:
                 f"WHERE l.code = '{self.seed.landing_code}';"
             )
         )
+
+    def settled_clicks(self, pg: PrivatePostgres, quiet: float = 0.6) -> int:
+        """The click count once no buffered click is still on its way (two reads, a few
+        flush windows apart, agree)."""
+        previous = self.clicks_for_link(pg)
+        while True:
+            time.sleep(quiet)
+            current = self.clicks_for_link(pg)
+            if current == previous:
+                return current
+            previous = current
