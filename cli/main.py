@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -101,6 +102,10 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         os.environ["VOUCH_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
         get_settings.cache_clear()
     click.echo(f"Vouch on http://{host}:{port}  (GraphQL: http://{host}:{port}/graphql)")
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it; with Python's default
+    # handler that would kill the process before the embedded PostgreSQL is stopped (atexit).
+    # Exit normally instead, exactly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "web.app:create_app",
         factory=True,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ def _postmasters(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_serve_shares_its_database_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_shares_its_database_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()
     serve = subprocess.Popen(
@@ -95,7 +97,7 @@ def test_serve_shares_its_database_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert response.json() == {"data": {"programs": {"totalCount": 0}}}
     finally:
-        serve.send_signal(signal.SIGINT)
+        serve.send_signal(stop_signal)
         serve.wait(timeout=30)
     assert serve.returncode == 0
     deadline = time.monotonic() + 15
