@@ -35,6 +35,12 @@ def steps(quick: bool) -> list[tuple[str, str, list[str], int]]:
             900,
         ),
         (
+            "writes",
+            "",  # bench/writes.py writes its own block: cold landing, claim, conversion
+            [PY, "-m", "bench.writes", "--seconds", secs, "--rounds", "3"],
+            900,
+        ),
+        (
             "graphql",
             "GraphQL (list of 50 with nesting, small query, conversion mutation)"
             " — bench/graphql.py",

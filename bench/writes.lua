@@ -1,0 +1,38 @@
+-- wrk script for bench/writes.py. BENCH_MODE picks the request:
+--   cold        GET /r/{code} with a random code from BENCH_CODES (more codes than the cache)
+--   claim       POST /r/{code}/claim with a unique email, a valid CSRF pair and consent
+--   conversion  POST the recordConversion mutation (or the baseline's /conversions) with a
+--               unique idempotency key and external reference per request
+local mode = os.getenv("BENCH_MODE")
+local codes = {}
+for line in io.lines(os.getenv("BENCH_CODES")) do codes[#codes + 1] = line end
+local counter = 0
+local thread_id = math.random(1, 1000000000)
+math.randomseed(os.time() + thread_id)
+
+request = function()
+  counter = counter + 1
+  local code = codes[math.random(1, #codes)]
+  local unique = thread_id .. "-" .. counter
+  if mode == "cold" then
+    return wrk.format("GET", "/r/" .. code)
+  elseif mode == "claim" then
+    local body = "email=friend" .. unique .. "%40example.org&consent=yes&csrf=" .. os.getenv("BENCH_CSRF")
+    return wrk.format("POST", "/r/" .. os.getenv("BENCH_CLAIM_CODE") .. "/claim", {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["Cookie"] = "vouch_csrf=" .. os.getenv("BENCH_CSRF_COOKIE"),
+    }, body)
+  elseif os.getenv("BENCH_BASELINE") == "1" then
+    local body = '{"code":"' .. code .. '","ref":"r' .. unique .. '","amount":1999}'
+    return wrk.format("POST", "/conversions", {
+      ["Content-Type"] = "application/json", ["Idempotency-Key"] = "k" .. unique,
+    }, body)
+  else
+    local body = '{"query":"mutation($i: RecordConversionInput!) { recordConversion(input: $i) { errors { code } } }",'
+      .. '"variables":{"i":{"idempotencyKey":"k' .. unique .. '","redemptionCode":"' .. code
+      .. '","kind":"PURCHASE","externalRef":"r' .. unique .. '","amountMinor":1999,"currency":"USD"}}}'
+    return wrk.format("POST", "/graphql", {
+      ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
+    }, body)
+  end
+end
