@@ -100,7 +100,7 @@ class Server:
                 "-m",
                 "uvicorn",
                 "--factory",
-                f"bench.landing_apps:{factory}",
+                factory if ":" in factory else f"bench.landing_apps:{factory}",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.landing import SALT, SECRET, UA, WRK, database_url, free_port, prepare  # noqa: E402
+from bench.landing import SALT, SECRET, UA, WRK, Server, database_url, prepare  # noqa: E402
 from core.codes import LinkCodec  # noqa: E402
 from core.db import create_engine  # noqa: E402
 from core.security import sign  # noqa: E402
@@ -64,47 +64,6 @@ def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
     value, unit = float(p99.group(1)), p99.group(2)  # type: ignore[union-attr]
     p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     return rps, p99_ms, total, int(bad.group(1)) if bad else 0
-
-
-class Server:
-    def __init__(self, target: str, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                target,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with __import__("socket").create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"{target} did not start") from None
-                time.sleep(0.05)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
 
 
 async def seed(url: str, workdir: Path) -> dict[str, str]:
