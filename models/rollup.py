@@ -14,7 +14,20 @@ def _counter() -> Mapped[int]:
     return mapped_column(BigInteger, default=0, server_default="0")
 
 
-class ReferralDailyRollup(Base):
+class RollupMeasures:
+    """The measures both rollups keep, each a counter maintained from the same deltas."""
+
+    leads: Mapped[int] = _counter()
+    opportunities: Mapped[int] = _counter()
+    pipeline_minor: Mapped[int] = _counter()
+    won: Mapped[int] = _counter()
+    won_minor: Mapped[int] = _counter()
+    revenue_minor: Mapped[int] = _counter()
+    sourced_revenue_minor: Mapped[int] = _counter()
+    expansion_revenue_minor: Mapped[int] = _counter()
+
+
+class ReferralDailyRollup(RollupMeasures, Base):
     """Referral-sourced activity per UTC day, program, advocate, channel and currency.
 
     Each measure is dated by its own event: leads by referral creation, pipeline by opportunity
@@ -32,17 +45,9 @@ class ReferralDailyRollup(Base):
     advocate_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    leads: Mapped[int] = _counter()
-    opportunities: Mapped[int] = _counter()
-    pipeline_minor: Mapped[int] = _counter()
-    won: Mapped[int] = _counter()
-    won_minor: Mapped[int] = _counter()
-    revenue_minor: Mapped[int] = _counter()
-    sourced_revenue_minor: Mapped[int] = _counter()
-    expansion_revenue_minor: Mapped[int] = _counter()
 
 
-class ProgramDailyRollup(Base):
+class ProgramDailyRollup(RollupMeasures, Base):
     """The same measures without the advocate: what program, channel and month reports read.
 
     Kept in the same transaction as ``ReferralDailyRollup`` from the same deltas; a program's
@@ -55,11 +60,3 @@ class ProgramDailyRollup(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    leads: Mapped[int] = _counter()
-    opportunities: Mapped[int] = _counter()
-    pipeline_minor: Mapped[int] = _counter()
-    won: Mapped[int] = _counter()
-    won_minor: Mapped[int] = _counter()
-    revenue_minor: Mapped[int] = _counter()
-    sourced_revenue_minor: Mapped[int] = _counter()
-    expansion_revenue_minor: Mapped[int] = _counter()
