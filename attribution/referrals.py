@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.batching import any_ids, ids_params
+from core.db import RawSelect
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, OfferRedemption, Referral, ReferralLink
 
@@ -155,15 +156,21 @@ for _snapshot in _SNAPSHOTS:
     _start += len(_snapshot._fields)
 
 
+_REFERRAL_ROW, _ADVOCATE_ROW, _LINK_ROW, _REDEMPTION_ROW = _SNAPSHOTS
+_REFERRAL_PART, _ADVOCATE_PART, _LINK_PART, _REDEMPTION_PART = _SLICES
+_LINK_ID = _LINK_PART.start
+_REDEMPTION_ID = _REDEMPTION_PART.start
+
+
 def _page_row(row: Any) -> ReferralRow:
-    referral, advocate, link, redemption = (
-        snapshot._make(row[part]) for snapshot, part in zip(_SNAPSHOTS, _SLICES, strict=True)
-    )
+    """One row of the page (an asyncpg record: slicing gives tuples) as four snapshots."""
     return ReferralRow(
-        referral=referral,
-        advocate=advocate,
-        link=link if link.id is not None else None,
-        redemption=redemption if redemption.id is not None else None,
+        referral=_REFERRAL_ROW._make(row[_REFERRAL_PART]),
+        advocate=_ADVOCATE_ROW._make(row[_ADVOCATE_PART]),
+        link=None if row[_LINK_ID] is None else _LINK_ROW._make(row[_LINK_PART]),
+        redemption=None
+        if row[_REDEMPTION_ID] is None
+        else _REDEMPTION_ROW._make(row[_REDEMPTION_PART]),
     )
 
 
@@ -183,8 +190,11 @@ class _Shape:
 
 
 @functools.lru_cache(maxsize=1024)
-def _list_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
-    """The count and page statements for a filter shape, with bind parameters for values."""
+def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect]:
+    """The count and page statements for a filter shape, with bind parameters for values.
+
+    The page is compiled for the driver once: it is read on every list request, and
+    SQLAlchemy's result machinery would cost more than the query (bench/RESULTS.md)."""
     base = select(Referral.id)
     if shape.status:
         base = base.where(Referral.status == any_(bindparam("status", type_=ARRAY(String))))
@@ -223,7 +233,7 @@ def _list_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
         .outerjoin(OfferRedemption, OfferRedemption.referral_id == Referral.id)
         .order_by(order)
     )
-    return count, cast("Select[Any]", page)
+    return count, RawSelect(cast("Select[Any]", page))
 
 
 async def list_referrals(
@@ -269,7 +279,7 @@ async def list_referrals(
         total = await session.scalar(count, params)
         params["after"] = after
     params["limit"] = first + 1
-    result = (await session.execute(page, params)).all()
+    result = await page.fetch(session, params)
     if after is None:
         total = result[0][-1] if result else 0
     rows = [_page_row(row) for row in result]

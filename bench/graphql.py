@@ -172,9 +172,21 @@ def check(
     return body
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    port: int, query: str, variables: dict[str, object], token: str | None, args: argparse.Namespace
-) -> float:
+    port: int,
+    query: str,
+    variables: dict[str, object],
+    token: str | None,
+    args: argparse.Namespace,
+    pid: int,
+) -> tuple[float, float]:
+    """Requests/s, and the server process's CPU milliseconds per request during the run."""
     body = json.dumps({"query": query, "variables": variables})
     headers = {"Content-Type": "application/json"}
     if token:
@@ -189,6 +201,7 @@ def wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
         script = f.name
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -203,11 +216,14 @@ def wrk(
         capture_output=True,
         text=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     os.unlink(script)
     non2xx = int(re.search(r"NON2XX (\d+)", out).group(1))  # type: ignore[union-attr]
     if non2xx:
         raise RuntimeError(f"{non2xx} non-2xx responses:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rate, cpu * 1000 / max(requests, 1)
 
 
 FLAT = """query Page($first: Int!) { referrals(first: $first) { totalCount
@@ -306,15 +322,23 @@ def main() -> None:
         me = check(vouch_port, WIDGET, {}, token)
         assert me["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
         results: dict[str, list[float]] = {"vouch": [], "baseline": [], "widget": []}
+        cpu_ms: dict[str, list[float]] = {"vouch": [], "baseline": [], "widget": []}
+        scenarios = {
+            "vouch": (vouch_port, REFERRALS, {"first": 50}, key, vouch.pid),
+            "baseline": (base_port, BASELINE_REFERRALS, {"first": 50}, None, base.pid),
+            "widget": (vouch_port, WIDGET, {}, token, vouch.pid),
+        }
         for run in range(args.runs):  # interleaved, so drift hits every scenario alike
-            results["vouch"].append(wrk(vouch_port, REFERRALS, {"first": 50}, key, args))
-            results["baseline"].append(
-                wrk(base_port, BASELINE_REFERRALS, {"first": 50}, None, args)
-            )
-            results["widget"].append(wrk(vouch_port, WIDGET, {}, token, args))
+            for name, (port, query, variables, auth, pid) in scenarios.items():
+                rate, cpu = wrk(port, query, variables, auth, args, pid)
+                results[name].append(rate)
+                cpu_ms[name].append(cpu)
             print(
                 f"run {run + 1}: "
-                + ", ".join(f"{k} {v[-1]:,.0f} req/s" for k, v in results.items())
+                + ", ".join(
+                    f"{k} {v[-1]:,.0f} req/s ({cpu_ms[k][-1]:.2f} ms CPU/req)"
+                    for k, v in results.items()
+                )
             )
     finally:
         for proc in (vouch, base):
@@ -322,6 +346,7 @@ def main() -> None:
             proc.wait(timeout=10)
 
     ratio = [v / b for v, b in zip(results["vouch"], results["baseline"], strict=True)]
+    cpu_ratio = [b / v for v, b in zip(cpu_ms["vouch"], cpu_ms["baseline"], strict=True)]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         cwd=ROOT,
@@ -334,6 +359,11 @@ def main() -> None:
     cpu = names[0] if names else platform.processor()
     vouch_rps, base_rps, widget_rps = (summary(results[k]) for k in ("vouch", "baseline", "widget"))
     ratios = f"{min(ratio):.0%} / {statistics.median(ratio):.0%} / {max(ratio):.0%}"
+    cpu_ratios = f"{min(cpu_ratio):.0%} / {statistics.median(cpu_ratio):.0%} / {max(cpu_ratio):.0%}"
+    vouch_cpu, base_cpu, widget_cpu = (
+        f"{min(cpu_ms[k]):.2f} / {statistics.median(cpu_ms[k]):.2f} / {max(cpu_ms[k]):.2f}"
+        for k in ("vouch", "baseline", "widget")
+    )
     print(
         f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — commit {commit}\n"
         f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -341,11 +371,13 @@ def main() -> None:
         f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, "
         f"from 127.0.0.1. Load average (1 min) before/after: {load_before:.1f} / "
         f"{os.getloadavg()[0]:.1f}.\n\n"
-        "| scenario | req/s min / median / max |\n| --- | --- |\n"
-        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} |\n"
-        f"| same query shape, bare strawberry from memory (baseline) | {base_rps} |\n"
-        f"| Vouch / baseline | {ratios} |\n"
-        f'| widget "my link and stats" (Vouch) | {widget_rps} |\n'
+        "| scenario | req/s min / median / max | server CPU ms per request |\n"
+        "| --- | --- | --- |\n"
+        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} "
+        f"| {vouch_cpu} |\n"
+        f"| same query shape, bare strawberry from memory (baseline) | {base_rps} | {base_cpu} |\n"
+        f"| Vouch / baseline | {ratios} | {cpu_ratios} (baseline CPU ÷ Vouch CPU) |\n"
+        f'| widget "my link and stats" (Vouch) | {widget_rps} | {widget_cpu} |\n'
     )
 
 

@@ -1,0 +1,98 @@
+"""The request path's database plumbing, against the real server: dead pooled connections are
+replaced without a ping, read-only sessions run without BEGIN/ROLLBACK, and prebuilt raw
+statements bind, observe and refuse like SQLAlchemy's own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, bindparam, column, event, literal, select, table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import RawSelect, autocommit_reads, create_engine, session_factory
+
+BACKEND_PID = RawSelect(select(text("pg_backend_pid()")))
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    small = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(small)() as s:
+            first = (await BACKEND_PID.fetch(s, {}))[0][0]
+        async with engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await asyncio.sleep(0.2)  # the socket's close reaches the idle pooled connection
+        # No ping, no error: the checkout notices the closed socket and connects anew.
+        async with session_factory(small)() as s:
+            second = (await BACKEND_PID.fetch(s, {}))[0][0]
+            assert (await s.execute(text("SELECT 1"))).scalar() == 1
+        assert second != first
+    finally:
+        await small.dispose()
+
+
+async def test_autocommit_reads_run_each_statement_on_its_own(database_url: str) -> None:
+    eng = create_engine(database_url, pool_size=1)
+    now = text("SELECT now()")
+    try:
+        async with session_factory(eng)() as s:
+            assert autocommit_reads(s)
+            first = (await s.execute(now)).scalar()
+            await asyncio.sleep(0.01)
+            second = (await s.execute(now)).scalar()
+            assert first != second  # no transaction: now() is each statement's own time
+        async with session_factory(eng)() as s:  # the pool hands out a normal connection again
+            first = (await s.execute(now)).scalar()
+            await asyncio.sleep(0.01)
+            assert (await s.execute(now)).scalar() == first  # one transaction, one now()
+    finally:
+        await eng.dispose()
+
+
+async def test_autocommit_reads_leaves_open_transactions_and_test_connections_alone(
+    database_url: str, session: Any
+) -> None:
+    assert not autocommit_reads(session)  # bound to a connection (the tests' rollback)
+    eng = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(eng)() as s:
+            await s.execute(text("SELECT 1"))
+            assert not autocommit_reads(s)  # already inside a transaction: keep it
+    finally:
+        await eng.dispose()
+
+
+async def test_raw_select_binds_by_name_and_is_seen_by_statement_listeners(
+    conn: Any, session: Any
+) -> None:
+    v = column("v", Integer)
+    series = (
+        select(v)
+        .select_from(text("generate_series(1, 10) AS n(v)"))
+        .where(v > bindparam("low"))
+        .where(v != literal(7))
+        .order_by(v)
+        .limit(bindparam("limit"))
+    )
+    raw = RawSelect(series)
+    seen: list[str] = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    event.listen(conn.sync_connection, "before_cursor_execute", listener)
+    try:
+        rows = await raw.fetch(session, {"low": 4, "limit": 4})
+    finally:
+        event.remove(conn.sync_connection, "before_cursor_execute", listener)
+    assert [r[0] for r in rows] == [5, 6, 8, 9]  # the literal 7 was bound from the statement
+    assert seen[-1:] == [raw.sql]  # (after the session's savepoint)
+    with pytest.raises(KeyError):
+        await raw.fetch(session, {"low": 4})
+
+
+def test_raw_select_refuses_expanding_parameters() -> None:
+    numbers = table("n", column("v"))
+    with pytest.raises(ValueError, match="expanding"):
+        RawSelect(select(numbers.c.v).where(numbers.c.v.in_(bindparam("values", expanding=True))))
