@@ -7,7 +7,7 @@ statement, so a page with those nested costs one statement plus the count, whate
 from __future__ import annotations
 
 import functools
-from collections import defaultdict, namedtuple
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +21,7 @@ from attribution.batching import any_ids, ids_params
 from core.db import RawSelect
 from core.errors import NotFound, ValidationFailed
 from models import Advocate, OfferRedemption, Referral, ReferralLink
+from models.snapshot import snapshot_class
 
 MAX_NESTED_REFERRALS = 100
 
@@ -132,18 +133,7 @@ async def redemptions_by_referrals(
     return {r.referral_id: r for r in rows}
 
 
-def _snapshot_class(model: type[Any]) -> Any:
-    """A read-only row type with the model's attribute names, for pages read as plain rows.
-
-    Hydrating ORM objects costs about four times the CPU of reading plain rows (2.6 ms against
-    0.7 ms for a page of 50 with its advocates, links and redemptions), and a page is only read.
-    """
-    columns = [column.key for column in model.__table__.columns]
-    assert all(hasattr(model, key) for key in columns)  # attribute names are column names
-    return namedtuple(f"{model.__name__}Row", columns)
-
-
-_SNAPSHOTS = [_snapshot_class(m) for m in (Referral, Advocate, ReferralLink, OfferRedemption)]
+_SNAPSHOTS = [snapshot_class(m) for m in (Referral, Advocate, ReferralLink, OfferRedemption)]
 _PAGE_COLUMNS = [
     column
     for model in (Referral, Advocate, ReferralLink, OfferRedemption)

@@ -23,7 +23,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution import webhooks
+from attribution.batching import any_ids, ids_params
 from attribution.paging import Page, paginate
+from core.db import RawSelect
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
 from models.enums import (
@@ -35,6 +37,7 @@ from models.enums import (
     RewardState,
     RewardTrigger,
 )
+from models.snapshot import snapshot_class
 
 # Which reward states may follow which. Voiding a fulfilled reward is a clawback and is only
 # allowed inside its clawback window.
@@ -611,11 +614,17 @@ async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[in
     return out
 
 
+_REWARD_ROW = snapshot_class(Reward)
+_REWARDS_BY_REFERRALS = RawSelect(
+    select(*Reward.__table__.columns).where(any_ids(Reward.referral_id)).order_by(Reward.id)
+)
+
+
 async def rewards_by_referrals(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
-    rows = await session.scalars(
-        select(Reward).where(Reward.referral_id.in_(ids)).order_by(Reward.id)
-    )
+    """Both sides' rewards of each referral, oldest first, as read-only snapshots (a page of
+    referrals with their rewards nested reads them all at once)."""
     out: dict[int, list[Reward]] = {i: [] for i in ids}
-    for row in rows:
+    for record in await _REWARDS_BY_REFERRALS.fetch(session, ids_params(ids)):
+        row = _REWARD_ROW._make(record)
         out[row.referral_id].append(row)
     return out

@@ -31,6 +31,14 @@ class Redemption:
 
 
 @strawberry.type
+class Reward:
+    side: str
+    state: str
+    amount_minor: int
+    currency: str
+
+
+@strawberry.type
 class Referral:
     id: strawberry.ID
     status: str
@@ -38,6 +46,7 @@ class Referral:
     advocate: Advocate
     link: Link | None
     offer_redemption: Redemption | None
+    rewards: list[Reward]
 
 
 @strawberry.type
@@ -82,6 +91,10 @@ REFERRALS = [
         advocate=Advocate(external_id=f"ext-{i}", email=f"a{i}@example.com"),
         link=Link(code=f"code{i:06d}", channel="direct"),
         offer_redemption=Redemption(code=f"OFFER{i}", redeemed=False) if i % 2 else None,
+        rewards=[
+            Reward(side="referrer", state="pending", amount_minor=5000, currency="USD"),
+            Reward(side="referred", state="approved", amount_minor=2000, currency="USD"),
+        ],
     )
     for i in range(200)
 ]

@@ -6,9 +6,10 @@ Seeds a dedicated database (embedded PostgreSQL in .vouch/bench, or $BENCH_DATAB
 starts one uvicorn worker for Vouch (production settings) and one for the baseline (bare
 strawberry serving the same query shape from memory, bench/baseline.py), then measures:
 
-  1. a page of 50 referrals with advocate, link and offer redemption nested (API key)
-  2. the same query shape against the baseline, in the same run
-  3. a widget's "my link and stats" query (widget token)
+  1. a page of 50 referrals with advocate and rewards nested (the issue's shape; API key)
+  2. a page of 50 referrals with advocate, link and offer redemption nested
+  3. each of those query shapes against the baseline, in the same run
+  4. a widget's "my link and stats" query (widget token)
 
 Prints min/median/max requests/s over the runs and the Markdown block for bench/RESULTS.md.
 """
@@ -45,6 +46,10 @@ REFERRALS = """query Page($first: Int!) { referrals(first: $first) { totalCount
   nodes { id status createdAt advocate { externalId email } link { code channel }
           offerRedemption { code redeemed } } } }"""
 BASELINE_REFERRALS = REFERRALS
+REWARDS = """query Page($first: Int!) { referrals(first: $first) { totalCount
+  pageInfo { hasNextPage endCursor }
+  nodes { id status createdAt advocate { externalId email }
+          rewards { side state amountMinor currency } } } }"""
 WIDGET = """{ me { externalId links { code shareUrl clicks { total humans }
   referralCount conversionCount } } }"""
 
@@ -68,8 +73,9 @@ def database_url() -> str:
 
 
 async def seed(url: str) -> tuple[str, str]:
-    """Reset and seed: 1 program, 60 advocates with a link each, 60 referrals (half redeemed).
-    Returns an admin API key and a widget token for the first advocate."""
+    """Reset and seed: 1 program with two reward rules, 60 advocates with a link each, 60
+    referrals (half redeemed), each with both sides' rewards. Returns an admin API key and a
+    widget token for the first advocate."""
     from sqlalchemy import text
 
     from access.api_keys import create_api_key
@@ -77,7 +83,17 @@ async def seed(url: str) -> tuple[str, str]:
     from core.codes import LinkCodec
     from core.db import create_engine, session_factory
     from core.security import WidgetTokens
-    from models import Advocate, Base, Click, OfferRedemption, Program, Referral, ReferralLink
+    from models import (
+        Advocate,
+        Base,
+        Click,
+        OfferRedemption,
+        Program,
+        Referral,
+        ReferralLink,
+        Reward,
+        RewardRule,
+    )
     from models.enums import Scope
 
     engine = create_engine(url, pool_size=2)
@@ -88,6 +104,19 @@ async def seed(url: str) -> tuple[str, str]:
     async with session_factory(engine)() as s:
         program = Program(slug="bench", name="Bench")
         s.add(program)
+        await s.flush()
+        rules = [
+            RewardRule(
+                program_id=program.id,
+                name=f"{side} signup",
+                side=side,
+                trigger="signup",
+                amount_minor=amount,
+                currency="USD",
+            )
+            for side, amount in (("referrer", 5000), ("referred", 2000))
+        ]
+        s.add_all(rules)
         await s.flush()
         first_advocate = None
         for i in range(60):
@@ -112,6 +141,20 @@ async def seed(url: str) -> tuple[str, str]:
             )
             s.add(referral)
             await s.flush()
+            for rule in rules:
+                s.add(
+                    Reward(
+                        program_id=program.id,
+                        rule_id=rule.id,
+                        referral_id=referral.id,
+                        advocate_id=advocate.id if rule.side == "referrer" else None,
+                        side=rule.side,
+                        kind="credit",
+                        amount_minor=rule.amount_minor,
+                        currency="USD",
+                        state="pending",
+                    )
+                )
             if i % 2:
                 s.add(
                     OfferRedemption(
@@ -315,21 +358,29 @@ def main() -> None:
     vouch_port, base_port = free_port(), free_port()
     vouch = start_server("web.app:create_app", vouch_port, env, factory=True)
     base = start_server("bench.baseline:app", base_port, env, factory=False)
+    # (label, port, query, variables, credential, server pid); pairs compare with their baseline
+    scenarios = [
+        ("rewards", vouch_port, REWARDS, {"first": 50}, key, vouch.pid),
+        ("rewards baseline", base_port, REWARDS, {"first": 50}, None, base.pid),
+        ("link", vouch_port, REFERRALS, {"first": 50}, key, vouch.pid),
+        ("link baseline", base_port, BASELINE_REFERRALS, {"first": 50}, None, base.pid),
+        ("widget", vouch_port, WIDGET, {}, token, vouch.pid),
+        ("widget baseline", base_port, WIDGET, {}, None, base.pid),
+    ]
+    results: dict[str, list[float]] = {s[0]: [] for s in scenarios}
+    cpu_ms: dict[str, list[float]] = {s[0]: [] for s in scenarios}
     try:
-        page = check(vouch_port, REFERRALS, {"first": 50}, key)
-        assert len(page["data"]["referrals"]["nodes"]) == 50  # type: ignore[index]
-        check(base_port, BASELINE_REFERRALS, {"first": 50}, None)
-        me = check(vouch_port, WIDGET, {}, token)
-        assert me["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
-        results: dict[str, list[float]] = {"vouch": [], "baseline": [], "widget": []}
-        cpu_ms: dict[str, list[float]] = {"vouch": [], "baseline": [], "widget": []}
-        scenarios = {
-            "vouch": (vouch_port, REFERRALS, {"first": 50}, key, vouch.pid),
-            "baseline": (base_port, BASELINE_REFERRALS, {"first": 50}, None, base.pid),
-            "widget": (vouch_port, WIDGET, {}, token, vouch.pid),
-        }
+        for name, port, query, variables, auth, _ in scenarios:
+            body = check(port, query, variables, auth)
+            if name in ("rewards", "link"):
+                nodes = body["data"]["referrals"]["nodes"]  # type: ignore[index]
+                assert len(nodes) == 50
+                if name == "rewards":
+                    assert all(len(n["rewards"]) == 2 for n in nodes)
+            if name == "widget":
+                assert body["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
         for run in range(args.runs):  # interleaved, so drift hits every scenario alike
-            for name, (port, query, variables, auth, pid) in scenarios.items():
+            for name, port, query, variables, auth, pid in scenarios:
                 rate, cpu = wrk(port, query, variables, auth, args, pid)
                 results[name].append(rate)
                 cpu_ms[name].append(cpu)
@@ -345,8 +396,6 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=10)
 
-    ratio = [v / b for v, b in zip(results["vouch"], results["baseline"], strict=True)]
-    cpu_ratio = [b / v for v, b in zip(cpu_ms["vouch"], cpu_ms["baseline"], strict=True)]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         cwd=ROOT,
@@ -357,27 +406,38 @@ def main() -> None:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
     cpu = names[0] if names else platform.processor()
-    vouch_rps, base_rps, widget_rps = (summary(results[k]) for k in ("vouch", "baseline", "widget"))
-    ratios = f"{min(ratio):.0%} / {statistics.median(ratio):.0%} / {max(ratio):.0%}"
-    cpu_ratios = f"{min(cpu_ratio):.0%} / {statistics.median(cpu_ratio):.0%} / {max(cpu_ratio):.0%}"
-    vouch_cpu, base_cpu, widget_cpu = (
-        f"{min(cpu_ms[k]):.2f} / {statistics.median(cpu_ms[k]):.2f} / {max(cpu_ms[k]):.2f}"
-        for k in ("vouch", "baseline", "widget")
-    )
+
+    def spread(values: list[float], fmt: str) -> str:
+        return " / ".join(
+            format(v, fmt) for v in (min(values), statistics.median(values), max(values))
+        )
+
+    rows = []
+    titles = {
+        "rewards": "page of 50 referrals, advocate + rewards nested",
+        "link": "page of 50 referrals, advocate + link + offer redemption nested",
+        "widget": 'widget "my link and stats"',
+    }
+    for name, title in titles.items():
+        vouch_rates, base_rates = results[name], results[f"{name} baseline"]
+        ratio = [v / b for v, b in zip(vouch_rates, base_rates, strict=True)]
+        cpu_ratio = [b / v for v, b in zip(cpu_ms[name], cpu_ms[f"{name} baseline"], strict=True)]
+        rows.append(
+            f"| {title} | {spread(vouch_rates, ',.0f')} | {spread(base_rates, ',.0f')} "
+            f"| {spread(ratio, '.0%')} | {spread(cpu_ms[name], '.2f')} "
+            f"| {spread(cpu_ms[f'{name} baseline'], '.2f')} | {spread(cpu_ratio, '.0%')} |\n"
+        )
     print(
         f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — commit {commit}\n"
         f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}. wrk -t1 -c{args.connections} "
         f"-d{args.duration}s, {args.runs} interleaved runs, 1 uvicorn worker each, "
         f"from 127.0.0.1. Load average (1 min) before/after: {load_before:.1f} / "
-        f"{os.getloadavg()[0]:.1f}.\n\n"
-        "| scenario | req/s min / median / max | server CPU ms per request |\n"
-        "| --- | --- | --- |\n"
-        f"| page of 50 referrals, advocate + link + redemption nested (Vouch) | {vouch_rps} "
-        f"| {vouch_cpu} |\n"
-        f"| same query shape, bare strawberry from memory (baseline) | {base_rps} | {base_cpu} |\n"
-        f"| Vouch / baseline | {ratios} | {cpu_ratios} (baseline CPU ÷ Vouch CPU) |\n"
-        f'| widget "my link and stats" (Vouch) | {widget_rps} | {widget_cpu} |\n'
+        f"{os.getloadavg()[0]:.1f}. Baseline: the same query shape served by bare strawberry "
+        "from memory. Server CPU: the worker's user+system time during the run ÷ requests.\n\n"
+        "| query (min / median / max) | Vouch req/s | baseline req/s | Vouch ÷ baseline "
+        "| Vouch CPU ms/req | baseline CPU ms/req | baseline CPU ÷ Vouch CPU |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + "".join(rows)
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
@@ -13,9 +14,11 @@ from api.permissions import (
     require_authenticated,
     require_scope,
 )
+from api.selection import selects
 from api.types.enums import ListOrder, ReferralStatus
 from api.types.referral import ReferralType
 from attribution.referrals import ReferralFilter, get_referral, list_referrals
+from attribution.rewards import rewards_by_referrals
 from core.errors import ValidationFailed
 from models.enums import Scope
 
@@ -90,6 +93,12 @@ class ReferralQueries:
             newest_first=order is ListOrder.NEWEST_FIRST,
         )
         widget = is_widget(info.context)
+        rewards_of: dict[int, list[Any]] = {}
+        if selects(info, "nodes", "rewards") or selects(info, "edges", "node", "rewards"):
+            # one statement for the page's rewards, instead of a dataloader call per referral
+            rewards_of = await rewards_by_referrals(
+                info.context.session, [row.referral.id for row in page.items]
+            )
         edges = [
             Edge(
                 cursor=encode_cursor(row.referral.id),
@@ -98,6 +107,7 @@ class ReferralQueries:
                     advocate=row.advocate,
                     link=row.link,
                     redemption=row.redemption,
+                    rewards=rewards_of.get(row.referral.id),
                     for_widget=widget,
                     ctx=info.context,
                 ),

@@ -16,13 +16,14 @@ from api.types.gamification import BadgeType, badges_by_advocate, points_by_advo
 from api.types.link import ReferralLinkType
 from api.types.referral import ReferralType
 from api.types.reward import RewardType, rewards_by_advocate
+from api.types.rows import RowBacked, computed_fields
 from api.types.signal import SignalType, signals_by_advocate
 from models import Advocate
 from models.enums import Scope
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")
-class AdvocateType:
+class AdvocateType(RowBacked):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     external_id: str = strawberry.field(description="The CRM's id for this contact.")
@@ -102,24 +103,31 @@ class AdvocateType:
 
     @classmethod
     def from_model(cls, m: Advocate) -> Self:
-        return cls(
-            db_id=m.id,
-            id=strawberry.ID(encode_id("Advocate", m.id)),
-            external_id=m.external_id,
-            email=m.email,
-            first_name=m.first_name,
-            last_name=m.last_name,
-            account_id=m.account_id,
-            account_name=m.account_name,
-            account_domain=m.account_domain,
-            persona=m.persona,
-            segment=m.segment,
-            is_icp=m.is_icp,
-            consent_referral=m.consent_referral,
-            consent_marketing=m.consent_marketing,
-            tier=m.tier,
-            score=round(m.score, 2),
-            erased=m.erased_at is not None,
-            created_at=m.created_at,
-            updated_at=m.updated_at,
-        )
+        """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
+        return cls.lazy(_m=m)
+
+
+computed_fields(
+    AdvocateType,
+    {
+        "db_id": lambda o: o._m.id,
+        "id": lambda o: strawberry.ID(encode_id("Advocate", o._m.id)),
+        "external_id": lambda o: o._m.external_id,
+        "email": lambda o: o._m.email,
+        "first_name": lambda o: o._m.first_name,
+        "last_name": lambda o: o._m.last_name,
+        "account_id": lambda o: o._m.account_id,
+        "account_name": lambda o: o._m.account_name,
+        "account_domain": lambda o: o._m.account_domain,
+        "persona": lambda o: o._m.persona,
+        "segment": lambda o: o._m.segment,
+        "is_icp": lambda o: o._m.is_icp,
+        "consent_referral": lambda o: o._m.consent_referral,
+        "consent_marketing": lambda o: o._m.consent_marketing,
+        "tier": lambda o: o._m.tier,
+        "created_at": lambda o: o._m.created_at,
+        "updated_at": lambda o: o._m.updated_at,
+        "score": lambda o: round(o._m.score, 2),
+        "erased": lambda o: o._m.erased_at is not None,
+    },
+)

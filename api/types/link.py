@@ -13,6 +13,7 @@ from api.permissions import is_widget
 from api.types.click import ClickSummaryType
 from api.types.enums import LinkStatus
 from api.types.program import ProgramType
+from api.types.rows import RowBacked, computed_fields
 from models import ReferralLink
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ MAX_NESTED = 100
 @strawberry.type(
     name="ReferralLink", description="An advocate's share link for one program and channel."
 )
-class ReferralLinkType:
+class ReferralLinkType(RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
@@ -87,14 +88,21 @@ class ReferralLinkType:
 
     @classmethod
     def from_model(cls, m: ReferralLink) -> Self:
-        return cls(
-            db_id=m.id,
-            advocate_db_id=m.advocate_id,
-            program_db_id=m.program_id,
-            id=strawberry.ID(encode_id("ReferralLink", m.id)),
-            code=m.code or "",
-            channel=m.channel,
-            status=LinkStatus(m.status),
-            created_at=m.created_at,
-            revoked_at=m.revoked_at,
-        )
+        """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
+        return cls.lazy(_m=m)
+
+
+computed_fields(
+    ReferralLinkType,
+    {
+        "db_id": lambda o: o._m.id,
+        "advocate_db_id": lambda o: o._m.advocate_id,
+        "program_db_id": lambda o: o._m.program_id,
+        "id": lambda o: strawberry.ID(encode_id("ReferralLink", o._m.id)),
+        "code": lambda o: o._m.code or "",
+        "channel": lambda o: o._m.channel,
+        "status": lambda o: LinkStatus(o._m.status),
+        "created_at": lambda o: o._m.created_at,
+        "revoked_at": lambda o: o._m.revoked_at,
+    },
+)

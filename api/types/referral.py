@@ -15,7 +15,8 @@ from api.types.opportunity import OpportunityType, opportunities_by_referral
 from api.types.program import ProgramType
 from api.types.revenue import RevenueEventType, revenue_by_referral
 from api.types.reward import RewardType, rewards_by_referral
-from models import Advocate, OfferRedemption, Referral, ReferralLink
+from api.types.rows import RowBacked, computed_fields
+from models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
 from models.enums import Scope
 
 _NOT_LOADED: Any = object()
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 @strawberry.type(
     name="OfferRedemption", description="The referred friend's offer: issued once, redeemed once."
 )
-class OfferRedemptionType:
+class OfferRedemptionType(RowBacked):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     referral_id: strawberry.ID = strawberry.field(description="Opaque id of the referral.")
     code: str | None = strawberry.field(
@@ -45,21 +46,28 @@ class OfferRedemptionType:
 
     @classmethod
     def from_model(cls, m: OfferRedemption, *, reveal_code: bool) -> Self:
-        return cls(
-            id=strawberry.ID(encode_id("OfferRedemption", m.id)),
-            referral_id=strawberry.ID(encode_id("Referral", m.referral_id)),
-            redeemed_by=m.redeemed_by if reveal_code else None,
-            code=m.code if reveal_code else None,
-            issued_at=m.issued_at,
-            expires_at=m.expires_at,
-            redeemed_at=m.redeemed_at,
-            redeemed=m.redeemed_at is not None,
-            order_ref=m.order_ref if reveal_code else None,
-        )
+        """``reveal_code`` False (widgets): the code and who redeemed it stay hidden."""
+        return cls.lazy(_m=m, _reveal=reveal_code)
+
+
+computed_fields(
+    OfferRedemptionType,
+    {
+        "id": lambda o: strawberry.ID(encode_id("OfferRedemption", o._m.id)),
+        "referral_id": lambda o: strawberry.ID(encode_id("Referral", o._m.referral_id)),
+        "redeemed_by": lambda o: o._m.redeemed_by if o._reveal else None,
+        "code": lambda o: o._m.code if o._reveal else None,
+        "issued_at": lambda o: o._m.issued_at,
+        "expires_at": lambda o: o._m.expires_at,
+        "redeemed_at": lambda o: o._m.redeemed_at,
+        "redeemed": lambda o: o._m.redeemed_at is not None,
+        "order_ref": lambda o: o._m.order_ref if o._reveal else None,
+    },
+)
 
 
 @strawberry.type(name="Referral", description="A referred person attributed to an advocate.")
-class ReferralType:
+class ReferralType(RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
@@ -118,11 +126,11 @@ class ReferralType:
         rows = await revenue_by_referral(info.context).load(self.db_id)
         return [RevenueEventType.from_model(r) for r in rows]
 
-    @strawberry.field(description="Both sides' rewards for this referral (read scope).")
-    async def rewards(self, info: Info) -> list[RewardType]:
-        require_scope(info.context, Scope.READ)
-        rows = await rewards_by_referral(info.context).load(self.db_id)
-        return [RewardType.from_model(r) for r in rows]
+    # A plain field like the nested objects above: a resolver per referral would cost more than
+    # loading the whole page's rewards (one batched statement, see _load_rewards).
+    rewards: list[RewardType] = strawberry.field(
+        description="Both sides' rewards for this referral (read scope)."
+    )
 
     @strawberry.field(description="The program.")
     async def program(self, info: Info) -> ProgramType:
@@ -138,54 +146,87 @@ class ReferralType:
         advocate: Advocate | None = None,
         link: ReferralLink | None = None,
         redemption: Any = _NOT_LOADED,
+        rewards: list[Reward] | None = None,
         for_widget: bool = False,
         ctx: Context | None = None,
     ) -> Self:
-        """``advocate``, ``link`` and ``redemption`` (None = has none) when already loaded;
-        otherwise they are loaded through ``ctx``'s dataloaders if the query asks for them.
-        ``for_widget`` hides the friend's contact details from the advocate's widget."""
-        from api.types.advocate import AdvocateType
-        from api.types.link import ReferralLinkType
-
-        first_name = m.name.split()[0] if m.name and m.name.split() else None
-        nested_advocate: Any
-        if advocate is not None:
-            nested_advocate = AdvocateType.from_model(advocate)
-        else:
-            nested_advocate = _Deferred(_load_advocate, ctx, m.advocate_id)
-        nested_link: Any = None
-        if link is not None:
-            nested_link = ReferralLinkType.from_model(link)
-        elif m.link_id is not None:
-            nested_link = _Deferred(_load_link, ctx, m.link_id)
-        nested_redemption: Any
-        if redemption is _NOT_LOADED:
-            nested_redemption = _Deferred(_load_redemption, ctx, m.id, not for_widget)
-        else:
-            nested_redemption = _redemption(redemption, reveal_code=not for_widget)
-        return cls(
-            advocate=nested_advocate,
-            link=nested_link,
-            offer_redemption=nested_redemption,
-            email=None if for_widget else m.email,
-            name=first_name if for_widget else m.name,
-            company=None if for_widget else m.company,
-            db_id=m.id,
-            advocate_db_id=m.advocate_id,
-            program_db_id=m.program_id,
-            link_db_id=m.link_id,
-            id=strawberry.ID(encode_id("Referral", m.id)),
-            status=ReferralStatus(m.status),
-            source=ReferralSource(m.source),
-            flags=list(m.flags or []),
-            flagged=bool(m.flags),
-            moderation=ModerationState(m.moderation),
-            moderation_reason=m.moderation_reason,
-            consent=m.consent,
-            erased=m.erased_at is not None,
-            created_at=m.created_at,
-            updated_at=m.updated_at,
+        """``advocate``, ``link``, ``redemption`` (None = has none) and ``rewards`` when already
+        loaded; otherwise they are loaded through ``ctx``'s dataloaders if the query asks.
+        ``for_widget`` hides the friend's contact details from the advocate's widget.
+        Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
+        return cls.lazy(
+            _m=m,
+            _advocate=advocate,
+            _link=link,
+            _redemption=redemption,
+            _rewards=rewards,
+            _for_widget=for_widget,
+            _ctx=ctx,
         )
+
+
+def _nested_advocate(o: Any) -> Any:
+    from api.types.advocate import AdvocateType
+
+    if o._advocate is not None:
+        return AdvocateType.from_model(o._advocate)
+    return _Deferred(_load_advocate, o._ctx, o._m.advocate_id)
+
+
+def _nested_link(o: Any) -> Any:
+    from api.types.link import ReferralLinkType
+
+    if o._link is not None:
+        return ReferralLinkType.from_model(o._link)
+    if o._m.link_id is not None:
+        return _Deferred(_load_link, o._ctx, o._m.link_id)
+    return None
+
+
+def _nested_redemption(o: Any) -> Any:
+    if o._redemption is _NOT_LOADED:
+        return _Deferred(_load_redemption, o._ctx, o._m.id, not o._for_widget)
+    return _redemption(o._redemption, reveal_code=not o._for_widget)
+
+
+def _nested_rewards(o: Any) -> Any:
+    if o._rewards is not None:  # preloaded by a list that already checked the read scope
+        return [RewardType.from_model(r) for r in o._rewards]
+    return _Deferred(_load_rewards, o._ctx, o._m.id)
+
+
+def _first_name(name: str | None) -> str | None:
+    parts = name.split() if name else None
+    return parts[0] if parts else None
+
+
+computed_fields(
+    ReferralType,
+    {
+        "rewards": _nested_rewards,
+        "advocate": _nested_advocate,
+        "link": _nested_link,
+        "offer_redemption": _nested_redemption,
+        "email": lambda o: None if o._for_widget else o._m.email,
+        "name": lambda o: _first_name(o._m.name) if o._for_widget else o._m.name,
+        "company": lambda o: None if o._for_widget else o._m.company,
+        "db_id": lambda o: o._m.id,
+        "advocate_db_id": lambda o: o._m.advocate_id,
+        "program_db_id": lambda o: o._m.program_id,
+        "link_db_id": lambda o: o._m.link_id,
+        "id": lambda o: strawberry.ID(encode_id("Referral", o._m.id)),
+        "status": lambda o: ReferralStatus(o._m.status),
+        "source": lambda o: ReferralSource(o._m.source),
+        "flags": lambda o: list(o._m.flags or []),
+        "flagged": lambda o: bool(o._m.flags),
+        "moderation": lambda o: ModerationState(o._m.moderation),
+        "moderation_reason": lambda o: o._m.moderation_reason,
+        "consent": lambda o: o._m.consent,
+        "erased": lambda o: o._m.erased_at is not None,
+        "created_at": lambda o: o._m.created_at,
+        "updated_at": lambda o: o._m.updated_at,
+    },
+)
 
 
 class _Deferred:
@@ -214,6 +255,11 @@ async def _load_link(ctx: Context, link_id: int) -> ReferralLinkType | None:
 
     link = await loaders.link(ctx).load(link_id)
     return ReferralLinkType.from_model(link) if link is not None else None
+
+
+async def _load_rewards(ctx: Context, referral_id: int) -> list[RewardType]:
+    require_scope(ctx, Scope.READ)
+    return [RewardType.from_model(r) for r in await rewards_by_referral(ctx).load(referral_id)]
 
 
 async def _load_redemption(

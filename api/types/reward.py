@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from api.context import Context, Info, loader
 from api.ids import encode_id
+from api.types.rows import RowBacked, computed_fields
 from attribution import rewards
 from models import Reward, RewardEntry
 
@@ -66,7 +67,7 @@ def rewards_by_referral(ctx: Context) -> DataLoader[int, list[Reward]]:
 
 
 @strawberry.type(name="Reward", description="What an advocate (or the referred friend) earned.")
-class RewardType:
+class RewardType(RowBacked):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     program_id: strawberry.ID = strawberry.field(description="The program's id.")
@@ -98,25 +99,32 @@ class RewardType:
 
     @classmethod
     def from_model(cls, m: Reward) -> Self:
-        return cls(
-            db_id=m.id,
-            id=strawberry.ID(encode_id("Reward", m.id)),
-            program_id=strawberry.ID(encode_id("Program", m.program_id)),
-            referral_id=strawberry.ID(encode_id("Referral", m.referral_id)),
-            advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id))
-            if m.advocate_id
-            else None,
-            rule_id=strawberry.ID(encode_id("RewardRule", m.rule_id)),
-            side=m.side,
-            kind=m.kind,
-            amount_minor=m.amount_minor,
-            currency=m.currency,
-            points=m.points,
-            state=m.state,
-            trigger_ref=m.trigger_ref,
-            clawback_until=m.clawback_until,
-            created_at=m.created_at,
-        )
+        """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
+        return cls.lazy(_m=m)
+
+
+computed_fields(
+    RewardType,
+    {
+        "db_id": lambda o: o._m.id,
+        "id": lambda o: strawberry.ID(encode_id("Reward", o._m.id)),
+        "program_id": lambda o: strawberry.ID(encode_id("Program", o._m.program_id)),
+        "referral_id": lambda o: strawberry.ID(encode_id("Referral", o._m.referral_id)),
+        "advocate_id": lambda o: (
+            strawberry.ID(encode_id("Advocate", o._m.advocate_id)) if o._m.advocate_id else None
+        ),
+        "rule_id": lambda o: strawberry.ID(encode_id("RewardRule", o._m.rule_id)),
+        "side": lambda o: o._m.side,
+        "kind": lambda o: o._m.kind,
+        "amount_minor": lambda o: o._m.amount_minor,
+        "currency": lambda o: o._m.currency,
+        "points": lambda o: o._m.points,
+        "state": lambda o: o._m.state,
+        "trigger_ref": lambda o: o._m.trigger_ref,
+        "clawback_until": lambda o: o._m.clawback_until,
+        "created_at": lambda o: o._m.created_at,
+    },
+)
 
 
 @strawberry.type(name="RewardTotal", description="Sums over rewards in one state and currency.")

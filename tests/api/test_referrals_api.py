@@ -181,3 +181,69 @@ async def test_nested_program_and_advocate_lists_are_batched(client, session, co
     # count, page, referral counts, click sums, links, link stats, programs, rules, latest
     # referrals (the API key is cached after the warm-up call)
     assert counts == [9, 9]
+
+
+REWARDS_PAGE = """query($first: Int){ referrals(first: $first){ nodes {
+    id advocate { externalId } ...R } } }
+  fragment R on Referral { rewards { side state amountMinor currency } }"""
+
+
+async def _referrals_with_rewards(session, codec, n: int) -> None:
+    from models import Reward
+    from tests.factories import make_reward_rule
+
+    program = await make_program(session)
+    rules = [
+        await make_reward_rule(session, program=program, side=side, amount_minor=amount)
+        for side, amount in (("referrer", 5000), ("referred", 2000))
+    ]
+    for i in range(n):
+        advocate = await make_advocate(session)
+        link = await make_link(session, codec, advocate=advocate, program=program)
+        referral = await make_referral(session, link=link)
+        for rule in rules[: 1 + i % 2]:  # every other referral has both sides' rewards
+            session.add(
+                Reward(
+                    program_id=program.id,
+                    rule_id=rule.id,
+                    referral_id=referral.id,
+                    advocate_id=advocate.id if rule.side == "referrer" else None,
+                    side=rule.side,
+                    kind="credit",
+                    amount_minor=rule.amount_minor,
+                    currency="USD",
+                )
+            )
+    await session.flush()
+
+
+async def test_rewards_nested_in_a_page_cost_one_statement_whatever_the_size(
+    client, session, codec, count_queries
+):
+    await _referrals_with_rewards(session, codec, 100)
+    key = await make_api_key(session, scopes=["read"])
+    await gql(client, "{ __typename }", token=key)  # the key is cached from here on
+    counts = []
+    for first in (5, 100):
+        count_queries.reset()
+        body = await gql(client, REWARDS_PAGE, {"first": first}, token=key)
+        counts.append(count_queries.count)
+        nodes = body["data"]["referrals"]["nodes"]
+        assert len(nodes) == first
+        # newest first: the 100th referral (odd index) has both sides, the 99th one side
+        assert nodes[0]["rewards"] == [
+            {"side": "referrer", "state": "pending", "amountMinor": 5000, "currency": "USD"},
+            {"side": "referred", "state": "pending", "amountMinor": 2000, "currency": "USD"},
+        ]
+        assert [r["side"] for r in nodes[1]["rewards"]] == ["referrer"]
+    assert counts == [2, 2]  # the page (with advocate joined in), then the page's rewards
+
+
+async def test_rewards_of_a_single_referral_still_need_the_read_scope(client, session, codec):
+    await _referrals_with_rewards(session, codec, 1)
+    key = await make_api_key(session, scopes=["read"])
+    page = await gql(client, "{ referrals(first: 1) { nodes { id } } }", token=key)
+    rid = page["data"]["referrals"]["nodes"][0]["id"]
+    q = "query($id: ID!){ referral(id: $id) { rewards { side } } }"
+    one = await gql(client, q, {"id": rid}, token=key)
+    assert [r["side"] for r in one["data"]["referral"]["rewards"]] == ["referrer"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graphql import GraphQLObjectType
+from strawberry.types.base import get_object_definition
 
 from api.schema import build_schema
 
@@ -16,7 +17,7 @@ def test_plain_fields_read_their_attribute_directly() -> None:
     for name in ("id", "status", "createdAt", "advocate", "offerRedemption"):
         assert getattr(referral[name].resolve, "__name__", "") == "resolve", name
     # resolvers (with their scope checks and dataloaders) are strawberry's own
-    for name in ("rewards", "opportunities", "program"):
+    for name in ("opportunities", "revenue", "program"):
         assert getattr(referral[name].resolve, "__name__", "") != "resolve", name
 
     class Source:
@@ -25,3 +26,30 @@ def test_plain_fields_read_their_attribute_directly() -> None:
     resolve = referral["createdAt"].resolve
     assert resolve is not None
     assert resolve(Source(), None) == Source.created_at
+
+
+def test_row_backed_types_compute_every_field_they_declare() -> None:
+    from api.types.advocate import AdvocateType
+    from api.types.link import ReferralLinkType
+    from api.types.referral import OfferRedemptionType, ReferralType
+    from api.types.reward import RewardType
+
+    for cls in (ReferralType, AdvocateType, ReferralLinkType, OfferRedemptionType, RewardType):
+        definition = get_object_definition(cls, strict=True)
+        declared = {f.python_name for f in definition.fields if f.base_resolver is None}
+        private = {n for n in cls.__annotations__ if n.endswith("db_id")}
+        assert declared | private == set(cls.FIELDS), cls
+
+
+def test_a_field_with_a_default_cannot_be_computed() -> None:
+    import pytest
+    import strawberry
+
+    from api.types.rows import RowBacked, computed_fields
+
+    @strawberry.type
+    class Thing(RowBacked):
+        name: str = "default"
+
+    with pytest.raises(TypeError, match="cannot be computed"):
+        computed_fields(Thing, {"name": lambda o: o._m.name})
