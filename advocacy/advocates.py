@@ -10,16 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, func, literal_column, or_, select
+from sqlalchemy import bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution.batching import any_ids, ids_params
 from attribution.erasure import erased_key
 from attribution.paging import Page, paginate
+from core.db import RawSelect
 from core.emails import check_email, normalize_email
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from models import Advocate, Referral, ReferralLink
+from models.snapshot import snapshot_class
 
 MAX_IMPORT_ROWS = 1_000
 
@@ -86,6 +88,21 @@ async def get_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
     if advocate is None:
         raise NotFound("no such advocate", field="id")
     return advocate
+
+
+_ADVOCATE_ROW = snapshot_class(Advocate)
+_ADVOCATE_BY_ID = RawSelect(
+    select(*Advocate.__table__.columns).where(Advocate.id == bindparam("id"))
+)
+
+
+async def read_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
+    """A read-only snapshot of the advocate (not session-bound), for hot read paths such as
+    the widget's ``me``; use ``get_advocate`` to change it."""
+    rows = await _ADVOCATE_BY_ID.fetch(session, {"id": advocate_id})
+    if not rows:
+        raise NotFound("no such advocate", field="id")
+    return _ADVOCATE_ROW._make(rows[0])  # type: ignore[no-any-return]
 
 
 async def get_advocate_by_external_id(session: AsyncSession, external_id: str) -> Advocate:

@@ -22,9 +22,11 @@ from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.clock import utcnow
 from core.codes import LinkCodec
+from core.db import RawSelect
 from core.errors import Conflict, NotFound, ValidationFailed
 from models import Advocate, Click, Program, Referral, ReferralLink
 from models.enums import LinkStatus, ProgramStatus, ReferralStatus
+from models.snapshot import snapshot_class
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "direct"
@@ -100,8 +102,9 @@ async def get_link_by_code(session: AsyncSession, codec: LinkCodec, code: str) -
 
 
 _LINKS_BY_IDS = select(ReferralLink).where(any_ids(ReferralLink.id))
-_LINKS_BY_ADVOCATES = (
-    select(ReferralLink)
+_LINK_ROW = snapshot_class(ReferralLink)
+_LINKS_BY_ADVOCATES = RawSelect(
+    select(*ReferralLink.__table__.columns)
     .where(any_ids(ReferralLink.advocate_id))
     .order_by(ReferralLink.advocate_id, ReferralLink.id)
 )
@@ -144,7 +147,7 @@ def _link_stats_statement() -> Select[Any]:
     )
 
 
-_LINK_STATS = _link_stats_statement()
+_LINK_STATS = RawSelect(_link_stats_statement())
 _CLICKS_BY_ADVOCATES = (
     select(
         ReferralLink.advocate_id,
@@ -166,9 +169,11 @@ async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, R
 async def links_by_advocates(
     session: AsyncSession, advocate_ids: Sequence[int]
 ) -> dict[int, list[ReferralLink]]:
-    """Every link of each advocate, oldest first, in one statement."""
+    """Every link of each advocate, oldest first, in one statement, as read-only snapshots
+    (the widget reads them on every load)."""
     grouped: dict[int, list[ReferralLink]] = defaultdict(list)
-    for link in await session.scalars(_LINKS_BY_ADVOCATES, ids_params(advocate_ids)):
+    for record in await _LINKS_BY_ADVOCATES.fetch(session, ids_params(advocate_ids)):
+        link = _LINK_ROW._make(record)
         grouped[link.advocate_id].append(link)
     return grouped
 
@@ -176,7 +181,7 @@ async def links_by_advocates(
 async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:
     """Click counts, referral counts and won-referral counts per link, in one statement."""
     result: dict[int, LinkStats] = {}
-    rows = (await session.execute(_LINK_STATS, ids_params(link_ids))).all()
+    rows = await _LINK_STATS.fetch(session, ids_params(link_ids))
     for link_id, total, bots, last_at, referred, won in rows:
         result[link_id] = LinkStats(
             clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),

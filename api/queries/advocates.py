@@ -7,6 +7,7 @@ from advocacy.advocates import (
     get_advocate,
     get_advocate_by_external_id,
     list_advocates,
+    read_advocate,
 )
 from api.connections import to_connection
 from api.context import Info
@@ -80,7 +81,7 @@ class AdvocateQueries:
     )
     async def me(self, info: Info) -> AdvocateType:
         advocate_id = require_widget(info.context)
-        return AdvocateType.from_model(await get_advocate(info.context.session, advocate_id))
+        return AdvocateType.from_model(await read_advocate(info.context.session, advocate_id))
 
     @strawberry.field(
         description="One advocate by id or by the CRM's external id (a widget token may read "
