@@ -284,11 +284,14 @@ def cpu_profile(url: str, key: str, token: str, rounds: int) -> None:
 
     vouch_app = create_app()
     cases = [
+        ("page of 50, advocate + rewards (Vouch)", vouch_app, REWARDS, {"first": 50}, key),
+        ("page of 50, advocate + rewards (baseline)", baseline_app, REWARDS, {"first": 50}, None),
         ("page of 50, nested (Vouch)", vouch_app, REFERRALS, {"first": 50}, key),
         ("page of 50, nested (baseline)", baseline_app, BASELINE_REFERRALS, {"first": 50}, None),
         ("page of 50, no nesting (Vouch)", vouch_app, FLAT, {"first": 50}, key),
         ("page of 50, no nesting (baseline)", baseline_app, FLAT, {"first": 50}, None),
         ("widget my link and stats (Vouch)", vouch_app, WIDGET, {}, token),
+        ("widget my link and stats (baseline)", baseline_app, WIDGET, {}, None),
         ("{ __typename } (Vouch, no auth)", vouch_app, "{ __typename }", {}, None),
     ]
 
