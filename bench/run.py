@@ -42,7 +42,7 @@ def steps(quick: bool) -> list[tuple[str, str, list[str], int]]:
         ),
         (
             "graphql",
-            "GraphQL (list of 50 with nesting, small query, conversion mutation)"
+            "GraphQL (pages of 50 with nesting, the widget query; each against bare strawberry)"
             " — bench/graphql.py",
             [PY, "-m", "bench.graphql", "--duration", secs, "--runs", "3"],
             900,
