@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,7 +68,9 @@ def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
-_AUTOCOMMIT: dict[int, Engine] = {}
+# engine -> the same engine with AUTOCOMMIT (it shares the pool); weak, so a dropped engine's
+# entry goes with it
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def autocommit_reads(session: AsyncSession) -> bool:
@@ -82,11 +85,9 @@ def autocommit_reads(session: AsyncSession) -> bool:
     bind = sync.bind
     if sync.in_transaction() or not isinstance(bind, Engine):
         return False
-    autocommit = _AUTOCOMMIT.get(id(bind))
+    autocommit = _AUTOCOMMIT.get(bind)
     if autocommit is None:
-        autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT[id(bind)] = autocommit
-        event.listen(bind, "engine_disposed", lambda _conn: _AUTOCOMMIT.pop(id(bind), None))
+        autocommit = _AUTOCOMMIT[bind] = bind.execution_options(isolation_level="AUTOCOMMIT")
     sync.bind = autocommit
     return True
 
@@ -109,7 +110,6 @@ class RawSelect:
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         # Values bound in the statement itself (literals), used when params do not name them.
         self.bound = {n: b.value for n, b in compiled.binds.items() if b.value is not None}
-        self.columns: tuple[str, ...] = tuple(c[0] for c in compiled._result_columns)
 
     async def fetch(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
         args = [params[name] if name in params else self.bound[name] for name in self.names]
