@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Select
 
 
@@ -70,6 +71,32 @@ def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 # engine -> the same engine with AUTOCOMMIT (it shares the pool); weak, so a dropped engine's
 # entry goes with it
+READ_ONLY = "vouch.read_only"
+
+
+class ReadOnlyRequestWrote(RuntimeError):
+    """A read-only request (a GraphQL query) tried to write: a bug, refused before anything is
+    sent, since without a transaction the write would not be undone with the request."""
+
+
+class _SyncSession(Session):
+    pass
+
+
+@event.listens_for(_SyncSession, "do_orm_execute")
+def _refuse_write_statements(state: ORMExecuteState) -> None:
+    if state.session.info.get(READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlyRequestWrote(f"a read-only request tried to run {state.statement!s:.60}")
+
+
+@event.listens_for(_SyncSession, "before_flush")
+def _refuse_flushes(session: Session, context: Any, instances: Any) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlyRequestWrote("a read-only request tried to flush changes")
+
+
 _AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -80,8 +107,10 @@ def autocommit_reads(session: AsyncSession) -> bool:
     Under READ COMMITTED every statement takes its own snapshot whether or not a transaction
     is open, so a read-only request sees exactly what it would see inside one. Only for
     requests that cannot write (GraphQL queries); a session that already holds a transaction,
-    or is bound to a connection (tests), is left as it is. Returns whether it switched."""
+    or is bound to a connection (tests), keeps its transaction. Either way the session refuses
+    writes from here on. Returns whether it switched to autocommit."""
     sync = session.sync_session
+    sync.info[READ_ONLY] = True  # from here on a write is a bug: see _refuse_writes
     bind = sync.bind
     if sync.in_transaction() or not isinstance(bind, Engine):
         return False
@@ -182,6 +211,8 @@ class SerialSession(AsyncSession):
     GraphQL resolves sibling fields and dataloader batches concurrently; one session per
     request must still run one statement at a time.
     """
+
+    sync_session_class = _SyncSession
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -53,10 +53,41 @@ async def test_autocommit_reads_run_each_statement_on_its_own(database_url: str)
         await eng.dispose()
 
 
+async def test_a_read_only_session_refuses_to_write(database_url: str) -> None:
+    from sqlalchemy import update
+
+    from core.db import ReadOnlyRequestWrote
+    from models import Program
+
+    eng = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(eng)() as s:
+            assert autocommit_reads(s)
+            with pytest.raises(ReadOnlyRequestWrote):
+                await s.execute(update(Program).values(name="x"))
+            s.add(Program(slug="never-written", name="Never"))
+            with pytest.raises(ReadOnlyRequestWrote):
+                await s.flush()
+        async with session_factory(eng)() as s:  # nothing was written
+            found = await s.execute(
+                text("SELECT count(*) FROM programs WHERE slug = 'never-written'")
+            )
+            assert found.scalar() == 0
+    finally:
+        await eng.dispose()
+
+
 async def test_autocommit_reads_leaves_open_transactions_and_test_connections_alone(
-    database_url: str, session: Any
+    database_url: str, sessionmaker: Any
 ) -> None:
-    assert not autocommit_reads(session)  # bound to a connection (the tests' rollback)
+    from core.db import ReadOnlyRequestWrote
+    from models import Program
+
+    async with sessionmaker() as session:
+        assert not autocommit_reads(session)  # bound to a connection (the tests' rollback)
+        session.add(Program(slug="never-written", name="Never"))
+        with pytest.raises(ReadOnlyRequestWrote):  # but read-only all the same
+            await session.flush()
     eng = create_engine(database_url, pool_size=1)
     try:
         async with session_factory(eng)() as s:
