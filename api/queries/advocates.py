@@ -9,6 +9,7 @@ from advocacy.advocates import (
     list_advocates,
     read_advocate,
 )
+from api import loaders
 from api.connections import to_connection
 from api.context import Info
 from api.ids import decode_id
@@ -19,8 +20,10 @@ from api.permissions import (
     require_scope,
     require_widget,
 )
+from api.selection import selects
 from api.types.advocate import AdvocateType
 from api.types.enums import ListOrder
+from attribution.links import advocate_with_links
 from core.errors import ValidationFailed
 from models.enums import Scope
 
@@ -81,7 +84,14 @@ class AdvocateQueries:
     )
     async def me(self, info: Info) -> AdvocateType:
         advocate_id = require_widget(info.context)
-        return AdvocateType.from_model(await read_advocate(info.context.session, advocate_id))
+        if not selects(info, "links"):
+            return AdvocateType.from_model(await read_advocate(info.context.session, advocate_id))
+        # The widget's usual load: the advocate, its links and their stats in one statement,
+        # handed to the nested fields' dataloaders (which would otherwise run two more).
+        found = await advocate_with_links(info.context.session, advocate_id)
+        loaders.links_of_advocate(info.context).prime(advocate_id, found.links)
+        loaders.stats_of_link(info.context).prime_many(found.stats)
+        return AdvocateType.from_model(found.advocate)
 
     @strawberry.field(
         description="One advocate by id or by the CRM's external id (a widget token may read "

@@ -214,5 +214,20 @@ async def test_widget_stats_cost_constant_statements_whatever_the_link_count(
         count_queries.reset()
         body = await gql(client, q, token=token)
         counts.append((len(body["data"]["me"]["links"]), count_queries.count))
-    # the advocate, its links, their stats, and the advocate's click summary
-    assert counts == [(3, 4), (6, 4)]
+        links = body["data"]["me"]["links"]
+        assert [link["clicks"]["total"] for link in links] == [1] * len(links)
+        assert {(link["referralCount"], link["conversionCount"]) for link in links} == {(0, 0)}
+        assert body["data"]["me"]["clicks"]["total"] == len(links)
+    # the advocate with its links and their stats in one statement; the click summary
+    assert counts == [(3, 2), (6, 2)]
+
+
+async def test_widget_without_links_or_without_asking_for_them(client, session, app, count_queries):
+    lonely = await make_advocate(session)
+    token = app.state.widget_tokens.mint(lonely.id)
+    body = await gql(client, "{ me { externalId links { code clickCount } } }", token=token)
+    assert body["data"]["me"] == {"externalId": lonely.external_id, "links": []}
+    count_queries.reset()
+    body = await gql(client, "{ me { externalId } }", token=token)
+    assert body["data"]["me"] == {"externalId": lonely.external_id}
+    assert count_queries.count == 1  # the advocate only
