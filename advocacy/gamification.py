@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from attribution.batching import any_ids, ids_params
+from core.db import RawSelect
 from core.errors import ValidationFailed
 from models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program
 from models.enums import ActionKind
@@ -328,18 +330,22 @@ def display_name(first: str | None, last: str | None) -> str:
     return first or (f"{initial}." if initial else "Anonymous advocate")
 
 
+_POINTS_BY_ADVOCATES = RawSelect(
+    select(PointsEntry.advocate_id, func.sum(PointsEntry.points))
+    .where(any_ids(PointsEntry.advocate_id))
+    .group_by(PointsEntry.advocate_id)
+)
+
+
 async def points_for_advocates(
     session: AsyncSession, advocate_ids: Sequence[int]
 ) -> dict[int, int]:
     """Total points per advocate in one statement (for dataloaders)."""
     result = dict.fromkeys(advocate_ids, 0)
     if advocate_ids:
-        rows = await session.execute(
-            select(PointsEntry.advocate_id, func.sum(PointsEntry.points))
-            .where(PointsEntry.advocate_id.in_(set(advocate_ids)))
-            .group_by(PointsEntry.advocate_id)
-        )
-        for advocate_id, points in rows:
+        for advocate_id, points in await _POINTS_BY_ADVOCATES.fetch(
+            session, ids_params(set(advocate_ids))
+        ):
             result[advocate_id] = int(points)
     return result
 

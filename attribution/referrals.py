@@ -63,7 +63,7 @@ async def get_referral(session: AsyncSession, referral_id: int) -> Referral:
 
 
 _REFERRALS_BY_IDS = select(Referral).where(any_ids(Referral.id))
-_REFERRAL_COUNTS_BY_ADVOCATES = (
+_REFERRAL_COUNTS_BY_ADVOCATES = RawSelect(
     select(Referral.advocate_id, func.count())
     .where(any_ids(Referral.advocate_id))
     .group_by(Referral.advocate_id)
@@ -122,8 +122,8 @@ async def latest_referrals_by_links(
 async def referral_counts_by_advocates(
     session: AsyncSession, advocate_ids: Sequence[int]
 ) -> dict[int, int]:
-    rows = await session.execute(_REFERRAL_COUNTS_BY_ADVOCATES, ids_params(advocate_ids))
-    return {advocate_id: int(n) for advocate_id, n in rows.all()}
+    rows = await _REFERRAL_COUNTS_BY_ADVOCATES.fetch(session, ids_params(advocate_ids))
+    return {advocate_id: int(n) for advocate_id, n in rows}
 
 
 async def redemptions_by_referrals(

@@ -603,18 +603,21 @@ async def entries_by_reward(session: AsyncSession, ids: list[int]) -> dict[int, 
     return out
 
 
+_REWARD_ROW = snapshot_class(Reward)
+_REWARDS_BY_ADVOCATES = RawSelect(
+    select(*Reward.__table__.columns).where(any_ids(Reward.advocate_id)).order_by(Reward.id)
+)
+
+
 async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
-    rows = await session.scalars(
-        select(Reward).where(Reward.advocate_id.in_(ids)).order_by(Reward.id)
-    )
+    """Each advocate's rewards, oldest first, as read-only snapshots (the widget shows them)."""
     out: dict[int, list[Reward]] = {i: [] for i in ids}
-    for row in rows:
-        assert row.advocate_id is not None
+    for record in await _REWARDS_BY_ADVOCATES.fetch(session, ids_params(ids)):
+        row = _REWARD_ROW._make(record)
         out[row.advocate_id].append(row)
     return out
 
 
-_REWARD_ROW = snapshot_class(Reward)
 _REWARDS_BY_REFERRALS = RawSelect(
     select(*Reward.__table__.columns).where(any_ids(Reward.referral_id)).order_by(Reward.id)
 )

@@ -131,7 +131,7 @@ class RawSelect:
 
     _dialect = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         compiled = statement.compile(dialect=self._dialect)
         if any(p.expanding for p in compiled.binds.values()):
             raise ValueError("RawSelect does not support expanding parameters")
