@@ -71,16 +71,38 @@ class ClickSummary:
 @strawberry.type
 class WidgetLink:
     code: str
+    channel: str
     share_url: str
     clicks: ClickSummary
+    click_count: int
     referral_count: int
     conversion_count: int
 
 
 @strawberry.type
+class WidgetReward:
+    amount_minor: int
+    currency: str
+    state: str
+    kind: str
+
+
+@strawberry.type
+class WidgetAsk:
+    type: str
+    moment: str
+    status: str
+
+
+@strawberry.type
 class Me:
     external_id: str
+    first_name: str | None
+    referral_count: int
+    points: int
     links: list[WidgetLink]
+    rewards: list[WidgetReward]
+    next_ask: WidgetAsk | None
 
 
 REFERRALS = [
@@ -100,15 +122,22 @@ REFERRALS = [
 ]
 ME = Me(
     external_id="ext-1",
+    first_name="Ada",
+    referral_count=1,
+    points=0,
     links=[
         WidgetLink(
             code="code000001",
+            channel="direct",
             share_url="http://127.0.0.1/r/code000001",
             clicks=ClickSummary(total=12, humans=10),
+            click_count=10,
             referral_count=3,
             conversion_count=1,
         )
     ],
+    rewards=[WidgetReward(amount_minor=5000, currency="USD", state="pending", kind="credit")],
+    next_ask=None,
 )
 
 

@@ -9,7 +9,8 @@ strawberry serving the same query shape from memory, bench/baseline.py), then me
   1. a page of 50 referrals with advocate and rewards nested (the issue's shape; API key)
   2. a page of 50 referrals with advocate, link and offer redemption nested
   3. each of those query shapes against the baseline, in the same run
-  4. a widget's "my link and stats" query (widget token)
+  4. a widget's "my link and stats" query (widget token), and the query the embeddable widget
+     (site/static/widget.js) sends on every load
 
 Prints min/median/max requests/s over the runs and the Markdown block for bench/RESULTS.md.
 """
@@ -52,6 +53,15 @@ REWARDS = """query Page($first: Int!) { referrals(first: $first) { totalCount
           rewards { side state amountMinor currency } } } }"""
 WIDGET = """{ me { externalId links { code shareUrl clicks { total humans }
   referralCount conversionCount } } }"""
+
+
+def widget_js_query() -> str:
+    """The query the embeddable widget sends on every load, read from site/static/widget.js so
+    the bench follows the widget."""
+    source = (ROOT / "site" / "static" / "widget.js").read_text()
+    statement = source[source.index("var QUERY =") : source.index(";", source.index("var QUERY ="))]
+    return "".join(re.findall(r'"([^"]*)"', statement))
+
 
 SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
 SALT = "bench-hashid-salt-0123456789-0123456789-abcdef"
@@ -369,6 +379,8 @@ def main() -> None:
         ("link baseline", base_port, BASELINE_REFERRALS, {"first": 50}, None, base.pid),
         ("widget", vouch_port, WIDGET, {}, token, vouch.pid),
         ("widget baseline", base_port, WIDGET, {}, None, base.pid),
+        ("widget.js", vouch_port, widget_js_query(), {}, token, vouch.pid),
+        ("widget.js baseline", base_port, widget_js_query(), {}, None, base.pid),
     ]
     results: dict[str, list[float]] = {s[0]: [] for s in scenarios}
     cpu_ms: dict[str, list[float]] = {s[0]: [] for s in scenarios}
@@ -420,6 +432,7 @@ def main() -> None:
         "rewards": "page of 50 referrals, advocate + rewards nested",
         "link": "page of 50 referrals, advocate + link + offer redemption nested",
         "widget": 'widget "my link and stats"',
+        "widget.js": "the embeddable widget's own query (site/static/widget.js)",
     }
     for name, title in titles.items():
         vouch_rates, base_rates = results[name], results[f"{name} baseline"]
