@@ -127,7 +127,9 @@ class RawSelect:
 
     For the hottest read paths only (a GraphQL page of 50 rows): there SQLAlchemy's result
     machinery costs more CPU than PostgreSQL spends on the query. Bind parameters are passed
-    by name; ``expanding`` (IN-list) parameters are not supported: use ``= ANY(:array)``."""
+    by name; ``expanding`` (IN-list) parameters are not supported: use ``= ANY(:array)``.
+    Values come back as asyncpg decodes them: a column type with its own Python-side result
+    processing (a TypeDecorator; the models have none) would not be applied."""
 
     _dialect = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
