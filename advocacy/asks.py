@@ -30,9 +30,8 @@ from advocacy import moments
 from advocacy.actions import RecordedAction, check_url, create_action
 from advocacy.moments import Guard, GuardCode, MomentKind
 from advocacy.signals import signals_of
-from attribution.batching import any_ids, ids_params
+from attribution.batching import SnapshotsBy
 from attribution.paging import Page, paginate
-from core.db import RawSelect
 from core.errors import (
     Conflict,
     DomainError,
@@ -43,7 +42,6 @@ from core.errors import (
 )
 from models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
 from models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
-from models.snapshot import snapshot_class
 
 # What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
 # testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.
@@ -695,26 +693,17 @@ async def next_best_ask(
     return NextBestAsk(advocate_id, best, "waiting", guards, eligible)
 
 
-_ASK_ROW = snapshot_class(Ask)
-_OPEN_ASKS = RawSelect(
-    select(*Ask.__table__.columns)
-    .where(
-        any_ids(Ask.advocate_id),
-        Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARRAY(String))),
-    )
-    .order_by(Ask.id)
+_OPEN_ASKS = SnapshotsBy(
+    Ask,
+    "advocate_id",
+    Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARRAY(String))),
 )
 
 
 async def open_asks_for(session: AsyncSession, advocate_ids: Sequence[int]) -> dict[int, list[Ask]]:
     """Open asks per advocate in one statement (for the next-ask dataloader), as read-only
     snapshots: every widget load reads them."""
-    result: dict[int, list[Ask]] = {pk: [] for pk in advocate_ids}
-    if advocate_ids:
-        for record in await _OPEN_ASKS.fetch(session, ids_params(set(advocate_ids))):
-            ask = _ASK_ROW._make(record)
-            result[ask.advocate_id].append(ask)
-    return result
+    return await _OPEN_ASKS.fetch(session, advocate_ids)
 
 
 async def recent_asks_for(

@@ -7,7 +7,6 @@ unique index and all return the same row.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import any_ids, ids_params
+from attribution.batching import SnapshotsBy, any_ids, ids_params
 from attribution.landing import announce_landing_change
 from attribution.paging import Page, paginate
 from core.clock import utcnow
@@ -103,11 +102,7 @@ async def get_link_by_code(session: AsyncSession, codec: LinkCodec, code: str) -
 
 _LINKS_BY_IDS = select(ReferralLink).where(any_ids(ReferralLink.id))
 _LINK_ROW = snapshot_class(ReferralLink)
-_LINKS_BY_ADVOCATES = RawSelect(
-    select(*ReferralLink.__table__.columns)
-    .where(any_ids(ReferralLink.advocate_id))
-    .order_by(ReferralLink.advocate_id, ReferralLink.id)
-)
+_LINKS_BY_ADVOCATES = SnapshotsBy(ReferralLink, "advocate_id")
 
 
 def _advocate_links_statement() -> Select[Any]:
@@ -251,11 +246,7 @@ async def links_by_advocates(
 ) -> dict[int, list[ReferralLink]]:
     """Every link of each advocate, oldest first, in one statement, as read-only snapshots
     (the widget reads them on every load)."""
-    grouped: dict[int, list[ReferralLink]] = defaultdict(list)
-    for record in await _LINKS_BY_ADVOCATES.fetch(session, ids_params(advocate_ids)):
-        link = _LINK_ROW._make(record)
-        grouped[link.advocate_id].append(link)
-    return grouped
+    return await _LINKS_BY_ADVOCATES.fetch(session, advocate_ids)
 
 
 async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:

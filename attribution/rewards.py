@@ -23,9 +23,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attribution import webhooks
-from attribution.batching import any_ids, ids_params
+from attribution.batching import SnapshotsBy
 from attribution.paging import Page, paginate
-from core.db import RawSelect
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
 from models.enums import (
@@ -37,7 +36,6 @@ from models.enums import (
     RewardState,
     RewardTrigger,
 )
-from models.snapshot import snapshot_class
 
 # Which reward states may follow which. Voiding a fulfilled reward is a clawback and is only
 # allowed inside its clawback window.
@@ -603,31 +601,16 @@ async def entries_by_reward(session: AsyncSession, ids: list[int]) -> dict[int, 
     return out
 
 
-_REWARD_ROW = snapshot_class(Reward)
-_REWARDS_BY_ADVOCATES = RawSelect(
-    select(*Reward.__table__.columns).where(any_ids(Reward.advocate_id)).order_by(Reward.id)
-)
+_REWARDS_BY_ADVOCATES = SnapshotsBy(Reward, "advocate_id")
+_REWARDS_BY_REFERRALS = SnapshotsBy(Reward, "referral_id")
 
 
 async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
     """Each advocate's rewards, oldest first, as read-only snapshots (the widget shows them)."""
-    out: dict[int, list[Reward]] = {i: [] for i in ids}
-    for record in await _REWARDS_BY_ADVOCATES.fetch(session, ids_params(ids)):
-        row = _REWARD_ROW._make(record)
-        out[row.advocate_id].append(row)
-    return out
-
-
-_REWARDS_BY_REFERRALS = RawSelect(
-    select(*Reward.__table__.columns).where(any_ids(Reward.referral_id)).order_by(Reward.id)
-)
+    return await _REWARDS_BY_ADVOCATES.fetch(session, ids)
 
 
 async def rewards_by_referrals(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
     """Both sides' rewards of each referral, oldest first, as read-only snapshots (a page of
     referrals with their rewards nested reads them all at once)."""
-    out: dict[int, list[Reward]] = {i: [] for i in ids}
-    for record in await _REWARDS_BY_REFERRALS.fetch(session, ids_params(ids)):
-        row = _REWARD_ROW._make(record)
-        out[row.referral_id].append(row)
-    return out
+    return await _REWARDS_BY_REFERRALS.fetch(session, ids)
