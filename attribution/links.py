@@ -7,12 +7,12 @@ unique index and all return the same row.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,10 +105,12 @@ _LINK_ROW = snapshot_class(ReferralLink)
 _LINKS_BY_ADVOCATES = SnapshotsBy(ReferralLink, "advocate_id")
 
 
-def _advocate_links_statement() -> Select[Any]:
-    """An advocate with each of its links and the links' stats: one row per link (one row with
-    empty link columns for an advocate without links)."""
-    own_links = select(ReferralLink.id).where(ReferralLink.advocate_id == bindparam("advocate_id"))
+def _stats_columns(
+    of_links: Callable[[Any], ColumnElement[bool]],
+) -> tuple[list[Any], Callable[[Select[Any]], Select[Any]]]:
+    """The five link-stats columns (clicks, bot clicks, last click, referrals, won) for the
+    links ``of_links(link_id_column)`` selects, and a function that outer-joins their
+    aggregates to a statement that has ``referral_links``; read them with ``_stats``."""
     clicks = (
         select(
             Click.link_id.label("link_id"),
@@ -116,7 +118,7 @@ def _advocate_links_statement() -> Select[Any]:
             func.count().filter(Click.is_bot).label("bots"),
             func.max(Click.occurred_at).label("last_at"),
         )
-        .where(Click.link_id.in_(own_links.scalar_subquery()))
+        .where(of_links(Click.link_id))
         .group_by(Click.link_id)
         .subquery()
     )
@@ -126,29 +128,61 @@ def _advocate_links_statement() -> Select[Any]:
             func.count().label("referrals"),
             func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
         )
-        .where(Referral.link_id.in_(own_links.scalar_subquery()))
+        .where(of_links(Referral.link_id))
         .group_by(Referral.link_id)
         .subquery()
     )
-    return (
-        select(
-            *Advocate.__table__.columns,
-            *ReferralLink.__table__.columns,
-            func.coalesce(clicks.c.total, 0),
-            func.coalesce(clicks.c.bots, 0),
-            clicks.c.last_at,
-            func.coalesce(referrals.c.referrals, 0),
-            func.coalesce(referrals.c.won, 0),
+    columns = [
+        func.coalesce(clicks.c.total, 0),
+        func.coalesce(clicks.c.bots, 0),
+        clicks.c.last_at,
+        func.coalesce(referrals.c.referrals, 0),
+        func.coalesce(referrals.c.won, 0),
+    ]
+
+    def join(statement: Select[Any]) -> Select[Any]:
+        return statement.outerjoin(clicks, clicks.c.link_id == ReferralLink.id).outerjoin(
+            referrals, referrals.c.link_id == ReferralLink.id
         )
-        .select_from(Advocate)
-        .outerjoin(ReferralLink, ReferralLink.advocate_id == Advocate.id)
-        .outerjoin(clicks, clicks.c.link_id == ReferralLink.id)
-        .outerjoin(referrals, referrals.c.link_id == ReferralLink.id)
+
+    return columns, join
+
+
+def _stats(values: Sequence[Any]) -> LinkStats:
+    total, bots, last_at, referred, won = values
+    return LinkStats(
+        clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),
+        referrals=int(referred),
+        conversions=int(won),
+    )
+
+
+def _link_stats_statement() -> Select[Any]:
+    columns, join = _stats_columns(any_ids)
+    return join(select(ReferralLink.id, *columns)).where(any_ids(ReferralLink.id))
+
+
+def _advocate_links_statement() -> Select[Any]:
+    """An advocate with each of its links and the links' stats: one row per link (one row with
+    empty link columns for an advocate without links)."""
+    own_links = (
+        select(ReferralLink.id)
+        .where(ReferralLink.advocate_id == bindparam("advocate_id"))
+        .scalar_subquery()
+    )
+    columns, join = _stats_columns(lambda link_id: link_id.in_(own_links))
+    return (
+        join(
+            select(*Advocate.__table__.columns, *ReferralLink.__table__.columns, *columns)
+            .select_from(Advocate)
+            .outerjoin(ReferralLink, ReferralLink.advocate_id == Advocate.id)
+        )
         .where(Advocate.id == bindparam("advocate_id"))
         .order_by(ReferralLink.id)
     )
 
 
+_LINK_STATS = RawSelect(_link_stats_statement())
 _ADVOCATE_ROW = snapshot_class(Advocate)
 _ADVOCATE_LINKS = RawSelect(_advocate_links_statement())
 _ADVOCATE_PART = slice(0, len(_ADVOCATE_ROW._fields))
@@ -172,57 +206,14 @@ async def advocate_with_links(session: AsyncSession, advocate_id: int) -> Advoca
     links: list[ReferralLink] = []
     stats: dict[int, LinkStats] = {}
     for row in rows:
-        if row[_LINK_PART.start] is None:
+        if row[_LINK_PART.start] is None:  # an advocate without links
             continue
         link = _LINK_ROW._make(row[_LINK_PART])
-        total, bots, last_at, referred, won = row[_LINK_PART.stop :]
         links.append(link)
-        stats[link.id] = LinkStats(
-            clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),
-            referrals=int(referred),
-            conversions=int(won),
-        )
+        stats[link.id] = _stats(row[_LINK_PART.stop :])
     return AdvocateLinks(_ADVOCATE_ROW._make(rows[0][_ADVOCATE_PART]), links, stats)
 
 
-def _link_stats_statement() -> Select[Any]:
-    clicks = (
-        select(
-            Click.link_id.label("link_id"),
-            func.count().label("total"),
-            func.count().filter(Click.is_bot).label("bots"),
-            func.max(Click.occurred_at).label("last_at"),
-        )
-        .where(any_ids(Click.link_id))
-        .group_by(Click.link_id)
-        .subquery()
-    )
-    referrals = (
-        select(
-            Referral.link_id.label("link_id"),
-            func.count().label("referrals"),
-            func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
-        )
-        .where(any_ids(Referral.link_id))
-        .group_by(Referral.link_id)
-        .subquery()
-    )
-    return (
-        select(
-            ReferralLink.id,
-            func.coalesce(clicks.c.total, 0),
-            func.coalesce(clicks.c.bots, 0),
-            clicks.c.last_at,
-            func.coalesce(referrals.c.referrals, 0),
-            func.coalesce(referrals.c.won, 0),
-        )
-        .outerjoin(clicks, clicks.c.link_id == ReferralLink.id)
-        .outerjoin(referrals, referrals.c.link_id == ReferralLink.id)
-        .where(any_ids(ReferralLink.id))
-    )
-
-
-_LINK_STATS = RawSelect(_link_stats_statement())
 _CLICKS_BY_ADVOCATES = (
     select(
         ReferralLink.advocate_id,
@@ -252,13 +243,8 @@ async def links_by_advocates(
 async def link_stats(session: AsyncSession, link_ids: Sequence[int]) -> dict[int, LinkStats]:
     """Click counts, referral counts and won-referral counts per link, in one statement."""
     result: dict[int, LinkStats] = {}
-    rows = await _LINK_STATS.fetch(session, ids_params(link_ids))
-    for link_id, total, bots, last_at, referred, won in rows:
-        result[link_id] = LinkStats(
-            clicks=ClickSummary(total=int(total), bots=int(bots), last_clicked_at=last_at),
-            referrals=int(referred),
-            conversions=int(won),
-        )
+    for row in await _LINK_STATS.fetch(session, ids_params(link_ids)):
+        result[row[0]] = _stats(row[1:])
     return result
 
 
