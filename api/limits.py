@@ -8,8 +8,6 @@ figures reused, and the fully expanded field count is limited too.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +23,6 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
-from strawberry.extensions import SchemaExtension
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +123,3 @@ def operation_limits_rule(
                     )
 
     return OperationLimits
-
-
-_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
-
-
-class HideSuggestions(SchemaExtension):
-    """Production: no "Did you mean …?" in validation errors. Strawberry's
-    ``disable_field_suggestions`` covers field names only; argument, type and enum-value
-    suggestions would still spell out the hidden schema."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        errors = self.execution_context.pre_execution_errors
-        if errors:
-            # In place: strawberry has already put this very list into its result.
-            errors[:] = [_without_suggestion(e) for e in errors]
-
-
-def _without_suggestion(error: GraphQLError) -> GraphQLError:
-    message = _SUGGESTION.sub("", error.message)
-    if message == error.message:
-        return error
-    return GraphQLError(
-        message, error.nodes, error.source, error.positions, error.path, error.original_error
-    )

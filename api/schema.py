@@ -1,4 +1,4 @@
-"""The schema: merged query and mutation roots, with the hardening extensions.
+"""The schema: merged query and mutation roots, executed through ``api.execution``.
 
 Add a noun by writing ``api/queries/<noun>.py`` (and ``api/mutations/<verb>_<noun>.py``) and
 listing its class below.
@@ -6,28 +6,21 @@ listing its class below.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from graphql import GraphQLError, GraphQLObjectType
+from graphql import ASTValidationRule, GraphQLError, GraphQLObjectType
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import Schema
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api.limits import HideSuggestions, operation_limits_rule
+from api.execution import DocumentCache, execute_operation, log_errors
+from api.limits import operation_limits_rule
 from api.mutations.advocates import AdvocateMutations
 from api.mutations.asks import AskMutations
 from api.mutations.links import LinkMutations
@@ -55,17 +48,12 @@ from api.queries.referrals import ReferralQueries
 from api.queries.reports import ReportQueries
 from api.queries.rewards import RewardQueries
 from api.queries.webhooks import WebhookQueries
-from core.db import autocommit_reads
-from core.errors import DomainError
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2_000
 MAX_FIELDS = 1_000  # fields selected once every fragment is expanded
 
-# The limit rules are built once: the validation cache is keyed by (schema, document, rules),
-# and QueryDepthLimiter/MaxAliasesLimiter would make new rule classes on every request, so
-# no document would ever be served from the cache.
 # Linear in the document, unlike strawberry's limiters (see api/limits.py: fragment bombs).
 LIMITS_RULE = operation_limits_rule(
     max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_fields=MAX_FIELDS
@@ -106,62 +94,55 @@ MUTATION_CLASSES: tuple[type, ...] = (
 Query = merge_types("Query", QUERY_CLASSES)
 Mutation = merge_types("Mutation", MUTATION_CLASSES) if MUTATION_CLASSES else None
 
-logger = logging.getLogger("vouch.graphql")
-
-
-def is_expected(error: GraphQLError) -> bool:
-    """Expected: the caller's mistake (syntax, validation, authorisation, a domain rule)."""
-    original = error.original_error
-    return original is None or isinstance(original, (DomainError, GraphQLError))
-
-
-def _should_mask(error: GraphQLError) -> bool:
-    """Mask bugs, never expected errors: domain errors and GraphQL's own messages pass."""
-    return not is_expected(error)
-
-
-def _request_id(execution_context: ExecutionContext | None) -> str:
-    context = getattr(execution_context, "context", None)
-    request = getattr(context, "request", None)
-    state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
-    return str(state.get("request_id", "-"))
-
 
 class VouchSchema(Schema):
+    """Strawberry's schema, executing through ``api.execution``'s fixed pipeline."""
+
+    def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.production = production
+        rules: list[type[ASTValidationRule]] = [LIMITS_RULE]
+        if production:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self.documents = DocumentCache(
+            self._schema, rules, max_tokens=MAX_TOKENS, hide_suggestions=production
+        )
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        return await execute_operation(
+            self,
+            self.documents,
+            query=query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=(
+                DEFAULT_ALLOWED_OPERATION_TYPES
+                if allowed_operation_types is None
+                else allowed_operation_types
+            ),
+            operation_extensions=operation_extensions,
+            production=self.production,
+        )
+
+    def execute_sync(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Refused: Vouch's resolvers are asynchronous and its limits live in ``execute``."""
+        raise NotImplementedError("Vouch executes GraphQL asynchronously: use execute()")
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log bugs with their traceback and the request id; expected errors without either
-        (their messages may quote user input, so they stay at debug level)."""
-        request_id = _request_id(execution_context)
-        for error in errors:
-            if is_expected(error):
-                logger.debug("request %s: %s", request_id, error.message)
-                continue
-            original = error.original_error
-            logger.error(
-                "request %s: unexpected %s at %s",
-                request_id,
-                type(original).__name__,
-                ".".join(str(p) for p in error.path or ()) or "-",
-                exc_info=(type(original), original, original.__traceback__)
-                if original is not None
-                else None,
-            )
-
-
-class AutocommitQueries(SchemaExtension):
-    """Queries read without BEGIN/ROLLBACK: two round trips fewer per request.
-
-    Query resolvers never write (mutations do, in one transaction each), and under READ
-    COMMITTED a statement sees the same data inside or outside a transaction."""
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context.context
-        session = getattr(context, "session", None)
-        if session is not None and self.execution_context.operation_type is OperationType.QUERY:
-            autocommit_reads(session)
-        yield
+        log_errors(errors, getattr(execution_context, "context", None))
 
 
 def _attribute(name: str) -> Callable[..., Any]:
@@ -196,29 +177,67 @@ def direct_attribute_fields(schema: Schema) -> int:
     return rewired
 
 
+def _direct(resolver: Any, definition: Any, info_class: type, info_name: str | None) -> Any:
+    function = resolver.wrapped_func
+
+    if info_name is None:
+
+        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
+            return function(source)
+
+    else:
+
+        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
+            return function(source, **{info_name: info_class(_raw_info=info, _field=definition)})
+
+    return call_directly
+
+
+def direct_resolvers(schema: Schema) -> int:
+    """Resolvers that take only ``self`` and ``info`` are called directly.
+
+    Strawberry calls every resolver through six Python frames (its wrapper, the field extension
+    chain, argument conversion, ``get_result``) and an async one through an extra coroutine; for
+    a method without arguments, extensions or permission classes that reduces to
+    ``method(source, info=Info(...))``, which is what this calls (graphql-core awaits the
+    coroutine of an ``async`` one). Returns how many fields were rewired."""
+    rewired = 0
+    info_class = schema.config.info_class
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
+            continue
+        for field in graphql_type.fields.values():
+            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            resolver = getattr(definition, "base_resolver", None)
+            if (
+                resolver is None
+                or field.args
+                or definition.extensions
+                or definition.permission_classes
+                or definition.is_subscription
+                or schema.schema_converter._get_field_exception_handlers(definition)
+                or resolver.self_parameter is None
+                or resolver.root_parameter is not None
+                or resolver.parent_parameter is not None
+                or resolver.arguments
+                or len(resolver.signature.parameters) != 1 + (resolver.info_parameter is not None)
+            ):
+                continue
+            info = resolver.info_parameter
+            field.resolve = _direct(resolver, definition, info_class, info and info.name)
+            rewired += 1
+    return rewired
+
+
 def build_schema(*, production: bool) -> Schema:
-    # Factories, not instances: strawberry builds fresh extensions per request. The parser and
-    # validation caches are module-level inside strawberry, keyed by document, so they persist.
-    rules: list[Any] = [LIMITS_RULE]
-    if production:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=512),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=512),
-        AutocommitQueries,
-    ]
-    if production:
-        extensions.insert(0, HideSuggestions)  # outermost: sees the cached validation's errors
-        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
     schema = VouchSchema(
         query=Query,
         mutation=Mutation,
-        extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=production),
+        production=production,
     )
     direct_attribute_fields(schema)
+    direct_resolvers(schema)
     return schema
 
 

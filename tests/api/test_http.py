@@ -184,6 +184,20 @@ async def test_production_hides_the_schema(prod_client, session):
     assert "introspection" in body["errors"][0]["message"].lower()
     typo = await gql(prod_client, "{ program { id } }", expect_errors=True)
     assert "Did you mean" not in typo["errors"][0]["message"]
+    # Variables are coerced at execution, after validation: no enum names spelled out there.
+    key = await make_api_key(session, scopes=["read"])
+    response = await prod_client.post(
+        "/graphql",
+        json={
+            "query": "query($o: ListOrder!) { advocates(order: $o) { totalCount } }",
+            "variables": {"o": "NEWEST_FIRS"},
+        },
+        headers={"authorization": f"Bearer {key}"},
+    )
+    message = response.json()["errors"][0]["message"]
+    assert "NEWEST_FIRS" in message
+    assert "Did you mean" not in message
+    assert "NEWEST_FIRST" not in message
 
 
 async def test_production_masks_and_logs_bugs_with_the_request_id(
@@ -208,6 +222,22 @@ async def test_production_masks_and_logs_bugs_with_the_request_id(
     assert len(errors) == 1
     assert "req-123" in errors[0].getMessage()
     assert errors[0].exc_info[0] is RuntimeError
+
+
+async def test_production_answers_503_when_the_database_is_away(prod_client, session, monkeypatch):
+    key = await make_api_key(session, scopes=["read"])
+
+    async def away(*args, **kwargs):
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr("api.queries.programs.list_programs", away)
+    response = await prod_client.post(
+        "/graphql",
+        json={"query": "{ programs { totalCount } }"},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
 
 
 async def test_expected_errors_are_not_logged_as_tracebacks(prod_client, session, caplog):
@@ -266,10 +296,9 @@ async def test_nul_characters_are_refused_at_the_edge(client, session):
     assert await _advocates(session) == 0
 
 
-async def test_repeated_documents_skip_validation(client, session):
-    from strawberry.extensions.validation_cache import _get_validate_cache
-
-    cache: Any = _get_validate_cache(512)
+async def test_repeated_documents_skip_parsing_and_validation(app, client, session):
+    (graphql,) = [r.endpoint for r in app.router.routes if getattr(r, "path", "") == "/graphql"]
+    cache: Any = graphql.schema.documents.get
     key = await make_api_key(session, scopes=["read"])
     query = "query CacheProbe { programs(first: 3) { totalCount } }"
     await gql(client, query, token=key)
@@ -296,3 +325,37 @@ async def test_revoked_key_stops_at_once_despite_the_cache(client, session):
     await revoke_api_key(session, int(key_id or 0))
     refused = await gql(client, "{ programs { totalCount } }", token=key, expect_errors=True)
     assert refused["errors"][0]["message"] == "invalid or revoked API key"
+
+
+async def test_posts_asking_for_a_stream_get_a_clear_answer(client, session):
+    """Vouch has no subscriptions: an SSE or incremental-delivery Accept header still gets an
+    answer, not a hang or a 500."""
+    key = await make_api_key(session, scopes=["read"])
+    for accept in ("text/event-stream", "multipart/mixed; deferSpec=20220824"):
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ programs { totalCount } }"},
+            headers={"authorization": f"Bearer {key}", "accept": accept},
+        )
+        assert response.status_code < 500, (accept, response.status_code)
+
+
+async def test_post_operation_fields_of_the_wrong_type_are_400s(client, session):
+    key = await make_api_key(session, scopes=["read"])
+    auth = {"authorization": f"Bearer {key}"}
+    for body, reason in (
+        ({"query": 42}, "`query` must be a string"),
+        ({"query": "{ __typename }", "variables": [1]}, "`variables` must be an object"),
+        ({"query": "{ __typename }", "extensions": "x"}, "`extensions` must be an object"),
+        ({"variables": {}}, "No GraphQL query found"),
+        ({"query": "{ __typename }", "operationName": "Nope"}, "Nope"),
+    ):
+        response = await client.post("/graphql", json=body, headers=auth)
+        assert response.status_code == 400, body
+        assert reason in response.text, (body, response.text)
+    broken = await client.post(
+        "/graphql",
+        content=b'{"query": "{ __typename }"',
+        headers={**auth, "content-type": "application/json"},
+    )
+    assert (broken.status_code, broken.text) == (400, "Unable to parse request body as JSON")

@@ -77,3 +77,20 @@ def test_log_lines_mask_people_even_in_tracebacks():
     assert "203.0.113.7" not in line
     assert "SECRETsecret" not in line
     assert json.loads(line)["msg"] == "claim by <email> with <api-key>"
+
+
+def test_request_ids_are_unique_within_and_across_forked_workers():
+    import os
+
+    from web.middleware import _new_request_id
+
+    ids = {_new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker: its own prefix
+        os.write(write, _new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:8] != _new_request_id()[:8]

@@ -1,0 +1,214 @@
+"""How Vouch runs one GraphQL operation: a fixed pipeline, not strawberry's extension runner.
+
+Strawberry runs every request through its extension hooks: each extension is built anew per
+request and each of the four phases (operation, parse, validate, execute) enters a context
+manager per extension. With the seven extensions Vouch needed (token limit, parser cache,
+validation rules, validation cache, autocommit reads, hidden suggestions, error masking) that
+machinery cost more CPU than a widget query's own resolvers. Vouch's concerns are fixed, so
+they run here as plain steps, once per request:
+
+1. the document, parsed with a token limit and validated with Vouch's rules, is looked up in one
+   LRU cache keyed by the query text (strawberry's two caches hash the parsed document again on
+   every request); syntax and validation errors are cached with it;
+2. the operation type is checked against what the transport allows (a mutation over GET is
+   refused before validation errors are reported, as strawberry does);
+3. queries read on autocommit connections, read-only (``core.db.autocommit_reads``);
+4. graphql-core executes with strawberry's executor class, so resolvers see what they always saw;
+5. errors are logged (bugs with traceback and request id), a database outage is re-raised for
+   the app to answer 503, and in production unexpected errors are masked and no message suggests
+   names ("Did you mean …?") from the hidden schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from inspect import isawaitable
+from typing import Any, TypeGuard, cast
+
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import execute as graphql_execute
+from graphql.validation import specified_rules
+from strawberry.exceptions import MissingQueryError
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
+
+from core.db import autocommit_reads, is_database_unavailable
+from core.errors import DomainError
+
+logger = logging.getLogger("vouch.graphql")
+UNEXPECTED = "Unexpected error."
+# Strawberry's check, cheaper than graphql-core's for the plain values most fields return.
+_is_awaitable = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Expected: the caller's mistake (syntax, validation, authorisation, a domain rule)."""
+    original = error.original_error
+    return original is None or isinstance(original, (DomainError, GraphQLError))
+
+
+def without_suggestion(error: GraphQLError) -> GraphQLError:
+    """The error without a trailing "Did you mean …?" (which would spell out hidden names)."""
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message, error.nodes, error.source, error.positions, error.path, error.original_error
+    )
+
+
+def masked(error: GraphQLError) -> GraphQLError:
+    """An unexpected error as a client may see it: where, not what."""
+    return GraphQLError(UNEXPECTED, error.nodes, error.source, error.positions, error.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A query text parsed and validated: ``document`` is None when it did not parse."""
+
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+
+
+class DocumentCache:
+    """Parsed and validated documents by query text (bounded LRU: query texts come from
+    clients, so an unbounded cache would be a memory leak anyone could drive)."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        rules: Sequence[type[ASTValidationRule]],
+        *,
+        max_tokens: int,
+        hide_suggestions: bool,
+        maxsize: int = 512,
+    ) -> None:
+        self.schema = schema
+        self.rules = (*specified_rules, *rules)
+        self.max_tokens = max_tokens
+        self.hide_suggestions = hide_suggestions
+        self.get: Callable[[str], Prepared] = lru_cache(maxsize=maxsize)(self._prepare)
+
+    def _prepare(self, query: str) -> Prepared:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError as error:
+            return Prepared(None, (error,))
+        errors = validate_document(self.schema, document, self.rules)
+        if self.hide_suggestions:
+            errors = [without_suggestion(e) for e in errors]
+        return Prepared(document, tuple(errors))
+
+
+async def execute_operation(
+    schema: Any,
+    documents: DocumentCache,
+    *,
+    query: str | None,
+    variable_values: dict[str, Any] | None,
+    context_value: Any,
+    root_value: Any,
+    operation_name: str | None,
+    allowed_operation_types: Iterable[OperationType],
+    operation_extensions: dict[str, Any] | None,
+    production: bool,
+) -> ExecutionResult:
+    """One operation through the pipeline above; ``schema`` is the strawberry schema."""
+    if not query:
+        raise MissingQueryError
+    prepared = documents.get(query)
+    document = prepared.document
+    if document is None:
+        return _failed(list(prepared.errors), context_value, production=production)
+    try:
+        operation_type = get_operation_type(document, operation_name)
+    except RuntimeError as error:
+        raise CannotGetOperationTypeError(operation_name) from error
+    if operation_type not in allowed_operation_types:
+        raise InvalidOperationTypeError(operation_type)
+    if prepared.errors:
+        return _failed(list(prepared.errors), context_value, production=production)
+
+    session = getattr(context_value, "session", None)
+    if session is not None and operation_type is OperationType.QUERY:
+        autocommit_reads(session)
+    try:
+        result: Any = graphql_execute(
+            schema._schema,
+            document,
+            root_value=root_value,
+            context_value=context_value,
+            variable_values=variable_values,
+            operation_name=operation_name,
+            executor_class=schema.execution_context_class,
+            is_awaitable=_is_awaitable,
+            hide_suggestions=production,
+            operation_extensions=operation_extensions,
+        )
+        if isawaitable(result):
+            result = await result
+    except Exception as exc:  # reported as strawberry reports it
+        failure = exc if isinstance(exc, GraphQLError) else _wrapped(exc)
+        return _failed([failure], context_value, production=production)
+    errors: list[GraphQLError] | None = result.errors
+    if errors:
+        errors = _finish_errors(errors, context_value, production=production)
+    return ExecutionResult(data=result.data, errors=errors)
+
+
+def _wrapped(exc: Exception) -> GraphQLError:
+    return GraphQLError(str(exc), original_error=exc)
+
+
+def _failed(errors: list[GraphQLError], context_value: Any, *, production: bool) -> ExecutionResult:
+    return ExecutionResult(
+        data=None, errors=_finish_errors(errors, context_value, production=production)
+    )
+
+
+def _finish_errors(
+    errors: list[GraphQLError], context_value: Any, *, production: bool
+) -> list[GraphQLError]:
+    for error in errors:
+        # A database outage is not a GraphQL error: the app answers 503 with Retry-After.
+        if error.original_error is not None and is_database_unavailable(error.original_error):
+            raise error.original_error
+    log_errors(errors, context_value)
+    if not production:
+        return errors
+    return [e if is_expected(e) else masked(e) for e in errors]
+
+
+def _request_id(context: Any) -> str:
+    request = getattr(context, "request", None)
+    state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
+    return str(state.get("request_id", "-"))
+
+
+def log_errors(errors: list[GraphQLError], context: Any) -> None:
+    """Log bugs with their traceback and the request id; expected errors without either
+    (their messages may quote user input, so they stay at debug level)."""
+    request_id = _request_id(context)
+    for error in errors:
+        if is_expected(error):
+            logger.debug("request %s: %s", request_id, error.message)
+            continue
+        original = error.original_error
+        logger.error(
+            "request %s: unexpected %s at %s",
+            request_id,
+            type(original).__name__,
+            ".".join(str(p) for p in error.path or ()) or "-",
+            exc_info=(type(original), original, original.__traceback__)
+            if original is not None
+            else None,
+        )
