@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Engine, make_url
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Select
+from sqlalchemy.util import greenlet_spawn
 
 
 def async_url(url: str) -> str:
@@ -150,6 +152,9 @@ class RawSelect:
 
 
 async def _fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[Any]:
+    reader = await _reader(session)
+    if reader is not None:
+        return await reader.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
@@ -166,6 +171,50 @@ async def _fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[A
         assert sync is not None
         sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
     return records
+
+
+_READER = "vouch.reader"
+
+
+async def _reader(session: AsyncSession) -> Any:
+    """The pooled connection a read-only session's raw statements run on, or None.
+
+    A read-only (autocommit) session that has not begun an ORM transaction needs no Session
+    transaction, no Connection object and no reset for its raw statements: they take a
+    connection straight from the pool (one per session, returned when the session closes or
+    when an ORM statement begins, so a request never holds two). The Session's machinery around
+    one driver call cost the widget's request more CPU than the driver call itself. Skipped
+    when the engine has statement listeners (logging, tracing): those need a Connection; pool
+    events (connect, checkout, checkin) run as usual."""
+    sync = session.sync_session
+    reader = sync.info.get(_READER)
+    if reader is not None:
+        return reader
+    bind = sync.bind
+    if (
+        not isinstance(session, SerialSession)  # its close() hands the reader back
+        or not sync.info.get(READ_ONLY)
+        or sync.in_transaction()
+        or not isinstance(bind, Engine)
+        or bind.dispatch.before_cursor_execute
+        or bind.dispatch.after_cursor_execute
+    ):
+        return None
+    reader = sync.info[_READER] = await greenlet_spawn(bind.raw_connection)
+    return reader
+
+
+def _release_reader(session: Session) -> None:
+    reader = session.info.pop(_READER, None)
+    if reader is not None:
+        reader.close()  # back to the pool; autocommit, so no ROLLBACK to send
+
+
+@event.listens_for(_SyncSession, "after_transaction_create")
+def _hand_back_reader(session: Session, transaction: Any) -> None:
+    """An ORM statement is beginning: it takes its own connection, so give the reader back."""
+    if transaction.parent is None:
+        _release_reader(session)
 
 
 P = ParamSpec("P")
@@ -236,6 +285,11 @@ class SerialSession(AsyncSession):
     async def fetch_raw(self, sql: str, args: list[Any]) -> list[Any]:
         return await _fetch_raw(self, sql, args)
 
+    async def close(self) -> None:
+        if _READER in self.sync_session.info:
+            await greenlet_spawn(_release_reader, self.sync_session)
+        await super().close()
+
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=SerialSession, expire_on_commit=False, autoflush=False)
@@ -283,6 +337,8 @@ def is_database_unavailable(exc: BaseException, _depth: int = 0) -> bool:
         return True
     if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
         return True
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True  # a prebuilt read on a connection the server closed mid-request
     sqlstate = str(getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None) or "")
     if sqlstate.startswith(("08", "57P")):
         return True

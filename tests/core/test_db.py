@@ -127,3 +127,74 @@ def test_raw_select_refuses_expanding_parameters() -> None:
     numbers = table("n", column("v"))
     with pytest.raises(ValueError, match="expanding"):
         RawSelect(select(numbers.c.v).where(numbers.c.v.in_(bindparam("values", expanding=True))))
+
+
+NOW = RawSelect(select(text("now()")))
+
+
+async def test_raw_reads_of_a_read_only_session_hold_one_pooled_connection(
+    database_url: str,
+) -> None:
+    eng = create_engine(database_url, pool_size=1)
+    pool = eng.sync_engine.pool
+    try:
+        async with session_factory(eng)() as s:
+            autocommit_reads(s)
+            pid = (await BACKEND_PID.fetch(s, {}))[0][0]
+            first = (await NOW.fetch(s, {}))[0][0]
+            await asyncio.sleep(0.01)
+            assert (await NOW.fetch(s, {}))[0][0] != first  # no transaction around them
+            assert (await BACKEND_PID.fetch(s, {}))[0][0] == pid  # the same connection
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert not s.in_transaction()
+            # An ORM statement takes its connection only after the raw reads gave theirs back.
+            assert (await s.execute(text("SELECT pg_backend_pid()"))).scalar() == pid
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert (await BACKEND_PID.fetch(s, {}))[0][0] == pid  # now on the session's
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with session_factory(eng)() as s:  # closed after raw reads only: returned too
+            autocommit_reads(s)
+            await asyncio.gather(*(BACKEND_PID.fetch(s, {}) for _ in range(5)))
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await eng.dispose()
+
+
+async def test_raw_reads_go_through_sqlalchemy_when_the_engine_has_statement_listeners(
+    database_url: str,
+) -> None:
+    eng = create_engine(database_url, pool_size=1)
+    seen: list[str] = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    event.listen(eng.sync_engine, "before_cursor_execute", listener)
+    try:
+        async with session_factory(eng)() as s:
+            autocommit_reads(s)
+            await BACKEND_PID.fetch(s, {})
+        assert seen == [BACKEND_PID.sql]
+    finally:
+        await eng.dispose()
+
+
+async def test_a_read_only_request_whose_connection_dies_reports_the_database_unavailable(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    from core.db import is_database_unavailable
+
+    small = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(small)() as s:
+            autocommit_reads(s)
+            pid = (await BACKEND_PID.fetch(s, {}))[0][0]
+            async with engine.connect() as admin:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await asyncio.sleep(0.2)
+            with pytest.raises(Exception) as failure:
+                await BACKEND_PID.fetch(s, {})
+            assert is_database_unavailable(failure.value)  # the app answers 503, not a bug
+        async with session_factory(small)() as s:  # the next request: a fresh connection
+            autocommit_reads(s)
+            assert (await BACKEND_PID.fetch(s, {}))[0][0] != pid
+    finally:
+        await small.dispose()
