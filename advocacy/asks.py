@@ -693,11 +693,9 @@ async def next_best_ask(
     return NextBestAsk(advocate_id, best, "waiting", guards, eligible)
 
 
-_OPEN_ASKS = SnapshotsBy(
-    Ask,
-    "advocate_id",
-    Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARRAY(String))),
-)
+# An ask still open (queued, sent or accepted), as a prebuilt statement's condition.
+IS_OPEN = Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARRAY(String)))
+_OPEN_ASKS = SnapshotsBy(Ask, "advocate_id", IS_OPEN)
 
 
 async def open_asks_for(session: AsyncSession, advocate_ids: Sequence[int]) -> dict[int, list[Ask]]:

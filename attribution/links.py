@@ -162,9 +162,10 @@ def _link_stats_statement() -> Select[Any]:
     return join(select(ReferralLink.id, *columns)).where(any_ids(ReferralLink.id))
 
 
-def _advocate_links_statement() -> Select[Any]:
+def advocate_links_statement(*extra: Any) -> Select[Any]:
     """An advocate with each of its links and the links' stats: one row per link (one row with
-    empty link columns for an advocate without links)."""
+    empty link columns for an advocate without links), then the ``extra`` columns (which may
+    use the ``advocate_id`` parameter); read it with ``advocate_with_links``."""
     own_links = (
         select(ReferralLink.id)
         .where(ReferralLink.advocate_id == bindparam("advocate_id"))
@@ -173,7 +174,7 @@ def _advocate_links_statement() -> Select[Any]:
     columns, join = _stats_columns(lambda link_id: link_id.in_(own_links))
     return (
         join(
-            select(*Advocate.__table__.columns, *ReferralLink.__table__.columns, *columns)
+            select(*Advocate.__table__.columns, *ReferralLink.__table__.columns, *columns, *extra)
             .select_from(Advocate)
             .outerjoin(ReferralLink, ReferralLink.advocate_id == Advocate.id)
         )
@@ -184,23 +185,29 @@ def _advocate_links_statement() -> Select[Any]:
 
 _LINK_STATS = RawSelect(_link_stats_statement())
 _ADVOCATE_ROW = snapshot_class(Advocate)
-_ADVOCATE_LINKS = RawSelect(_advocate_links_statement())
+_ADVOCATE_LINKS = RawSelect(advocate_links_statement())
 _ADVOCATE_PART = slice(0, len(_ADVOCATE_ROW._fields))
 _LINK_PART = slice(_ADVOCATE_PART.stop, _ADVOCATE_PART.stop + len(_LINK_ROW._fields))
+_STATS_PART = slice(_LINK_PART.stop, _LINK_PART.stop + 5)
 
 
 @dataclass(frozen=True, slots=True)
 class AdvocateLinks:
-    """An advocate (read-only snapshot), its links oldest first, and each link's stats."""
+    """An advocate (read-only snapshot), its links oldest first, each link's stats, and the
+    values of the statement's extra columns."""
 
     advocate: Advocate
     links: list[ReferralLink]
     stats: dict[int, LinkStats]
+    extra: tuple[Any, ...] = ()
 
 
-async def advocate_with_links(session: AsyncSession, advocate_id: int) -> AdvocateLinks:
-    """What the advocate's widget shows on every load, in one statement (not three)."""
-    rows = await _ADVOCATE_LINKS.fetch(session, {"advocate_id": advocate_id})
+async def advocate_with_links(
+    session: AsyncSession, advocate_id: int, statement: RawSelect = _ADVOCATE_LINKS
+) -> AdvocateLinks:
+    """What the advocate's widget shows on every load, in one statement (not three);
+    ``statement`` is ``advocate_links_statement(...)`` with extra columns, if any."""
+    rows = await statement.fetch(session, {"advocate_id": advocate_id})
     if not rows:
         raise NotFound("no such advocate", field="id")
     links: list[ReferralLink] = []
@@ -210,8 +217,11 @@ async def advocate_with_links(session: AsyncSession, advocate_id: int) -> Advoca
             continue
         link = _LINK_ROW._make(row[_LINK_PART])
         links.append(link)
-        stats[link.id] = _stats(row[_LINK_PART.stop :])
-    return AdvocateLinks(_ADVOCATE_ROW._make(rows[0][_ADVOCATE_PART]), links, stats)
+        stats[link.id] = _stats(row[_STATS_PART])
+    first = rows[0]
+    return AdvocateLinks(
+        _ADVOCATE_ROW._make(first[_ADVOCATE_PART]), links, stats, tuple(first[_STATS_PART.stop :])
+    )
 
 
 _CLICKS_BY_ADVOCATES = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import namedtuple
+from datetime import date, datetime
 from typing import Any
 
 
@@ -19,3 +20,33 @@ def snapshot_class(model: Any) -> Any:
     columns = [column.key for column in model.__table__.columns]
     assert all(hasattr(model, key) for key in columns)  # attribute names are column names
     return namedtuple(f"{model.__name__}Row", columns)
+
+
+@functools.cache
+def _json_decoders(model: Any) -> tuple[tuple[int, Any], ...]:
+    """(position, parse) for the columns JSON carries as text: timestamps and dates."""
+    decoders: list[tuple[int, Any]] = []
+    for position, column in enumerate(model.__table__.columns):
+        python_type = column.type.python_type
+        if python_type is datetime:
+            decoders.append((position, datetime.fromisoformat))
+        elif python_type is date:
+            decoders.append((position, date.fromisoformat))
+        elif python_type not in (int, str, bool, float, dict, list):
+            raise TypeError(f"{model.__name__}.{column.key}: no JSON decoding for {python_type}")
+    return tuple(decoders)
+
+
+def snapshots_from_json(model: Any, rows: list[dict[str, Any]] | None) -> list[Any]:
+    """Snapshots from PostgreSQL's JSON for whole rows (``json_agg(table)``), with the values
+    asyncpg would have given: timestamps and dates parsed, everything else as JSON has it."""
+    row_class = snapshot_class(model)
+    decoders = _json_decoders(model)
+    snapshots = []
+    for row in rows or ():
+        values = list(map(row.__getitem__, row_class._fields))
+        for position, parse in decoders:
+            if values[position] is not None:
+                values[position] = parse(values[position])
+        snapshots.append(row_class._make(values))
+    return snapshots

@@ -9,7 +9,7 @@ from advocacy.advocates import (
     list_advocates,
     read_advocate,
 )
-from api import loaders
+from advocacy.widget import widget_view
 from api.connections import to_connection
 from api.context import Info
 from api.ids import decode_id
@@ -20,10 +20,11 @@ from api.permissions import (
     require_scope,
     require_widget,
 )
-from api.selection import selects
+from api.selection import selected_names
 from api.types.advocate import AdvocateType
 from api.types.enums import ListOrder
-from attribution.links import advocate_with_links
+from api.types.link import ReferralLinkType
+from attribution.links import AdvocateLinks, advocate_with_links
 from core.errors import ValidationFailed
 from models.enums import Scope
 
@@ -58,6 +59,14 @@ class AdvocateFilterInput:
         )
 
 
+# Advocate fields the widget's one-statement read carries besides the links.
+WIDGET_EXTRAS = frozenset({"referralCount", "points", "rewards", "nextAsk"})
+
+
+def _links(found: AdvocateLinks) -> list[ReferralLinkType]:
+    return [ReferralLinkType.from_model(link, found.stats[link.id]) for link in found.links]
+
+
 @strawberry.type
 class AdvocateQueries:
     @strawberry.field(description="Advocates (not erased), filtered, oldest or newest first.")
@@ -84,14 +93,25 @@ class AdvocateQueries:
     )
     async def me(self, info: Info) -> AdvocateType:
         advocate_id = require_widget(info.context)
-        if not selects(info, "links"):
+        selected = selected_names(info)
+        if "links" not in selected:
             return AdvocateType.from_model(await read_advocate(info.context.session, advocate_id))
         # The widget's usual load: the advocate, its links and their stats in one statement,
-        # handed to the nested fields' dataloaders (which would otherwise run two more).
-        found = await advocate_with_links(info.context.session, advocate_id)
-        loaders.links_of_advocate(info.context).prime(advocate_id, found.links)
-        loaders.stats_of_link(info.context).prime_many(found.stats)
-        return AdvocateType.from_model(found.advocate)
+        # with its figures, rewards and open asks when the query asks (widget.js does), handed
+        # to the nested fields with the objects (they would otherwise run a statement each).
+        session = info.context.session
+        if selected.isdisjoint(WIDGET_EXTRAS):
+            found = await advocate_with_links(session, advocate_id)
+            return AdvocateType.from_model(found.advocate, links=_links(found))
+        view = await widget_view(session, advocate_id)
+        return AdvocateType.from_model(
+            view.found.advocate,
+            links=_links(view.found),
+            referral_count=view.referral_count,
+            points=view.points,
+            rewards=view.rewards,
+            open_asks=view.open_asks,
+        )
 
     @strawberry.field(
         description="One advocate by id or by the CRM's external id (a widget token may read "

@@ -5,6 +5,7 @@ from typing import Self
 
 import strawberry
 
+from advocacy.asks import pick_next
 from api import loaders
 from api.context import Info
 from api.ids import encode_id
@@ -16,9 +17,9 @@ from api.types.gamification import BadgeType, badges_by_advocate, points_by_advo
 from api.types.link import ReferralLinkType
 from api.types.referral import ReferralType
 from api.types.reward import RewardType, rewards_by_advocate
-from api.types.rows import RowBacked, computed_fields
+from api.types.rows import RowBacked, computed_fields, later
 from api.types.signal import SignalType, signals_by_advocate
-from models import Advocate
+from models import Advocate, Ask, Reward
 from models.enums import Scope
 
 
@@ -44,8 +45,16 @@ class AdvocateType(RowBacked):
     created_at: datetime = strawberry.field(description="When the advocate was created (UTC).")
     updated_at: datetime = strawberry.field(description="When the advocate last changed (UTC).")
 
+    # Links (with their stats) preloaded with the advocate, as the widget's ``me`` reads them.
+    _links: strawberry.Private[list[ReferralLinkType] | None] = None
+
     @strawberry.field(description="The advocate's share links, oldest first.")
-    async def links(self, info: Info) -> list[ReferralLinkType]:
+    def links(self, info: Info) -> list[ReferralLinkType]:
+        if self._links is not None:
+            return self._links
+        return later(self._load_links(info))
+
+    async def _load_links(self, info: Info) -> list[ReferralLinkType]:
         rows = await loaders.links_of_advocate(info.context).load(self.db_id)
         return [ReferralLinkType.from_model(r) for r in rows]
 
@@ -54,8 +63,19 @@ class AdvocateType(RowBacked):
         summary = await loaders.clicks_of_advocate(info.context).load(self.db_id)
         return ClickSummaryType.from_summary(summary)
 
+    # Figures preloaded with the advocate (the widget's ``me`` reads them in one statement).
+    _referral_count: strawberry.Private[int | None] = None
+    _points: strawberry.Private[int | None] = None
+    _rewards: strawberry.Private[list[Reward] | None] = None
+    _open_asks: strawberry.Private[list[Ask] | None] = None
+
     @strawberry.field(description="How many people the advocate has referred.")
-    async def referral_count(self, info: Info) -> int:
+    def referral_count(self, info: Info) -> int:
+        if self._referral_count is not None:
+            return self._referral_count
+        return later(self._load_referral_count(info))
+
+    async def _load_referral_count(self, info: Info) -> int:
         return int(await loaders.referral_count_of_advocate(info.context).load(self.db_id))
 
     @strawberry.field(
@@ -69,18 +89,34 @@ class AdvocateType(RowBacked):
         ]
 
     @strawberry.field(description="Rewards the advocate earned, oldest first, with their state.")
-    async def rewards(self, info: Info) -> list[RewardType]:
+    def rewards(self, info: Info) -> list[RewardType]:
+        if self._rewards is not None:
+            return [RewardType.from_model(r) for r in self._rewards]
+        return later(self._load_rewards(info))
+
+    async def _load_rewards(self, info: Info) -> list[RewardType]:
         rows = await rewards_by_advocate(info.context).load(self.db_id)
         return [RewardType.from_model(r) for r in rows]
 
     @strawberry.field(
         description="The ask to show next: one awaiting an answer, else the best queued one."
     )
-    async def next_ask(self, info: Info) -> AskType | None:
+    def next_ask(self, info: Info) -> AskType | None:
+        if self._open_asks is not None:
+            ask = pick_next(self._open_asks)
+            return AskType.from_model(ask) if ask is not None else None
+        return later(self._load_next_ask(info))
+
+    async def _load_next_ask(self, info: Info) -> AskType | None:
         return await next_ask_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Total advocacy points.")
-    async def points(self, info: Info) -> int:
+    def points(self, info: Info) -> int:
+        if self._points is not None:
+            return self._points
+        return later(self._load_points(info))
+
+    async def _load_points(self, info: Info) -> int:
         return await points_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Badges earned for milestones.")
@@ -102,9 +138,27 @@ class AdvocateType(RowBacked):
         return await signals_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
 
     @classmethod
-    def from_model(cls, m: Advocate) -> Self:
-        """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
-        return cls.lazy(_m=m)
+    def from_model(
+        cls,
+        m: Advocate,
+        links: list[ReferralLinkType] | None = None,
+        *,
+        referral_count: int | None = None,
+        points: int | None = None,
+        rewards: list[Reward] | None = None,
+        open_asks: list[Ask] | None = None,
+    ) -> Self:
+        """Fields are computed from ``m`` when first read (see ``api.types.rows``); ``links``,
+        ``referral_count``, ``points``, ``rewards`` and ``open_asks`` (the next ask is picked
+        from them) when they were loaded with the advocate."""
+        return cls.lazy(
+            _m=m,
+            _links=links,
+            _referral_count=referral_count,
+            _points=points,
+            _rewards=rewards,
+            _open_asks=open_asks,
+        )
 
 
 computed_fields(

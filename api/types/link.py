@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self, TypeVar
 
 import strawberry
 
@@ -13,7 +14,8 @@ from api.permissions import is_widget
 from api.types.click import ClickSummaryType
 from api.types.enums import LinkStatus
 from api.types.program import ProgramType
-from api.types.rows import RowBacked, computed_fields
+from api.types.rows import RowBacked, computed_fields, later
+from attribution.links import LinkStats
 from models import ReferralLink
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from api.types.referral import ReferralType
 
 MAX_NESTED = 100
+T = TypeVar("T")
 
 
 @strawberry.type(
@@ -41,22 +44,33 @@ class ReferralLinkType(RowBacked):
     def share_url(self, info: Info) -> str:
         return f"{info.context.settings.public_base_url.rstrip('/')}/r/{self.code}"
 
+    # Stats preloaded with the link (the widget's ``me`` reads them in the same statement);
+    # otherwise each stats field loads them through the request's dataloader.
+    _stats: strawberry.Private[LinkStats | None] = None
+
     @strawberry.field(description="Clicks on this link.")
-    async def clicks(self, info: Info) -> ClickSummaryType:
-        stats = await loaders.stats_of_link(info.context).load(self.db_id)
-        return ClickSummaryType.from_summary(stats.clicks)
+    def clicks(self, info: Info) -> ClickSummaryType:
+        return self._stat(info, lambda s: ClickSummaryType.from_summary(s.clicks))
 
     @strawberry.field(description="Human (non-bot) clicks on this link.")
-    async def click_count(self, info: Info) -> int:
-        return (await loaders.stats_of_link(info.context).load(self.db_id)).clicks.humans
+    def click_count(self, info: Info) -> int:
+        return self._stat(info, lambda s: s.clicks.humans)
 
     @strawberry.field(description="Referred people (signups/leads) attributed to this link.")
-    async def referral_count(self, info: Info) -> int:
-        return (await loaders.stats_of_link(info.context).load(self.db_id)).referrals
+    def referral_count(self, info: Info) -> int:
+        return self._stat(info, lambda s: s.referrals)
 
     @strawberry.field(description="Referrals from this link that converted (closed-won).")
-    async def conversion_count(self, info: Info) -> int:
-        return (await loaders.stats_of_link(info.context).load(self.db_id)).conversions
+    def conversion_count(self, info: Info) -> int:
+        return self._stat(info, lambda s: s.conversions)
+
+    def _stat(self, info: Info, pick: Callable[[LinkStats], T]) -> T:
+        if self._stats is not None:
+            return pick(self._stats)
+        return later(self._load_stat(info, pick))
+
+    async def _load_stat(self, info: Info, pick: Callable[[LinkStats], T]) -> T:
+        return pick(await loaders.stats_of_link(info.context).load(self.db_id))
 
     @strawberry.field(description="The program the link belongs to.")
     async def program(self, info: Info) -> ProgramType:
@@ -87,9 +101,10 @@ class ReferralLinkType(RowBacked):
         ]
 
     @classmethod
-    def from_model(cls, m: ReferralLink) -> Self:
-        """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
-        return cls.lazy(_m=m)
+    def from_model(cls, m: ReferralLink, stats: LinkStats | None = None) -> Self:
+        """Fields are computed from ``m`` when first read (see ``api.types.rows``); ``stats``
+        when they were loaded with the link."""
+        return cls.lazy(_m=m, _stats=stats)
 
 
 computed_fields(

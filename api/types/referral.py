@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -165,19 +166,31 @@ class ReferralType(RowBacked):
         )
 
 
-def _nested_advocate(o: Any) -> Any:
+@functools.cache
+def _advocate_type() -> type[AdvocateType]:
+    """AdvocateType, imported once it exists (api.types.advocate imports this module)."""
     from api.types.advocate import AdvocateType
 
+    return AdvocateType
+
+
+@functools.cache
+def _link_type() -> type[ReferralLinkType]:
+    from api.types.link import ReferralLinkType
+
+    return ReferralLinkType
+
+
+def _nested_advocate(o: Any) -> Any:
+    # An import statement here would run on every referral of a page.
     if o._advocate is not None:
-        return AdvocateType.from_model(o._advocate)
+        return _advocate_type().from_model(o._advocate)
     return _Deferred(_load_advocate, o._ctx, o._m.advocate_id)
 
 
 def _nested_link(o: Any) -> Any:
-    from api.types.link import ReferralLinkType
-
     if o._link is not None:
-        return ReferralLinkType.from_model(o._link)
+        return _link_type().from_model(o._link)
     if o._m.link_id is not None:
         return _Deferred(_load_link, o._ctx, o._m.link_id)
     return None

@@ -13,8 +13,10 @@ answer each probe by raising an exception in Python (~1 µs, 200 times a page).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Self, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class _Computed:
@@ -52,3 +54,14 @@ def computed_fields(cls: type[RowBacked], fields: Mapping[str, Callable[[Any], A
             raise TypeError(f"{cls.__name__}.{name} has a class attribute; it cannot be computed")
         setattr(cls, name, _Computed(name, compute))
     cls.FIELDS = dict(fields)
+
+
+def later(awaitable: Awaitable[T]) -> T:
+    """A plain resolver's answer that still has to be loaded.
+
+    graphql-core awaits whatever awaitable a resolver returns, so a plain (``def``) resolver can
+    answer at once when its data came preloaded with the object and with an awaitable
+    otherwise; the immediate answer skips the task and future machinery an ``async def``
+    resolver costs on every call. Typed as the value because strawberry reads a resolver's
+    return annotation as the field's GraphQL type."""
+    return cast(T, awaitable)

@@ -231,3 +231,89 @@ async def test_widget_without_links_or_without_asking_for_them(client, session, 
     body = await gql(client, "{ me { externalId } }", token=token)
     assert body["data"]["me"] == {"externalId": lonely.external_id}
     assert count_queries.count == 1  # the advocate only
+
+
+def _widget_js_query() -> str:
+    """The query site/static/widget.js sends on every load."""
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "site" / "static" / "widget.js").read_text()
+    start = source.index("var QUERY =")
+    return "".join(re.findall(r'"([^"]*)"', source[start : source.index(";", start)]))
+
+
+async def test_the_embeddable_widgets_query_is_one_statement(
+    client, session, codec, app, count_queries
+):
+    from datetime import timedelta
+
+    from core.clock import utcnow
+    from models import Ask, PointsEntry, Reward
+    from tests.factories import make_reward_rule
+
+    program, mine, other, _, _, referral, other_referral = await _setup(session, codec)
+    now = utcnow()
+    for i, (who, points) in enumerate(((mine, 5), (mine, 7), (other, 100))):
+        session.add(
+            PointsEntry(advocate_id=who.id, points=points, reason="seed", ref=f"s{i}", at=now)
+        )
+    rule = await make_reward_rule(session, program=program)
+    for who, ref, state, amount in (
+        (mine, referral, "fulfilled", 5000),
+        (other, other_referral, "pending", 9999),
+    ):
+        session.add(
+            Reward(
+                program_id=program.id,
+                rule_id=rule.id,
+                referral_id=ref.id,
+                advocate_id=who.id,
+                side="referrer",
+                kind="credit",
+                amount_minor=amount,
+                currency="EUR",
+                state=state,
+                clawback_until=now + timedelta(days=30),
+            )
+        )
+    for who, kind, status, priority in (
+        (mine, "review", "queued", 50),
+        (mine, "case_study", "queued", 90),  # the best queued one
+        (mine, "reference_call", "declined", 99),  # not open
+        (other, "review", "sent", 10),
+    ):
+        session.add(
+            Ask(
+                advocate_id=who.id,
+                program_id=program.id,
+                type=kind,
+                moment="manual",
+                status=status,
+                priority=priority,
+                queued_at=now,
+            )
+        )
+    await session.flush()
+    key = await make_api_key(session, scopes=["read"])
+    count_queries.reset()
+    body = await gql(client, _widget_js_query(), token=app.state.widget_tokens.mint(mine.id))
+    # advocate, links, stats, referral count, points, rewards and open asks: one statement
+    assert count_queries.count == 1
+    me = body["data"]["me"]
+    assert (me["referralCount"], me["points"]) == (1, 12)
+    assert [(link["clickCount"], link["referralCount"]) for link in me["links"]] == [(1, 1)]
+    assert me["rewards"] == [
+        {"amountMinor": 5000, "currency": "EUR", "state": "fulfilled", "kind": "credit"}
+    ]
+    assert me["nextAsk"]["type"] == "case_study"
+    # the same as the dataloaders give an API key, timestamps included
+    q = """query($id: ID!) { advocate(id: $id) { referralCount points
+      rewards { amountMinor currency state kind clawbackUntil createdAt } nextAsk { type status } } }"""
+    by_key = await gql(client, q, {"id": encode_id("Advocate", mine.id)}, token=key)
+    widget_q = """{ me { links { code } referralCount points
+      rewards { amountMinor currency state kind clawbackUntil createdAt } nextAsk { type status } } }"""
+    by_widget = await gql(client, widget_q, token=app.state.widget_tokens.mint(mine.id))
+    expected = by_key["data"]["advocate"]
+    assert expected["nextAsk"] == {"type": "case_study", "status": "queued"}
+    assert {k: v for k, v in by_widget["data"]["me"].items() if k != "links"} == expected

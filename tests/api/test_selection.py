@@ -1,4 +1,5 @@
-"""``selects``: does the query reach a nested field, through fragments and inline fragments."""
+"""``selects``: does the query reach a nested field, through fragments and inline fragments;
+``selected_names``: the fields right below, likewise."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
-from api.selection import selects
+from api.selection import selected_names, selects
 
 
 def _info(document: str) -> Any:
@@ -31,3 +32,12 @@ def test_direct_fragment_and_inline_selections() -> None:
     assert selects(
         _info("{ referrals { edges { node { rewards { id } } } } }"), "edges", "node", "rewards"
     )
+
+
+def test_the_names_selected_right_below() -> None:
+    document = (
+        "{ me { externalId links { referralCount } ...F ... on Advocate { nextAsk { type } } } }"
+        " fragment F on Advocate { points }"
+    )
+    assert selected_names(_info(document)) == {"externalId", "links", "points", "nextAsk"}
+    assert selected_names(_info("{ me { externalId } }")) == {"externalId"}

@@ -1,0 +1,62 @@
+"""What an advocate's widget shows on every load, in one statement (it was five): the advocate,
+its links with their stats, how many people it referred, its points, its rewards and its open
+asks (from which the next ask is picked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from advocacy.asks import IS_OPEN
+from attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
+from core.db import RawSelect
+from models import Ask, PointsEntry, Referral, Reward
+from models.snapshot import snapshots_from_json
+
+ADVOCATE: Any = bindparam("advocate_id")
+
+
+def _rows_as_json(model: Any, *where: ColumnElement[bool]) -> Any:
+    """The model's whole rows matching ``where``, oldest first, as one JSON array."""
+    table = model.__table__
+    rows = func.json_agg(aggregate_order_by(table.table_valued(), table.c.id))
+    return select(func.coalesce(rows, literal_column("'[]'::json"))).where(*where).scalar_subquery()
+
+
+# The extra columns are bound to the parameter, not correlated with the outer row: each is
+# evaluated once, not once per link row. They give what the loaders give (tested).
+_WIDGET = RawSelect(
+    advocate_links_statement(
+        select(func.count()).where(Referral.advocate_id == ADVOCATE).scalar_subquery(),
+        select(func.coalesce(func.sum(PointsEntry.points), 0))
+        .where(PointsEntry.advocate_id == ADVOCATE)
+        .scalar_subquery(),
+        _rows_as_json(Reward, Reward.advocate_id == ADVOCATE),
+        _rows_as_json(Ask, Ask.advocate_id == ADVOCATE, IS_OPEN),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetView:
+    found: AdvocateLinks
+    referral_count: int
+    points: int
+    rewards: list[Reward]  # read-only snapshots, oldest first
+    open_asks: list[Ask]  # read-only snapshots; ``advocacy.asks.pick_next`` picks the next
+
+
+async def widget_view(session: AsyncSession, advocate_id: int) -> WidgetView:
+    found = await advocate_with_links(session, advocate_id, _WIDGET)
+    referral_count, points, rewards, open_asks = found.extra
+    return WidgetView(
+        found,
+        int(referral_count),
+        int(points),
+        snapshots_from_json(Reward, rewards),
+        snapshots_from_json(Ask, open_asks),
+    )
