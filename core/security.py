@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 API_KEY_PREFIX = "vk_"
 
@@ -53,23 +55,33 @@ class TokenError(Exception):
 
 
 class WidgetTokens:
-    """Signed, short-lived tokens that let a widget see exactly one advocate."""
+    """Signed, short-lived tokens that let a widget see exactly one advocate.
+
+    A widget sends its token with every request, so signatures already checked are kept (per
+    process, bounded) with the time they were signed; the lifetime is checked on every use."""
 
     def __init__(self, secret: str, ttl_seconds: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="vouch.widget.v1")
         self.ttl_seconds = ttl_seconds
+        self._signed = functools.lru_cache(maxsize=4096)(self._check_signature)
 
     def mint(self, advocate_id: int) -> str:
         return str(self._serializer.dumps({"a": advocate_id}))
 
     def verify(self, token: str) -> int:
+        advocate_id, signed_at = self._signed(token)
+        age = time.time() - signed_at
+        if age > self.ttl_seconds or age < 0:  # as itsdangerous's own max_age check
+            raise TokenError("widget token has expired")
+        return advocate_id
+
+    def _check_signature(self, token: str) -> tuple[int, float]:
+        """The advocate and the signing time of a genuine token (raises: not cached)."""
         try:
-            data = self._serializer.loads(token, max_age=self.ttl_seconds)
-        except SignatureExpired as exc:
-            raise TokenError("widget token has expired") from exc
+            data, signed_at = self._serializer.loads(token, return_timestamp=True)
         except BadSignature as exc:
             raise TokenError("widget token is not valid") from exc
         advocate_id = data.get("a") if isinstance(data, dict) else None
         if not isinstance(advocate_id, int):
             raise TokenError("widget token is not valid")
-        return advocate_id
+        return advocate_id, signed_at.timestamp()
