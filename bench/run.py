@@ -44,7 +44,7 @@ def steps(quick: bool) -> list[tuple[str, str, list[str], int]]:
             "graphql",
             "GraphQL (pages of 50 with nesting, the widget query; each against bare strawberry)"
             " — bench/graphql.py",
-            [PY, "-m", "bench.graphql", "--duration", secs, "--runs", "3"],
+            [PY, "-m", "bench.graphql", "--duration", secs, "--runs", "5"],
             900,
         ),
         (
