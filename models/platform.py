@@ -91,6 +91,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         enum_check("status", DeliveryStatus),
         UniqueConstraint("event_id", "endpoint_id"),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),  # an endpoint's deliveries
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",

@@ -152,6 +152,7 @@ class AttributionDecision(Base):
             unique=True,
             postgresql_where=text("is_current"),
         ),
+        Index("ix_attribution_decisions_advocate_id", "advocate_id"),  # an advocate's chains
     )
 
     id: Mapped[int] = pk()

@@ -33,6 +33,8 @@ class Reward(Base):
         # Exactly one reward per rule per referral (per revenue event for revenue-share rules).
         UniqueConstraint("rule_id", "referral_id", "trigger_ref"),
         Index("ix_rewards_advocate_state", "advocate_id", "state"),
+        # a page's or a referral's rewards (the unique constraint above leads with rule_id)
+        Index("ix_rewards_referral_id", "referral_id"),
         Index("ix_rewards_program_state", "program_id", "state"),
     )
 
