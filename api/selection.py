@@ -20,40 +20,23 @@ from graphql.language import (
 from api.context import Info
 
 
-def selects(info: Info, *path: str) -> bool:
-    """Whether the current field's selection reaches ``path`` (GraphQL names), e.g.
-    ``selects(info, "nodes", "rewards")``."""
+def selected_names(info: Info, *path: str) -> frozenset[str]:
+    """The names of the fields selected right below the current field, or below ``path``
+    under it (one walk of the document, for a resolver that checks several)."""
     raw = info._raw_info
-    return _reaches(raw.field_nodes, path, raw.fragments)
+    nodes: list[FieldNode] = list(raw.field_nodes)
+    for name in path:
+        nodes = [field for field in _children(nodes, raw.fragments) if field.name.value == name]
+    return frozenset(field.name.value for field in _children(nodes, raw.fragments))
 
 
-def selected_names(info: Info) -> frozenset[str]:
-    """The names of the fields selected right below the current field (one walk of the
-    document, for a resolver that checks several)."""
-    raw = info._raw_info
-    return frozenset(
-        field.name.value
-        for node in raw.field_nodes
-        if node.selection_set is not None
-        for field in _fields(node.selection_set.selections, raw.fragments, depth=0)
-    )
+def _children(nodes: Iterable[FieldNode], fragments: Fragments) -> Iterator[FieldNode]:
+    for node in nodes:
+        if node.selection_set is not None:
+            yield from _fields(node.selection_set.selections, fragments, depth=0)
 
 
 Fragments = Mapping[str, FragmentDefinitionNode]
-
-
-def _reaches(nodes: Iterable[SelectionNode], path: tuple[str, ...], fragments: Fragments) -> bool:
-    if not path:
-        return True
-    head, rest = path[0], path[1:]
-    for node in nodes:
-        selection_set = getattr(node, "selection_set", None)
-        if selection_set is None:
-            continue
-        for field in _fields(selection_set.selections, fragments, depth=0):
-            if field.name.value == head and _reaches([field], rest, fragments):
-                return True
-    return False
 
 
 def _fields(

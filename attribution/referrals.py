@@ -1,12 +1,14 @@
 """Referrals, read side: lookups for dataloaders and the filtered, paged list.
 
-The list query joins each referral's advocate, link and offer redemption into the page
-statement, so a page with those nested costs one statement plus the count, whatever its size.
+The list query joins each referral's advocate, and its link and offer redemption when the caller
+shows them, into the page statement: a page with those nested costs one statement (two after a
+cursor: the total needs its own count), whatever its size.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,9 +40,18 @@ class ReferralFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class PageParts:
+    """What a page reads next to each referral besides its advocate (always read)."""
+
+    link: bool = True
+    redemption: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ReferralRow:
-    """A referral with the rows a page usually shows next to it: read-only snapshots with the
-    models' attribute names (not session-bound ORM objects)."""
+    """A referral with the rows a page shows next to it: read-only snapshots with the models'
+    attribute names (not session-bound ORM objects). A part the page did not read is None
+    (also when the referral has none: check ``PageParts``)."""
 
     referral: Referral
     advocate: Advocate
@@ -133,35 +144,52 @@ async def redemptions_by_referrals(
     return {r.referral_id: r for r in rows}
 
 
-_SNAPSHOTS = [snapshot_class(m) for m in (Referral, Advocate, ReferralLink, OfferRedemption)]
-_PAGE_COLUMNS = [
-    column
-    for model in (Referral, Advocate, ReferralLink, OfferRedemption)
-    for column in model.__table__.columns
-]
-_SLICES: list[slice] = []
-_start = 0
-for _snapshot in _SNAPSHOTS:
-    _SLICES.append(slice(_start, _start + len(_snapshot._fields)))
-    _start += len(_snapshot._fields)
+_REFERRAL_ROW, _ADVOCATE_ROW, _LINK_ROW, _REDEMPTION_ROW = (
+    snapshot_class(m) for m in (Referral, Advocate, ReferralLink, OfferRedemption)
+)
 
 
-_REFERRAL_ROW, _ADVOCATE_ROW, _LINK_ROW, _REDEMPTION_ROW = _SNAPSHOTS
-_REFERRAL_PART, _ADVOCATE_PART, _LINK_PART, _REDEMPTION_PART = _SLICES
-_LINK_ID = _LINK_PART.start
-_REDEMPTION_ID = _REDEMPTION_PART.start
+def _columns(model: Any) -> list[Any]:
+    return list(model.__table__.columns)
 
 
-def _page_row(row: Any) -> ReferralRow:
-    """One row of the page (an asyncpg record: slicing gives tuples) as four snapshots."""
-    return ReferralRow(
-        referral=_REFERRAL_ROW._make(row[_REFERRAL_PART]),
-        advocate=_ADVOCATE_ROW._make(row[_ADVOCATE_PART]),
-        link=None if row[_LINK_ID] is None else _LINK_ROW._make(row[_LINK_PART]),
-        redemption=None
-        if row[_REDEMPTION_ID] is None
-        else _REDEMPTION_ROW._make(row[_REDEMPTION_PART]),
-    )
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each part sits in a page record (``None``: not read)."""
+
+    referral: slice
+    advocate: slice
+    link: slice | None
+    redemption: slice | None
+
+    @classmethod
+    def of(cls, parts: PageParts) -> _Layout:
+        """The layout of ``_list_statements``' columns: referral, advocate, then each part."""
+        widths = [len(Referral.__table__.columns), len(Advocate.__table__.columns)]
+        if parts.link:
+            widths.append(len(ReferralLink.__table__.columns))
+        if parts.redemption:
+            widths.append(len(OfferRedemption.__table__.columns))
+        edges = list(itertools.accumulate(widths, initial=0))
+        slices = itertools.starmap(slice, itertools.pairwise(edges))
+        referral, advocate = next(slices), next(slices)
+        link = next(slices) if parts.link else None
+        redemption = next(slices) if parts.redemption else None
+        return cls(referral, advocate, link, redemption)
+
+    def row(self, record: Any) -> ReferralRow:
+        """One record of the page (asyncpg's: slicing gives tuples) as snapshots."""
+        link = redemption = None
+        if self.link is not None and record[self.link.start] is not None:
+            link = _LINK_ROW._make(record[self.link])
+        if self.redemption is not None and record[self.redemption.start] is not None:
+            redemption = _REDEMPTION_ROW._make(record[self.redemption])
+        return ReferralRow(
+            _REFERRAL_ROW._make(record[self.referral]),
+            _ADVOCATE_ROW._make(record[self.advocate]),
+            link,
+            redemption,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +205,13 @@ class _Shape:
     created_to: bool
     after: bool
     newest_first: bool
+    parts: PageParts
 
 
 @functools.lru_cache(maxsize=1024)
-def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect]:
-    """The count and page statements for a filter shape, with bind parameters for values.
+def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect, _Layout]:
+    """The count and page statements for a filter shape, with bind parameters for values, and
+    where each part sits in the page's records.
 
     The page is compiled for the driver once: it is read on every list request, and
     SQLAlchemy's result machinery would cost more than the query (bench/RESULTS.md)."""
@@ -213,17 +243,24 @@ def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect]:
         # total and the count statement is not needed.
         ids = ids.add_columns(func.count().over().label("total"))
     page_ids = ids.order_by(order).limit(bindparam("limit")).subquery()
-    extra = [] if shape.after else [page_ids.c.total]
+    parts = shape.parts
+    columns = _columns(Referral) + _columns(Advocate)
     page = (
-        select(*_PAGE_COLUMNS, *extra)
+        select()
         .select_from(Referral)
         .join(page_ids, page_ids.c.id == Referral.id)
         .join(Advocate, Advocate.id == Referral.advocate_id)
-        .outerjoin(ReferralLink, ReferralLink.id == Referral.link_id)
-        .outerjoin(OfferRedemption, OfferRedemption.referral_id == Referral.id)
-        .order_by(order)
     )
-    return count, RawSelect(cast("Select[Any]", page))
+    if parts.link:
+        columns += _columns(ReferralLink)
+        page = page.outerjoin(ReferralLink, ReferralLink.id == Referral.link_id)
+    if parts.redemption:
+        columns += _columns(OfferRedemption)
+        page = page.outerjoin(OfferRedemption, OfferRedemption.referral_id == Referral.id)
+    if not shape.after:
+        columns.append(page_ids.c.total)
+    page = page.add_columns(*columns).order_by(order)
+    return count, RawSelect(cast("Select[Any]", page)), _Layout.of(parts)
 
 
 async def list_referrals(
@@ -233,17 +270,17 @@ async def list_referrals(
     first: int,
     after: int | None,
     newest_first: bool = True,
+    parts: PageParts = PageParts(),
 ) -> ReferralPage:
-    """A keyset page of referrals (by id), with advocate, link and redemption joined in.
-
-    One statement for a first page, two (count, page) after a cursor."""
+    """A keyset page of referrals (by id), with advocate and the ``parts`` asked for read in
+    the same statement. One statement for a first page, two (count, page) after a cursor."""
     if (
         flt.created_from is not None
         and flt.created_to is not None
         and flt.created_from > flt.created_to
     ):
         raise ValidationFailed("createdFrom must not be after createdTo", field="filter.createdTo")
-    count, page = _list_statements(
+    count, page, layout = _list_statements(
         _Shape(
             status=bool(flt.status),
             program=flt.program_id is not None,
@@ -254,6 +291,7 @@ async def list_referrals(
             created_to=flt.created_to is not None,
             after=after is not None,
             newest_first=newest_first,
+            parts=parts,
         )
     )
     values = {
@@ -272,5 +310,5 @@ async def list_referrals(
     result = await page.fetch(session, params)
     if after is None:
         total = result[0][-1] if result else 0
-    rows = [_page_row(row) for row in result]
+    rows = [layout.row(record) for record in result]
     return ReferralPage(items=rows[:first], total=int(total or 0), has_next=len(rows) > first)

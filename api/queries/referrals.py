@@ -14,10 +14,10 @@ from api.permissions import (
     require_authenticated,
     require_scope,
 )
-from api.selection import selects
+from api.selection import selected_names
 from api.types.enums import ListOrder, ReferralStatus
-from api.types.referral import ReferralType
-from attribution.referrals import ReferralFilter, get_referral, list_referrals
+from api.types.referral import NOT_LOADED, ReferralType
+from attribution.referrals import PageParts, ReferralFilter, get_referral, list_referrals
 from attribution.rewards import rewards_by_referrals
 from core.errors import ValidationFailed
 from models.enums import Scope
@@ -85,17 +85,21 @@ class ReferralQueries:
         order: ListOrder = ListOrder.NEWEST_FIRST,
     ) -> Connection[ReferralType]:
         require_scope(info.context, Scope.READ)
+        shown = selected_names(info, "nodes") | selected_names(info, "edges", "node")
+        parts = PageParts(link="link" in shown, redemption="offerRedemption" in shown)
         page = await list_referrals(
             info.context.session,
             (filter or ReferralFilterInput()).to_domain(),
             first=page_size(first),
             after=decode_cursor(after),
             newest_first=order is ListOrder.NEWEST_FIRST,
+            parts=parts,
         )
         widget = is_widget(info.context)
         rewards_of: dict[int, list[Any]] = {}
-        if selects(info, "nodes", "rewards") or selects(info, "edges", "node", "rewards"):
+        if "rewards" in shown:
             # one statement for the page's rewards, instead of a dataloader call per referral
+            # (as JSON inside the page statement they cost more CPU to decode: bench/RESULTS.md)
             rewards_of = await rewards_by_referrals(
                 info.context.session, [row.referral.id for row in page.items]
             )
@@ -106,7 +110,7 @@ class ReferralQueries:
                     row.referral,
                     advocate=row.advocate,
                     link=row.link,
-                    redemption=row.redemption,
+                    redemption=row.redemption if parts.redemption else NOT_LOADED,
                     rewards=rewards_of.get(row.referral.id),
                     for_widget=widget,
                     ctx=info.context,

@@ -20,7 +20,7 @@ from api.types.rows import RowBacked, computed_fields
 from models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
 from models.enums import Scope
 
-_NOT_LOADED: Any = object()
+NOT_LOADED: Any = object()
 
 if TYPE_CHECKING:
     from api.types.advocate import AdvocateType
@@ -146,7 +146,7 @@ class ReferralType(RowBacked):
         *,
         advocate: Advocate | None = None,
         link: ReferralLink | None = None,
-        redemption: Any = _NOT_LOADED,
+        redemption: Any = NOT_LOADED,
         rewards: list[Reward] | None = None,
         for_widget: bool = False,
         ctx: Context | None = None,
@@ -197,7 +197,7 @@ def _nested_link(o: Any) -> Any:
 
 
 def _nested_redemption(o: Any) -> Any:
-    if o._redemption is _NOT_LOADED:
+    if o._redemption is NOT_LOADED:
         return _Deferred(_load_redemption, o._ctx, o._m.id, not o._for_widget)
     return _redemption(o._redemption, reveal_code=not o._for_widget)
 

@@ -239,6 +239,61 @@ async def test_rewards_nested_in_a_page_cost_one_statement_whatever_the_size(
     assert counts == [2, 2]  # the page (with advocate joined in), then the page's rewards
 
 
+async def test_rewards_read_with_the_page_equal_those_the_loader_reads(client, session, codec):
+    """The page's batch read and a single referral's loader give the same rewards."""
+    await _referrals_with_rewards(session, codec, 3)
+    key = await make_api_key(session, scopes=["read"])
+    fields = """id programId referralId advocateId ruleId side kind amountMinor currency points
+        state triggerRef clawbackUntil createdAt"""
+    page = await gql(
+        client,
+        f"{{ referrals(first: 3) {{ nodes {{ id rewards {{ {fields} }} }} }} }}",
+        token=key,
+    )
+    nodes = page["data"]["referrals"]["nodes"]
+    assert sum(len(node["rewards"]) for node in nodes) == 4
+    for node in nodes:
+        one = await gql(
+            client,
+            f"query($id: ID!) {{ referral(id: $id) {{ rewards {{ {fields} }} }} }}",
+            {"id": node["id"]},
+            token=key,
+        )
+        assert node["rewards"] == one["data"]["referral"]["rewards"]
+
+
+async def test_a_page_reads_link_and_redemption_only_when_asked_and_still_answers_them(
+    client, session, codec, count_queries
+):
+    program = await make_program(session)
+    for i in range(4):
+        advocate = await make_advocate(session)
+        link = await make_link(session, codec, advocate=advocate, program=program)
+        referral = await make_referral(session, link=link)
+        if i % 2:
+            await make_redemption(session, referral=referral)
+    key = await make_api_key(session, scopes=["read"])
+    await gql(client, "{ __typename }", token=key)
+    full = """{ referrals(first: 4) { nodes { id link { code } offerRedemption { code } } } }"""
+    bare = "{ referrals(first: 4) { nodes { id advocate { externalId } } } }"
+    count_queries.reset()
+    body = await gql(client, full, token=key)
+    assert count_queries.count == 1
+    assert [n["offerRedemption"] is None for n in body["data"]["referrals"]["nodes"]] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert all(n["link"]["code"] for n in body["data"]["referrals"]["nodes"])
+    count_queries.reset()
+    await gql(client, bare, token=key)
+    statements = count_queries.statements
+    assert len(statements) == 1
+    assert "referral_links" not in statements[0]
+    assert "offer_redemptions" not in statements[0]
+
+
 async def test_rewards_of_a_single_referral_still_need_the_read_scope(client, session, codec):
     await _referrals_with_rewards(session, codec, 1)
     key = await make_api_key(session, scopes=["read"])

@@ -1,5 +1,5 @@
-"""``selects``: does the query reach a nested field, through fragments and inline fragments;
-``selected_names``: the fields right below, likewise."""
+"""``selected_names``: the fields right below the current field or below a path under it,
+through fragment spreads and inline fragments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
-from api.selection import selected_names, selects
+from api.selection import selected_names
 
 
 def _info(document: str) -> Any:
@@ -21,17 +21,20 @@ def _info(document: str) -> Any:
     return SimpleNamespace(_raw_info=SimpleNamespace(field_nodes=[root], fragments=fragments))
 
 
-def test_direct_fragment_and_inline_selections() -> None:
-    assert selects(_info("{ referrals { nodes { rewards { side } } } }"), "nodes", "rewards")
-    assert not selects(_info("{ referrals { nodes { id } } }"), "nodes", "rewards")
-    assert not selects(_info("{ referrals { rewards { id } } }"), "nodes", "rewards")
+def test_names_below_a_path_through_fragments_and_inline_fragments() -> None:
+    def below_nodes(document: str) -> frozenset[str]:
+        return selected_names(_info(document), "nodes")
+
+    assert below_nodes("{ referrals { nodes { rewards { side } } } }") == {"rewards"}
+    assert below_nodes("{ referrals { nodes { id } } }") == {"id"}
+    assert below_nodes("{ referrals { rewards { id } } }") == set()
     spread = "{ referrals { ...P } } fragment P on C { nodes { ...R } } fragment R on X { rewards { id } }"
-    assert selects(_info(spread), "nodes", "rewards")
-    inline = "{ referrals { nodes { ... on Referral { rewards { id } } } } }"
-    assert selects(_info(inline), "nodes", "rewards")
-    assert selects(
-        _info("{ referrals { edges { node { rewards { id } } } } }"), "edges", "node", "rewards"
-    )
+    assert below_nodes(spread) == {"rewards"}
+    inline = "{ referrals { nodes { ... on Referral { link { code } } } nodes { id } } }"
+    assert below_nodes(inline) == {"link", "id"}
+    edges = "{ referrals { edges { node { rewards { id } } } } }"
+    assert selected_names(_info(edges), "edges", "node") == {"rewards"}
+    assert selected_names(_info(edges), "edges", "nope") == set()
 
 
 def test_the_names_selected_right_below() -> None:
