@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError, GraphQLObjectType
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLObjectType,
+    get_nullable_type,
+    is_leaf_type,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
@@ -19,7 +25,14 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api.execution import DocumentCache, execute_operation, log_errors
+from api.execution import (
+    STATIC_INFO,
+    DocumentCache,
+    StaticInfo,
+    VouchExecutionContext,
+    execute_operation,
+    log_errors,
+)
 from api.limits import operation_limits_rule
 from api.mutations.advocates import AdvocateMutations
 from api.mutations.asks import AskMutations
@@ -99,6 +112,7 @@ class VouchSchema(Schema):
     """Strawberry's schema, executing through ``api.execution``'s fixed pipeline."""
 
     def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+        kwargs.setdefault("execution_context_class", VouchExecutionContext)
         super().__init__(*args, **kwargs)
         self.production = production
         rules: list[type[ASTValidationRule]] = [LIMITS_RULE]
@@ -163,7 +177,7 @@ def direct_attribute_fields(schema: Schema) -> int:
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
             continue
-        for field in graphql_type.fields.values():
+        for name, field in graphql_type.fields.items():
             definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if (
                 getattr(field.resolve, "__name__", "") == "_get_basic_result"
@@ -173,6 +187,8 @@ def direct_attribute_fields(schema: Schema) -> int:
                 and not definition.is_subscription
             ):
                 field.resolve = _attribute(definition.python_name)
+                if is_leaf_type(get_nullable_type(field.type)):  # its info is never read
+                    field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type)
                 rewired += 1
     return rewired
 

@@ -3,10 +3,12 @@ directly; resolvers with arguments keep strawberry's wrapper."""
 
 from __future__ import annotations
 
+import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import get_object_definition
 
-from api.schema import build_schema
+from api.execution import STATIC_INFO, StaticInfo
+from api.schema import VouchSchema, build_schema, direct_attribute_fields
 
 
 def test_plain_fields_read_their_attribute_directly() -> None:
@@ -53,7 +55,6 @@ def test_row_backed_types_compute_every_field_they_declare() -> None:
 
 def test_a_field_with_a_default_cannot_be_computed() -> None:
     import pytest
-    import strawberry
 
     from api.types.rows import RowBacked, computed_fields
 
@@ -63,3 +64,38 @@ def test_a_field_with_a_default_cannot_be_computed() -> None:
 
     with pytest.raises(TypeError, match="cannot be computed"):
         computed_fields(Thing, {"name": lambda o: o._m.name})
+
+
+@strawberry.type
+class Item:
+    name: str
+    tags: list[str]
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def item(self, info: strawberry.Info) -> Item:
+        assert info.field_name == "item"  # a resolver that reads its info gets the real one
+        assert info.context == {"who": "test"}
+        return Item(name=None, tags=["a"])  # type: ignore[arg-type]  # a broken resolver
+
+
+async def test_leaf_attribute_fields_share_one_static_info_and_still_name_themselves() -> None:
+    """Leaf fields read by attribute get one prebuilt info (no per-call build); graphql-core's
+    completion errors still name the field, and fields with resolvers still get a full info."""
+    schema = VouchSchema(query=_Query, production=False)
+    direct_attribute_fields(schema)
+    item_type = schema._schema.type_map["Item"]
+    assert isinstance(item_type, GraphQLObjectType)
+    static = item_type.fields["name"].extensions[STATIC_INFO]
+    assert static == StaticInfo("name", item_type.fields["name"].type, item_type)
+    assert STATIC_INFO not in item_type.fields["tags"].extensions  # lists keep the full info
+
+    result = await schema.execute("{ item { tags name } }", context_value={"who": "test"})
+    assert result.data is None
+    assert result.errors is not None
+    assert [e.message for e in result.errors] == [
+        "Cannot return null for non-nullable field Item.name."
+    ]
+    assert result.errors[0].path == ["item", "name"]
