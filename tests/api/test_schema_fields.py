@@ -70,6 +70,22 @@ def test_a_field_with_a_default_cannot_be_computed() -> None:
 class Item:
     name: str
     tags: list[str]
+    size: int | None
+
+
+class _BrokenItem:
+    """What a buggy type would hand GraphQL: reading ``size`` raises."""
+
+    name = "broken"
+    tags = ["b"]
+
+    @property
+    def size(self) -> int:
+        raise ValueError("size is broken")
+
+
+async def _later(value: str) -> str:
+    return value
 
 
 @strawberry.type
@@ -78,19 +94,30 @@ class _Query:
     def item(self, info: strawberry.Info) -> Item:
         assert info.field_name == "item"  # a resolver that reads its info gets the real one
         assert info.context == {"who": "test"}
-        return Item(name=None, tags=["a"])  # type: ignore[arg-type]  # a broken resolver
+        return Item(name=None, tags=["a"], size=1)  # type: ignore[arg-type]  # a broken resolver
+
+    @strawberry.field
+    def broken(self) -> Item:
+        return _BrokenItem()  # type: ignore[return-value]
+
+    @strawberry.field
+    def pending(self) -> Item:
+        return Item(name=_later("later"), tags=[], size=None)  # type: ignore[arg-type]
 
 
-async def test_leaf_attribute_fields_share_one_static_info_and_still_name_themselves() -> None:
-    """Leaf fields read by attribute get one prebuilt info (no per-call build); graphql-core's
-    completion errors still name the field, and fields with resolvers still get a full info."""
+async def test_leaf_attribute_fields_take_the_short_path_and_complete_as_graphql_core_does() -> (
+    None
+):
+    """Leaf fields read by attribute skip graphql-core's per-field set-up; null checks, errors
+    (message, path, the rest of the object kept) and awaitable values behave as before, and
+    fields with resolvers still get a full info."""
     schema = VouchSchema(query=_Query, production=False)
     direct_attribute_fields(schema)
     item_type = schema._schema.type_map["Item"]
     assert isinstance(item_type, GraphQLObjectType)
     static = item_type.fields["name"].extensions[STATIC_INFO]
     assert static == StaticInfo("name", item_type.fields["name"].type, item_type)
-    assert STATIC_INFO not in item_type.fields["tags"].extensions  # lists keep the full info
+    assert STATIC_INFO not in item_type.fields["tags"].extensions  # lists keep the full path
 
     result = await schema.execute("{ item { tags name } }", context_value={"who": "test"})
     assert result.data is None
@@ -99,3 +126,12 @@ async def test_leaf_attribute_fields_share_one_static_info_and_still_name_themse
         "Cannot return null for non-nullable field Item.name."
     ]
     assert result.errors[0].path == ["item", "name"]
+
+    broken = await schema.execute("{ broken { name size tags } }")
+    assert broken.data == {"broken": {"name": "broken", "size": None, "tags": ["b"]}}
+    assert broken.errors is not None
+    assert [(e.message, e.path) for e in broken.errors] == [("size is broken", ["broken", "size"])]
+
+    pending = await schema.execute("{ pending { name size } }")
+    assert pending.errors is None
+    assert pending.data == {"pending": {"name": "later", "size": None}}
