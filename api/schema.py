@@ -61,6 +61,7 @@ from api.queries.referrals import ReferralQueries
 from api.queries.reports import ReportQueries
 from api.queries.rewards import RewardQueries
 from api.queries.webhooks import WebhookQueries
+from api.types.rows import RowBacked
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
@@ -159,9 +160,21 @@ class VouchSchema(Schema):
         log_errors(errors, getattr(execution_context, "context", None))
 
 
-def _attribute(name: str) -> Callable[..., Any]:
-    def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
-        return getattr(source, name)
+_UNSET: Any = object()
+
+
+def _attribute(name: str, compute: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    if compute is None:
+
+        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+            return getattr(source, name)
+
+    else:
+        # A row-backed type's field (api.types.rows): the value the instance holds (built by
+        # the constructor, or read before), else computed from its row without the descriptor.
+        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+            value = source.__dict__.get(name, _UNSET)
+            return compute(source) if value is _UNSET else value
 
     resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
     return resolve
@@ -177,6 +190,8 @@ def direct_attribute_fields(schema: Schema) -> int:
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
             continue
+        origin = graphql_type.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].origin
+        computed = origin.FIELDS if issubclass(origin, RowBacked) else {}
         for name, field in graphql_type.fields.items():
             definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if (
@@ -186,7 +201,8 @@ def direct_attribute_fields(schema: Schema) -> int:
                 and definition.default_resolver is getattr
                 and not definition.is_subscription
             ):
-                field.resolve = _attribute(definition.python_name)
+                python_name = definition.python_name
+                field.resolve = _attribute(python_name, computed.get(python_name))
                 if is_leaf_type(get_nullable_type(field.type)):  # its info is never read
                     field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type)
                 rewired += 1

@@ -27,12 +27,17 @@ def test_plain_fields_read_their_attribute_directly() -> None:
     assert isinstance(advocate_type, GraphQLObjectType)
     assert advocate_type.fields["referrals"].resolve.__name__ not in ("resolve", "call_directly")
 
-    class Source:
-        created_at = "2026-11-22T00:00:00+00:00"
+    # a row-backed type's field: the value the instance holds, else computed from its row
+    from types import SimpleNamespace
+
+    from api.types.referral import ReferralType
 
     resolve = referral["createdAt"].resolve
     assert resolve is not None
-    assert resolve(Source(), None) == Source.created_at
+    lazy = ReferralType.lazy(_m=SimpleNamespace(created_at="2026-11-22T00:00:00+00:00"))
+    assert resolve(lazy, None) == "2026-11-22T00:00:00+00:00"
+    held = ReferralType.lazy(_m=None, created_at="2026-11-23T00:00:00+00:00")
+    assert resolve(held, None) == "2026-11-23T00:00:00+00:00"
 
 
 def test_row_backed_types_compute_every_field_they_declare() -> None:
