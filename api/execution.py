@@ -34,6 +34,7 @@ from graphql import (
     ASTValidationRule,
     DocumentNode,
     GraphQLError,
+    GraphQLLeafType,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
@@ -123,11 +124,13 @@ STATIC_INFO = "vouch.static_info"
 
 class StaticInfo(NamedTuple):
     """What graphql-core reads of a resolve info while completing a leaf value: the names its
-    error messages give ("Cannot return null for non-nullable field Referral.status")."""
+    error messages give ("Cannot return null for non-nullable field Referral.status"); and the
+    leaf type itself (``return_type`` without its non-null wrapper)."""
 
     field_name: str
     return_type: GraphQLOutputType
     parent_type: GraphQLObjectType
+    leaf_type: GraphQLLeafType
 
 
 class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -160,9 +163,12 @@ class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, static, path, result, position_context
                 )
-            return self.complete_value(
-                return_type, field_details_list, static, path, result, position_context
-            )
+            if result is None or isinstance(result, Exception):  # null checks, returned errors
+                return self.complete_value(
+                    return_type, field_details_list, static, path, result, position_context
+                )
+            # a value of a leaf type: what complete_value comes to after its type dispatch
+            return self.complete_leaf_value(static.leaf_type, result)
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None

@@ -203,8 +203,9 @@ def direct_attribute_fields(schema: Schema) -> int:
             ):
                 python_name = definition.python_name
                 field.resolve = _attribute(python_name, computed.get(python_name))
-                if is_leaf_type(get_nullable_type(field.type)):  # its info is never read
-                    field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type)
+                leaf = get_nullable_type(field.type)
+                if is_leaf_type(leaf):  # its info is never read
+                    field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type, leaf)
                 rewired += 1
     return rewired
 

@@ -121,7 +121,8 @@ async def test_leaf_attribute_fields_take_the_short_path_and_complete_as_graphql
     item_type = schema._schema.type_map["Item"]
     assert isinstance(item_type, GraphQLObjectType)
     static = item_type.fields["name"].extensions[STATIC_INFO]
-    assert static == StaticInfo("name", item_type.fields["name"].type, item_type)
+    name_type = item_type.fields["name"].type
+    assert static == StaticInfo("name", name_type, item_type, name_type.of_type)
     assert STATIC_INFO not in item_type.fields["tags"].extensions  # lists keep the full path
 
     result = await schema.execute("{ item { tags name } }", context_value={"who": "test"})
