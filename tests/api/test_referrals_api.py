@@ -137,9 +137,11 @@ async def _page_statements(client, count_queries, key, first: int) -> int:
     return int(count_queries.count)
 
 
-async def test_page_of_5_and_page_of_100_cost_the_same(client, session, codec, count_queries):
+async def _linked_referrals(client, session, codec, n: int) -> str:
+    """``n`` referrals, each with its own advocate and link, every other one redeemed; returns
+    a read key, already cached by the app (so the statements counted are the page's own)."""
     program = await make_program(session)
-    for i in range(100):
+    for i in range(n):
         advocate = await make_advocate(session)
         link = await make_link(session, codec, advocate=advocate, program=program)
         referral = await make_referral(session, link=link)
@@ -147,6 +149,11 @@ async def test_page_of_5_and_page_of_100_cost_the_same(client, session, codec, c
             await make_redemption(session, referral=referral)
     key = await make_api_key(session, scopes=["read"])
     await gql(client, "{ __typename }", token=key)  # the key's last_used_at is now fresh
+    return key
+
+
+async def test_page_of_5_and_page_of_100_cost_the_same(client, session, codec, count_queries):
+    key = await _linked_referrals(client, session, codec, 100)
     small = await _page_statements(client, count_queries, key, 5)
     large = await _page_statements(client, count_queries, key, 100)
     # the API key is cached after the warm-up call; one statement: the page with advocate, link
@@ -265,15 +272,7 @@ async def test_rewards_read_with_the_page_equal_those_the_loader_reads(client, s
 async def test_a_page_reads_link_and_redemption_only_when_asked_and_still_answers_them(
     client, session, codec, count_queries
 ):
-    program = await make_program(session)
-    for i in range(4):
-        advocate = await make_advocate(session)
-        link = await make_link(session, codec, advocate=advocate, program=program)
-        referral = await make_referral(session, link=link)
-        if i % 2:
-            await make_redemption(session, referral=referral)
-    key = await make_api_key(session, scopes=["read"])
-    await gql(client, "{ __typename }", token=key)
+    key = await _linked_referrals(client, session, codec, 4)
     full = """{ referrals(first: 4) { nodes { id link { code } offerRedemption { code } } } }"""
     bare = "{ referrals(first: 4) { nodes { id advocate { externalId } } } }"
     count_queries.reset()
