@@ -22,9 +22,12 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen_for_invalidations(url: str, resolver: LandingResolver) -> None:
+async def listen_for_invalidations(
+    url: str, resolver: LandingResolver, *, listening: asyncio.Event | None = None
+) -> None:
     """Run until cancelled; reconnects after outages (and then drops the whole cache, since
-    notifications sent while disconnected were missed)."""
+    notifications sent while disconnected were missed). ``listening`` is set once the
+    listener is subscribed and the caches are reset (cleared while it reconnects)."""
     while True:
         connection: Any = None
         try:
@@ -37,11 +40,15 @@ async def listen_for_invalidations(url: str, resolver: LandingResolver) -> None:
             def on_key(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
                 KEY_CACHE.forget(payload)
 
+            if listening is not None:
+                listening.clear()
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await connection.add_listener(INVALIDATION_CHANNEL, on_landing)
             await connection.add_listener(KEY_INVALIDATION_CHANNEL, on_key)
             resolver.invalidate()
             KEY_CACHE.forget()
+            if listening is not None:
+                listening.set()
             await lost.wait()
         except asyncio.CancelledError:
             raise

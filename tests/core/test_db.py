@@ -16,6 +16,23 @@ from core.db import RawSelect, autocommit_reads, create_engine, session_factory
 BACKEND_PID = RawSelect(select(text("pg_backend_pid()")))
 
 
+async def _terminate(engine: AsyncEngine, pid: int) -> None:
+    """End a backend as an admin or a restart would, and wait until it is gone (its socket
+    closed), not a fixed time: pg_terminate_backend only signals it."""
+    # autocommit: pg_stat_activity is read once per transaction, so each poll needs its own
+    async with engine.connect() as conn:
+        admin = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        for _ in range(200):
+            if not (await admin.execute(alive, {"pid": pid})).scalar():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"backend {pid} still alive")
+    await asyncio.sleep(0.05)  # the event loop reads the closed socket
+
+
 async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
     database_url: str, engine: AsyncEngine
 ) -> None:
@@ -23,9 +40,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
     try:
         async with session_factory(small)() as s:
             first = (await BACKEND_PID.fetch(s, {}))[0][0]
-        async with engine.connect() as admin:
-            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        await asyncio.sleep(0.2)  # the socket's close reaches the idle pooled connection
+        await _terminate(engine, first)  # the socket's close reaches the idle pooled connection
         # No ping, no error: the checkout notices the closed socket and connects anew.
         async with session_factory(small)() as s:
             second = (await BACKEND_PID.fetch(s, {}))[0][0]
@@ -187,9 +202,7 @@ async def test_a_read_only_request_whose_connection_dies_reports_the_database_un
         async with session_factory(small)() as s:
             autocommit_reads(s)
             pid = (await BACKEND_PID.fetch(s, {}))[0][0]
-            async with engine.connect() as admin:
-                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            await asyncio.sleep(0.2)
+            await _terminate(engine, pid)
             with pytest.raises(Exception) as failure:
                 await BACKEND_PID.fetch(s, {})
             assert is_database_unavailable(failure.value)  # the app answers 503, not a bug

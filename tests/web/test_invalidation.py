@@ -21,9 +21,12 @@ async def test_revocation_invalidates_other_workers_at_once(committing_engine, d
     worker_cache = LandingResolver(codec, ttl=3600)  # a TTL that would hide the change for an hour
     async with factory() as s:
         assert await worker_cache.resolve(s, str(link.code)) is not None
-    listener = asyncio.create_task(listen_for_invalidations(database_url, worker_cache))
+    listening = asyncio.Event()
+    listener = asyncio.create_task(
+        listen_for_invalidations(database_url, worker_cache, listening=listening)
+    )
     try:
-        await asyncio.sleep(0.5)  # listening
+        await asyncio.wait_for(listening.wait(), timeout=30)
         async with factory() as s:
             await worker_cache.resolve(s, str(link.code))  # cached again after the listener's reset
         assert worker_cache.cached(str(link.code))[0] is True
@@ -50,9 +53,12 @@ async def test_rolled_back_changes_announce_nothing(committing_engine, database_
         link = await make_link(s, codec, advocate=advocate, program=program)
         await s.commit()
     worker_cache = LandingResolver(codec, ttl=3600)
-    listener = asyncio.create_task(listen_for_invalidations(database_url, worker_cache))
+    listening = asyncio.Event()
+    listener = asyncio.create_task(
+        listen_for_invalidations(database_url, worker_cache, listening=listening)
+    )
     try:
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(listening.wait(), timeout=30)
         async with factory() as s:
             await worker_cache.resolve(s, str(link.code))
         async with factory() as s:
@@ -79,9 +85,12 @@ async def test_revoked_api_key_is_forgotten_by_every_worker(committing_engine, d
         await s.commit()
     key_hash = hash_api_key(plaintext)
     resolver = LandingResolver(codec)
-    listener = asyncio.create_task(listen_for_invalidations(database_url, resolver))
+    listening = asyncio.Event()
+    listener = asyncio.create_task(
+        listen_for_invalidations(database_url, resolver, listening=listening)
+    )
     try:
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(listening.wait(), timeout=30)
         async with factory() as s:
             key_id = int(await s.scalar(select(ApiKey.id).where(ApiKey.key_hash == key_hash)) or 0)
             await revoke_api_key(s, key_id)  # forgets it in this process at once ...
