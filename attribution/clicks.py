@@ -6,8 +6,11 @@ and a background task writes the buffer in one multi-row INSERT every
 
 When the buffer is full (the database has been unreachable or slow for a while), the newest
 click is dropped and counted in ``dropped`` (exported as ``vouch_clicks_dropped_total``)
-instead of blocking the page or growing memory without bound. A failed flush puts its rows
-back at the front of the buffer, so a short database blip loses nothing.
+instead of blocking the page or growing memory without bound. A batch whose write failed
+because the database was away is kept whole and retried first, under its id, so a short
+database blip loses nothing; and since each batch records its id in its own transaction
+(``click_batches``), a batch whose COMMIT succeeded but whose acknowledgment was lost (the
+server died in between) is recognised on the retry and not written twice.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import functools
 import json
 import logging
 import re
+import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +30,7 @@ from urllib.parse import urlsplit
 
 from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from prometheus_client import Counter
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -240,6 +245,23 @@ async def latest_click_id(
     )
 
 
+# A retry comes from the process that buffered the batch, within its lifetime; a day of batch
+# ids is kept (one row per flush and worker: ~350k a day at the default interval), pruned hourly.
+PRUNE_EVERY_SECONDS = 3600.0
+
+_CLAIM_BATCH = text(
+    "INSERT INTO click_batches (id, clicks) VALUES (:id, :clicks) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_PRUNE_BATCHES = text("DELETE FROM click_batches WHERE written_at < now() - interval '1 day'")
+
+
+@dataclass(slots=True)
+class _Batch:
+    id: str
+    records: list[ClickRecord]
+
+
 @dataclass
 class ClickBuffer:
     """Bounded buffer of clicks, written in batches by ``run()`` and ``flush()``."""
@@ -250,14 +272,22 @@ class ClickBuffer:
     dropped: int = 0
     recorded: int = 0
     _items: deque[ClickRecord] = field(default_factory=deque)
+    # batches whose write failed while the database was away, oldest first, retried whole
+    _retry: deque[_Batch] = field(default_factory=deque)
+    _retrying: int = 0  # clicks in _retry
+    _pruned_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + self._retrying
+
+    def queued(self) -> list[ClickRecord]:
+        """The buffered clicks in the order they will be written."""
+        return [r for batch in self._retry for r in batch.records] + list(self._items)
 
     def add(self, record: ClickRecord) -> bool:
         """Queue a click; ``False`` (and counted as dropped) when the buffer is full."""
-        if len(self._items) >= self.max_size:
+        if len(self) >= self.max_size:
             self.dropped += 1
             CLICKS_DROPPED.inc()
             return False
@@ -265,76 +295,107 @@ class ClickBuffer:
         return True
 
     async def flush(self) -> int:
-        """Write everything buffered so far; returns how many clicks were written."""
+        """Write the batches waiting for a retry, then everything buffered since; returns how
+        many clicks were written. Stops at the first batch the database cannot take."""
         async with self._lock:
-            if not self._items:
-                return 0
-            batch = list(self._items)
-            self._items.clear()
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                if _is_transient(exc):
-                    self._requeue(batch, exc)
-                    return 0
-                # Most likely a link deleted since the click: write the rows that still have
-                # a link, drop (and count) the rest rather than retrying a poison batch forever.
-                salvaged = await self._salvage(batch, exc)
-                if salvaged is None:
-                    return 0
-                batch = salvaged
-            self.recorded += len(batch)
-            CLICKS_RECORDED.inc(len(batch))
-            return len(batch)
+            written = 0
+            while self._retry:
+                batch = self._retry[0]
+                count = await self._attempt(batch)
+                if count is None:
+                    return written
+                self._retry.popleft()
+                self._retrying -= len(batch.records)
+                written += count
+            if self._items:
+                batch = _Batch(uuid.uuid4().hex, list(self._items))
+                self._items.clear()
+                count = await self._attempt(batch)
+                if count is None:
+                    self._requeue(batch)
+                else:
+                    written += count
+            return written
 
-    async def _write(self, batch: list[ClickRecord]) -> None:
+    async def _attempt(self, batch: _Batch) -> int | None:
+        """Write one batch: how many clicks were written, or None if the database is away."""
+        try:
+            await self._write(batch)
+        except Exception as exc:
+            if _is_transient(exc):
+                log.warning(
+                    "click flush failed (%s); %d clicks kept for a retry",
+                    type(exc).__name__,
+                    len(batch.records),
+                )
+                return None
+            # Most likely a link deleted since the click: write the rows that still have
+            # a link, drop (and count) the rest rather than retrying a poison batch forever.
+            salvaged = await self._salvage(batch, exc)
+            if salvaged is None:
+                return None
+            count = len(salvaged)
+        else:
+            count = len(batch.records)
+        self.recorded += count
+        CLICKS_RECORDED.inc(count)
+        return count
+
+    async def _write(self, batch: _Batch) -> None:
         async with self.sessionmaker() as session:
-            await insert_clicks(session, batch)
+            claimed = await session.scalar(
+                _CLAIM_BATCH, {"id": batch.id, "clicks": len(batch.records)}
+            )
+            if claimed is not None:  # else written before: its acknowledgment was lost
+                await insert_clicks(session, batch.records)
+            if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                await session.execute(_PRUNE_BATCHES)
+                self._pruned_at = time.monotonic()
             await session.commit()
 
-    def _requeue(self, batch: list[ClickRecord], exc: BaseException) -> None:
-        """Put the batch back in front of newer clicks, within the bound."""
-        room = max(0, self.max_size - len(self._items))
-        kept = batch[:room]
-        self._items.extendleft(reversed(kept))
-        self._drop(len(batch) - len(kept))
-        log.warning("click flush failed (%s); %d clicks re-queued", type(exc).__name__, len(kept))
+    def _requeue(self, batch: _Batch) -> None:
+        """Keep a failed new batch for a retry, within the bound (without room, its newest
+        clicks are dropped and counted)."""
+        room = max(0, self.max_size - len(self))
+        kept = batch.records[:room]
+        self._drop(len(batch.records) - len(kept))
+        if kept:
+            self._retry.append(_Batch(batch.id, kept))
+            self._retrying += len(kept)
 
     def _drop(self, count: int) -> None:
         if count:
             self.dropped += count
             CLICKS_DROPPED.inc(count)
 
-    async def _salvage(
-        self, batch: list[ClickRecord], exc: BaseException
-    ) -> list[ClickRecord] | None:
-        """The rows of ``batch`` that could be written; ``None`` if the database went away
-        meanwhile (then the batch is re-queued, not dropped)."""
+    async def _salvage(self, batch: _Batch, exc: BaseException) -> list[ClickRecord] | None:
+        """The rows of ``batch`` that could be written (under the batch's id: the failed
+        attempt was rolled back); ``None`` if the database went away meanwhile."""
         try:
             async with self.sessionmaker() as session:
                 live = set(
                     await session.scalars(
                         select(ReferralLink.id).where(
-                            ReferralLink.id.in_({r.link_id for r in batch})
+                            ReferralLink.id.in_({r.link_id for r in batch.records})
                         )
                     )
                 )
-            keep = [r for r in batch if r.link_id in live]
-            await self._write(keep)
+            keep = [r for r in batch.records if r.link_id in live]
+            await self._write(_Batch(batch.id, keep))
         except Exception as again:
             if _is_transient(again):
-                self._requeue(batch, again)
                 return None
             log.error(
                 "click flush failed twice (%s, %s); %d clicks dropped",
                 type(exc).__name__,
                 type(again).__name__,
-                len(batch),
+                len(batch.records),
             )
-            self._drop(len(batch))
+            self._drop(len(batch.records))
             return []
-        self._drop(len(batch) - len(keep))
-        log.warning("click flush dropped %d clicks of deleted links", len(batch) - len(keep))
+        orphans = len(batch.records) - len(keep)
+        self._drop(orphans)
+        log.warning("click flush dropped %d clicks of deleted links", orphans)
         return keep
 
     async def run(self) -> None:

@@ -16,6 +16,7 @@ from models.ratelimit import RateLimitHit
 from models.referral import (
     AttributionDecision,
     Click,
+    ClickBatch,
     Conversion,
     OfferRedemption,
     Referral,
@@ -37,6 +38,7 @@ __all__ = [
     "AttributionDecision",
     "Base",
     "Click",
+    "ClickBatch",
     "Conversion",
     "IdempotencyKey",
     "OfferRedemption",

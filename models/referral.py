@@ -78,6 +78,22 @@ class Click(Base):
     referrer_host: Mapped[str | None] = mapped_column(String(253))
 
 
+class ClickBatch(Base):
+    """A batch of buffered clicks that was written, recorded in the batch's own transaction:
+    a batch retried after its COMMIT's acknowledgment was lost is recognised and not written
+    twice (``attribution.clicks.ClickBuffer``). Old rows are pruned: a retry comes from the
+    same process, within its lifetime."""
+
+    __tablename__ = "click_batches"
+    __table_args__ = (Index("ix_click_batches_written_at", "written_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    clicks: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
 class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (

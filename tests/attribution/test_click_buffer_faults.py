@@ -60,7 +60,7 @@ async def test_unavailable_database_requeues_every_click(exc):
     assert await buffer.flush() == 0
     assert await buffer.flush() == 0
     assert len(buffer) == 5
-    assert [r.link_id for r in buffer._items] == [0, 1, 2, 3, 4]
+    assert [r.link_id for r in buffer.queued()] == [0, 1, 2, 3, 4]
     assert (buffer.dropped, buffer.recorded) == (0, 0)
     assert len(calls) == 2
 

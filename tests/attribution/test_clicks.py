@@ -126,6 +126,9 @@ class _FailingSession:
     async def __aexit__(self, *exc):
         return False
 
+    async def scalar(self, *args):
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
     async def connection(self):
         raise OperationalError("COPY", {}, Exception("database is down"))
 
@@ -140,7 +143,7 @@ async def test_failed_flush_requeues_clicks_within_the_bound():
     buffer.add(second)
     assert await buffer.flush() == 0
     assert len(buffer) == 2
-    assert [r.channel for r in buffer._items] == ["a", "b"]
+    assert [r.channel for r in buffer.queued()] == ["a", "b"]
     assert buffer.dropped == 0
 
 
@@ -208,3 +211,47 @@ async def test_resolver_rejects_wrong_nonce_and_revoked_links(session, codec):
     link.status = "revoked"
     await session.flush()
     assert await resolver.resolve(session, str(link.code)) is None
+
+
+async def test_a_batch_whose_commit_acknowledgment_was_lost_is_not_written_twice(
+    session, sessionmaker, codec
+):
+    """The server commits the batch and dies before answering: the buffer keeps the batch
+    for a retry, and the retry finds the batch's id and writes nothing again."""
+    import contextlib
+
+    from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
+    from sqlalchemy.exc import DBAPIError
+
+    from models import ClickBatch
+
+    program = await make_program(session)
+    link = await make_link(session, codec, advocate=await make_advocate(session), program=program)
+    await session.commit()
+    lost_acks = [1]
+
+    @contextlib.asynccontextmanager
+    async def flaky_sessionmaker():
+        async with sessionmaker() as s:
+            real_commit = s.commit
+
+            async def commit() -> None:
+                await real_commit()
+                if lost_acks:
+                    lost_acks.pop()
+                    raise DBAPIError("COMMIT", {}, pg_errors.ConnectionDoesNotExistError("lost"))
+
+            s.commit = commit  # type: ignore[method-assign]
+            yield s
+
+    buffer = ClickBuffer(flaky_sessionmaker, max_size=10, interval=1.0)  # type: ignore[arg-type]
+    for channel in ("a", "b", "c"):
+        buffer.add(_record(link.id, program.id, channel=channel))
+    assert await buffer.flush() == 0  # written, but the buffer could not know
+    assert [r.channel for r in buffer.queued()] == ["a", "b", "c"]
+    buffer.add(_record(link.id, program.id, channel="d"))  # a new click meanwhile
+    assert await buffer.flush() == 4  # the retried batch (found written) and the new one
+    assert (len(buffer), buffer.recorded, buffer.dropped) == (0, 4, 0)
+    channels = (await session.scalars(select(Click.channel).order_by(Click.id))).all()
+    assert channels == ["a", "b", "c", "d"]
+    assert sorted((await session.scalars(select(ClickBatch.clicks))).all()) == [1, 3]
