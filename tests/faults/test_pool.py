@@ -104,10 +104,13 @@ def test_pool_exhaustion_fails_fast_keeps_landing_up_and_leaks_nothing(small_poo
     assert all(retry == "5" for _, retry in refused)
     assert max(e for e, _ in refused) < 3.0  # the 2 s pool timeout, plus a little
     # Afterwards: everything back in the pool, nothing idle in a transaction, service healthy.
+    # The snapshot checked is the one the wait ended on: a click flush may make a connection
+    # active for a moment at any time, a leaked one would stay busy.
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(s != "idle" for s, _ in vouch_connections(pg)):
-        time.sleep(0.1)
     connections = vouch_connections(pg)
+    while time.monotonic() < deadline and any(s != "idle" for s, _ in connections):
+        time.sleep(0.1)
+        connections = vouch_connections(pg)
     assert 1 <= len(connections) <= 2 * POOL
     assert {s for s, _ in connections} == {"idle"}
     with httpx.Client(base_url=vouch.base, timeout=30) as client:
