@@ -9,11 +9,11 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.clock import utcnow
-from core.errors import NotFound, ValidationFailed
-from core.security import generate_api_key, hash_api_key
-from models import ApiKey
-from models.enums import Scope
+from vouch.core.clock import utcnow
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.security import generate_api_key, hash_api_key
+from vouch.models import ApiKey
+from vouch.models.enums import Scope
 
 # last_used_at is written at most this often per key, to keep the hot path free of writes.
 LAST_USED_GRANULARITY = timedelta(minutes=1)

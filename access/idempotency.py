@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import DomainError, ErrorCode, ValidationFailed
-from models import IdempotencyKey
+from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
 

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.gamification import award_for_action
-from advocacy.signals import FUTURE_TOLERANCE, check_data, check_external_id
-from core.errors import NotFound, ValidationFailed
-from models import ActionOpportunity, AdvocacyAction, Advocate, Opportunity, Program
-from models.enums import ActionKind
+from vouch.advocacy.gamification import award_for_action
+from vouch.advocacy.signals import FUTURE_TOLERANCE, check_data, check_external_id
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import ActionOpportunity, AdvocacyAction, Advocate, Opportunity, Program
+from vouch.models.enums import ActionKind
 
 MAX_OPPORTUNITIES = 50
 

@@ -14,14 +14,14 @@ from sqlalchemy import bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import any_ids, ids_params
-from attribution.erasure import erased_key
-from attribution.paging import Page, paginate
-from core.db import RawSelect
-from core.emails import check_email, normalize_email
-from core.errors import Conflict, DomainError, NotFound, ValidationFailed
-from models import Advocate, Referral, ReferralLink
-from models.snapshot import snapshot_class
+from vouch.attribution.batching import any_ids, ids_params
+from vouch.attribution.erasure import erased_key
+from vouch.attribution.paging import Page, paginate
+from vouch.core.db import RawSelect
+from vouch.core.emails import check_email, normalize_email
+from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from vouch.models import Advocate, Referral, ReferralLink
+from vouch.models.snapshot import snapshot_class
 
 MAX_IMPORT_ROWS = 1_000
 

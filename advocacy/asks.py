@@ -26,13 +26,13 @@ from sqlalchemy import String, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy import moments
-from advocacy.actions import RecordedAction, check_url, create_action
-from advocacy.moments import Guard, GuardCode, MomentKind
-from advocacy.signals import signals_of
-from attribution.batching import SnapshotsBy
-from attribution.paging import Page, paginate
-from core.errors import (
+from vouch.advocacy import moments
+from vouch.advocacy.actions import RecordedAction, check_url, create_action
+from vouch.advocacy.moments import Guard, GuardCode, MomentKind
+from vouch.advocacy.signals import signals_of
+from vouch.attribution.batching import SnapshotsBy
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import (
     Conflict,
     DomainError,
     ErrorCode,
@@ -40,8 +40,8 @@ from core.errors import (
     NotFound,
     ValidationFailed,
 )
-from models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
-from models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
+from vouch.models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
+from vouch.models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
 
 # What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
 # testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.

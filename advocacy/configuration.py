@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy import gamification, moments, scoring, tiers
-from core.errors import NotFound, ValidationFailed
-from models import Program
+from vouch.advocacy import gamification, moments, scoring, tiers
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Program
 
 PARTS = ("scoring", "tiers", "moments", "points", "levels")
 

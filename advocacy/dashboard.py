@@ -12,12 +12,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.kpis import ConversionBy, ConversionRow, Window, ask_conversion
-from advocacy.tiers import TierDistribution, tier_distribution
-from attribution import reports
-from attribution.reports import CostRow, FunnelStep, LeaderRow, PipelineRow, ReportFilter
-from core.errors import ValidationFailed
-from models import Program
+from vouch.advocacy.kpis import ConversionBy, ConversionRow, Window, ask_conversion
+from vouch.advocacy.tiers import TierDistribution, tier_distribution
+from vouch.attribution import reports
+from vouch.attribution.reports import CostRow, FunnelStep, LeaderRow, PipelineRow, ReportFilter
+from vouch.core.errors import ValidationFailed
+from vouch.models import Program
 
 DEFAULT_DAYS = 180
 MAX_DAYS = 3 * 366

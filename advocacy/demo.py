@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.asks import advocates_due, evaluate_asks
-from advocacy.tiers import recompute_all_tiers
-from attribution import rollups
-from core.codes import LinkCodec
-from core.emails import normalize_email
-from core.security import hash_ip
-from models import (
+from vouch.advocacy.asks import advocates_due, evaluate_asks
+from vouch.advocacy.tiers import recompute_all_tiers
+from vouch.attribution import rollups
+from vouch.core.codes import LinkCodec
+from vouch.core.emails import normalize_email
+from vouch.core.security import hash_ip
+from vouch.models import (
     Advocate,
     AttributionDecision,
     Click,
@@ -32,7 +32,7 @@ from models import (
     RewardRule,
     Signal,
 )
-from models.enums import (
+from vouch.models.enums import (
     AttributionEvidence,
     AttributionModel,
     OfferKind,

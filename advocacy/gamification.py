@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import any_ids, ids_params
-from core.db import RawSelect
-from core.errors import ValidationFailed
-from models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program
-from models.enums import ActionKind
+from vouch.attribution.batching import any_ids, ids_params
+from vouch.core.db import RawSelect
+from vouch.core.errors import ValidationFailed
+from vouch.models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program
+from vouch.models.enums import ActionKind
 
 DEFAULT_POINTS: dict[str, int] = {
     ActionKind.REVIEW: 50,

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import ValidationFailed
-from models import (
+from vouch.core.errors import ValidationFailed
+from vouch.models import (
     ActionOpportunity,
     AdvocacyAction,
     Advocate,
@@ -26,7 +26,7 @@ from models import (
     Opportunity,
     RevenueEvent,
 )
-from models.enums import OpportunityStatus, RevenueKind
+from vouch.models.enums import OpportunityStatus, RevenueKind
 
 StmtT = TypeVar("StmtT", bound=Select[*tuple[Any, ...]])
 

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from core.errors import ValidationFailed
-from models import Ask, Program, Signal
-from models.enums import SignalKind
+from vouch.core.errors import ValidationFailed
+from vouch.models import Ask, Program, Signal
+from vouch.models.enums import SignalKind
 
 
 class MomentKind(StrEnum):

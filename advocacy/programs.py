@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import any_ids, ids_params
-from attribution.landing import announce_landing_change
-from attribution.paging import Page, paginate
-from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from core.money import check_amount, check_currency
-from models import Program, RewardRule
-from models.enums import (
+from vouch.attribution.batching import any_ids, ids_params
+from vouch.attribution.landing import announce_landing_change
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from vouch.core.money import check_amount, check_currency
+from vouch.models import Program, RewardRule
+from vouch.models.enums import (
     AttributionModel,
     OfferKind,
     ProgramStatus,

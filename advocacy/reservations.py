@@ -16,10 +16,10 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.actions import RecordedAction, create_action
-from advocacy.asks import AWAITING, TYPE_PRIORITY, blocking_guards, lock_advocate, raise_for
-from advocacy.moments import MomentKind
-from core.errors import (
+from vouch.advocacy.actions import RecordedAction, create_action
+from vouch.advocacy.asks import AWAITING, TYPE_PRIORITY, blocking_guards, lock_advocate, raise_for
+from vouch.advocacy.moments import MomentKind
+from vouch.core.errors import (
     Conflict,
     DomainError,
     ErrorCode,
@@ -27,8 +27,15 @@ from core.errors import (
     NotFound,
     ValidationFailed,
 )
-from models import Ask, Opportunity, Program
-from models.enums import ActionKind, AskStatus, AskType, OpportunityStatus, ProgramStatus, Team
+from vouch.models import Ask, Opportunity, Program
+from vouch.models.enums import (
+    ActionKind,
+    AskStatus,
+    AskType,
+    OpportunityStatus,
+    ProgramStatus,
+    Team,
+)
 
 DEFAULT_HOLD_DAYS = 14
 MAX_HOLD_DAYS = 90

@@ -23,9 +23,9 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, AdvocateScore, Program, Signal
-from models.enums import ProgramStatus, SignalKind
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, AdvocateScore, Program, Signal
+from vouch.models.enums import ProgramStatus, SignalKind
 
 MAX_SCORE = 100.0
 

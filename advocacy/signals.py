@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.scoring import rescore_advocates
-from attribution.paging import Page, paginate
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, Signal
-from models.enums import SignalKind
+from vouch.advocacy.scoring import rescore_advocates
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, Signal
+from vouch.models.enums import SignalKind
 
 MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 5_000_000

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.scoring import compute_program_scores, refresh_advocate_summary, store_scores
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, AdvocateScore, Program, TierEvent
-from models.enums import ProgramStatus
+from vouch.advocacy.scoring import compute_program_scores, refresh_advocate_summary, store_scores
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, AdvocateScore, Program, TierEvent
+from vouch.models.enums import ProgramStatus
 
 TIER_LOCK_NAMESPACE = 61_001
 _CHUNK = 10_000  # advisory lock (namespace, program id) for tier recomputes

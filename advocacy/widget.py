@@ -11,11 +11,11 @@ from sqlalchemy import ColumnElement, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.asks import IS_OPEN
-from attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
-from core.db import RawSelect
-from models import Ask, PointsEntry, Referral, Reward
-from models.snapshot import snapshots_from_json
+from vouch.advocacy.asks import IS_OPEN
+from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
+from vouch.core.db import RawSelect
+from vouch.models import Ask, PointsEntry, Referral, Reward
+from vouch.models.snapshot import snapshots_from_json
 
 ADVOCATE: Any = bindparam("advocate_id")
 

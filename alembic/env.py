@@ -10,8 +10,8 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.db import async_url
-from models import Base
+from vouch.core.db import async_url
+from vouch.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +21,7 @@ def _url() -> str:
     url = config.attributes.get("url")
     if url:
         return str(url)
-    from core.runtime import resolve_database_url
+    from vouch.core.runtime import resolve_database_url
 
     return resolve_database_url()
 

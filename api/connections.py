@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from api.pagination import Connection, Edge, PageInfo, encode_cursor
-from attribution.paging import Page
+from vouch.api.pagination import Connection, Edge, PageInfo, encode_cursor
+from vouch.attribution.paging import Page
 
 NodeT = TypeVar("NodeT")
 

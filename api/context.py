@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from strawberry.types import Info as StrawberryInfo
 
-from core.codes import LinkCodec
-from core.security import WidgetTokens
-from core.settings import Settings
+from vouch.core.codes import LinkCodec
+from vouch.core.security import WidgetTokens
+from vouch.core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from core.errors import DomainError, ErrorCode
+from vouch.core.errors import DomainError, ErrorCode
 
 UserErrorCode = strawberry.enum(
     ErrorCode, name="UserErrorCode", description="Machine-readable reason for a user error."

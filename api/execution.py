@@ -50,8 +50,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
-from core.db import autocommit_reads, is_database_unavailable
-from core.errors import DomainError
+from vouch.core.db import autocommit_reads, is_database_unavailable
+from vouch.core.errors import DomainError
 
 logger = logging.getLogger("vouch.graphql")
 UNEXPECTED = "Unexpected error."

@@ -1,13 +1,13 @@
 """Write the SDL to ``api/schema.graphql`` and the Markdown reference to
-``docs/API_REFERENCE.md``: ``python -m api.export`` (``--check`` to diff)."""
+``docs/API_REFERENCE.md``: ``python -m vouch.api.export`` (``--check`` to diff)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from api.reference import render
-from api.schema import export_sdl
+from vouch.api.reference import render
+from vouch.api.schema import export_sdl
 
 SDL_PATH = Path(__file__).resolve().parent / "schema.graphql"
 REFERENCE_PATH = Path(__file__).resolve().parent.parent / "docs" / "API_REFERENCE.md"
@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
         if stale:
-            sys.stderr.write(f"{', '.join(stale)} out of date: run python -m api.export\n")
+            sys.stderr.write(f"{', '.join(stale)} out of date: run python -m vouch.api.export\n")
             return 1
         return 0
     for path, text in outputs.items():

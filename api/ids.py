@@ -6,7 +6,7 @@ import base64
 import binascii
 import functools
 
-from core.errors import ValidationFailed
+from vouch.core.errors import ValidationFailed
 
 
 @functools.lru_cache(maxsize=65_536)

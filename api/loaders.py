@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from advocacy.advocates import advocates_by_ids
-from advocacy.programs import programs_by_ids, rules_by_programs
-from api.context import Context, loader
-from attribution.links import (
+from vouch.advocacy.advocates import advocates_by_ids
+from vouch.advocacy.programs import programs_by_ids, rules_by_programs
+from vouch.api.context import Context, loader
+from vouch.attribution.links import (
     EMPTY_STATS,
     ClickSummary,
     LinkStats,
@@ -24,14 +24,14 @@ from attribution.links import (
     links_by_advocates,
     links_by_ids,
 )
-from attribution.referrals import (
+from vouch.attribution.referrals import (
     latest_referrals_by_advocates,
     latest_referrals_by_links,
     redemptions_by_referrals,
     referral_counts_by_advocates,
     referrals_by_ids,
 )
-from models import Advocate, OfferRedemption, Program, Referral, ReferralLink, RewardRule
+from vouch.models import Advocate, OfferRedemption, Program, Referral, ReferralLink, RewardRule
 
 V = TypeVar("V")
 Fetch = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, Any]]]

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from core.errors import ValidationFailed
+from vouch.core.errors import ValidationFailed
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20

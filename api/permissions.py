@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 
-from api.context import Context, KeyPrincipal, WidgetPrincipal
-from models.enums import Scope
+from vouch.api.context import Context, KeyPrincipal, WidgetPrincipal
+from vouch.models.enums import Scope
 
 _IMPLIED = {
     Scope.READ: {Scope.READ.value, Scope.WRITE.value, Scope.ADMIN.value},

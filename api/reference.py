@@ -1,6 +1,6 @@
 """Render the committed SDL as a Markdown API reference (``docs/API_REFERENCE.md``).
 
-Generated from ``api/schema.graphql`` — never edited by hand; ``python -m api.export`` writes
+Generated from ``api/schema.graphql`` — never edited by hand; ``python -m vouch.api.export`` writes
 both files and a test fails when either drifts.
 """
 
@@ -37,7 +37,7 @@ def render(sdl: str) -> str:
     out = [
         "# GraphQL API reference",
         "",
-        "Generated from `api/schema.graphql` by `python -m api.export`; do not edit by hand.",
+        "Generated from `api/schema.graphql` by `python -m vouch.api.export`; do not edit by hand.",
         "Guides: [docs/README.md](README.md).",
         "",
     ]

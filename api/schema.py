@@ -25,7 +25,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api.execution import (
+from vouch.api.execution import (
     STATIC_INFO,
     DocumentCache,
     StaticInfo,
@@ -33,35 +33,35 @@ from api.execution import (
     execute_operation,
     log_errors,
 )
-from api.limits import operation_limits_rule
-from api.mutations.advocates import AdvocateMutations
-from api.mutations.asks import AskMutations
-from api.mutations.links import LinkMutations
-from api.mutations.opportunities import OpportunityMutations
-from api.mutations.programs import ProgramMutations
-from api.mutations.recompute_tiers import TierMutations
-from api.mutations.record_action import ActionMutations
-from api.mutations.record_conversion import RecordConversionMutation
-from api.mutations.record_share_event import ShareEventMutations
-from api.mutations.record_signals import SignalMutations
-from api.mutations.redeem_offer import RedeemOfferMutation
-from api.mutations.referral_lifecycle import ReferralLifecycleMutations
-from api.mutations.referrals import ReferralMutations
-from api.mutations.reservations import ReservationMutations
-from api.mutations.revenue import RevenueMutations
-from api.mutations.rewards import RewardMutations
-from api.mutations.webhooks import WebhookMutations
-from api.queries.advocacy import AdvocacyQueries
-from api.queries.advocates import AdvocateQueries
-from api.queries.chain import ChainQueries
-from api.queries.links import LinkQueries
-from api.queries.moderation import ModerationQueries
-from api.queries.programs import ProgramQueries
-from api.queries.referrals import ReferralQueries
-from api.queries.reports import ReportQueries
-from api.queries.rewards import RewardQueries
-from api.queries.webhooks import WebhookQueries
-from api.types.rows import RowBacked
+from vouch.api.limits import operation_limits_rule
+from vouch.api.mutations.advocates import AdvocateMutations
+from vouch.api.mutations.asks import AskMutations
+from vouch.api.mutations.links import LinkMutations
+from vouch.api.mutations.opportunities import OpportunityMutations
+from vouch.api.mutations.programs import ProgramMutations
+from vouch.api.mutations.recompute_tiers import TierMutations
+from vouch.api.mutations.record_action import ActionMutations
+from vouch.api.mutations.record_conversion import RecordConversionMutation
+from vouch.api.mutations.record_share_event import ShareEventMutations
+from vouch.api.mutations.record_signals import SignalMutations
+from vouch.api.mutations.redeem_offer import RedeemOfferMutation
+from vouch.api.mutations.referral_lifecycle import ReferralLifecycleMutations
+from vouch.api.mutations.referrals import ReferralMutations
+from vouch.api.mutations.reservations import ReservationMutations
+from vouch.api.mutations.revenue import RevenueMutations
+from vouch.api.mutations.rewards import RewardMutations
+from vouch.api.mutations.webhooks import WebhookMutations
+from vouch.api.queries.advocacy import AdvocacyQueries
+from vouch.api.queries.advocates import AdvocateQueries
+from vouch.api.queries.chain import ChainQueries
+from vouch.api.queries.links import LinkQueries
+from vouch.api.queries.moderation import ModerationQueries
+from vouch.api.queries.programs import ProgramQueries
+from vouch.api.queries.referrals import ReferralQueries
+from vouch.api.queries.reports import ReportQueries
+from vouch.api.queries.rewards import RewardQueries
+from vouch.api.queries.webhooks import WebhookQueries
+from vouch.api.types.rows import RowBacked
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20

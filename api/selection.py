@@ -17,7 +17,7 @@ from graphql.language import (
     SelectionNode,
 )
 
-from api.context import Info
+from vouch.api.context import Info
 
 
 def selected_names(info: Info, *path: str) -> frozenset[str]:

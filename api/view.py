@@ -28,13 +28,13 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from access.api_keys import authenticate_cached
-from api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
-from core.codes import LinkCodec
-from core.db import RequestSessions
-from core.errors import DomainError
-from core.security import API_KEY_PREFIX, TokenError, WidgetTokens
-from core.settings import Settings
+from vouch.access.api_keys import authenticate_cached
+from vouch.api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
+from vouch.core.codes import LinkCodec
+from vouch.core.db import RequestSessions
+from vouch.core.errors import DomainError
+from vouch.core.security import API_KEY_PREFIX, TokenError, WidgetTokens
+from vouch.core.settings import Settings
 
 # Room for a full importAdvocates batch (1,000 rows of ~200 bytes); anything bigger is refused
 # before it is parsed.

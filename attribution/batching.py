@@ -15,8 +15,8 @@ from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import RawSelect
-from models.snapshot import snapshot_class
+from vouch.core.db import RawSelect
+from vouch.models.snapshot import snapshot_class
 
 
 def any_ids(column: Any) -> ColumnElement[bool]:

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import lifecycle, opportunities, revenue, rewards, rollups
-from core.errors import NotFound, ValidationFailed
-from models import (
+from vouch.attribution import lifecycle, opportunities, revenue, rewards, rollups
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import (
     Advocate,
     AttributionDecision,
     Click,
@@ -33,7 +33,7 @@ from models import (
     Reward,
     RewardEntry,
 )
-from models.enums import AttributionEvidence, RewardSide
+from vouch.models.enums import AttributionEvidence, RewardSide
 
 MAX_CHAINS = 200
 MAX_CLICKS_PER_CHAIN = 50

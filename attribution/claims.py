@@ -16,12 +16,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import fraud, lifecycle, moderation
-from attribution.clicks import latest_click_id
-from attribution.erasure import erased_key
-from core.emails import check_email, normalize_email
-from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
-from models import (
+from vouch.attribution import fraud, lifecycle, moderation
+from vouch.attribution.clicks import latest_click_id
+from vouch.attribution.erasure import erased_key
+from vouch.core.emails import check_email, normalize_email
+from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.models import (
     Advocate,
     AttributionDecision,
     Click,
@@ -31,7 +31,7 @@ from models import (
     Referral,
     ReferralLink,
 )
-from models.enums import (
+from vouch.models.enums import (
     AttributionEvidence,
     AttributionModel,
     LinkStatus,

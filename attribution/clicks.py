@@ -35,8 +35,8 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import is_database_unavailable
-from models import Click, ReferralLink
+from vouch.core.db import is_database_unavailable
+from vouch.models import Click, ReferralLink
 
 log = logging.getLogger("vouch.clicks")
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.landing import announce_landing_change
-from core.clock import utcnow
-from core.emails import check_email, normalize_email
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, Click, OpportunityContact, Referral, ReferralLink
-from models.enums import LinkStatus
+from vouch.attribution.landing import announce_landing_change
+from vouch.core.clock import utcnow
+from vouch.core.emails import check_email, normalize_email
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, Click, OpportunityContact, Referral, ReferralLink
+from vouch.models.enums import LinkStatus
 
 ERASED_PREFIX = "erased:"
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.emails import email_domain, is_disposable, normalize_email
-from models import Advocate, Click, Program, Referral, ReferralLink
+from vouch.core.emails import email_domain, is_disposable, normalize_email
+from vouch.models import Advocate, Click, Program, Referral, ReferralLink
 
 SELF_REFERRAL = "self_referral"
 SAME_ACCOUNT = "same_account"

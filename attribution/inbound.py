@@ -44,12 +44,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access import idempotency
-from attribution import opportunities, revenue, webhooks
-from attribution.opportunities import ContactData, OpportunityData
-from attribution.revenue import RevenueData
-from core.errors import DomainError, ErrorCode, ValidationFailed
-from core.money import check_currency, minor_unit_exponent
+from vouch.access import idempotency
+from vouch.attribution import opportunities, revenue, webhooks
+from vouch.attribution.opportunities import ContactData, OpportunityData
+from vouch.attribution.revenue import RevenueData
+from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.core.money import check_currency, minor_unit_exponent
 
 MAX_BODY_BYTES = 256 * 1024
 # (session, data, provider, now) -> fields for the response

@@ -18,9 +18,9 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
-from models import Advocate, Program, ReferralLink
-from models.enums import LinkStatus, ProgramStatus
+from vouch.core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
+from vouch.models import Advocate, Program, ReferralLink
+from vouch.models.enums import LinkStatus, ProgramStatus
 
 LANDING_CACHE_TTL = 15.0
 LANDING_CACHE_SIZE = 20_000

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import rewards, rollups, webhooks
-from core.errors import InvalidTransition, NotFound, ValidationFailed
-from models import Referral, ReferralEvent
-from models.enums import ReferralStatus, RewardTrigger
+from vouch.attribution import rewards, rollups, webhooks
+from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
+from vouch.models import Referral, ReferralEvent
+from vouch.models.enums import ReferralStatus, RewardTrigger
 
 S = ReferralStatus
 TRANSITIONS: dict[str, frozenset[str]] = {

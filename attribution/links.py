@@ -16,16 +16,16 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import SnapshotsBy, any_ids, ids_params
-from attribution.landing import announce_landing_change
-from attribution.paging import Page, paginate
-from core.clock import utcnow
-from core.codes import LinkCodec
-from core.db import RawSelect
-from core.errors import Conflict, NotFound, ValidationFailed
-from models import Advocate, Click, Program, Referral, ReferralLink
-from models.enums import LinkStatus, ProgramStatus, ReferralStatus
-from models.snapshot import snapshot_class
+from vouch.attribution.batching import SnapshotsBy, any_ids, ids_params
+from vouch.attribution.landing import announce_landing_change
+from vouch.attribution.paging import Page, paginate
+from vouch.core.clock import utcnow
+from vouch.core.codes import LinkCodec
+from vouch.core.db import RawSelect
+from vouch.core.errors import Conflict, NotFound, ValidationFailed
+from vouch.models import Advocate, Click, Program, Referral, ReferralLink
+from vouch.models.enums import LinkStatus, ProgramStatus, ReferralStatus
+from vouch.models.snapshot import snapshot_class
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "direct"

@@ -13,11 +13,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import lifecycle, rewards, webhooks
-from attribution.paging import Page, paginate
-from core.errors import Conflict, ValidationFailed
-from models import Program, Referral, ReferralEvent, Reward
-from models.enums import ModerationState, RewardState
+from vouch.attribution import lifecycle, rewards, webhooks
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import Conflict, ValidationFailed
+from vouch.models import Program, Referral, ReferralEvent, Reward
+from vouch.models.enums import ModerationState, RewardState
 
 
 async def flag_referral(

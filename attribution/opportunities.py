@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access import idempotency
-from attribution import lifecycle, rollups, webhooks
-from core.emails import normalize_email
-from core.errors import NotFound, ValidationFailed
-from core.money import check_amount, check_currency
-from models import Opportunity, OpportunityContact, OpportunityEvent, Referral
-from models.enums import OpportunityKind, OpportunityStatus, ReferralStatus
+from vouch.access import idempotency
+from vouch.attribution import lifecycle, rollups, webhooks
+from vouch.core.emails import normalize_email
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.money import check_amount, check_currency
+from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Referral
+from vouch.models.enums import OpportunityKind, OpportunityStatus, ReferralStatus
 
 
 @dataclass(frozen=True, slots=True)

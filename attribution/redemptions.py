@@ -15,13 +15,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access import idempotency
-from attribution import lifecycle, webhooks
-from core.clock import utcnow
-from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
-from core.money import check_amount, check_currency
-from models import Conversion, OfferRedemption, Referral
-from models.enums import ConversionKind, ReferralStatus
+from vouch.access import idempotency
+from vouch.attribution import lifecycle, webhooks
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.core.money import check_amount, check_currency
+from vouch.models import Conversion, OfferRedemption, Referral
+from vouch.models.enums import ConversionKind, ReferralStatus
 
 CODE_MAX = 32
 REF_MAX = 128

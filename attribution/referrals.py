@@ -19,11 +19,11 @@ from sqlalchemy import Select, String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.batching import any_ids, ids_params
-from core.db import RawSelect
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, OfferRedemption, Referral, ReferralLink
-from models.snapshot import snapshot_class
+from vouch.attribution.batching import any_ids, ids_params
+from vouch.core.db import RawSelect
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink
+from vouch.models.snapshot import snapshot_class
 
 MAX_NESTED_REFERRALS = 100
 

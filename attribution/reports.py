@@ -35,9 +35,9 @@ from typing import Any
 from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.rollups import MEASURES
-from core.errors import ValidationFailed
-from models import (
+from vouch.attribution.rollups import MEASURES
+from vouch.core.errors import ValidationFailed
+from vouch.models import (
     Advocate,
     Click,
     Program,
@@ -49,7 +49,7 @@ from models import (
     RevenueEvent,
     Reward,
 )
-from models.enums import ReferralStatus, RevenueKind, RewardState
+from vouch.models.enums import ReferralStatus, RevenueKind, RewardState
 
 DIMENSIONS = ("program", "advocate", "tier", "channel", "month")
 _REACHED = {

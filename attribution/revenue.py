@@ -17,12 +17,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access import idempotency
-from attribution import lifecycle, rewards, rollups, webhooks
-from core.errors import Conflict, NotFound, ValidationFailed
-from core.money import check_amount, check_currency
-from models import Opportunity, Referral, RevenueEvent
-from models.enums import ReferralStatus, RevenueKind, RewardTrigger
+from vouch.access import idempotency
+from vouch.attribution import lifecycle, rewards, rollups, webhooks
+from vouch.core.errors import Conflict, NotFound, ValidationFailed
+from vouch.core.money import check_amount, check_currency
+from vouch.models import Opportunity, Referral, RevenueEvent
+from vouch.models.enums import ReferralStatus, RevenueKind, RewardTrigger
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import webhooks
-from attribution.batching import SnapshotsBy
-from attribution.paging import Page, paginate
-from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
-from models.enums import (
+from vouch.attribution import webhooks
+from vouch.attribution.batching import SnapshotsBy
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from vouch.models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
+from vouch.models.enums import (
     ModerationState,
     ReferralStatus,
     RewardCalc,

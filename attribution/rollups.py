@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ProgramDailyRollup, ReferralDailyRollup
+from vouch.models import ProgramDailyRollup, ReferralDailyRollup
 
 MEASURES = (
     "leads",

@@ -12,9 +12,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import NotFound, ValidationFailed
-from models import Advocate, Click, Program, Referral, ReferralLink, Reward, ShareEvent
-from models.enums import LinkStatus, ProgramStatus, RewardSide, RewardState, ShareEventKind
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import Advocate, Click, Program, Referral, ReferralLink, Reward, ShareEvent
+from vouch.models.enums import LinkStatus, ProgramStatus, RewardSide, RewardState, ShareEventKind
 
 SHARE_CHANNELS = ("email", "linkedin", "x", "whatsapp", "sms")
 # Events the share page's script may report. page_opened and qr_shown carry no channel.

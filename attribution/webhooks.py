@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.paging import Page, paginate
-from core.clock import utcnow
-from core.errors import NotFound, ValidationFailed
-from models import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from models.enums import DeliveryStatus
+from vouch.attribution.paging import Page, paginate
+from vouch.core.clock import utcnow
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from vouch.models.enums import DeliveryStatus
 
 EVENT_TYPES = frozenset(
     {

@@ -19,13 +19,13 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from advocacy.asks import advocates_due, evaluate_asks  # noqa: E402
-from advocacy.tiers import recompute_tiers  # noqa: E402
-from core.clock import utcnow  # noqa: E402
-from core.db import create_engine, session_factory  # noqa: E402
-from core.embedded import start_embedded  # noqa: E402
-from core.migrations import alembic_config  # noqa: E402
-from models import Advocate, Program, Signal  # noqa: E402
+from vouch.advocacy.asks import advocates_due, evaluate_asks  # noqa: E402
+from vouch.advocacy.tiers import recompute_tiers  # noqa: E402
+from vouch.core.clock import utcnow  # noqa: E402
+from vouch.core.db import create_engine, session_factory  # noqa: E402
+from vouch.core.embedded import start_embedded  # noqa: E402
+from vouch.core.migrations import alembic_config  # noqa: E402
+from vouch.models import Advocate, Program, Signal  # noqa: E402
 
 KINDS = [
     ("nps", lambda r: float(r.randint(0, 10))),

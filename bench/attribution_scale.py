@@ -23,12 +23,12 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from attribution import reports, revenue, rollups
-from attribution.reports import ReportFilter
-from attribution.revenue import RevenueData
-from core.db import async_url, create_engine, session_factory
-from core.embedded import start_embedded
-from core.migrations import alembic_config
+from vouch.attribution import reports, revenue, rollups
+from vouch.attribution.reports import ReportFilter
+from vouch.attribution.revenue import RevenueData
+from vouch.core.db import async_url, create_engine, session_factory
+from vouch.core.embedded import start_embedded
+from vouch.core.migrations import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 30, tzinfo=UTC)
@@ -280,7 +280,7 @@ def main() -> None:
     if args.reuse:
         # A database loaded by an earlier version of this branch may lack newer rollup tables.
         async def ensure_tables() -> None:
-            from models import Base
+            from vouch.models import Base
 
             engine = bench_engine(url)
             async with engine.begin() as conn:

@@ -13,7 +13,7 @@ import random
 import secrets
 import time
 
-from core.codes import ALPHABET, NONCE_BITS, LinkCodec
+from vouch.core.codes import ALPHABET, NONCE_BITS, LinkCodec
 
 LINKS = 10_000
 

@@ -77,7 +77,7 @@ def database_url() -> str:
     explicit = os.environ.get("BENCH_DATABASE_URL")
     if explicit:
         return explicit
-    from core.embedded import start_embedded
+    from vouch.core.embedded import start_embedded
 
     return start_embedded(ROOT / ".vouch" / "bench", database="vouch_bench")
 
@@ -88,12 +88,12 @@ async def seed(url: str) -> tuple[str, str]:
     widget token for the first advocate."""
     from sqlalchemy import text
 
-    from access.api_keys import create_api_key
-    from core.clock import utcnow
-    from core.codes import LinkCodec
-    from core.db import create_engine, session_factory
-    from core.security import WidgetTokens
-    from models import (
+    from vouch.access.api_keys import create_api_key
+    from vouch.core.clock import utcnow
+    from vouch.core.codes import LinkCodec
+    from vouch.core.db import create_engine, session_factory
+    from vouch.core.security import WidgetTokens
+    from vouch.models import (
         Advocate,
         Base,
         Click,
@@ -104,7 +104,7 @@ async def seed(url: str) -> tuple[str, str]:
         Reward,
         RewardRule,
     )
-    from models.enums import Scope
+    from vouch.models.enums import Scope
 
     engine = create_engine(url, pool_size=2)
     async with engine.begin() as conn:
@@ -185,7 +185,7 @@ async def seed(url: str) -> tuple[str, str]:
 def migrate(url: str) -> None:
     from alembic import command
 
-    from core.migrations import alembic_config
+    from vouch.core.migrations import alembic_config
 
     command.upgrade(alembic_config(url), "heads")
 
@@ -297,7 +297,7 @@ def cpu_profile(url: str, key: str, token: str, rounds: int) -> None:
     os.environ["VOUCH_HASHID_SALT"] = SALT
     sys.path.insert(0, str(ROOT))
     from bench.baseline import app as baseline_app
-    from web.app import create_app
+    from vouch.web.app import create_app
 
     vouch_app = create_app()
     cases = [
@@ -376,7 +376,7 @@ def main() -> None:
     }
     load_before = os.getloadavg()[0]
     vouch_port, base_port = free_port(), free_port()
-    vouch = start_server("web.app:create_app", vouch_port, env, factory=True)
+    vouch = start_server("vouch.web.app:create_app", vouch_port, env, factory=True)
     base = start_server("bench.baseline:app", base_port, env, factory=False)
     # (label, port, query, variables, credential, server pid); pairs compare with their baseline
     scenarios = [

@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from core.codes import LinkCodec  # noqa: E402
-from core.db import create_engine, session_factory  # noqa: E402
-from core.migrations import alembic_config  # noqa: E402
-from models import Base, Click  # noqa: E402
 from tests.factories import make_advocate, make_link, make_program  # noqa: E402
+from vouch.core.codes import LinkCodec  # noqa: E402
+from vouch.core.db import create_engine, session_factory  # noqa: E402
+from vouch.core.migrations import alembic_config  # noqa: E402
+from vouch.models import Base, Click  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 UA = (
@@ -47,7 +47,7 @@ START, END = "<!-- landing:start -->", "<!-- landing:end -->"
 def database_url() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    from core.embedded import start_embedded
+    from vouch.core.embedded import start_embedded
 
     return start_embedded(ROOT / ".vouch" / "bench", database="vouch_bench")
 

@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from core.codes import LinkCodec
-from web.pages import PAGE_HEADERS, Pages
+from vouch.core.codes import LinkCodec
+from vouch.web.pages import PAGE_HEADERS, Pages
 
 
 def vouch() -> Any:
-    from web.app import create_app
+    from vouch.web.app import create_app
 
     return create_app()
 
@@ -89,7 +89,7 @@ def baseline() -> Starlette:
         )
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
-    from attribution.landing import Landing
+    from vouch.attribution.landing import Landing
 
     def landing(code: str) -> Landing:
         return Landing(

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core.codes import LinkCodec
+from vouch.core.codes import LinkCodec
 
 
 def baseline() -> Starlette:

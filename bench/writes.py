@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from bench.landing import SALT, SECRET, UA, WRK, Server, database_url, prepare  # noqa: E402
-from core.codes import LinkCodec  # noqa: E402
-from core.db import create_engine  # noqa: E402
-from core.security import sign  # noqa: E402
+from vouch.core.codes import LinkCodec  # noqa: E402
+from vouch.core.db import create_engine  # noqa: E402
+from vouch.core.security import sign  # noqa: E402
 
 COLD_LINKS = 30_000  # more than the landing cache holds (20,000)
 REFERRALS = 2_000
@@ -141,7 +141,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "vouch.cli.main",
             "apikey",
             "create",
             "--name",
@@ -157,7 +157,7 @@ def main() -> None:
         check=True,
     ).stdout
     env["BENCH_KEY"] = __import__("json").loads(key)["key"]
-    vouch = Server("web.app:create_app", env)
+    vouch = Server("vouch.web.app:create_app", env)
     landing_baseline = Server("bench.landing_apps:baseline", env)
     write_baseline = Server("bench.write_apps:baseline", env)
     scenarios = {

@@ -11,13 +11,13 @@ import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.asks import advocates_due, evaluate_asks
-from advocacy.tiers import program_id_for_slug
-from cli.runner import handle_errors, load_settings, run_with_session
-from core.clock import utcnow
-from core.errors import DomainError
-from models import Program
-from models.enums import ProgramStatus
+from vouch.advocacy.asks import advocates_due, evaluate_asks
+from vouch.advocacy.tiers import program_id_for_slug
+from vouch.cli.runner import handle_errors, load_settings, run_with_session
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
+from vouch.models import Program
+from vouch.models.enums import ProgramStatus
 
 
 @click.group()

@@ -10,10 +10,10 @@ import click
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from attribution import rollups, webhooks
-from cli.runner import database_url, handle_errors, load_settings, run_with_session
-from core.clock import utcnow
-from core.db import create_engine, session_factory
+from vouch.attribution import rollups, webhooks
+from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
+from vouch.core.clock import utcnow
+from vouch.core.db import create_engine, session_factory
 
 
 async def deliver_once(

@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access.api_keys import create_api_key
-from advocacy.demo import seed_demo_data
-from cli.runner import run_with_session
-from core.clock import utcnow
-from core.codes import LinkCodec
-from core.security import WidgetTokens
-from core.settings import Settings
-from models.enums import Scope
+from vouch.access.api_keys import create_api_key
+from vouch.advocacy.demo import seed_demo_data
+from vouch.cli.runner import run_with_session
+from vouch.core.clock import utcnow
+from vouch.core.codes import LinkCodec
+from vouch.core.security import WidgetTokens
+from vouch.core.settings import Settings
+from vouch.models.enums import Scope
 
 
 def seed_demo(settings: Settings, url: str, *, base_url: str | None) -> dict[str, Any]:

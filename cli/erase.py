@@ -8,11 +8,11 @@ import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution.erasure import erase_advocate, erase_referred_person
-from cli.runner import handle_errors, load_settings, run_with_session
-from core.emails import check_email
-from core.errors import NotFound
-from models import Advocate
+from vouch.attribution.erasure import erase_advocate, erase_referred_person
+from vouch.cli.runner import handle_errors, load_settings, run_with_session
+from vouch.core.emails import check_email
+from vouch.core.errors import NotFound
+from vouch.models import Advocate
 
 
 @click.group()

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.advocates import MAX_IMPORT_ROWS as ADVOCATE_BATCH
-from advocacy.advocates import advocate_rows, import_advocates
-from advocacy.signals import ImportRejected, import_signals, read_rows
-from cli.runner import handle_errors, load_settings, run_with_session
-from core.clock import utcnow
-from core.errors import ValidationFailed
+from vouch.advocacy.advocates import MAX_IMPORT_ROWS as ADVOCATE_BATCH
+from vouch.advocacy.advocates import advocate_rows, import_advocates
+from vouch.advocacy.signals import ImportRejected, import_signals, read_rows
+from vouch.cli.runner import handle_errors, load_settings, run_with_session
+from vouch.core.clock import utcnow
+from vouch.core.errors import ValidationFailed
 
 SIGNAL_BATCH = 2_000
 T = TypeVar("T")

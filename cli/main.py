@@ -13,13 +13,13 @@ import click
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
-from cli.asks import asks
-from cli.runner import database_url, handle_errors, load_settings, run_with_session
-from cli.tiers import tiers
-from core.db import create_engine
-from core.migrations import alembic_config
-from core.settings import ConfigError, get_settings
+from vouch.access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
+from vouch.cli.asks import asks
+from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
+from vouch.cli.tiers import tiers
+from vouch.core.db import create_engine
+from vouch.core.migrations import alembic_config
+from vouch.core.settings import ConfigError, get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,7 +107,7 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
     # Exit normally instead, exactly as on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        "web.app:create_app",
+        "vouch.web.app:create_app",
         factory=True,
         host=host,
         port=port,
@@ -200,7 +200,7 @@ def apikey_revoke(key_id: int) -> None:
 @handle_errors
 def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
     """Seed a realistic demo (idempotent) and print the GraphQL URL, an admin key and a link."""
-    from cli.demo_output import seed_demo
+    from vouch.cli.demo_output import seed_demo
 
     settings = load_settings()
     if then_serve and not _port_free(host, port):
@@ -228,9 +228,9 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
         serve_app(host, port, 1, migrate_first=False)
 
 
-from cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
-from cli.erase import erase  # noqa: E402
-from cli.imports import import_group  # noqa: E402
+from vouch.cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
+from vouch.cli.erase import erase  # noqa: E402
+from vouch.cli.imports import import_group  # noqa: E402
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)

@@ -13,10 +13,10 @@ import click
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import create_engine, session_factory
-from core.errors import DomainError
-from core.runtime import resolve_database_url
-from core.settings import ConfigError, Settings, get_settings
+from vouch.core.db import create_engine, session_factory
+from vouch.core.errors import DomainError
+from vouch.core.runtime import resolve_database_url
+from vouch.core.settings import ConfigError, Settings, get_settings
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -7,10 +7,10 @@ import json
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from advocacy.asks import expire_due
-from advocacy.tiers import TierRun, program_id_for_slug, recompute_all_tiers, recompute_tiers
-from cli.runner import handle_errors, load_settings, run_with_session
-from core.clock import utcnow
+from vouch.advocacy.asks import expire_due
+from vouch.advocacy.tiers import TierRun, program_id_for_slug, recompute_all_tiers, recompute_tiers
+from vouch.cli.runner import handle_errors, load_settings, run_with_session
+from vouch.core.clock import utcnow
 
 
 @click.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from core.errors import ValidationFailed
+from vouch.core.errors import ValidationFailed
 
 # Providers that ignore dots in the local part and treat +tags as the same mailbox.
 _DOT_INSENSITIVE = frozenset({"gmail.com", "googlemail.com"})

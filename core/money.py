@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import ValidationFailed
+from vouch.core.errors import ValidationFailed
 
 # Active ISO-4217 codes with their minor-unit exponent.
 _MINOR_UNITS: dict[str, int] = {

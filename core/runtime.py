@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.embedded import start_embedded
-from core.settings import Settings, get_settings
+from vouch.core.embedded import start_embedded
+from vouch.core.settings import Settings, get_settings
 
 
 def resolve_database_url(settings: Settings | None = None) -> str:

@@ -1,19 +1,19 @@
 """SQLAlchemy 2 typed ORM models. Importing this package registers every table on ``Base``."""
 
-from models.advocacy import ActionOpportunity, AdvocacyAction, AdvocateBadge, Ask, PointsEntry
-from models.advocate import Advocate, AdvocateScore, Signal, TierEvent
-from models.base import Base
-from models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
-from models.platform import (
+from vouch.models.advocacy import ActionOpportunity, AdvocacyAction, AdvocateBadge, Ask, PointsEntry
+from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
+from vouch.models.base import Base
+from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
+from vouch.models.platform import (
     ApiKey,
     IdempotencyKey,
     OutboxEvent,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from models.program import Program, RewardRule
-from models.ratelimit import RateLimitHit
-from models.referral import (
+from vouch.models.program import Program, RewardRule
+from vouch.models.ratelimit import RateLimitHit
+from vouch.models.referral import (
     AttributionDecision,
     Click,
     ClickBatch,
@@ -24,8 +24,8 @@ from models.referral import (
     ReferralLink,
     ShareEvent,
 )
-from models.reward import Reward, RewardEntry
-from models.rollup import ProgramDailyRollup, ReferralDailyRollup
+from vouch.models.reward import Reward, RewardEntry
+from vouch.models.rollup import ProgramDailyRollup, ReferralDailyRollup
 
 __all__ = [
     "ActionOpportunity",

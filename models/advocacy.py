@@ -19,8 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, enum_check, pk
-from models.enums import ActionKind, AskStatus, AskType, Team
+from vouch.models.base import Base, created_at, enum_check, pk
+from vouch.models.enums import ActionKind, AskStatus, AskType, Team
 
 
 class Ask(Base):

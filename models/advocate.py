@@ -20,8 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, enum_check, pk, updated_at
-from models.enums import SignalKind
+from vouch.models.base import Base, created_at, enum_check, pk, updated_at
+from vouch.models.enums import SignalKind
 
 
 class Advocate(Base):

@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, enum_check, pk
-from models.enums import DeliveryStatus
+from vouch.models.base import Base, created_at, enum_check, pk
+from vouch.models.enums import DeliveryStatus
 
 
 class ApiKey(Base):

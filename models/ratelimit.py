@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from vouch.models.base import Base
 
 
 class RateLimitHit(Base):

@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, currency_check, enum_check, pk, updated_at
-from models.enums import (
+from vouch.models.base import Base, created_at, currency_check, enum_check, pk, updated_at
+from vouch.models.enums import (
     AttributionEvidence,
     AttributionModel,
     ConversionKind,

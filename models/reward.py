@@ -17,8 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, currency_check, enum_check, pk
-from models.enums import RewardKind, RewardSide, RewardState
+from vouch.models.base import Base, created_at, currency_check, enum_check, pk
+from vouch.models.enums import RewardKind, RewardSide, RewardState
 
 
 class Reward(Base):

@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import BigInteger, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from vouch.models.base import Base
 
 
 def _counter() -> Mapped[int]:

@@ -16,13 +16,13 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.codes import LinkCodec
-from core.db import SerialSession, async_url, create_engine
-from core.embedded import start_embedded
-from core.migrations import alembic_config
-from core.settings import Settings
-from models import Base
-from web.app import Overrides, create_app
+from vouch.core.codes import LinkCodec
+from vouch.core.db import SerialSession, async_url, create_engine
+from vouch.core.embedded import start_embedded
+from vouch.core.migrations import alembic_config
+from vouch.core.settings import Settings
+from vouch.models import Base
+from vouch.web.app import Overrides, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.codes import LinkCodec
-from core.emails import normalize_email
-from models import Advocate, ApiKey, Program, ReferralLink, RewardRule
-from models.enums import RewardSide, RewardTrigger
+from vouch.core.codes import LinkCodec
+from vouch.core.emails import normalize_email
+from vouch.models import Advocate, ApiKey, Program, ReferralLink, RewardRule
+from vouch.models.enums import RewardSide, RewardTrigger
 
 _seq = itertools.count(1)
 
@@ -88,7 +88,7 @@ async def make_reward_rule(
 
 async def make_api_key(session: AsyncSession, *, scopes: list[str], name: str = "test") -> str:
     """Create a key and return its plaintext."""
-    from access.api_keys import create_api_key, parse_scopes
+    from vouch.access.api_keys import create_api_key, parse_scopes
 
     created = await create_api_key(session, name=name, scopes=parse_scopes(scopes))
     return created.plaintext

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_engine
-from core.migrations import alembic_config, head_revisions
-from models import Base
+from vouch.core.db import create_engine
+from vouch.core.migrations import alembic_config, head_revisions
+from vouch.models import Base
 
 
 async def test_models_match_migrations(engine: AsyncEngine) -> None:

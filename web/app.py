@@ -15,30 +15,30 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.schema import build_schema
-from api.view import VouchGraphQL
-from attribution.clicks import ClickBuffer
-from attribution.landing import LandingResolver
-from core.codes import LinkCodec
-from core.db import RequestSessions, create_engine, session_factory
-from core.logging import configure_logging
-from core.runtime import resolve_database_url
-from core.security import WidgetTokens
-from core.settings import Environment, Settings, get_settings
-from web.console import Console
-from web.errors import EXCEPTION_HANDLERS
-from web.health import healthz, readyz
-from web.inbound import inbound_webhook
-from web.invalidation import listen_for_invalidations
-from web.landing import LandingSite
-from web.metrics import MetricsMiddleware, metrics
-from web.middleware import RequestContextMiddleware
-from web.pages import STATIC, Pages
-from web.redemptions import RedemptionApi
-from web.reports import report_csv
-from web.share import ShareSite
-from web.widget import WidgetDemo
-from web.workers import webhook_delivery_loop
+from vouch.api.schema import build_schema
+from vouch.api.view import VouchGraphQL
+from vouch.attribution.clicks import ClickBuffer
+from vouch.attribution.landing import LandingResolver
+from vouch.core.codes import LinkCodec
+from vouch.core.db import RequestSessions, create_engine, session_factory
+from vouch.core.logging import configure_logging
+from vouch.core.runtime import resolve_database_url
+from vouch.core.security import WidgetTokens
+from vouch.core.settings import Environment, Settings, get_settings
+from vouch.web.console import Console
+from vouch.web.errors import EXCEPTION_HANDLERS
+from vouch.web.health import healthz, readyz
+from vouch.web.inbound import inbound_webhook
+from vouch.web.invalidation import listen_for_invalidations
+from vouch.web.landing import LandingSite
+from vouch.web.metrics import MetricsMiddleware, metrics
+from vouch.web.middleware import RequestContextMiddleware
+from vouch.web.pages import STATIC, Pages
+from vouch.web.redemptions import RedemptionApi
+from vouch.web.reports import report_csv
+from vouch.web.share import ShareSite
+from vouch.web.widget import WidgetDemo
+from vouch.web.workers import webhook_delivery_loop
 
 # Young-generation GC threshold for the server. With 16 pages of referrals in flight, the
 # default 700 ran a young collection on nearly every request, each scanning the live objects of

@@ -18,17 +18,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from advocacy.dashboard import Overview, Period, overview
-from attribution import moderation, reports
-from attribution.reports import ReportFilter
-from core.clock import utcnow
-from core.db import RequestSessions
-from core.errors import DomainError
-from core.money import format_money
-from core.security import constant_time_equals
-from core.settings import Settings
-from web.charts import Series, bar_chart, line_chart
-from web.console_auth import (
+from vouch.advocacy.dashboard import Overview, Period, overview
+from vouch.attribution import moderation, reports
+from vouch.attribution.reports import ReportFilter
+from vouch.core.clock import utcnow
+from vouch.core.db import RequestSessions
+from vouch.core.errors import DomainError
+from vouch.core.money import format_money
+from vouch.core.security import constant_time_equals
+from vouch.core.settings import Settings
+from vouch.web.charts import Series, bar_chart, line_chart
+from vouch.web.console_auth import (
     ConsoleUser,
     clear_session_cookie,
     csrf_ok,
@@ -36,7 +36,7 @@ from web.console_auth import (
     set_session_cookie,
     sign_in,
 )
-from web.pages import Pages
+from vouch.web.pages import Pages
 
 LOGIN_COOKIE = "vouch_console_login"
 QUEUE_PAGE = 50

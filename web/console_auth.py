@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from access.api_keys import authenticate, get_active_key
-from core.security import constant_time_equals
+from vouch.access.api_keys import authenticate, get_active_key
+from vouch.core.security import constant_time_equals
 
 COOKIE = "vouch_console"
 SESSION_SECONDS = 8 * 3600

@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.migrations import head_revisions
+from vouch.core.migrations import head_revisions
 
 
 async def healthz(request: Request) -> JSONResponse:

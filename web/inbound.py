@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from advocacy.signals import ingest_signal_event
-from api.ids import decode_id
-from attribution import inbound
-from core.clock import utcnow
-from core.errors import DomainError, ErrorCode
+from vouch.advocacy.signals import ingest_signal_event
+from vouch.api.ids import decode_id
+from vouch.attribution import inbound
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError, ErrorCode
 
 _STATUS = {
     ErrorCode.FORBIDDEN: 401,

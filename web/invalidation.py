@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
-from attribution.landing import INVALIDATION_CHANNEL, LandingResolver
+from vouch.access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
+from vouch.attribution.landing import INVALIDATION_CHANNEL, LandingResolver
 
 logger = logging.getLogger("vouch.invalidation")
 RETRY_SECONDS = 2.0

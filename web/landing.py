@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from attribution.claims import (
+from vouch.attribution.claims import (
     EMAIL_REQUIRED,
     ClaimContext,
     ClaimInput,
@@ -32,7 +32,7 @@ from attribution.claims import (
     hit_rate_limit,
     validate_claim,
 )
-from attribution.clicks import (
+from vouch.attribution.clicks import (
     ClickBuffer,
     ClickRecord,
     classify_user_agent,
@@ -40,14 +40,14 @@ from attribution.clicks import (
     clean_utm,
     referrer_host,
 )
-from attribution.landing import Landing, LandingResolver
-from core.clock import utcnow
-from core.db import RequestSessions
-from core.errors import DomainError, ErrorCode, NotFound
-from core.security import constant_time_equals, hash_ip, sign
-from core.settings import Settings
-from models.enums import ReferralSource
-from web.pages import Pages
+from vouch.attribution.landing import Landing, LandingResolver
+from vouch.core.clock import utcnow
+from vouch.core.db import RequestSessions
+from vouch.core.errors import DomainError, ErrorCode, NotFound
+from vouch.core.security import constant_time_equals, hash_ip, sign
+from vouch.core.settings import Settings
+from vouch.models.enums import ReferralSource
+from vouch.web.pages import Pages
 
 VISITOR_COOKIE = "vouch_vid"
 ATTRIBUTION_COOKIE = "vouch_attr"

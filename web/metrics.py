@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attribution.webhooks import pending_count
+from vouch.attribution.webhooks import pending_count
 
 REQUESTS = Counter("vouch_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "site"
+# Package data of vouch.site (the repository's site/ folder), in a checkout or an installed wheel.
+SITE = Path(str(files("vouch") / "site"))
 TEMPLATES = SITE / "templates"
 STATIC = SITE / "static"
 LOCALES = SITE / "locales"

@@ -16,18 +16,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from access.api_keys import authenticate
-from attribution.redemptions import (
+from vouch.access.api_keys import authenticate
+from vouch.attribution.redemptions import (
     record_conversion_once,
     redeem_offer_once,
     validate_conversion,
     validate_redeem,
 )
-from core.clock import utcnow
-from core.db import RequestSessions
-from core.errors import DomainError, ErrorCode
-from models import Conversion, OfferRedemption
-from models.enums import Scope
+from vouch.core.clock import utcnow
+from vouch.core.db import RequestSessions
+from vouch.core.errors import DomainError, ErrorCode
+from vouch.models import Conversion, OfferRedemption
+from vouch.models.enums import Scope
 
 MAX_BODY = 8192
 _STATUS = {

@@ -12,12 +12,12 @@ from datetime import date
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from access.api_keys import authenticate
-from api.ids import decode_id
-from attribution import reports
-from attribution.reports import ReportFilter
-from core.errors import DomainError, ValidationFailed
-from models.enums import Scope
+from vouch.access.api_keys import authenticate
+from vouch.api.ids import decode_id
+from vouch.attribution import reports
+from vouch.attribution.reports import ReportFilter
+from vouch.core.errors import DomainError, ValidationFailed
+from vouch.models.enums import Scope
 
 
 def _date(value: str | None, field: str) -> date | None:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from attribution.share_events import (
+from vouch.attribution.share_events import (
     SHARE_CHANNELS,
     ShareStats,
     ShareTarget,
@@ -24,12 +24,12 @@ from attribution.share_events import (
     share_target,
     validate_share_event,
 )
-from core.clock import utcnow
-from core.db import RequestSessions
-from core.errors import DomainError, NotFound
-from core.money import format_money
-from core.security import TokenError, WidgetTokens
-from web.pages import Pages
+from vouch.core.clock import utcnow
+from vouch.core.db import RequestSessions
+from vouch.core.errors import DomainError, NotFound
+from vouch.core.money import format_money
+from vouch.core.security import TokenError, WidgetTokens
+from vouch.web.pages import Pages
 
 MAX_EVENT_BYTES = 4096
 JSON_HEADERS = {"cache-control": "no-store"}

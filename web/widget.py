@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.security import TokenError, WidgetTokens
-from web.pages import Pages
+from vouch.core.security import TokenError, WidgetTokens
+from vouch.web.pages import Pages
 
 HOW_TO = (
     "This demo needs a widget token: run `vouch demo` (it prints a ready link), or mint one with "

@@ -13,9 +13,9 @@ import logging
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from attribution import webhooks
-from core.clock import utcnow
-from core.db import is_database_unavailable
+from vouch.attribution import webhooks
+from vouch.core.clock import utcnow
+from vouch.core.db import is_database_unavailable
 
 logger = logging.getLogger("vouch.workers")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from advocacy.advocates import (
+from vouch.advocacy.advocates import (
     AdvocateData,
     ImportResult,
     UpsertResult,
@@ -15,16 +15,16 @@ from advocacy.advocates import (
     upsert_advocate,
     widget_advocate,
 )
-from api.context import Info
-from api.errors import InputError, user_error
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.advocate import AdvocateType
-from attribution.erasure import erase_advocate
-from core.clock import utcnow
-from models import Advocate
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError, user_error
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.advocate import AdvocateType
+from vouch.attribution.erasure import erase_advocate
+from vouch.core.clock import utcnow
+from vouch.models import Advocate
+from vouch.models.enums import Scope
 
 # GraphQL input field -> column; UNSET (omitted) leaves the column as it is, null clears it.
 _COLUMNS = {

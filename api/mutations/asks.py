@@ -6,12 +6,12 @@ from enum import Enum
 
 import strawberry
 
-from advocacy.asks import TARGETS, create_ask, evaluate_asks, send_ask, transition_ask
-from api.context import Info
-from api.errors import user_errors
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.ask import (
+from vouch.advocacy.asks import TARGETS, create_ask, evaluate_asks, send_ask, transition_ask
+from vouch.api.context import Info
+from vouch.api.errors import user_errors
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.ask import (
     AdvocacyActionType,
     AskGuard,
     AskPayload,
@@ -19,9 +19,9 @@ from api.types.ask import (
     EvaluateAsksPayload,
     TransitionAskPayload,
 )
-from core.clock import utcnow
-from core.errors import DomainError
-from models.enums import Scope
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
+from vouch.models.enums import Scope
 
 
 @strawberry.enum(description="Where to move an ask.")

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_advocate_write, require_scope
-from api.types.link import ReferralLinkType
-from attribution.links import DEFAULT_CHANNEL, CreatedLink, create_link, revoke_link
-from core.errors import ValidationFailed
-from models import ReferralLink
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_advocate_write, require_scope
+from vouch.api.types.link import ReferralLinkType
+from vouch.attribution.links import DEFAULT_CHANNEL, CreatedLink, create_link, revoke_link
+from vouch.core.errors import ValidationFailed
+from vouch.models import ReferralLink
+from vouch.models.enums import Scope
 
 
 @strawberry.type(description="Result of createReferralLink.")

@@ -4,16 +4,16 @@ from datetime import date
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.opportunity import OpportunityType
-from attribution import opportunities
-from attribution.opportunities import ContactData, OpportunityData, UpsertResult
-from core.clock import utcnow
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.opportunity import OpportunityType
+from vouch.attribution import opportunities
+from vouch.attribution.opportunities import ContactData, OpportunityData, UpsertResult
+from vouch.core.clock import utcnow
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="A person on a deal.")

@@ -5,7 +5,7 @@ from typing import TypeVar
 
 import strawberry
 
-from advocacy.programs import (
+from vouch.advocacy.programs import (
     ProgramChanges,
     RuleSpec,
     create_program,
@@ -13,12 +13,12 @@ from advocacy.programs import (
     set_reward_rules,
     update_program,
 )
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.enums import (
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.enums import (
     AttributionModel,
     OfferKind,
     ProgramStatus,
@@ -27,9 +27,9 @@ from api.types.enums import (
     RewardSide,
     RewardTrigger,
 )
-from api.types.program import ProgramType
-from models import Program
-from models.enums import Scope
+from vouch.api.types.program import ProgramType
+from vouch.models import Program
+from vouch.models.enums import Scope
 
 T = TypeVar("T")
 

@@ -7,21 +7,21 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from advocacy.configuration import configure_advocacy, effective_settings
-from advocacy.tiers import recompute_tiers
-from api.context import Info
-from api.errors import user_errors
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.score import (
+from vouch.advocacy.configuration import configure_advocacy, effective_settings
+from vouch.advocacy.tiers import recompute_tiers
+from vouch.api.context import Info
+from vouch.api.errors import user_errors
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.score import (
     AdvocacySettingsType,
     ConfigureAdvocacyPayload,
     RecomputeTiersPayload,
     TierRunType,
 )
-from core.clock import utcnow
-from core.errors import DomainError, ValidationFailed
-from models.enums import Scope
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError, ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.type

@@ -7,15 +7,15 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from advocacy.actions import record_action
-from api.context import Info
-from api.errors import user_errors
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.ask import RecordActionPayload
-from core.clock import utcnow
-from core.errors import DomainError, ValidationFailed
-from models.enums import Scope
+from vouch.advocacy.actions import record_action
+from vouch.api.context import Info
+from vouch.api.errors import user_errors
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.ask import RecordActionPayload
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError, ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.type

@@ -4,14 +4,14 @@ from datetime import datetime
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError, user_errors
-from api.permissions import require_scope
-from api.types.conversion import ConversionKindType, ConversionType
-from attribution.redemptions import record_conversion_once, validate_conversion
-from core.clock import utcnow
-from core.errors import DomainError
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError, user_errors
+from vouch.api.permissions import require_scope
+from vouch.api.types.conversion import ConversionKindType, ConversionType
+from vouch.attribution.redemptions import record_conversion_once, validate_conversion
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Report a signup or purchase against a redemption code.")

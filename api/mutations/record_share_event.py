@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.mutations.transaction import attempt
-from api.permissions import require_widget
-from attribution.share_events import record_share_event, share_target, validate_share_event
-from core.clock import utcnow
-from models import ShareEvent
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_widget
+from vouch.attribution.share_events import record_share_event, share_target, validate_share_event
+from vouch.core.clock import utcnow
+from vouch.models import ShareEvent
 
 
 @strawberry.type(description="Result of recordShareEvent.")

@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
-from advocacy.signals import (
+from vouch.advocacy.signals import (
     ImportRejected,
     SignalInput,
     build_signal,
@@ -16,20 +16,20 @@ from advocacy.signals import (
     read_rows,
     record_signals,
 )
-from api.context import Info
-from api.errors import user_errors
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.signal import (
+from vouch.api.context import Info
+from vouch.api.errors import user_errors
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.signal import (
     ImportRowError,
     ImportSignalsPayload,
     RecordedSignal,
     RecordSignalsPayload,
     SignalType,
 )
-from core.clock import utcnow
-from core.errors import DomainError, ValidationFailed
-from models.enums import Scope
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError, ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.input(name="SignalInput", description="One signal about an advocate.")

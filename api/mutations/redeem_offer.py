@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError, user_errors
-from api.permissions import require_scope
-from api.types.referral import OfferRedemptionType
-from attribution.redemptions import redeem_offer_once, validate_redeem
-from core.clock import utcnow
-from core.errors import DomainError
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError, user_errors
+from vouch.api.permissions import require_scope
+from vouch.api.types.referral import OfferRedemptionType
+from vouch.attribution.redemptions import redeem_offer_once, validate_redeem
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Redeem a referred friend's offer code.")

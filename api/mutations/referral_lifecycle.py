@@ -2,18 +2,18 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id, encode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.chain import AttributionDecisionType, ReferralTransitionType
-from attribution import chain, lifecycle, moderation
-from attribution.lifecycle import Transition
-from attribution.moderation import ModerationResult
-from core.clock import utcnow
-from models import AttributionDecision
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id, encode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.chain import AttributionDecisionType, ReferralTransitionType
+from vouch.attribution import chain, lifecycle, moderation
+from vouch.attribution.lifecycle import Transition
+from vouch.attribution.moderation import ModerationResult
+from vouch.core.clock import utcnow
+from vouch.models import AttributionDecision
+from vouch.models.enums import Scope
 
 
 @strawberry.type(description="Result of transitionReferral.")

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from attribution.erasure import ErasedPerson, erase_referred_person
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.attribution.erasure import ErasedPerson, erase_referred_person
+from vouch.models.enums import Scope
 
 
 @strawberry.type(description="Result of eraseReferredPerson.")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
-from advocacy.reservations import DEFAULT_HOLD_DAYS, complete_reservation, reserve_reference
-from api.context import Info
-from api.errors import user_errors
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.ask import AdvocacyActionType, AskPayload, AskType, TransitionAskPayload
-from core.clock import utcnow
-from core.errors import DomainError
-from models.enums import Scope
+from vouch.advocacy.reservations import DEFAULT_HOLD_DAYS, complete_reservation, reserve_reference
+from vouch.api.context import Info
+from vouch.api.errors import user_errors
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.ask import AdvocacyActionType, AskPayload, AskType, TransitionAskPayload
+from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
+from vouch.models.enums import Scope
 
 
 @strawberry.type

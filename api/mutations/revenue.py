@@ -4,16 +4,16 @@ from datetime import datetime
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.revenue import RevenueEventType
-from attribution import revenue
-from attribution.revenue import RecordResult, RevenueData
-from core.clock import utcnow
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.revenue import RevenueEventType
+from vouch.attribution import revenue
+from vouch.attribution.revenue import RecordResult, RevenueData
+from vouch.core.clock import utcnow
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="A charge or refund from billing.")

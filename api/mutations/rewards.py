@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.reward import RewardType
-from attribution import rewards
-from core.clock import utcnow
-from models import Reward
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.reward import RewardType
+from vouch.attribution import rewards
+from vouch.core.clock import utcnow
+from vouch.models import Reward
+from vouch.models.enums import Scope
 
 
 @strawberry.type(description="Result of approveReward.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from api.context import Context
-from api.errors import InputError, user_errors
-from core.errors import DomainError
+from vouch.api.context import Context
+from vouch.api.errors import InputError, user_errors
+from vouch.core.errors import DomainError
 
 T = TypeVar("T")
 

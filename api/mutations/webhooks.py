@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import InputError
-from api.ids import decode_id, encode_id
-from api.mutations.transaction import attempt
-from api.permissions import require_scope
-from api.types.webhook import WebhookDeliveryType, WebhookEndpointType
-from attribution import webhooks
-from attribution.webhooks import EndpointInput
-from core.clock import utcnow
-from models import WebhookDelivery, WebhookEndpoint
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.errors import InputError
+from vouch.api.ids import decode_id, encode_id
+from vouch.api.mutations.transaction import attempt
+from vouch.api.permissions import require_scope
+from vouch.api.types.webhook import WebhookDeliveryType, WebhookEndpointType
+from vouch.attribution import webhooks
+from vouch.attribution.webhooks import EndpointInput
+from vouch.core.clock import utcnow
+from vouch.models import WebhookDelivery, WebhookEndpoint
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="A webhook endpoint's settings.")

@@ -9,28 +9,28 @@ from enum import Enum
 
 import strawberry
 
-from advocacy.asks import AskFilter, get_ask, list_asks, next_best_ask
-from advocacy.configuration import effective_settings
-from advocacy.gamification import Period, leaderboard, standing
-from advocacy.kpis import Window, advocacy_kpis
-from advocacy.programs import get_program
-from advocacy.scoring import get_score
-from advocacy.signals import list_signals
-from advocacy.tiers import referral_ready_account_rate, tier_distribution
-from api.connections import to_connection
-from api.context import Info, WidgetPrincipal
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_scope
-from api.types.ask import AskType, NextBestAskType
-from api.types.gamification import AdvocateStanding, LeaderboardEntry
-from api.types.kpi import AdvocacyKpisType
-from api.types.score import AdvocacySettingsType, ScoreExplanation, TierDistributionType
-from api.types.signal import SignalType
-from core.clock import utcnow
-from core.errors import ValidationFailed
-from models.enums import AskStatus, Scope, Team
-from models.enums import AskType as AskKind
+from vouch.advocacy.asks import AskFilter, get_ask, list_asks, next_best_ask
+from vouch.advocacy.configuration import effective_settings
+from vouch.advocacy.gamification import Period, leaderboard, standing
+from vouch.advocacy.kpis import Window, advocacy_kpis
+from vouch.advocacy.programs import get_program
+from vouch.advocacy.scoring import get_score
+from vouch.advocacy.signals import list_signals
+from vouch.advocacy.tiers import referral_ready_account_rate, tier_distribution
+from vouch.api.connections import to_connection
+from vouch.api.context import Info, WidgetPrincipal
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_advocate_access, require_scope
+from vouch.api.types.ask import AskType, NextBestAskType
+from vouch.api.types.gamification import AdvocateStanding, LeaderboardEntry
+from vouch.api.types.kpi import AdvocacyKpisType
+from vouch.api.types.score import AdvocacySettingsType, ScoreExplanation, TierDistributionType
+from vouch.api.types.signal import SignalType
+from vouch.core.clock import utcnow
+from vouch.core.errors import ValidationFailed
+from vouch.models.enums import AskStatus, Scope, Team
+from vouch.models.enums import AskType as AskKind
 
 
 @strawberry.enum(description="A calendar period in UTC.")

@@ -2,31 +2,31 @@ from __future__ import annotations
 
 import strawberry
 
-from advocacy.advocates import (
+from vouch.advocacy.advocates import (
     AdvocateFilter,
     get_advocate,
     get_advocate_by_external_id,
     list_advocates,
     read_advocate,
 )
-from advocacy.widget import widget_view
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import (
+from vouch.advocacy.widget import widget_view
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import (
     require_advocate_access,
     require_authenticated,
     require_scope,
     require_widget,
 )
-from api.selection import selected_names
-from api.types.advocate import AdvocateType
-from api.types.enums import ListOrder
-from api.types.link import ReferralLinkType
-from attribution.links import AdvocateLinks, advocate_with_links
-from core.errors import ValidationFailed
-from models.enums import Scope
+from vouch.api.selection import selected_names
+from vouch.api.types.advocate import AdvocateType
+from vouch.api.types.enums import ListOrder
+from vouch.api.types.link import ReferralLinkType
+from vouch.attribution.links import AdvocateLinks, advocate_with_links
+from vouch.core.errors import ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Filters for the advocate list; all optional, combined with AND.")

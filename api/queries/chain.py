@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.chain import AttributionChainType
-from attribution import chain
-from core.errors import ValidationFailed
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.chain import AttributionChainType
+from vouch.attribution import chain
+from vouch.core.errors import ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.type

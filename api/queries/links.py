@@ -2,16 +2,22 @@ from __future__ import annotations
 
 import strawberry
 
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_authenticated, require_scope
-from api.types.enums import LinkStatus, ListOrder
-from api.types.link import ReferralLinkType
-from attribution.links import LinkFilter, check_channel, get_link, get_link_by_code, list_links
-from core.errors import ValidationFailed
-from models.enums import Scope
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_advocate_access, require_authenticated, require_scope
+from vouch.api.types.enums import LinkStatus, ListOrder
+from vouch.api.types.link import ReferralLinkType
+from vouch.attribution.links import (
+    LinkFilter,
+    check_channel,
+    get_link,
+    get_link_by_code,
+    list_links,
+)
+from vouch.core.errors import ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Filters for the referral link list; combined with AND.")

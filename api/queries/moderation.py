@@ -5,14 +5,14 @@ from typing import Self
 
 import strawberry
 
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id, encode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_scope
-from attribution import moderation
-from models import Referral
-from models.enums import Scope
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id, encode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_scope
+from vouch.attribution import moderation
+from vouch.models import Referral
+from vouch.models.enums import Scope
 
 
 @strawberry.type(name="ModerationItem", description="A flagged referral awaiting a decision.")

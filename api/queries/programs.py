@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import strawberry
 
-from advocacy.programs import get_program, list_programs
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_scope
-from api.types.enums import ProgramStatus
-from api.types.program import ProgramType
-from models.enums import Scope
+from vouch.advocacy.programs import get_program, list_programs
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_scope
+from vouch.api.types.enums import ProgramStatus
+from vouch.api.types.program import ProgramType
+from vouch.models.enums import Scope
 
 
 @strawberry.type

@@ -5,22 +5,22 @@ from typing import Any
 
 import strawberry
 
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
-from api.permissions import (
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
+from vouch.api.permissions import (
     is_widget,
     require_advocate_access,
     require_authenticated,
     require_scope,
 )
-from api.selection import selected_names
-from api.types.enums import ListOrder, ReferralStatus
-from api.types.referral import NOT_LOADED, ReferralType
-from attribution.referrals import PageParts, ReferralFilter, get_referral, list_referrals
-from attribution.rewards import rewards_by_referrals
-from core.errors import ValidationFailed
-from models.enums import Scope
+from vouch.api.selection import selected_names
+from vouch.api.types.enums import ListOrder, ReferralStatus
+from vouch.api.types.referral import NOT_LOADED, ReferralType
+from vouch.attribution.referrals import PageParts, ReferralFilter, get_referral, list_referrals
+from vouch.attribution.rewards import rewards_by_referrals
+from vouch.core.errors import ValidationFailed
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Filters for the referral list; combined with AND.")

@@ -4,11 +4,11 @@ from datetime import date
 
 import strawberry
 
-from api.context import Info
-from api.ids import decode_id
-from api.permissions import require_scope
-from api.types.report import ReportsType, make_reports
-from models.enums import Scope
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.report import ReportsType, make_reports
+from vouch.models.enums import Scope
 
 
 @strawberry.type

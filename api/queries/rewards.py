@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import strawberry
 
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_advocate_access, require_scope
-from api.types.reward import RewardTotalType, RewardType
-from attribution import rewards
-from attribution.rewards import RewardFilter
-from models.enums import Scope
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_advocate_access, require_scope
+from vouch.api.types.reward import RewardTotalType, RewardType
+from vouch.attribution import rewards
+from vouch.attribution.rewards import RewardFilter
+from vouch.models.enums import Scope
 
 
 @strawberry.input(description="Filters for rewards; all optional, combined with AND.")

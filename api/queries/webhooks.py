@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import strawberry
 
-from api.connections import to_connection
-from api.context import Info
-from api.ids import decode_id
-from api.pagination import Connection, decode_cursor, page_size
-from api.permissions import require_scope
-from api.types.webhook import WebhookDeliveryType, WebhookEndpointType
-from attribution import webhooks
-from models.enums import Scope
+from vouch.api.connections import to_connection
+from vouch.api.context import Info
+from vouch.api.ids import decode_id
+from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.permissions import require_scope
+from vouch.api.types.webhook import WebhookDeliveryType, WebhookEndpointType
+from vouch.attribution import webhooks
+from vouch.models.enums import Scope
 
 
 @strawberry.type

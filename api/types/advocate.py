@@ -5,22 +5,22 @@ from typing import Self
 
 import strawberry
 
-from advocacy.asks import pick_next
-from api import loaders
-from api.context import Info
-from api.ids import encode_id
-from api.pagination import page_size
-from api.permissions import is_widget, require_scope
-from api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
-from api.types.click import ClickSummaryType
-from api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
-from api.types.link import ReferralLinkType
-from api.types.referral import ReferralType
-from api.types.reward import RewardType, rewards_by_advocate
-from api.types.rows import RowBacked, computed_fields, later
-from api.types.signal import SignalType, signals_by_advocate
-from models import Advocate, Ask, Reward
-from models.enums import Scope
+from vouch.advocacy.asks import pick_next
+from vouch.api import loaders
+from vouch.api.context import Info
+from vouch.api.ids import encode_id
+from vouch.api.pagination import page_size
+from vouch.api.permissions import is_widget, require_scope
+from vouch.api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
+from vouch.api.types.click import ClickSummaryType
+from vouch.api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
+from vouch.api.types.link import ReferralLinkType
+from vouch.api.types.referral import ReferralType
+from vouch.api.types.reward import RewardType, rewards_by_advocate
+from vouch.api.types.rows import RowBacked, computed_fields, later
+from vouch.api.types.signal import SignalType, signals_by_advocate
+from vouch.models import Advocate, Ask, Reward
+from vouch.models.enums import Scope
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")

@@ -9,13 +9,13 @@ from typing import Any, Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from advocacy.actions import RecordedAction
-from advocacy.asks import NextBestAsk, open_asks_for, pick_next, recent_asks_for
-from advocacy.moments import Guard
-from api.context import Context, loader
-from api.errors import InputError
-from api.ids import encode_id
-from models import AdvocacyAction, Ask
+from vouch.advocacy.actions import RecordedAction
+from vouch.advocacy.asks import NextBestAsk, open_asks_for, pick_next, recent_asks_for
+from vouch.advocacy.moments import Guard
+from vouch.api.context import Context, loader
+from vouch.api.errors import InputError
+from vouch.api.ids import encode_id
+from vouch.models import AdvocacyAction, Ask
 
 
 def _opt_id(type_name: str, pk: int | None) -> strawberry.ID | None:

@@ -8,13 +8,13 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
-from api.ids import encode_id
-from api.types.advocate import AdvocateType
-from api.types.opportunity import OpportunityStageChangeType
-from api.types.revenue import RevenueEventType
-from api.types.reward import RewardEntryType
-from attribution.chain import ReferralChain
-from models import AttributionDecision, Click, ReferralEvent, ReferralLink
+from vouch.api.ids import encode_id
+from vouch.api.types.advocate import AdvocateType
+from vouch.api.types.opportunity import OpportunityStageChangeType
+from vouch.api.types.revenue import RevenueEventType
+from vouch.api.types.reward import RewardEntryType
+from vouch.attribution.chain import ReferralChain
+from vouch.models import AttributionDecision, Click, ReferralEvent, ReferralLink
 
 
 @strawberry.type(name="ChainLink", description="The referral link in a chain.")

@@ -5,7 +5,7 @@ from typing import Self
 
 import strawberry
 
-from attribution.links import ClickSummary
+from vouch.attribution.links import ClickSummary
 
 
 @strawberry.type(

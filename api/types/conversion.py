@@ -6,8 +6,8 @@ from typing import Self
 
 import strawberry
 
-from api.ids import encode_id
-from models import Conversion
+from vouch.api.ids import encode_id
+from vouch.models import Conversion
 
 
 @strawberry.enum(name="ConversionKind", description="What the referred friend did.")

@@ -6,7 +6,7 @@ from enum import Enum
 
 import strawberry
 
-from models.enums import (
+from vouch.models.enums import (
     AttributionModel,
     LinkStatus,
     ModerationState,

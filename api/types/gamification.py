@@ -9,11 +9,11 @@ from typing import Any, Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from advocacy.gamification import LeaderRow, Level, Standing, badge_info, badges_for_advocates
-from advocacy.gamification import points_for_advocates as points_query
-from api.context import Context, loader
-from api.ids import encode_id
-from models import AdvocateBadge
+from vouch.advocacy.gamification import LeaderRow, Level, Standing, badge_info, badges_for_advocates
+from vouch.advocacy.gamification import points_for_advocates as points_query
+from vouch.api.context import Context, loader
+from vouch.api.ids import encode_id
+from vouch.models import AdvocateBadge
 
 
 @strawberry.type(name="Badge", description="A milestone an advocate reached.")

@@ -6,7 +6,7 @@ from typing import Self
 
 import strawberry
 
-from advocacy.kpis import AdvocacyKpis, ConversionRow, MoneyTotal
+from vouch.advocacy.kpis import AdvocacyKpis, ConversionRow, MoneyTotal
 
 
 @strawberry.type(description="Ask -> accept -> publish conversion for one group.")

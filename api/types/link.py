@@ -6,21 +6,21 @@ from typing import TYPE_CHECKING, Annotated, Self, TypeVar
 
 import strawberry
 
-from api import loaders
-from api.context import Info
-from api.ids import encode_id
-from api.pagination import page_size
-from api.permissions import is_widget
-from api.types.click import ClickSummaryType
-from api.types.enums import LinkStatus
-from api.types.program import ProgramType
-from api.types.rows import RowBacked, computed_fields, later
-from attribution.links import LinkStats
-from models import ReferralLink
+from vouch.api import loaders
+from vouch.api.context import Info
+from vouch.api.ids import encode_id
+from vouch.api.pagination import page_size
+from vouch.api.permissions import is_widget
+from vouch.api.types.click import ClickSummaryType
+from vouch.api.types.enums import LinkStatus
+from vouch.api.types.program import ProgramType
+from vouch.api.types.rows import RowBacked, computed_fields, later
+from vouch.attribution.links import LinkStats
+from vouch.models import ReferralLink
 
 if TYPE_CHECKING:
-    from api.types.advocate import AdvocateType
-    from api.types.referral import ReferralType
+    from vouch.api.types.advocate import AdvocateType
+    from vouch.api.types.referral import ReferralType
 
 MAX_NESTED = 100
 T = TypeVar("T")
@@ -81,8 +81,8 @@ class ReferralLinkType(RowBacked):
     @strawberry.field(description="The advocate who shares this link.")
     async def advocate(
         self, info: Info
-    ) -> Annotated[AdvocateType, strawberry.lazy("api.types.advocate")]:
-        from api.types.advocate import AdvocateType
+    ) -> Annotated[AdvocateType, strawberry.lazy("vouch.api.types.advocate")]:
+        from vouch.api.types.advocate import AdvocateType
 
         advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
         assert advocate is not None
@@ -91,8 +91,8 @@ class ReferralLinkType(RowBacked):
     @strawberry.field(description="The newest referrals from this link (at most 100).")
     async def referrals(
         self, info: Info, first: int = 20
-    ) -> list[Annotated[ReferralType, strawberry.lazy("api.types.referral")]]:
-        from api.types.referral import ReferralType
+    ) -> list[Annotated[ReferralType, strawberry.lazy("vouch.api.types.referral")]]:
+        from vouch.api.types.referral import ReferralType
 
         rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
         return [

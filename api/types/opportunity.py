@@ -8,10 +8,10 @@ from typing import Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from api.context import Context, Info, loader
-from api.ids import encode_id
-from attribution import opportunities
-from models import Opportunity, OpportunityContact, OpportunityEvent
+from vouch.api.context import Context, Info, loader
+from vouch.api.ids import encode_id
+from vouch.attribution import opportunities
+from vouch.models import Opportunity, OpportunityContact, OpportunityEvent
 
 
 @strawberry.type(name="OpportunityStageChange", description="One stage or amount change.")

@@ -5,10 +5,10 @@ from typing import Self
 
 import strawberry
 
-from api import loaders
-from api.context import Info
-from api.ids import encode_id
-from api.types.enums import (
+from vouch.api import loaders
+from vouch.api.context import Info
+from vouch.api.ids import encode_id
+from vouch.api.types.enums import (
     AttributionModel,
     OfferKind,
     ProgramStatus,
@@ -17,7 +17,7 @@ from api.types.enums import (
     RewardSide,
     RewardTrigger,
 )
-from models import Program, RewardRule
+from vouch.models import Program, RewardRule
 
 
 @strawberry.type(name="RewardRule", description="How a program rewards a referral event.")

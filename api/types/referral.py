@@ -7,24 +7,24 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
-from api import loaders
-from api.context import Context, Info
-from api.ids import encode_id
-from api.permissions import require_scope
-from api.types.enums import ModerationState, ReferralSource, ReferralStatus
-from api.types.opportunity import OpportunityType, opportunities_by_referral
-from api.types.program import ProgramType
-from api.types.revenue import RevenueEventType, revenue_by_referral
-from api.types.reward import RewardType, rewards_by_referral
-from api.types.rows import RowBacked, computed_fields
-from models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
-from models.enums import Scope
+from vouch.api import loaders
+from vouch.api.context import Context, Info
+from vouch.api.ids import encode_id
+from vouch.api.permissions import require_scope
+from vouch.api.types.enums import ModerationState, ReferralSource, ReferralStatus
+from vouch.api.types.opportunity import OpportunityType, opportunities_by_referral
+from vouch.api.types.program import ProgramType
+from vouch.api.types.revenue import RevenueEventType, revenue_by_referral
+from vouch.api.types.reward import RewardType, rewards_by_referral
+from vouch.api.types.rows import RowBacked, computed_fields
+from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
+from vouch.models.enums import Scope
 
 NOT_LOADED: Any = object()
 
 if TYPE_CHECKING:
-    from api.types.advocate import AdvocateType
-    from api.types.link import ReferralLinkType
+    from vouch.api.types.advocate import AdvocateType
+    from vouch.api.types.link import ReferralLinkType
 
 
 @strawberry.type(
@@ -101,11 +101,11 @@ class ReferralType(RowBacked):
     # Nested objects are plain fields, not resolvers: a list query that already joined them in
     # hands over finished objects (a resolver per field would cost more than the whole page's
     # SQL); otherwise the value is a deferred dataloader call that runs only if asked for.
-    advocate: Annotated[AdvocateType, strawberry.lazy("api.types.advocate")] = strawberry.field(
-        description="The advocate credited with the referral."
+    advocate: Annotated[AdvocateType, strawberry.lazy("vouch.api.types.advocate")] = (
+        strawberry.field(description="The advocate credited with the referral.")
     )
-    link: Annotated[ReferralLinkType, strawberry.lazy("api.types.link")] | None = strawberry.field(
-        description="The link the friend came through; null for manual referrals."
+    link: Annotated[ReferralLinkType, strawberry.lazy("vouch.api.types.link")] | None = (
+        strawberry.field(description="The link the friend came through; null for manual referrals.")
     )
     offer_redemption: OfferRedemptionType | None = strawberry.field(
         description="The friend's offer redemption, once issued."
@@ -169,14 +169,14 @@ class ReferralType(RowBacked):
 @functools.cache
 def _advocate_type() -> type[AdvocateType]:
     """AdvocateType, imported once it exists (api.types.advocate imports this module)."""
-    from api.types.advocate import AdvocateType
+    from vouch.api.types.advocate import AdvocateType
 
     return AdvocateType
 
 
 @functools.cache
 def _link_type() -> type[ReferralLinkType]:
-    from api.types.link import ReferralLinkType
+    from vouch.api.types.link import ReferralLinkType
 
     return ReferralLinkType
 
@@ -256,7 +256,7 @@ class _Deferred:
 
 
 async def _load_advocate(ctx: Context, advocate_id: int) -> AdvocateType:
-    from api.types.advocate import AdvocateType
+    from vouch.api.types.advocate import AdvocateType
 
     advocate = await loaders.advocate(ctx).load(advocate_id)
     assert advocate is not None
@@ -264,7 +264,7 @@ async def _load_advocate(ctx: Context, advocate_id: int) -> AdvocateType:
 
 
 async def _load_link(ctx: Context, link_id: int) -> ReferralLinkType | None:
-    from api.types.link import ReferralLinkType
+    from vouch.api.types.link import ReferralLinkType
 
     link = await loaders.link(ctx).load(link_id)
     return ReferralLinkType.from_model(link) if link is not None else None

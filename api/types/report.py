@@ -7,11 +7,11 @@ from typing import Self
 
 import strawberry
 
-from api.context import Info
-from api.ids import encode_id
-from attribution import reports
-from attribution.reports import ReportFilter
-from core.clock import utcnow
+from vouch.api.context import Info
+from vouch.api.ids import encode_id
+from vouch.attribution import reports
+from vouch.attribution.reports import ReportFilter
+from vouch.core.clock import utcnow
 
 
 @strawberry.type(

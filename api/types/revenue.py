@@ -8,10 +8,10 @@ from typing import Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from api.context import Context, loader
-from api.ids import encode_id
-from attribution import revenue
-from models import RevenueEvent
+from vouch.api.context import Context, loader
+from vouch.api.ids import encode_id
+from vouch.attribution import revenue
+from vouch.models import RevenueEvent
 
 
 def revenue_by_referral(ctx: Context) -> DataLoader[int, list[RevenueEvent]]:

@@ -8,11 +8,11 @@ from typing import Any, Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from api.context import Context, Info, loader
-from api.ids import encode_id
-from api.types.rows import RowBacked, computed_fields
-from attribution import rewards
-from models import Reward, RewardEntry
+from vouch.api.context import Context, Info, loader
+from vouch.api.ids import encode_id
+from vouch.api.types.rows import RowBacked, computed_fields
+from vouch.attribution import rewards
+from vouch.models import Reward, RewardEntry
 
 
 @strawberry.type(name="RewardEntry", description="One immutable step in a reward's life.")

@@ -9,13 +9,13 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from advocacy.configuration import EffectiveSettings
-from advocacy.scoring import scores_for
-from advocacy.tiers import ReadyAccountRate, TierDistribution, TierRun
-from api.context import Context, loader
-from api.errors import InputError
-from api.ids import encode_id
-from models import AdvocateScore
+from vouch.advocacy.configuration import EffectiveSettings
+from vouch.advocacy.scoring import scores_for
+from vouch.advocacy.tiers import ReadyAccountRate, TierDistribution, TierRun
+from vouch.api.context import Context, loader
+from vouch.api.errors import InputError
+from vouch.api.ids import encode_id
+from vouch.models import AdvocateScore
 
 
 @strawberry.type(description="How much one signal added to (or took from) a score.")

@@ -9,11 +9,11 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from advocacy.signals import RowError, recent_signals_for
-from api.context import Context, loader
-from api.errors import InputError
-from api.ids import encode_id
-from models import Signal
+from vouch.advocacy.signals import RowError, recent_signals_for
+from vouch.api.context import Context, loader
+from vouch.api.errors import InputError
+from vouch.api.ids import encode_id
+from vouch.models import Signal
 
 
 @strawberry.type(name="Signal", description="A dated fact about an advocate.")

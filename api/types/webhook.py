@@ -8,10 +8,10 @@ from typing import Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from api.context import Context, Info, loader
-from api.ids import encode_id
-from attribution import webhooks
-from models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from vouch.api.context import Context, Info, loader
+from vouch.api.ids import encode_id
+from vouch.attribution import webhooks
+from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type(name="WebhookEndpoint", description="A URL that receives signed events.")

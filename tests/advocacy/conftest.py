@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Signal
+from vouch.models import Signal
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 _opp_seq = itertools.count(1)
@@ -41,7 +41,7 @@ async def make_signal(
 
 
 async def make_opportunity(session: AsyncSession, **overrides: Any) -> Any:
-    from models import Opportunity
+    from vouch.models import Opportunity
 
     values: dict[str, Any] = {
         "crm_id": f"opp-{next(_opp_seq)}",
@@ -62,7 +62,7 @@ async def make_scored(
     session: AsyncSession, advocate_id: int, program_id: int, tier: int | None, score: float = 50.0
 ) -> None:
     """Give an advocate a stored score and tier in a program (what a recompute would write)."""
-    from models import Advocate, AdvocateScore
+    from vouch.models import Advocate, AdvocateScore
 
     session.add(
         AdvocateScore(

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from advocacy.asks import (
+from tests.advocacy.conftest import NOW, days_ago, make_scored, make_signal
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.asks import (
     advocates_due,
     create_ask,
     evaluate_asks,
@@ -17,12 +19,10 @@ from advocacy.asks import (
     send_ask,
     transition_ask,
 )
-from advocacy.moments import GuardCode
-from core.errors import DomainError, ErrorCode, InvalidTransition, NotFound, ValidationFailed
-from models import AdvocacyAction, Ask, PointsEntry
-from models.enums import AskStatus
-from tests.advocacy.conftest import NOW, days_ago, make_scored, make_signal
-from tests.factories import make_advocate, make_program
+from vouch.advocacy.moments import GuardCode
+from vouch.core.errors import DomainError, ErrorCode, InvalidTransition, NotFound, ValidationFailed
+from vouch.models import AdvocacyAction, Ask, PointsEntry
+from vouch.models.enums import AskStatus
 
 
 async def setup(session, tier=1, program_settings=None, **advocate):

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from advocacy.asks import evaluate_asks, transition_ask
-from advocacy.reservations import reserve_reference
-from advocacy.signals import build_signal, record_signal
-from core.db import create_engine, session_factory
-from core.errors import DomainError
-from models import (
+from tests.advocacy.conftest import NOW, days_ago
+from vouch.advocacy.asks import evaluate_asks, transition_ask
+from vouch.advocacy.reservations import reserve_reference
+from vouch.advocacy.signals import build_signal, record_signal
+from vouch.core.db import create_engine, session_factory
+from vouch.core.errors import DomainError
+from vouch.models import (
     AdvocacyAction,
     Advocate,
     AdvocateScore,
@@ -23,8 +24,7 @@ from models import (
     Program,
     Signal,
 )
-from models.enums import AskStatus
-from tests.advocacy.conftest import NOW, days_ago
+from vouch.models.enums import AskStatus
 
 pytestmark = pytest.mark.committing
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from advocacy.actions import record_action
-from advocacy.gamification import (
+from tests.advocacy.conftest import NOW, days_ago
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.actions import record_action
+from vouch.advocacy.gamification import (
     Period,
     leaderboard,
     level_for,
@@ -17,10 +19,8 @@ from advocacy.gamification import (
     period_bounds,
     standing,
 )
-from core.errors import ValidationFailed
-from models import AdvocateBadge
-from tests.advocacy.conftest import NOW, days_ago
-from tests.factories import make_advocate, make_program
+from vouch.core.errors import ValidationFailed
+from vouch.models import AdvocateBadge
 
 
 async def act(session, advocate, program, kind, at=NOW, ref=None):

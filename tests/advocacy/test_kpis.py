@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from advocacy.kpis import (
+from tests.advocacy.conftest import NOW, days_ago, make_opportunity, make_scored
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.kpis import (
     ConversionBy,
     Window,
     advocacy_kpis,
     ask_conversion,
 )
-from core.errors import ValidationFailed
-from models import ActionOpportunity, AdvocacyAction, Ask, RevenueEvent
-from tests.advocacy.conftest import NOW, days_ago, make_opportunity, make_scored
-from tests.factories import make_advocate, make_program
+from vouch.core.errors import ValidationFailed
+from vouch.models import ActionOpportunity, AdvocacyAction, Ask, RevenueEvent
 
 
 async def build(session):

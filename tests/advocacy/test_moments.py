@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from advocacy.moments import (
+from tests.advocacy.conftest import NOW, days_ago
+from vouch.advocacy.moments import (
     GuardCode,
     MomentKind,
     ask_guards,
@@ -13,9 +14,8 @@ from advocacy.moments import (
     parse_moments,
     signal_guards,
 )
-from core.errors import ValidationFailed
-from models import Ask, Signal
-from tests.advocacy.conftest import NOW, days_ago
+from vouch.core.errors import ValidationFailed
+from vouch.models import Ask, Signal
 
 _ids = iter(range(1, 10_000))
 

@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from advocacy.actions import record_action
-from advocacy.asks import expire_due
-from advocacy.reservations import complete_reservation, reserve_reference
-from core.errors import (
+from tests.advocacy.conftest import NOW, make_opportunity, make_scored
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.actions import record_action
+from vouch.advocacy.asks import expire_due
+from vouch.advocacy.reservations import complete_reservation, reserve_reference
+from vouch.core.errors import (
     Conflict,
     DomainError,
     ErrorCode,
@@ -18,9 +20,7 @@ from core.errors import (
     NotFound,
     ValidationFailed,
 )
-from models import ActionOpportunity, AdvocacyAction, Ask, PointsEntry
-from tests.advocacy.conftest import NOW, make_opportunity, make_scored
-from tests.factories import make_advocate, make_program
+from vouch.models import ActionOpportunity, AdvocacyAction, Ask, PointsEntry
 
 
 async def setup(session, tier=1):

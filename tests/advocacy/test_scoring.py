@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from advocacy.scoring import (
+from tests.advocacy.conftest import NOW, days_ago, make_signal
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.scoring import (
     DEFAULT_CONFIG,
     compute_score,
     parse_scoring,
     score_program,
 )
-from core.errors import ValidationFailed
-from models import AdvocateScore, Signal
-from tests.advocacy.conftest import NOW, days_ago, make_signal
-from tests.factories import make_advocate, make_program
+from vouch.core.errors import ValidationFailed
+from vouch.models import AdvocateScore, Signal
 
 
 def sig(pk: int, kind: str, value: float | None = None, age_days: float = 0) -> Signal:

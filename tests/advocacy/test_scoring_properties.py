@@ -8,10 +8,10 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advocacy.scoring import DEFAULT_CONFIG, compute_score
-from advocacy.tiers import DEFAULT_TIERS, assign_tiers
-from models import Signal
 from tests.advocacy.conftest import NOW
+from vouch.advocacy.scoring import DEFAULT_CONFIG, compute_score
+from vouch.advocacy.tiers import DEFAULT_TIERS, assign_tiers
+from vouch.models import Signal
 
 KINDS = {
     "nps": st.integers(0, 10).map(float),
@@ -96,8 +96,8 @@ setting_keys = st.sampled_from(
     json_values | st.dictionaries(setting_keys, json_values, max_size=4),
 )
 def test_any_settings_json_is_accepted_or_rejected_cleanly(part, value):
-    from advocacy.configuration import _validate
-    from core.errors import ValidationFailed
+    from vouch.advocacy.configuration import _validate
+    from vouch.core.errors import ValidationFailed
 
     error: ValidationFailed | None = None
     try:

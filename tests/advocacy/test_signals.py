@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from advocacy.signals import (
+from tests.advocacy.conftest import NOW, days_ago
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.signals import (
     ImportRejected,
     build_signal,
     import_signals,
@@ -16,11 +18,9 @@ from advocacy.signals import (
     record_signal,
     record_signals,
 )
-from core.errors import NotFound, ValidationFailed
-from models import AdvocateScore, Signal
-from models.enums import SignalKind
-from tests.advocacy.conftest import NOW, days_ago
-from tests.factories import make_advocate, make_program
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import AdvocateScore, Signal
+from vouch.models.enums import SignalKind
 
 
 async def count_signals(session) -> int:

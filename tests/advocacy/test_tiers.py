@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from advocacy.tiers import (
+from tests.advocacy.conftest import NOW, days_ago, make_signal
+from tests.factories import make_advocate, make_program
+from vouch.advocacy.tiers import (
     TierConfig,
     assign_tiers,
     parse_tiers,
@@ -14,10 +16,8 @@ from advocacy.tiers import (
     referral_ready_account_rate,
     tier_distribution,
 )
-from core.errors import ValidationFailed
-from models import Advocate, AdvocateScore, TierEvent
-from tests.advocacy.conftest import NOW, days_ago, make_signal
-from tests.factories import make_advocate, make_program
+from vouch.core.errors import ValidationFailed
+from vouch.models import Advocate, AdvocateScore, TierEvent
 
 
 def test_default_percentiles_on_ten_advocates():

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.clock import utcnow
-from models import Click, OfferRedemption, Referral, ReferralLink
+from vouch.core.clock import utcnow
+from vouch.models import Click, OfferRedemption, Referral, ReferralLink
 
 _seq = itertools.count(1)
 

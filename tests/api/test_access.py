@@ -6,14 +6,14 @@ import time
 
 from sqlalchemy import func, select
 
-from access.api_keys import revoke_api_key
-from api.ids import encode_id
-from core.security import WidgetTokens
-from models import ApiKey, ReferralLink, RewardRule
 from tests.api.builders import make_click, make_redemption, make_referral
 from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.access.api_keys import revoke_api_key
+from vouch.api.ids import encode_id
+from vouch.core.security import WidgetTokens
+from vouch.models import ApiKey, ReferralLink, RewardRule
 
 real_time = time.time
 
@@ -248,9 +248,9 @@ async def test_the_embeddable_widgets_query_is_one_statement(
 ):
     from datetime import timedelta
 
-    from core.clock import utcnow
-    from models import Ask, PointsEntry, Reward
     from tests.factories import make_reward_rule
+    from vouch.core.clock import utcnow
+    from vouch.models import Ask, PointsEntry, Reward
 
     program, mine, other, _, _, referral, other_referral = await _setup(session, codec)
     now = utcnow()

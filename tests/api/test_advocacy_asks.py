@@ -9,16 +9,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.ids import encode_id
-from api.types.ask import asks_by_advocate, next_ask_by_advocate
-from api.types.gamification import badges_by_advocate, points_by_advocate
-from api.types.score import score_by_advocate_program
-from api.types.signal import signals_by_advocate
-from core.clock import utcnow
-from models import AdvocacyAction, Ask
 from tests.advocacy.conftest import make_opportunity, make_scored, make_signal
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
+from vouch.api.ids import encode_id
+from vouch.api.types.ask import asks_by_advocate, next_ask_by_advocate
+from vouch.api.types.gamification import badges_by_advocate, points_by_advocate
+from vouch.api.types.score import score_by_advocate_program
+from vouch.api.types.signal import signals_by_advocate
+from vouch.core.clock import utcnow
+from vouch.models import AdvocacyAction, Ask
 
 ASK_FIELDS = "id type moment team status sentAt fallbackOfId opportunityId reservedUntil outcome"
 EVALUATE = f"""mutation($a: ID!, $p: ID!) {{ evaluateAsks(advocateId: $a, programId: $p) {{

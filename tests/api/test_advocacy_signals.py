@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from api.ids import encode_id
-from models import Program, Signal, TierEvent
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
+from vouch.api.ids import encode_id
+from vouch.models import Program, Signal, TierEvent
 
 RECORD = """mutation($input: SignalInput!) { recordSignal(input: $input) {
   signals { created signal { id kind value source externalId data } }

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api.ids import encode_id
-from attribution import lifecycle
-from models import AdvocateBadge, Ask, Opportunity, PointsEntry, RevenueEvent, Signal
-from models.enums import RewardTrigger
 from tests.api.graphql import gql
 from tests.attribution.factories import make_referral
 from tests.factories import make_advocate, make_api_key, make_link, make_program, make_reward_rule
+from vouch.api.ids import encode_id
+from vouch.attribution import lifecycle
+from vouch.models import AdvocateBadge, Ask, Opportunity, PointsEntry, RevenueEvent, Signal
+from vouch.models.enums import RewardTrigger
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

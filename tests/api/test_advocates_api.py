@@ -7,13 +7,13 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from advocacy.advocates import AdvocateData, upsert_advocate
-from api.ids import encode_id
-from core.db import session_factory
-from models import Advocate
 from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key
+from vouch.advocacy.advocates import AdvocateData, upsert_advocate
+from vouch.api.ids import encode_id
+from vouch.core.db import session_factory
+from vouch.models import Advocate
 
 UPSERT = """
 mutation($input: AdvocateInput!) {

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from api.ids import encode_id
-from attribution import lifecycle, moderation
-from models import Opportunity, Program, Reward, WebhookDelivery, WebhookEndpoint
 from tests.api.graphql import gql
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
+from vouch.api.ids import encode_id
+from vouch.attribution import lifecycle, moderation
+from vouch.models import Opportunity, Program, Reward, WebhookDelivery, WebhookEndpoint
 
 UPSERT = """
 mutation($input: UpsertOpportunityInput!, $key: String) {
@@ -475,8 +475,8 @@ async def test_move_stage_and_advocate_chains(client, session, codec):
 
 
 async def test_delivery_log_and_redelivery(client, session, codec):
-    from attribution import webhooks
-    from attribution.webhooks import EndpointInput, SendResult
+    from vouch.attribution import webhooks
+    from vouch.attribution.webhooks import EndpointInput, SendResult
 
     endpoint = await webhooks.create_endpoint(
         session, EndpointInput(url="https://hooks.example/x", event_types=[])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from api.ids import encode_id
-from attribution.erasure import erased_key
-from core.emails import normalize_email
-from models import Advocate, Click, Referral, ReferralLink
 from tests.api.builders import make_click, make_redemption, make_referral
 from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.api.ids import encode_id
+from vouch.attribution.erasure import erased_key
+from vouch.core.emails import normalize_email
+from vouch.models import Advocate, Click, Referral, ReferralLink
 
 ERASE_ADVOCATE = "mutation($id: ID!){ eraseAdvocate(id: $id){ advocate { email firstName lastName externalId erased referralCount links { status } } errors { field code } } }"
 ERASE_PERSON = "mutation($email: String, $rid: ID){ eraseReferredPerson(email: $email, referralId: $rid){ erasedReferrals clearedClicks errors { field code } } }"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from api.ids import encode_id
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
+from vouch.api.ids import encode_id
 
 PROGRAMS = "query($first:Int,$after:String){ programs(first:$first, after:$after){ totalCount pageInfo{hasNextPage endCursor} nodes{ id name slug } } }"
 

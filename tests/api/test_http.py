@@ -10,12 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from core.settings import Settings
-from models import Advocate
 from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_api_key, make_program
-from web.app import Overrides, create_app
+from vouch.core.settings import Settings
+from vouch.models import Advocate
+from vouch.web.app import Overrides, create_app
 
 UPSERT = 'mutation { upsertAdvocate(input: {externalId: "x1"}) { created } }'
 GQL_RESPONSE = "application/graphql-response+json"
@@ -208,7 +208,7 @@ async def test_production_masks_and_logs_bugs_with_the_request_id(
     async def broken(*args, **kwargs):
         raise RuntimeError("connection string postgres://secret@db")
 
-    monkeypatch.setattr("api.queries.programs.list_programs", broken)
+    monkeypatch.setattr("vouch.api.queries.programs.list_programs", broken)
     caplog.set_level(logging.DEBUG, logger="vouch.graphql")
     response = await prod_client.post(
         "/graphql",
@@ -230,7 +230,7 @@ async def test_production_answers_503_when_the_database_is_away(prod_client, ses
     async def away(*args, **kwargs):
         raise ConnectionRefusedError("connection refused")
 
-    monkeypatch.setattr("api.queries.programs.list_programs", away)
+    monkeypatch.setattr("vouch.api.queries.programs.list_programs", away)
     response = await prod_client.post(
         "/graphql",
         json={"query": "{ programs { totalCount } }"},
@@ -316,8 +316,8 @@ async def test_overlong_query_strings_are_refused(client):
 async def test_revoked_key_stops_at_once_despite_the_cache(client, session):
     from sqlalchemy import select
 
-    from access.api_keys import revoke_api_key
-    from models import ApiKey
+    from vouch.access.api_keys import revoke_api_key
+    from vouch.models import ApiKey
 
     key = await make_api_key(session, scopes=["read"], name="short-lived")
     assert "errors" not in (await gql(client, "{ programs { totalCount } }", token=key))

@@ -7,14 +7,14 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.ids import encode_id
-from attribution.links import create_link
-from core.codes import LinkCodec
-from core.db import session_factory
-from models import Advocate, Program, ReferralLink
 from tests.api.builders import make_click, make_referral
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.api.ids import encode_id
+from vouch.attribution.links import create_link
+from vouch.core.codes import LinkCodec
+from vouch.core.db import session_factory
+from vouch.models import Advocate, Program, ReferralLink
 
 CREATE = """
 mutation($a: ID!, $p: ID!, $c: String!) {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from attribution.claims import ClaimContext, claim_offer, validate_claim
-from core.clock import utcnow
-from models import Conversion, OfferRedemption
-from models.enums import ReferralSource
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.attribution.claims import ClaimContext, claim_offer, validate_claim
+from vouch.core.clock import utcnow
+from vouch.models import Conversion, OfferRedemption
+from vouch.models.enums import ReferralSource
 
 REDEEM = """
 mutation($input: RedeemOfferInput!) {

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from api.ids import encode_id
-from api.pagination import encode_cursor
-from core.clock import utcnow
 from tests.api.builders import make_redemption, make_referral
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.api.ids import encode_id
+from vouch.api.pagination import encode_cursor
+from vouch.core.clock import utcnow
 
 NESTED = """
 query($first: Int, $after: String, $f: ReferralFilterInput, $o: ListOrder) {
@@ -196,8 +196,8 @@ REWARDS_PAGE = """query($first: Int){ referrals(first: $first){ nodes {
 
 
 async def _referrals_with_rewards(session, codec, n: int) -> None:
-    from models import Reward
     from tests.factories import make_reward_rule
+    from vouch.models import Reward
 
     program = await make_program(session)
     rules = [

@@ -7,8 +7,8 @@ import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import get_object_definition
 
-from api.execution import STATIC_INFO, StaticInfo
-from api.schema import VouchSchema, build_schema, direct_attribute_fields
+from vouch.api.execution import STATIC_INFO, StaticInfo
+from vouch.api.schema import VouchSchema, build_schema, direct_attribute_fields
 
 
 def test_plain_fields_read_their_attribute_directly() -> None:
@@ -30,7 +30,7 @@ def test_plain_fields_read_their_attribute_directly() -> None:
     # a row-backed type's field: the value the instance holds, else computed from its row
     from types import SimpleNamespace
 
-    from api.types.referral import ReferralType
+    from vouch.api.types.referral import ReferralType
 
     resolve = referral["createdAt"].resolve
     assert resolve is not None
@@ -41,10 +41,10 @@ def test_plain_fields_read_their_attribute_directly() -> None:
 
 
 def test_row_backed_types_compute_every_field_they_declare() -> None:
-    from api.types.advocate import AdvocateType
-    from api.types.link import ReferralLinkType
-    from api.types.referral import OfferRedemptionType, ReferralType
-    from api.types.reward import RewardType
+    from vouch.api.types.advocate import AdvocateType
+    from vouch.api.types.link import ReferralLinkType
+    from vouch.api.types.referral import OfferRedemptionType, ReferralType
+    from vouch.api.types.reward import RewardType
 
     for cls in (ReferralType, AdvocateType, ReferralLinkType, OfferRedemptionType, RewardType):
         definition = get_object_definition(cls, strict=True)
@@ -61,7 +61,7 @@ def test_row_backed_types_compute_every_field_they_declare() -> None:
 def test_a_field_with_a_default_cannot_be_computed() -> None:
     import pytest
 
-    from api.types.rows import RowBacked, computed_fields
+    from vouch.api.types.rows import RowBacked, computed_fields
 
     @strawberry.type
     class Thing(RowBacked):

@@ -1,16 +1,16 @@
-"""The committed SDL is the schema: regenerate with `python -m api.export` when this fails."""
+"""The committed SDL is the schema: regenerate with `python -m vouch.api.export` when this fails."""
 
 from __future__ import annotations
 
 from graphql import build_schema as parse_sdl
 
-from api.export import SDL_PATH, main
-from api.schema import build_schema, export_sdl
+from vouch.api.export import SDL_PATH, main
+from vouch.api.schema import build_schema, export_sdl
 
 
 def test_committed_sdl_matches_the_schema():
     assert SDL_PATH.read_text() == export_sdl(), (
-        "api/schema.graphql drifted: run python -m api.export"
+        "api/schema.graphql drifted: run python -m vouch.api.export"
     )
     assert main(["--check"]) == 0
 

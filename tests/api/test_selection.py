@@ -8,7 +8,7 @@ from typing import Any
 
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
-from api.selection import selected_names
+from vouch.api.selection import selected_names
 
 
 def _info(document: str) -> Any:

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from attribution import chain, lifecycle
-from core.codes import LinkCodec
-from core.emails import normalize_email
-from models import Advocate, Click, Program, Referral, ReferralLink
 from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution import chain, lifecycle
+from vouch.core.codes import LinkCodec
+from vouch.core.emails import normalize_email
+from vouch.models import Advocate, Click, Program, Referral, ReferralLink
 
 _seq = itertools.count(1)
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

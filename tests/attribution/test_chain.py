@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from attribution import chain, lifecycle, opportunities, revenue, rewards
-from attribution.opportunities import OpportunityData
-from attribution.revenue import RevenueData
-from core.errors import NotFound, ValidationFailed
-from models import AttributionDecision
 from tests.attribution.factories import at, make_click, make_referral, make_world
 from tests.factories import make_advocate, make_link, make_reward_rule
+from vouch.attribution import chain, lifecycle, opportunities, revenue, rewards
+from vouch.attribution.opportunities import OpportunityData
+from vouch.attribution.revenue import RevenueData
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import AttributionDecision
 
 
 async def _journey(session, codec):

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from attribution.claims import ClaimContext, Touch, claim_offer, validate_claim
-from models import Click, OutboxEvent, Referral, Reward
-from models.enums import ReferralSource, RewardSide, RewardTrigger
 from tests.attribution.test_claims import NOW, _world
 from tests.factories import make_reward_rule
+from vouch.attribution.claims import ClaimContext, Touch, claim_offer, validate_claim
+from vouch.models import Click, OutboxEvent, Referral, Reward
+from vouch.models.enums import ReferralSource, RewardSide, RewardTrigger
 
 
 async def _claim(session, prog, link, email, *, click_age=timedelta(minutes=5)):
@@ -80,9 +80,9 @@ async def test_an_erased_friend_cannot_claim_again_as_new(session, codec):
     import pytest
     from sqlalchemy import func
 
-    from attribution.claims import AlreadyClaimed
-    from attribution.erasure import erase_referred_person
     from tests.conftest import TEST_SECRET
+    from vouch.attribution.claims import AlreadyClaimed
+    from vouch.attribution.erasure import erase_referred_person
 
     prog, _, _, link, _ = await _world(session, codec)
     await _claim(session, prog, link, "Friend.Person@example.org")

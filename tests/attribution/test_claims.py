@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from attribution.claims import (
+from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution.claims import (
     REDEMPTION_ALPHABET,
     ClaimContext,
     OfferUnavailable,
@@ -22,9 +23,9 @@ from attribution.claims import (
     hit_rate_limit,
     validate_claim,
 )
-from core.db import SerialSession
-from core.errors import ErrorCode, ValidationFailed
-from models import (
+from vouch.core.db import SerialSession
+from vouch.core.errors import ErrorCode, ValidationFailed
+from vouch.models import (
     AttributionDecision,
     Click,
     OfferRedemption,
@@ -32,8 +33,7 @@ from models import (
     Referral,
     ReferralEvent,
 )
-from models.enums import ReferralSource
-from tests.factories import make_advocate, make_link, make_program
+from vouch.models.enums import ReferralSource
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

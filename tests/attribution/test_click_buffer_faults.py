@@ -11,8 +11,8 @@ from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from attribution.clicks import ClickBuffer, ClickRecord
-from core.clock import utcnow
+from vouch.attribution.clicks import ClickBuffer, ClickRecord
+from vouch.core.clock import utcnow
 
 
 def record(n: int) -> ClickRecord:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from attribution.clicks import (
+from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution.clicks import (
     ClickBuffer,
     ClickRecord,
     classify_user_agent,
@@ -17,9 +18,8 @@ from attribution.clicks import (
     clean_utm,
     referrer_host,
 )
-from attribution.landing import LandingResolver
-from models import Click
-from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution.landing import LandingResolver
+from vouch.models import Click
 
 BOTS = {
     "slack": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
@@ -223,7 +223,7 @@ async def test_a_batch_whose_commit_acknowledgment_was_lost_is_not_written_twice
     from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
     from sqlalchemy.exc import DBAPIError
 
-    from models import ClickBatch
+    from vouch.models import ClickBatch
 
     program = await make_program(session)
     link = await make_link(session, codec, advocate=await make_advocate(session), program=program)

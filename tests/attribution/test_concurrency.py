@@ -7,13 +7,13 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from attribution import lifecycle, revenue
-from attribution.revenue import RevenueData
-from core.codes import LinkCodec
-from core.db import create_engine, session_factory
-from models import ReferralEvent, RevenueEvent, Reward, RewardEntry
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
+from vouch.attribution import lifecycle, revenue
+from vouch.attribution.revenue import RevenueData
+from vouch.core.codes import LinkCodec
+from vouch.core.db import create_engine, session_factory
+from vouch.models import ReferralEvent, RevenueEvent, Reward, RewardEntry
 
 pytestmark = pytest.mark.committing
 N = 20

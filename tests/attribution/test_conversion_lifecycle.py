@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from attribution.redemptions import (
+from tests.attribution.test_claim_screening import _claim
+from tests.attribution.test_claims import _world
+from tests.factories import make_reward_rule
+from vouch.attribution.redemptions import (
     record_conversion,
     redeem_offer,
     validate_conversion,
     validate_redeem,
 )
-from core.clock import utcnow
-from models import OutboxEvent, Referral, ReferralEvent, Reward
-from models.enums import RewardTrigger
-from tests.attribution.test_claim_screening import _claim
-from tests.attribution.test_claims import _world
-from tests.factories import make_reward_rule
+from vouch.core.clock import utcnow
+from vouch.models import OutboxEvent, Referral, ReferralEvent, Reward
+from vouch.models.enums import RewardTrigger
 
 
 async def _conversion(session, code, kind, amount=0):

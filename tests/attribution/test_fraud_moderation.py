@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from attribution import fraud, moderation
-from core.errors import Conflict, ValidationFailed
-from models import Referral, ReferralEvent
 from tests.attribution.factories import at, make_click, make_referral, make_world
 from tests.factories import make_advocate
+from vouch.attribution import fraud, moderation
+from vouch.core.errors import Conflict, ValidationFailed
+from vouch.models import Referral, ReferralEvent
 
 
 async def test_clean_referral_has_no_flags(session, codec):

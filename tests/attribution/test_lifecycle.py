@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from attribution import lifecycle
-from core.errors import InvalidTransition, ValidationFailed
-from models import OutboxEvent, ReferralEvent
 from tests.attribution.factories import at, make_referral, make_world
+from vouch.attribution import lifecycle
+from vouch.core.errors import InvalidTransition, ValidationFailed
+from vouch.models import OutboxEvent, ReferralEvent
 
 
 async def _events(session, referral_id):

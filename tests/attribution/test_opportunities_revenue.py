@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from attribution import opportunities, revenue
-from attribution.opportunities import ContactData, OpportunityData
-from attribution.revenue import RevenueData
-from core.errors import Conflict, DomainError, NotFound, ValidationFailed
-from models import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent, Reward
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
+from vouch.attribution import opportunities, revenue
+from vouch.attribution.opportunities import ContactData, OpportunityData
+from vouch.attribution.revenue import RevenueData
+from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent, Reward
 
 
 def opp(**kw):

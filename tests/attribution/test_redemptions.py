@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from attribution.claims import ClaimContext, claim_offer, validate_claim
-from attribution.redemptions import (
+from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution.claims import ClaimContext, claim_offer, validate_claim
+from vouch.attribution.redemptions import (
     AlreadyRedeemed,
     RedemptionExpired,
     record_conversion,
@@ -20,11 +21,10 @@ from attribution.redemptions import (
     validate_conversion,
     validate_redeem,
 )
-from core.db import SerialSession
-from core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
-from models import Conversion, IdempotencyKey, OfferRedemption
-from models.enums import ReferralSource
-from tests.factories import make_advocate, make_link, make_program
+from vouch.core.db import SerialSession
+from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.models import Conversion, IdempotencyKey, OfferRedemption
+from vouch.models.enums import ReferralSource
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select, text
 
-from attribution import (
+from tests.attribution.factories import make_click, make_referral
+from tests.factories import make_advocate, make_link, make_program, make_reward_rule
+from vouch.attribution import (
     chain,
     lifecycle,
     moderation,
@@ -19,13 +21,11 @@ from attribution import (
     rewards,
     rollups,
 )
-from attribution.opportunities import OpportunityData
-from attribution.reports import FunnelStep, PipelineRow, ReportFilter
-from attribution.revenue import RevenueData
-from core.errors import ValidationFailed
-from models import Reward
-from tests.attribution.factories import make_click, make_referral
-from tests.factories import make_advocate, make_link, make_program, make_reward_rule
+from vouch.attribution.opportunities import OpportunityData
+from vouch.attribution.reports import FunnelStep, PipelineRow, ReportFilter
+from vouch.attribution.revenue import RevenueData
+from vouch.core.errors import ValidationFailed
+from vouch.models import Reward
 
 
 def d(month: int, day: int) -> datetime:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from attribution import lifecycle, moderation, rewards
-from core.errors import Conflict, InvalidTransition, ValidationFailed
-from models import OutboxEvent, PointsEntry, Reward, RewardEntry
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
+from vouch.attribution import lifecycle, moderation, rewards
+from vouch.core.errors import Conflict, InvalidTransition, ValidationFailed
+from vouch.models import OutboxEvent, PointsEntry, Reward, RewardEntry
 
 
 async def _ledger(session, reward_id):

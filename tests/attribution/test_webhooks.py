@@ -11,11 +11,11 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from attribution import webhooks
-from attribution.webhooks import EndpointInput, SendResult
-from core.errors import ValidationFailed
-from models import OutboxEvent, WebhookDelivery
 from tests.attribution.factories import at
+from vouch.attribution import webhooks
+from vouch.attribution.webhooks import EndpointInput, SendResult
+from vouch.core.errors import ValidationFailed
+from vouch.models import OutboxEvent, WebhookDelivery
 
 
 def test_signature_follows_standard_webhooks():
@@ -175,7 +175,7 @@ async def test_delivery_is_dead_lettered_after_max_attempts(session):
 
 
 async def test_worker_pass_commits_its_results(sessionmaker, session):
-    from cli.attribution import deliver_once
+    from vouch.cli.attribution import deliver_once
 
     await webhooks.create_endpoint(
         session, EndpointInput(url="https://a.example/h", event_types=[])

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from core.settings import Settings
-from web.app import create_app
+from vouch.core.settings import Settings
+from vouch.web.app import create_app
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 DRIVER_CANDIDATES = ("/usr/bin/chromedriver",)

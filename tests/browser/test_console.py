@@ -11,13 +11,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from access.api_keys import create_api_key, parse_scopes
-from advocacy.demo import seed_demo_data
-from api.ids import encode_id
-from core.clock import utcnow
-from core.codes import LinkCodec
-from core.db import SerialSession
 from tests.browser.test_journey import csp_violations, wait_for, with_engine
+from vouch.access.api_keys import create_api_key, parse_scopes
+from vouch.advocacy.demo import seed_demo_data
+from vouch.api.ids import encode_id
+from vouch.core.clock import utcnow
+from vouch.core.codes import LinkCodec
+from vouch.core.db import SerialSession
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -31,7 +31,7 @@ def seed(database_url: str, codec: LinkCodec, secret: str) -> tuple[str, int]:
             key = await create_api_key(s, name="console test", scopes=parse_scopes(["admin"]))
             from sqlalchemy import select
 
-            from models import Program
+            from vouch.models import Program
 
             program_id = await s.scalar(select(Program.id).order_by(Program.id).limit(1))
             await s.commit()

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.codes import LinkCodec
-from core.db import SerialSession, create_engine
-from models import Click, Referral, ShareEvent
 from tests.factories import make_advocate, make_link, make_program
+from vouch.core.codes import LinkCodec
+from vouch.core.db import SerialSession, create_engine
+from vouch.models import Click, Referral, ShareEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 

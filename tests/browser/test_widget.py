@@ -14,22 +14,22 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.codes import LinkCodec
-from core.db import SerialSession
-from models import Ask, Reward, ShareEvent
 from tests.attribution.factories import make_referral
 from tests.browser.conftest import _free_port
 from tests.browser.test_journey import query, wait_for, with_engine
 from tests.factories import make_advocate, make_link, make_program, make_reward_rule
-from web.app import create_app
+from vouch.core.codes import LinkCodec
+from vouch.core.db import SerialSession
+from vouch.models import Ask, Reward, ShareEvent
+from vouch.web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
 
 def seed(database_url: str, codec: LinkCodec) -> tuple[str, int]:
     async def run(engine) -> tuple[str, int]:
-        from attribution import lifecycle
-        from core.clock import utcnow
+        from vouch.attribution import lifecycle
+        from vouch.core.clock import utcnow
 
         factory = async_sessionmaker(engine, class_=SerialSession, expire_on_commit=False)
         async with factory() as s:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-VOUCH = [sys.executable, "-m", "cli.main"]
+VOUCH = [sys.executable, "-m", "vouch.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,9 +94,9 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
 
     from sqlalchemy import select
 
-    from core.db import session_factory
-    from models import Advocate
     from tests.factories import make_advocate
+    from vouch.core.db import session_factory
+    from vouch.models import Advocate
 
     factory = session_factory(committing_engine)
     async with factory() as s:
@@ -151,8 +151,8 @@ async def test_import_files_all_or_nothing(database_url, committing_engine, tmp_
 
     from sqlalchemy import func, select
 
-    from core.db import session_factory
-    from models import Advocate, Signal
+    from vouch.core.db import session_factory
+    from vouch.models import Advocate, Signal
 
     good = tmp_path / "advocates.csv"
     good.write_text(

@@ -45,7 +45,7 @@ def test_serve_shares_its_database_and_stops_cleanly(tmp_path: Path, stop_signal
     data_dir = tmp_path / "data"
     port = _free_port()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "vouch.cli.main", "serve", "--port", str(port)],
         cwd=ROOT,
         env=_env(data_dir),
         stdout=subprocess.PIPE,
@@ -69,7 +69,7 @@ def test_serve_shares_its_database_and_stops_cleanly(tmp_path: Path, stop_signal
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "vouch.cli.main",
                 "apikey",
                 "create",
                 "--name",

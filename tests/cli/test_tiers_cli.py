@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core.clock import utcnow
-from core.db import session_factory
-from models import Advocate, AdvocateScore, Ask, Program, Signal, TierEvent
 from tests.cli.test_cli import run
+from vouch.core.clock import utcnow
+from vouch.core.db import session_factory
+from vouch.models import Advocate, AdvocateScore, Ask, Program, Signal, TierEvent
 
 pytestmark = pytest.mark.committing
 

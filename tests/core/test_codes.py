@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.codes import LinkCodec
+from vouch.core.codes import LinkCodec
 
 
 def test_round_trip_and_canonical_only() -> None:

@@ -6,7 +6,7 @@ import random
 
 from hashids import Hashids
 
-from core.codes import ALPHABET, LinkCodec
+from vouch.core.codes import ALPHABET, LinkCodec
 
 
 def _reference(codec: LinkCodec, code: str) -> tuple[int, int] | None:

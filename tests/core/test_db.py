@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Integer, bindparam, column, event, literal, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import RawSelect, autocommit_reads, create_engine, session_factory
+from vouch.core.db import RawSelect, autocommit_reads, create_engine, session_factory
 
 BACKEND_PID = RawSelect(select(text("pg_backend_pid()")))
 
@@ -71,8 +71,8 @@ async def test_autocommit_reads_run_each_statement_on_its_own(database_url: str)
 async def test_a_read_only_session_refuses_to_write(database_url: str) -> None:
     from sqlalchemy import update
 
-    from core.db import ReadOnlyRequestWrote
-    from models import Program
+    from vouch.core.db import ReadOnlyRequestWrote
+    from vouch.models import Program
 
     eng = create_engine(database_url, pool_size=1)
     try:
@@ -95,8 +95,8 @@ async def test_a_read_only_session_refuses_to_write(database_url: str) -> None:
 async def test_autocommit_reads_leaves_open_transactions_and_test_connections_alone(
     database_url: str, sessionmaker: Any
 ) -> None:
-    from core.db import ReadOnlyRequestWrote
-    from models import Program
+    from vouch.core.db import ReadOnlyRequestWrote
+    from vouch.models import Program
 
     async with sessionmaker() as session:
         assert not autocommit_reads(session)  # bound to a connection (the tests' rollback)
@@ -195,7 +195,7 @@ async def test_raw_reads_go_through_sqlalchemy_when_the_engine_has_statement_lis
 async def test_a_read_only_request_whose_connection_dies_reports_the_database_unavailable(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    from core.db import is_database_unavailable
+    from vouch.core.db import is_database_unavailable
 
     small = create_engine(database_url, pool_size=1)
     try:

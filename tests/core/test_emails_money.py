@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.emails import check_email, is_disposable, normalize_email
-from core.errors import ValidationFailed
-from core.money import check_amount, check_currency, format_money
+from vouch.core.emails import check_email, is_disposable, normalize_email
+from vouch.core.errors import ValidationFailed
+from vouch.core.money import check_amount, check_currency, format_money
 
 
 def test_normalize_email_folds_provider_aliases() -> None:

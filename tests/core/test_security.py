@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.security import TokenError, WidgetTokens
+from vouch.core.security import TokenError, WidgetTokens
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from core.settings import ConfigError
-from core.settings import Settings as _Settings
+from vouch.core.settings import ConfigError
+from vouch.core.settings import Settings as _Settings
 
 Settings: Any = _Settings
 

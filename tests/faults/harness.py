@@ -119,7 +119,7 @@ class VouchProcess:
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", "vouch.cli.main", *args],
             cwd=ROOT,
             env=self.env(),
             capture_output=True,
@@ -142,7 +142,7 @@ class VouchProcess:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "vouch.cli.main",
                 "serve",
                 "--port",
                 str(self.port),

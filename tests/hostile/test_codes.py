@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from core.codes import ALPHABET
-from models import ReferralLink
 from tests.factories import make_advocate, make_link, make_program
 from tests.web.conftest import setup  # noqa: F401 - fixture reused
+from vouch.core.codes import ALPHABET
+from vouch.models import ReferralLink
 
 HYPOTHESIS = settings(
     max_examples=300,

@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from attribution.fraud import assess_referral
 from tests.attribution.factories import T0, make_click, make_referral
 from tests.factories import make_advocate, make_link, make_program
+from vouch.attribution.fraud import assess_referral
 
 CLEAN = 240
 FREEMAIL = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me"]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from api.view import MAX_BODY_BYTES
 from tests.api.test_http import prod_client  # noqa: F401 - fixture reused
 from tests.factories import make_api_key, make_program
+from vouch.api.view import MAX_BODY_BYTES
 
 PROGRAMS = "{ programs { totalCount } }"
 

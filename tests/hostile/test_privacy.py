@@ -10,13 +10,13 @@ import re
 import httpx
 from sqlalchemy import select, text
 
-from advocacy.demo import seed_demo_data
-from attribution import reports
-from attribution.erasure import erase_advocate, erase_referred_person
-from core.clock import utcnow
-from models import Advocate, Base, Referral, ReferralLink
 from tests.conftest import TEST_SECRET
 from tests.web.conftest import csrf_from
+from vouch.advocacy.demo import seed_demo_data
+from vouch.attribution import reports
+from vouch.attribution.erasure import erase_advocate, erase_referred_person
+from vouch.core.clock import utcnow
+from vouch.models import Advocate, Base, Referral, ReferralLink
 
 IPS = ["203.0.113.77", "198.51.100.23", "2001:db8:85a3::8a2e:370:7334"]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Advocate, Program, ReferralLink
 from tests.factories import make_advocate, make_link, make_program
+from vouch.models import Advocate, Program, ReferralLink
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 HUMAN_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"

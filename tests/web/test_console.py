@@ -8,12 +8,12 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from attribution import lifecycle, reports
-from attribution.reports import ReportFilter
-from core.clock import utcnow
-from models import Referral
 from tests.attribution.factories import make_referral
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from vouch.attribution import lifecycle, reports
+from vouch.attribution.reports import ReportFilter
+from vouch.core.clock import utcnow
+from vouch.models import Referral
 
 
 async def _sign_in(client, key: str):
@@ -170,8 +170,8 @@ async def test_logout_clears_the_session(client, session):
 
 
 async def test_revoked_key_ends_the_session(client, session):
-    from access.api_keys import revoke_api_key
-    from models import ApiKey
+    from vouch.access.api_keys import revoke_api_key
+    from vouch.models import ApiKey
 
     key = await make_api_key(session, scopes=["read"], name="temp")
     await _sign_in(client, key)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db import SerialSession, create_engine
-from web.app import Overrides, create_app
+from vouch.core.db import SerialSession, create_engine
+from vouch.web.app import Overrides, create_app
 
 
 async def test_unreachable_database_is_503_with_retry_after(settings):

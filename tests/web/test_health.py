@@ -36,7 +36,7 @@ def test_json_log_lines_carry_the_request_id():
     import json
     import logging
 
-    from core.logging import JsonFormatter, request_id_var
+    from vouch.core.logging import JsonFormatter, request_id_var
 
     token = request_id_var.set("abc123")
     try:
@@ -55,7 +55,7 @@ def test_log_lines_mask_people_even_in_tracebacks():
     import json
     import logging
 
-    from core.logging import JsonFormatter
+    from vouch.core.logging import JsonFormatter
 
     try:
         raise ValueError("Key (person_key)=(ada.lovelace+x@example.com) from 203.0.113.7 exists")
@@ -82,7 +82,7 @@ def test_log_lines_mask_people_even_in_tracebacks():
 def test_request_ids_are_unique_within_and_across_forked_workers():
     import os
 
-    from web.middleware import _new_request_id
+    from vouch.web.middleware import _new_request_id
 
     ids = {_new_request_id() for _ in range(1000)}
     assert len(ids) == 1000

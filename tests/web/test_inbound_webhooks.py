@@ -7,10 +7,10 @@ import time
 
 from sqlalchemy import func, select
 
-from api.ids import encode_id
-from attribution import webhooks
-from models import IdempotencyKey, Opportunity, OpportunityEvent, RevenueEvent
 from tests.attribution.factories import make_referral, make_world
+from vouch.api.ids import encode_id
+from vouch.attribution import webhooks
+from vouch.models import IdempotencyKey, Opportunity, OpportunityEvent, RevenueEvent
 
 SECRET = "whsec_test_inbound_secret_0123456789abcdef"
 
@@ -166,8 +166,8 @@ async def test_salesforce_opportunity_and_billing_revenue(client, session, codec
 
 
 async def test_signal_events_reach_the_advocacy_engine_once(client, session):
-    from models import Signal
     from tests.factories import make_advocate
+    from vouch.models import Signal
 
     advocate = await make_advocate(session, external_id="crm-contact-77")
     payload = {

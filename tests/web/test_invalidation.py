@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from attribution.landing import LandingResolver
-from attribution.links import revoke_link
-from core.db import session_factory
 from tests.factories import make_advocate, make_link, make_program
-from web.invalidation import listen_for_invalidations
+from vouch.attribution.landing import LandingResolver
+from vouch.attribution.links import revoke_link
+from vouch.core.db import session_factory
+from vouch.web.invalidation import listen_for_invalidations
 
 
 async def test_revocation_invalidates_other_workers_at_once(committing_engine, database_url, codec):
@@ -74,10 +74,10 @@ async def test_rolled_back_changes_announce_nothing(committing_engine, database_
 async def test_revoked_api_key_is_forgotten_by_every_worker(committing_engine, database_url, codec):
     from sqlalchemy import select
 
-    from access.api_keys import KEY_CACHE, KnownKey, revoke_api_key
-    from core.security import hash_api_key
-    from models import ApiKey
     from tests.factories import make_api_key
+    from vouch.access.api_keys import KEY_CACHE, KnownKey, revoke_api_key
+    from vouch.core.security import hash_api_key
+    from vouch.models import ApiKey
 
     factory = session_factory(committing_engine)
     async with factory() as s:

@@ -10,16 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.clock import utcnow
-from core.security import hash_ip
-from models import (
-    AttributionDecision,
-    Click,
-    OfferRedemption,
-    RateLimitHit,
-    Referral,
-    ReferralEvent,
-)
 from tests.factories import make_advocate, make_link
 from tests.web.conftest import (
     HUMAN_UA,
@@ -29,7 +19,17 @@ from tests.web.conftest import (
     make_setup,
     open_offer,
 )
-from web.app import Overrides, create_app
+from vouch.core.clock import utcnow
+from vouch.core.security import hash_ip
+from vouch.models import (
+    AttributionDecision,
+    Click,
+    OfferRedemption,
+    RateLimitHit,
+    Referral,
+    ReferralEvent,
+)
+from vouch.web.app import Overrides, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
@@ -433,7 +433,7 @@ async def test_a_cached_link_is_served_without_the_database(client, setup, count
 
 
 def test_csrf_tokens_expire_and_are_bound_to_the_cookie(settings):
-    from web.landing import CSRF_MAX_AGE, Cookies
+    from vouch.web.landing import CSRF_MAX_AGE, Cookies
 
     cookies = Cookies.create(settings.resolved_secret(), secure=True)
     token = cookies.csrf_token("a" * 32, 1_000_000.0)

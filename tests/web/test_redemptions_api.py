@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from attribution.claims import ClaimContext, claim_offer, validate_claim
-from core.clock import utcnow
-from models import Conversion, OfferRedemption
-from models.enums import ReferralSource
 from tests.factories import make_api_key
 from tests.web.conftest import count
+from vouch.attribution.claims import ClaimContext, claim_offer, validate_claim
+from vouch.core.clock import utcnow
+from vouch.models import Conversion, OfferRedemption
+from vouch.models.enums import ReferralSource
 
 
 @pytest.fixture

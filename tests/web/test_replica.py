@@ -11,12 +11,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db import SerialSession, create_engine
-from core.migrations import alembic_config
 from tests.api.graphql import gql
 from tests.attribution.factories import make_referral
 from tests.factories import make_advocate, make_api_key, make_program
-from web.app import Overrides, create_app
+from vouch.core.db import SerialSession, create_engine
+from vouch.core.migrations import alembic_config
+from vouch.web.app import Overrides, create_app
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import select
 
-from models import Click, Referral, Reward, ShareEvent
 from tests.factories import make_advocate, make_reward_rule
 from tests.web.conftest import count
+from vouch.models import Click, Referral, Reward, ShareEvent
 
 
 @pytest.fixture
