@@ -29,6 +29,19 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 TEST_SALT = "test-hashid-salt"
 
 
+# Whole folders and files whose tests take seconds each (servers started in subprocesses,
+# real browsers, faults injected and waited out, a wheel built and installed). `./dev test
+# --quick` leaves them out; CI runs everything.
+SLOW_PATHS = ("tests/faults/", "tests/browser/", "tests/packaging/", "tests/cli/test_embedded.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        if where.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
+
+
 def _server_url() -> str:
     explicit = os.environ.get("VOUCH_TEST_DATABASE_URL")
     if explicit:

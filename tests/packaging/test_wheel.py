@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -72,7 +75,19 @@ def test_wheel_carries_one_import_root_and_its_assets(wheel: Path) -> None:
     assert len(versions) == len(list((ROOT / "alembic" / "versions").glob("*.py")))
 
 
-def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A scratch folder other users can traverse: the embedded PostgreSQL runs as its own system
+    user when Vouch runs as root, and must reach the binaries inside the new virtualenv (pytest's
+    own tmp_path lives under a folder only its owner may enter)."""
+    path = Path(tempfile.mkdtemp(prefix="vouch-wheel-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, open_tmp: Path) -> None:
+    tmp_path = open_tmp
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -93,12 +108,13 @@ def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, tmp_p
 
     demo = _run([vouch, "demo", "--json"], cwd=outside, env=env, timeout=180)
     seeded = json.loads(demo.stdout)
+    log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen(
         [vouch, "serve", "--port", str(port)],
         cwd=outside,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -110,8 +126,8 @@ def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, tmp_p
                     break
             except httpx.HTTPError:
                 pass
-            assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
-            assert time.monotonic() < deadline, "the installed vouch serve did not become ready"
+            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.3)
 
         landing = httpx.get(seeded["share_link"], timeout=10)
@@ -132,4 +148,5 @@ def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, tmp_p
         assert answer.json()["data"]["programs"]["totalCount"] >= 1
     finally:
         serve.terminate()
-        serve.wait(timeout=30)
+        serve.wait(timeout=60)
+        log.close()
