@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -112,7 +113,7 @@ def autocommit_reads(session: AsyncSession) -> bool:
     or is bound to a connection (tests), keeps its transaction. Either way the session refuses
     writes from here on. Returns whether it switched to autocommit."""
     sync = session.sync_session
-    sync.info[READ_ONLY] = True  # from here on a write is a bug: see _refuse_writes
+    sync.info[READ_ONLY] = True  # from here on a write is a bug: see _refuse_write_statements
     bind = sync.bind
     if sync.in_transaction() or not isinstance(bind, Engine):
         return False
@@ -269,18 +270,6 @@ class SerialSession(AsyncSession):
         super().__init__(*args, **kwargs)
         self._task_lock = _TaskLock()
 
-    execute = _serialized(AsyncSession.execute)  # type: ignore[assignment]
-    scalar = _serialized(AsyncSession.scalar)  # type: ignore[assignment]
-    scalars = _serialized(AsyncSession.scalars)  # type: ignore[assignment]
-    get = _serialized(AsyncSession.get)  # type: ignore[assignment]
-    flush = _serialized(AsyncSession.flush)  # type: ignore[assignment]
-    commit = _serialized(AsyncSession.commit)  # type: ignore[assignment]
-    rollback = _serialized(AsyncSession.rollback)  # type: ignore[assignment]
-    refresh = _serialized(AsyncSession.refresh)  # type: ignore[assignment]
-    merge = _serialized(AsyncSession.merge)  # type: ignore[assignment]
-    delete = _serialized(AsyncSession.delete)  # type: ignore[assignment]
-    run_sync = _serialized(AsyncSession.run_sync)  # type: ignore[assignment]
-
     @_serialized
     async def fetch_raw(self, sql: str, args: list[Any]) -> list[Any]:
         return await _fetch_raw(self, sql, args)
@@ -289,6 +278,18 @@ class SerialSession(AsyncSession):
         if _READER in self.sync_session.info:
             await greenlet_spawn(_release_reader, self.sync_session)
         await super().close()
+
+
+def _serialize_every_coroutine(cls: type[SerialSession]) -> None:
+    """Queue every awaitable public method of AsyncSession (not a list kept by hand, which
+    missed ``get_one``, ``stream`` and ``connection``); the class's own methods keep theirs."""
+    for name, member in vars(AsyncSession).items():
+        if name.startswith("_") or name in vars(cls) or not inspect.iscoroutinefunction(member):
+            continue
+        setattr(cls, name, _serialized(member))
+
+
+_serialize_every_coroutine(SerialSession)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

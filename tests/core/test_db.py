@@ -5,13 +5,23 @@ statements bind, observe and refuse like SQLAlchemy's own."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
 from sqlalchemy import Integer, bindparam, column, event, literal, select, table, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from vouch.core.db import RawSelect, autocommit_reads, create_engine, session_factory
+from vouch.access.api_keys import create_api_key
+from vouch.core.db import (
+    RawSelect,
+    SerialSession,
+    autocommit_reads,
+    create_engine,
+    session_factory,
+)
+from vouch.models import ApiKey
+from vouch.models.enums import Scope
 
 BACKEND_PID = RawSelect(select(text("pg_backend_pid()")))
 
@@ -211,3 +221,28 @@ async def test_a_read_only_request_whose_connection_dies_reports_the_database_un
             assert (await BACKEND_PID.fetch(s, {}))[0][0] != pid
     finally:
         await small.dispose()
+
+
+async def test_serial_session_queues_every_coroutine_method(database_url: str) -> None:
+    """GraphQL resolves siblings concurrently on one request session: every awaitable method of
+    the session (``get_one``, ``stream``, ``connection`` … not only a fixed list) waits its turn
+    instead of failing with asyncpg's "another operation is in progress"."""
+    unwrapped = [
+        name
+        for name, member in vars(AsyncSession).items()
+        if not name.startswith("_")
+        and inspect.iscoroutinefunction(member)
+        and getattr(SerialSession, name) is member
+    ]
+    assert unwrapped == []
+    eng = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(eng)() as s:  # never committed: rolled back on close
+            key = (await create_api_key(s, name="serial", scopes=[Scope.READ])).key
+            await s.flush()
+            found = await asyncio.gather(
+                *(s.get_one(ApiKey, key.id, populate_existing=True) for _ in range(5))
+            )
+            assert {k.id for k in found} == {key.id}
+    finally:
+        await eng.dispose()
