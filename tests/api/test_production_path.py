@@ -121,7 +121,7 @@ async def test_engine_sessions_answer_as_the_test_sessions_do(
 ) -> None:
     switched: list[bool] = []
     readers: list[bool] = []
-    real_autocommit, real_reader = execution.autocommit_reads, db._reader
+    real_autocommit, real_reader = db.autocommit_reads, db._reader
 
     def spy_autocommit(session: AsyncSession) -> bool:
         switched.append(real_autocommit(session))
@@ -145,7 +145,7 @@ async def test_engine_sessions_answer_as_the_test_sessions_do(
     readers.clear()
     connection: AsyncConnection
     async with committing_engine.connect() as connection:
-        bound = async_sessionmaker(
+        bound: async_sessionmaker[AsyncSession] = async_sessionmaker(
             bind=connection,
             class_=SerialSession,
             join_transaction_mode="create_savepoint",
