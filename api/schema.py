@@ -113,6 +113,13 @@ class VouchSchema(Schema):
     """Strawberry's schema, executing through ``api.execution``'s fixed pipeline."""
 
     def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+        if kwargs.get("extensions"):
+            # execute() below replaces strawberry's pipeline, so its extensions would never run:
+            # a MaskErrors() added as strawberry's docs say would silently do nothing.
+            raise TypeError(
+                "VouchSchema does not run strawberry schema extensions; put the behaviour in "
+                "api.execution's pipeline (see its module docstring)"
+            )
         kwargs.setdefault("execution_context_class", VouchExecutionContext)
         super().__init__(*args, **kwargs)
         self.production = production

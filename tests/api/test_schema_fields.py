@@ -3,6 +3,7 @@ directly; resolvers with arguments keep strawberry's wrapper."""
 
 from __future__ import annotations
 
+import pytest
 import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import get_object_definition
@@ -141,3 +142,12 @@ async def test_leaf_attribute_fields_take_the_short_path_and_complete_as_graphql
     pending = await schema.execute("{ pending { name size } }")
     assert pending.errors is None
     assert pending.data == {"pending": {"name": "later", "size": None}}
+
+
+def test_schema_refuses_strawberry_extensions_it_would_not_run() -> None:
+    from strawberry.extensions import MaskErrors
+
+    from vouch.api.schema import Mutation, Query
+
+    with pytest.raises(TypeError, match="does not run strawberry schema extensions"):
+        VouchSchema(query=Query, mutation=Mutation, extensions=[MaskErrors()], production=True)
