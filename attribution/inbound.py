@@ -55,6 +55,8 @@ MAX_BODY_BYTES = 256 * 1024
 # (session, data, provider, now) -> fields for the response
 ExtraHandler = Callable[[AsyncSession, dict[str, Any], str, datetime], Awaitable[dict[str, Any]]]
 IDEMPOTENCY_SCOPE = "inbound_webhook"
+# The credential of inbound webhooks: the shared signing secret.
+IDEMPOTENCY_OWNER = "inbound"
 
 
 class SignatureRejected(DomainError):
@@ -126,6 +128,7 @@ async def handle(
         scope=IDEMPOTENCY_SCOPE,
         key=msg_id,
         payload={"body_sha256": hashlib.sha256(body).hexdigest()},
+        owner=IDEMPOTENCY_OWNER,
     )
     if stored is not None:
         return InboundResult(response=stored, replayed=True)
@@ -169,7 +172,7 @@ async def handle(
         known = ", ".join(["opportunity.upsert", "revenue.recorded", *sorted(extra or {})])
         raise ValidationFailed(f"type must be one of: {known}", field="type")
     await idempotency.store_response(
-        session, scope=IDEMPOTENCY_SCOPE, key=msg_id, response=response
+        session, scope=IDEMPOTENCY_SCOPE, key=msg_id, response=response, owner=IDEMPOTENCY_OWNER
     )
     return InboundResult(response=response, replayed=False)
 

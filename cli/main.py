@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
 from vouch.cli.asks import asks
+from vouch.cli.rewards import rewards
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.cli.tiers import tiers
 from vouch.core.db import create_engine
@@ -238,6 +239,7 @@ main.add_command(erase)
 main.add_command(import_group)
 main.add_command(tiers)
 main.add_command(asks)
+main.add_command(rewards)
 
 
 if __name__ == "__main__":  # pragma: no cover

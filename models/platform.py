@@ -48,9 +48,12 @@ class IdempotencyKey(Base):
     """A stored answer to a request that may be retried. Same key + same request = same answer."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("scope", "key"),)
+    # A key belongs to one credential (``owner``) and one operation (``scope``): reusing it for
+    # another operation is refused, as Stripe does.
+    __table_args__ = (UniqueConstraint("owner", "key"),)
 
     id: Mapped[int] = pk()
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))

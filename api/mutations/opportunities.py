@@ -94,6 +94,7 @@ class OpportunityMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)
@@ -128,6 +129,7 @@ class OpportunityMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)

@@ -74,6 +74,7 @@ class RevenueMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)
