@@ -42,6 +42,7 @@ EVENT_TYPES = frozenset(
         "reward.fulfilment_requested",
         "reward.fulfilled",
         "reward.voided",
+        "reward.review_requested",
         "offer.redeemed",
         "conversion.recorded",
         "opportunity.updated",
