@@ -6,9 +6,10 @@ projection of the latest entry written in the same transaction. Balances are sum
 never counters.
 
 Exactly once: ``(rule_id, referral_id, trigger_ref, round)`` is unique and rewards are
-inserted with ``ON CONFLICT DO NOTHING``, so twenty identical events leave one reward. Referrer-side
-evaluation also holds a transaction-scoped advisory lock per advocate, so tier ordinals and
-caps are counted without races. Callers hold the referral's row lock (``lifecycle.lock_referral``).
+inserted with ``ON CONFLICT DO NOTHING``, so twenty identical events leave one reward.
+Referrer-side evaluation also holds a transaction-scoped advisory lock per advocate, so tier
+ordinals and caps are counted without races. Callers hold the referral's row lock
+(``lifecycle.lock_referral``), so its reward round cannot change under an evaluation.
 
 Rewards follow the referral: its ``reward_round`` is bumped when its credit moves to another
 advocate (re-attribution) or when a deal that fell back from won is won again. In a new round

@@ -13,7 +13,7 @@ from tests.api.graphql import gql
 from tests.attribution.factories import make_referral, make_world
 from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
 from vouch.api.ids import encode_id
-from vouch.attribution import lifecycle, rewards
+from vouch.attribution import lifecycle, moderation, rewards
 from vouch.core.clock import utcnow
 from vouch.models import (
     Conversion,
@@ -571,3 +571,28 @@ async def test_release_approves_due_rewards_of_auto_approving_programs(session, 
     )
     assert (entry.actor, entry.reason) == ("system:release", "holding period ended")
     assert await rewards.release_due_rewards(session, now) == []
+
+
+async def test_approving_a_flagged_referral_leaves_held_rewards_to_the_release(
+    client, session, codec
+):
+    program, advocate, link = await make_world(
+        session, codec, settings={"auto_approve_rewards": True}
+    )
+    await make_reward_rule(session, program=program, name="held", amount_minor=5000, holding_days=7)
+    await make_reward_rule(
+        session, program=program, name="friend", side="referred", amount_minor=1500
+    )
+    referral = await make_referral(session, program=program, advocate=advocate, link=link)
+    await moderation.flag_referral(session, referral, ["too_fast"], now=utcnow())
+    await _win(session, referral.id)
+    admin = await make_api_key(session, scopes=["admin"], name="ops")
+    mod = """mutation($id: ID!){ moderateReferral(referralId: $id, approve: true, reason: "ok") {
+        moderation errors { code } } }"""
+    got = await gql(client, mod, {"id": _id("Referral", referral.id)}, token=admin)
+    assert got["data"]["moderateReferral"] == {"moderation": "approved", "errors": []}
+    # The friend's reward (no holding period) is approved; the held one waits for its date.
+    assert [(r.side, r.state) for r in await _rewards(session, referral.id)] == [
+        ("referrer", "pending"),
+        ("referred", "approved"),
+    ]
