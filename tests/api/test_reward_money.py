@@ -13,7 +13,7 @@ from tests.api.graphql import gql
 from tests.attribution.factories import make_referral, make_world
 from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
 from vouch.api.ids import encode_id
-from vouch.attribution import lifecycle, moderation, rewards
+from vouch.attribution import chain, lifecycle, moderation, rewards
 from vouch.core.clock import utcnow
 from vouch.models import (
     Conversion,
@@ -596,3 +596,86 @@ async def test_approving_a_flagged_referral_leaves_held_rewards_to_the_release(
         ("referrer", "pending"),
         ("referred", "approved"),
     ]
+
+
+async def test_reattribution_reearns_revenue_shares_of_unrefunded_charges(client, session, codec):
+    program, a, a_link = await make_world(session, codec)
+    await make_reward_rule(
+        session,
+        program=program,
+        name="share",
+        trigger="revenue",
+        calc="percent",
+        percent_bps=1000,
+        amount_minor=0,
+    )
+    b = await make_advocate(session)
+    b_link = await make_link(session, codec, advocate=b, program=program)
+    referral = await make_referral(session, program=program, advocate=a, link=a_link)
+    await _win(session, referral.id)
+    writer = await make_api_key(session, scopes=["write"], name="billing")
+    admin = await make_api_key(session, scopes=["admin"], name="ops")
+    record = """mutation($i: RecordRevenueInput!){ recordRevenue(input: $i) { errors { code } } }"""
+    now = utcnow().isoformat()
+    rid = _id("Referral", referral.id)
+    for external_id, kind, amount, refunds in (
+        ("ch_1", "recurring", 10000, None),
+        ("ch_2", "recurring", 30000, None),
+        ("re_2", "refund", 5000, "ch_2"),
+    ):
+        i = {
+            "externalId": external_id,
+            "kind": kind,
+            "amountMinor": amount,
+            "currency": "USD",
+            "occurredAt": now,
+            "referralId": rid,
+            "refundsExternalId": refunds,
+        }
+        assert (await gql(client, record, {"i": i}, token=writer))["data"]["recordRevenue"] == {
+            "errors": []
+        }
+    before = [
+        (r.advocate_id, r.amount_minor, r.state) for r in await _rewards(session, referral.id)
+    ]
+    assert before == [(a.id, 1000, "pending"), (a.id, 3000, "voided")]
+    await gql(client, REATTRIBUTE, {"r": rid, "l": _id("ReferralLink", b_link.id)}, token=admin)
+    # B earns the share of the charge that still stands, not of the refunded one.
+    after = [
+        (r.advocate_id, r.amount_minor, r.state, r.round)
+        for r in await _rewards(session, referral.id)
+    ]
+    assert after == [
+        (a.id, 1000, "voided", 0),
+        (a.id, 3000, "voided", 0),
+        (b.id, 1000, "pending", 1),
+    ]
+
+
+async def test_claw_back_setting_holds_a_paid_reward_whose_window_closed(session, codec):
+    program, a, a_link = await make_world(
+        session, codec, settings={"reattribution_fulfilled": "claw_back"}
+    )
+    await make_reward_rule(
+        session, program=program, name="won", amount_minor=5000, clawback_days=30
+    )
+    b = await make_advocate(session)
+    b_link = await make_link(session, codec, advocate=b, program=program)
+    referral = await make_referral(session, program=program, advocate=a, link=a_link)
+    t = utcnow() - timedelta(days=40)
+    await _win(session, referral.id, t)
+    (reward,) = await _rewards(session, referral.id)
+    await rewards.approve_reward(session, reward.id, actor="ops", reason=None, now=t)
+    await rewards.fulfil_reward(session, reward.id, actor="ops", now=t)
+    await chain.reattribute(
+        session,
+        referral.id,
+        link_id=b_link.id,
+        evidence="manual",
+        actor="ops",
+        reason="CRM",
+        now=utcnow(),
+    )
+    assert [
+        (r.advocate_id, r.state, r.review_reason) for r in await _rewards(session, referral.id)
+    ] == [(a.id, "fulfilled", "re-attributed to another advocate"), (b.id, "pending", None)]
