@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.api.builders import make_redemption
 from tests.attribution.factories import make_referral, make_world
 from tests.cli.test_cli import run
-from tests.factories import make_api_key, make_reward_rule
+from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
 from vouch.api.ids import encode_id
 from vouch.attribution import lifecycle, opportunities, rewards
 from vouch.attribution.opportunities import OpportunityData
@@ -177,3 +177,31 @@ async def test_release_command_approves_due_rewards_once(factory, database_url, 
     again = run(["rewards", "release"], **env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "0 reward(s) approved at the end of their holding period"
+
+
+async def test_twenty_concurrent_reattributions_move_the_credit_once(factory, racing_client, codec):
+    async with factory() as s:
+        program, a, a_link = await make_world(s, codec)
+        await make_reward_rule(s, program=program, name="won", amount_minor=5000)
+        b = await make_advocate(s)
+        b_link = await make_link(s, codec, advocate=b, program=program)
+        referral = await make_referral(s, program=program, advocate=a, link=a_link)
+        await lifecycle.transition(s, referral.id, "won", source="crm", actor="crm", now=utcnow())
+        key = await make_api_key(s, scopes=["admin"], name="ops")
+        await s.commit()
+    move = """mutation($r: ID!, $l: ID!) { reattributeReferral(referralId: $r, linkId: $l,
+        reason: "CRM") { errors { code } } }"""
+    ids = {"r": encode_id("Referral", referral.id), "l": encode_id("ReferralLink", b_link.id)}
+    bodies = await _all_at_once([_graphql(racing_client, move, ids, key) for _ in range(N)])
+    errors = [b["data"]["reattributeReferral"]["errors"] for b in bodies]
+    assert errors.count([]) == 1
+    assert errors.count([{"code": "INVALID"}]) == N - 1
+    async with factory() as s:
+        rows = (
+            await s.execute(
+                select(Reward.advocate_id, Reward.state)
+                .where(Reward.referral_id == referral.id)
+                .order_by(Reward.id)
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [(a.id, "voided"), (b.id, "pending")]
