@@ -26,6 +26,7 @@ from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.web.console import Console
+from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 resolve_database_url(settings),
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
             )
             app_state["engine"] = engine_holder["engine"]
         return session_factory(engine_holder["engine"])
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             settings.database_replica_url,
             pool_size=settings.db_pool_size,
             pool_timeout=settings.db_pool_timeout,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
         )
         report_sessions = RequestSessions(session_factory(engine_holder["replica"]), name="replica")
     clicks = ClickBuffer(
@@ -157,6 +162,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     middleware = [
         Middleware(MetricsMiddleware),
         Middleware(RequestContextMiddleware),
+        Middleware(EdgeMiddleware, settings=settings),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
