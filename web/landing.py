@@ -46,7 +46,7 @@ from vouch.attribution.landing import Landing, LandingResolver
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode, NotFound
-from vouch.core.security import constant_time_equals, hash_ip, sign
+from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
 from vouch.web.pages import Pages
@@ -220,6 +220,11 @@ class LandingSite:
 
     def ip_hash(self, request: Request, now: datetime) -> str | None:
         return hash_ip(self.secret, request.client.host if request.client else None, now.date())
+
+    def rate_bucket(self, request: Request, now: datetime) -> str:
+        """The claim rate limit's bucket: the hashed IPv4 address or IPv6 /64."""
+        subject = rate_limit_subject(request.client.host if request.client else None)
+        return f"claim:{hash_ip(self.secret, subject, now.date()) or 'unknown'}"
 
     def not_found(self, request: Request) -> Response:
         """The one page for malformed, unknown, revoked and non-canonical codes."""
@@ -399,7 +404,7 @@ class LandingSite:
         try:
             await hit_rate_limit(
                 session,
-                bucket=f"claim:{ctx.ip_hash or 'unknown'}",
+                bucket=self.rate_bucket(request, now),
                 limit=self.settings.claim_rate_limit_per_hour,
                 now=now,
             )
