@@ -31,6 +31,7 @@ async def test_another_browser_never_sees_a_claimed_code(app, session, codec, se
     other_advocate = await make_advocate(session, first_name="Alan", email="alan@example.org")
     other_link = await make_link(session, codec, advocate=other_advocate, program=setup.program)
     await session.commit()
+    assert other_link.code is not None
     async with browser(app) as first, browser(app) as attacker:
         claimed = await claim(first, setup.code, email="Katherine.Johnson+promo@gmail.com")
         assert claimed.status_code == 303

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from starlette.types import Message
 
 from tests.factories import make_advocate, make_api_key
 from tests.web.conftest import count, make_setup
@@ -100,7 +101,7 @@ async def test_a_body_that_never_finishes_gets_408_within_the_read_deadline(sett
     app = create_app(
         settings.model_copy(update={"body_read_timeout": 0.3}), Overrides(sessionmaker=sessionmaker)
     )
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
     calls = 0
 
     async def receive() -> dict[str, Any]:
@@ -111,7 +112,7 @@ async def test_a_body_that_never_finishes_gets_408_within_the_read_deadline(sett
         await asyncio.sleep(3600)  # a client sending nothing more
         raise AssertionError
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         messages.append(message)
 
     scope = _scope("POST", "/claim", [(b"content-type", b"application/x-www-form-urlencoded")])
@@ -120,7 +121,7 @@ async def test_a_body_that_never_finishes_gets_408_within_the_read_deadline(sett
 
 
 async def test_a_client_that_disconnects_mid_body_is_not_an_error(app, caplog):
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
     calls = 0
 
     async def receive() -> dict[str, Any]:
@@ -130,7 +131,7 @@ async def test_a_client_that_disconnects_mid_body_is_not_an_error(app, caplog):
             return {"type": "http.request", "body": b'{"kind":', "more_body": True}
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         messages.append(message)
 
     with caplog.at_level(logging.INFO):
