@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vouch.core.mail import Mailer, SmtpSecurity
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -67,6 +69,13 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="VOUCH_ALLOWED_HOSTS"
     )
+    # Mail (friends' codes re-sent): off unless VOUCH_SMTP_HOST is set.
+    smtp_host: str | None = Field(default=None, alias="VOUCH_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="VOUCH_SMTP_PORT")
+    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.STARTTLS, alias="VOUCH_SMTP_SECURITY")
+    smtp_username: str | None = Field(default=None, alias="VOUCH_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="VOUCH_SMTP_PASSWORD")
+    mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
 
     @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
@@ -97,6 +106,21 @@ class Settings(BaseSettings):
                 "must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname"
             )
         return value
+
+    def mailer(self) -> Mailer | None:
+        """The SMTP client, when mail is configured."""
+        if not self.smtp_host:
+            return None
+        if not self.mail_from:
+            raise ConfigError("VOUCH_SMTP_HOST is set, so VOUCH_MAIL_FROM must be too.")
+        return Mailer(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.mail_from,
+            security=self.smtp_security,
+            username=self.smtp_username,
+            password=self.smtp_password,
+        )
 
     @property
     def is_production(self) -> bool:

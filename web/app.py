@@ -39,7 +39,7 @@ from vouch.web.redemptions import RedemptionApi
 from vouch.web.reports import report_csv
 from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
-from vouch.web.workers import webhook_delivery_loop
+from vouch.web.workers import code_mail_loop, webhook_delivery_loop
 
 # Young-generation GC threshold for the server. With 16 pages of referrals in flight, the
 # default 700 ran a young collection on nearly every request, each scanning the live objects of
@@ -111,6 +111,13 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 asyncio.create_task(
                     listen_for_invalidations(resolve_database_url(settings), resolver),
                     name="vouch-cache-invalidation",
+                )
+            )
+        mailer = settings.mailer()
+        if mailer is not None and settings.webhook_worker and overrides.sessionmaker is None:
+            background.append(
+                asyncio.create_task(
+                    code_mail_loop(sessions.factory, mailer), name="vouch-code-mail"
                 )
             )
         if settings.webhook_worker and overrides.sessionmaker is None:

@@ -290,3 +290,19 @@ def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[s
         "server": ("testserver", 80),
         "state": {},
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 2000 + b"]" * 2000, b'{"type": "signal.recorded", "data": {"kind": "\\ud800"}}'],
+)
+async def test_hostile_json_in_a_signed_inbound_webhook_is_422(client, session, body):
+    from tests.web.test_inbound_webhooks import post
+
+    response = await post(client, None, msg_id="msg_hostile", body=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == {
+        "code": "INVALID",
+        "message": "body is not JSON",
+        "field": "body",
+    }
