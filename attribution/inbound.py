@@ -35,7 +35,6 @@ referred people.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,6 +48,7 @@ from vouch.attribution import opportunities, revenue, webhooks
 from vouch.attribution.opportunities import ContactData, OpportunityData
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import check_currency, minor_unit_exponent
 
 MAX_BODY_BYTES = 256 * 1024
@@ -133,8 +133,8 @@ async def handle(
     if stored is not None:
         return InboundResult(response=stored, replayed=True)
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = loads_untrusted(body)
+    except InvalidJson:
         raise ValidationFailed("body is not JSON", field="body") from None
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         raise ValidationFailed("body must be an object with a 'data' object", field="data")

@@ -115,7 +115,9 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         workers=workers,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from VOUCH_TRUSTED_PROXIES, in web.edge; uvicorn
+        # would otherwise trust it from 127.0.0.1 (any same-host proxy passing it through).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -36,8 +36,23 @@ def async_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 2.0, statement_timeout_ms: int = 15000
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 2.0,
+    statement_timeout_ms: int = 15000,
+    idle_in_transaction_timeout_ms: int | None = None,
 ) -> AsyncEngine:
+    """An asyncpg engine. The server processes pass ``idle_in_transaction_timeout_ms``: a
+    transaction left open by a stuck request is ended by PostgreSQL and its connection freed;
+    CLI batch commands, which may think between statements, leave it unset."""
+    server_settings = {
+        "application_name": "vouch",
+        "statement_timeout": str(statement_timeout_ms),
+        "timezone": "UTC",
+    }
+    if idle_in_transaction_timeout_ms is not None:
+        server_settings["idle_in_transaction_session_timeout"] = str(idle_in_transaction_timeout_ms)
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -50,14 +65,12 @@ def create_engine(
         # SQLAlchemy then invalidates the whole pool, and the caller gets a 503.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # Error messages (and so log lines and tracebacks) never carry the statement's values.
+        hide_parameters=True,
         connect_args={
             "timeout": 5,
             "command_timeout": 30,
-            "server_settings": {
-                "application_name": "vouch",
-                "statement_timeout": str(statement_timeout_ms),
-                "timezone": "UTC",
-            },
+            "server_settings": server_settings,
         },
     )
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from vouch.core.mail import Mailer, SmtpSecurity
 
 
 class Environment(StrEnum):
@@ -51,12 +55,45 @@ class Settings(BaseSettings):
     )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
+    # The HTTP edge (docs/SECURITY.md, "HTTP edge limits").
+    body_read_timeout: float = Field(default=10.0, gt=0, le=300, alias="VOUCH_BODY_READ_TIMEOUT")
+    db_statement_timeout_ms: int = Field(
+        default=15_000, ge=100, le=3_600_000, alias="VOUCH_DB_STATEMENT_TIMEOUT_MS"
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        default=10_000, ge=100, le=3_600_000, alias="VOUCH_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_TRUSTED_PROXIES"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_ALLOWED_HOSTS"
+    )
+    # Mail (friends' codes re-sent): off unless VOUCH_SMTP_HOST is set.
+    smtp_host: str | None = Field(default=None, alias="VOUCH_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="VOUCH_SMTP_PORT")
+    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.STARTTLS, alias="VOUCH_SMTP_SECURITY")
+    smtp_username: str | None = Field(default=None, alias="VOUCH_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="VOUCH_SMTP_PASSWORD")
+    mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item[:64]!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
         return value
 
     @field_validator("database_url", "database_replica_url")
@@ -70,9 +107,28 @@ class Settings(BaseSettings):
             )
         return value
 
+    def mailer(self) -> Mailer | None:
+        """The SMTP client, when mail is configured."""
+        if not self.smtp_host:
+            return None
+        if not self.mail_from:
+            raise ConfigError("VOUCH_SMTP_HOST is set, so VOUCH_MAIL_FROM must be too.")
+        return Mailer(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.mail_from,
+            security=self.smtp_security,
+            username=self.smtp_username,
+            password=self.smtp_password,
+        )
+
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    def public_host(self) -> str:
+        """The host (and port, if any) of ``VOUCH_PUBLIC_BASE_URL``, lower-cased."""
+        return urlsplit(self.public_base_url).netloc.lower()
 
     @property
     def embedded(self) -> bool:

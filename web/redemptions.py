@@ -7,7 +7,6 @@ header; a retry with the same key and body gets the first answer back.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from vouch.attribution.redemptions import (
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode
+from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.models import Conversion, OfferRedemption
 from vouch.models.enums import Scope
 
@@ -106,8 +106,8 @@ class RedemptionApi:
         if len(body) > MAX_BODY:
             return _error("INVALID", "request body too large", 413)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = loads_untrusted(body)
+        except InvalidJson:
             return _error("INVALID", "the body is not valid JSON", 400)
         if not isinstance(data, dict):
             return _error("INVALID", "the body must be a JSON object", 400)
