@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution import webhooks
+from vouch.attribution import reward_rules, webhooks
 from vouch.attribution.batching import SnapshotsBy
 from vouch.attribution.paging import Page, paginate
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -53,7 +53,6 @@ from vouch.models.enums import (
     ModerationState,
     ReferralStatus,
     RevenueKind,
-    RewardCalc,
     RewardKind,
     RewardSide,
     RewardState,
@@ -150,15 +149,10 @@ async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now
             Reward.rule_id == rule.id,
             Reward.advocate_id == advocate_id,
             Reward.state != RewardState.VOIDED,
-            Reward.created_at >= now - timedelta(days=rule.cap_period_days),
+            Reward.created_at >= reward_rules.cap_window_start(rule, now),
         )
     )
-    return int(used or 0) >= rule.cap_count
-
-
-def _pick_tier(rules: list[RewardRule], ordinal: int) -> RewardRule | None:
-    eligible = [r for r in rules if r.from_nth_referral <= ordinal]
-    return max(eligible, key=lambda r: (r.from_nth_referral, r.id)) if eligible else None
+    return reward_rules.is_capped(rule, int(used or 0))
 
 
 async def on_referral_event(
@@ -184,10 +178,7 @@ async def on_referral_event(
     row lock.
     """
     trigger = RewardTrigger(event)
-    if (
-        referral.status == ReferralStatus.REJECTED
-        or referral.moderation == ModerationState.REJECTED
-    ):
+    if reward_rules.earns_nothing(referral.status, referral.moderation):
         return Evaluation(created=[], skipped=[])
     rules = list(
         await session.scalars(
@@ -206,14 +197,11 @@ async def on_referral_event(
     await _lock_advocate(session, referral.advocate_id)
     program = await session.get(Program, referral.program_id)
     assert program is not None
-    ladders: dict[tuple[str, str], list[RewardRule]] = {}
-    for rule in rules:
-        ladders.setdefault((rule.side, rule.kind), []).append(rule)
     created: list[Reward] = []
     skipped: list[tuple[int, str]] = []
-    for (side, kind), ladder in ladders.items():
+    for (side, kind), ladder in reward_rules.ladders(rules).items():
         ordinal = await _ordinal(session, referral, trigger, side, kind)
-        picked = _pick_tier(ladder, ordinal)
+        picked = reward_rules.pick_tier(ladder, ordinal)
         if picked is None:
             skipped.extend((r.id, "tier_not_reached") for r in ladder)
             continue
@@ -221,20 +209,17 @@ async def on_referral_event(
         if side == RewardSide.REFERRER and await _capped(session, rule, referral.advocate_id, now):
             skipped.append((rule.id, "capped"))
             continue
-        if rule.calc == RewardCalc.PERCENT:
-            if base_amount_minor is None or base_currency is None:
-                skipped.append((rule.id, "no_base_amount"))
-                continue
-            amount, currency = base_amount_minor * rule.percent_bps // 10_000, base_currency
-            ref = trigger_ref
-        else:
-            amount, currency = rule.amount_minor, rule.currency
-            # A fixed reward is earned once per referral, whatever the number of charges.
-            ref = ""
-        points = rule.points if kind == RewardKind.POINTS else 0
-        if amount == 0 and points == 0 and kind != RewardKind.STATUS:
-            skipped.append((rule.id, "zero_amount"))
+        earned = reward_rules.earn(
+            rule,
+            base_amount_minor=base_amount_minor,
+            base_currency=base_currency,
+            trigger_ref=trigger_ref,
+        )
+        if isinstance(earned, str):
+            skipped.append((rule.id, earned))
             continue
+        amount, currency, points = earned.amount_minor, earned.currency, earned.points
+        ref = earned.trigger_ref
         beneficiary = referral.advocate_id if side == RewardSide.REFERRER else None
         if referral.reward_round > 0 and await _live_elsewhere(
             session, rule.id, referral.id, ref, beneficiary
@@ -256,7 +241,7 @@ async def on_referral_event(
                 currency=currency,
                 points=points,
                 state=RewardState.PENDING,
-                clawback_until=now + timedelta(days=rule.clawback_days),
+                clawback_until=reward_rules.clawback_until(rule, now),
                 held_until=held_until,
                 round=referral.reward_round,
                 created_at=now,
