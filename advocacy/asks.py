@@ -26,7 +26,7 @@ from sqlalchemy import String, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.advocacy import moments
+from vouch.advocacy import experiments, moments
 from vouch.advocacy.actions import RecordedAction, check_url, create_action
 from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.advocacy.signals import signals_of
@@ -125,7 +125,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     AskStatus.ACCEPTED: frozenset({AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.CANCELLED}),
 }
-HARD_GUARDS = frozenset({GuardCode.DETRACTOR, GuardCode.ESCALATION_OPEN})
+HARD_GUARDS = frozenset(
+    {GuardCode.DETRACTOR, GuardCode.ESCALATION_OPEN, GuardCode.EXPERIMENT_HOLDOUT}
+)
 
 
 def priority_of(ask_type: AskType, moment: str) -> int:
@@ -291,6 +293,14 @@ async def evaluate_asks(
     expired = _expire_queued(asks, now, config)
     tier = await tier_in(session, advocate_id, program_id)
     guards = moments.signal_guards(signals, now, config) + moments.ask_guards(asks, now, config)
+    held_out = await experiments.withholds_asks(session, advocate_id, program_id, now=now)
+    if held_out is not None:
+        guards.append(
+            Guard(
+                GuardCode.EXPERIMENT_HOLDOUT,
+                f"held out of the experiment '{held_out.experiment_name}': no automated asks",
+            )
+        )
     candidates: list[dict[str, Any]] = []
     if not any(g.code in HARD_GUARDS for g in guards):
         for moment in moments.detect_moments(signals, now, config):

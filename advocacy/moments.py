@@ -43,6 +43,8 @@ class GuardCode(StrEnum):
     RENEWAL_BLACKOUT = "renewal_blackout"
     DECLINE_COOLDOWN = "decline_cooldown"
     FREQUENCY_CAP = "frequency_cap"
+    # Held out of a running holdout experiment that withholds automated asks.
+    EXPERIMENT_HOLDOUT = "experiment_holdout"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.advocacy import experiments
 from vouch.advocacy.scoring import compute_program_scores, refresh_advocate_summary, store_scores
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import Advocate, AdvocateScore, Program, TierEvent
@@ -180,6 +181,8 @@ async def recompute_tiers(
     for start in range(0, len(events), _CHUNK // 8):
         await session.execute(insert(TierEvent).values(events[start : start + _CHUNK // 8]))
     await refresh_advocate_summary(session, program_id=program_id)
+    # Newly tiered advocates join the program's running holdout experiment now.
+    await experiments.assign_program(session, program_id, now=now, advocate_ids=None)
     return TierRun(
         program_id=program_id,
         run_id=run_id,

@@ -4,6 +4,7 @@ from vouch.models.advocacy import ActionOpportunity, AdvocacyAction, AdvocateBad
 from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
 from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
+from vouch.models.experiment import Experiment, ExperimentAssignment
 from vouch.models.platform import (
     ApiKey,
     IdempotencyKey,
@@ -40,6 +41,8 @@ __all__ = [
     "Click",
     "ClickBatch",
     "Conversion",
+    "Experiment",
+    "ExperimentAssignment",
     "IdempotencyKey",
     "OfferRedemption",
     "Opportunity",

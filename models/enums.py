@@ -208,3 +208,14 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+
+
+class ExperimentStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class ExperimentGroup(StrEnum):
+    TREATMENT = "treatment"
+    HOLDOUT = "holdout"
