@@ -188,8 +188,9 @@ async def set_experiment_status(
     if current is status:
         return experiment
     if current not in _TRANSITIONS[status]:
+        article = "an" if current is ExperimentStatus.ENDED else "a"
         raise InvalidTransition(
-            f"a {current.value} experiment cannot become {status.value}", field="id"
+            f"{article} {current.value} experiment cannot become {status.value}", field="id"
         )
     experiment.status = status.value
     if status is ExperimentStatus.PAUSED:

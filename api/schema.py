@@ -36,6 +36,7 @@ from vouch.api.execution import (
 from vouch.api.limits import operation_limits_rule
 from vouch.api.mutations.advocates import AdvocateMutations
 from vouch.api.mutations.asks import AskMutations
+from vouch.api.mutations.experiments import ExperimentMutations
 from vouch.api.mutations.links import LinkMutations
 from vouch.api.mutations.opportunities import OpportunityMutations
 from vouch.api.mutations.programs import ProgramMutations
@@ -54,6 +55,7 @@ from vouch.api.mutations.webhooks import WebhookMutations
 from vouch.api.queries.advocacy import AdvocacyQueries
 from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.chain import ChainQueries
+from vouch.api.queries.experiments import ExperimentQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
 from vouch.api.queries.programs import ProgramQueries
@@ -85,6 +87,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     ModerationQueries,
     WebhookQueries,
     AdvocacyQueries,
+    ExperimentQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,
@@ -104,6 +107,7 @@ MUTATION_CLASSES: tuple[type, ...] = (
     AskMutations,
     ReservationMutations,
     ActionMutations,
+    ExperimentMutations,
 )
 
 Query = merge_types("Query", QUERY_CLASSES)

@@ -6,6 +6,7 @@ from typing import Self
 import strawberry
 
 from vouch.advocacy.asks import pick_next
+from vouch.advocacy.experiments import referral_prompt
 from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
@@ -13,6 +14,7 @@ from vouch.api.pagination import page_size
 from vouch.api.permissions import is_widget, require_scope
 from vouch.api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
 from vouch.api.types.click import ClickSummaryType
+from vouch.api.types.experiment import ReferralPromptType
 from vouch.api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
 from vouch.api.types.link import ReferralLinkType
 from vouch.api.types.referral import ReferralType
@@ -122,6 +124,15 @@ class AdvocateType(RowBacked):
     @strawberry.field(description="Badges earned for milestones.")
     async def badges(self, info: Info) -> list[BadgeType]:
         return await badges_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="Whether the widget should show the referral call to action, and why not "
+        "(hidden for the holdout of a running experiment that withholds it)."
+    )
+    async def referral_prompt(self, info: Info) -> ReferralPromptType:
+        return ReferralPromptType.from_domain(
+            await referral_prompt(info.context.session, self.db_id)
+        )
 
     @strawberry.field(
         description="The 20 latest asks, newest first (API keys only; widgets see `nextAsk`)."

@@ -75,6 +75,7 @@ def test_a_real_lift_is_found_once_the_sample_is_large_enough():
     assert result.lift.absolute_low > 0
     assert result.lift.relative is not None
     assert result.lift.relative_low is not None
+    assert result.lift.relative_high is not None
     assert result.lift.relative_low < result.lift.relative < result.lift.relative_high
 
 
@@ -117,7 +118,9 @@ def test_required_sample_follows_the_normal_approximation():
     # sd 1 in both groups, effect 0.2, 50/50: n = (1.96 + 0.8416)^2 * 2 / 0.04 = 392.4 -> 393
     assert required_per_group(1.0, 1.0, 0.2, holdout_share=0.5) == (393, 393)
     # 10% holdout: 9 treated per held-out advocate
-    treated, held = required_per_group(1.0, 1.0, 0.2, holdout_share=0.1)
+    required = required_per_group(1.0, 1.0, 0.2, holdout_share=0.1)
+    assert required is not None
+    treated, held = required
     assert held == 219
     assert treated == 1_963
     assert required_per_group(1.0, 1.0, 0.0, holdout_share=0.1) is None
@@ -139,7 +142,7 @@ def test_assignment_is_deterministic_and_balanced_within_each_tier():
         assert len(groups) == 100
         assert groups.count("holdout") == 10
     # Later arrivals continue each tier's count: the running split stays within one advocate.
-    counts = {s: (100, 10) for s in (1, 2, 3)}
+    counts = dict.fromkeys((1, 2, 3), (100, 10))
     later = [(pk, 2, assignment_key(7, pk)) for pk in range(301, 321)]
     added = assign(1_000, counts, later)
     assert sum(g == "holdout" for _, _, g in added) == 2
