@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.asks import advocates_due, evaluate_asks
 from vouch.advocacy.tiers import recompute_all_tiers
-from vouch.attribution import rollups
+from vouch.attribution import rewards, rollups
+from vouch.attribution.revenue import reward_ref
 from vouch.core.codes import LinkCodec
 from vouch.core.emails import normalize_email
 from vouch.core.security import hash_ip
@@ -27,8 +28,6 @@ from vouch.models import (
     ReferralEvent,
     ReferralLink,
     RevenueEvent,
-    Reward,
-    RewardEntry,
     RewardRule,
     Signal,
 )
@@ -42,7 +41,6 @@ from vouch.models.enums import (
     RewardCalc,
     RewardKind,
     RewardSide,
-    RewardState,
     RewardTrigger,
     SignalKind,
 )
@@ -358,7 +356,8 @@ async def seed_demo_data(
         + [ReferralStatus.LOST] * 7
     )
     path = [ReferralStatus.LEAD, ReferralStatus.QUALIFIED, ReferralStatus.OPPORTUNITY]
-    won_count: dict[int, int] = {}
+    # What each won referral earns, replayed through the engine in time order after the loop.
+    earnings: list[tuple[datetime, int, Referral, RevenueEvent | None]] = []
     for n, final in enumerate(stages):
         click = rng.choice([c for c in clicks[n * 9 : (n + 1) * 9] if not c.is_bot] or clicks[:1])
         link = next(lk for lk in links if lk.id == click.link_id)
@@ -425,6 +424,7 @@ async def seed_demo_data(
                 )
             )
             previous = step
+            won_at = at
             at += timedelta(days=rng.randint(1, 9))
         if final in (ReferralStatus.OPPORTUNITY, ReferralStatus.WON, ReferralStatus.LOST):
             amount = rng.choice([1200_00, 4800_00, 9600_00, 24000_00])
@@ -457,23 +457,23 @@ async def seed_demo_data(
                 )
             )
             if status == OpportunityStatus.WON:
-                session.add(
-                    RevenueEvent(
-                        external_id=f"ch_demo_{n:05d}",
-                        opportunity_id=opp.id,
-                        referral_id=referral.id,
-                        program_id=program.id,
-                        kind=RevenueKind.RECURRING,
-                        amount_minor=amount,
-                        currency="USD",
-                        occurred_at=at + timedelta(days=15),
-                        source="billing",
-                    )
+                charge = RevenueEvent(
+                    external_id=f"ch_demo_{n:05d}",
+                    opportunity_id=opp.id,
+                    referral_id=referral.id,
+                    program_id=program.id,
+                    kind=RevenueKind.RECURRING,
+                    amount_minor=amount,
+                    currency="USD",
+                    occurred_at=at + timedelta(days=15),
+                    source="billing",
                 )
-                await _demo_rewards(
-                    session, rules, program, consumer, referral, amount, won_count, at, n
-                )
+                session.add(charge)
+                await session.flush()
+                earnings.append((won_at, n, referral, None))
+                earnings.append((charge.occurred_at, n, referral, charge))
     await session.flush()
+    await _demo_rewards(session, earnings)
     # Derive what the engine derives, with the engine's own functions: readiness scores and
     # tiers from the signals, the reporting rollup from the journeys, and the asks that the
     # moments earn (each within the contact cap).
@@ -488,40 +488,31 @@ async def seed_demo_data(
 
 
 async def _demo_rewards(
-    session: AsyncSession,
-    rules: dict[str, RewardRule],
-    program: Program,
-    consumer: Program,
-    referral: Referral,
-    amount: int,
-    won_count: dict[int, int],
-    at: datetime,
-    n: int,
+    session: AsyncSession, earnings: list[tuple[datetime, int, Referral, RevenueEvent | None]]
 ) -> None:
-    won_count[referral.advocate_id] = won_count.get(referral.advocate_id, 0) + 1
-    if program.id == consumer.id:
-        rule = rules["consumer_referrer"]
-        value = rule.amount_minor
-    else:
-        rule = rules["partner_share"]
-        value = amount * rule.percent_bps // 10_000
-    reward = Reward(
-        program_id=program.id,
-        rule_id=rule.id,
-        referral_id=referral.id,
-        advocate_id=referral.advocate_id,
-        side=RewardSide.REFERRER,
-        kind=rule.kind,
-        amount_minor=value,
-        currency=rule.currency,
-        clawback_until=at + timedelta(days=rule.clawback_days),
-    )
-    final = [RewardState.PENDING, RewardState.APPROVED, RewardState.FULFILLED][n % 3]
-    reward.state = final
-    session.add(reward)
-    await session.flush()
-    states = [RewardState.PENDING, RewardState.APPROVED, RewardState.FULFILLED]
-    for step in states[: states.index(final) + 1]:
-        session.add(
-            RewardEntry(reward_id=reward.id, state=step, at=at, actor="demo", amount_minor=value)
-        )
+    """Rewards earned by the engine itself (the won milestone, then the first charge), in time
+    order; a third stay pending, a third are approved and a third fulfilled by a person."""
+    for at, n, referral, charge in sorted(earnings, key=lambda e: (e[0], e[1], e[3] is not None)):
+        if charge is None:
+            evaluation = await rewards.on_referral_event(
+                session, referral, RewardTrigger.WON, now=at, actor="demo"
+            )
+        else:
+            evaluation = await rewards.on_referral_event(
+                session,
+                referral,
+                RewardTrigger.REVENUE,
+                now=at,
+                base_amount_minor=charge.amount_minor,
+                base_currency=charge.currency,
+                trigger_ref=reward_ref(charge.id),
+                actor="demo",
+            )
+        final = n % 3
+        for reward in evaluation.created:
+            if final >= 1:
+                await rewards.approve_reward(session, reward.id, actor="demo", reason=None, now=at)
+            if final == 2:
+                await rewards.fulfil_reward(
+                    session, reward.id, actor="demo", now=at, fulfilment_ref=f"demo-{reward.id}"
+                )

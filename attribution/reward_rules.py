@@ -54,6 +54,9 @@ class RuleLike(Protocol):
 
 R = TypeVar("R", bound=RuleLike)
 
+# The reason the engine writes on the approvals it makes itself (``auto_approve_rewards``).
+AUTO_APPROVAL_REASON = "auto"
+
 
 def earns_nothing(status: str, moderation: str) -> bool:
     """A rejected referral (by status or by moderation) earns no reward."""

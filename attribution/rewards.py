@@ -273,7 +273,14 @@ async def on_referral_event(
             and held_until is None
             and referral.moderation in (ModerationState.CLEAR, ModerationState.APPROVED)
         ):
-            await _move(session, reward, RewardState.APPROVED, actor=actor, reason="auto", now=now)
+            await _move(
+                session,
+                reward,
+                RewardState.APPROVED,
+                actor=actor,
+                reason=reward_rules.AUTO_APPROVAL_REASON,
+                now=now,
+            )
         created.append(reward)
     return Evaluation(created=created, skipped=skipped)
 

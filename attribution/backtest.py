@@ -1,0 +1,631 @@
+"""Reward-policy backtests: what would a period have cost under another set of rules?
+
+The recorded facts of a program (its referrals' lifecycle events, its charges and refunds, and
+the reward decisions people made) are read in a few set-based statements and replayed, in time
+order, through the reward engine's own arithmetic (``reward_rules``: ladders, tier pick, caps,
+amounts, clawback windows) with the engine's state kept in memory instead of in tables.
+Nothing is written.
+
+What the replay does, event by event, mirrors the live path:
+
+* a referral's first event earns ``signup`` rewards; a move to qualified, opportunity or won
+  earns the triggers ``lifecycle.MILESTONES`` names; a move to rejected voids its unfulfilled
+  rewards; lost, churned or refunded after won claws back the rewards whose window still runs;
+* a charge earns ``revenue`` rewards (referenced by the charge, as ``revenue.reward_ref``); a
+  refund claws back what the refunded charge earned, if its window covers the refund's date;
+* a tier ladder's ordinal, a cap's count and "already rewarded" are counted over the replayed
+  rewards exactly as the live engine counts them over the table;
+* with ``auto_approve_rewards`` a reward is approved when earned (or after the proposed
+  holding period, unless voided first);
+* a person's decision recorded in the ledger (approve, fulfil, void) is applied to the replayed
+  reward for the same referral, side, trigger, kind and charge. Approvals the engine made
+  (reason "auto") and voids it made (at the instant of a rejection, reversal or refund of that
+  referral) are not decisions: the replay makes its own.
+
+Times: lifecycle events at their recorded instant, charges and refunds at ``occurred_at``.
+Replaying the program's current rules reproduces its ledger (tested cent for cent).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from vouch.attribution import reward_rules
+from vouch.attribution.lifecycle import MILESTONES, REVERSALS
+from vouch.attribution.reports import ReportFilter, cost_and_roi, rate
+from vouch.attribution.revenue import reward_ref
+from vouch.core.errors import NotFound, ValidationFailed
+from vouch.models import (
+    Program,
+    Referral,
+    ReferralEvent,
+    RevenueEvent,
+    Reward,
+    RewardEntry,
+    RewardRule,
+)
+from vouch.models.enums import (
+    ModerationState,
+    ReferralStatus,
+    RevenueKind,
+    RewardSide,
+    RewardState,
+    RewardTrigger,
+)
+
+MAX_DAYS = 366
+TOP_ADVOCATES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """A reward rule as the backtest replays it (a stored rule, or a proposed one)."""
+
+    id: int
+    name: str
+    side: str
+    trigger: str
+    calc: str
+    kind: str
+    amount_minor: int
+    currency: str
+    percent_bps: int
+    points: int
+    from_nth_referral: int
+    cap_count: int | None
+    cap_period_days: int
+    clawback_days: int
+    # Days a reward waits before it is approved automatically (auto-approving programs).
+    holding_days: int = 0
+
+    @classmethod
+    def of(cls, rule: RewardRule) -> PolicyRule:
+        return cls(
+            id=rule.id,
+            name=rule.name,
+            side=rule.side,
+            trigger=rule.trigger,
+            calc=rule.calc,
+            kind=rule.kind,
+            amount_minor=rule.amount_minor,
+            currency=rule.currency,
+            percent_bps=rule.percent_bps,
+            points=rule.points,
+            from_nth_referral=rule.from_nth_referral,
+            cap_count=rule.cap_count,
+            cap_period_days=rule.cap_period_days,
+            clawback_days=rule.clawback_days,
+            holding_days=int(getattr(rule, "holding_days", 0) or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    rules: tuple[PolicyRule, ...]
+    auto_approve: bool
+
+
+# --- facts -------------------------------------------------------------------------------------
+
+# Event kinds, in the order events at the same instant are replayed.
+_LIFECYCLE, _CHARGE, _REFUND, _DECISION = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class _Referral:
+    advocate_id: int
+    moderation: str
+    status: str = ReferralStatus.LEAD
+
+
+@dataclass(slots=True)
+class Facts:
+    referrals: dict[int, _Referral]
+    # (at, kind, tie, referral id, payload)
+    events: list[tuple[datetime, int, int, int, tuple[Any, ...]]]
+    # The ledger: advocate, side, state (as of ``until``), amount, points, currency, created.
+    actual: list[tuple[int | None, str, str, int, int, str, datetime]]
+    engine_voids: set[tuple[int, datetime]]
+
+
+async def load_facts(session: AsyncSession, program_id: int, until: datetime) -> Facts:
+    """The program's recorded facts before ``until``, in five statements."""
+    referrals = {
+        rid: _Referral(advocate_id=aid, moderation=mod)
+        for rid, aid, mod in (
+            await session.execute(
+                select(Referral.id, Referral.advocate_id, Referral.moderation).where(
+                    Referral.program_id == program_id
+                )
+            )
+        ).all()
+    }
+    events: list[tuple[datetime, int, int, int, tuple[Any, ...]]] = []
+    engine_voids: set[tuple[int, datetime]] = set()
+    lifecycle = await session.execute(
+        select(
+            ReferralEvent.at,
+            ReferralEvent.id,
+            ReferralEvent.referral_id,
+            ReferralEvent.from_status,
+            ReferralEvent.to_status,
+        )
+        .join(Referral, Referral.id == ReferralEvent.referral_id)
+        .where(Referral.program_id == program_id, ReferralEvent.at < until)
+    )
+    for at, eid, rid, from_status, to_status in lifecycle.all():
+        events.append((at, _LIFECYCLE, eid, rid, (from_status, to_status)))
+        if to_status == ReferralStatus.REJECTED or (
+            to_status in REVERSALS and from_status == ReferralStatus.WON
+        ):
+            engine_voids.add((rid, at))
+    refunded = aliased(RevenueEvent)
+    money = await session.execute(
+        select(
+            RevenueEvent.occurred_at,
+            RevenueEvent.id,
+            RevenueEvent.referral_id,
+            RevenueEvent.kind,
+            RevenueEvent.amount_minor,
+            RevenueEvent.currency,
+            refunded.id,
+        )
+        .join(Referral, Referral.id == RevenueEvent.referral_id)
+        .outerjoin(
+            refunded,
+            and_(
+                RevenueEvent.kind == RevenueKind.REFUND,
+                refunded.external_id == RevenueEvent.data["refunds_external_id"].astext,
+            ),
+        )
+        .where(Referral.program_id == program_id, RevenueEvent.occurred_at < until)
+    )
+    for at, charge_id, referred, kind, amount, currency, refunded_id in money.tuples():
+        assert referred is not None  # joined to the program's referrals
+        if kind == RevenueKind.REFUND:
+            events.append((at, _REFUND, charge_id, referred, (refunded_id,)))
+            engine_voids.add((referred, at))
+        else:
+            events.append((at, _CHARGE, charge_id, referred, (charge_id, amount, currency)))
+    decisions = await session.execute(
+        select(
+            RewardEntry.at,
+            RewardEntry.id,
+            Reward.referral_id,
+            RewardEntry.state,
+            RewardEntry.reason,
+            Reward.side,
+            RewardRule.trigger,
+            Reward.kind,
+            Reward.trigger_ref,
+        )
+        .join(Reward, Reward.id == RewardEntry.reward_id)
+        .join(RewardRule, RewardRule.id == Reward.rule_id)
+        .where(
+            Reward.program_id == program_id,
+            RewardEntry.at < until,
+            RewardEntry.state != RewardState.PENDING,
+        )
+    )
+    for at, eid, rid, state, reason, side, trigger, kind, ref in decisions.all():
+        if state == RewardState.APPROVED and reason == reward_rules.AUTO_APPROVAL_REASON:
+            continue
+        events.append((at, _DECISION, eid, rid, ((side, trigger, kind, ref), state)))
+    # The actual ledger: each reward created before ``until`` with its state as of ``until``.
+    latest = (
+        select(RewardEntry.reward_id, RewardEntry.state, RewardEntry.at)
+        .where(RewardEntry.at < until)
+        .distinct(RewardEntry.reward_id)
+        .order_by(RewardEntry.reward_id, RewardEntry.at.desc(), RewardEntry.id.desc())
+        .subquery()
+    )
+    ledger = await session.execute(
+        select(
+            Reward.advocate_id,
+            Reward.side,
+            latest.c.state,
+            Reward.amount_minor,
+            Reward.points,
+            Reward.currency,
+            Reward.created_at,
+        )
+        .join(latest, latest.c.reward_id == Reward.id)
+        .where(Reward.program_id == program_id, Reward.created_at < until)
+    )
+    actual = [(a, s, st, amt, pts, cur, created) for a, s, st, amt, pts, cur, created in ledger]
+    return Facts(referrals, events, actual, engine_voids)
+
+
+# --- the replay --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SimReward:
+    rule: PolicyRule
+    referral_id: int
+    advocate_id: int | None  # the referrer for referrer-side rewards, as the ledger stores it
+    trigger_ref: str
+    amount_minor: int
+    currency: str
+    points: int
+    created_at: datetime
+    clawback_until: datetime
+    state: str = RewardState.PENDING
+    approve_at: datetime | None = None
+
+    def state_at(self, at: datetime) -> str:
+        """The state, with a holding period that has run out counted as approved."""
+        if (
+            self.state == RewardState.PENDING
+            and self.approve_at is not None
+            and self.approve_at <= at
+        ):
+            self.state = RewardState.APPROVED
+        return self.state
+
+
+@dataclass(slots=True)
+class Replay:
+    """The engine's state, in memory."""
+
+    policy: Policy
+    referrals: dict[int, _Referral]
+    rewards: list[SimReward] = field(default_factory=list)
+    by_referral: dict[int, list[SimReward]] = field(default_factory=lambda: defaultdict(list))
+    # (advocate, trigger, side, kind) -> referral -> non-voided rewards: the ladder ordinals
+    ladder: dict[tuple[int | None, str, str, str], dict[int, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    # (rule, advocate) -> rewards: the caps
+    capped: dict[tuple[int, int | None], list[SimReward]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    earned: set[tuple[int, int, str]] = field(default_factory=set)
+    by_trigger: dict[str, list[PolicyRule]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rule in sorted(self.policy.rules, key=lambda r: r.id):
+            self.by_trigger.setdefault(rule.trigger, []).append(rule)
+
+    def _ladder_key(self, r: SimReward) -> tuple[int | None, str, str, str]:
+        return (r.advocate_id, r.rule.trigger, r.rule.side, r.rule.kind)
+
+    def _void(self, r: SimReward) -> None:
+        r.state = RewardState.VOIDED
+        counts = self.ladder[self._ladder_key(r)]
+        left = counts[r.referral_id] - 1
+        if left:
+            counts[r.referral_id] = left
+        else:
+            del counts[r.referral_id]
+
+    def evaluate(
+        self,
+        referral_id: int,
+        trigger: str,
+        at: datetime,
+        *,
+        base_amount_minor: int | None = None,
+        base_currency: str | None = None,
+        trigger_ref: str = "",
+    ) -> None:
+        """``rewards.on_referral_event``, over the replayed rewards."""
+        rules = self.by_trigger.get(trigger)
+        referral = self.referrals[referral_id]
+        if not rules or reward_rules.earns_nothing(referral.status, referral.moderation):
+            return
+        for (side, kind), ladder in reward_rules.ladders(rules).items():
+            counts = self.ladder.get((referral.advocate_id, trigger, side, kind), {})
+            ordinal = len(counts) - (referral_id in counts) + 1
+            rule = reward_rules.pick_tier(ladder, ordinal)
+            if rule is None:
+                continue
+            if side == RewardSide.REFERRER:
+                start = reward_rules.cap_window_start(rule, at)
+                used = sum(
+                    1
+                    for r in self.capped.get((rule.id, referral.advocate_id), ())
+                    if r.state != RewardState.VOIDED and r.created_at >= start
+                )
+                if reward_rules.is_capped(rule, used):
+                    continue
+            earned = reward_rules.earn(
+                rule,
+                base_amount_minor=base_amount_minor,
+                base_currency=base_currency,
+                trigger_ref=trigger_ref,
+            )
+            if isinstance(earned, str):
+                continue
+            key = (rule.id, referral_id, earned.trigger_ref)
+            if key in self.earned:
+                continue
+            self.earned.add(key)
+            reward = SimReward(
+                rule=rule,
+                referral_id=referral_id,
+                advocate_id=referral.advocate_id if side == RewardSide.REFERRER else None,
+                trigger_ref=earned.trigger_ref,
+                amount_minor=earned.amount_minor,
+                currency=earned.currency,
+                points=earned.points,
+                created_at=at,
+                clawback_until=reward_rules.clawback_until(rule, at),
+            )
+            if self.policy.auto_approve and referral.moderation in (
+                ModerationState.CLEAR,
+                ModerationState.APPROVED,
+            ):
+                if rule.holding_days:
+                    reward.approve_at = at + timedelta(days=rule.holding_days)
+                else:
+                    reward.state = RewardState.APPROVED
+            self.rewards.append(reward)
+            self.by_referral[referral_id].append(reward)
+            counts = self.ladder[self._ladder_key(reward)]
+            counts[referral_id] = counts.get(referral_id, 0) + 1
+            self.capped[(rule.id, reward.advocate_id)].append(reward)
+
+    def void_unfulfilled(self, referral_id: int, at: datetime) -> None:
+        for r in self.by_referral.get(referral_id, ()):
+            if r.state_at(at) in (RewardState.PENDING, RewardState.APPROVED):
+                self._void(r)
+
+    def claw_back(self, referral_id: int, at: datetime, trigger_ref: str | None = None) -> None:
+        for r in self.by_referral.get(referral_id, ()):
+            if (
+                r.state != RewardState.VOIDED
+                and r.clawback_until >= at
+                and (trigger_ref is None or r.trigger_ref == trigger_ref)
+            ):
+                self._void(r)
+
+    def decide(
+        self, referral_id: int, key: tuple[str, str, str, str], state: str, at: datetime
+    ) -> None:
+        """Apply a person's recorded approve, fulfil or void to the matching replayed reward."""
+        for r in self.by_referral.get(referral_id, ()):
+            if (r.rule.side, r.rule.trigger, r.rule.kind, r.trigger_ref) != key:
+                continue
+            current = r.state_at(at)
+            if state == RewardState.APPROVED and current == RewardState.PENDING:
+                r.state = RewardState.APPROVED
+            elif state == RewardState.FULFILLED and current == RewardState.APPROVED:
+                r.state = RewardState.FULFILLED
+            elif (
+                state == RewardState.VOIDED
+                and current != RewardState.VOIDED
+                and (current != RewardState.FULFILLED or at <= r.clawback_until)
+            ):
+                self._void(r)
+
+    def run(self, facts: Facts) -> None:
+        events = facts.events
+        heapq.heapify(events)
+        while events:
+            at, kind, _tie, referral_id, payload = heapq.heappop(events)
+            referral = self.referrals.get(referral_id)
+            if referral is None:
+                continue
+            if kind == _LIFECYCLE:
+                from_status, to_status = payload
+                referral.status = to_status
+                if from_status is None:
+                    self.evaluate(referral_id, RewardTrigger.SIGNUP, at)
+                elif to_status == ReferralStatus.REJECTED:
+                    self.void_unfulfilled(referral_id, at)
+                elif to_status in REVERSALS and from_status == ReferralStatus.WON:
+                    self.claw_back(referral_id, at)
+                else:
+                    for trigger in MILESTONES.get(to_status, ()):
+                        self.evaluate(referral_id, trigger, at)
+            elif kind == _CHARGE:
+                event_id, amount, currency = payload
+                self.evaluate(
+                    referral_id,
+                    RewardTrigger.REVENUE,
+                    at,
+                    base_amount_minor=amount,
+                    base_currency=currency,
+                    trigger_ref=reward_ref(event_id),
+                )
+            elif kind == _REFUND:
+                (refunded_id,) = payload
+                if refunded_id is not None:
+                    self.claw_back(referral_id, at, reward_ref(refunded_id))
+            else:
+                key, state = payload
+                if state == RewardState.VOIDED and (referral_id, at) in facts.engine_voids:
+                    continue  # the engine's own void: the replay made (or did not make) it
+                self.decide(referral_id, key, state, at)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Rewards of one group: how many, their amount and points."""
+
+    key: str
+    currency: str
+    count: int
+    amount_minor: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    by_state: list[Bucket]
+    by_side: list[Bucket]  # not voided
+    by_advocate: dict[tuple[int, str], tuple[int, int]]  # (advocate, currency) -> count, amount
+    cost_minor: dict[str, int]  # not voided, per currency
+
+
+def summarise(rows: Sequence[tuple[int | None, str, str, int, int, str]]) -> LedgerSummary:
+    """Sums of (advocate, side, state, amount, points, currency) rows."""
+    states: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    sides: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    advocates: dict[tuple[int, str], tuple[int, int]] = {}
+    cost: dict[str, int] = defaultdict(int)
+    for advocate_id, side, state, amount, points, currency in rows:
+        s = states[(state, currency)]
+        s[0], s[1], s[2] = s[0] + 1, s[1] + amount, s[2] + points
+        if state == RewardState.VOIDED:
+            continue
+        d = sides[(side, currency)]
+        d[0], d[1], d[2] = d[0] + 1, d[1] + amount, d[2] + points
+        cost[currency] += amount
+        if advocate_id is not None:
+            n, a = advocates.get((advocate_id, currency), (0, 0))
+            advocates[(advocate_id, currency)] = (n + 1, a + amount)
+
+    def buckets(d: dict[tuple[str, str], list[int]]) -> list[Bucket]:
+        return [Bucket(k, c, *v) for (k, c), v in sorted(d.items())]
+
+    return LedgerSummary(buckets(states), buckets(sides), advocates, dict(cost))
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyComparison:
+    currency: str
+    proposed_cost_minor: int
+    actual_cost_minor: int
+    difference_minor: int  # proposed - actual
+    revenue_minor: int
+    customers: int
+    proposed_cost_per_customer_minor: int | None
+    actual_cost_per_customer_minor: int | None
+    proposed_roi: float | None
+    actual_roi: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdvocateComparison:
+    advocate_id: int
+    currency: str
+    proposed_count: int
+    proposed_minor: int
+    actual_count: int
+    actual_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    program_id: int
+    since: date
+    until: date
+    rules: tuple[PolicyRule, ...]
+    proposed: LedgerSummary
+    actual: LedgerSummary
+    currencies: list[CurrencyComparison]
+    advocates: list[AdvocateComparison]  # the largest differences first
+
+
+def _in_period(rows: Any, start: datetime, end: datetime) -> list[Any]:
+    return [row[:6] for row in rows if start <= row[6] < end]
+
+
+async def backtest(
+    session: AsyncSession,
+    program_id: int,
+    rules: Sequence[PolicyRule] | None,
+    *,
+    since: date,
+    until: date,
+) -> BacktestResult:
+    """Replay ``[since, until)`` (UTC days) under ``rules`` (None: the program's active rules).
+
+    Rewards of the period are those the replay earns in it; earlier history is replayed too,
+    so tier ordinals and caps start where they stood. Writes nothing.
+    """
+    f = ReportFilter(program_id=program_id, since=since, until=until).checked()
+    if (until - since).days > MAX_DAYS:
+        raise ValidationFailed(f"a backtest covers at most {MAX_DAYS} days", field="until")
+    program = await session.get(Program, program_id)
+    if program is None:
+        raise NotFound("no such program", field="programId")
+    if rules is None:
+        stored = await session.scalars(
+            select(RewardRule)
+            .where(RewardRule.program_id == program_id, RewardRule.active.is_(True))
+            .order_by(RewardRule.id)
+        )
+        rules = [PolicyRule.of(r) for r in stored]
+    start, end = f.bounds()
+    assert start is not None
+    assert end is not None
+    facts = await load_facts(session, program_id, end)
+    policy = Policy(
+        rules=tuple(rules), auto_approve=bool(program.settings.get("auto_approve_rewards"))
+    )
+    replay = Replay(policy, facts.referrals)
+    replay.run(facts)
+    simulated = [
+        (
+            r.advocate_id,
+            r.rule.side,
+            r.state_at(end),
+            r.amount_minor,
+            r.points,
+            r.currency,
+            r.created_at,
+        )
+        for r in replay.rewards
+    ]
+    proposed = summarise(_in_period(simulated, start, end))
+    actual = summarise(_in_period(facts.actual, start, end))
+    reports = {row.currency: row for row in await cost_and_roi(session, f)}
+    currencies = []
+    for currency in sorted(proposed.cost_minor.keys() | actual.cost_minor.keys() | reports.keys()):
+        p, a = proposed.cost_minor.get(currency, 0), actual.cost_minor.get(currency, 0)
+        row = reports.get(currency)
+        revenue, customers = (row.revenue_minor, row.customers) if row else (0, 0)
+        currencies.append(
+            CurrencyComparison(
+                currency=currency,
+                proposed_cost_minor=p,
+                actual_cost_minor=a,
+                difference_minor=p - a,
+                revenue_minor=revenue,
+                customers=customers,
+                proposed_cost_per_customer_minor=p // customers if customers else None,
+                actual_cost_per_customer_minor=a // customers if customers else None,
+                proposed_roi=rate(revenue - p, p),
+                actual_roi=rate(revenue - a, a),
+            )
+        )
+    keys = proposed.by_advocate.keys() | actual.by_advocate.keys()
+    advocates = sorted(
+        (
+            AdvocateComparison(
+                advocate_id=k[0],
+                currency=k[1],
+                proposed_count=proposed.by_advocate.get(k, (0, 0))[0],
+                proposed_minor=proposed.by_advocate.get(k, (0, 0))[1],
+                actual_count=actual.by_advocate.get(k, (0, 0))[0],
+                actual_minor=actual.by_advocate.get(k, (0, 0))[1],
+            )
+            for k in keys
+        ),
+        key=lambda c: (-abs(c.proposed_minor - c.actual_minor), -c.proposed_minor, c.advocate_id),
+    )[:TOP_ADVOCATES]
+    return BacktestResult(
+        program_id=program_id,
+        since=since,
+        until=until,
+        rules=tuple(rules),
+        proposed=proposed,
+        actual=actual,
+        currencies=currencies,
+        advocates=advocates,
+    )
