@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -189,7 +190,7 @@ async def load_facts(session: AsyncSession, program_id: int, until: datetime) ->
         )
         .where(Referral.program_id == program_id, RevenueEvent.occurred_at < until)
     )
-    for at, charge_id, referred, kind, amount, currency, refunded_id in money.tuples():
+    for at, charge_id, referred, kind, amount, currency, refunded_id in money.all():
         assert referred is not None  # joined to the program's referrals
         if kind == RevenueKind.REFUND:
             events.append((at, _REFUND, charge_id, referred, (refunded_id,)))
@@ -224,7 +225,7 @@ async def load_facts(session: AsyncSession, program_id: int, until: datetime) ->
     latest = (
         select(RewardEntry.reward_id, RewardEntry.state, RewardEntry.at)
         .where(RewardEntry.at < until)
-        .distinct(RewardEntry.reward_id)
+        .ext(distinct_on(RewardEntry.reward_id))
         .order_by(RewardEntry.reward_id, RewardEntry.at.desc(), RewardEntry.id.desc())
         .subquery()
     )
