@@ -397,3 +397,16 @@ async def set_reward_rules(
     if changed:
         await session.refresh(program)
     return program, changed
+
+
+def checked_rules(specs: Sequence[RuleSpec], program_currency: str) -> list[dict[str, Any]]:
+    """Rule specs validated as ``set_reward_rules`` validates them, as column values."""
+    if len(specs) > MAX_RULES:
+        raise ValidationFailed(f"at most {MAX_RULES} rules per program", field="rules")
+    wanted = [_check_rule(spec, i, program_currency) for i, spec in enumerate(specs)]
+    seen: set[str] = set()
+    for i, rule in enumerate(wanted):
+        if rule["name"] in seen:
+            raise ValidationFailed("rule names must be unique", field=f"rules.{i}.name")
+        seen.add(rule["name"])
+    return wanted

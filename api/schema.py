@@ -54,6 +54,7 @@ from vouch.api.mutations.rewards import RewardMutations
 from vouch.api.mutations.webhooks import WebhookMutations
 from vouch.api.queries.advocacy import AdvocacyQueries
 from vouch.api.queries.advocates import AdvocateQueries
+from vouch.api.queries.backtests import BacktestQueries
 from vouch.api.queries.chain import ChainQueries
 from vouch.api.queries.experiments import ExperimentQueries
 from vouch.api.queries.links import LinkQueries
@@ -88,6 +89,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     WebhookQueries,
     AdvocacyQueries,
     ExperimentQueries,
+    BacktestQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

@@ -543,8 +543,10 @@ async def backtest(
     *,
     since: date,
     until: date,
+    auto_approve: bool | None = None,
 ) -> BacktestResult:
-    """Replay ``[since, until)`` (UTC days) under ``rules`` (None: the program's active rules).
+    """Replay ``[since, until)`` (UTC days) under ``rules`` (None: the program's active rules)
+    and ``auto_approve`` (None: the program's setting).
 
     Rewards of the period are those the replay earns in it; earlier history is replayed too,
     so tier ordinals and caps start where they stood. Writes nothing.
@@ -566,9 +568,9 @@ async def backtest(
     assert start is not None
     assert end is not None
     facts = await load_facts(session, program_id, end)
-    policy = Policy(
-        rules=tuple(rules), auto_approve=bool(program.settings.get("auto_approve_rewards"))
-    )
+    if auto_approve is None:
+        auto_approve = bool(program.settings.get("auto_approve_rewards"))
+    policy = Policy(rules=tuple(rules), auto_approve=auto_approve)
     replay = Replay(policy, facts.referrals)
     replay.run(facts)
     simulated = [

@@ -1,0 +1,42 @@
+"""Reward-policy backtests from the edge: proposed rules validated as stored rules are, then
+replayed by ``attribution.backtest``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vouch.advocacy.programs import RuleSpec, checked_rules, get_program
+from vouch.attribution.backtest import BacktestResult, PolicyRule, backtest
+from vouch.core.errors import ValidationFailed
+
+MAX_HOLDING_DAYS = 365
+
+
+async def backtest_policy(
+    session: AsyncSession,
+    program_id: int,
+    specs: Sequence[RuleSpec] | None,
+    *,
+    since: date,
+    until: date,
+    holding_days: int = 0,
+    auto_approve: bool | None = None,
+) -> BacktestResult:
+    """Cost ``[since, until)`` under ``specs`` (None: the program's current rules)."""
+    program = await get_program(session, program_id)
+    if not 0 <= holding_days <= MAX_HOLDING_DAYS:
+        raise ValidationFailed(
+            f"holdingDays must be between 0 and {MAX_HOLDING_DAYS}", field="policy.holdingDays"
+        )
+    rules = None
+    if specs is not None:
+        rules = [
+            PolicyRule(id=i + 1, holding_days=holding_days, **values)
+            for i, values in enumerate(checked_rules(specs, program.currency))
+        ]
+    return await backtest(
+        session, program_id, rules, since=since, until=until, auto_approve=auto_approve
+    )
