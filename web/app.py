@@ -26,6 +26,7 @@ from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.web.console import Console
+from vouch.web.console_lab import LabConsole
 from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
@@ -162,6 +163,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
     routes += Console(
+        settings=settings, pages=pages, sessions=sessions, report_sessions=report_sessions
+    ).routes()
+    routes += LabConsole(
         settings=settings, pages=pages, sessions=sessions, report_sessions=report_sessions
     ).routes()
     routes += WidgetDemo(pages=pages, tokens=widget_tokens).routes()

@@ -148,3 +148,71 @@ def _describe(labels: Sequence[str], series: Sequence[Series]) -> str:
         + ", ".join(f"{label} {_fmt(v)}" for label, v in zip(labels, s.values, strict=False))
         for s in series
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """An estimate with its confidence interval (a bound is None when it cannot be computed)."""
+
+    label: str
+    estimate: float
+    low: float | None
+    high: float | None
+
+
+def interval_chart(
+    title: str, rows: Sequence[Interval], *, width: int = 640, unit: str = "%"
+) -> Markup:
+    """A forest plot: one dot per estimate with its interval as a whisker, and the zero line
+    (no effect); an interval that crosses the line has not shown an effect."""
+    row, pad_l, pad_r = 34, 170, 24
+    height = max(row * len(rows) + 30, 60)
+    plot_w = width - pad_l - pad_r
+    span = max(
+        (abs(v) for r in rows for v in (r.estimate, r.low, r.high) if v is not None), default=0
+    )
+    top = _nice_max(span)
+
+    def x(v: float) -> float:
+        return pad_l + plot_w * (v + top) / (2 * top)
+
+    described = "; ".join(
+        f"{r.label}: {_fmt(r.estimate)}{unit}"
+        + (
+            f" (95% interval {_fmt(r.low)}{unit} to {_fmt(r.high)}{unit})"
+            if r.low is not None and r.high is not None
+            else " (no interval yet)"
+        )
+        for r in rows
+    )
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img">',
+        f"<title>{escape(title)}</title>",
+        f"<desc>{escape(described)}</desc>",
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="0" y2="{height - 22}" class="zero" '
+        'stroke="#6b7280" stroke-dasharray="4 3"/>',
+    ]
+    for value in (-top, -top / 2, 0.0, top / 2, top):
+        parts.append(
+            f'<text x="{x(value):.1f}" y="{height - 6}" text-anchor="middle" class="axis">'
+            f"{_fmt(value)}{escape(unit)}</text>"
+        )
+    for i, r in enumerate(rows):
+        y = 14 + i * row
+        color = PALETTE[i % len(PALETTE)]
+        parts.append(
+            f'<text x="{pad_l - 8}" y="{y + 4}" text-anchor="end" class="label">'
+            f"{escape(r.label[:28])}</text>"
+        )
+        if r.low is not None and r.high is not None:
+            parts.append(
+                f'<line x1="{x(max(r.low, -top)):.1f}" x2="{x(min(r.high, top)):.1f}" '
+                f'y1="{y}" y2="{y}" stroke="{color}" stroke-width="3" '
+                f'data-low="{r.low:g}" data-high="{r.high:g}"/>'
+            )
+        parts.append(
+            f'<circle cx="{x(max(min(r.estimate, top), -top)):.1f}" cy="{y}" r="5" fill="{color}" '
+            f'data-label="{escape(r.label)}" data-value="{r.estimate:g}"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated string is escaped above
