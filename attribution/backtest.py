@@ -28,17 +28,14 @@ Replaying the program's current rules reproduces its ledger (tested cent for cen
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from vouch.attribution import reward_rules
 from vouch.attribution.lifecycle import MILESTONES, REVERSALS
@@ -48,16 +45,12 @@ from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Program,
     Referral,
-    ReferralEvent,
-    RevenueEvent,
-    Reward,
-    RewardEntry,
     RewardRule,
 )
 from vouch.models.enums import (
     ModerationState,
     ReferralStatus,
-    RevenueKind,
+    RewardCalc,
     RewardSide,
     RewardState,
     RewardTrigger,
@@ -128,18 +121,65 @@ class _Referral:
     status: str = ReferralStatus.LEAD
 
 
+# One replayable event: at, kind, tie-breaker, referral, then by kind —
+# lifecycle: from status, to status; charge: currency, amount; refund: refunded charge id;
+# decision: side, trigger, kind, trigger ref, state.
+Event = tuple[
+    datetime, int, int, int, str | None, str | None, int | None, str | None, str | None, str | None
+]
+
+# Every event of the program before :until, already in replay order: one statement, sorted by
+# the database, so the replay is a single pass. The engine's own approvals (reason 'auto') are
+# not decisions.
+_EVENTS = text(
+    """
+    SELECT e.at, 0, e.id, e.referral_id, e.from_status, e.to_status,
+           NULL::bigint, NULL::text, NULL::text, NULL::text
+    FROM referral_events e JOIN referrals r ON r.id = e.referral_id
+    WHERE r.program_id = :program AND e.at < :until
+    UNION ALL
+    SELECT v.occurred_at, CASE WHEN v.kind = 'refund' THEN 2 ELSE 1 END, v.id, v.referral_id,
+           v.currency, NULL, CASE WHEN v.kind = 'refund' THEN c.id ELSE v.amount_minor END,
+           NULL, NULL, NULL
+    FROM revenue_events v JOIN referrals r ON r.id = v.referral_id
+    LEFT JOIN revenue_events c
+      ON v.kind = 'refund' AND c.external_id = v.data ->> 'refunds_external_id'
+    WHERE r.program_id = :program AND v.occurred_at < :until
+    UNION ALL
+    SELECT x.at, 3, x.id, w.referral_id, w.side, u.trigger, NULL, w.kind, w.trigger_ref, x.state
+    FROM reward_entries x JOIN rewards w ON w.id = x.reward_id
+    JOIN reward_rules u ON u.id = w.rule_id
+    WHERE w.program_id = :program AND x.at < :until AND x.state <> 'pending'
+      AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM :auto)
+    ORDER BY 1, 2, 3
+    """
+)
+
+# The actual ledger: each reward created before :until, with its state as of :until.
+_LEDGER = text(
+    """
+    SELECT w.advocate_id, w.side, s.state, w.amount_minor, w.points, w.currency, w.created_at
+    FROM rewards w
+    JOIN LATERAL (
+        SELECT x.state FROM reward_entries x
+        WHERE x.reward_id = w.id AND x.at < :until
+        ORDER BY x.at DESC, x.id DESC LIMIT 1
+    ) s ON true
+    WHERE w.program_id = :program AND w.created_at < :until
+    """
+)
+
+
 @dataclass(slots=True)
 class Facts:
     referrals: dict[int, _Referral]
-    # (at, kind, tie, referral id, payload)
-    events: list[tuple[datetime, int, int, int, tuple[Any, ...]]]
+    events: list[Event]
     # The ledger: advocate, side, state (as of ``until``), amount, points, currency, created.
     actual: list[tuple[int | None, str, str, int, int, str, datetime]]
-    engine_voids: set[tuple[int, datetime]]
 
 
 async def load_facts(session: AsyncSession, program_id: int, until: datetime) -> Facts:
-    """The program's recorded facts before ``until``, in five statements."""
+    """The program's recorded facts before ``until``, in three statements."""
     referrals = {
         rid: _Referral(advocate_id=aid, moderation=mod)
         for rid, aid, mod in (
@@ -150,100 +190,17 @@ async def load_facts(session: AsyncSession, program_id: int, until: datetime) ->
             )
         ).all()
     }
-    events: list[tuple[datetime, int, int, int, tuple[Any, ...]]] = []
-    engine_voids: set[tuple[int, datetime]] = set()
-    lifecycle = await session.execute(
-        select(
-            ReferralEvent.at,
-            ReferralEvent.id,
-            ReferralEvent.referral_id,
-            ReferralEvent.from_status,
-            ReferralEvent.to_status,
-        )
-        .join(Referral, Referral.id == ReferralEvent.referral_id)
-        .where(Referral.program_id == program_id, ReferralEvent.at < until)
-    )
-    for at, eid, rid, from_status, to_status in lifecycle.all():
-        events.append((at, _LIFECYCLE, eid, rid, (from_status, to_status)))
-        if to_status == ReferralStatus.REJECTED or (
-            to_status in REVERSALS and from_status == ReferralStatus.WON
-        ):
-            engine_voids.add((rid, at))
-    refunded = aliased(RevenueEvent)
-    money = await session.execute(
-        select(
-            RevenueEvent.occurred_at,
-            RevenueEvent.id,
-            RevenueEvent.referral_id,
-            RevenueEvent.kind,
-            RevenueEvent.amount_minor,
-            RevenueEvent.currency,
-            refunded.id,
-        )
-        .join(Referral, Referral.id == RevenueEvent.referral_id)
-        .outerjoin(
-            refunded,
-            and_(
-                RevenueEvent.kind == RevenueKind.REFUND,
-                refunded.external_id == RevenueEvent.data["refunds_external_id"].astext,
-            ),
-        )
-        .where(Referral.program_id == program_id, RevenueEvent.occurred_at < until)
-    )
-    for at, charge_id, referred, kind, amount, currency, refunded_id in money.all():
-        assert referred is not None  # joined to the program's referrals
-        if kind == RevenueKind.REFUND:
-            events.append((at, _REFUND, charge_id, referred, (refunded_id,)))
-            engine_voids.add((referred, at))
-        else:
-            events.append((at, _CHARGE, charge_id, referred, (charge_id, amount, currency)))
-    decisions = await session.execute(
-        select(
-            RewardEntry.at,
-            RewardEntry.id,
-            Reward.referral_id,
-            RewardEntry.state,
-            RewardEntry.reason,
-            Reward.side,
-            RewardRule.trigger,
-            Reward.kind,
-            Reward.trigger_ref,
-        )
-        .join(Reward, Reward.id == RewardEntry.reward_id)
-        .join(RewardRule, RewardRule.id == Reward.rule_id)
-        .where(
-            Reward.program_id == program_id,
-            RewardEntry.at < until,
-            RewardEntry.state != RewardState.PENDING,
-        )
-    )
-    for at, eid, rid, state, reason, side, trigger, kind, ref in decisions.all():
-        if state == RewardState.APPROVED and reason == reward_rules.AUTO_APPROVAL_REASON:
-            continue
-        events.append((at, _DECISION, eid, rid, ((side, trigger, kind, ref), state)))
-    # The actual ledger: each reward created before ``until`` with its state as of ``until``.
-    latest = (
-        select(RewardEntry.reward_id, RewardEntry.state, RewardEntry.at)
-        .where(RewardEntry.at < until)
-        .ext(distinct_on(RewardEntry.reward_id))
-        .order_by(RewardEntry.reward_id, RewardEntry.at.desc(), RewardEntry.id.desc())
-        .subquery()
-    )
-    ledger = await session.execute(
-        select(
-            Reward.advocate_id,
-            Reward.side,
-            latest.c.state,
-            Reward.amount_minor,
-            Reward.points,
-            Reward.currency,
-            Reward.created_at,
-        )
-        .join(latest, latest.c.reward_id == Reward.id)
-        .where(Reward.program_id == program_id, Reward.created_at < until)
-    )
-    actual = [(a, s, st, amt, pts, cur, created) for a, s, st, amt, pts, cur, created in ledger]
-    return Facts(referrals, events, actual, engine_voids)
+    params = {
+        "program": program_id,
+        "until": until,
+        "auto": reward_rules.AUTO_APPROVAL_REASON,
+    }
+    events: list[Event] = [
+        tuple(row)  # type: ignore[misc]
+        for row in (await session.execute(_EVENTS, params)).all()
+    ]
+    actual = [tuple(row) for row in (await session.execute(_LEDGER, params)).all()]
+    return Facts(referrals, events, actual)  # type: ignore[arg-type]
 
 
 # --- the replay --------------------------------------------------------------------------------
@@ -291,11 +248,21 @@ class Replay:
         default_factory=lambda: defaultdict(list)
     )
     earned: set[tuple[int, int, str]] = field(default_factory=set)
-    by_trigger: dict[str, list[PolicyRule]] = field(default_factory=dict)
+    # trigger -> (side, kind, ladder, tier picked per ordinal)
+    ladders: dict[str, list[tuple[str, str, list[PolicyRule], dict[int, PolicyRule | None]]]] = (
+        field(default_factory=dict)
+    )
+    fixed: dict[int, reward_rules.Earned | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        by_trigger: dict[str, list[PolicyRule]] = {}
         for rule in sorted(self.policy.rules, key=lambda r: r.id):
-            self.by_trigger.setdefault(rule.trigger, []).append(rule)
+            by_trigger.setdefault(rule.trigger, []).append(rule)
+        for trigger, rules in by_trigger.items():
+            self.ladders[trigger] = [
+                (side, kind, ladder, {})
+                for (side, kind), ladder in reward_rules.ladders(rules).items()
+            ]
 
     def _ladder_key(self, r: SimReward) -> tuple[int | None, str, str, str]:
         return (r.advocate_id, r.rule.trigger, r.rule.side, r.rule.kind)
@@ -320,14 +287,16 @@ class Replay:
         trigger_ref: str = "",
     ) -> None:
         """``rewards.on_referral_event``, over the replayed rewards."""
-        rules = self.by_trigger.get(trigger)
+        ladders = self.ladders.get(trigger)
         referral = self.referrals[referral_id]
-        if not rules or reward_rules.earns_nothing(referral.status, referral.moderation):
+        if not ladders or reward_rules.earns_nothing(referral.status, referral.moderation):
             return
-        for (side, kind), ladder in reward_rules.ladders(rules).items():
+        for side, kind, ladder, tiers in ladders:
             counts = self.ladder.get((referral.advocate_id, trigger, side, kind), {})
             ordinal = len(counts) - (referral_id in counts) + 1
-            rule = reward_rules.pick_tier(ladder, ordinal)
+            if ordinal not in tiers:  # pick_tier is pure: remembered per ladder and ordinal
+                tiers[ordinal] = reward_rules.pick_tier(ladder, ordinal)
+            rule = tiers[ordinal]
             if rule is None:
                 continue
             if side == RewardSide.REFERRER:
@@ -339,12 +308,16 @@ class Replay:
                 )
                 if reward_rules.is_capped(rule, used):
                     continue
-            earned = reward_rules.earn(
-                rule,
-                base_amount_minor=base_amount_minor,
-                base_currency=base_currency,
-                trigger_ref=trigger_ref,
-            )
+            earned = self.fixed.get(rule.id) if rule.calc == RewardCalc.FIXED else None
+            if earned is None:
+                earned = reward_rules.earn(
+                    rule,
+                    base_amount_minor=base_amount_minor,
+                    base_currency=base_currency,
+                    trigger_ref=trigger_ref,
+                )
+                if rule.calc == RewardCalc.FIXED:  # a fixed rule pays the same for any event
+                    self.fixed[rule.id] = earned
             if isinstance(earned, str):
                 continue
             key = (rule.id, referral_id, earned.trigger_ref)
@@ -410,44 +383,45 @@ class Replay:
                 self._void(r)
 
     def run(self, facts: Facts) -> None:
-        events = facts.events
-        heapq.heapify(events)
-        while events:
-            at, kind, _tie, referral_id, payload = heapq.heappop(events)
+        # The instants at which the engine itself voided a referral's rewards: a recorded void
+        # then is the engine's, not a person's (the replay makes, or does not make, its own).
+        engine_voids: set[tuple[int, datetime]] = set()
+        for at, kind, _tie, referral_id, s1, s2, n1, s3, s4, s5 in facts.events:
             referral = self.referrals.get(referral_id)
             if referral is None:
                 continue
             if kind == _LIFECYCLE:
-                from_status, to_status = payload
-                referral.status = to_status
+                from_status, to_status = s1, s2
+                referral.status = to_status  # type: ignore[assignment]
                 if from_status is None:
                     self.evaluate(referral_id, RewardTrigger.SIGNUP, at)
                 elif to_status == ReferralStatus.REJECTED:
+                    engine_voids.add((referral_id, at))
                     self.void_unfulfilled(referral_id, at)
                 elif to_status in REVERSALS and from_status == ReferralStatus.WON:
+                    engine_voids.add((referral_id, at))
                     self.claw_back(referral_id, at)
                 else:
-                    for trigger in MILESTONES.get(to_status, ()):
+                    for trigger in MILESTONES.get(to_status, ()):  # type: ignore[arg-type]
                         self.evaluate(referral_id, trigger, at)
             elif kind == _CHARGE:
-                event_id, amount, currency = payload
                 self.evaluate(
                     referral_id,
                     RewardTrigger.REVENUE,
                     at,
-                    base_amount_minor=amount,
-                    base_currency=currency,
-                    trigger_ref=reward_ref(event_id),
+                    base_amount_minor=n1,
+                    base_currency=s1,
+                    trigger_ref=reward_ref(_tie),
                 )
             elif kind == _REFUND:
-                (refunded_id,) = payload
-                if refunded_id is not None:
-                    self.claw_back(referral_id, at, reward_ref(refunded_id))
+                engine_voids.add((referral_id, at))
+                if n1 is not None:
+                    self.claw_back(referral_id, at, reward_ref(n1))
             else:
-                key, state = payload
-                if state == RewardState.VOIDED and (referral_id, at) in facts.engine_voids:
-                    continue  # the engine's own void: the replay made (or did not make) it
-                self.decide(referral_id, key, state, at)
+                # A decision row has side, trigger, kind, trigger ref and state (NOT NULL).
+                if s5 == RewardState.VOIDED and (referral_id, at) in engine_voids:
+                    continue
+                self.decide(referral_id, (s1, s2, s3, s4), s5, at)  # type: ignore[arg-type]
 
 
 # --- results -----------------------------------------------------------------------------------
