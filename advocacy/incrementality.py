@@ -18,9 +18,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy import stats
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _numpy() -> ModuleType:
+    """NumPy and SciPy are imported on first use: importing them costs a server worker more
+    than a second of start-up, and only reports need them."""
+    import numpy
+
+    return numpy
+
+
+def _stats() -> Any:  # scipy ships no type information
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95
 POWER = 0.80
@@ -66,6 +82,7 @@ def welch_lift(
     treatment: Sequence[float], holdout: Sequence[float], *, confidence: float = CONFIDENCE
 ) -> Lift:
     """Difference of means with Welch's interval; needs two or more advocates per group."""
+    np, stats = _numpy(), _stats()
     t = np.asarray(treatment, dtype=float)
     h = np.asarray(holdout, dtype=float)
     nt, nh = len(t), len(h)
@@ -129,6 +146,7 @@ def required_per_group(
     """
     if effect == 0.0 or (sd_treatment == 0.0 and sd_holdout == 0.0):
         return None
+    stats = _stats()
     ratio = (1 - holdout_share) / holdout_share  # treated advocates per held-out one
     z = float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
     n_holdout = z**2 * (sd_treatment**2 / ratio + sd_holdout**2) / effect**2
@@ -151,6 +169,7 @@ def sample_ratio(n_treatment: int, n_holdout: int, holdout_share: float) -> Samp
     total = n_treatment + n_holdout
     if total == 0:
         return SampleRatio(holdout_share, 0.0, 1.0)
+    stats = _stats()
     expected = [total * (1 - holdout_share), total * holdout_share]
     p = float(stats.chisquare([n_treatment, n_holdout], f_exp=expected).pvalue)
     return SampleRatio(holdout_share, n_holdout / total, _finite(p) if total else 1.0)
@@ -184,6 +203,7 @@ def assess(
     srm: SampleRatio,
 ) -> Assessment:
     """Lift, the minimum sample for ``min_detectable_lift`` (relative) and the verdict."""
+    np = _numpy()
     lift = welch_lift(treatment, holdout)
     required = None
     if lift.n_treatment >= 2 and lift.n_holdout >= 2:
