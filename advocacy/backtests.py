@@ -22,19 +22,23 @@ async def backtest_policy(
     *,
     since: date,
     until: date,
-    holding_days: int = 0,
+    holding_days: int | None = None,
     auto_approve: bool | None = None,
 ) -> BacktestResult:
-    """Cost ``[since, until)`` under ``specs`` (None: the program's current rules)."""
+    """Cost ``[since, until)`` under ``specs`` (None: the program's current rules);
+    ``holding_days`` overrides every proposed rule's own holding period."""
     program = await get_program(session, program_id)
-    if not 0 <= holding_days <= MAX_HOLDING_DAYS:
+    if holding_days is not None and not 0 <= holding_days <= MAX_HOLDING_DAYS:
         raise ValidationFailed(
             f"holdingDays must be between 0 and {MAX_HOLDING_DAYS}", field="policy.holdingDays"
         )
     rules = None
     if specs is not None:
         rules = [
-            PolicyRule(id=i + 1, holding_days=holding_days, **values)
+            PolicyRule(
+                id=i + 1,
+                **(values | ({"holding_days": holding_days} if holding_days is not None else {})),
+            )
             for i, values in enumerate(checked_rules(specs, program.currency))
         ]
     return await backtest(

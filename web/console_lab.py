@@ -143,7 +143,7 @@ class LabConsole(Console):
             return self._message(request, user, exc.message)
         rows = [_rule_row(r) for r in result.rules]
         return self._render_backtest(
-            request, user, programs, program_id, since, until, rows, None, 0, None
+            request, user, programs, program_id, since, until, rows, None, None, None
         )
 
     async def backtest(self, request: Request) -> Response:
@@ -161,7 +161,7 @@ class LabConsole(Console):
             await get_program(self._session(request), program_id)
             since = _date(form, "since")
             until = _date(form, "until")
-            holding = _int(form, "holding_days") or 0
+            holding = _int(form, "holding_days")
             specs = [_spec(row, i) for i, row in enumerate(rows) if row["name"].strip()]
             result = await backtest_policy(
                 self._session(request),
@@ -188,7 +188,7 @@ class LabConsole(Console):
         until: date,
         rows: list[dict[str, str]],
         result: BacktestResult | None,
-        holding: int,
+        holding: int | None,
         error: str | None,
     ) -> Response:
         blank = dict.fromkeys(RULE_FIELDS, "")

@@ -20,10 +20,10 @@ class BacktestPolicyInput:
     rules: list[RewardRuleInput] = strawberry.field(
         description="The rules, validated as setRewardRules validates them."
     )
-    holding_days: int = strawberry.field(
-        default=0,
-        description="Days each reward waits before it is approved automatically (0-365; "
-        "with auto-approval).",
+    holding_days: int | None = strawberry.field(
+        default=None,
+        description="Days every reward waits before it is approved automatically (0-365, "
+        "with auto-approval); null keeps each rule's own holdingDays.",
     )
     auto_approve: bool | None = strawberry.field(
         default=None,
@@ -53,7 +53,7 @@ class BacktestQueries:
             [rule.to_domain() for rule in policy.rules] if policy else None,
             since=since,
             until=until,
-            holding_days=policy.holding_days if policy else 0,
+            holding_days=policy.holding_days if policy else None,
             auto_approve=policy.auto_approve if policy else None,
         )
         return RewardBacktestType.from_domain(result)
