@@ -54,6 +54,7 @@ from vouch.api.mutations.webhooks import WebhookMutations
 from vouch.api.queries.advocacy import AdvocacyQueries
 from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.chain import ChainQueries
+from vouch.api.queries.jobs import JobQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
 from vouch.api.queries.programs import ProgramQueries
@@ -84,6 +85,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     ModerationQueries,
     WebhookQueries,
     AdvocacyQueries,
+    JobQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

@@ -20,6 +20,7 @@ from vouch.cli.tiers import tiers
 from vouch.core.db import create_engine
 from vouch.core.migrations import alembic_config
 from vouch.core.settings import ConfigError, get_settings
+from vouch.jobs.definitions import schedules
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,6 +95,7 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
     url = database_url(settings)
     if migrate_first:
         _migrate(url)
+    schedules(settings)  # a wrong VOUCH_JOB_SCHEDULES stops start-up with one line
     settings.resolved_secret()  # fail fast in production, create once in development
     settings.resolved_hashid_salt()
     if "public_base_url" not in settings.model_fields_set:
@@ -231,6 +233,7 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
 from vouch.cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
 from vouch.cli.erase import erase  # noqa: E402
 from vouch.cli.imports import import_group  # noqa: E402
+from vouch.cli.jobs import jobs_group, worker  # noqa: E402
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)
@@ -238,6 +241,8 @@ main.add_command(erase)
 main.add_command(import_group)
 main.add_command(tiers)
 main.add_command(asks)
+main.add_command(worker)
+main.add_command(jobs_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
+    # Scheduled jobs (vouch.jobs): run inside each `vouch serve` process unless turned off here
+    # (then run `vouch worker`); exactly once across every process sharing the database.
+    scheduler: bool = Field(default=True, alias="VOUCH_SCHEDULER")
+    # Per-job overrides, "name=cron expression" separated by ";" (a cron of "off" disables it),
+    # e.g. "tiers_recompute=0 */6 * * *;rollups_verify=off". Validated against the job list.
+    job_schedules: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, alias="VOUCH_JOB_SCHEDULES"
+    )
+    job_max_attempts: int = Field(default=3, ge=1, le=10, alias="VOUCH_JOB_MAX_ATTEMPTS")
+    job_retry_delay: float = Field(default=30.0, ge=0, le=3600, alias="VOUCH_JOB_RETRY_DELAY")
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 90, alias="VOUCH_IDEMPOTENCY_KEY_TTL_HOURS"
+    )
+    job_run_retention_days: int = Field(
+        default=30, ge=1, le=3650, alias="VOUCH_JOB_RUN_RETENTION_DAYS"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -58,6 +74,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("job_schedules", mode="before")
+    @classmethod
+    def _parse_schedules(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, str] = {}
+        for item in value.split(";"):
+            if not item.strip():
+                continue
+            name, sep, expression = item.partition("=")
+            if not sep or not name.strip() or not expression.strip():
+                raise ValueError(
+                    f"VOUCH_JOB_SCHEDULES entry {item.strip()!r} is not name=cron expression"
+                )
+            parsed[name.strip()] = " ".join(expression.split())
+        return parsed
 
     @field_validator("database_url", "database_replica_url")
     @classmethod

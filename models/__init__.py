@@ -4,6 +4,7 @@ from vouch.models.advocacy import ActionOpportunity, AdvocacyAction, AdvocateBad
 from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
 from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
+from vouch.models.jobs import JobOutcome, JobRun
 from vouch.models.platform import (
     ApiKey,
     IdempotencyKey,
@@ -41,6 +42,8 @@ __all__ = [
     "ClickBatch",
     "Conversion",
     "IdempotencyKey",
+    "JobOutcome",
+    "JobRun",
     "OfferRedemption",
     "Opportunity",
     "OpportunityContact",

@@ -25,6 +25,7 @@ from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
+from vouch.jobs.scheduler import run_scheduler
 from vouch.web.console import Console
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
@@ -114,9 +115,29 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                     webhook_delivery_loop(sessions.factory), name="vouch-webhook-delivery"
                 )
             )
+        scheduler_stop = asyncio.Event()
+        scheduler: list[asyncio.Task[None]] = []
+        if settings.scheduler and overrides.sessionmaker is None:
+            scheduler.append(
+                asyncio.create_task(
+                    run_scheduler(
+                        resolve_database_url(settings),
+                        sessions.factory,
+                        settings,
+                        stop=scheduler_stop,
+                    ),
+                    name="vouch-scheduler",
+                )
+            )
+            background += scheduler
         try:
             yield
         finally:
+            scheduler_stop.set()  # a job in progress gets a moment to finish before cancel
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*scheduler, return_exceptions=True), timeout=5
+                )
             for task in background:
                 task.cancel()
             for task in background:
