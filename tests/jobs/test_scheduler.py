@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 
 from tests.api.graphql import gql
 from tests.factories import make_api_key
+from tests.web.test_console import _sign_in
 from vouch.core.clock import utcnow
 from vouch.core.db import session_factory
 from vouch.core.settings import ConfigError, Settings
@@ -48,11 +49,15 @@ async def scheduler_tables(committing_engine):
 
 
 async def ask(settings, sessionmaker, query_or_path: str, token: str | None = None):
-    """GraphQL (or a GET of a path) against an app configured with these job settings."""
+    """GraphQL (or a GET of a path; of a console page, signed in with ``token``) against an
+    app configured with these job settings."""
     app = create_app(settings, Overrides(sessionmaker=sessionmaker))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as c:
+        if query_or_path.startswith("/console"):
+            assert token is not None
+            assert (await _sign_in(c, token)).status_code == 303
         if query_or_path.startswith("/"):
             return await c.get(query_or_path)
         return await gql(c, query_or_path, token=token)
@@ -210,6 +215,11 @@ async def test_a_failing_job_is_retried_with_backoff_and_alerts_through_metrics(
     assert shown["consecutiveFailures"] == failed
     assert "deletes refused for this test" in shown["lastError"]
     assert shown["lastSummary"] is None
+    page = await ask(only, sessionmaker, "/console/jobs", token=key)
+    assert page.status_code == 200
+    assert '<tr data-job="prune_idempotency_keys" data-outcome="failed">' in page.text, page.text
+    assert f'<td data-failures="{failed}">{failed}</td>' in page.text
+    assert "deletes refused for this test" in page.text
 
 
 async def test_scheduled_jobs_need_the_admin_scope(client, session):
@@ -217,6 +227,10 @@ async def test_scheduled_jobs_need_the_admin_scope(client, session):
     body = await gql(client, JOBS_QUERY, token=key, expect_errors=True)
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await _sign_in(client, key)).status_code == 303
+    page = await client.get("/console/jobs")
+    assert page.status_code == 403
+    assert "Jobs</a>" not in (await client.get("/console/moderation")).text
 
 
 def test_schedules_follow_the_settings_and_refuse_mistakes(settings):
