@@ -90,7 +90,7 @@ class PrivatePostgres:
 
 @dataclass
 class VouchProcess:
-    database_url: str
+    database_url: str | None  # None: the embedded server in data_dir
     data_dir: Path
     workers: int = 1
     port: int = field(default_factory=free_port)
@@ -108,8 +108,9 @@ class VouchProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "VOUCH_"))}
+        if self.database_url is not None:
+            env["DATABASE_URL"] = self.database_url
         env.update(
-            DATABASE_URL=self.database_url,
             VOUCH_DATA_DIR=str(self.data_dir),
             VOUCH_ENV="development",
             VOUCH_DB_POOL_TIMEOUT="2",
