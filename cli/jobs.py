@@ -37,9 +37,17 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        engine = create_engine(url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            url, pool_size=settings.db_pool_size, pgbouncer=settings.db_pgbouncer
+        )
         try:
-            await run_scheduler(url, session_factory(engine), settings, stop=stop)
+            await run_scheduler(
+                url,
+                session_factory(engine),
+                settings,
+                stop=stop,
+                connect_args={"statement_cache_size": 0} if settings.db_pgbouncer else None,
+            )
         finally:
             await engine.dispose()
 
@@ -109,7 +117,7 @@ def jobs_run(name: str) -> None:
     url = database_url(settings)
 
     async def main() -> str:
-        engine = create_engine(url, pool_size=2)
+        engine = create_engine(url, pool_size=2, pgbouncer=settings.db_pgbouncer)
         try:
             outcome = await JobRunner(session_factory(engine), settings).run(job)
         finally:

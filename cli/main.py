@@ -34,7 +34,7 @@ def main() -> None:
 
 def _check_database(url: str) -> None:
     async def probe() -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=1, pgbouncer=get_settings().db_pgbouncer)
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

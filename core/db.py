@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -35,9 +36,40 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg and SQLAlchemy options for PgBouncer in transaction mode (1.18, no prepared
+    statement support): no statement cache, and every prepared statement uniquely named, so a
+    server connection that served another client never holds one of the same name."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__vouch_{uuid.uuid4().hex}__",
+    }
+
+
+# Engines whose URL is PgBouncer in transaction mode: reads stay inside a transaction there
+_PGBOUNCER: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def create_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 2.0, statement_timeout_ms: int = 15000
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 2.0,
+    statement_timeout_ms: int = 15000,
+    pgbouncer: bool = False,
 ) -> AsyncEngine:
+    server_settings = {
+        "application_name": "vouch",
+        "statement_timeout": str(statement_timeout_ms),
+        "timezone": "UTC",
+    }
+    extra: dict[str, Any] = {}
+    if pgbouncer:
+        # PgBouncer refuses startup parameters it does not track: statement_timeout is set on
+        # the role instead (docs/OPERATIONS.md, "PgBouncer").
+        del server_settings["statement_timeout"]
+        extra = pgbouncer_connect_args()
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -53,14 +85,13 @@ def create_engine(
         connect_args={
             "timeout": 5,
             "command_timeout": 30,
-            "server_settings": {
-                "application_name": "vouch",
-                "statement_timeout": str(statement_timeout_ms),
-                "timezone": "UTC",
-            },
+            "server_settings": server_settings,
+            **extra,
         },
     )
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
+    if pgbouncer:
+        _PGBOUNCER.add(engine.sync_engine)
     return engine
 
 
@@ -115,7 +146,9 @@ def autocommit_reads(session: AsyncSession) -> bool:
     sync = session.sync_session
     sync.info[READ_ONLY] = True  # from here on a write is a bug: see _refuse_write_statements
     bind = sync.bind
-    if sync.in_transaction() or not isinstance(bind, Engine):
+    if sync.in_transaction() or not isinstance(bind, Engine) or bind in _PGBOUNCER:
+        # Behind PgBouncer a statement outside a transaction may prepare on one server
+        # connection and execute on another: reads keep their transaction there.
         return False
     autocommit = _AUTOCOMMIT.get(bind)
     if autocommit is None:
@@ -197,6 +230,7 @@ async def _reader(session: AsyncSession) -> Any:
         or not sync.info.get(READ_ONLY)
         or sync.in_transaction()
         or not isinstance(bind, Engine)
+        or bind in _PGBOUNCER
         or bind.dispatch.before_cursor_execute
         or bind.dispatch.after_cursor_execute
     ):

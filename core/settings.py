@@ -27,6 +27,12 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     database_replica_url: str | None = Field(default=None, alias="DATABASE_REPLICA_URL")
+    # DATABASE_URL (and the replica's) points at PgBouncer in transaction mode: no prepared
+    # statement outlives its transaction, no session state, reads inside transactions.
+    db_pgbouncer: bool = Field(default=False, alias="VOUCH_DB_PGBOUNCER")
+    # Where LISTEN connects (cache invalidation): PostgreSQL itself, since a LISTEN through a
+    # transaction-mode pooler hears nothing. Unset: DATABASE_URL.
+    database_listen_url: str | None = Field(default=None, alias="DATABASE_LISTEN_URL")
     data_dir: Path = Field(default=Path(".vouch"), alias="VOUCH_DATA_DIR")
     env: Environment = Field(default=Environment.DEVELOPMENT, alias="VOUCH_ENV")
     secret_key: str | None = Field(default=None, alias="VOUCH_SECRET_KEY")
@@ -92,7 +98,7 @@ class Settings(BaseSettings):
             parsed[name.strip()] = " ".join(expression.split())
         return parsed
 
-    @field_validator("database_url", "database_replica_url")
+    @field_validator("database_url", "database_replica_url", "database_listen_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

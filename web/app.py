@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 resolve_database_url(settings),
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
+                pgbouncer=settings.db_pgbouncer,
             )
             app_state["engine"] = engine_holder["engine"]
         return session_factory(engine_holder["engine"])
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             settings.database_replica_url,
             pool_size=settings.db_pool_size,
             pool_timeout=settings.db_pool_timeout,
+            pgbouncer=settings.db_pgbouncer,
         )
         report_sessions = RequestSessions(session_factory(engine_holder["replica"]), name="replica")
     clicks = ClickBuffer(
@@ -105,7 +107,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         if overrides.sessionmaker is None:
             background.append(
                 asyncio.create_task(
-                    listen_for_invalidations(resolve_database_url(settings), resolver),
+                    listen_for_invalidations(
+                        settings.database_listen_url or resolve_database_url(settings), resolver
+                    ),
                     name="vouch-cache-invalidation",
                 )
             )
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                         sessions.factory,
                         settings,
                         stop=scheduler_stop,
+                        connect_args={"statement_cache_size": 0} if settings.db_pgbouncer else None,
                     ),
                     name="vouch-scheduler",
                 )

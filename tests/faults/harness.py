@@ -166,7 +166,14 @@ class VouchProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(self.read_log())
             time.sleep(0.2)
-        raise AssertionError("vouch serve did not become ready")
+        try:
+            last = httpx.get(f"{self.base}/readyz", timeout=5)
+            probe = f"{last.status_code} {last.text[:300]}"
+        except httpx.HTTPError as exc:
+            probe = repr(exc)
+        raise AssertionError(
+            f"vouch serve did not become ready (readyz: {probe}):\n" + self.read_log()[-3000:]
+        )
 
     def read_log(self) -> str:
         self.log.flush()
