@@ -156,7 +156,7 @@ class VouchProcess:
             stderr=self.log,
             text=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded 2-core CI machine can take a minute
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
