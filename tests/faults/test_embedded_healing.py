@@ -14,13 +14,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.faults.harness import ROOT, VouchProcess
 from tests.faults.traffic import Seed, Traffic
 from vouch.core.embedded import postmaster_alive, postmaster_pid
-
-pytestmark = pytest.mark.slow
 
 
 class EmbeddedDb:

@@ -23,8 +23,6 @@ from tests.faults.harness import PrivatePostgres, VouchProcess, free_port
 from tests.faults.traffic import Seed, Traffic
 from vouch.jobs.definitions import JOBS
 
-pytestmark = pytest.mark.slow
-
 INSTALL_HINT = (
     "pgbouncer is not installed: the PgBouncer tests are SKIPPED. "
     "Install Debian's package (apt-get install pgbouncer); CI does."

@@ -24,7 +24,7 @@ from vouch.jobs.scheduler import run_scheduler
 from vouch.models import ClickBatch, IdempotencyKey, JobRun, RateLimitHit
 from vouch.web.app import Overrides, create_app
 
-pytestmark = [pytest.mark.slow, pytest.mark.committing]
+pytestmark = pytest.mark.committing
 
 EVERY_SECOND = "* * * * * *"
 JOBS_QUERY = """{ scheduledJobs { name schedule lastRunAt lastOutcome lastAttempt lastSummary

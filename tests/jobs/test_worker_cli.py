@@ -14,7 +14,7 @@ from sqlalchemy import text
 from tests.cli.test_cli import ROOT, VOUCH, run
 from vouch.jobs.definitions import JOBS
 
-pytestmark = [pytest.mark.slow, pytest.mark.committing]
+pytestmark = pytest.mark.committing
 
 
 @pytest.fixture
