@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     database_replica_url: str | None = Field(default=None, alias="DATABASE_REPLICA_URL")
     # DATABASE_URL (and the replica's) points at PgBouncer in transaction mode: no prepared
     # statement outlives its transaction, no session state, reads inside transactions.
+    # Reports fall back to the primary while the replica is down or further behind than this.
+    replica_max_lag: float = Field(default=30.0, gt=0, le=86_400, alias="VOUCH_REPLICA_MAX_LAG")
+    replica_check_interval: float = Field(
+        default=2.0, gt=0, le=60, alias="VOUCH_REPLICA_CHECK_INTERVAL"
+    )
     db_pgbouncer: bool = Field(default=False, alias="VOUCH_DB_PGBOUNCER")
     # Where LISTEN connects (cache invalidation): PostgreSQL itself, since a LISTEN through a
     # transaction-mode pooler hears nothing. Unset: DATABASE_URL.

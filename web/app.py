@@ -36,6 +36,7 @@ from vouch.web.metrics import MetricsMiddleware, metrics
 from vouch.web.middleware import RequestContextMiddleware
 from vouch.web.pages import STATIC, Pages
 from vouch.web.redemptions import RedemptionApi
+from vouch.web.replica import ReplicaMonitor, ReplicaSessions
 from vouch.web.reports import report_csv
 from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
 
     sessions = RequestSessions(_factory())
     report_sessions = sessions
+    replica_monitor: ReplicaMonitor | None = None
     if overrides.report_sessionmaker is not None:
         report_sessions = RequestSessions(overrides.report_sessionmaker, name="replica")
     elif settings.database_replica_url and overrides.sessionmaker is None:
@@ -90,7 +92,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             pool_timeout=settings.db_pool_timeout,
             pgbouncer=settings.db_pgbouncer,
         )
-        report_sessions = RequestSessions(session_factory(engine_holder["replica"]), name="replica")
+        replica_monitor = ReplicaMonitor(
+            engine_holder["replica"],
+            interval=settings.replica_check_interval,
+            max_lag=settings.replica_max_lag,
+        )
+        report_sessions = ReplicaSessions(
+            session_factory(engine_holder["replica"]), primary=sessions, monitor=replica_monitor
+        )
     clicks = ClickBuffer(
         sessions.factory, max_size=settings.click_buffer_max, interval=settings.click_flush_interval
     )
@@ -119,6 +128,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                     webhook_delivery_loop(sessions.factory), name="vouch-webhook-delivery"
                 )
             )
+        if replica_monitor is not None:
+            await replica_monitor.check()  # reports know where to read from the first request
+            background.append(asyncio.create_task(replica_monitor.run(), name="vouch-replica"))
         scheduler_stop = asyncio.Event()
         scheduler: list[asyncio.Task[None]] = []
         if settings.scheduler and overrides.sessionmaker is None:
@@ -201,6 +213,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.report_sessions = report_sessions
+    app.state.replica_monitor = replica_monitor
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
     app.state.engine = app_state.get("engine")
