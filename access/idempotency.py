@@ -1,5 +1,12 @@
 """Idempotency keys: the first request with a key does the work; retries get its answer.
 
+A key belongs to one credential (``owner``: ``api_key:<id>``, ``inbound``) and one operation
+(``scope``). A retry with the same key, operation and input replays the first answer; the same
+key with other input, or on another operation, is refused with IDEMPOTENCY_MISMATCH (as Stripe
+does). The fingerprint covers only what the caller sent: values the server defaults (the time
+of a conversion, the close date of a won deal) are left out, so a retry sent a minute later is
+still the same request.
+
 Concurrent identical requests serialise on the key's unique index: the loser of the race
 waits for the winner's transaction and then reads the stored answer.
 """
@@ -18,50 +25,74 @@ from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
 from vouch.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+MAX_OWNER_LENGTH = 64
 
 
 def request_fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def claim(
-    session: AsyncSession, *, scope: str, key: str, payload: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Claim ``key`` for this request. Returns the stored response if it was already done.
+def _mismatch(message: str) -> DomainError:
+    return DomainError(message, field="idempotencyKey", code=ErrorCode.IDEMPOTENCY_MISMATCH)
 
-    Raises if the key was used before for a different request.
+
+async def claim(
+    session: AsyncSession,
+    *,
+    scope: str,
+    key: str,
+    payload: dict[str, Any],
+    owner: str = "",
+) -> dict[str, Any] | None:
+    """Claim ``key`` of ``owner`` for the operation ``scope``. Returns the stored first answer
+    if the request was already done.
+
+    Raises if the key was used before for a different request or another operation.
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationFailed(
             f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey"
         )
+    owner = owner[:MAX_OWNER_LENGTH]
     fingerprint = request_fingerprint(payload)
     inserted = await session.scalar(
         insert(IdempotencyKey)
-        .values(scope=scope, key=key, request_hash=fingerprint, response={})
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .values(owner=owner, scope=scope, key=key, request_hash=fingerprint, response={})
+        .on_conflict_do_nothing(index_elements=["owner", "key"])
         .returning(IdempotencyKey.id)
     )
     if inserted is not None:
         return None
     existing = await session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        select(IdempotencyKey)
+        .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
     )
     assert existing is not None  # the conflicting row is committed, so it is visible now
-    if existing.request_hash != fingerprint:
-        raise DomainError(
-            "this idempotency key was already used for a different request",
-            field="idempotencyKey",
-            code=ErrorCode.IDEMPOTENCY_MISMATCH,
+    if existing.scope != scope:
+        raise _mismatch(
+            f"this idempotency key was already used for another operation ({existing.scope})"
         )
+    if existing.request_hash != fingerprint:
+        raise _mismatch("this idempotency key was already used for a different request")
     return existing.response
 
 
 async def store_response(
-    session: AsyncSession, *, scope: str, key: str, response: dict[str, Any]
+    session: AsyncSession,
+    *,
+    scope: str,
+    key: str,
+    response: dict[str, Any],
+    owner: str = "",
 ) -> None:
+    """Keep the first answer to ``key`` for its retries."""
     row = await session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        select(IdempotencyKey).where(
+            IdempotencyKey.owner == owner[:MAX_OWNER_LENGTH],
+            IdempotencyKey.key == key,
+            IdempotencyKey.scope == scope,
+        )
     )
     if row is not None:
         row.response = response

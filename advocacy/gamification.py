@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.batching import any_ids, ids_params
+from vouch.attribution.rewards import POINTS_BADGE_AT, POINTS_BADGE_CODE
 from vouch.core.db import RawSelect
 from vouch.core.errors import ValidationFailed
 from vouch.models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program
@@ -69,7 +70,10 @@ BADGES: tuple[BadgeRule, ...] = (
     BadgeRule("speaker", "Speaker", "Gave a talk.", ActionKind.TALK, 1),
 )
 BADGE_BY_CODE = {b.code: b for b in BADGES}
-POINTS_BADGE = BadgeRule("points_1000", "Thousand club", "Earned 1,000 points.", None, 1000)
+# Held while the points balance reaches the threshold: a voided points reward can take it away.
+POINTS_BADGE = BadgeRule(
+    POINTS_BADGE_CODE, "Thousand club", "Earned 1,000 points.", None, POINTS_BADGE_AT
+)
 
 
 def parse_points(raw: Mapping[str, Any] | None) -> dict[str, int]:

@@ -21,6 +21,7 @@ from vouch.core.money import check_amount, check_currency
 from vouch.models import Program, RewardRule
 from vouch.models.enums import (
     AttributionModel,
+    FulfilledOnReattribution,
     OfferKind,
     ProgramStatus,
     RewardCalc,
@@ -53,6 +54,9 @@ class ProgramChanges:
     offer_terms: str | None = None
     offer_expires_at: datetime | None = None
     redemption_ttl_days: int | None = None
+    # Reward settings kept in ``Program.settings`` (read by ``attribution.rewards``).
+    auto_approve_rewards: bool | None = None
+    fulfilled_on_reattribution: FulfilledOnReattribution | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class RuleSpec:
     cap_count: int | None = None
     cap_period_days: int = 365
     clawback_days: int = 60
+    holding_days: int = 0
 
 
 async def get_program(
@@ -174,6 +179,18 @@ def _check_changes(c: ProgramChanges) -> dict[str, Any]:
     return values
 
 
+def _with_reward_settings(c: ProgramChanges, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The program's settings with the given reward settings applied; None if none given."""
+    if c.auto_approve_rewards is None and c.fulfilled_on_reattribution is None:
+        return None
+    merged = dict(settings)
+    if c.auto_approve_rewards is not None:
+        merged["auto_approve_rewards"] = c.auto_approve_rewards
+    if c.fulfilled_on_reattribution is not None:
+        merged["reattribution_fulfilled"] = c.fulfilled_on_reattribution.value
+    return merged
+
+
 def _check_offer(kind: str, value: int) -> None:
     if kind == OfferKind.PERCENT_OFF and not 1 <= value <= 100:
         raise ValidationFailed("a percent_off offer must be 1 to 100 percent", field="offer.value")
@@ -197,6 +214,9 @@ async def create_program(
     if kind != OfferKind.PERCENT_OFF and "offer_value" not in values:
         raise ValidationFailed("give the offer's value for this offer kind", field="offer.value")
     _check_offer(kind, values.get("offer_value", 15))
+    settings = _with_reward_settings(changes, {})
+    if settings is not None:
+        values["settings"] = settings
     program_id = await session.scalar(
         insert(Program)
         .values(slug=slug, status=status.value, **values)
@@ -229,6 +249,9 @@ async def update_program(
         key in values and values[key] != getattr(program, key)
         for key in ("attribution_window_days", "attribution_model")
     )
+    settings = _with_reward_settings(changes, program.settings or {})
+    if settings is not None:
+        values["settings"] = settings
     for key, value in values.items():
         setattr(program, key, value)
     if attribution_changed:
@@ -304,6 +327,7 @@ def _check_rule(spec: RuleSpec, index: int, program_currency: str) -> dict[str, 
         _bounded(spec.cap_count, 1, 1_000_000, f"{at}.capCount")
     _bounded(spec.cap_period_days, 1, 3650, f"{at}.capPeriodDays")
     _bounded(spec.clawback_days, 0, 3650, f"{at}.clawbackDays")
+    _bounded(spec.holding_days, 0, 365, f"{at}.holdingDays")
     return {
         "name": name,
         "side": spec.side.value,
@@ -318,6 +342,7 @@ def _check_rule(spec: RuleSpec, index: int, program_currency: str) -> dict[str, 
         "cap_count": spec.cap_count,
         "cap_period_days": spec.cap_period_days,
         "clawback_days": spec.clawback_days,
+        "holding_days": spec.holding_days,
     }
 
 

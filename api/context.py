@@ -26,6 +26,11 @@ class KeyPrincipal:
     def actor(self) -> str:
         return f"api_key:{self.name}"
 
+    @property
+    def idempotency_owner(self) -> str:
+        """Idempotency keys are scoped to the credential that sent them."""
+        return f"api_key:{self.key_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class WidgetPrincipal:
@@ -35,6 +40,10 @@ class WidgetPrincipal:
 
     @property
     def actor(self) -> str:
+        return f"widget:{self.advocate_id}"
+
+    @property
+    def idempotency_owner(self) -> str:
         return f"widget:{self.advocate_id}"
 
 

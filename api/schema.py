@@ -62,6 +62,7 @@ from vouch.api.queries.referrals import ReferralQueries
 from vouch.api.queries.reports import ReportQueries
 from vouch.api.queries.rewards import RewardQueries
 from vouch.api.queries.webhooks import WebhookQueries
+from vouch.api.scalars import SCALAR_OVERRIDES
 from vouch.api.types.rows import RowBacked
 
 MAX_DEPTH = 10
@@ -280,6 +281,7 @@ def build_schema(*, production: bool) -> Schema:
         mutation=Mutation,
         config=StrawberryConfig(disable_field_suggestions=production),
         production=production,
+        scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
     )
     direct_attribute_fields(schema)
     direct_resolvers(schema)

@@ -33,7 +33,7 @@ from vouch.models import (
     Reward,
     RewardEntry,
 )
-from vouch.models.enums import AttributionEvidence, RewardSide
+from vouch.models.enums import AttributionEvidence
 
 MAX_CHAINS = 200
 MAX_CLICKS_PER_CHAIN = 50
@@ -95,8 +95,10 @@ async def reattribute(
 ) -> AttributionDecision:
     """Credit the referral to the advocate of ``link_id`` instead.
 
-    Writes a new current decision superseding the old one, moves the referral, and voids the
-    previous advocate's unfulfilled referrer rewards (fulfilled ones are left to clawback).
+    Writes a new current decision superseding the old one, moves the referral, and moves the
+    credit (``rewards.move_credit``): the previous advocate's unpaid referrer rewards are
+    voided, fulfilled ones clawed back or held for review per the program's setting, and the
+    new advocate earns what the referral stands at as if credited from the start.
     """
     reason = reason.strip()
     if not reason or len(reason) > 1000:
@@ -165,14 +167,7 @@ async def reattribute(
     after = await rollups.contributions(session, [referral.id])
     await rollups.apply(session, rollups.difference(after, before))
     if previous_advocate != link.advocate_id:
-        await rewards.void_unfulfilled(
-            session,
-            referral.id,
-            side=RewardSide.REFERRER,
-            actor=actor,
-            reason="re-attributed to another advocate",
-            now=now,
-        )
+        await rewards.move_credit(session, referral, previous_advocate, actor=actor[:128], now=now)
     return decision
 
 

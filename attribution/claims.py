@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution import fraud, lifecycle, moderation
+from vouch.attribution import fraud, lifecycle, moderation, webhooks
 from vouch.attribution.clicks import latest_click_id
 from vouch.attribution.erasure import erased_key
 from vouch.core.emails import check_email, normalize_email
@@ -48,6 +48,8 @@ REDEMPTION_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 REDEMPTION_GROUPS = 4
 REDEMPTION_GROUP_SIZE = 4
 RATE_WINDOW = timedelta(hours=1)
+# A friend is re-sent their code at most once per window, however often it is asked for.
+RESEND_PER_WINDOW = 1
 EMAIL_REQUIRED = "Please enter your email address."
 
 
@@ -61,6 +63,7 @@ class OfferUnavailable(DomainError):
 
 class RateLimited(DomainError):
     code = ErrorCode.RATE_LIMITED
+    retry_after_seconds: int = int(RATE_WINDOW.total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +191,14 @@ async def hit_rate_limit(session: AsyncSession, *, bucket: str, limit: int, now:
             delete(RateLimitHit).where(RateLimitHit.window_start < window_start - RATE_WINDOW)
         )
     if hits > limit:
-        raise RateLimited(
+        refused = RateLimited(
             "Too many attempts from your network. Please try again in an hour.", field=None
         )
+        # The window is a clock hour: the caller may retry when it turns.
+        refused.retry_after_seconds = max(
+            1, int((window_start + RATE_WINDOW - now).total_seconds())
+        )
+        raise refused
     return hits
 
 
@@ -414,6 +422,41 @@ async def claim_offer(
         expires_at=expires_at,
         created=True,
     )
+
+
+async def request_code_resend(session: AsyncSession, result: ClaimResult, *, now: datetime) -> bool:
+    """Ask for an existing claim's code to be sent to the address that claimed it: an
+    ``offer.code_resend_requested`` event (outbound webhook, for the customer's ESP). The code
+    itself is never shown to whoever asked. At most ``RESEND_PER_WINDOW`` per redemption per
+    hour; returns whether an event was written. Flushes, never commits."""
+    try:
+        await hit_rate_limit(
+            session, bucket=f"resend:{result.redemption_id}", limit=RESEND_PER_WINDOW, now=now
+        )
+    except RateLimited:
+        return False
+    row = (
+        await session.execute(
+            select(Referral.email, Referral.program_id, Program.offer_title)
+            .join(Program, Program.id == Referral.program_id)
+            .where(Referral.id == result.referral_id)
+        )
+    ).one()
+    await webhooks.enqueue(
+        session,
+        "offer.code_resend_requested",
+        {
+            "referral_id": result.referral_id,
+            "redemption_id": result.redemption_id,
+            "program_id": row.program_id,
+            "email": row.email,
+            "code": result.redemption_code,
+            "offer": row.offer_title,
+            "expires_at": result.expires_at.isoformat() if result.expires_at else None,
+        },
+        now=now,
+    )
+    return True
 
 
 async def find_landing_link_by_code(

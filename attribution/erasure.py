@@ -10,14 +10,21 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.landing import announce_landing_change
 from vouch.core.clock import utcnow
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
-from vouch.models import Advocate, Click, OpportunityContact, Referral, ReferralLink
+from vouch.models import (
+    Advocate,
+    Click,
+    OpportunityContact,
+    OutboxEvent,
+    Referral,
+    ReferralLink,
+)
 from vouch.models.enums import LinkStatus
 
 ERASED_PREFIX = "erased:"
@@ -122,6 +129,15 @@ async def erase_referred_person(
             .returning(Click.id)
         )
         cleared_clicks = len(result.all())
+    # A code re-send still waiting to go out must not carry the address (or the code) any more.
+    await session.execute(
+        update(OutboxEvent)
+        .where(
+            OutboxEvent.event_type == "offer.code_resend_requested",
+            OutboxEvent.payload["referral_id"].as_integer().in_([r.id for r in referrals]),
+        )
+        .values(payload=OutboxEvent.payload.op("-")(literal_column("ARRAY['email', 'code']")))
+    )
     for key in keys:
         await session.execute(
             update(OpportunityContact)

@@ -35,7 +35,6 @@ referred people.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,12 +48,15 @@ from vouch.attribution import opportunities, revenue, webhooks
 from vouch.attribution.opportunities import ContactData, OpportunityData
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import check_currency, minor_unit_exponent
 
 MAX_BODY_BYTES = 256 * 1024
 # (session, data, provider, now) -> fields for the response
 ExtraHandler = Callable[[AsyncSession, dict[str, Any], str, datetime], Awaitable[dict[str, Any]]]
 IDEMPOTENCY_SCOPE = "inbound_webhook"
+# The credential of inbound webhooks: the shared signing secret.
+IDEMPOTENCY_OWNER = "inbound"
 
 
 class SignatureRejected(DomainError):
@@ -126,12 +128,13 @@ async def handle(
         scope=IDEMPOTENCY_SCOPE,
         key=msg_id,
         payload={"body_sha256": hashlib.sha256(body).hexdigest()},
+        owner=IDEMPOTENCY_OWNER,
     )
     if stored is not None:
         return InboundResult(response=stored, replayed=True)
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = loads_untrusted(body)
+    except InvalidJson:
         raise ValidationFailed("body is not JSON", field="body") from None
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         raise ValidationFailed("body must be an object with a 'data' object", field="data")
@@ -169,7 +172,7 @@ async def handle(
         known = ", ".join(["opportunity.upsert", "revenue.recorded", *sorted(extra or {})])
         raise ValidationFailed(f"type must be one of: {known}", field="type")
     await idempotency.store_response(
-        session, scope=IDEMPOTENCY_SCOPE, key=msg_id, response=response
+        session, scope=IDEMPOTENCY_SCOPE, key=msg_id, response=response, owner=IDEMPOTENCY_OWNER
     )
     return InboundResult(response=response, replayed=False)
 

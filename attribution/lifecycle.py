@@ -4,7 +4,8 @@ refunded (or back to lost when a deal is reopened and lost); rejected only throu
 Every transition appends a ``ReferralEvent`` (from, to, at, source, actor), announces
 ``referral.status_changed`` through the outbox, and runs the reward side effects: reaching
 qualified or won earns the rules for those triggers, falling back from won (lost, churned,
-refunded) claws back rewards still inside their clawback window.
+refunded) claws back rewards still inside their clawback window or holding period, and
+winning again after such a fall (a reopened deal) earns again in a new reward round, once.
 """
 
 from __future__ import annotations
@@ -183,6 +184,19 @@ async def transition(
             reason=f"referral {target} after won",
             now=now,
         )
+    elif (
+        target == S.WON and current in (S.LOST, S.OPPORTUNITY) and await _won_before(session, event)
+    ):
+        # A reopened deal won again: a new reward round earns what the referral stands at
+        # (rewards still live from before are not earned twice).
+        await rewards.earn_again(
+            session,
+            referral,
+            now=now,
+            actor=label,
+            base_amount_minor=won_amount_minor,
+            base_currency=won_currency,
+        )
     else:
         for trigger in MILESTONES.get(target, ()):
             await rewards.on_referral_event(
@@ -195,6 +209,20 @@ async def transition(
                 actor=label,
             )
     return Transition(referral=referral, event=event)
+
+
+async def _won_before(session: AsyncSession, event: ReferralEvent) -> bool:
+    """Whether the referral was won before ``event`` (an earlier transition to won)."""
+    earlier = await session.scalar(
+        select(ReferralEvent.id)
+        .where(
+            ReferralEvent.referral_id == event.referral_id,
+            ReferralEvent.to_status == S.WON,
+            ReferralEvent.id < event.id,
+        )
+        .limit(1)
+    )
+    return earlier is not None
 
 
 async def events_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import lifecycle, rewards, webhooks
@@ -96,9 +96,14 @@ async def moderate_referral(
     if approve:
         program = await session.get(Program, referral.program_id)
         if program is not None and program.settings.get("auto_approve_rewards"):
+            # Rewards still in their holding period wait for ``rewards.release_due_rewards``.
             pending = await session.scalars(
                 select(Reward.id)
-                .where(Reward.referral_id == referral.id, Reward.state == RewardState.PENDING)
+                .where(
+                    Reward.referral_id == referral.id,
+                    Reward.state == RewardState.PENDING,
+                    or_(Reward.held_until.is_(None), Reward.held_until <= now),
+                )
                 .order_by(Reward.id)
             )
             for reward_id in list(pending):

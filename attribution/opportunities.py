@@ -154,18 +154,30 @@ async def upsert_opportunity(
     actor: str | None,
     now: datetime,
     idempotency_key: str | None = None,
+    idempotency_owner: str = "",
+    operation: str = "upsert_opportunity",
+    sent: dict[str, Any] | None = None,
 ) -> UpsertResult:
-    """Create or update the opportunity with this CRM id; idempotent for identical input."""
+    """Create or update the opportunity with this CRM id; idempotent for identical input.
+
+    With an idempotency key a retry gets the first answer back (``created`` and ``changed``
+    as first answered). ``sent`` is what the caller sent when ``data`` was completed from the
+    stored deal (``move_stage``); only that is fingerprinted.
+    """
     data = validate(data)
     if idempotency_key is not None:
         stored = await idempotency.claim(
-            session, scope="upsert_opportunity", key=idempotency_key, payload=data.fingerprint()
+            session,
+            scope=operation,
+            key=idempotency_key,
+            payload=sent if sent is not None else data.fingerprint(),
+            owner=idempotency_owner,
         )
         if stored is not None:
             return UpsertResult(
                 opportunity=await get_opportunity(session, int(stored["opportunity_id"])),
-                created=False,
-                changed=False,
+                created=bool(stored.get("created", False)),
+                changed=bool(stored.get("changed", False)),
             )
     referral = await _resolve_referral(session, data)
     linked_before = await session.scalar(
@@ -181,9 +193,10 @@ async def upsert_opportunity(
     if idempotency_key is not None:
         await idempotency.store_response(
             session,
-            scope="upsert_opportunity",
+            scope=operation,
             key=idempotency_key,
-            response={"opportunity_id": opp.id},
+            response={"opportunity_id": opp.id, "created": created, "changed": changed},
+            owner=idempotency_owner,
         )
     return UpsertResult(opportunity=opp, created=created, changed=changed)
 
@@ -376,8 +389,14 @@ async def move_stage(
     actor: str | None,
     now: datetime,
     idempotency_key: str | None = None,
+    idempotency_owner: str = "",
 ) -> UpsertResult:
-    """Move an existing opportunity to a new stage (and optionally status and amount)."""
+    """Move an existing opportunity to a new stage (and optionally status and amount).
+
+    The idempotency fingerprint is what the caller sent, not the deal it was completed from
+    (a won deal gets today's close date, which its retry must not see as a different request).
+    """
+    sent = {"crm_id": crm_id.strip(), "stage": stage, "status": status, "amount": amount_minor}
     opp = await session.scalar(select(Opportunity).where(Opportunity.crm_id == crm_id.strip()))
     if opp is None:
         raise NotFound("no opportunity with this CRM id", field="crmId")
@@ -399,6 +418,9 @@ async def move_stage(
         actor=actor,
         now=now,
         idempotency_key=idempotency_key,
+        idempotency_owner=idempotency_owner,
+        operation="move_opportunity_stage",
+        sent=sent,
     )
 
 

@@ -52,6 +52,8 @@ class ConversionRequest:
     amount_minor: int
     currency: str
     occurred_at: datetime
+    # Whether the caller gave occurred_at (a defaulted time is not part of the request).
+    occurred_at_sent: bool = True
 
 
 def normalize_redemption_code(value: str, *, field: str = "code") -> str:
@@ -90,9 +92,12 @@ def validate_conversion(
     external_ref: str | None,
     amount_minor: int,
     currency: str,
-    occurred_at: datetime,
+    occurred_at: datetime | None,
     now: datetime,
 ) -> ConversionRequest:
+    """Check a conversion report; ``occurred_at`` None means now (and is not fingerprinted)."""
+    sent = occurred_at is not None
+    occurred_at = occurred_at if occurred_at is not None else now
     try:
         conversion_kind = ConversionKind(kind.strip().lower())
     except ValueError:
@@ -111,6 +116,7 @@ def validate_conversion(
         amount_minor=amount,
         currency=check_currency(currency),
         occurred_at=occurred_at,
+        occurred_at_sent=sent,
     )
 
 
@@ -170,20 +176,33 @@ async def _load_redemption(session: AsyncSession, redemption_id: int) -> OfferRe
 
 
 async def redeem_offer_once(
-    session: AsyncSession, request: RedeemRequest, *, idempotency_key: str | None, now: datetime
+    session: AsyncSession,
+    request: RedeemRequest,
+    *,
+    idempotency_key: str | None,
+    now: datetime,
+    idempotency_owner: str = "",
 ) -> OfferRedemption:
     """``redeem_offer`` behind an idempotency key: a retry gets the first answer back."""
     if idempotency_key is None:
         return await redeem_offer(session, request, now=now)
     payload = {"code": request.code, "by": request.redeemed_by, "order": request.order_ref}
     stored = await idempotency.claim(
-        session, scope=REDEEM_SCOPE, key=idempotency_key, payload=payload
+        session,
+        scope=REDEEM_SCOPE,
+        key=idempotency_key,
+        payload=payload,
+        owner=idempotency_owner,
     )
     if stored is not None:
         return await _load_redemption(session, int(stored["redemption_id"]))
     redemption = await redeem_offer(session, request, now=now)
     await idempotency.store_response(
-        session, scope=REDEEM_SCOPE, key=idempotency_key, response={"redemption_id": redemption.id}
+        session,
+        scope=REDEEM_SCOPE,
+        key=idempotency_key,
+        response={"redemption_id": redemption.id},
+        owner=idempotency_owner,
     )
     return redemption
 
@@ -287,20 +306,41 @@ async def _advance(session: AsyncSession, referral_id: int, conversion: Conversi
 
 
 async def record_conversion_once(
-    session: AsyncSession, request: ConversionRequest, *, idempotency_key: str | None
-) -> Conversion:
-    """``record_conversion`` behind an optional idempotency key."""
-    if idempotency_key is not None:
-        payload = {
-            "code": request.redemption_code,
-            "kind": str(request.kind),
-            "ref": request.external_ref,
-            "amount": request.amount_minor,
-            "currency": request.currency,
-            "at": request.occurred_at.isoformat(),
-        }
-        await idempotency.claim(
-            session, scope=CONVERSION_SCOPE, key=idempotency_key, payload=payload
-        )
-    conversion, _ = await record_conversion(session, request)
-    return conversion
+    session: AsyncSession,
+    request: ConversionRequest,
+    *,
+    idempotency_key: str | None,
+    idempotency_owner: str = "",
+) -> tuple[Conversion, bool]:
+    """``record_conversion`` behind an optional idempotency key: a retry gets the first answer
+    (the conversion and whether that first call created it)."""
+    if idempotency_key is None:
+        return await record_conversion(session, request)
+    payload = {
+        "code": request.redemption_code,
+        "kind": str(request.kind),
+        "ref": request.external_ref,
+        "amount": request.amount_minor,
+        "currency": request.currency,
+        "at": request.occurred_at.isoformat() if request.occurred_at_sent else None,
+    }
+    stored = await idempotency.claim(
+        session,
+        scope=CONVERSION_SCOPE,
+        key=idempotency_key,
+        payload=payload,
+        owner=idempotency_owner,
+    )
+    if stored is not None and "conversion_id" in stored:
+        first = await session.get(Conversion, int(stored["conversion_id"]))
+        if first is not None:
+            return first, bool(stored["created"])
+    conversion, created = await record_conversion(session, request)
+    await idempotency.store_response(
+        session,
+        scope=CONVERSION_SCOPE,
+        key=idempotency_key,
+        response={"conversion_id": conversion.id, "created": created},
+        owner=idempotency_owner,
+    )
+    return conversion, created

@@ -103,9 +103,7 @@ def revenue_payload(event: RevenueEvent) -> dict[str, Any]:
     }
 
 
-def reward_ref(event_id: int) -> str:
-    """The ``Reward.trigger_ref`` of revenue-share rewards earned by one charge."""
-    return f"rev:{event_id}"
+reward_ref = rewards.revenue_trigger_ref
 
 
 async def record_revenue(
@@ -116,17 +114,23 @@ async def record_revenue(
     actor: str | None,
     now: datetime,
     idempotency_key: str | None = None,
+    idempotency_owner: str = "",
 ) -> RecordResult:
-    """Record a charge or refund once, and apply its reward effects."""
+    """Record a charge or refund once, and apply its reward effects. A retry under the same
+    idempotency key gets the first answer back (``created`` included)."""
     data = validate(data)
     if idempotency_key is not None:
         stored = await idempotency.claim(
-            session, scope="record_revenue", key=idempotency_key, payload=data.fingerprint()
+            session,
+            scope="record_revenue",
+            key=idempotency_key,
+            payload=data.fingerprint(),
+            owner=idempotency_owner,
         )
         if stored is not None:
             existing = await session.get(RevenueEvent, int(stored["revenue_event_id"]))
             assert existing is not None
-            return RecordResult(event=existing, created=False)
+            return RecordResult(event=existing, created=bool(stored.get("created", False)))
     opportunity: Opportunity | None = None
     if data.opportunity_crm_id is not None:
         opportunity = await session.scalar(
@@ -137,9 +141,9 @@ async def record_revenue(
     referral_id = data.referral_id or (opportunity.referral_id if opportunity else None)
     referral: Referral | None = None
     if referral_id is not None:
-        referral = await session.get(Referral, referral_id)
-        if referral is None:
-            raise NotFound("no such referral", field="referralId")
+        # Locked before the event's foreign key takes its share lock: reward evaluation runs
+        # under the referral's row lock, and two charges of one referral queue here.
+        referral = await lifecycle.lock_referral(session, referral_id)
         if opportunity is not None and opportunity.referral_id not in (None, referral.id):
             raise ValidationFailed(
                 "the opportunity belongs to another referral", field="referralId"
@@ -194,6 +198,14 @@ async def record_revenue(
                 "this external id was already recorded with different values",
                 field="externalId",
             )
+        if idempotency_key is not None:
+            await idempotency.store_response(
+                session,
+                scope="record_revenue",
+                key=idempotency_key,
+                response={"revenue_event_id": event.id, "created": False},
+                owner=idempotency_owner,
+            )
         return RecordResult(event=event, created=False)
     await webhooks.enqueue(session, "revenue.recorded", revenue_payload(event), now=now)
     if referral is not None:
@@ -203,7 +215,8 @@ async def record_revenue(
             session,
             scope="record_revenue",
             key=idempotency_key,
-            response={"revenue_event_id": event.id},
+            response={"revenue_event_id": event.id, "created": True},
+            owner=idempotency_owner,
         )
     return RecordResult(event=event, created=True)
 

@@ -5,20 +5,32 @@ approved → fulfilled, or voided), one immutable entry per step, and ``Reward.s
 projection of the latest entry written in the same transaction. Balances are sums over rows,
 never counters.
 
-Exactly once: ``(rule_id, referral_id, trigger_ref)`` is unique and rewards are inserted with
-``ON CONFLICT DO NOTHING``, so twenty identical events leave one reward. Referrer-side
-evaluation also holds a transaction-scoped advisory lock per advocate, so tier ordinals and
-caps are counted without races.
+Exactly once: ``(rule_id, referral_id, trigger_ref, round)`` is unique and rewards are
+inserted with ``ON CONFLICT DO NOTHING``, so twenty identical events leave one reward.
+Referrer-side evaluation also holds a transaction-scoped advisory lock per advocate, so tier
+ordinals and caps are counted without races. Callers hold the referral's row lock
+(``lifecycle.lock_referral``), so its reward round cannot change under an evaluation.
+
+Rewards follow the referral: its ``reward_round`` is bumped when its credit moves to another
+advocate (re-attribution) or when a deal that fell back from won is won again. In a new round
+each rule may earn again, unless the same beneficiary still holds a live (non-voided) reward of
+that rule and trigger from an earlier round; a reward voided by hand stays voided within its
+round, so retries never resurrect it.
+
+Holding period: a rule's ``holding_days`` keeps its rewards pending until ``held_until``;
+approving earlier is refused with that date; ``release_due_rewards`` approves the due ones of
+programs that auto-approve; a refund or churn inside the period voids them.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,10 +38,21 @@ from vouch.attribution import webhooks
 from vouch.attribution.batching import SnapshotsBy
 from vouch.attribution.paging import Page, paginate
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from vouch.models import PointsEntry, Program, Referral, Reward, RewardEntry, RewardRule
+from vouch.models import (
+    AdvocateBadge,
+    PointsEntry,
+    Program,
+    Referral,
+    RevenueEvent,
+    Reward,
+    RewardEntry,
+    RewardRule,
+)
 from vouch.models.enums import (
+    FulfilledOnReattribution,
     ModerationState,
     ReferralStatus,
+    RevenueKind,
     RewardCalc,
     RewardKind,
     RewardSide,
@@ -47,6 +70,20 @@ REWARD_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 EXTERNAL_KINDS = frozenset({RewardKind.CASH, RewardKind.GIFT_CARD, RewardKind.DONATION})
 _LOCK_NAMESPACE = 0x5245  # "RE": advisory-lock namespace for reward evaluation
+# The points badge: held while the advocate's points balance is at least this many points.
+POINTS_BADGE_CODE = "points_1000"
+POINTS_BADGE_AT = 1000
+# Program settings (``Program.settings``) read by the engine.
+AUTO_APPROVE = "auto_approve_rewards"
+REATTRIBUTION_FULFILLED = "reattribution_fulfilled"
+CLAW_BACK = FulfilledOnReattribution.CLAW_BACK
+REATTRIBUTED = "re-attributed to another advocate"
+RELEASE_ACTOR = "system:release"
+
+
+def revenue_trigger_ref(event_id: int) -> str:
+    """The ``Reward.trigger_ref`` of revenue-share rewards earned by one charge."""
+    return f"rev:{event_id}"
 
 
 def reward_payload(reward: Reward) -> dict[str, Any]:
@@ -61,6 +98,7 @@ def reward_payload(reward: Reward) -> dict[str, Any]:
         "currency": reward.currency,
         "points": reward.points,
         "state": reward.state,
+        "held_until": reward.held_until.isoformat() if reward.held_until else None,
     }
 
 
@@ -133,13 +171,17 @@ async def on_referral_event(
     base_currency: str | None = None,
     trigger_ref: str = "",
     actor: str = "system",
+    only_side: str | None = None,
 ) -> Evaluation:
     """Evaluate the program's active rules for ``event`` (signup, qualified, won, revenue).
 
     Percentage rules take ``base_amount_minor`` (the revenue or won amount); rules sharing a
     side, trigger and kind form a tier ladder and the highest rung the advocate has reached
     applies. Rewards start pending; programs with ``settings.auto_approve_rewards`` approve
-    them at once unless the referral waits for moderation.
+    them at once unless the referral waits for moderation or the rule has a holding period
+    (``release_due_rewards`` approves those when it ends). ``only_side`` limits the evaluation
+    to one side (re-attribution re-earns the referrer side only). The caller holds the referral's
+    row lock.
     """
     trigger = RewardTrigger(event)
     if (
@@ -154,6 +196,7 @@ async def on_referral_event(
                 RewardRule.program_id == referral.program_id,
                 RewardRule.trigger == trigger,
                 RewardRule.active.is_(True),
+                *([RewardRule.side == only_side] if only_side is not None else []),
             )
             .order_by(RewardRule.id)
         )
@@ -192,13 +235,20 @@ async def on_referral_event(
         if amount == 0 and points == 0 and kind != RewardKind.STATUS:
             skipped.append((rule.id, "zero_amount"))
             continue
+        beneficiary = referral.advocate_id if side == RewardSide.REFERRER else None
+        if referral.reward_round > 0 and await _live_elsewhere(
+            session, rule.id, referral.id, ref, beneficiary
+        ):
+            skipped.append((rule.id, "already_rewarded"))
+            continue
+        held_until = now + timedelta(days=rule.holding_days) if rule.holding_days else None
         reward_id = await session.scalar(
             insert(Reward)
             .values(
                 program_id=referral.program_id,
                 rule_id=rule.id,
                 referral_id=referral.id,
-                advocate_id=referral.advocate_id if side == RewardSide.REFERRER else None,
+                advocate_id=beneficiary,
                 side=side,
                 trigger_ref=ref,
                 kind=kind,
@@ -207,9 +257,13 @@ async def on_referral_event(
                 points=points,
                 state=RewardState.PENDING,
                 clawback_until=now + timedelta(days=rule.clawback_days),
+                held_until=held_until,
+                round=referral.reward_round,
                 created_at=now,
             )
-            .on_conflict_do_nothing(index_elements=["rule_id", "referral_id", "trigger_ref"])
+            .on_conflict_do_nothing(
+                index_elements=["rule_id", "referral_id", "trigger_ref", "round"]
+            )
             .returning(Reward.id)
         )
         if reward_id is None:
@@ -229,13 +283,118 @@ async def on_referral_event(
         )
         await session.flush()
         await webhooks.enqueue(session, "reward.created", reward_payload(reward), now=now)
-        if program.settings.get("auto_approve_rewards") and referral.moderation in (
-            ModerationState.CLEAR,
-            ModerationState.APPROVED,
+        if (
+            program.settings.get(AUTO_APPROVE)
+            and held_until is None
+            and referral.moderation in (ModerationState.CLEAR, ModerationState.APPROVED)
         ):
             await _move(session, reward, RewardState.APPROVED, actor=actor, reason="auto", now=now)
         created.append(reward)
     return Evaluation(created=created, skipped=skipped)
+
+
+async def _live_elsewhere(
+    session: AsyncSession, rule_id: int, referral_id: int, ref: str, advocate_id: int | None
+) -> bool:
+    """Whether this beneficiary holds a live reward of this rule and trigger from any round."""
+    found = await session.scalar(
+        select(Reward.id)
+        .where(
+            Reward.rule_id == rule_id,
+            Reward.referral_id == referral_id,
+            Reward.trigger_ref == ref,
+            Reward.advocate_id.is_not_distinct_from(advocate_id),
+            Reward.state != RewardState.VOIDED,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+# Reward milestones a referral's status stands for when its rewards are earned again.
+_STANDING: dict[str, tuple[RewardTrigger, ...]] = {
+    ReferralStatus.LEAD: (RewardTrigger.SIGNUP,),
+    ReferralStatus.QUALIFIED: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
+    ReferralStatus.OPPORTUNITY: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
+    ReferralStatus.WON: (
+        RewardTrigger.SIGNUP,
+        RewardTrigger.QUALIFIED,
+        RewardTrigger.WON,
+        RewardTrigger.REVENUE,
+    ),
+}
+
+
+async def earn_again(
+    session: AsyncSession,
+    referral: Referral,
+    *,
+    now: datetime,
+    actor: str,
+    side: str | None = None,
+    base_amount_minor: int | None = None,
+    base_currency: str | None = None,
+    also: Sequence[str] = (),
+) -> list[Reward]:
+    """Start a new reward round and earn every milestone the referral stands at, as if the
+    current advocate had been credited from the start: the ladder and caps are counted for
+    them. Revenue-share rules are earned per charge that was not refunded. ``also`` adds
+    triggers the caller knows were reached (those the previous advocate was rewarded for).
+    The caller holds the referral's row lock.
+    """
+    referral.reward_round += 1
+    await session.flush()
+    triggers = list(_STANDING.get(referral.status, ()))
+    triggers += [RewardTrigger(t) for t in also if RewardTrigger(t) not in triggers]
+    created: list[Reward] = []
+    for trigger in sorted(triggers, key=list(RewardTrigger).index):
+        if trigger != RewardTrigger.REVENUE:
+            won = trigger == RewardTrigger.WON
+            result = await on_referral_event(
+                session,
+                referral,
+                trigger,
+                now=now,
+                base_amount_minor=base_amount_minor if won else None,
+                base_currency=base_currency if won else None,
+                actor=actor,
+                only_side=side,
+            )
+            created += result.created
+            continue
+        for charge in await _unrefunded_charges(session, referral.id):
+            result = await on_referral_event(
+                session,
+                referral,
+                RewardTrigger.REVENUE,
+                now=now,
+                base_amount_minor=charge.amount_minor,
+                base_currency=charge.currency,
+                trigger_ref=revenue_trigger_ref(charge.id),
+                actor=actor,
+                only_side=side,
+            )
+            created += result.created
+    return created
+
+
+async def _unrefunded_charges(session: AsyncSession, referral_id: int) -> list[RevenueEvent]:
+    refunded = select(RevenueEvent.data["refunds_external_id"].astext).where(
+        RevenueEvent.referral_id == referral_id,
+        RevenueEvent.kind == RevenueKind.REFUND,
+        RevenueEvent.data.has_key("refunds_external_id"),
+    )
+    return list(
+        await session.scalars(
+            select(RevenueEvent)
+            .where(
+                RevenueEvent.referral_id == referral_id,
+                RevenueEvent.kind != RevenueKind.REFUND,
+                ~RevenueEvent.external_id.in_(refunded),
+            )
+            .order_by(RevenueEvent.occurred_at, RevenueEvent.id)
+        )
+    )
 
 
 # --- state changes -----------------------------------------------------------------------------
@@ -286,8 +445,11 @@ async def _move(
             amount_minor=reward.amount_minor,
         )
     )
+    was = reward.state
     reward.state = to_state
     await session.flush()
+    if was == RewardState.FULFILLED and to_state == RewardState.VOIDED:
+        await _reverse_points(session, reward, now=now)
     event = {
         RewardState.APPROVED: "reward.approved",
         RewardState.FULFILLED: "reward.fulfilled",
@@ -317,6 +479,16 @@ async def approve_reward(
     reward = await _locked_reward(session, reward_id)
     if reward.state == RewardState.APPROVED:
         return reward
+    if (
+        reward.state == RewardState.PENDING
+        and reward.held_until is not None
+        and now < reward.held_until
+    ):
+        raise Conflict(
+            "this reward is in its holding period; it can be approved from "
+            f"{reward.held_until.isoformat()}",
+            field="rewardId",
+        )
     moderation = await session.scalar(
         select(Referral.moderation).where(Referral.id == reward.referral_id)
     )
@@ -376,6 +548,7 @@ async def _fulfil_points(session: AsyncSession, reward: Reward, *, now: datetime
         )
         .on_conflict_do_nothing(index_elements=["advocate_id", "reason", "ref"])
     )
+    await sync_points_badge(session, reward.advocate_id, now=now)
     return Fulfilment(completed=True, ref=f"points:reward:{reward.id}")
 
 
@@ -391,6 +564,50 @@ async def _fulfil_external(session: AsyncSession, reward: Reward, *, now: dateti
 
 async def _fulfil_status(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
     return Fulfilment(completed=True, ref=f"status:{reward.id}")
+
+
+async def _reverse_points(session: AsyncSession, reward: Reward, *, now: datetime) -> None:
+    """A voided fulfilled points reward takes its points back (a negative ledger entry, once);
+    the level follows the balance and the points badge is re-checked."""
+    if reward.kind != RewardKind.POINTS or reward.advocate_id is None or reward.points == 0:
+        return
+    await session.execute(
+        insert(PointsEntry)
+        .values(
+            advocate_id=reward.advocate_id,
+            program_id=reward.program_id,
+            points=-reward.points,
+            reason="referral_reward_void",
+            ref=f"reward:{reward.id}",
+            at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["advocate_id", "reason", "ref"])
+    )
+    await sync_points_badge(session, reward.advocate_id, now=now)
+
+
+async def sync_points_badge(session: AsyncSession, advocate_id: int, *, now: datetime) -> None:
+    """Hold the points badge exactly while the advocate's balance reaches its threshold."""
+    balance = int(
+        await session.scalar(
+            select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
+                PointsEntry.advocate_id == advocate_id
+            )
+        )
+        or 0
+    )
+    if balance >= POINTS_BADGE_AT:
+        await session.execute(
+            insert(AdvocateBadge)
+            .values(advocate_id=advocate_id, badge=POINTS_BADGE_CODE, awarded_at=now)
+            .on_conflict_do_nothing(index_elements=["advocate_id", "badge"])
+        )
+    else:
+        await session.execute(
+            delete(AdvocateBadge).where(
+                AdvocateBadge.advocate_id == advocate_id, AdvocateBadge.badge == POINTS_BADGE_CODE
+            )
+        )
 
 
 FULFILLERS: dict[str, Fulfiller] = {
@@ -426,6 +643,17 @@ async def fulfil_reward(
             )
     reward = await _locked_reward(session, reward_id)
     if reward.state == RewardState.FULFILLED:
+        # The same report replays; another payout of a paid reward is never silently dropped.
+        recorded = await session.scalar(
+            select(RewardEntry.fulfilment_ref).where(
+                RewardEntry.reward_id == reward.id, RewardEntry.state == RewardState.FULFILLED
+            )
+        )
+        if fulfilment_ref is not None and fulfilment_ref != recorded:
+            raise Conflict(
+                f"this reward was already fulfilled with reference '{recorded}'",
+                field="fulfilmentRef",
+            )
         return reward, True
     if reward.state != RewardState.APPROVED:
         raise InvalidTransition(
@@ -462,7 +690,8 @@ async def claw_back(
     now: datetime,
     trigger_ref: str | None = None,
 ) -> list[Reward]:
-    """Void the referral's rewards whose clawback window still covers ``at``.
+    """Void the referral's rewards whose clawback window or holding period still covers
+    ``at``.
 
     Rewards earned longer ago than their window stay: the advocate keeps them.
     """
@@ -471,8 +700,10 @@ async def claw_back(
         .where(
             Reward.referral_id == referral_id,
             Reward.state != RewardState.VOIDED,
-            Reward.clawback_until.is_not(None),
-            Reward.clawback_until >= at,
+            or_(
+                Reward.clawback_until >= at,
+                (Reward.state == RewardState.PENDING) & (Reward.held_until >= at),
+            ),
         )
         .order_by(Reward.id)
         .with_for_update()
@@ -514,6 +745,123 @@ async def void_unfulfilled(
         await _move(session, reward, RewardState.VOIDED, actor=actor, reason=reason, now=now)
         voided.append(reward)
     return voided
+
+
+async def move_credit(
+    session: AsyncSession,
+    referral: Referral,
+    previous_advocate_id: int,
+    *,
+    actor: str,
+    now: datetime,
+) -> tuple[list[Reward], list[Reward], list[Reward]]:
+    """The reward side of a re-attribution (the referral already names its new advocate).
+
+    The previous advocate's unpaid referrer rewards are voided; a fulfilled one is clawed back
+    or held for review as the program's ``reattribution_fulfilled`` setting says (held when
+    its clawback window has closed); then the new advocate earns what the referral stands at,
+    in a new round. Returns (voided, held for review, created).
+    """
+    program = await session.get(Program, referral.program_id)
+    assert program is not None
+    for advocate_id in sorted({previous_advocate_id, referral.advocate_id}):
+        await _lock_advocate(session, advocate_id)  # in id order: no deadlock with a move back
+    previous = list(
+        await session.scalars(
+            select(Reward)
+            .where(
+                Reward.referral_id == referral.id,
+                Reward.advocate_id == previous_advocate_id,
+                Reward.side == RewardSide.REFERRER,
+                Reward.state != RewardState.VOIDED,
+            )
+            .order_by(Reward.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    reached = sorted(set(await _triggers_of(session, previous)))
+    claw = program.settings.get(REATTRIBUTION_FULFILLED) == CLAW_BACK
+    voided: list[Reward] = []
+    held: list[Reward] = []
+    for reward in previous:
+        if reward.state != RewardState.FULFILLED or (
+            claw and reward.clawback_until is not None and now <= reward.clawback_until
+        ):
+            await _move(
+                session, reward, RewardState.VOIDED, actor=actor, reason=REATTRIBUTED, now=now
+            )
+            voided.append(reward)
+        elif reward.review_reason is None:
+            reward.review_reason = REATTRIBUTED
+            await session.flush()
+            await webhooks.enqueue(
+                session,
+                "reward.review_requested",
+                reward_payload(reward) | {"actor": actor, "reason": REATTRIBUTED},
+                now=now,
+            )
+            held.append(reward)
+    created = await earn_again(
+        session, referral, now=now, actor=actor, side=RewardSide.REFERRER, also=reached
+    )
+    return voided, held, created
+
+
+async def _triggers_of(session: AsyncSession, rewards: list[Reward]) -> list[str]:
+    if not rewards:
+        return []
+    return list(
+        await session.scalars(
+            select(RewardRule.trigger)
+            .where(RewardRule.id.in_({r.rule_id for r in rewards}))
+            .distinct()
+        )
+    )
+
+
+# --- holding period ----------------------------------------------------------------------------
+
+
+async def release_due_rewards(
+    session: AsyncSession, now: datetime, *, limit: int = 1000
+) -> list[Reward]:
+    """Approve pending rewards whose holding period has ended, in programs that auto-approve
+    (``settings.auto_approve_rewards``); returns them.
+
+    Rewards of referrals awaiting moderation (or rejected) stay pending. Rows another worker
+    is releasing are skipped, so concurrent runs approve each reward once; ``limit`` bounds
+    one run. Flushes, never commits: the caller (the scheduler, ``vouch rewards release``)
+    owns the transaction.
+    """
+    due = list(
+        await session.scalars(
+            select(Reward)
+            .join(Program, Program.id == Reward.program_id)
+            .join(Referral, Referral.id == Reward.referral_id)
+            .where(
+                Reward.state == RewardState.PENDING,
+                Reward.held_until.is_not(None),
+                Reward.held_until <= now,
+                Program.settings[AUTO_APPROVE].as_boolean().is_(True),
+                Referral.moderation.in_([ModerationState.CLEAR, ModerationState.APPROVED]),
+            )
+            .order_by(Reward.held_until, Reward.id)
+            .limit(limit)
+            .with_for_update(of=Reward, skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
+    for reward in due:
+        await _move(
+            session,
+            reward,
+            RewardState.APPROVED,
+            actor=RELEASE_ACTOR,
+            reason="holding period ended",
+            now=now,
+        )
+    return due
 
 
 # --- reading -----------------------------------------------------------------------------------

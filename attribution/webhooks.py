@@ -42,7 +42,10 @@ EVENT_TYPES = frozenset(
         "reward.fulfilment_requested",
         "reward.fulfilled",
         "reward.voided",
+        "reward.review_requested",
         "offer.redeemed",
+        # Carries the friend's email and code, for the customer's ESP to deliver.
+        "offer.code_resend_requested",
         "conversion.recorded",
         "opportunity.updated",
         "revenue.recorded",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access.api_keys import create_api_key, list_api_keys, parse_scopes, revoke_api_key
 from vouch.cli.asks import asks
+from vouch.cli.rewards import rewards
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.cli.tiers import tiers
 from vouch.core.db import create_engine
@@ -119,7 +120,9 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         workers=workers,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from VOUCH_TRUSTED_PROXIES, in web.edge; uvicorn
+        # would otherwise trust it from 127.0.0.1 (any same-host proxy passing it through).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 
@@ -246,6 +249,7 @@ main.add_command(tiers)
 main.add_command(asks)
 main.add_command(worker)
 main.add_command(jobs_group)
+main.add_command(rewards)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,18 +57,26 @@ def create_engine(
     pool_size: int = 10,
     pool_timeout: float = 2.0,
     statement_timeout_ms: int = 15000,
+    idle_in_transaction_timeout_ms: int | None = None,
     pgbouncer: bool = False,
 ) -> AsyncEngine:
+    """An asyncpg engine. The server processes pass ``idle_in_transaction_timeout_ms``: a
+    transaction left open by a stuck request is ended by PostgreSQL and its connection freed;
+    CLI batch commands, which may think between statements, leave it unset."""
     server_settings = {
         "application_name": "vouch",
         "statement_timeout": str(statement_timeout_ms),
         "timezone": "UTC",
     }
+    if idle_in_transaction_timeout_ms is not None:
+        server_settings["idle_in_transaction_session_timeout"] = str(idle_in_transaction_timeout_ms)
     extra: dict[str, Any] = {}
     if pgbouncer:
-        # PgBouncer refuses startup parameters it does not track: statement_timeout is set on
-        # the role instead (docs/OPERATIONS.md, "PgBouncer").
+        # PgBouncer refuses startup parameters it does not track: statement_timeout and
+        # idle_in_transaction_session_timeout are set on the role instead (docs/OPERATIONS.md,
+        # "PgBouncer").
         del server_settings["statement_timeout"]
+        server_settings.pop("idle_in_transaction_session_timeout", None)
         extra = pgbouncer_connect_args()
     engine = create_async_engine(
         async_url(url),
@@ -82,6 +90,8 @@ def create_engine(
         # SQLAlchemy then invalidates the whole pool, and the caller gets a 503.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # Error messages (and so log lines and tracebacks) never carry the statement's values.
+        hide_parameters=True,
         connect_args={
             "timeout": 5,
             "command_timeout": 30,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from dataclasses import dataclass
@@ -40,6 +41,22 @@ def hash_ip(secret: str, ip: str | None, day: date) -> str | None:
         return None
     day_key = hmac.new(secret.encode(), f"ip:{day.isoformat()}".encode(), hashlib.sha256).digest()
     return hmac.new(day_key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def rate_limit_subject(ip: str | None) -> str | None:
+    """Who a rate limit counts: an IPv4 address, or an IPv6 client's /64 (one subscriber
+    gets a whole /64 and can pick any address in it)."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def sign(secret: str, message: bytes) -> str:

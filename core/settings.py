@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from vouch.core.mail import Mailer, SmtpSecurity
 
 
 class Environment(StrEnum):
@@ -78,8 +82,29 @@ class Settings(BaseSettings):
     job_run_retention_days: int = Field(
         default=30, ge=1, le=3650, alias="VOUCH_JOB_RUN_RETENTION_DAYS"
     )
+    # The HTTP edge (docs/SECURITY.md, "HTTP edge limits").
+    body_read_timeout: float = Field(default=10.0, gt=0, le=300, alias="VOUCH_BODY_READ_TIMEOUT")
+    db_statement_timeout_ms: int = Field(
+        default=15_000, ge=100, le=3_600_000, alias="VOUCH_DB_STATEMENT_TIMEOUT_MS"
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        default=10_000, ge=100, le=3_600_000, alias="VOUCH_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_TRUSTED_PROXIES"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_ALLOWED_HOSTS"
+    )
+    # Mail (friends' codes re-sent): off unless VOUCH_SMTP_HOST is set.
+    smtp_host: str | None = Field(default=None, alias="VOUCH_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="VOUCH_SMTP_PORT")
+    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.STARTTLS, alias="VOUCH_SMTP_SECURITY")
+    smtp_username: str | None = Field(default=None, alias="VOUCH_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="VOUCH_SMTP_PASSWORD")
+    mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -103,6 +128,18 @@ class Settings(BaseSettings):
             parsed[name.strip()] = " ".join(expression.split())
         return parsed
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item[:64]!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
+
     @field_validator("database_url", "database_replica_url", "database_listen_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -114,9 +151,28 @@ class Settings(BaseSettings):
             )
         return value
 
+    def mailer(self) -> Mailer | None:
+        """The SMTP client, when mail is configured."""
+        if not self.smtp_host:
+            return None
+        if not self.mail_from:
+            raise ConfigError("VOUCH_SMTP_HOST is set, so VOUCH_MAIL_FROM must be too.")
+        return Mailer(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.mail_from,
+            security=self.smtp_security,
+            username=self.smtp_username,
+            password=self.smtp_password,
+        )
+
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    def public_host(self) -> str:
+        """The host (and port, if any) of ``VOUCH_PUBLIC_BASE_URL``, lower-cased."""
+        return urlsplit(self.public_base_url).netloc.lower()
 
     @property
     def embedded(self) -> bool:

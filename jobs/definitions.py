@@ -23,6 +23,7 @@ from vouch.advocacy.tiers import recompute_all_tiers
 from vouch.attribution import rollups
 from vouch.attribution.claims import RATE_WINDOW
 from vouch.attribution.clicks import prune_click_batches
+from vouch.attribution.rewards import release_due_rewards
 from vouch.core.errors import DomainError
 from vouch.core.settings import ConfigError, Settings
 from vouch.models import IdempotencyKey, JobRun, Program, RateLimitHit
@@ -115,6 +116,22 @@ class RollupDrift(RuntimeError):
     """The rollup disagreed with the raw events (it has been rebuilt)."""
 
 
+async def rewards_release(ctx: JobContext) -> str:
+    """Approve the rewards whose holding period ended, in programs that auto-approve them; one
+    transaction per batch, so a large backlog is released in steps."""
+    approved = 0
+    while True:
+        async with ctx.factory() as session:
+            released = await release_due_rewards(session, ctx.now, limit=RELEASE_BATCH)
+            await session.commit()
+        approved += len(released)
+        if len(released) < RELEASE_BATCH:
+            return f"{approved} rewards approved at the end of their holding period"
+
+
+RELEASE_BATCH = 1000
+
+
 async def prune_rate_limits(ctx: JobContext) -> str:
     """Forget rate-limit windows that can no longer refuse anyone (older than the previous
     window)."""
@@ -165,9 +182,8 @@ JOBS: tuple[Job, ...] = (
         "0 * * * *", tiers_recompute),
     Job("asks_evaluate", "Queue and send the asks advocates' moments earn.",
         "15 * * * *", asks_evaluate),
-    # Registration point for holding-period releases (issue 9): once
-    # attribution.rewards.release_due_rewards(session, now) is on main, add
-    #   Job("rewards_release", "Approve rewards whose holding period ended.", "*/5 * * * *", ...)
+    Job("rewards_release", "Approve rewards whose holding period ended (auto-approving programs).",
+        "*/5 * * * *", rewards_release),
     Job("rollups_verify", "Recompute the reporting rollup from raw events and compare.",
         "30 3 * * *", rollups_verify),
     Job("prune_rate_limits", "Forget rate-limit windows that can no longer refuse anyone.",

@@ -113,6 +113,13 @@ class RewardSide(StrEnum):
     REFERRED = "referred"
 
 
+class FulfilledOnReattribution(StrEnum):
+    """What re-attribution does to the previous advocate's already fulfilled rewards."""
+
+    CLAW_BACK = "claw_back"
+    HOLD_FOR_REVIEW = "hold_for_review"
+
+
 class RewardTrigger(StrEnum):
     SIGNUP = "signup"
     QUALIFIED = "qualified"

@@ -48,9 +48,12 @@ class IdempotencyKey(Base):
     """A stored answer to a request that may be retried. Same key + same request = same answer."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("scope", "key"),)
+    # A key belongs to one credential (``owner``) and one operation (``scope``): reusing it for
+    # another operation is refused, as Stripe does.
+    __table_args__ = (UniqueConstraint("owner", "key"),)
 
     id: Mapped[int] = pk()
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -77,13 +80,26 @@ class OutboxEvent(Base):
     """Written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_events_created_at", "created_at"),
+        # The code-mail worker's queue (attribution.code_mail): small, scanned every pass.
+        Index(
+            "ix_outbox_events_code_mail_due",
+            "id",
+            postgresql_where=text(
+                "event_type = 'offer.code_resend_requested' AND mailed_at IS NULL"
+            ),
+        ),
+    )
 
     id: Mapped[int] = pk()
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = created_at()
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Only offer.code_resend_requested events are mailed (when SMTP is configured).
+    mailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    mail_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WebhookDelivery(Base):

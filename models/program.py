@@ -92,6 +92,7 @@ class RewardRule(Base):
             "cap_count IS NULL OR (cap_count >= 1 AND cap_period_days >= 1)", name="cap_valid"
         ),
         CheckConstraint("clawback_days >= 0", name="clawback_nonneg"),
+        CheckConstraint("holding_days BETWEEN 0 AND 365", name="holding_range"),
         UniqueConstraint("program_id", "name"),
     )
 
@@ -111,5 +112,7 @@ class RewardRule(Base):
     cap_count: Mapped[int | None] = mapped_column(Integer)
     cap_period_days: Mapped[int] = mapped_column(Integer, default=365)
     clawback_days: Mapped[int] = mapped_column(Integer, default=60)
+    # Holding period: rewards of this rule cannot be approved until it ends.
+    holding_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_at()

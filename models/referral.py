@@ -135,6 +135,9 @@ class Referral(Base):
     visitor_id: Mapped[str | None] = mapped_column(String(64))
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped when the referral's credit moves to another advocate or a fallen-back deal is won
+    # again: rewards are earned once per rule per round (the key of ``Reward``).
+    reward_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 

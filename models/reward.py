@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,12 +31,19 @@ class Reward(Base):
         currency_check("currency"),
         CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
         CheckConstraint("points >= 0", name="points_nonneg"),
-        # Exactly one reward per rule per referral (per revenue event for revenue-share rules).
-        UniqueConstraint("rule_id", "referral_id", "trigger_ref"),
+        # Exactly one reward per rule per referral (per revenue event for revenue-share rules)
+        # in each reward round of the referral (see Referral.reward_round).
+        UniqueConstraint("rule_id", "referral_id", "trigger_ref", "round"),
         Index("ix_rewards_advocate_state", "advocate_id", "state"),
         # a page's or a referral's rewards (the unique constraint above leads with rule_id)
         Index("ix_rewards_referral_id", "referral_id"),
         Index("ix_rewards_program_state", "program_id", "state"),
+        # the release backlog: pending rewards whose holding period has ended
+        Index(
+            "ix_rewards_held_pending",
+            "held_until",
+            postgresql_where=text("state = 'pending' AND held_until IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = pk()
@@ -53,6 +61,12 @@ class Reward(Base):
     # Projection of the latest ledger entry, written in the same transaction as the entry.
     state: Mapped[str] = mapped_column(String(16), default=RewardState.PENDING)
     clawback_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The referral's reward round this reward was earned in (part of the exactly-once key).
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # End of the rule's holding period: not approvable before; NULL when the rule holds nothing.
+    held_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a fulfilled reward is held for review (its referral was re-attributed).
+    review_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at()
 
 

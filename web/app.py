@@ -27,6 +27,7 @@ from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.scheduler import run_scheduler
 from vouch.web.console import Console
+from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
@@ -40,7 +41,7 @@ from vouch.web.replica import ReplicaMonitor, ReplicaSessions
 from vouch.web.reports import report_csv
 from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
-from vouch.web.workers import webhook_delivery_loop
+from vouch.web.workers import code_mail_loop, webhook_delivery_loop
 
 # Young-generation GC threshold for the server. With 16 pages of referrals in flight, the
 # default 700 ran a young collection on nearly every request, each scanning the live objects of
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 resolve_database_url(settings),
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
                 pgbouncer=settings.db_pgbouncer,
             )
             app_state["engine"] = engine_holder["engine"]
@@ -90,6 +93,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             settings.database_replica_url,
             pool_size=settings.db_pool_size,
             pool_timeout=settings.db_pool_timeout,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
             pgbouncer=settings.db_pgbouncer,
         )
         replica_monitor = ReplicaMonitor(
@@ -120,6 +125,13 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                         settings.database_listen_url or resolve_database_url(settings), resolver
                     ),
                     name="vouch-cache-invalidation",
+                )
+            )
+        mailer = settings.mailer()
+        if mailer is not None and settings.webhook_worker and overrides.sessionmaker is None:
+            background.append(
+                asyncio.create_task(
+                    code_mail_loop(sessions.factory, mailer), name="vouch-code-mail"
                 )
             )
         if settings.webhook_worker and overrides.sessionmaker is None:
@@ -195,6 +207,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     middleware = [
         Middleware(MetricsMiddleware),
         Middleware(RequestContextMiddleware),
+        Middleware(EdgeMiddleware, settings=settings),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

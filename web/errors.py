@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from vouch.core.db import is_database_unavailable
@@ -37,6 +37,12 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away: nobody reads this answer, and it is not our error."""
+    logger.debug("client disconnected")
+    return Response(status_code=400)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     if is_database_unavailable(exc):
         return await unavailable(request, exc)
@@ -53,6 +59,7 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 # Handlers for specific classes run inside ExceptionMiddleware and end the request cleanly;
 # only truly unknown exceptions reach the catch-all (which Starlette re-raises after answering).
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: disconnected,
     OperationalError: unavailable,
     PoolTimeoutError: unavailable,
     DBAPIError: unexpected,

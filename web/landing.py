@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from vouch.attribution.claims import (
     EMAIL_REQUIRED,
+    AlreadyClaimed,
     ClaimContext,
     ClaimInput,
     OfferUnavailable,
@@ -30,6 +31,7 @@ from vouch.attribution.claims import (
     claim_offer,
     get_redemption_summary,
     hit_rate_limit,
+    request_code_resend,
     validate_claim,
 )
 from vouch.attribution.clicks import (
@@ -44,7 +46,7 @@ from vouch.attribution.landing import Landing, LandingResolver
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode, NotFound
-from vouch.core.security import constant_time_equals, hash_ip, sign
+from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
 from vouch.web.pages import Pages
@@ -52,6 +54,9 @@ from vouch.web.pages import Pages
 VISITOR_COOKIE = "vouch_vid"
 ATTRIBUTION_COOKIE = "vouch_attr"
 CSRF_COOKIE = "vouch_csrf"
+# Signed list of the redemption ids this browser claimed: only it is shown a code again.
+CLAIMS_COOKIE = "vouch_claims"
+MAX_CLAIMS_REMEMBERED = 20
 CSRF_FIELD = "csrf"
 CSRF_MAX_AGE = 2 * 3600
 CLAIMED_MAX_AGE = 30 * 86_400
@@ -77,6 +82,7 @@ class Cookies:
     secret: str
     attribution: URLSafeTimedSerializer
     claimed: URLSafeTimedSerializer
+    claims: URLSafeTimedSerializer
 
     @classmethod
     def create(cls, secret: str, *, secure: bool) -> Cookies:
@@ -85,7 +91,26 @@ class Cookies:
             secret=secret,
             attribution=URLSafeTimedSerializer(secret, salt="vouch.attribution.v1"),
             claimed=URLSafeTimedSerializer(secret, salt="vouch.claimed.v1"),
+            claims=URLSafeTimedSerializer(secret, salt="vouch.claims.v1"),
         )
+
+    def claimed_here(self, request: Request) -> list[int]:
+        """The redemption ids this browser claimed (from the signed claim cookie)."""
+        raw = request.cookies.get(CLAIMS_COOKIE)
+        if not raw or len(raw) > 1024:
+            return []
+        try:
+            data = self.claims.loads(raw, max_age=CLAIMED_MAX_AGE)
+        except BadSignature:
+            return []
+        if not isinstance(data, list):
+            return []
+        return [i for i in data if isinstance(i, int) and not isinstance(i, bool)]
+
+    def remember_claim(self, response: Response, claimed: list[int], redemption_id: int) -> None:
+        ids = [i for i in claimed if i != redemption_id][-(MAX_CLAIMS_REMEMBERED - 1) :]
+        value = str(self.claims.dumps([*ids, redemption_id]))
+        self.set(response, CLAIMS_COOKIE, value, CLAIMED_MAX_AGE)
 
     # CSRF (double submit): the cookie holds a random value; the form carries
     # "<issued hex>.<HMAC(secret, value + issued)>", valid for CSRF_MAX_AGE seconds.
@@ -195,6 +220,11 @@ class LandingSite:
 
     def ip_hash(self, request: Request, now: datetime) -> str | None:
         return hash_ip(self.secret, request.client.host if request.client else None, now.date())
+
+    def rate_bucket(self, request: Request, now: datetime) -> str:
+        """The claim rate limit's bucket: the hashed IPv4 address or IPv6 /64."""
+        subject = rate_limit_subject(request.client.host if request.client else None)
+        return f"claim:{hash_ip(self.secret, subject, now.date()) or 'unknown'}"
 
     def not_found(self, request: Request) -> Response:
         """The one page for malformed, unknown, revoked and non-canonical codes."""
@@ -374,18 +404,23 @@ class LandingSite:
         try:
             await hit_rate_limit(
                 session,
-                bucket=f"claim:{ctx.ip_hash or 'unknown'}",
+                bucket=self.rate_bucket(request, now),
                 limit=self.settings.claim_rate_limit_per_hour,
                 now=now,
             )
-        except RateLimited:
+        except RateLimited as refused:
             await session.commit()
-            return self._claim_error(request, landing, now, 429, values, "claim.rate_limited")
+            response = self._claim_error(request, landing, now, 429, values, "claim.rate_limited")
+            response.headers["retry-after"] = str(refused.retry_after_seconds)
+            return response
         await session.commit()
         try:
             result = await claim_offer(
                 session, claim=claim, ctx=ctx, now=now, secret=self.settings.resolved_secret()
             )
+        except AlreadyClaimed:  # an erased person: the same answer as any earlier claim
+            await session.rollback()
+            return self.render_sent(request)
         except OfferUnavailable:
             await session.rollback()
             return self._claim_error(request, landing, now, 410, values, "claim.unavailable")
@@ -397,9 +432,23 @@ class LandingSite:
             return self._claim_error(
                 request, landing, now, 422, values, _error_key(exc), None, exc.field
             )
+        claimed_here = self.cookies.claimed_here(request)
+        if not result.created and result.redemption_id not in claimed_here:
+            # Someone else knows this address: the code goes to the address, not to this page.
+            await request_code_resend(session, result, now=now)
+            await session.commit()
+            return self.render_sent(request)
         await session.commit()
         token = self.cookies.claimed.dumps(result.redemption_id)
-        return RedirectResponse(f"/claimed?t={token}", status_code=303)
+        response = RedirectResponse(f"/claimed?t={token}", status_code=303)
+        self.cookies.remember_claim(response, claimed_here, result.redemption_id)
+        return response
+
+    def render_sent(self, request: Request) -> Response:
+        """The one neutral answer to a claim for an address that already claimed."""
+        response = self.pages.render(request, "claim_sent.html", {})
+        response.headers["cache-control"] = "no-store"
+        return response
 
     def _claim_error(
         self,

@@ -7,7 +7,6 @@ header; a retry with the same key and body gets the first answer back.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from vouch.attribution.redemptions import (
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode
+from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.models import Conversion, OfferRedemption
 from vouch.models.enums import Scope
 
@@ -82,7 +82,7 @@ class RedemptionApi:
 
     async def _begin(
         self, request: Request
-    ) -> tuple[AsyncSession, dict[str, Any], str] | JSONResponse:
+    ) -> tuple[AsyncSession, dict[str, Any], str, str] | JSONResponse:
         """Authenticate, read the idempotency key and the JSON body; or the error answer."""
         session = self.sessions.get(request.scope.setdefault("state", {}))
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -106,23 +106,26 @@ class RedemptionApi:
         if len(body) > MAX_BODY:
             return _error("INVALID", "request body too large", 413)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = loads_untrusted(body)
+        except InvalidJson:
             return _error("INVALID", "the body is not valid JSON", 400)
         if not isinstance(data, dict):
             return _error("INVALID", "the body must be a JSON object", 400)
-        return session, data, idem
+        # Keys are scoped to the API key that sent them, as in GraphQL.
+        return session, data, idem, f"api_key:{key.id}"
 
     async def redeem(self, request: Request) -> Response:
         begun = await self._begin(request)
         if isinstance(begun, JSONResponse):
             return begun
-        session, data, idem = begun
+        session, data, idem, owner = begun
         try:
             req = validate_redeem(
                 _string(data, "code"), _string(data, "redeemedBy"), _opt_string(data, "orderRef")
             )
-            redemption = await redeem_offer_once(session, req, idempotency_key=idem, now=utcnow())
+            redemption = await redeem_offer_once(
+                session, req, idempotency_key=idem, now=utcnow(), idempotency_owner=owner
+            )
         except DomainError as exc:
             await session.rollback()
             return _error(exc.code, exc.message, _STATUS.get(exc.code, 422), exc.field)
@@ -133,7 +136,7 @@ class RedemptionApi:
         begun = await self._begin(request)
         if isinstance(begun, JSONResponse):
             return begun
-        session, data, idem = begun
+        session, data, idem, owner = begun
         now = utcnow()
         try:
             amount = data.get("amountMinor", 0)
@@ -145,10 +148,12 @@ class RedemptionApi:
                 external_ref=_opt_string(data, "externalRef"),
                 amount_minor=amount,
                 currency=_opt_string(data, "currency") or "USD",
-                occurred_at=_timestamp(data, "occurredAt", now),
+                occurred_at=_timestamp(data, "occurredAt"),
                 now=now,
             )
-            conversion = await record_conversion_once(session, req, idempotency_key=idem)
+            conversion, _ = await record_conversion_once(
+                session, req, idempotency_key=idem, idempotency_owner=owner
+            )
         except DomainError as exc:
             await session.rollback()
             return _error(exc.code, exc.message, _STATUS.get(exc.code, 422), exc.field)
@@ -172,10 +177,10 @@ def _opt_string(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _timestamp(data: dict[str, Any], name: str, default: datetime) -> datetime:
+def _timestamp(data: dict[str, Any], name: str) -> datetime | None:
     value = data.get(name)
     if value is None:
-        return default
+        return None
     if not isinstance(value, str) or len(value) > 40:
         raise DomainError(f"{name} must be an ISO-8601 timestamp", field=name)
     try:

@@ -4,7 +4,6 @@ a small JSON endpoint the page's script reports the share flow to."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,6 +26,7 @@ from vouch.attribution.share_events import (
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, NotFound
+from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import format_money
 from vouch.core.security import TokenError, WidgetTokens
 from vouch.web.pages import Pages
@@ -172,8 +172,8 @@ class ShareSite:
         if len(body) > MAX_EVENT_BYTES:
             return _json_error("request too large", 413)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = loads_untrusted(body)
+        except InvalidJson:
             return _json_error("not valid JSON", 400)
         if not isinstance(data, dict):
             return _json_error("expected a JSON object", 400)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vouch.attribution import webhooks
+from vouch.attribution import code_mail, webhooks
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
+from vouch.core.mail import Mailer, MailError
 
 logger = logging.getLogger("vouch.workers")
 
@@ -44,3 +46,41 @@ async def webhook_delivery_loop(
                     logger.exception("webhook delivery pass failed")
             if not busy:
                 await asyncio.sleep(interval)
+
+
+async def send_due_code_mails(
+    factory: async_sessionmaker[AsyncSession], mailer: Mailer, *, now: datetime, limit: int = 20
+) -> int:
+    """Mail up to ``limit`` due codes, one transaction each; returns how many were sent."""
+    sent = 0
+    for _ in range(limit):
+        async with factory() as session:
+            mail = await code_mail.next_code_mail(session, now=now)
+            if mail is None:
+                return sent
+            try:
+                await mailer.send(to=mail.to, subject=mail.subject, body=mail.body)
+            except MailError as exc:
+                logger.warning("code mail %s not sent: %s", mail.event_id, exc)
+                await code_mail.mark_code_mail(session, mail.event_id, sent=False, now=now)
+                await session.commit()
+                return sent  # the server is unwell: try again on the next pass
+            await code_mail.mark_code_mail(session, mail.event_id, sent=True, now=now)
+            await session.commit()
+            sent += 1
+    return sent
+
+
+async def code_mail_loop(
+    factory: async_sessionmaker[AsyncSession], mailer: Mailer, *, interval: float = 5.0
+) -> None:
+    """Mail friends' codes until cancelled; a database outage only pauses it."""
+    while True:
+        try:
+            await send_due_code_mails(factory, mailer, now=utcnow())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                logger.exception("code mail pass failed")
+        await asyncio.sleep(interval)

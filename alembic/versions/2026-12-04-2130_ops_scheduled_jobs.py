@@ -1,7 +1,7 @@
 """scheduled jobs: pgqueuer's schema (in its own schema, `pgqueuer`) and Vouch's job history
 
 Revision ID: 0005_ops_scheduled_jobs
-Revises: 0004_click_batches
+Revises: 0005_sec_edge_code_mail
 Create Date: 2026-12-04 21:30:00+00:00
 
 The pgqueuer objects are the ones pgqueuer 1.6.0's own installer creates
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.util import await_only
 
 revision: str = "0005_ops_scheduled_jobs"
-down_revision: str | Sequence[str] | None = "0004_click_batches"
+down_revision: str | Sequence[str] | None = "0005_sec_edge_code_mail"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,7 +64,10 @@ class UpsertOpportunityInput:
 @strawberry.type(description="Result of upsertOpportunity.")
 class UpsertOpportunityPayload:
     opportunity: OpportunityType | None = strawberry.field(description="The deal after the upsert.")
-    created: bool = strawberry.field(description="The deal was new.")
+    created: bool = strawberry.field(
+        description="The deal was new (a retry with the same idempotency key replays the first "
+        "answer, so it stays true)."
+    )
     errors: list[InputError] = strawberry.field(description="Why nothing was written.")
 
 
@@ -94,6 +97,7 @@ class OpportunityMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)
@@ -105,7 +109,11 @@ class OpportunityMutations:
             errors=[],
         )
 
-    @strawberry.mutation(description="Move a deal to another stage (write scope).")
+    @strawberry.mutation(
+        description="Move a deal to another stage (write scope). A deal reopened and won again "
+        "earns its rewards again, once. Retries with the same idempotency key return the first "
+        "answer; only the arguments sent are compared."
+    )
     async def move_opportunity_stage(
         self,
         info: Info,
@@ -128,6 +136,7 @@ class OpportunityMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)

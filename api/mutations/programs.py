@@ -20,6 +20,7 @@ from vouch.api.mutations.transaction import attempt
 from vouch.api.permissions import require_scope
 from vouch.api.types.enums import (
     AttributionModel,
+    FulfilledOnReattribution,
     OfferKind,
     ProgramStatus,
     RewardCalc,
@@ -89,6 +90,16 @@ class ProgramSettingsInput:
     offer: OfferInput | None = strawberry.field(
         default=strawberry.UNSET, description="The referred-side offer."
     )
+    auto_approve_rewards: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Approve rewards without an admin: at once, or when the rule's holding "
+        "period ends (`vouch rewards release` and the scheduler approve those).",
+    )
+    fulfilled_on_reattribution: FulfilledOnReattribution | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="On re-attribution, claw back the previous advocate's fulfilled rewards "
+        "(inside their clawback window) or hold them for review (default).",
+    )
 
     def to_domain(self) -> ProgramChanges:
         offer = self.offer if isinstance(self.offer, OfferInput) else OfferInput()
@@ -108,6 +119,8 @@ class ProgramSettingsInput:
             offer_terms=_opt(offer.terms),
             offer_expires_at=_opt(offer.expires_at),
             redemption_ttl_days=_opt(offer.redemption_ttl_days),
+            auto_approve_rewards=_opt(self.auto_approve_rewards),
+            fulfilled_on_reattribution=_opt(self.fulfilled_on_reattribution),
         )
 
 
@@ -144,6 +157,11 @@ class RewardRuleInput:
     )
     cap_period_days: int = strawberry.field(default=365, description="Cap period in days.")
     clawback_days: int = strawberry.field(default=60, description="Clawback window in days.")
+    holding_days: int = strawberry.field(
+        default=0,
+        description="Holding period, 0 to 365 days: rewards stay pending (approving is "
+        "refused) until it ends; a refund or churn inside it voids them.",
+    )
 
     def to_domain(self) -> RuleSpec:
         return RuleSpec(
@@ -160,6 +178,7 @@ class RewardRuleInput:
             cap_count=self.cap_count,
             cap_period_days=self.cap_period_days,
             clawback_days=self.clawback_days,
+            holding_days=self.holding_days,
         )
 
 

@@ -31,7 +31,9 @@ class RecordConversionInput:
     )
     idempotency_key: str | None = strawberry.field(
         default=None,
-        description="Retries with the same key and input get the first answer back.",
+        description="Retries with the same key and input get the first answer back; the key "
+        "belongs to this API key and this operation (reusing it elsewhere is "
+        "IDEMPOTENCY_MISMATCH). A defaulted occurredAt is not part of the request.",
     )
 
 
@@ -51,7 +53,7 @@ class RecordConversionMutation:
     async def record_conversion(
         self, info: Info, input: RecordConversionInput
     ) -> RecordConversionPayload:
-        require_scope(info.context, Scope.WRITE)
+        principal = require_scope(info.context, Scope.WRITE)
         session = info.context.session
         now = utcnow()
         try:
@@ -61,11 +63,14 @@ class RecordConversionMutation:
                 external_ref=input.external_ref,
                 amount_minor=input.amount_minor,
                 currency=input.currency,
-                occurred_at=input.occurred_at or now,
+                occurred_at=input.occurred_at,
                 now=now,
             )
-            conversion = await record_conversion_once(
-                session, request, idempotency_key=input.idempotency_key
+            conversion, _ = await record_conversion_once(
+                session,
+                request,
+                idempotency_key=input.idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
         except DomainError as exc:
             await session.rollback()

@@ -43,12 +43,16 @@ class RedeemOfferMutation:
         description="Redeem an offer code exactly once; a second redemption is refused."
     )
     async def redeem_offer(self, info: Info, input: RedeemOfferInput) -> RedeemOfferPayload:
-        require_scope(info.context, Scope.WRITE)
+        principal = require_scope(info.context, Scope.WRITE)
         session = info.context.session
         try:
             request = validate_redeem(input.code, input.redeemed_by, input.order_ref)
             redemption = await redeem_offer_once(
-                session, request, idempotency_key=input.idempotency_key, now=utcnow()
+                session,
+                request,
+                idempotency_key=input.idempotency_key,
+                now=utcnow(),
+                idempotency_owner=principal.idempotency_owner,
             )
         except DomainError as exc:
             await session.rollback()

@@ -110,7 +110,11 @@ class ReferralLifecycleMutations:
 
     @strawberry.mutation(
         description="Credit a referral to another link's advocate (admin). Writes a new "
-        "decision superseding the current one; history is never edited."
+        "decision superseding the current one; history is never edited. The credit moves: the "
+        "previous advocate's unpaid rewards are voided ('re-attributed to another advocate'), "
+        "paid ones are clawed back or held for review per the program's "
+        "fulfilledOnReattribution, and the new advocate earns what the referral stands at on "
+        "their own tier ladder and caps."
     )
     async def reattribute_referral(
         self,

@@ -51,7 +51,10 @@ class RecordRevenueInput:
 @strawberry.type(description="Result of recordRevenue.")
 class RecordRevenuePayload:
     revenue_event: RevenueEventType | None = strawberry.field(description="The recorded event.")
-    created: bool = strawberry.field(description="False when it had been recorded before.")
+    created: bool = strawberry.field(
+        description="False when it had been recorded before (a retry with the same idempotency "
+        "key replays the first answer)."
+    )
     errors: list[InputError] = strawberry.field(description="Why nothing was written.")
 
 
@@ -74,6 +77,7 @@ class RevenueMutations:
                 actor=principal.actor,
                 now=utcnow(),
                 idempotency_key=idempotency_key,
+                idempotency_owner=principal.idempotency_owner,
             )
 
         result, errors = await attempt(info.context, work)

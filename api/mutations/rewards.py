@@ -39,8 +39,9 @@ class VoidRewardPayload:
 @strawberry.type
 class RewardMutations:
     @strawberry.mutation(
-        description="Approve a pending reward (admin). Refused while its referral awaits "
-        "moderation."
+        description="Approve a pending reward (admin). Refused (CONFLICT) while its referral "
+        "awaits moderation, and before the end of its holding period (the message gives the "
+        "date it becomes approvable)."
     )
     async def approve_reward(
         self, info: Info, reward_id: strawberry.ID, reason: str | None = None
@@ -63,7 +64,9 @@ class RewardMutations:
 
     @strawberry.mutation(
         description="Fulfil an approved reward through its kind's fulfiller (admin), or report "
-        "an external payout done by giving fulfilmentRef (write scope suffices)."
+        "an external payout done by giving fulfilmentRef (write scope suffices). The same "
+        "fulfilmentRef again replays the first answer; another fulfilmentRef for a fulfilled "
+        "reward is a CONFLICT and records nothing."
     )
     async def fulfil_reward(
         self, info: Info, reward_id: strawberry.ID, fulfilment_ref: str | None = None

@@ -8,6 +8,7 @@ import strawberry
 
 from vouch.models.enums import (
     AttributionModel,
+    FulfilledOnReattribution,
     LinkStatus,
     ModerationState,
     OfferKind,
@@ -31,6 +32,12 @@ strawberry.enum(RewardSide, description="Who a reward rule pays: the advocate or
 strawberry.enum(RewardTrigger, description="The referral event that earns a reward.")
 strawberry.enum(RewardCalc, description="A fixed amount, or a share of revenue.")
 strawberry.enum(RewardKind, description="The form a reward takes.")
+strawberry.enum(
+    FulfilledOnReattribution,
+    description="What re-attribution does to the previous advocate's fulfilled rewards: "
+    "claw_back voids them (inside their clawback window; after it they are held), "
+    "hold_for_review keeps them fulfilled and flags them with a review reason.",
+)
 
 
 @strawberry.enum(description="Order of a list, by creation.")
@@ -41,6 +48,7 @@ class ListOrder(Enum):
 
 __all__ = [
     "AttributionModel",
+    "FulfilledOnReattribution",
     "LinkStatus",
     "ListOrder",
     "ModerationState",

@@ -10,6 +10,7 @@ from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.enums import (
     AttributionModel,
+    FulfilledOnReattribution,
     OfferKind,
     ProgramStatus,
     RewardCalc,
@@ -44,6 +45,11 @@ class RewardRuleType:
     clawback_days: int = strawberry.field(
         description="Days a reward can still be voided (e.g. after a refund)."
     )
+    holding_days: int = strawberry.field(
+        description="Holding period: days a reward stays pending before it can be approved "
+        "(0 = none). Programs that auto-approve approve it when the period ends; a refund or "
+        "churn inside it voids it."
+    )
 
     @classmethod
     def from_model(cls, m: RewardRule) -> Self:
@@ -62,6 +68,7 @@ class RewardRuleType:
             cap_count=m.cap_count,
             cap_period_days=m.cap_period_days,
             clawback_days=m.clawback_days,
+            holding_days=m.holding_days,
         )
 
 
@@ -101,6 +108,15 @@ class ProgramType:
     rules_version: int = strawberry.field(
         description="Version of the attribution and reward rules, bumped on every change."
     )
+    auto_approve_rewards: bool = strawberry.field(
+        description="Approve rewards without an admin: at once, or when the rule's holding "
+        "period ends (referrals awaiting moderation still wait)."
+    )
+    fulfilled_on_reattribution: FulfilledOnReattribution = strawberry.field(
+        description="When a referral is re-attributed, what happens to rewards the previous "
+        "advocate was already paid: claw_back voids them (inside their clawback window), "
+        "hold_for_review (the default) keeps them and sets their reviewReason."
+    )
     created_at: datetime = strawberry.field(description="When the program was created (UTC).")
     updated_at: datetime = strawberry.field(description="When the program last changed (UTC).")
 
@@ -132,6 +148,12 @@ class ProgramType:
             offer_expires_at=m.offer_expires_at,
             redemption_ttl_days=m.redemption_ttl_days,
             rules_version=m.rules_version,
+            auto_approve_rewards=bool((m.settings or {}).get("auto_approve_rewards")),
+            fulfilled_on_reattribution=FulfilledOnReattribution(
+                (m.settings or {}).get(
+                    "reattribution_fulfilled", FulfilledOnReattribution.HOLD_FOR_REVIEW
+                )
+            ),
             created_at=m.created_at,
             updated_at=m.updated_at,
         )

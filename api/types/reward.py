@@ -90,6 +90,19 @@ class RewardType(RowBacked):
     clawback_until: datetime | None = strawberry.field(
         description="Until when a refund or churn voids it."
     )
+    held_until: datetime | None = strawberry.field(
+        description="End of the rule's holding period: a pending reward cannot be approved "
+        "before it (programs that auto-approve approve it then); a refund or churn before it "
+        "voids the reward. Null when the rule holds nothing."
+    )
+    review_reason: str | None = strawberry.field(
+        description="Set when a fulfilled reward is held for review, e.g. 're-attributed to "
+        "another advocate' (the program keeps such rewards rather than clawing them back)."
+    )
+    round: int = strawberry.field(
+        description="The referral's reward round it was earned in: 0, then one more each time "
+        "the referral's credit moved to another advocate or a reopened deal was won again."
+    )
     created_at: datetime = strawberry.field(description="When it was earned (UTC).")
 
     @strawberry.field(description="The ledger: every state change, oldest first.")
@@ -122,6 +135,9 @@ computed_fields(
         "state": lambda o: o._m.state,
         "trigger_ref": lambda o: o._m.trigger_ref,
         "clawback_until": lambda o: o._m.clawback_until,
+        "held_until": lambda o: o._m.held_until,
+        "review_reason": lambda o: o._m.review_reason,
+        "round": lambda o: o._m.round,
         "created_at": lambda o: o._m.created_at,
     },
 )

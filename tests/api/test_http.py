@@ -31,6 +31,7 @@ async def prod_client(settings, sessionmaker):
         "VOUCH_ENV": "production",
         "VOUCH_SECRET_KEY": TEST_SECRET,
         "VOUCH_HASHID_SALT": "a-production-grade-salt-0123456789abcdef",
+        "VOUCH_PUBLIC_BASE_URL": "http://testserver",
         "VOUCH_DATA_DIR": str(settings.data_dir),
         "DATABASE_URL": "postgresql://unused-in-tests/x",
     }

@@ -135,7 +135,11 @@ async def test_reattribution_adds_a_decision_and_moves_rewards(session, codec):
     got = await chain.chain_for_referral(session, referral.id)
     assert got.current_decision is not None
     assert got.current_decision.id == decision.id
-    assert [r.reward.state for r in got.rewards] == ["voided"]
+    # The credit moved: the old advocate's unpaid reward is voided, the new one earns it.
+    assert [(r.reward.advocate_id, r.reward.state, r.reward.round) for r in got.rewards] == [
+        (advocate.id, "voided", 0),
+        (other.id, "pending", 1),
+    ]
     assert got.transitions[-1].source == "reattribution"
     assert got.transitions[-1].detail["from_advocate_id"] == advocate.id
     # The old advocate's forward chains still show the referral and its move.

@@ -188,7 +188,7 @@ async def test_conversions_are_recorded_once_per_reference(session, codec):
         await record_conversion(session, _conversion(issued.redemption_code, amount_minor=1))
     assert exc.value.code is ErrorCode.CONFLICT
     assert await session.scalar(select(func.count()).select_from(Conversion)) == 2
-    keyed = await record_conversion_once(
+    keyed, _ = await record_conversion_once(
         session, _conversion(issued.redemption_code), idempotency_key="c-1"
     )
     assert keyed.id == purchase.id
