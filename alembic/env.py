@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vouch.core.db import async_url
+from vouch.core.db import async_url, pgbouncer_connect_args
 from vouch.models import Base
 
 config = context.config
@@ -45,7 +45,11 @@ def _do_run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(async_url(_url()), poolclass=pool.NullPool)
+    # One connection, one transaction: no statement cache is needed, and without one the
+    # migrations run through PgBouncer in transaction mode as well as directly.
+    engine = create_async_engine(
+        async_url(_url()), poolclass=pool.NullPool, connect_args=pgbouncer_connect_args()
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_do_run)
     await engine.dispose()

@@ -57,6 +57,7 @@ from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.backtests import BacktestQueries
 from vouch.api.queries.chain import ChainQueries
 from vouch.api.queries.experiments import ExperimentQueries
+from vouch.api.queries.jobs import JobQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
 from vouch.api.queries.programs import ProgramQueries
@@ -90,6 +91,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     AdvocacyQueries,
     ExperimentQueries,
     BacktestQueries,
+    JobQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

@@ -20,23 +20,22 @@ import functools
 import json
 import logging
 import re
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from prometheus_client import Counter
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.core.db import is_database_unavailable
-from vouch.models import Click, ReferralLink
+from vouch.models import Click, ClickBatch, ReferralLink
 
 log = logging.getLogger("vouch.clicks")
 
@@ -246,14 +245,22 @@ async def latest_click_id(
 
 
 # A retry comes from the process that buffered the batch, within its lifetime; a day of batch
-# ids is kept (one row per flush and worker: ~350k a day at the default interval), pruned hourly.
-PRUNE_EVERY_SECONDS = 3600.0
+# ids is kept (one row per flush and worker: ~350k a day at the default interval), pruned by the
+# scheduled job prune_click_batches (vouch.jobs).
+BATCH_ID_RETENTION = timedelta(days=1)
 
 _CLAIM_BATCH = text(
     "INSERT INTO click_batches (id, clicks) VALUES (:id, :clicks) "
     "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
-_PRUNE_BATCHES = text("DELETE FROM click_batches WHERE written_at < now() - interval '1 day'")
+
+
+async def prune_click_batches(session: AsyncSession, *, now: datetime) -> int:
+    """Forget batch ids older than ``BATCH_ID_RETENTION``; returns how many."""
+    result = await session.execute(
+        delete(ClickBatch).where(ClickBatch.written_at < now - BATCH_ID_RETENTION)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(slots=True)
@@ -275,7 +282,6 @@ class ClickBuffer:
     # batches whose write failed while the database was away, oldest first, retried whole
     _retry: deque[_Batch] = field(default_factory=deque)
     _retrying: int = 0  # clicks in _retry
-    _pruned_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __len__(self) -> int:
@@ -348,9 +354,6 @@ class ClickBuffer:
             )
             if claimed is not None:  # else written before: its acknowledgment was lost
                 await insert_clicks(session, batch.records)
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
-                await session.execute(_PRUNE_BATCHES)
-                self._pruned_at = time.monotonic()
             await session.commit()
 
     def _requeue(self, batch: _Batch) -> None:

@@ -41,10 +41,11 @@ def deliver(once: bool, interval: float, batch: int) -> None:
 
     Several workers may run at once: deliveries are claimed with SKIP LOCKED.
     """
-    url = database_url(load_settings())
+    settings = load_settings()
+    url = database_url(settings)
 
     async def loop() -> None:
-        engine = create_engine(url, pool_size=2)
+        engine = create_engine(url, pool_size=2, pgbouncer=settings.db_pgbouncer)
         factory = session_factory(engine)
         try:
             async with httpx.AsyncClient() as client:

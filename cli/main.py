@@ -19,8 +19,10 @@ from vouch.cli.rewards import rewards
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.cli.tiers import tiers
 from vouch.core.db import create_engine
+from vouch.core.embedded import EmbeddedWatchdog
 from vouch.core.migrations import alembic_config
 from vouch.core.settings import ConfigError, get_settings
+from vouch.jobs.definitions import schedules
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +35,7 @@ def main() -> None:
 
 def _check_database(url: str) -> None:
     async def probe() -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=1, pgbouncer=get_settings().db_pgbouncer)
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -93,8 +95,11 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
     if not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port")
     url = database_url(settings)
+    if settings.embedded:
+        EmbeddedWatchdog(settings.data_dir).start()  # revives a killed embedded server
     if migrate_first:
         _migrate(url)
+    schedules(settings)  # a wrong VOUCH_JOB_SCHEDULES stops start-up with one line
     settings.resolved_secret()  # fail fast in production, create once in development
     settings.resolved_hashid_salt()
     if "public_base_url" not in settings.model_fields_set:
@@ -234,6 +239,7 @@ def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
 from vouch.cli.attribution import rollups_group, webhooks_group  # noqa: E402 - registered last
 from vouch.cli.erase import erase  # noqa: E402
 from vouch.cli.imports import import_group  # noqa: E402
+from vouch.cli.jobs import jobs_group, worker  # noqa: E402
 
 main.add_command(webhooks_group)
 main.add_command(rollups_group)
@@ -241,6 +247,8 @@ main.add_command(erase)
 main.add_command(import_group)
 main.add_command(tiers)
 main.add_command(asks)
+main.add_command(worker)
+main.add_command(jobs_group)
 main.add_command(rewards)
 
 

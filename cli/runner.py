@@ -88,7 +88,7 @@ def run_with_session(
     url = database_url(settings)
 
     async def main() -> T:
-        engine = create_engine(url, pool_size=2)
+        engine = create_engine(url, pool_size=2, pgbouncer=settings.db_pgbouncer)
         try:
             async with session_factory(engine)() as session:
                 result = await work(session)

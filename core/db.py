@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -35,6 +36,21 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg and SQLAlchemy options for PgBouncer in transaction mode (1.18, no prepared
+    statement support): no statement cache, and every prepared statement uniquely named, so a
+    server connection that served another client never holds one of the same name."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__vouch_{uuid.uuid4().hex}__",
+    }
+
+
+# Engines whose URL is PgBouncer in transaction mode: reads stay inside a transaction there
+_PGBOUNCER: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def create_engine(
     url: str,
     *,
@@ -42,6 +58,7 @@ def create_engine(
     pool_timeout: float = 2.0,
     statement_timeout_ms: int = 15000,
     idle_in_transaction_timeout_ms: int | None = None,
+    pgbouncer: bool = False,
 ) -> AsyncEngine:
     """An asyncpg engine. The server processes pass ``idle_in_transaction_timeout_ms``: a
     transaction left open by a stuck request is ended by PostgreSQL and its connection freed;
@@ -53,6 +70,14 @@ def create_engine(
     }
     if idle_in_transaction_timeout_ms is not None:
         server_settings["idle_in_transaction_session_timeout"] = str(idle_in_transaction_timeout_ms)
+    extra: dict[str, Any] = {}
+    if pgbouncer:
+        # PgBouncer refuses startup parameters it does not track: statement_timeout and
+        # idle_in_transaction_session_timeout are set on the role instead (docs/OPERATIONS.md,
+        # "PgBouncer").
+        del server_settings["statement_timeout"]
+        server_settings.pop("idle_in_transaction_session_timeout", None)
+        extra = pgbouncer_connect_args()
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -71,9 +96,12 @@ def create_engine(
             "timeout": 5,
             "command_timeout": 30,
             "server_settings": server_settings,
+            **extra,
         },
     )
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
+    if pgbouncer:
+        _PGBOUNCER.add(engine.sync_engine)
     return engine
 
 
@@ -128,7 +156,9 @@ def autocommit_reads(session: AsyncSession) -> bool:
     sync = session.sync_session
     sync.info[READ_ONLY] = True  # from here on a write is a bug: see _refuse_write_statements
     bind = sync.bind
-    if sync.in_transaction() or not isinstance(bind, Engine):
+    if sync.in_transaction() or not isinstance(bind, Engine) or bind in _PGBOUNCER:
+        # Behind PgBouncer a statement outside a transaction may prepare on one server
+        # connection and execute on another: reads keep their transaction there.
         return False
     autocommit = _AUTOCOMMIT.get(bind)
     if autocommit is None:
@@ -210,6 +240,7 @@ async def _reader(session: AsyncSession) -> Any:
         or not sync.info.get(READ_ONLY)
         or sync.in_transaction()
         or not isinstance(bind, Engine)
+        or bind in _PGBOUNCER
         or bind.dispatch.before_cursor_execute
         or bind.dispatch.after_cursor_execute
     ):

@@ -31,6 +31,17 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     database_replica_url: str | None = Field(default=None, alias="DATABASE_REPLICA_URL")
+    # DATABASE_URL (and the replica's) points at PgBouncer in transaction mode: no prepared
+    # statement outlives its transaction, no session state, reads inside transactions.
+    # Reports fall back to the primary while the replica is down or further behind than this.
+    replica_max_lag: float = Field(default=30.0, gt=0, le=86_400, alias="VOUCH_REPLICA_MAX_LAG")
+    replica_check_interval: float = Field(
+        default=2.0, gt=0, le=60, alias="VOUCH_REPLICA_CHECK_INTERVAL"
+    )
+    db_pgbouncer: bool = Field(default=False, alias="VOUCH_DB_PGBOUNCER")
+    # Where LISTEN connects (cache invalidation): PostgreSQL itself, since a LISTEN through a
+    # transaction-mode pooler hears nothing. Unset: DATABASE_URL.
+    database_listen_url: str | None = Field(default=None, alias="DATABASE_LISTEN_URL")
     data_dir: Path = Field(default=Path(".vouch"), alias="VOUCH_DATA_DIR")
     env: Environment = Field(default=Environment.DEVELOPMENT, alias="VOUCH_ENV")
     secret_key: str | None = Field(default=None, alias="VOUCH_SECRET_KEY")
@@ -55,6 +66,22 @@ class Settings(BaseSettings):
     )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
+    # Scheduled jobs (vouch.jobs): run inside each `vouch serve` process unless turned off here
+    # (then run `vouch worker`); exactly once across every process sharing the database.
+    scheduler: bool = Field(default=True, alias="VOUCH_SCHEDULER")
+    # Per-job overrides, "name=cron expression" separated by ";" (a cron of "off" disables it),
+    # e.g. "tiers_recompute=0 */6 * * *;rollups_verify=off". Validated against the job list.
+    job_schedules: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, alias="VOUCH_JOB_SCHEDULES"
+    )
+    job_max_attempts: int = Field(default=3, ge=1, le=10, alias="VOUCH_JOB_MAX_ATTEMPTS")
+    job_retry_delay: float = Field(default=30.0, ge=0, le=3600, alias="VOUCH_JOB_RETRY_DELAY")
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 90, alias="VOUCH_IDEMPOTENCY_KEY_TTL_HOURS"
+    )
+    job_run_retention_days: int = Field(
+        default=30, ge=1, le=3650, alias="VOUCH_JOB_RUN_RETENTION_DAYS"
+    )
     # The HTTP edge (docs/SECURITY.md, "HTTP edge limits").
     body_read_timeout: float = Field(default=10.0, gt=0, le=300, alias="VOUCH_BODY_READ_TIMEOUT")
     db_statement_timeout_ms: int = Field(
@@ -84,6 +111,23 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("job_schedules", mode="before")
+    @classmethod
+    def _parse_schedules(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, str] = {}
+        for item in value.split(";"):
+            if not item.strip():
+                continue
+            name, sep, expression = item.partition("=")
+            if not sep or not name.strip() or not expression.strip():
+                raise ValueError(
+                    f"VOUCH_JOB_SCHEDULES entry {item.strip()!r} is not name=cron expression"
+                )
+            parsed[name.strip()] = " ".join(expression.split())
+        return parsed
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
@@ -96,7 +140,7 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("database_url", "database_replica_url")
+    @field_validator("database_url", "database_replica_url", "database_listen_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -5,6 +5,7 @@ from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
 from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
 from vouch.models.experiment import Experiment, ExperimentAssignment
+from vouch.models.jobs import JobOutcome, JobRun
 from vouch.models.platform import (
     ApiKey,
     IdempotencyKey,
@@ -44,6 +45,8 @@ __all__ = [
     "Experiment",
     "ExperimentAssignment",
     "IdempotencyKey",
+    "JobOutcome",
+    "JobRun",
     "OfferRedemption",
     "Opportunity",
     "OpportunityContact",

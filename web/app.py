@@ -25,6 +25,7 @@ from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
+from vouch.jobs.scheduler import run_scheduler
 from vouch.web.console import Console
 from vouch.web.console_lab import LabConsole
 from vouch.web.edge import EdgeMiddleware
@@ -37,6 +38,7 @@ from vouch.web.metrics import MetricsMiddleware, metrics
 from vouch.web.middleware import RequestContextMiddleware
 from vouch.web.pages import STATIC, Pages
 from vouch.web.redemptions import RedemptionApi
+from vouch.web.replica import ReplicaMonitor, ReplicaSessions
 from vouch.web.reports import report_csv
 from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
@@ -77,12 +79,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 pool_timeout=settings.db_pool_timeout,
                 statement_timeout_ms=settings.db_statement_timeout_ms,
                 idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
+                pgbouncer=settings.db_pgbouncer,
             )
             app_state["engine"] = engine_holder["engine"]
         return session_factory(engine_holder["engine"])
 
     sessions = RequestSessions(_factory())
     report_sessions = sessions
+    replica_monitor: ReplicaMonitor | None = None
     if overrides.report_sessionmaker is not None:
         report_sessions = RequestSessions(overrides.report_sessionmaker, name="replica")
     elif settings.database_replica_url and overrides.sessionmaker is None:
@@ -92,8 +96,16 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             pool_timeout=settings.db_pool_timeout,
             statement_timeout_ms=settings.db_statement_timeout_ms,
             idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
+            pgbouncer=settings.db_pgbouncer,
         )
-        report_sessions = RequestSessions(session_factory(engine_holder["replica"]), name="replica")
+        replica_monitor = ReplicaMonitor(
+            engine_holder["replica"],
+            interval=settings.replica_check_interval,
+            max_lag=settings.replica_max_lag,
+        )
+        report_sessions = ReplicaSessions(
+            session_factory(engine_holder["replica"]), primary=sessions, monitor=replica_monitor
+        )
     clicks = ClickBuffer(
         sessions.factory, max_size=settings.click_buffer_max, interval=settings.click_flush_interval
     )
@@ -110,7 +122,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         if overrides.sessionmaker is None:
             background.append(
                 asyncio.create_task(
-                    listen_for_invalidations(resolve_database_url(settings), resolver),
+                    listen_for_invalidations(
+                        settings.database_listen_url or resolve_database_url(settings), resolver
+                    ),
                     name="vouch-cache-invalidation",
                 )
             )
@@ -127,9 +141,33 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                     webhook_delivery_loop(sessions.factory), name="vouch-webhook-delivery"
                 )
             )
+        if replica_monitor is not None:
+            await replica_monitor.check()  # reports know where to read from the first request
+            background.append(asyncio.create_task(replica_monitor.run(), name="vouch-replica"))
+        scheduler_stop = asyncio.Event()
+        scheduler: list[asyncio.Task[None]] = []
+        if settings.scheduler and overrides.sessionmaker is None:
+            scheduler.append(
+                asyncio.create_task(
+                    run_scheduler(
+                        resolve_database_url(settings),
+                        sessions.factory,
+                        settings,
+                        stop=scheduler_stop,
+                        connect_args={"statement_cache_size": 0} if settings.db_pgbouncer else None,
+                    ),
+                    name="vouch-scheduler",
+                )
+            )
+            background += scheduler
         try:
             yield
         finally:
+            scheduler_stop.set()  # a job in progress gets a moment to finish before cancel
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*scheduler, return_exceptions=True), timeout=5
+                )
             for task in background:
                 task.cancel()
             for task in background:
@@ -192,6 +230,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.report_sessions = report_sessions
+    app.state.replica_monitor = replica_monitor
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
     app.state.engine = app_state.get("engine")

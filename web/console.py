@@ -27,6 +27,8 @@ from vouch.core.errors import DomainError
 from vouch.core.money import format_money
 from vouch.core.security import constant_time_equals
 from vouch.core.settings import Settings
+from vouch.jobs.definitions import JOBS, schedules
+from vouch.jobs.runs import job_statuses
 from vouch.web.charts import Series, bar_chart, line_chart
 from vouch.web.console_auth import (
     ConsoleUser,
@@ -68,6 +70,7 @@ class Console:
             Route("/console/moderation", self.queue, methods=["GET"]),
             Route("/console/moderation/{referral_id:int}", self.moderate, methods=["POST"]),
             Route("/console/export/{table}.csv", self.export, methods=["GET"]),
+            Route("/console/jobs", self.jobs, methods=["GET"]),
         ]
 
     # --- session ---------------------------------------------------------------------------
@@ -216,6 +219,18 @@ class Console:
             )
         await session.commit()
         return RedirectResponse(f"/console/moderation?done={decision}", status_code=303)
+
+    async def jobs(self, request: Request) -> Response:
+        """Scheduled jobs: the same status as GraphQL ``scheduledJobs`` (admin keys only)."""
+        user = await self._user(request)
+        if user is None:
+            return self._to_login()
+        if "admin" not in user.scopes:
+            return Response("scheduled jobs are shown to admin keys only", status_code=403)
+        chosen = schedules(self.settings)
+        table = [(job.name, job.description, chosen.get(job.name)) for job in JOBS]
+        statuses = await job_statuses(self._session(request), table, now=utcnow())
+        return self.pages.render(request, "console/jobs.html", {"user": user, "jobs": statuses})
 
     async def export(self, request: Request) -> Response:
         user = await self._user(request)

@@ -34,4 +34,10 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "database": "ok", "migrations": "behind; run vouch migrate"},
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "database": "ok", "migrations": "head"})
+    body: dict[str, object] = {"status": "ok", "database": "ok", "migrations": "head"}
+    monitor = getattr(request.app.state, "replica_monitor", None)
+    if monitor is not None:
+        # Detail only: a replica that is down or behind sends reports to the primary, so it
+        # never makes this instance unready.
+        body["replica"] = monitor.detail()
+    return JSONResponse(body)

@@ -1,7 +1,7 @@
 """holdout experiments and their assignments
 
 Revision ID: 0005_experiments_holdouts
-Revises: 0004_click_batches
+Revises: 0005_ops_scheduled_jobs
 Create Date: 2026-12-04 21:30:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_experiments_holdouts"
-down_revision: str | Sequence[str] | None = "0004_click_batches"
+down_revision: str | Sequence[str] | None = "0005_ops_scheduled_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

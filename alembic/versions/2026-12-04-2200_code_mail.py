@@ -1,7 +1,7 @@
 """code mail: offer.code_resend_requested events mailed by a worker when SMTP is configured
 
 Revision ID: 0005_sec_edge_code_mail
-Revises: 0004_click_batches
+Revises: 0005_money_a_rewards
 Create Date: 2026-12-04 22:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_sec_edge_code_mail"
-down_revision: str | Sequence[str] | None = "0004_click_batches"
+down_revision: str | Sequence[str] | None = "0005_money_a_rewards"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -90,7 +90,7 @@ class PrivatePostgres:
 
 @dataclass
 class VouchProcess:
-    database_url: str
+    database_url: str | None  # None: the embedded server in data_dir
     data_dir: Path
     workers: int = 1
     port: int = field(default_factory=free_port)
@@ -108,8 +108,9 @@ class VouchProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "VOUCH_"))}
+        if self.database_url is not None:
+            env["DATABASE_URL"] = self.database_url
         env.update(
-            DATABASE_URL=self.database_url,
             VOUCH_DATA_DIR=str(self.data_dir),
             VOUCH_ENV="development",
             VOUCH_DB_POOL_TIMEOUT="2",
@@ -155,7 +156,7 @@ class VouchProcess:
             stderr=self.log,
             text=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded 2-core CI machine can take a minute
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
@@ -165,7 +166,14 @@ class VouchProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(self.read_log())
             time.sleep(0.2)
-        raise AssertionError("vouch serve did not become ready")
+        try:
+            last = httpx.get(f"{self.base}/readyz", timeout=5)
+            probe = f"{last.status_code} {last.text[:300]}"
+        except httpx.HTTPError as exc:
+            probe = repr(exc)
+        raise AssertionError(
+            f"vouch serve did not become ready (readyz: {probe}):\n" + self.read_log()[-3000:]
+        )
 
     def read_log(self) -> str:
         self.log.flush()
