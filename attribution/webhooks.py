@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.attribution.paging import Page, paginate
 from vouch.core.clock import utcnow
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.ids import public_ids
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from vouch.models.enums import DeliveryStatus
 
@@ -108,11 +109,13 @@ def message_id(event_id: int) -> str:
 
 
 def event_body(event: OutboxEvent) -> bytes:
+    """The JSON sent: row ids in the payload become the opaque ids GraphQL and inbound accept
+    (the outbox keeps integers; events queued before this rule are sent the same way)."""
     return json.dumps(
         {
             "type": event.event_type,
             "timestamp": event.created_at.isoformat(),
-            "data": event.payload,
+            "data": public_ids(event.payload),
         },
         sort_keys=True,
         separators=(",", ":"),
