@@ -56,6 +56,7 @@ from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.chain import ChainQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
+from vouch.api.queries.node import NodeQueries
 from vouch.api.queries.programs import ProgramQueries
 from vouch.api.queries.referrals import ReferralQueries
 from vouch.api.queries.reports import ReportQueries
@@ -75,6 +76,7 @@ LIMITS_RULE = operation_limits_rule(
 )
 
 QUERY_CLASSES: tuple[type, ...] = (
+    NodeQueries,
     ProgramQueries,
     AdvocateQueries,
     LinkQueries,

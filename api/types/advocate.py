@@ -15,6 +15,7 @@ from vouch.api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
 from vouch.api.types.click import ClickSummaryType
 from vouch.api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
 from vouch.api.types.link import ReferralLinkType
+from vouch.api.types.node import Node
 from vouch.api.types.referral import ReferralType
 from vouch.api.types.reward import RewardType, rewards_by_advocate
 from vouch.api.types.rows import RowBacked, computed_fields, later
@@ -24,7 +25,7 @@ from vouch.models.enums import Scope
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")
-class AdvocateType(RowBacked):
+class AdvocateType(Node, RowBacked):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     external_id: str = strawberry.field(description="The CRM's id for this contact.")

@@ -13,6 +13,7 @@ from vouch.api.pagination import page_size
 from vouch.api.permissions import is_widget
 from vouch.api.types.click import ClickSummaryType
 from vouch.api.types.enums import LinkStatus
+from vouch.api.types.node import Node
 from vouch.api.types.program import ProgramType
 from vouch.api.types.rows import RowBacked, computed_fields, later
 from vouch.attribution.links import LinkStats
@@ -29,7 +30,7 @@ T = TypeVar("T")
 @strawberry.type(
     name="ReferralLink", description="An advocate's share link for one program and channel."
 )
-class ReferralLinkType(RowBacked):
+class ReferralLinkType(Node, RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]

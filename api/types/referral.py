@@ -12,6 +12,7 @@ from vouch.api.context import Context, Info
 from vouch.api.ids import encode_id
 from vouch.api.permissions import require_scope
 from vouch.api.types.enums import ModerationState, ReferralSource, ReferralStatus
+from vouch.api.types.node import Node
 from vouch.api.types.opportunity import OpportunityType, opportunities_by_referral
 from vouch.api.types.program import ProgramType
 from vouch.api.types.revenue import RevenueEventType, revenue_by_referral
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 @strawberry.type(
     name="OfferRedemption", description="The referred friend's offer: issued once, redeemed once."
 )
-class OfferRedemptionType(RowBacked):
+class OfferRedemptionType(Node, RowBacked):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     referral_id: strawberry.ID = strawberry.field(description="Opaque id of the referral.")
     code: str | None = strawberry.field(
@@ -68,7 +69,7 @@ computed_fields(
 
 
 @strawberry.type(name="Referral", description="A referred person attributed to an advocate.")
-class ReferralType(RowBacked):
+class ReferralType(Node, RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]

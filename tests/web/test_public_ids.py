@@ -30,6 +30,8 @@ query($r: ID!, $p: ID!, $a: ID!, $l: ID!) {
   referralLink(id: $l) { id }
 }"""
 
+NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+
 
 async def _delivered_bodies(session) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
@@ -77,6 +79,15 @@ async def test_a_webhook_id_resolves_in_graphql_and_comes_back_through_inbound(
         "advocate": {"id": data["advocate_id"]},
         "referralLink": {"id": data["link_id"]},
     }
+
+    ids_in_body = [data["referral_id"], data["program_id"], data["advocate_id"], data["link_id"]]
+    nodes = await gql(client, NODES, {"ids": ids_in_body}, token=key)
+    assert nodes["data"]["nodes"] == [
+        {"__typename": t, "id": i}
+        for t, i in zip(
+            ("Referral", "Program", "Advocate", "ReferralLink"), ids_in_body, strict=True
+        )
+    ]
 
     # The CRM stores the id and sends it back on its deal.
     deal = {
@@ -153,6 +164,12 @@ async def test_csv_and_report_ids_resolve_in_graphql(client, session, codec):
     ids["l"] = encode_id("ReferralLink", setup.link.id)
     resolved = (await gql(client, RESOLVE, ids, token=key))["data"]
     assert resolved["referral"]["id"] == row["referral_id"]
+    in_csv = [row["referral_id"], row["program_id"], row["advocate_id"]]
+    nodes = await gql(client, NODES, {"ids": in_csv}, token=key)
+    assert nodes["data"]["nodes"] == [
+        {"__typename": t, "id": i}
+        for t, i in zip(("Referral", "Program", "Advocate"), in_csv, strict=True)
+    ]
 
     pipeline = await client.get("/reports/pipeline.csv?groupBy=program", headers=auth)
     assert [r["key"] for r in _rows(pipeline.text)] == [program]
