@@ -899,7 +899,13 @@ async def get_reward(session: AsyncSession, reward_id: int) -> Reward:
 
 
 async def list_rewards(
-    session: AsyncSession, f: RewardFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    f: RewardFilter,
+    *,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Reward]:
     """Rewards, newest first."""
     return await paginate(
@@ -908,6 +914,8 @@ async def list_rewards(
         key=Reward.id,
         first=first,
         after=after,
+        before=before,
+        from_end=from_end,
         descending=True,
     )
 

@@ -273,8 +273,24 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: int) -> None:
     await session.flush()
 
 
-async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
-    return list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+async def list_endpoints(
+    session: AsyncSession,
+    *,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
+) -> Page[WebhookEndpoint]:
+    """Registered endpoints, oldest first."""
+    return await paginate(
+        session,
+        select(WebhookEndpoint),
+        key=WebhookEndpoint.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+    )
 
 
 async def list_deliveries(
@@ -284,6 +300,8 @@ async def list_deliveries(
     status: str | None,
     first: int,
     after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[WebhookDelivery]:
     """The delivery log, newest first."""
     stmt = select(WebhookDelivery)
@@ -294,7 +312,14 @@ async def list_deliveries(
             raise ValidationFailed("status must be pending, delivered or dead", field="status")
         stmt = stmt.where(WebhookDelivery.status == status)
     return await paginate(
-        session, stmt, key=WebhookDelivery.id, first=first, after=after, descending=True
+        session,
+        stmt,
+        key=WebhookDelivery.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=True,
     )
 
 

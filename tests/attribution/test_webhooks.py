@@ -100,7 +100,7 @@ async def test_endpoint_validation(session):
             await webhooks.create_endpoint(
                 session, EndpointInput(url=internal, event_types=[]), production=True
             )
-    assert await webhooks.list_endpoints(session) == []
+    assert (await webhooks.list_endpoints(session, first=10, after=None)).items == []
 
 
 class FakeReceiver:
