@@ -79,8 +79,8 @@ def _send(case: Any, live: dict[str, str], http: requests.Session, draw: Any) ->
         # Signed as a CRM would sign it, so the payload reaches the mappings.
         body = json.dumps(case.body).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
-        headers = webhooks.signed_headers(SECRET, msg_id, int(time.time()), body)
-        return http.post(f"{live['base']}/webhooks/inbound", data=body, headers=headers, timeout=10)
+        signed = webhooks.signed_headers(SECRET, msg_id, int(time.time()), body)
+        return http.post(f"{live['base']}/webhooks/inbound", data=body, headers=signed, timeout=10)
     headers: dict[str, str] = {}
     if label.startswith("POST /api/") and draw(st.booleans(), label="authenticated"):
         headers["authorization"] = f"Bearer {live['key']}"
