@@ -15,6 +15,7 @@ from vouch.api.ids import decode_id, encode_id
 from vouch.attribution import inbound
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode
+from vouch.web.metrics import INBOUND_REFUSALS
 
 _STATUS = {
     ErrorCode.FORBIDDEN: 401,
@@ -52,6 +53,7 @@ async def inbound_webhook(request: Request) -> JSONResponse:
         )
     except DomainError as exc:
         await session.rollback()
+        INBOUND_REFUSALS.labels(exc.code.value).inc()
         return JSONResponse(
             {"error": {"code": exc.code.value, "message": exc.message, "field": exc.field}},
             status_code=_STATUS.get(exc.code, 422),
