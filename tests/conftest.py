@@ -32,7 +32,14 @@ TEST_SALT = "test-hashid-salt"
 # Whole folders and files whose tests take seconds each (servers started in subprocesses,
 # real browsers, faults injected and waited out, a wheel built and installed). `./dev test
 # --quick` leaves them out; CI runs everything.
-SLOW_PATHS = ("tests/faults/", "tests/browser/", "tests/packaging/", "tests/cli/test_embedded.py")
+SLOW_PATHS = (
+    "tests/faults/",
+    "tests/browser/",
+    "tests/packaging/",
+    "tests/cli/test_embedded.py",
+    "tests/hostile/test_openapi_schemathesis.py",
+    "tests/api/test_relay_compiler.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
