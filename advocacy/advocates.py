@@ -130,6 +130,8 @@ async def list_advocates(
     *,
     first: int,
     after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
     newest_first: bool = False,
 ) -> Page[Advocate]:
     if flt.tier is not None and not 1 <= flt.tier <= 3:
@@ -166,7 +168,14 @@ async def list_advocates(
             )
         )
     return await paginate(
-        session, stmt, key=Advocate.id, first=first, after=after, descending=newest_first
+        session,
+        stmt,
+        key=Advocate.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=newest_first,
     )
 
 

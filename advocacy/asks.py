@@ -632,7 +632,13 @@ class AskFilter:
 
 
 async def list_asks(
-    session: AsyncSession, flt: AskFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    flt: AskFilter,
+    *,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Ask]:
     """Asks, newest first."""
     stmt = select(Ask)
@@ -648,7 +654,16 @@ async def list_asks(
         stmt = stmt.where(Ask.team == flt.team)
     if flt.moment is not None:
         stmt = stmt.where(Ask.moment == flt.moment)
-    return await paginate(session, stmt, key=Ask.id, first=first, after=after, descending=True)
+    return await paginate(
+        session,
+        stmt,
+        key=Ask.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=True,
+    )
 
 
 async def get_ask(session: AsyncSession, ask_id: int) -> Ask:

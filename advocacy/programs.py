@@ -114,12 +114,20 @@ async def rules_by_programs(
 
 
 async def list_programs(
-    session: AsyncSession, *, status: str | None, first: int, after: int | None
+    session: AsyncSession,
+    *,
+    status: str | None,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Program]:
     stmt = select(Program)
     if status is not None:
         stmt = stmt.where(Program.status == status)
-    return await paginate(session, stmt, key=Program.id, first=first, after=after)
+    return await paginate(
+        session, stmt, key=Program.id, first=first, after=after, before=before, from_end=from_end
+    )
 
 
 def _bounded(value: int, low: int, high: int, field: str) -> int:

@@ -553,10 +553,26 @@ async def recent_signals_for(
 
 
 async def list_signals(
-    session: AsyncSession, advocate_id: int, *, kind: str | None, first: int, after: int | None
+    session: AsyncSession,
+    advocate_id: int,
+    *,
+    kind: str | None,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Signal]:
     """One advocate's signals, newest stored first."""
     stmt = select(Signal).where(Signal.advocate_id == advocate_id)
     if kind is not None:
         stmt = stmt.where(Signal.kind == parse_kind(kind).value)
-    return await paginate(session, stmt, key=Signal.id, first=first, after=after, descending=True)
+    return await paginate(
+        session,
+        stmt,
+        key=Signal.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=True,
+    )

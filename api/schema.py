@@ -60,6 +60,7 @@ from vouch.api.queries.experiments import ExperimentQueries
 from vouch.api.queries.jobs import JobQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
+from vouch.api.queries.node import NodeQueries
 from vouch.api.queries.programs import ProgramQueries
 from vouch.api.queries.referrals import ReferralQueries
 from vouch.api.queries.reports import ReportQueries
@@ -79,6 +80,7 @@ LIMITS_RULE = operation_limits_rule(
 )
 
 QUERY_CLASSES: tuple[type, ...] = (
+    NodeQueries,
     ProgramQueries,
     AdvocateQueries,
     LinkQueries,

@@ -97,6 +97,8 @@ _BOT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"outlook-|yahoomailproxy|googleimageproxy",
         ),
         ("http_client", r"^(curl|wget|python-requests|python-httpx|go-http-client|okhttp|java)/"),
+        # Headless browsers: preview services, scrapers and test rigs, never a person.
+        ("headless_browser", r"headlesschrome|phantomjs"),
         (
             "crawler",
             r"bot\b|bot/|crawler|spider|scrapy|preview|fetcher|headlesschrome/.*lighthouse",

@@ -48,6 +48,7 @@ from vouch.attribution import opportunities, revenue, webhooks
 from vouch.attribution.opportunities import ContactData, OpportunityData
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.core.ids import encode_id, public_ids
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import check_currency, minor_unit_exponent
 
@@ -130,8 +131,8 @@ async def handle(
         payload={"body_sha256": hashlib.sha256(body).hexdigest()},
         owner=IDEMPOTENCY_OWNER,
     )
-    if stored is not None:
-        return InboundResult(response=stored, replayed=True)
+    if stored is not None:  # answers stored before ids were opaque are replayed with opaque ids
+        return InboundResult(response=public_ids(stored), replayed=True)
     try:
         message = loads_untrusted(body)
     except InvalidJson:
@@ -149,7 +150,7 @@ async def handle(
         response = {
             "status": "processed",
             "type": kind,
-            "opportunity_id": result.opportunity.id,
+            "opportunity_id": encode_id("Opportunity", result.opportunity.id),
             "created": result.created,
             "changed": result.changed,
         }
@@ -161,7 +162,7 @@ async def handle(
         response = {
             "status": "processed",
             "type": kind,
-            "revenue_event_id": recorded.event.id,
+            "revenue_event_id": encode_id("RevenueEvent", recorded.event.id),
             "created": recorded.created,
         }
     elif isinstance(kind, str) and extra and kind in extra:

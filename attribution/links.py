@@ -275,6 +275,8 @@ async def list_links(
     *,
     first: int,
     after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
     newest_first: bool = False,
 ) -> Page[ReferralLink]:
     stmt = select(ReferralLink)
@@ -287,7 +289,14 @@ async def list_links(
     if flt.status is not None:
         stmt = stmt.where(ReferralLink.status == flt.status)
     return await paginate(
-        session, stmt, key=ReferralLink.id, first=first, after=after, descending=newest_first
+        session,
+        stmt,
+        key=ReferralLink.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=newest_first,
     )
 
 

@@ -35,13 +35,21 @@ async def flag_referral(
 
 
 async def moderation_queue(
-    session: AsyncSession, *, program_id: int | None, first: int, after: int | None
+    session: AsyncSession,
+    *,
+    program_id: int | None,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Referral]:
     """Referrals waiting for a decision, oldest first."""
     stmt = select(Referral).where(Referral.moderation == ModerationState.PENDING)
     if program_id is not None:
         stmt = stmt.where(Referral.program_id == program_id)
-    return await paginate(session, stmt, key=Referral.id, first=first, after=after)
+    return await paginate(
+        session, stmt, key=Referral.id, first=first, after=after, before=before, from_end=from_end
+    )
 
 
 @dataclass(frozen=True, slots=True)

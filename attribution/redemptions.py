@@ -59,7 +59,7 @@ class ConversionRequest:
 def normalize_redemption_code(value: str, *, field: str = "code") -> str:
     """Codes are matched case-insensitively and without surrounding blanks."""
     code = value.strip().upper()
-    if not code or len(code) > CODE_MAX:
+    if not code or len(code) > CODE_MAX or not code.isprintable():
         raise ValidationFailed("not a valid redemption code", field=field)
     return code
 

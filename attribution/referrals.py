@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.batching import any_ids, ids_params
+from vouch.attribution.paging import page_flags
 from vouch.core.db import RawSelect
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink
@@ -64,6 +65,7 @@ class ReferralPage:
     items: list[ReferralRow]
     total: int
     has_next: bool
+    has_previous: bool = False
 
 
 async def get_referral(session: AsyncSession, referral_id: int) -> Referral:
@@ -206,6 +208,8 @@ class _Shape:
     after: bool
     newest_first: bool
     parts: PageParts
+    before: bool = False
+    from_end: bool = False  # Relay's ``last``: scan from the other end, reversed in Python
 
 
 @functools.lru_cache(maxsize=1024)
@@ -233,12 +237,16 @@ def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect, _Layout]:
     if shape.created_to:
         base = base.where(Referral.created_at < bindparam("created_to"))
     count: Select[Any] = select(func.count()).select_from(base.subquery())
-    order = Referral.id.desc() if shape.newest_first else Referral.id.asc()
+    scan_newest = shape.newest_first != shape.from_end
+    order = Referral.id.desc() if scan_newest else Referral.id.asc()
     ids = base
     if shape.after:
         after: Any = bindparam("after")
         ids = ids.where(Referral.id < after if shape.newest_first else Referral.id > after)
-    else:
+    if shape.before:
+        before: Any = bindparam("before")
+        ids = ids.where(Referral.id > before if shape.newest_first else Referral.id < before)
+    if not (shape.after or shape.before):
         # Window functions run before LIMIT: on a first page, the page itself carries the
         # total and the count statement is not needed.
         ids = ids.add_columns(func.count().over().label("total"))
@@ -257,7 +265,7 @@ def _list_statements(shape: _Shape) -> tuple[Select[Any], RawSelect, _Layout]:
     if parts.redemption:
         columns += _columns(OfferRedemption)
         page = page.outerjoin(OfferRedemption, OfferRedemption.referral_id == Referral.id)
-    if not shape.after:
+    if not (shape.after or shape.before):
         columns.append(page_ids.c.total)
     page = page.add_columns(*columns).order_by(order)
     return count, RawSelect(cast("Select[Any]", page)), _Layout.of(parts)
@@ -271,6 +279,8 @@ async def list_referrals(
     after: int | None,
     newest_first: bool = True,
     parts: PageParts = PageParts(),
+    before: int | None = None,
+    from_end: bool = False,
 ) -> ReferralPage:
     """A keyset page of referrals (by id), with advocate and the ``parts`` asked for read in
     the same statement. One statement for a first page, two (count, page) after a cursor."""
@@ -292,6 +302,8 @@ async def list_referrals(
             after=after is not None,
             newest_first=newest_first,
             parts=parts,
+            before=before is not None,
+            from_end=from_end,
         )
     )
     values = {
@@ -303,12 +315,20 @@ async def list_referrals(
         "created_to": flt.created_to,
     }
     params = {k: v for k, v in values.items() if v is not None and v != []}
-    if after is not None:
+    bounded = after is not None or before is not None
+    if bounded:
         total = await session.scalar(count, params)
-        params["after"] = after
+        if after is not None:
+            params["after"] = after
+        if before is not None:
+            params["before"] = before
     params["limit"] = first + 1
     result = await page.fetch(session, params)
-    if after is None:
+    if not bounded:
         total = result[0][-1] if result else 0
     rows = [layout.row(record) for record in result]
-    return ReferralPage(items=rows[:first], total=int(total or 0), has_next=len(rows) > first)
+    items = rows[:first]
+    if from_end:
+        items.reverse()
+    flags = page_flags(len(rows) > first, after=after, before=before, from_end=from_end)
+    return ReferralPage(items=items, total=int(total or 0), **flags)

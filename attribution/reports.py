@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.rollups import MEASURES
 from vouch.core.errors import ValidationFailed
+from vouch.core.ids import encode_id, public_ids
 from vouch.models import (
     Advocate,
     Click,
@@ -182,9 +183,10 @@ async def pipeline(session: AsyncSession, f: ReportFilter, *, group_by: str) -> 
             .order_by(key, r.currency)
         )
     rows = (await session.execute(stmt)).all()
+    id_type = {"program": "Program", "advocate": "Advocate"}.get(group_by)
     return [
         PipelineRow(
-            key=str(row.key),
+            key=encode_id(id_type, row.key) if id_type else str(row.key),
             label=str(row.label),
             currency=row.currency,
             leads=int(row.leads),
@@ -543,7 +545,7 @@ async def export_csv(
     writer = csv.DictWriter(out, fieldnames=list(_fields(name)), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in asdict(row).items()})
+        writer.writerow({k: _cell(v) for k, v in public_ids(asdict(row)).items()})
     return out.getvalue()
 
 

@@ -891,7 +891,13 @@ async def get_reward(session: AsyncSession, reward_id: int) -> Reward:
 
 
 async def list_rewards(
-    session: AsyncSession, f: RewardFilter, *, first: int, after: int | None
+    session: AsyncSession,
+    f: RewardFilter,
+    *,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[Reward]:
     """Rewards, newest first."""
     return await paginate(
@@ -900,6 +906,8 @@ async def list_rewards(
         key=Reward.id,
         first=first,
         after=after,
+        before=before,
+        from_end=from_end,
         descending=True,
     )
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.attribution.paging import Page, paginate
 from vouch.core.clock import utcnow
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.ids import public_ids
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from vouch.models.enums import DeliveryStatus
 
@@ -108,11 +109,13 @@ def message_id(event_id: int) -> str:
 
 
 def event_body(event: OutboxEvent) -> bytes:
+    """The JSON sent: row ids in the payload become the opaque ids GraphQL and inbound accept
+    (the outbox keeps integers; events queued before this rule are sent the same way)."""
     return json.dumps(
         {
             "type": event.event_type,
             "timestamp": event.created_at.isoformat(),
-            "data": event.payload,
+            "data": public_ids(event.payload),
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -270,8 +273,24 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: int) -> None:
     await session.flush()
 
 
-async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
-    return list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+async def list_endpoints(
+    session: AsyncSession,
+    *,
+    first: int,
+    after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
+) -> Page[WebhookEndpoint]:
+    """Registered endpoints, oldest first."""
+    return await paginate(
+        session,
+        select(WebhookEndpoint),
+        key=WebhookEndpoint.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+    )
 
 
 async def list_deliveries(
@@ -281,6 +300,8 @@ async def list_deliveries(
     status: str | None,
     first: int,
     after: int | None,
+    before: int | None = None,
+    from_end: bool = False,
 ) -> Page[WebhookDelivery]:
     """The delivery log, newest first."""
     stmt = select(WebhookDelivery)
@@ -291,7 +312,14 @@ async def list_deliveries(
             raise ValidationFailed("status must be pending, delivered or dead", field="status")
         stmt = stmt.where(WebhookDelivery.status == status)
     return await paginate(
-        session, stmt, key=WebhookDelivery.id, first=first, after=after, descending=True
+        session,
+        stmt,
+        key=WebhookDelivery.id,
+        first=first,
+        after=after,
+        before=before,
+        from_end=from_end,
+        descending=True,
     )
 
 

@@ -16,6 +16,7 @@ from vouch.advocacy.tiers import program_id_for_slug
 from vouch.cli.runner import handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError
+from vouch.core.ids import encode_id, public_ids
 from vouch.models import Program
 from vouch.models.enums import ProgramStatus
 
@@ -35,7 +36,10 @@ async def evaluate_program(
     await session.commit()
     totals = {"program_id": program_id, "evaluated": 0, "queued": 0, "sent": 0, "skipped": 0}
     with click.progressbar(
-        due, label=f"program {program_id}", file=sys.stderr, hidden=not show_progress
+        due,
+        label=f"program {encode_id('Program', program_id)}",
+        file=sys.stderr,
+        hidden=not show_progress,
     ) as advocates:
         await _evaluate_each(session, program_id, advocates, totals, now)
     return totals
@@ -87,7 +91,7 @@ def evaluate(slug: str | None, as_json: bool) -> None:
             for pk in ids
         ]
 
-    results = run_with_session(load_settings(), work)
+    results = [public_ids(r) for r in run_with_session(load_settings(), work)]
     if as_json:
         click.echo(json.dumps({"programs": results}))
         return

@@ -12,6 +12,7 @@ from vouch.attribution.erasure import erase_advocate, erase_referred_person
 from vouch.cli.runner import handle_errors, load_settings, run_with_session
 from vouch.core.emails import check_email
 from vouch.core.errors import NotFound
+from vouch.core.ids import encode_id
 from vouch.models import Advocate
 
 
@@ -28,14 +29,14 @@ def erase_advocate_cmd(external_id: str, as_json: bool) -> None:
     """Erase the advocate with this CRM id (their links stop resolving)."""
     settings = load_settings()
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: AsyncSession) -> str:
         advocate_id = await session.scalar(
             select(Advocate.id).where(Advocate.external_id == external_id[:128])
         )
         if advocate_id is None:
             raise NotFound(f"no advocate with external id '{external_id[:64]}'")
         await erase_advocate(session, advocate_id, secret=settings.resolved_secret())
-        return int(advocate_id)
+        return encode_id("Advocate", int(advocate_id))
 
     advocate_id = run_with_session(settings, work)
     if as_json:

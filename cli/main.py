@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 
 import click
 from sqlalchemy import text
@@ -106,6 +109,14 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         # Unconfigured: share links point at where this server actually listens.
         shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - compared only
         os.environ["VOUCH_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
+    if workers > 1 and settings.prometheus_multiproc_dir is None:
+        # One directory the workers write their metrics to, fresh for this server, so a
+        # scrape adds up every worker (web/metrics.py); removed when the server stops.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=settings.data_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
         get_settings.cache_clear()
     click.echo(f"Vouch on http://{host}:{port}  (GraphQL: http://{host}:{port}/graphql)")
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it; with Python's default

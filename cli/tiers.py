@@ -11,6 +11,7 @@ from vouch.advocacy.asks import expire_due
 from vouch.advocacy.tiers import TierRun, program_id_for_slug, recompute_all_tiers, recompute_tiers
 from vouch.cli.runner import handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
+from vouch.core.ids import encode_id
 
 
 @click.group()
@@ -20,7 +21,7 @@ def tiers() -> None:
 
 def _describe(run: TierRun) -> dict[str, object]:
     return {
-        "program_id": run.program_id,
+        "program_id": encode_id("Program", run.program_id),
         "run_id": run.run_id,
         "scored": run.scored,
         "changes": run.changes,

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, alias="VOUCH_SMTP_USERNAME")
     smtp_password: str | None = Field(default=None, alias="VOUCH_SMTP_PASSWORD")
     mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
+    # prometheus_client's own variable: set by `vouch serve --workers N` (N > 1) when unset.
+    prometheus_multiproc_dir: Path | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
 
     @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod

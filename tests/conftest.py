@@ -38,6 +38,8 @@ SLOW_PATHS = (
     "tests/packaging/",
     "tests/cli/test_embedded.py",
     "tests/jobs/",  # schedulers run for seconds, `vouch worker` in a subprocess
+    "tests/hostile/test_openapi_schemathesis.py",
+    "tests/api/test_relay_compiler.py",
 )
 
 

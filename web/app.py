@@ -36,6 +36,7 @@ from vouch.web.invalidation import listen_for_invalidations
 from vouch.web.landing import LandingSite
 from vouch.web.metrics import MetricsMiddleware, metrics
 from vouch.web.middleware import RequestContextMiddleware
+from vouch.web.openapi import openapi_json
 from vouch.web.pages import STATIC, Pages
 from vouch.web.redemptions import RedemptionApi
 from vouch.web.replica import ReplicaMonitor, ReplicaSessions
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/metrics", metrics, methods=["GET"]),
         Route("/webhooks/inbound", inbound_webhook, methods=["POST"]),
         Route("/reports/{name}.csv", report_csv, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     pages = Pages(settings.public_base_url)
     resolver = LandingResolver(codec)

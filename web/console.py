@@ -24,6 +24,7 @@ from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError
+from vouch.core.ids import decode_id, encode_id
 from vouch.core.money import format_money
 from vouch.core.security import constant_time_equals
 from vouch.core.settings import Settings
@@ -68,7 +69,7 @@ class Console:
             Route("/console/logout", self.logout, methods=["POST"]),
             Route("/console", self.dashboard, methods=["GET"]),
             Route("/console/moderation", self.queue, methods=["GET"]),
-            Route("/console/moderation/{referral_id:int}", self.moderate, methods=["POST"]),
+            Route("/console/moderation/{referral_id}", self.moderate, methods=["POST"]),
             Route("/console/export/{table}.csv", self.export, methods=["GET"]),
             Route("/console/jobs", self.jobs, methods=["GET"]),
         ]
@@ -142,8 +143,12 @@ class Console:
         )
 
     def _program_id(self, request: Request) -> int | None:
+        """The opaque program id of ``?program=``; anything else shows every program."""
         raw = request.query_params.get("program", "")
-        return int(raw) if raw.isdigit() and len(raw) < 12 else None
+        try:
+            return decode_id(raw, "Program", field="program") if raw else None
+        except DomainError:
+            return None
 
     async def dashboard(self, request: Request) -> Response:
         user = await self._user(request)
@@ -203,7 +208,7 @@ class Console:
         try:
             await moderation.moderate_referral(
                 session,
-                request.path_params["referral_id"],
+                decode_id(request.path_params["referral_id"], "Referral", field="referral"),
                 approve=decision == "approve",
                 reason=str(form.get("reason", ""))[:1000],
                 actor=f"console:{user.name}",
@@ -251,9 +256,9 @@ class Console:
                     ["referral_id", "program_id", "advocate_id", "flags", "claimed_at"],
                     [
                         (
-                            r.id,
-                            r.program_id,
-                            r.advocate_id,
+                            encode_id("Referral", r.id),
+                            encode_id("Program", r.program_id),
+                            encode_id("Advocate", r.advocate_id),
                             " ".join(r.flags),
                             r.created_at.isoformat(),
                         )
@@ -340,6 +345,7 @@ def _view(data: Overview) -> dict[str, Any]:
     asks_chart = bar_chart(
         "Asks accepted by type", [(r.key.replace("_", " "), r.accepted) for r in data.asks]
     )
+    program = encode_id("Program", data.program.id)
     return {
         "data": data,
         "currency": currency,
@@ -351,5 +357,5 @@ def _view(data: Overview) -> dict[str, Any]:
         "liability_chart": liability_chart,
         "cost": asdict(cost) if cost else None,
         "asks_chart": asks_chart,
-        "query": f"program={data.program.id}&since={data.period.since}&until={data.period.until}",
+        "query": f"program={program}&since={data.period.since}&until={data.period.until}",
     }

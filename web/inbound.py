@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vouch.advocacy.signals import ingest_signal_event
-from vouch.api.ids import decode_id
+from vouch.api.ids import decode_id, encode_id
 from vouch.attribution import inbound
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode
+from vouch.web.metrics import INBOUND_REFUSALS
 
 _STATUS = {
     ErrorCode.FORBIDDEN: 401,
@@ -31,7 +32,7 @@ async def _signal(
     session: AsyncSession, data: dict[str, Any], provider: str, now: datetime
 ) -> dict[str, Any]:
     recorded = await ingest_signal_event(session, data, source=provider, now=now)
-    return {"signal_id": recorded.signal.id, "created": recorded.created}
+    return {"signal_id": encode_id("Signal", recorded.signal.id), "created": recorded.created}
 
 
 async def inbound_webhook(request: Request) -> JSONResponse:
@@ -52,6 +53,7 @@ async def inbound_webhook(request: Request) -> JSONResponse:
         )
     except DomainError as exc:
         await session.rollback()
+        INBOUND_REFUSALS.labels(exc.code.value).inc()
         return JSONResponse(
             {"error": {"code": exc.code.value, "message": exc.message, "field": exc.field}},
             status_code=_STATUS.get(exc.code, 422),

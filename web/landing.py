@@ -50,6 +50,7 @@ from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subjec
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
 from vouch.web.pages import Pages
+from vouch.web.previews import offer_card
 
 VISITOR_COOKIE = "vouch_vid"
 ATTRIBUTION_COOKIE = "vouch_attr"
@@ -208,6 +209,7 @@ class LandingSite:
             Route("/r", self.code_entry_redirect, methods=["GET"]),
             Route("/r/{code}", self.offer_page, methods=["GET", "HEAD"]),
             Route("/r/{code}/claim", self.claim_submit, methods=["POST"]),
+            Route("/r/{code}/preview.png", self.preview_image, methods=["GET", "HEAD"]),
             Route("/claim", self.code_entry_page, methods=["GET"]),
             Route("/claim", self.code_entry_submit, methods=["POST"]),
             Route("/claimed", self.claimed_page, methods=["GET"]),
@@ -327,7 +329,8 @@ class LandingSite:
             cache_key=(landing, state),
             fill={CSRF_PLACEHOLDER: token},
         )
-        if request.cookies.get(CSRF_COOKIE) != cookie:
+        # Unfurlers and crawlers get no cookie at all: they never claim.
+        if not verdict.is_bot and request.cookies.get(CSRF_COOKIE) != cookie:
             self.cookies.set(response, CSRF_COOKIE, cookie, None)
         if tracking:
             assert visitor is not None
@@ -341,6 +344,20 @@ class LandingSite:
                 landing.attribution_window_days * 86_400,
             )
         return response
+
+    # -- GET /r/{code}/preview.png ------------------------------------------------------------
+
+    async def preview_image(self, request: Request) -> Response:
+        """The link's ``og:image``: its program's offer card (no click is recorded)."""
+        landing = await self.resolver.resolve(
+            lambda: self.session(request), request.path_params["code"]
+        )
+        if landing is None:
+            return self.not_found(request)
+        png = offer_card(landing.program_id, landing.program_name, landing.offer_title)
+        return Response(
+            png, media_type="image/png", headers={"cache-control": "public, max-age=3600"}
+        )
 
     # -- POST /r/{code}/claim ------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from vouch.core.ids import encode_id
+
 # Package data of vouch.site (the repository's site/ folder), in a checkout or an installed wheel.
 SITE = Path(str(files("vouch") / "site"))
 TEMPLATES = SITE / "templates"
@@ -88,6 +90,7 @@ class Pages:
             undefined=StrictUndefined,
             auto_reload=False,
         )
+        self.env.globals["public_id"] = encode_id  # the opaque id of a row, as GraphQL shows it
         self.strings = Strings()
         self.public_base_url = public_base_url.rstrip("/")
         self._translators = {lang: self.strings.translator(lang) for lang in self.strings.catalogs}

@@ -20,7 +20,7 @@ from vouch.advocacy.tiers import referral_ready_account_rate, tier_distribution
 from vouch.api.connections import to_connection
 from vouch.api.context import Info, WidgetPrincipal
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_advocate_access, require_scope
 from vouch.api.types.ask import AskType, NextBestAskType
 from vouch.api.types.gamification import AdvocateStanding, LeaderboardEntry
@@ -93,16 +93,18 @@ class AdvocacyQueries:
         kind: str | None = None,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[SignalType]:
         require_scope(info.context, Scope.READ)
+        args = page_args("signals", first, after, last, before)
         page = await list_signals(
             info.context.session,
             decode_id(advocate_id, "Advocate", field="advocateId"),
             kind=kind,
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
         )
-        return to_connection(page, SignalType.from_model, key=lambda s: s.id)
+        return to_connection(page, SignalType.from_model, key=lambda s: s.id, args=args)
 
     @strawberry.field(
         description="An advocate's readiness score in a program, with each signal's contribution."
@@ -137,16 +139,18 @@ class AdvocacyQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: AskFilterInput | None = None,
     ) -> Connection[AskType]:
         require_scope(info.context, Scope.READ)
+        args = page_args("asks", first, after, last, before)
         page = await list_asks(
             info.context.session,
             (filter or AskFilterInput()).to_domain(),
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
         )
-        return to_connection(page, AskType.from_model, key=lambda a: a.id)
+        return to_connection(page, AskType.from_model, key=lambda a: a.id, args=args)
 
     @strawberry.field(description="One ask by id.")
     async def ask(self, info: Info, id: strawberry.ID) -> AskType:

@@ -13,7 +13,7 @@ from vouch.advocacy.widget import widget_view
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import (
     require_advocate_access,
     require_authenticated,
@@ -75,18 +75,20 @@ class AdvocateQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: AdvocateFilterInput | None = None,
         order: ListOrder = ListOrder.OLDEST_FIRST,
     ) -> Connection[AdvocateType]:
         require_scope(info.context, Scope.READ)
+        args = page_args("advocates", first, after, last, before)
         page = await list_advocates(
             info.context.session,
             (filter or AdvocateFilterInput()).to_domain(),
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
             newest_first=order is ListOrder.NEWEST_FIRST,
         )
-        return to_connection(page, AdvocateType.from_model, key=lambda a: a.id)
+        return to_connection(page, AdvocateType.from_model, key=lambda a: a.id, args=args)
 
     @strawberry.field(
         description="The advocate a widget token belongs to: its links, stats and referrals."

@@ -5,7 +5,7 @@ import strawberry
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_advocate_access, require_authenticated, require_scope
 from vouch.api.types.enums import LinkStatus, ListOrder
 from vouch.api.types.link import ReferralLinkType
@@ -52,18 +52,20 @@ class LinkQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: ReferralLinkFilterInput | None = None,
         order: ListOrder = ListOrder.OLDEST_FIRST,
     ) -> Connection[ReferralLinkType]:
         require_scope(info.context, Scope.READ)
+        args = page_args("referralLinks", first, after, last, before)
         page = await list_links(
             info.context.session,
             (filter or ReferralLinkFilterInput()).to_domain(),
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
             newest_first=order is ListOrder.NEWEST_FIRST,
         )
-        return to_connection(page, ReferralLinkType.from_model, key=lambda link: link.id)
+        return to_connection(page, ReferralLinkType.from_model, key=lambda link: link.id, args=args)
 
     @strawberry.field(
         description="One referral link by id or by its code (a widget token: only its own)."

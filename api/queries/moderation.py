@@ -8,7 +8,7 @@ import strawberry
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id, encode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_scope
 from vouch.attribution import moderation
 from vouch.models import Referral
@@ -47,12 +47,14 @@ class ModerationQueries:
         program_id: strawberry.ID | None = None,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[ModerationItemType]:
         require_scope(info.context, Scope.ADMIN)
+        args = page_args("moderationQueue", first, after, last, before)
         page = await moderation.moderation_queue(
             info.context.session,
             program_id=decode_id(program_id, "Program", field="programId") if program_id else None,
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
         )
-        return to_connection(page, ModerationItemType.from_model, key=lambda r: r.id)
+        return to_connection(page, ModerationItemType.from_model, key=lambda r: r.id, args=args)

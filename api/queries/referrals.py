@@ -1,24 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import (
     is_widget,
     require_advocate_access,
     require_authenticated,
     require_scope,
 )
-from vouch.api.selection import selected_names
 from vouch.api.types.enums import ListOrder, ReferralStatus
-from vouch.api.types.referral import NOT_LOADED, ReferralType
-from vouch.attribution.referrals import PageParts, ReferralFilter, get_referral, list_referrals
-from vouch.attribution.rewards import rewards_by_referrals
+from vouch.api.types.referral import ReferralType, referral_connection
+from vouch.attribution.referrals import ReferralFilter, get_referral
 from vouch.core.errors import ValidationFailed
 from vouch.models.enums import Scope
 
@@ -81,49 +78,17 @@ class ReferralQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: ReferralFilterInput | None = None,
         order: ListOrder = ListOrder.NEWEST_FIRST,
     ) -> Connection[ReferralType]:
         require_scope(info.context, Scope.READ)
-        shown = selected_names(info, "nodes") | selected_names(info, "edges", "node")
-        parts = PageParts(link="link" in shown, redemption="offerRedemption" in shown)
-        page = await list_referrals(
-            info.context.session,
+        return await referral_connection(
+            info,
             (filter or ReferralFilterInput()).to_domain(),
-            first=page_size(first),
-            after=decode_cursor(after),
+            page_args("referrals", first, after, last, before),
             newest_first=order is ListOrder.NEWEST_FIRST,
-            parts=parts,
-        )
-        widget = is_widget(info.context)
-        rewards_of: dict[int, list[Any]] = {}
-        if "rewards" in shown:
-            # one statement for the page's rewards, instead of a dataloader call per referral
-            # (as JSON inside the page statement they cost more CPU to decode: bench/RESULTS.md)
-            rewards_of = await rewards_by_referrals(
-                info.context.session, [row.referral.id for row in page.items]
-            )
-        edges = [
-            Edge(
-                cursor=encode_cursor(row.referral.id),
-                node=ReferralType.from_model(
-                    row.referral,
-                    advocate=row.advocate,
-                    link=row.link,
-                    redemption=row.redemption if parts.redemption else NOT_LOADED,
-                    rewards=rewards_of.get(row.referral.id),
-                    for_widget=widget,
-                    ctx=info.context,
-                ),
-            )
-            for row in page.items
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
-            ),
-            total_count=page.total,
         )
 
     @strawberry.field(description="One referral by id (a widget token: only its own advocate's).")

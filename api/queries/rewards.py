@@ -5,7 +5,7 @@ import strawberry
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_advocate_access, require_scope
 from vouch.api.types.reward import RewardTotalType, RewardType
 from vouch.attribution import rewards
@@ -59,14 +59,19 @@ class RewardQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: RewardFilterInput | None = None,
     ) -> Connection[RewardType]:
         f = (filter or RewardFilterInput()).to_domain()
         _authorise(info, f)
+        args = page_args("rewards", first, after, last, before)
         page = await rewards.list_rewards(
-            info.context.session, f, first=page_size(first), after=decode_cursor(after)
+            info.context.session,
+            f,
+            **args.window(),
         )
-        return to_connection(page, RewardType.from_model, key=lambda r: r.id)
+        return to_connection(page, RewardType.from_model, key=lambda r: r.id, args=args)
 
     @strawberry.field(description="Totals per state and currency over the filtered rewards.")
     async def reward_totals(

@@ -5,7 +5,7 @@ import strawberry
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
-from vouch.api.pagination import Connection, decode_cursor, page_size
+from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_scope
 from vouch.api.types.webhook import WebhookDeliveryType, WebhookEndpointType
 from vouch.attribution import webhooks
@@ -14,13 +14,21 @@ from vouch.models.enums import Scope
 
 @strawberry.type
 class WebhookQueries:
-    @strawberry.field(description="Registered webhook endpoints (secrets are never shown again).")
-    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpointType]:
+    @strawberry.field(
+        description="Registered webhook endpoints, oldest first (secrets are never shown again)."
+    )
+    async def webhook_endpoints(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[WebhookEndpointType]:
         require_scope(info.context, Scope.ADMIN)
-        return [
-            WebhookEndpointType.from_model(e)
-            for e in await webhooks.list_endpoints(info.context.session)
-        ]
+        args = page_args("webhookEndpoints", first, after, last, before)
+        page = await webhooks.list_endpoints(info.context.session, **args.window())
+        return to_connection(page, WebhookEndpointType.from_model, key=lambda e: e.id, args=args)
 
     @strawberry.field(description="The delivery log, newest first.")
     async def webhook_deliveries(
@@ -30,15 +38,17 @@ class WebhookQueries:
         status: str | None = None,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[WebhookDeliveryType]:
         require_scope(info.context, Scope.ADMIN)
+        args = page_args("webhookDeliveries", first, after, last, before)
         page = await webhooks.list_deliveries(
             info.context.session,
             endpoint_id=decode_id(endpoint_id, "WebhookEndpoint", field="endpointId")
             if endpoint_id
             else None,
             status=status,
-            first=page_size(first),
-            after=decode_cursor(after),
+            **args.window(),
         )
-        return to_connection(page, WebhookDeliveryType.from_model, key=lambda d: d.id)
+        return to_connection(page, WebhookDeliveryType.from_model, key=lambda d: d.id, args=args)

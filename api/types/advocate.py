@@ -10,23 +10,25 @@ from vouch.advocacy.experiments import referral_prompt
 from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
-from vouch.api.pagination import page_size
-from vouch.api.permissions import is_widget, require_scope
+from vouch.api.pagination import Connection, page_args
+from vouch.api.permissions import require_scope
 from vouch.api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
 from vouch.api.types.click import ClickSummaryType
 from vouch.api.types.experiment import ReferralPromptType
 from vouch.api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
 from vouch.api.types.link import ReferralLinkType
-from vouch.api.types.referral import ReferralType
+from vouch.api.types.node import Node
+from vouch.api.types.referral import ReferralType, nested_referrals
 from vouch.api.types.reward import RewardType, rewards_by_advocate
 from vouch.api.types.rows import RowBacked, computed_fields, later
 from vouch.api.types.signal import SignalType, signals_by_advocate
-from vouch.models import Advocate, Ask, Reward
+from vouch.attribution.referrals import ReferralFilter
+from vouch.models import Advocate, Ask, Referral, Reward
 from vouch.models.enums import Scope
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")
-class AdvocateType(RowBacked):
+class AdvocateType(Node, RowBacked):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     external_id: str = strawberry.field(description="The CRM's id for this contact.")
@@ -81,14 +83,29 @@ class AdvocateType(RowBacked):
         return int(await loaders.referral_count_of_advocate(info.context).load(self.db_id))
 
     @strawberry.field(
-        description="The advocate's newest referrals (at most 100; use `referrals` to page)."
+        description="The advocate's referrals, newest first (a widget token: friends' contact "
+        "details hidden). A first page is batched over the advocates of a list; a page after "
+        "a cursor costs two statements per advocate."
     )
-    async def referrals(self, info: Info, first: int = 20) -> list[ReferralType]:
-        rows = await loaders.referrals_of_advocate(info.context, page_size(first)).load(self.db_id)
-        return [
-            ReferralType.from_model(r, for_widget=is_widget(info.context), ctx=info.context)
-            for r in rows
-        ]
+    async def referrals(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ReferralType]:
+        args = page_args("Advocate.referrals", first, after, last, before)
+        ctx = info.context
+
+        async def latest(limit: int) -> list[Referral]:
+            return await loaders.referrals_of_advocate(ctx, limit).load(self.db_id)  # type: ignore[no-any-return]
+
+        async def count() -> int:
+            return int(await loaders.referral_count_of_advocate(ctx).load(self.db_id))
+
+        flt = ReferralFilter(advocate_id=self.db_id)
+        return await nested_referrals(info, args, flt, latest, count)
 
     @strawberry.field(description="Rewards the advocate earned, oldest first, with their state.")
     def rewards(self, info: Info) -> list[RewardType]:

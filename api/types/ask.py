@@ -15,6 +15,7 @@ from vouch.advocacy.moments import Guard
 from vouch.api.context import Context, loader
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.models import AdvocacyAction, Ask
 
 
@@ -23,7 +24,7 @@ def _opt_id(type_name: str, pk: int | None) -> strawberry.ID | None:
 
 
 @strawberry.type(name="Ask", description="A request to an advocate, and what came of it.")
-class AskType:
+class AskType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="Who is asked.")
     program_id: strawberry.ID | None = strawberry.field(description="The program it is for.")
@@ -121,7 +122,7 @@ class NextBestAskType:
 
 
 @strawberry.type(name="AdvocacyAction", description="Something an advocate did for us.")
-class AdvocacyActionType:
+class AdvocacyActionType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="Who did it.")
     program_id: strawberry.ID | None = strawberry.field(description="The program, if any.")

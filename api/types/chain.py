@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from vouch.api.ids import encode_id
 from vouch.api.types.advocate import AdvocateType
+from vouch.api.types.node import Node
 from vouch.api.types.opportunity import OpportunityStageChangeType
 from vouch.api.types.revenue import RevenueEventType
 from vouch.api.types.reward import RewardEntryType
@@ -57,7 +58,7 @@ class ChainClickType:
     name="AttributionDecision",
     description="Which rule credited which advocate, on what evidence, decided by whom.",
 )
-class AttributionDecisionType:
+class AttributionDecisionType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="The credited advocate.")
     link_id: strawberry.ID | None = strawberry.field(description="The credited link.")

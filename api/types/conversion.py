@@ -7,6 +7,7 @@ from typing import Self
 import strawberry
 
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.models import Conversion
 
 
@@ -17,7 +18,7 @@ class ConversionKindType(Enum):
 
 
 @strawberry.type(name="Conversion", description="A signup or purchase reported against a referral.")
-class ConversionType:
+class ConversionType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     referral_id: strawberry.ID = strawberry.field(description="Opaque id of the referral.")
     kind: ConversionKindType = strawberry.field(description="Signup or purchase.")

@@ -9,14 +9,15 @@ import strawberry
 from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
-from vouch.api.pagination import page_size
-from vouch.api.permissions import is_widget
+from vouch.api.pagination import Connection, page_args
 from vouch.api.types.click import ClickSummaryType
 from vouch.api.types.enums import LinkStatus
+from vouch.api.types.node import Node
 from vouch.api.types.program import ProgramType
 from vouch.api.types.rows import RowBacked, computed_fields, later
 from vouch.attribution.links import LinkStats
-from vouch.models import ReferralLink
+from vouch.attribution.referrals import ReferralFilter
+from vouch.models import Referral, ReferralLink
 
 if TYPE_CHECKING:
     from vouch.api.types.advocate import AdvocateType
@@ -29,7 +30,7 @@ T = TypeVar("T")
 @strawberry.type(
     name="ReferralLink", description="An advocate's share link for one program and channel."
 )
-class ReferralLinkType(RowBacked):
+class ReferralLinkType(Node, RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
@@ -88,17 +89,31 @@ class ReferralLinkType(RowBacked):
         assert advocate is not None
         return AdvocateType.from_model(advocate)
 
-    @strawberry.field(description="The newest referrals from this link (at most 100).")
+    @strawberry.field(
+        description="Referrals through this link, newest first (a widget token: friends' "
+        "contact details hidden)."
+    )
     async def referrals(
-        self, info: Info, first: int = 20
-    ) -> list[Annotated[ReferralType, strawberry.lazy("vouch.api.types.referral")]]:
-        from vouch.api.types.referral import ReferralType
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[ReferralType, strawberry.lazy("vouch.api.types.referral")]]:
+        from vouch.api.types.referral import nested_referrals
 
-        rows = await loaders.referrals_of_link(info.context, page_size(first)).load(self.db_id)
-        return [
-            ReferralType.from_model(r, for_widget=is_widget(info.context), ctx=info.context)
-            for r in rows
-        ]
+        args = page_args("ReferralLink.referrals", first, after, last, before)
+        ctx = info.context
+
+        async def latest(limit: int) -> list[Referral]:
+            return await loaders.referrals_of_link(ctx, limit).load(self.db_id)  # type: ignore[no-any-return]
+
+        async def count() -> int:
+            return (await loaders.stats_of_link(ctx).load(self.db_id)).referrals  # type: ignore[no-any-return]
+
+        flt = ReferralFilter(link_id=self.db_id)
+        return await nested_referrals(info, args, flt, latest, count)
 
     @classmethod
     def from_model(cls, m: ReferralLink, stats: LinkStats | None = None) -> Self:

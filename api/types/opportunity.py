@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from vouch.api.context import Context, Info, loader
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.attribution import opportunities
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent
 
@@ -76,7 +77,7 @@ def opportunities_by_referral(ctx: Context) -> DataLoader[int, list[Opportunity]
 
 
 @strawberry.type(name="Opportunity", description="A CRM deal, referral-sourced or not.")
-class OpportunityType:
+class OpportunityType(Node):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     crm_id: str = strawberry.field(description="The CRM's id (the upsert key).")

@@ -18,11 +18,12 @@ from vouch.api.types.enums import (
     RewardSide,
     RewardTrigger,
 )
+from vouch.api.types.node import Node
 from vouch.models import Program, RewardRule
 
 
 @strawberry.type(name="RewardRule", description="How a program rewards a referral event.")
-class RewardRuleType:
+class RewardRuleType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     name: str = strawberry.field(description="Unique name within the program.")
     side: RewardSide = strawberry.field(description="Who is rewarded: advocate or friend.")
@@ -73,7 +74,7 @@ class RewardRuleType:
 
 
 @strawberry.type(name="Program", description="A referral or advocacy program.")
-class ProgramType:
+class ProgramType(Node):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     slug: str = strawberry.field(description="URL-safe unique name.")

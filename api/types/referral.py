@@ -10,13 +10,18 @@ import strawberry
 from vouch.api import loaders
 from vouch.api.context import Context, Info
 from vouch.api.ids import encode_id
-from vouch.api.permissions import require_scope
+from vouch.api.pagination import Connection, Edge, PageArgs, encode_cursor, page_info
+from vouch.api.permissions import is_widget, require_scope
+from vouch.api.selection import selected_names
 from vouch.api.types.enums import ModerationState, ReferralSource, ReferralStatus
+from vouch.api.types.node import Node
 from vouch.api.types.opportunity import OpportunityType, opportunities_by_referral
 from vouch.api.types.program import ProgramType
 from vouch.api.types.revenue import RevenueEventType, revenue_by_referral
 from vouch.api.types.reward import RewardType, rewards_by_referral
 from vouch.api.types.rows import RowBacked, computed_fields
+from vouch.attribution.referrals import PageParts, ReferralFilter, list_referrals
+from vouch.attribution.rewards import rewards_by_referrals
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
 from vouch.models.enums import Scope
 
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 @strawberry.type(
     name="OfferRedemption", description="The referred friend's offer: issued once, redeemed once."
 )
-class OfferRedemptionType(RowBacked):
+class OfferRedemptionType(Node, RowBacked):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     referral_id: strawberry.ID = strawberry.field(description="Opaque id of the referral.")
     code: str | None = strawberry.field(
@@ -68,7 +73,7 @@ computed_fields(
 
 
 @strawberry.type(name="Referral", description="A referred person attributed to an advocate.")
-class ReferralType(RowBacked):
+class ReferralType(Node, RowBacked):
     db_id: strawberry.Private[int]
     advocate_db_id: strawberry.Private[int]
     program_db_id: strawberry.Private[int]
@@ -283,3 +288,76 @@ async def _load_redemption(
 
 def _redemption(row: OfferRedemption | None, *, reveal_code: bool) -> OfferRedemptionType | None:
     return None if row is None else OfferRedemptionType.from_model(row, reveal_code=reveal_code)
+
+
+async def referral_connection(
+    info: Info, flt: ReferralFilter, args: PageArgs, *, newest_first: bool = True
+) -> Connection[ReferralType]:
+    """A page of referrals as a connection: the advocate, and the link and offer redemption
+    when the query shows them, come in the page statement; the page's rewards, when shown, in
+    one more (shared by ``Query.referrals``, ``Advocate.referrals`` and
+    ``ReferralLink.referrals``)."""
+    shown = selected_names(info, "nodes") | selected_names(info, "edges", "node")
+    parts = PageParts(link="link" in shown, redemption="offerRedemption" in shown)
+    page = await list_referrals(
+        info.context.session, flt, **args.window(), newest_first=newest_first, parts=parts
+    )
+    widget = is_widget(info.context)
+    rewards_of: dict[int, list[Any]] = {}
+    if "rewards" in shown:
+        # one statement for the page's rewards, instead of a dataloader call per referral
+        # (as JSON inside the page statement they cost more CPU to decode: bench/RESULTS.md)
+        rewards_of = await rewards_by_referrals(
+            info.context.session, [row.referral.id for row in page.items]
+        )
+    edges = [
+        Edge(
+            cursor=encode_cursor(args.connection, row.referral.id),
+            node=ReferralType.from_model(
+                row.referral,
+                advocate=row.advocate,
+                link=row.link,
+                redemption=row.redemption if parts.redemption else NOT_LOADED,
+                rewards=rewards_of.get(row.referral.id),
+                for_widget=widget,
+                ctx=info.context,
+            ),
+        )
+        for row in page.items
+    ]
+    return Connection(
+        edges=edges,
+        page_info=page_info(args, edges, has_next=page.has_next, has_previous=page.has_previous),
+        total_count=page.total,
+    )
+
+
+async def nested_referrals(
+    info: Info,
+    args: PageArgs,
+    flt: ReferralFilter,
+    latest: Callable[[int], Awaitable[list[Referral]]],
+    count: Callable[[], Awaitable[int]],
+) -> Connection[ReferralType]:
+    """One parent's referrals, newest first. A first page goes through the request's batched
+    loaders (``latest(limit)``: one statement for every parent of a page; ``count()`` one more,
+    only when ``totalCount`` is selected); a page after a cursor or from the end is read by the
+    list query, two statements per parent."""
+    if args.after is not None or args.before is not None or args.from_end:
+        return await referral_connection(info, flt, args)
+    rows = await latest(args.size + 1)
+    widget = is_widget(info.context)
+    edges = [
+        Edge(
+            cursor=encode_cursor(args.connection, r.id),
+            node=ReferralType.from_model(r, for_widget=widget, ctx=info.context),
+        )
+        for r in rows[: args.size]
+    ]
+    # totalCount is only read when the query selects it (GraphQL returns nothing else).
+    total = await count() if "totalCount" in selected_names(info) else len(edges)
+    return Connection(
+        edges=edges,
+        page_info=page_info(args, edges, has_next=len(rows) > args.size, has_previous=False),
+        total_count=total,
+    )

@@ -19,7 +19,8 @@ from vouch.core.clock import utcnow
 )
 class PipelineRowType:
     key: str = strawberry.field(
-        description="The group: a program or advocate id (numeric), a tier, a channel or YYYY-MM."
+        description="The group: a program or advocate id (the opaque `Program.id` or "
+        "`Advocate.id`), a tier, a channel or YYYY-MM."
     )
     label: str = strawberry.field(description="Human-readable group name.")
     currency: str = strawberry.field(description="ISO-4217 currency of the amounts.")

@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from vouch.api.context import Context, loader
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.attribution import revenue
 from vouch.models import RevenueEvent
 
@@ -25,7 +26,7 @@ def revenue_by_referral(ctx: Context) -> DataLoader[int, list[RevenueEvent]]:
 
 
 @strawberry.type(name="RevenueEvent", description="A charge or refund from billing.")
-class RevenueEventType:
+class RevenueEventType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     external_id: str = strawberry.field(description="The billing system's id (the natural key).")
     kind: str = strawberry.field(description="one_time, recurring or refund.")

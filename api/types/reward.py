@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from vouch.api.context import Context, Info, loader
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.api.types.rows import RowBacked, computed_fields
 from vouch.attribution import rewards
 from vouch.models import Reward, RewardEntry
@@ -67,7 +68,7 @@ def rewards_by_referral(ctx: Context) -> DataLoader[int, list[Reward]]:
 
 
 @strawberry.type(name="Reward", description="What an advocate (or the referred friend) earned.")
-class RewardType(RowBacked):
+class RewardType(Node, RowBacked):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     program_id: strawberry.ID = strawberry.field(description="The program's id.")

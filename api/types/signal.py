@@ -13,11 +13,12 @@ from vouch.advocacy.signals import RowError, recent_signals_for
 from vouch.api.context import Context, loader
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.models import Signal
 
 
 @strawberry.type(name="Signal", description="A dated fact about an advocate.")
-class SignalType:
+class SignalType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="The advocate it is about.")
     kind: str = strawberry.field(description="nps, csat, renewal, support_resolved, ...")

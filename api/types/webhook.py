@@ -10,12 +10,13 @@ from strawberry.dataloader import DataLoader
 
 from vouch.api.context import Context, Info, loader
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.attribution import webhooks
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type(name="WebhookEndpoint", description="A URL that receives signed events.")
-class WebhookEndpointType:
+class WebhookEndpointType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     url: str = strawberry.field(description="Where events are POSTed.")
     event_types: list[str] = strawberry.field(
@@ -46,7 +47,7 @@ def outbox_event_loader(ctx: Context) -> DataLoader[int, OutboxEvent | None]:
 
 
 @strawberry.type(name="WebhookDelivery", description="One event's delivery to one endpoint.")
-class WebhookDeliveryType:
+class WebhookDeliveryType(Node):
     event_db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     endpoint_id: strawberry.ID = strawberry.field(description="The endpoint.")

@@ -19,7 +19,7 @@ real_time = time.time
 
 ME = """{ me { externalId referralCount clicks { total }
   links { code shareUrl clickCount referralCount conversionCount }
-  referrals { status email name company offerRedemption { code redeemed } } } }"""
+  referrals { nodes { status email name company offerRedemption { code redeemed } } } } }"""
 
 
 async def _setup(session, codec):
@@ -53,15 +53,17 @@ async def test_widget_reads_its_own_links_stats_and_referrals(client, session, c
             }
         ],
         # the friend's contact details and redemption code are not the advocate's to see
-        "referrals": [
-            {
-                "status": "WON",
-                "email": None,
-                "name": "Linus",
-                "company": None,
-                "offerRedemption": {"code": None, "redeemed": False},
-            }
-        ],
+        "referrals": {
+            "nodes": [
+                {
+                    "status": "WON",
+                    "email": None,
+                    "name": "Linus",
+                    "company": None,
+                    "offerRedemption": {"code": None, "redeemed": False},
+                }
+            ]
+        },
     }
     own_link = await gql(
         client,

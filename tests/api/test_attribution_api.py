@@ -334,11 +334,13 @@ async def test_webhook_endpoint_management_and_delivery_log(client, session):
     assert updated["secret"] not in (None, made["secret"])
     listed = (
         await gql(
-            client, "{ webhookEndpoints { url } webhookDeliveries { totalCount } }", token=admin
+            client,
+            "{ webhookEndpoints { nodes { url } } webhookDeliveries { totalCount } }",
+            token=admin,
         )
     )["data"]
     assert listed == {
-        "webhookEndpoints": [{"url": "https://hooks.example/v2"}],
+        "webhookEndpoints": {"nodes": [{"url": "https://hooks.example/v2"}]},
         "webhookDeliveries": {"totalCount": 0},
     }
     delete = "mutation($id: ID!){ deleteWebhookEndpoint(id: $id){ deletedId errors { code } } }"

@@ -132,7 +132,7 @@ async def test_link_by_code_with_counts(client, session, codec):
     key = await make_api_key(session, scopes=["read"])
     q = """query($code: String!){ referralLink(code: $code){
         code clickCount referralCount conversionCount clicks { total humans bots lastClickedAt }
-        advocate { externalId } program { slug } referrals { status } } }"""
+        advocate { externalId } program { slug } referrals { totalCount nodes { status } } } }"""
     data = (await gql(client, q, {"code": link.code}, token=key))["data"]["referralLink"]
     assert data["clickCount"] == 2
     assert (data["referralCount"], data["conversionCount"]) == (2, 1)
@@ -144,7 +144,7 @@ async def test_link_by_code_with_counts(client, session, codec):
     assert data["clicks"]["lastClickedAt"] is not None
     assert data["advocate"] == {"externalId": advocate.external_id}
     assert data["program"] == {"slug": program.slug}
-    assert data["referrals"] == [{"status": "LEAD"}, {"status": "WON"}]
+    assert data["referrals"] == {"totalCount": 2, "nodes": [{"status": "LEAD"}, {"status": "WON"}]}
     for bad in ("nope", f"{link.code}x", "a" * 5000, ""):
         body = await gql(client, q, {"code": bad}, token=key, expect_errors=True)
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"

@@ -48,7 +48,7 @@ QUERIES: dict[str, str] = {
     "advocates": """{ advocates(first: 30) { totalCount nodes { id externalId email firstName tier
         score referralCount points links { id code } rewards { id state } clicks { total } } } }""",
     "advocates-newest": """{ advocates(first: 5, order: NEWEST_FIRST) { nodes { id
-        referrals(first: 3) { id status } } pageInfo { endCursor hasNextPage } } }""",
+        referrals(first: 3) { nodes { id status } } } pageInfo { endCursor hasNextPage } } }""",
     "referrals": PAGE + "{ referrals(first: 50) { totalCount nodes { ...R } } }",
     "referrals-page-2": PAGE
     + """{ a: referrals(first: 5) { pageInfo { endCursor } }
@@ -104,7 +104,7 @@ async def _answers(app: Any, seeded: dict[str, Any]) -> dict[str, Any]:
             "/graphql",
             json={
                 "query": "{ me { id links { code shareUrl } referralCount points "
-                "referrals { id status } rewards { id state } nextAsk { id } } }"
+                "referrals { nodes { id status } } rewards { id state } nextAsk { id } } }"
             },
             headers={"authorization": f"Bearer {seeded['widget']}"},
         )

@@ -163,7 +163,7 @@ async def test_page_of_5_and_page_of_100_cost_the_same(client, session, codec, c
     q = """query($after: String){ referrals(first: 5, after: $after){ totalCount nodes {
         advocate { externalId } link { code } offerRedemption { code } } } }"""
     count_queries.reset()
-    body = await gql(client, q, {"after": encode_cursor(10_000)}, token=key)
+    body = await gql(client, q, {"after": encode_cursor("referrals", 10_000)}, token=key)
     assert body["data"]["referrals"]["totalCount"] == 100
     assert count_queries.count == 2
 
@@ -178,7 +178,7 @@ async def test_nested_program_and_advocate_lists_are_batched(client, session, co
     await gql(client, "{ __typename }", token=key)
     q = """query($first: Int){ advocates(first: $first){ nodes {
         referralCount clicks { total } links { code clickCount program { slug rewardRules { name } } }
-        referrals(first: 3) { status } } } }"""
+        referrals(first: 3) { nodes { status } } } } }"""
     counts = []
     for first in (5, 30):
         count_queries.reset()

@@ -25,6 +25,7 @@ from vouch.attribution.opportunities import OpportunityData
 from vouch.attribution.reports import FunnelStep, PipelineRow, ReportFilter
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import ValidationFailed
+from vouch.core.ids import encode_id
 from vouch.models import Reward
 
 
@@ -173,14 +174,38 @@ async def test_pipeline_by_every_dimension(session, codec):
     p, q, a, b, c = w["p"], w["q"], w["a"], w["b"], w["c"]
     #            leads opps pipeline won won_minor revenue sourced expansion
     assert await reports.pipeline(session, ReportFilter(), group_by="program") == [
-        row(str(p.id), "P", "USD", 4, 4, 270_000, 3, 190_000, 150_000, 100_000, 50_000),
-        row(str(q.id), "Q", "EUR", 1, 1, 20_000, 1, 20_000, 20_000, 20_000, 0),
+        row(
+            encode_id("Program", p.id),
+            "P",
+            "USD",
+            4,
+            4,
+            270_000,
+            3,
+            190_000,
+            150_000,
+            100_000,
+            50_000,
+        ),
+        row(encode_id("Program", q.id), "Q", "EUR", 1, 1, 20_000, 1, 20_000, 20_000, 20_000, 0),
     ]
     only_p = ReportFilter(program_id=p.id)
     assert await reports.pipeline(session, only_p, group_by="advocate") == [
-        row(str(a.id), "Ann Alpha", "USD", 2, 3, 230_000, 2, 150_000, 150_000, 100_000, 50_000),
-        row(str(b.id), "Bob Beta", "USD", 1, 1, 40_000, 1, 40_000, 0, 0, 0),
-        row(str(c.id), "Cid Gamma", "USD", 1, 0, 0, 0, 0, 0, 0, 0),
+        row(
+            encode_id("Advocate", a.id),
+            "Ann Alpha",
+            "USD",
+            2,
+            3,
+            230_000,
+            2,
+            150_000,
+            150_000,
+            100_000,
+            50_000,
+        ),
+        row(encode_id("Advocate", b.id), "Bob Beta", "USD", 1, 1, 40_000, 1, 40_000, 0, 0, 0),
+        row(encode_id("Advocate", c.id), "Cid Gamma", "USD", 1, 0, 0, 0, 0, 0, 0, 0),
     ]
     assert await reports.pipeline(session, only_p, group_by="tier") == [
         row("1", "1", "USD", 2, 3, 230_000, 2, 150_000, 150_000, 100_000, 50_000),
@@ -197,7 +222,9 @@ async def test_pipeline_by_every_dimension(session, codec):
     ]
     april = ReportFilter(program_id=p.id, since=date(2026, 4, 1), until=date(2026, 5, 1))
     assert await reports.pipeline(session, april, group_by="program") == [
-        row(str(p.id), "P", "USD", 1, 1, 50_000, 1, 50_000, 10_000, -40_000, 50_000),
+        row(
+            encode_id("Program", p.id), "P", "USD", 1, 1, 50_000, 1, 50_000, 10_000, -40_000, 50_000
+        ),
     ]
 
 

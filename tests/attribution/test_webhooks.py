@@ -15,6 +15,7 @@ from tests.attribution.factories import at
 from vouch.attribution import webhooks
 from vouch.attribution.webhooks import EndpointInput, SendResult
 from vouch.core.errors import ValidationFailed
+from vouch.core.ids import encode_id
 from vouch.models import OutboxEvent, WebhookDelivery
 
 
@@ -99,7 +100,7 @@ async def test_endpoint_validation(session):
             await webhooks.create_endpoint(
                 session, EndpointInput(url=internal, event_types=[]), production=True
             )
-    assert await webhooks.list_endpoints(session) == []
+    assert (await webhooks.list_endpoints(session, first=10, after=None)).items == []
 
 
 class FakeReceiver:
@@ -152,7 +153,8 @@ async def test_delivery_retries_with_backoff_then_succeeds(session):
             body,
             headers["webhook-signature"],
         )
-        assert json.loads(body)["data"] == {"reward_id": 9}
+        # the outbox keeps row ids; the body carries the opaque id GraphQL accepts
+        assert json.loads(body)["data"] == {"reward_id": encode_id("Reward", 9)}
         assert json.loads(body)["type"] == "reward.approved"
 
 

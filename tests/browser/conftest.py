@@ -109,6 +109,10 @@ def browser() -> Iterator[Any]:
         "--no-first-run",
         "--disable-dev-shm-usage",
         "--window-size=412,915",
+        # A person's browser: HeadlessChrome's own user agent is classified as a bot (no
+        # cookies, not a visit), as the preview services that use it are.
+        "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0 Safari/537.36",
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

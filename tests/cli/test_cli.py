@@ -96,6 +96,7 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
 
     from tests.factories import make_advocate
     from vouch.core.db import session_factory
+    from vouch.core.ids import encode_id
     from vouch.models import Advocate
 
     factory = session_factory(committing_engine)
@@ -108,7 +109,10 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
         run, ["erase", "advocate", "crm-erase-me", "--json"], DATABASE_URL=database_url
     )
     assert erased.returncode == 0, erased.stderr
-    assert json.loads(erased.stdout) == {"erased": "advocate", "advocate_id": advocate_id}
+    assert json.loads(erased.stdout) == {
+        "erased": "advocate",
+        "advocate_id": encode_id("Advocate", advocate_id),
+    }
     async with factory() as s:
         row = (await s.scalars(select(Advocate).where(Advocate.id == advocate_id))).one()
         assert (row.email, row.first_name, row.erased_at is not None) == (None, None, True)

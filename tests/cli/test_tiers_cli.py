@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.cli.test_cli import run
 from vouch.core.clock import utcnow
 from vouch.core.db import session_factory
+from vouch.core.ids import encode_id
 from vouch.models import Advocate, AdvocateScore, Ask, Program, Signal, TierEvent
 
 pytestmark = pytest.mark.committing
@@ -43,7 +44,7 @@ async def test_recompute_one_program_and_all(committing_engine, database_url, tm
     every = run(["tiers", "recompute"], **env)
     assert every.returncode == 0, every.stderr
     assert every.stdout.strip() == (
-        f"program {program.id}: 3 scored, 0 tier change(s); tier 1/2/3: 0/1/1"
+        f"program {encode_id('Program', program.id)}: 3 scored, 0 tier change(s); tier 1/2/3: 0/1/1"
     )
     missing = run(["tiers", "recompute", "--program", "nope"], **env)
     assert missing.returncode == 1
@@ -94,12 +95,19 @@ async def test_scheduled_ask_run_sends_one_ask_per_advocate(
     first = run(["asks", "evaluate", "--json"], **env)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["programs"] == [
-        {"program_id": program.id, "evaluated": 1, "queued": 2, "sent": 1, "skipped": 0}
+        {
+            "program_id": encode_id("Program", program.id),
+            "evaluated": 1,
+            "queued": 2,
+            "sent": 1,
+            "skipped": 0,
+        }
     ]
     second = run(["asks", "evaluate", "--program", "cli-asks"], **env)
     assert second.returncode == 0, second.stderr
     assert (
-        second.stdout.strip() == f"program {program.id}: 1 evaluated, 0 queued, 0 sent, 0 skipped"
+        second.stdout.strip()
+        == f"program {encode_id('Program', program.id)}: 1 evaluated, 0 queued, 0 sent, 0 skipped"
     )
     async with session_factory(committing_engine)() as s:
         statuses = (await s.scalars(select(Ask.status).order_by(Ask.status))).all()

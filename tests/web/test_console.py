@@ -13,6 +13,7 @@ from tests.factories import make_advocate, make_api_key, make_link, make_program
 from vouch.attribution import lifecycle, reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
+from vouch.core.ids import encode_id
 from vouch.models import Referral
 
 
@@ -80,7 +81,7 @@ async def test_overview_numbers_match_the_reports_api(client, session, codec):
     )
     key = await make_api_key(session, scopes=["read"])
     await _sign_in(client, key)
-    page = await client.get(f"/console?program={program.id}")
+    page = await client.get(f"/console?program={encode_id('Program', program.id)}")
     assert page.status_code == 200
     assert "content-security-policy" in page.headers
     f = ReportFilter(
@@ -110,13 +111,14 @@ async def test_moderation_needs_csrf_and_a_moderating_key(client, session, codec
     referral.moderation = "pending"
     await session.flush()
 
+    public = encode_id("Referral", referral.id)
     reader = await make_api_key(session, scopes=["read"], name="analyst")
     await _sign_in(client, reader)
     queue = await client.get("/console/moderation")
-    assert f'id="referral-{referral.id}"' in queue.text
+    assert f'id="referral-{public}"' in queue.text
     assert "read-only key" in queue.text
     refused = await client.post(
-        f"/console/moderation/{referral.id}",
+        f"/console/moderation/{public}",
         data={"csrf": _csrf(queue.text), "decision": "reject", "reason": "fake"},
     )
     assert refused.status_code == 403
@@ -125,11 +127,11 @@ async def test_moderation_needs_csrf_and_a_moderating_key(client, session, codec
     await _sign_in(client, admin)
     queue = await client.get("/console/moderation")
     no_csrf = await client.post(
-        f"/console/moderation/{referral.id}", data={"decision": "reject", "reason": "fake"}
+        f"/console/moderation/{public}", data={"decision": "reject", "reason": "fake"}
     )
     assert no_csrf.status_code == 403
     done = await client.post(
-        f"/console/moderation/{referral.id}",
+        f"/console/moderation/{public}",
         data={"csrf": _csrf(queue.text), "decision": "reject", "reason": "throwaway address"},
     )
     assert (done.status_code, done.headers["location"]) == (303, "/console/moderation?done=reject")
@@ -150,7 +152,9 @@ async def test_every_table_exports_as_csv(client, session, codec):
     await _sign_in(client, key)
     headers = {}
     for table in ("pipeline", "funnel", "leaderboard", "cost", "tiers", "asks", "moderation"):
-        response = await client.get(f"/console/export/{table}.csv?program={program.id}")
+        response = await client.get(
+            f"/console/export/{table}.csv?program={encode_id('Program', program.id)}"
+        )
         assert response.status_code == 200, table
         assert response.headers["content-type"].startswith("text/csv")
         headers[table] = response.text.splitlines()[0]

@@ -159,7 +159,7 @@ async def test_salesforce_opportunity_and_billing_revenue(client, session, codec
         referral.id,
         "billing",
     )
-    assert response.json()["revenue_event_id"] == event.id
+    assert response.json()["revenue_event_id"] == encode_id("RevenueEvent", event.id)
     unknown = await post(client, {"type": "nope", "provider": "x", "data": {}}, msg_id="u1")
     assert unknown.status_code == 422
     assert unknown.json()["error"]["field"] == "type"

@@ -70,7 +70,7 @@ async def test_offer_page_names_the_advocate_by_first_name_only(client, setup, s
         in html
     )
     assert f'<meta property="og:url" content="http://testserver/r/{setup.code}">' in html
-    assert '<meta name="twitter:card" content="summary">' in html
+    assert '<meta name="twitter:card" content="summary_large_image">' in html
     # No inline script or style, nothing from another origin.
     assert re.search(r"<script(?![^>]*\bsrc=)", html) is None
     assert " style=" not in html
