@@ -45,11 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import opportunities, revenue, webhooks
-from vouch.attribution.opportunities import ContactData, OpportunityData
+from vouch.attribution.opportunities import ContactData, OpportunityData, parse_provider
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import check_currency, minor_unit_exponent
+from vouch.models.enums import CrmProvider
 
 MAX_BODY_BYTES = 256 * 1024
 # (session, data, provider, now) -> fields for the response
@@ -261,7 +262,8 @@ def parse_opportunity(
         won = _truthy(props.get("hs_is_closed_won")) or stage == "closedwon"
         closed = _truthy(props.get("hs_is_closed")) or stage in ("closedwon", "closedlost")
         return OpportunityData(
-            crm_id="hubspot:" + (_str(data.get("objectId"), "data.objectId") or ""),
+            provider=CrmProvider.HUBSPOT,
+            crm_id=_str(data.get("objectId"), "data.objectId") or "",
             stage=stage,
             status="won" if won else ("lost" if closed else "open"),
             kind=_HUBSPOT_KINDS.get(str(props.get("dealtype") or "newbusiness"), "new_business"),
@@ -278,7 +280,8 @@ def parse_opportunity(
         won = _truthy(data.get("IsWon"))
         closed = _truthy(data.get("IsClosed"))
         return OpportunityData(
-            crm_id="salesforce:" + (_str(data.get("Id"), "data.Id") or ""),
+            provider=CrmProvider.SALESFORCE,
+            crm_id=_str(data.get("Id"), "data.Id") or "",
             stage=_str(data.get("StageName"), "data.StageName") or "",
             status="won" if won else ("lost" if closed else "open"),
             kind=_SALESFORCE_KINDS.get(
@@ -297,6 +300,10 @@ def parse_opportunity(
         if not isinstance(amount, int):
             raise ValidationFailed("amount_minor must be an integer", field="data.amount_minor")
         return OpportunityData(
+            provider=parse_provider(
+                _str(data.get("crm_provider"), "data.crm_provider", required=False),
+                field="data.crm_provider",
+            ),
             crm_id=_str(data.get("crm_id"), "data.crm_id") or "",
             stage=_str(data.get("stage"), "data.stage") or "",
             status=str(data.get("status") or "open"),
@@ -328,6 +335,9 @@ def parse_revenue(data: dict[str, Any], decode_referral: Callable[[str], int]) -
         currency=str(data.get("currency") or ""),
         occurred_at=occurred_at,
         opportunity_crm_id=_str(data.get("opportunity_crm_id"), "opportunityCrmId", required=False),
+        opportunity_provider=_str(
+            data.get("opportunity_provider"), "opportunityProvider", required=False
+        ),
         referral_id=_referral(data.get("referral_id"), decode_referral, "referralId"),
         refunds_external_id=_str(
             data.get("refunds_external_id"), "refundsExternalId", required=False

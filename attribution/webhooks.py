@@ -10,13 +10,11 @@ jitter until ``MAX_ATTEMPTS``, after which the delivery is dead-lettered (status
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
 import random
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +25,7 @@ from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.paging import Page, paginate
+from vouch.core import webhook_secrets
 from vouch.core.clock import utcnow
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
@@ -51,7 +50,7 @@ EVENT_TYPES = frozenset(
         "revenue.recorded",
     }
 )
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+SECRET_PREFIX = webhook_secrets.PREFIX
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
@@ -62,16 +61,12 @@ SEND_TIMEOUT_SECONDS = 10.0
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+    return webhook_secrets.new_secret()
 
 
 def secret_bytes(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret: its base64 payload, or the raw text if not base64."""
-    raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw.encode()
+    """The HMAC key of a ``whsec_`` secret: its base64 payload, decoded (never the raw text)."""
+    return webhook_secrets.secret_key(secret)
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vouch.core import webhook_secrets
 from vouch.core.mail import Mailer, SmtpSecurity
 
 
@@ -96,6 +98,19 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("inbound_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            webhook_secrets.secret_key(value)
+        except webhook_secrets.InvalidSecret as exc:
+            raise ValueError(
+                f"{exc}; generate one with {webhook_secrets.GENERATE_COMMAND}"
+            ) from None
+        return value
+
     @field_validator("database_url", "database_replica_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -143,11 +158,27 @@ class Settings(BaseSettings):
         return self._secret("hashid_salt", "VOUCH_HASHID_SALT", "hashid_salt")
 
     def resolved_inbound_webhook_secret(self) -> str:
+        """``whsec_`` + base64; in development generated once into
+        ``VOUCH_DATA_DIR/secrets/inbound_webhook_secret``."""
         return self._secret(
-            "inbound_webhook_secret", "VOUCH_INBOUND_WEBHOOK_SECRET", "inbound_webhook_secret"
+            "inbound_webhook_secret",
+            "VOUCH_INBOUND_WEBHOOK_SECRET",
+            "inbound_webhook_secret",
+            generate=webhook_secrets.new_secret,
+            valid=_is_webhook_secret,
+            hint=webhook_secrets.GENERATE_COMMAND,
         )
 
-    def _secret(self, attr: str, env_name: str, filename: str) -> str:
+    def _secret(
+        self,
+        attr: str,
+        env_name: str,
+        filename: str,
+        *,
+        generate: Callable[[], str] = lambda: secrets.token_urlsafe(48),
+        valid: Callable[[str], bool] = bool,
+        hint: str = "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    ) -> str:
         value: str | None = getattr(self, attr)
         if value:
             if self.is_production and len(value) < 32:
@@ -155,16 +186,15 @@ class Settings(BaseSettings):
             return value
         if self.is_production:
             raise ConfigError(
-                f"{env_name} is not set. Production needs it: generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                f"{env_name} is not set. Production needs it: generate one with `{hint}`."
             )
         path = self.data_dir / "secrets" / filename
-        if path.exists():
-            value = path.read_text().strip()
-        else:
+        value = path.read_text().strip() if path.exists() else ""
+        # A development secret of an older, ambiguous format is replaced by a valid one.
+        if not valid(value):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                value = secrets.token_urlsafe(48)
+                value = generate()
                 path.write_text(value)
                 path.chmod(0o600)
             except PermissionError as exc:
@@ -174,6 +204,14 @@ class Settings(BaseSettings):
                 ) from exc
         setattr(self, attr, value)
         return value
+
+
+def _is_webhook_secret(value: str) -> bool:
+    try:
+        webhook_secrets.secret_key(value)
+    except webhook_secrets.InvalidSecret:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

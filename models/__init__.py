@@ -4,6 +4,7 @@ from vouch.models.advocacy import ActionOpportunity, AdvocacyAction, AdvocateBad
 from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
 from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
+from vouch.models.integrations import ExternalRef, IntegrationEvent, IntegrationJob
 from vouch.models.platform import (
     ApiKey,
     IdempotencyKey,
@@ -40,7 +41,10 @@ __all__ = [
     "Click",
     "ClickBatch",
     "Conversion",
+    "ExternalRef",
     "IdempotencyKey",
+    "IntegrationEvent",
+    "IntegrationJob",
     "OfferRedemption",
     "Opportunity",
     "OpportunityContact",
