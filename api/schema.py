@@ -56,6 +56,7 @@ from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.chain import ChainQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
+from vouch.api.queries.opportunities import OpportunityQueries
 from vouch.api.queries.programs import ProgramQueries
 from vouch.api.queries.referrals import ReferralQueries
 from vouch.api.queries.reports import ReportQueries
@@ -85,6 +86,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     ModerationQueries,
     WebhookQueries,
     AdvocacyQueries,
+    OpportunityQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

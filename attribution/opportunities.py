@@ -491,7 +491,9 @@ async def list_opportunities(
     """Every opportunity Vouch has received, referral-sourced or not, newest first."""
     stmt = select(Opportunity)
     if flt.provider is not None:
-        stmt = stmt.where(Opportunity.provider == parse_provider(flt.provider, field="filter.provider"))
+        stmt = stmt.where(
+            Opportunity.provider == parse_provider(flt.provider, field="filter.provider")
+        )
     if flt.crm_id is not None:
         stmt = stmt.where(Opportunity.crm_id == flt.crm_id.strip())
     if flt.status:

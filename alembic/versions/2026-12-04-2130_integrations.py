@@ -114,7 +114,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_external_refs")),
         sa.UniqueConstraint(
-            "provider", "kind", "external_id", name=op.f("uq_external_refs_provider_kind_external_id")
+            "provider",
+            "kind",
+            "external_id",
+            name=op.f("uq_external_refs_provider_kind_external_id"),
         ),
     )
     op.create_index("ix_external_refs_referral_id", "external_refs", ["referral_id"])

@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 
 from tests.conftest import TEST_SALT, TEST_SECRET
 from vouch.attribution import webhooks
-from vouch.core.settings import Settings
+from vouch.core.settings import Settings as _Settings
 from vouch.models import Opportunity
 from vouch.web.app import Overrides, create_app
+
+Settings: Any = _Settings
 
 DEAL = {
     "type": "opportunity.upsert",
@@ -74,7 +76,9 @@ def test_development_secrets_are_always_whsec_base64(tmp_path: Path) -> None:
 def test_an_old_development_secret_is_replaced(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     folder.mkdir()
-    (folder / "inbound_webhook_secret").write_text("abcdABCD0123abcdABCD0123abcdABCD0123abcdABCD0123")
+    (folder / "inbound_webhook_secret").write_text(
+        "abcdABCD0123abcdABCD0123abcdABCD0123abcdABCD0123"
+    )
     settings = Settings(VOUCH_ENV="development", VOUCH_DATA_DIR=str(tmp_path))
     secret = settings.resolved_inbound_webhook_secret()
     assert secret.startswith("whsec_")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -243,7 +244,7 @@ async def test_an_id_two_crms_share_needs_its_provider(client, session):
     assert (await post(client, HUBSPOT, msg_id="hs_987")).status_code == 200
     assert (await post(client, sf, msg_id="sf_987")).status_code == 200
     assert await _count(session, Opportunity) == 2
-    rev = {
+    rev: dict[str, Any] = {
         "type": "revenue.recorded",
         "provider": "billing",
         "data": {
