@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch import __version__
 from vouch.attribution.paging import Page, paginate
 from vouch.core import webhook_secrets
 from vouch.core.clock import utcnow
@@ -52,6 +53,8 @@ EVENT_TYPES = frozenset(
 )
 SECRET_PREFIX = webhook_secrets.PREFIX
 MAX_ATTEMPTS = 8
+# Receivers can tell Vouch's deliveries apart (and allow-list them) by this header.
+USER_AGENT = f"Vouch-Webhooks/{__version__}"
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 SEND_TIMEOUT_SECONDS = 10.0
@@ -94,6 +97,7 @@ def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dic
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, msg_id, timestamp, body),
         "content-type": "application/json",
+        "user-agent": USER_AGENT,
     }
 
 
