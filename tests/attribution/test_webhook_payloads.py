@@ -4,6 +4,7 @@ it; deliveries carry ``User-Agent: Vouch-Webhooks/<version>``."""
 from __future__ import annotations
 
 import json
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,9 @@ from vouch.models import OfferRedemption, OutboxEvent, Reward
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "webhooks"
 
 
-def _schema(event_type: str) -> dict:
-    return json.loads((SCHEMAS / f"{event_type}.schema.json").read_text())
+def _schema(event_type: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{event_type}.schema.json").read_text())
+    return schema
 
 
 def test_every_event_type_has_a_valid_schema():

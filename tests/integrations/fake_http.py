@@ -57,10 +57,10 @@ class FakeServer:
                 )
                 fake.requests.append(request)
                 handler = fake.routes.get((self.command, parts.path))
-                if handler is None:
-                    status, headers, body = 404, {}, {"status": "error", "message": "not found"}
-                else:
-                    status, headers, body = handler(request)
+                answer: Answer = (404, {}, {"status": "error", "message": "not found"})
+                if handler is not None:
+                    answer = handler(request)
+                status, headers, body = answer
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 if not isinstance(body, bytes):
