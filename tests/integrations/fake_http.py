@@ -38,8 +38,7 @@ class FakeServer:
         self.routes[(method, path)] = handler
 
     def url(self, path: str = "") -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://127.0.0.1:{self._server.server_port}{path}"
 
     def __enter__(self) -> FakeServer:
         fake = self
