@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 from collections.abc import Callable
 from enum import StrEnum
@@ -78,6 +79,25 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, alias="VOUCH_SMTP_USERNAME")
     smtp_password: str | None = Field(default=None, alias="VOUCH_SMTP_PASSWORD")
     mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
+    # Native integrations: each is off until its secret is set (there is no default secret).
+    hubspot_client_secret: str | None = Field(default=None, alias="VOUCH_HUBSPOT_CLIENT_SECRET")
+    hubspot_access_token: str | None = Field(default=None, alias="VOUCH_HUBSPOT_ACCESS_TOKEN")
+    hubspot_api_base: str = Field(default="https://api.hubapi.com", alias="VOUCH_HUBSPOT_API_BASE")
+    hubspot_webhook_url: str | None = Field(default=None, alias="VOUCH_HUBSPOT_WEBHOOK_URL")
+    hubspot_stages: Annotated[dict[str, dict[str, list[str]]], NoDecode] = Field(
+        default_factory=lambda: {"default": {"won": ["closedwon"], "lost": ["closedlost"]}},
+        alias="VOUCH_HUBSPOT_STAGES",
+    )
+    hubspot_write_back: bool = Field(default=False, alias="VOUCH_HUBSPOT_WRITE_BACK")
+    salesforce_outbound_token: str | None = Field(
+        default=None, alias="VOUCH_SALESFORCE_OUTBOUND_TOKEN"
+    )
+    salesforce_org_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_SALESFORCE_ORG_IDS"
+    )
+    stripe_webhook_secret: str | None = Field(default=None, alias="VOUCH_STRIPE_WEBHOOK_SECRET")
+    stripe_api_key: str | None = Field(default=None, alias="VOUCH_STRIPE_API_KEY")
+    stripe_api_base: str = Field(default="https://api.stripe.com", alias="VOUCH_STRIPE_API_BASE")
 
     @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
@@ -95,6 +115,36 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(
                     f"{item[:64]!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
+
+    @field_validator("salesforce_org_ids", mode="before")
+    @classmethod
+    def _split_org_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("salesforce_outbound_token")
+    @classmethod
+    def _check_outbound_token(cls, value: str | None) -> str | None:
+        if value and (len(value) < 32 or not value.isascii() or not value.isalnum()):
+            raise ValueError(
+                "must be at least 32 letters and digits (it is part of a URL); generate one with"
+                " python -c 'import secrets; print(secrets.token_hex(24))'"
+            )
+        return value or None
+
+    @field_validator("hubspot_stages", mode="before")
+    @classmethod
+    def _parse_stages(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    "must be JSON such as "
+                    '{"default": {"won": ["closedwon"], "lost": ["closedlost"]}}'
                 ) from None
         return value
 

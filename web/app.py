@@ -30,6 +30,7 @@ from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
+from vouch.web.integrations import Integrations
 from vouch.web.invalidation import listen_for_invalidations
 from vouch.web.landing import LandingSite
 from vouch.web.metrics import MetricsMiddleware, metrics
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     ).routes()
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
+    routes += Integrations(settings, sessions).routes()
     routes += Console(
         settings=settings, pages=pages, sessions=sessions, report_sessions=report_sessions
     ).routes()

@@ -4,8 +4,8 @@ it; deliveries carry ``User-Agent: Vouch-Webhooks/<version>``."""
 from __future__ import annotations
 
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonschema
