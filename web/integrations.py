@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from vouch.api.ids import decode_id, encode_id
 from vouch.attribution.inbound import MAX_BODY_BYTES
-from vouch.attribution.integrations import events, stripe_billing
+from vouch.attribution.integrations import events, salesforce, stripe_billing
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode
 from vouch.core.settings import Settings
@@ -59,6 +59,18 @@ def _not_configured(name: str, setting: str) -> JSONResponse:
     )
 
 
+def _too_large() -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "INVALID", "message": "payload is too large", "field": "body"}},
+        status_code=413,
+    )
+
+
+def describe(exc: DomainError) -> str:
+    """A refusal's reason for the event log: code, field and message (never personal data)."""
+    return f"{exc.code.value} {exc.field or '-'}: {exc.message}"[:500]
+
+
 def _referral_id(value: int | None) -> str | None:
     return encode_id("Referral", value) if value is not None else None
 
@@ -72,7 +84,58 @@ class Integrations:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/integrations/stripe/webhook", self.stripe_webhook, methods=["POST"]),
+            Route("/integrations/salesforce/outbound", self.salesforce_outbound, methods=["POST"]),
         ]
+
+    async def _body(self, request: Request) -> bytes | None:
+        body = await request.body()
+        return None if len(body) > MAX_BODY_BYTES else body
+
+    # --- Salesforce -----------------------------------------------------------------------
+
+    async def salesforce_outbound(self, request: Request) -> Response:
+        token = self.settings.salesforce_outbound_token
+        if not token or not self.settings.salesforce_org_ids:
+            return _not_configured(
+                "Salesforce", "VOUCH_SALESFORCE_OUTBOUND_TOKEN and VOUCH_SALESFORCE_ORG_IDS"
+            )
+        body = await self._body(request)
+        if body is None:
+            return _too_large()
+        try:
+            salesforce.check_token(request.query_params.get("token"), expected=token)
+            message = salesforce.parse(body)
+            salesforce.check_organization(
+                message.organization_id, allowed=self.settings.salesforce_org_ids
+            )
+        except DomainError as exc:
+            return _error(exc)
+        session = self.sessions.get(request.scope.setdefault("state", {}))
+        for notification in message.notifications:
+            now = utcnow()
+            try:
+                await salesforce.apply(
+                    session,
+                    notification,
+                    organization_id=message.organization_id,
+                    now=now,
+                    decode_referral=self.decode_referral,
+                )
+            except DomainError as exc:
+                await session.rollback()
+                detail = describe(exc)
+                await events.record_failure(
+                    session,
+                    provider=salesforce.PROVIDER,
+                    event_id=notification.id,
+                    event_type=f"outbound.{notification.object_type or 'unknown'}",
+                    object_id=notification.fields.get("Id"),
+                    detail=detail,
+                    now=now,
+                )
+                logger.info("salesforce notification %s failed: %s", notification.id, detail)
+            await session.commit()
+        return Response(salesforce.ACK, media_type="text/xml; charset=utf-8")
 
     # --- Stripe ---------------------------------------------------------------------------
 
@@ -102,12 +165,9 @@ class Integrations:
         secret = self.settings.stripe_webhook_secret
         if not secret:
             return _not_configured("Stripe", "VOUCH_STRIPE_WEBHOOK_SECRET")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"error": {"code": "INVALID", "message": "payload is too large", "field": "body"}},
-                status_code=413,
-            )
+        body = await self._body(request)
+        if body is None:
+            return _too_large()
         try:
             event = stripe_billing.verify(
                 body,
@@ -137,7 +197,7 @@ class Integrations:
             )
         except DomainError as exc:
             await session.rollback()
-            detail = stripe_billing.describe(exc)
+            detail = describe(exc)
             await events.record_failure(
                 session,
                 provider=stripe_billing.PROVIDER,

@@ -52,7 +52,7 @@ from vouch.attribution.inbound import SignatureRejected
 from vouch.attribution.integrations import events
 from vouch.attribution.revenue import RevenueData
 from vouch.core.emails import normalize_email
-from vouch.core.errors import DomainError, ValidationFailed
+from vouch.core.errors import ValidationFailed
 from vouch.models import OfferRedemption, Referral, RevenueEvent
 from vouch.models.enums import (
     IntegrationEventStatus,
@@ -518,8 +518,3 @@ _APPLY: dict[
     "checkout.session.completed": _checkout_completed,
     "customer.subscription.deleted": _subscription_deleted,
 }
-
-
-def describe(exc: DomainError) -> str:
-    """A failure's reason for the event log (field and message; never personal data)."""
-    return f"{exc.code.value} {exc.field or ''}: {exc.message}"[:500]
