@@ -19,7 +19,7 @@ ACK = (
 
 
 def opportunity(notification_id: str, **fields: str | None) -> str:
-    values = {
+    values: dict[str, str | None] = {
         "Id": "0065g00000AbCdEAAZ",
         "Name": "NASA analytics platform",
         "StageName": "Prospecting",
