@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from vouch.api.ids import decode_id, encode_id
 from vouch.attribution.inbound import MAX_BODY_BYTES
-from vouch.attribution.integrations import events, salesforce, stripe_billing
+from vouch.attribution.integrations import events, hubspot, salesforce, stripe_billing
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode
 from vouch.core.settings import Settings
@@ -83,6 +83,7 @@ class Integrations:
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/integrations/hubspot/webhook", self.hubspot_webhook, methods=["POST"]),
             Route("/integrations/stripe/webhook", self.stripe_webhook, methods=["POST"]),
             Route("/integrations/salesforce/outbound", self.salesforce_outbound, methods=["POST"]),
         ]
@@ -90,6 +91,43 @@ class Integrations:
     async def _body(self, request: Request) -> bytes | None:
         body = await request.body()
         return None if len(body) > MAX_BODY_BYTES else body
+
+    # --- HubSpot --------------------------------------------------------------------------
+
+    def _hubspot_uri(self, request: Request) -> str:
+        """The URI HubSpot called, as it signed it."""
+        if self.settings.hubspot_webhook_url:
+            return self.settings.hubspot_webhook_url
+        uri = self.settings.public_base_url.rstrip("/") + request.url.path
+        query = request.url.query
+        return f"{uri}?{query}" if query else uri
+
+    async def hubspot_webhook(self, request: Request) -> Response:
+        secret = self.settings.hubspot_client_secret
+        if not secret:
+            return _not_configured("HubSpot", "VOUCH_HUBSPOT_CLIENT_SECRET")
+        body = await self._body(request)
+        if body is None:
+            return _too_large()
+        try:
+            hubspot.verify(
+                client_secret=secret,
+                method=request.method,
+                uri=self._hubspot_uri(request),
+                body=body,
+                signature=request.headers.get("x-hubspot-signature-v3"),
+                timestamp=request.headers.get("x-hubspot-request-timestamp"),
+                now=utcnow(),
+            )
+            batch = hubspot.parse_events(body)
+        except DomainError as exc:
+            return _error(exc)
+        session = self.sessions.get(request.scope.setdefault("state", {}))
+        counts = {"queued": 0, "ignored": 0, "replayed": 0}
+        for event in batch:  # one transaction per event
+            counts[await hubspot.receive(session, event, now=utcnow())] += 1
+            await session.commit()
+        return JSONResponse({"received": len(batch), **counts})
 
     # --- Salesforce -----------------------------------------------------------------------
 

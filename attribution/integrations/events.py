@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,7 +192,9 @@ async def enqueue_job(
         )
         .on_conflict_do_nothing(
             index_elements=["provider", "kind", "object_id"],
-            index_where=IntegrationJob.status == IntegrationJobStatus.PENDING,
+            # a literal, as in the index: a bound parameter stops matching it once PostgreSQL
+            # switches the prepared statement to a generic plan
+            index_where=text("status = 'pending'"),
         )
     )
 
