@@ -2,7 +2,7 @@
 
 Requests are signed with the Standard Webhooks scheme (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``) under the inbound
-secret. A timestamp outside the tolerance is refused; a message id seen before is not processed
+secret, ``whsec_`` + base64, whose decoded bytes are the HMAC key (``core.webhook_secrets``). A timestamp outside the tolerance is refused; a message id seen before is not processed
 again (the stored answer is returned), and reusing an id for a different body is refused.
 
 Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
@@ -17,8 +17,12 @@ Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
     "Amount" (major units), "CurrencyIsoCode", "StageName", "IsClosed", "IsWon", "CloseDate",
     "OwnerId", "Type" ("New Business" | "Existing Customer - Upgrade" | "Existing Customer -
     Renewal"), "ContactRoles": [{"Email", "Role"}], "Vouch_Referral_Id__c"}``.
-  * ``provider = "vouch"``: ``data`` uses Vouch's own field names: ``crm_id, stage, status,
-    kind, amount_minor, currency, name, close_date, owner, contacts, referral_id``.
+  * ``provider = "vouch"``: ``data`` uses Vouch's own field names: ``crm_id, crm_provider
+    (hubspot | salesforce | other, default other), stage, status, kind, amount_minor, currency,
+    name, close_date, owner, contacts, referral_id``.
+
+  CRM ids are stored as the CRM gives them (``objectId``, ``Id``, ``crm_id``) with the provider
+  in its own column, so revenue can name the deal by the same plain id.
 
 ``type = "signal.recorded"`` (customer-success, survey or product tools; handled by the
 advocacy engine): ``data = {"advocate_external_id", "kind" (nps, csat, usage_milestone, ...),
@@ -26,7 +30,8 @@ advocacy engine): ``data = {"advocate_external_id", "kind" (nps, csat, usage_mil
 
 ``type = "revenue.recorded"`` (any billing system): ``data = {"external_id", "kind"
 (one_time | recurring | refund), "amount_minor", "currency", "occurred_at" (ISO 8601 with
-offset), "opportunity_crm_id" | "referral_id", "refunds_external_id"}``.
+offset), "opportunity_crm_id" | "referral_id", "opportunity_provider" (only when two CRMs
+use the same id), "refunds_external_id"}``.
 
 The referral is linked by its opaque id when given, otherwise by matching contact emails to
 referred people.
