@@ -2,8 +2,9 @@
 
 Requests are signed with the Standard Webhooks scheme (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``) under the inbound
-secret, ``whsec_`` + base64, whose decoded bytes are the HMAC key (``core.webhook_secrets``). A timestamp outside the tolerance is refused; a message id seen before is not processed
-again (the stored answer is returned), and reusing an id for a different body is refused.
+secret, ``whsec_`` + base64, whose decoded bytes are the HMAC key (``core.webhook_secrets``).
+A timestamp outside the tolerance is refused; a message id seen before is not processed again
+(the stored answer is returned), and reusing an id for a different body is refused.
 
 Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
 

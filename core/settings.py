@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(default=None, alias="VOUCH_STRIPE_WEBHOOK_SECRET")
     stripe_api_key: str | None = Field(default=None, alias="VOUCH_STRIPE_API_KEY")
     stripe_api_base: str = Field(default="https://api.stripe.com", alias="VOUCH_STRIPE_API_BASE")
+    stripe_promotion_coupon: str | None = Field(default=None, alias="VOUCH_STRIPE_PROMOTION_COUPON")
 
     @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod

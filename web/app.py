@@ -30,7 +30,7 @@ from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
-from vouch.web.integration_worker import hubspot_loop
+from vouch.web.integration_worker import hubspot_loop, stripe_promotion_loop
 from vouch.web.integrations import Integrations
 from vouch.web.invalidation import listen_for_invalidations
 from vouch.web.landing import LandingSite
@@ -132,6 +132,17 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             background.append(
                 asyncio.create_task(
                     hubspot_loop(sessions.factory, settings), name="vouch-hubspot-sync"
+                )
+            )
+        if (
+            settings.stripe_api_key
+            and settings.stripe_promotion_coupon
+            and overrides.sessionmaker is None
+        ):
+            background.append(
+                asyncio.create_task(
+                    stripe_promotion_loop(sessions.factory, settings),
+                    name="vouch-stripe-promotion-codes",
                 )
             )
         try:

@@ -1,9 +1,10 @@
-"""The native integrations' background work inside each `vouch serve` worker process: the
-HubSpot fetch queue (``integration_jobs``), worked off the request path.
+"""The native integrations' background work inside each `vouch serve` worker process, off the
+request path: the HubSpot fetch queue, and the creation of each friend's Stripe promotion code.
 
-Each job is claimed with ``FOR UPDATE SKIP LOCKED`` and run in its own transaction, committed
-here at the edge, so any number of serve workers can run the loop side by side. The loop runs
-only where ``VOUCH_HUBSPOT_ACCESS_TOKEN`` is set.
+Each job (``integration_jobs``) is claimed with ``FOR UPDATE SKIP LOCKED`` and run in its own
+transaction, committed here at the edge, so any number of serve workers can run the loops side
+by side. The HubSpot loop runs where ``VOUCH_HUBSPOT_ACCESS_TOKEN`` is set; the Stripe loop where
+``VOUCH_STRIPE_API_KEY`` and ``VOUCH_STRIPE_PROMOTION_COUPON`` are.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from datetime import datetime
 from functools import partial
 
 import httpx
+import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.api.ids import decode_id, encode_id
-from vouch.attribution.integrations import events, hubspot
+from vouch.attribution.integrations import events, hubspot, stripe_billing
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
 from vouch.core.settings import Settings
@@ -79,3 +81,92 @@ async def hubspot_loop(
                     logger.exception("hubspot pass failed")
             if ran < 20:
                 await asyncio.sleep(interval)
+
+
+def stripe_promotion_creator(settings: Settings) -> stripe_billing.PromotionCreator:
+    """Creates a friend's promotion code on ``VOUCH_STRIPE_PROMOTION_COUPON`` through Stripe's
+    official library (one redemption, the redemption code's expiry, the referral in metadata)."""
+    assert settings.stripe_api_key
+    assert settings.stripe_promotion_coupon
+    coupon = settings.stripe_promotion_coupon
+    client = stripe.StripeClient(
+        settings.stripe_api_key,
+        base_addresses={"api": settings.stripe_api_base},
+        http_client=stripe.HTTPXClient(timeout=10),
+        max_network_retries=2,
+    )
+
+    async def create(new: stripe_billing.NewPromotionCode) -> str:
+        params: dict[str, object] = {
+            "promotion": {"type": "coupon", "coupon": coupon},
+            "code": new.code,
+            "max_redemptions": 1,
+            "metadata": {"vouch_referral_id": new.referral_id},
+        }
+        if new.expires_at is not None:
+            params["expires_at"] = int(new.expires_at.timestamp())
+        try:
+            promo = await client.v1.promotion_codes.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": new.idempotency_key},
+            )
+        except (stripe.InvalidRequestError, stripe.AuthenticationError) as exc:
+            raise stripe_billing.StripeRefused(
+                f"{type(exc).__name__}: {exc.user_message}"
+            ) from None
+        except stripe.StripeError as exc:
+            raise stripe_billing.StripeUnavailable(type(exc).__name__) from None
+        return str(promo.id)
+
+    return create
+
+
+async def stripe_promotion_pass(
+    factory: async_sessionmaker[AsyncSession],
+    create: stripe_billing.PromotionCreator,
+    *,
+    limit: int = 20,
+    clock: Callable[[], datetime] = utcnow,
+) -> int:
+    """Queue the promotion codes missing, then create up to ``limit``, one transaction each."""
+    async with factory() as session:
+        await stripe_billing.queue_promotion_codes(session, now=clock())
+        await session.commit()
+    ran = 0
+    while ran < limit:
+        async with factory() as session:
+            jobs = await events.claim_due(
+                session, provider=stripe_billing.PROVIDER, now=clock(), limit=1
+            )
+            if not jobs:
+                break
+            await stripe_billing.create_promotion_code(
+                session,
+                jobs[0],
+                create,
+                now=clock(),
+                encode_referral=partial(encode_id, "Referral"),
+            )
+            if jobs[0].last_error:
+                logger.info("stripe promotion code %s: %s", jobs[0].object_id, jobs[0].last_error)
+            await session.commit()
+        ran += 1
+    return ran
+
+
+async def stripe_promotion_loop(
+    factory: async_sessionmaker[AsyncSession], settings: Settings, *, interval: float = 5.0
+) -> None:
+    """Create friends' promotion codes until cancelled; a database outage only pauses it."""
+    create = stripe_promotion_creator(settings)
+    while True:
+        ran = 0
+        try:
+            ran = await stripe_promotion_pass(factory, create)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                logger.exception("stripe promotion code pass failed")
+        if ran < 20:
+            await asyncio.sleep(interval)

@@ -33,6 +33,11 @@ retrying; a redelivery of any event returns the first answer.
 
 Response (JSON): ``{"status": "processed" | "ignored" | "failed", "event_id", "type",
 "replayed": bool, "referral_id": "<opaque id>" | null, "detail": str | null}``.
+
+Optionally (``VOUCH_STRIPE_PROMOTION_COUPON``), each live redemption code is created in Stripe as
+a one-use promotion code on that coupon (``queue_promotion_codes``/``create_promotion_code``,
+worked by ``web.integration_worker``), so the friend can type it at checkout and the payment is
+matched by the promotion code's id with no API call.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
-from sqlalchemy import or_, select
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import lifecycle, redemptions, revenue
@@ -53,7 +58,7 @@ from vouch.attribution.integrations import events
 from vouch.attribution.revenue import RevenueData
 from vouch.core.emails import normalize_email
 from vouch.core.errors import ValidationFailed
-from vouch.models import OfferRedemption, Referral, RevenueEvent
+from vouch.models import ExternalRef, IntegrationJob, OfferRedemption, Referral, RevenueEvent
 from vouch.models.enums import (
     IntegrationEventStatus,
     IntegrationProvider,
@@ -73,6 +78,27 @@ HANDLED = frozenset(
 )
 # (promotion code id) -> its code text, or None when Stripe does not know it
 PromotionLookup = Callable[[str], Awaitable[str | None]]
+PROMOTION_JOB = "promotion_code"
+
+
+class StripeUnavailable(Exception):
+    """Stripe's API did not answer now; try again later."""
+
+
+class StripeRefused(Exception):
+    """Stripe's API refused the request for its content (retrying will not help)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewPromotionCode:
+    code: str
+    referral_id: str  # the opaque id, stored in the promotion code's metadata
+    expires_at: datetime | None
+    idempotency_key: str
+
+
+# (what to create) -> the promotion code's id (promo_…)
+PromotionCreator = Callable[[NewPromotionCode], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,3 +544,85 @@ _APPLY: dict[
     "checkout.session.completed": _checkout_completed,
     "customer.subscription.deleted": _subscription_deleted,
 }
+
+
+# --- creating each friend's promotion code -----------------------------------------------------
+
+
+async def queue_promotion_codes(session: AsyncSession, *, now: datetime, limit: int = 100) -> int:
+    """Queue the creation of a Stripe promotion code for each live, unredeemed redemption code
+    that has none and none queued; how many were queued."""
+    has_code = select(ExternalRef.id).where(
+        ExternalRef.provider == PROVIDER,
+        ExternalRef.kind == PROMOTION_JOB,
+        ExternalRef.referral_id == OfferRedemption.referral_id,
+    )
+    has_job = select(IntegrationJob.id).where(
+        IntegrationJob.provider == PROVIDER,
+        IntegrationJob.kind == PROMOTION_JOB,
+        IntegrationJob.object_id == cast(OfferRedemption.id, String),
+    )
+    ids = list(
+        await session.scalars(
+            select(OfferRedemption.id)
+            .where(
+                OfferRedemption.redeemed_at.is_(None),
+                or_(OfferRedemption.expires_at.is_(None), OfferRedemption.expires_at > now),
+                ~has_code.exists(),
+                ~has_job.exists(),
+            )
+            .order_by(OfferRedemption.id)
+            .limit(limit)
+        )
+    )
+    for redemption_id in ids:
+        await events.enqueue_job(
+            session, provider=PROVIDER, kind=PROMOTION_JOB, object_id=str(redemption_id), now=now
+        )
+    return len(ids)
+
+
+async def create_promotion_code(
+    session: AsyncSession,
+    job: IntegrationJob,
+    create: PromotionCreator,
+    *,
+    now: datetime,
+    encode_referral: Callable[[int], str],
+) -> str | None:
+    """Run one queued creation: the new promotion code's id, or None (retried later, dead, or
+    nothing to do because the code was redeemed or expired meanwhile)."""
+    redemption = await session.get(OfferRedemption, int(job.object_id))
+    if (
+        redemption is None
+        or redemption.redeemed_at is not None
+        or (redemption.expires_at is not None and redemption.expires_at <= now)
+    ):
+        events.job_done(job, now=now)
+        return None
+    try:
+        promo_id = await create(
+            NewPromotionCode(
+                code=redemption.code,
+                referral_id=encode_referral(redemption.referral_id),
+                expires_at=redemption.expires_at,
+                # Stripe answers a repeated create with the first result
+                idempotency_key=f"vouch-promotion-code-{redemption.id}",
+            )
+        )
+    except StripeUnavailable as exc:
+        events.job_retry(job, error=str(exc), now=now)
+        return None
+    except StripeRefused as exc:
+        events.job_dead(job, error=str(exc), now=now)
+        return None
+    await events.remember(
+        session,
+        provider=PROVIDER,
+        kind=PROMOTION_JOB,
+        external_id=promo_id,
+        referral_id=redemption.referral_id,
+        now=now,
+    )
+    events.job_done(job, now=now)
+    return promo_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import stripe
@@ -20,12 +21,15 @@ from vouch.models import (
     Conversion,
     ExternalRef,
     IntegrationEvent,
+    IntegrationJob,
+    OfferRedemption,
     OutboxEvent,
     Referral,
     RevenueEvent,
     Reward,
 )
 from vouch.web.app import Overrides, create_app
+from vouch.web.integration_worker import stripe_promotion_creator, stripe_promotion_pass
 
 _seq = iter(range(1, 10_000))
 
@@ -356,3 +360,50 @@ async def test_not_configured_is_404(integration_settings, sessionmaker):
         response = await c.post("/integrations/stripe/webhook", content=b"{}")
     assert response.status_code == 404
     assert "VOUCH_STRIPE_WEBHOOK_SECRET" in response.json()["error"]["message"]
+
+
+async def test_each_friend_gets_a_promotion_code_in_stripe(
+    client, session, codec, stripe_api, sessionmaker, integration_settings
+):
+    friend = await make_friend(client, session, codec, "gladys@nasa.example")
+    redemption = await session.scalar(
+        select(OfferRedemption).where(OfferRedemption.referral_id == friend.referral.id)
+    )
+    refused = await make_friend(client, session, codec, "mae@nasa.example")
+    created: list[dict[str, list[str]]] = []
+
+    def create(request):
+        """POST /v1/promotion_codes (https://docs.stripe.com/api/promotion_codes/create)."""
+        form = parse_qs(request.body.decode())
+        created.append(form | {"idempotency-key": [request.headers["idempotency-key"]]})
+        if form["code"] == [refused.code]:
+            message = f"An active promotion code with `code: {refused.code}` already exists."
+            return 400, {}, {"error": {"type": "invalid_request_error", "message": message}}
+        return 200, {}, {"id": "promo_vouch1", "object": "promotion_code", "code": form["code"][0]}
+
+    stripe_api.route("POST", "/v1/promotion_codes", create)
+    settings = integration_settings.model_copy(update={"stripe_promotion_coupon": "co_FRIENDS20"})
+    maker = stripe_promotion_creator(settings)
+    assert await stripe_promotion_pass(sessionmaker, maker) == 2
+    assert created[0] == {
+        "promotion[type]": ["coupon"],
+        "promotion[coupon]": ["co_FRIENDS20"],
+        "code": [friend.code],
+        "max_redemptions": ["1"],
+        "metadata[vouch_referral_id]": [encode_id("Referral", friend.referral.id)],
+        "expires_at": [str(int(redemption.expires_at.timestamp()))],
+        "idempotency-key": [f"vouch-promotion-code-{redemption.id}"],
+    }
+    jobs = list(await session.scalars(select(IntegrationJob).order_by(IntegrationJob.id)))
+    assert [(j.kind, j.status, j.attempts) for j in jobs] == [
+        ("promotion_code", "done", 1),
+        ("promotion_code", "dead", 1),
+    ]
+    assert "already exists" in jobs[1].last_error
+    assert await stripe_promotion_pass(sessionmaker, maker) == 0  # nothing left to create
+    assert len(created) == 2
+    # the friend pays with it: matched by the code Vouch created, without asking Stripe
+    session_obj = checkout_session(discounts=[{"promotion_code": "promo_vouch1"}])
+    paid = await send(client, stripe_event("checkout.session.completed", session_obj))
+    assert paid.json()["referral_id"] == encode_id("Referral", friend.referral.id)
+    assert [r.method for r in stripe_api.requests] == ["POST", "POST"]
