@@ -407,3 +407,38 @@ async def test_each_friend_gets_a_promotion_code_in_stripe(
     paid = await send(client, stripe_event("checkout.session.completed", session_obj))
     assert paid.json()["referral_id"] == encode_id("Referral", friend.referral.id)
     assert [r.method for r in stripe_api.requests] == ["POST", "POST"]
+
+
+async def test_erasing_the_friend_forgets_their_stripe_customer(client, session, codec):
+    from tests.factories import make_api_key
+
+    await make_friend(client, session, codec, "margaret@nasa.example")
+    by_email = checkout_session(
+        id="cs_erase",
+        discounts=[],
+        customer="cus_E",
+        subscription="sub_E",
+        customer_details={"email": "margaret@nasa.example"},
+    )
+    assert (await send(client, stripe_event("checkout.session.completed", by_email))).json()[
+        "status"
+    ] == "processed"
+    assert await session.scalar(select(func.count()).select_from(ExternalRef)) == 2
+    key = await make_api_key(session, scopes=["admin"])
+    await session.commit()
+    erase = "mutation($email: String){ eraseReferredPerson(email: $email){ erasedReferrals errors { code } } }"
+    response = await client.post(
+        "/graphql",
+        json={"query": erase, "variables": {"email": "margaret@nasa.example"}},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.json()["data"]["eraseReferredPerson"] == {"erasedReferrals": 1, "errors": []}
+    assert await session.scalar(select(func.count()).select_from(ExternalRef)) == 0
+    renewal = await send(
+        client,
+        stripe_event("invoice.paid", invoice(id="in_E", customer="cus_E", customer_email=None)),
+    )
+    assert (renewal.json()["status"], renewal.json()["detail"]) == (
+        "ignored",
+        "no referral matched",
+    )
