@@ -54,6 +54,7 @@ from vouch.api.mutations.webhooks import WebhookMutations
 from vouch.api.queries.advocacy import AdvocacyQueries
 from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.chain import ChainQueries
+from vouch.api.queries.integrations import IntegrationQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
 from vouch.api.queries.opportunities import OpportunityQueries
@@ -87,6 +88,7 @@ QUERY_CLASSES: tuple[type, ...] = (
     WebhookQueries,
     AdvocacyQueries,
     OpportunityQueries,
+    IntegrationQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

@@ -18,8 +18,10 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution.paging import Page, paginate
+from vouch.core.errors import ValidationFailed
 from vouch.models import ExternalRef, IntegrationEvent, IntegrationJob
-from vouch.models.enums import IntegrationEventStatus, IntegrationJobStatus
+from vouch.models.enums import IntegrationEventStatus, IntegrationJobStatus, IntegrationProvider
 
 MAX_JOB_ATTEMPTS = 10
 JOB_BACKOFF_BASE = timedelta(seconds=15)
@@ -251,3 +253,30 @@ def job_dead(job: IntegrationJob, *, error: str, now: datetime) -> None:
     job.status = IntegrationJobStatus.DEAD
     job.last_error = error[:500]
     job.updated_at = now
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    provider: str | None,
+    status: str | None,
+    first: int,
+    after: int | None,
+) -> Page[IntegrationEvent]:
+    """Provider events as received, newest first (what was applied, ignored or refused, why)."""
+    stmt = select(IntegrationEvent)
+    if provider is not None:
+        if provider not in {p.value for p in IntegrationProvider}:
+            raise ValidationFailed(
+                "provider must be hubspot, salesforce or stripe", field="provider"
+            )
+        stmt = stmt.where(IntegrationEvent.provider == provider)
+    if status is not None:
+        if status not in {s.value for s in IntegrationEventStatus}:
+            raise ValidationFailed(
+                "status must be processed, queued, ignored or failed", field="status"
+            )
+        stmt = stmt.where(IntegrationEvent.status == status)
+    return await paginate(
+        session, stmt, key=IntegrationEvent.id, first=first, after=after, descending=True
+    )

@@ -189,3 +189,38 @@ async def test_hostile_or_malformed_xml_is_refused_and_writes_nothing(client, se
     not_outbound = b"<soapenv:Envelope xmlns:soapenv='http://schemas.xmlsoap.org/soap/envelope/'/>"
     assert (await post(client, not_outbound)).status_code == 422
     assert await session.scalar(select(func.count()).select_from(IntegrationEvent)) == 0
+
+
+async def test_refused_notifications_are_visible_to_admins(client, session):
+    from tests.api.graphql import gql
+    from tests.factories import make_api_key
+
+    body = envelope(
+        opportunity("04l5g00000D1", Id="0065g00000Zz3AAA", Amount="1.234"),
+        opportunity("04l5g00000D2", Id="0065g00000Zz4AAA"),
+    )
+    assert (await post(client, body)).content == ACK
+    admin = await make_api_key(session, scopes=["admin"])
+    reader = await make_api_key(session, scopes=["read"])
+    query = """query($p: String, $s: String) { integrationEvents(provider: $p, status: $s) {
+      totalCount nodes { provider eventId eventType objectId status detail } } }"""
+    failed = await gql(client, query, {"p": "salesforce", "s": "failed"}, token=admin)
+    assert failed["data"]["integrationEvents"] == {
+        "totalCount": 1,
+        "nodes": [
+            {
+                "provider": "salesforce",
+                "eventId": "04l5g00000D1",
+                "eventType": "outbound.Opportunity",
+                "objectId": "0065g00000Zz3AAA",
+                "status": "failed",
+                "detail": "INVALID data.Amount: data.Amount has more decimals than EUR allows",
+            }
+        ],
+    }
+    everything = await gql(client, query, {"p": "salesforce"}, token=admin)
+    assert everything["data"]["integrationEvents"]["totalCount"] == 2
+    refused = await gql(client, query, {"p": "salesforce"}, token=reader, expect_errors=True)
+    assert refused["data"] is None
+    bad = await gql(client, query, {"s": "lost"}, token=admin, expect_errors=True)
+    assert bad["errors"][0]["extensions"]["field"] == "status"
