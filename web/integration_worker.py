@@ -16,7 +16,6 @@ from datetime import datetime
 from functools import partial
 
 import httpx
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.api.ids import decode_id, encode_id
@@ -86,6 +85,8 @@ async def hubspot_loop(
 def stripe_promotion_creator(settings: Settings) -> stripe_billing.PromotionCreator:
     """Creates a friend's promotion code on ``VOUCH_STRIPE_PROMOTION_COUPON`` through Stripe's
     official library (one redemption, the redemption code's expiry, the referral in metadata)."""
+    import stripe  # imported when used (see stripe_billing.verify)
+
     assert settings.stripe_api_key
     assert settings.stripe_promotion_coupon
     coupon = settings.stripe_promotion_coupon

@@ -18,7 +18,6 @@ import logging
 from functools import partial
 from typing import Any
 
-import stripe
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -180,6 +179,8 @@ class Integrations:
     def _stripe_lookup(self) -> stripe_billing.PromotionLookup | None:
         if not self.settings.stripe_api_key:
             return None
+        import stripe  # imported when used (see stripe_billing.verify)
+
         client = stripe.StripeClient(
             self.settings.stripe_api_key,
             base_addresses={"api": self.settings.stripe_api_base},
