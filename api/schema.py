@@ -57,10 +57,12 @@ from vouch.api.queries.advocates import AdvocateQueries
 from vouch.api.queries.backtests import BacktestQueries
 from vouch.api.queries.chain import ChainQueries
 from vouch.api.queries.experiments import ExperimentQueries
+from vouch.api.queries.integrations import IntegrationQueries
 from vouch.api.queries.jobs import JobQueries
 from vouch.api.queries.links import LinkQueries
 from vouch.api.queries.moderation import ModerationQueries
 from vouch.api.queries.node import NodeQueries
+from vouch.api.queries.opportunities import OpportunityQueries
 from vouch.api.queries.programs import ProgramQueries
 from vouch.api.queries.referrals import ReferralQueries
 from vouch.api.queries.reports import ReportQueries
@@ -94,6 +96,8 @@ QUERY_CLASSES: tuple[type, ...] = (
     ExperimentQueries,
     BacktestQueries,
     JobQueries,
+    OpportunityQueries,
+    IntegrationQueries,
 )
 MUTATION_CLASSES: tuple[type, ...] = (
     ProgramMutations,

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import literal_column, or_, select, update
+from sqlalchemy import delete, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.landing import announce_landing_change
@@ -20,6 +20,7 @@ from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Advocate,
     Click,
+    ExternalRef,
     OpportunityContact,
     OutboxEvent,
     Referral,
@@ -87,7 +88,9 @@ async def erase_referred_person(
 
     Clears email, name, company, external id, visitor id and IP hash on the referrals, the
     IP hash, user agent and visitor id of the clicks that led to them, and hashes the person
-    key wherever it is used. Statuses, flags, redemptions and revenue stay.
+    key wherever it is used, and forgets the billing and CRM objects (a Stripe customer,
+    subscription or promotion code) known to be the person's. Statuses, flags, redemptions and
+    revenue stay.
     """
     if (email is None) == (referral_id is None):
         raise ValidationFailed("give either an email or a referral id", field="email")
@@ -144,5 +147,8 @@ async def erase_referred_person(
             .where(OpportunityContact.person_key == key)
             .values(person_key=erased_key(secret, key))
         )
+    await session.execute(
+        delete(ExternalRef).where(ExternalRef.referral_id.in_([r.id for r in referrals]))
+    )
     await session.flush()
     return ErasedPerson(referrals=len(referrals), clicks=cleared_clicks)

@@ -2,8 +2,9 @@
 
 Requests are signed with the Standard Webhooks scheme (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``) under the inbound
-secret. A timestamp outside the tolerance is refused; a message id seen before is not processed
-again (the stored answer is returned), and reusing an id for a different body is refused.
+secret, ``whsec_`` + base64, whose decoded bytes are the HMAC key (``core.webhook_secrets``).
+A timestamp outside the tolerance is refused; a message id seen before is not processed again
+(the stored answer is returned), and reusing an id for a different body is refused.
 
 Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
 
@@ -17,8 +18,12 @@ Payloads (JSON): ``{"type": ..., "provider": ..., "data": {...}}``
     "Amount" (major units), "CurrencyIsoCode", "StageName", "IsClosed", "IsWon", "CloseDate",
     "OwnerId", "Type" ("New Business" | "Existing Customer - Upgrade" | "Existing Customer -
     Renewal"), "ContactRoles": [{"Email", "Role"}], "Vouch_Referral_Id__c"}``.
-  * ``provider = "vouch"``: ``data`` uses Vouch's own field names: ``crm_id, stage, status,
-    kind, amount_minor, currency, name, close_date, owner, contacts, referral_id``.
+  * ``provider = "vouch"``: ``data`` uses Vouch's own field names: ``crm_id, crm_provider
+    (hubspot | salesforce | other, default other), stage, status, kind, amount_minor, currency,
+    name, close_date, owner, contacts, referral_id``.
+
+  CRM ids are stored as the CRM gives them (``objectId``, ``Id``, ``crm_id``) with the provider
+  in its own column, so revenue can name the deal by the same plain id.
 
 ``type = "signal.recorded"`` (customer-success, survey or product tools; handled by the
 advocacy engine): ``data = {"advocate_external_id", "kind" (nps, csat, usage_milestone, ...),
@@ -26,7 +31,8 @@ advocacy engine): ``data = {"advocate_external_id", "kind" (nps, csat, usage_mil
 
 ``type = "revenue.recorded"`` (any billing system): ``data = {"external_id", "kind"
 (one_time | recurring | refund), "amount_minor", "currency", "occurred_at" (ISO 8601 with
-offset), "opportunity_crm_id" | "referral_id", "refunds_external_id"}``.
+offset), "opportunity_crm_id" | "referral_id", "opportunity_provider" (only when two CRMs
+use the same id), "refunds_external_id"}``.
 
 The referral is linked by its opaque id when given, otherwise by matching contact emails to
 referred people.
@@ -45,12 +51,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import opportunities, revenue, webhooks
-from vouch.attribution.opportunities import ContactData, OpportunityData
+from vouch.attribution.opportunities import ContactData, OpportunityData, parse_provider
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
 from vouch.core.ids import encode_id, public_ids
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import check_currency, minor_unit_exponent
+from vouch.models.enums import CrmProvider
 
 MAX_BODY_BYTES = 256 * 1024
 # (session, data, provider, now) -> fields for the response
@@ -262,7 +269,8 @@ def parse_opportunity(
         won = _truthy(props.get("hs_is_closed_won")) or stage == "closedwon"
         closed = _truthy(props.get("hs_is_closed")) or stage in ("closedwon", "closedlost")
         return OpportunityData(
-            crm_id="hubspot:" + (_str(data.get("objectId"), "data.objectId") or ""),
+            provider=CrmProvider.HUBSPOT,
+            crm_id=_str(data.get("objectId"), "data.objectId") or "",
             stage=stage,
             status="won" if won else ("lost" if closed else "open"),
             kind=_HUBSPOT_KINDS.get(str(props.get("dealtype") or "newbusiness"), "new_business"),
@@ -279,7 +287,8 @@ def parse_opportunity(
         won = _truthy(data.get("IsWon"))
         closed = _truthy(data.get("IsClosed"))
         return OpportunityData(
-            crm_id="salesforce:" + (_str(data.get("Id"), "data.Id") or ""),
+            provider=CrmProvider.SALESFORCE,
+            crm_id=_str(data.get("Id"), "data.Id") or "",
             stage=_str(data.get("StageName"), "data.StageName") or "",
             status="won" if won else ("lost" if closed else "open"),
             kind=_SALESFORCE_KINDS.get(
@@ -298,6 +307,10 @@ def parse_opportunity(
         if not isinstance(amount, int):
             raise ValidationFailed("amount_minor must be an integer", field="data.amount_minor")
         return OpportunityData(
+            provider=parse_provider(
+                _str(data.get("crm_provider"), "data.crm_provider", required=False),
+                field="data.crm_provider",
+            ),
             crm_id=_str(data.get("crm_id"), "data.crm_id") or "",
             stage=_str(data.get("stage"), "data.stage") or "",
             status=str(data.get("status") or "open"),
@@ -329,6 +342,9 @@ def parse_revenue(data: dict[str, Any], decode_referral: Callable[[str], int]) -
         currency=str(data.get("currency") or ""),
         occurred_at=occurred_at,
         opportunity_crm_id=_str(data.get("opportunity_crm_id"), "opportunityCrmId", required=False),
+        opportunity_provider=_str(
+            data.get("opportunity_provider"), "opportunityProvider", required=False
+        ),
         referral_id=_referral(data.get("referral_id"), decode_referral, "referralId"),
         refunds_external_id=_str(
             data.get("refunds_external_id"), "refundsExternalId", required=False

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, rollups, webhooks
+from vouch.attribution.paging import Page, paginate
 from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Referral
-from vouch.models.enums import OpportunityKind, OpportunityStatus, ReferralStatus
+from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, ReferralStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +45,12 @@ class OpportunityData:
     close_date: date | None = None
     owner: str | None = None
     contacts: list[ContactData] = field(default_factory=list)
+    # Which CRM the id belongs to (the id itself is kept exactly as the CRM gives it).
+    provider: str = CrmProvider.OTHER
 
     def fingerprint(self) -> dict[str, Any]:
         return {
+            "provider": self.provider,
             "crm_id": self.crm_id,
             "stage": self.stage,
             "amount_minor": self.amount_minor,
@@ -89,6 +93,7 @@ def validate(data: OpportunityData) -> OpportunityData:
         status = OpportunityStatus(data.status)
     except ValueError:
         raise ValidationFailed("status must be open, won or lost", field="status") from None
+    provider = parse_provider(data.provider)
     contacts: list[ContactData] = []
     for i, contact in enumerate(data.contacts[:50]):
         email = _text(contact.email, f"contacts[{i}].email", 254, required=True)
@@ -99,6 +104,7 @@ def validate(data: OpportunityData) -> OpportunityData:
     if len(data.contacts) > 50:
         raise ValidationFailed("at most 50 contacts per opportunity", field="contacts")
     return OpportunityData(
+        provider=provider,
         crm_id=_text(data.crm_id, "crmId", 128, required=True) or "",
         stage=_text(data.stage, "stage", 64, required=True) or "",
         amount_minor=check_amount(data.amount_minor),
@@ -111,6 +117,20 @@ def validate(data: OpportunityData) -> OpportunityData:
         owner=_text(data.owner, "owner", 128),
         contacts=contacts,
     )
+
+
+def parse_provider(value: str | None, *, field: str = "provider") -> CrmProvider:
+    """``hubspot``, ``salesforce`` or ``other`` (the default: any other CRM)."""
+    try:
+        return CrmProvider((value or CrmProvider.OTHER).strip().lower())
+    except ValueError:
+        raise ValidationFailed(
+            "provider must be hubspot, salesforce or other", field=field
+        ) from None
+
+
+def _same_deal(provider: str, crm_id: str) -> Any:
+    return (Opportunity.provider == provider) & (Opportunity.crm_id == crm_id)
 
 
 async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Referral | None:
@@ -135,6 +155,7 @@ async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Ref
 def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
     return {
         "opportunity_id": opp.id,
+        "provider": opp.provider,
         "crm_id": opp.crm_id,
         "referral_id": opp.referral_id,
         "program_id": opp.program_id,
@@ -181,7 +202,7 @@ async def upsert_opportunity(
             )
     referral = await _resolve_referral(session, data)
     linked_before = await session.scalar(
-        select(Opportunity.referral_id).where(Opportunity.crm_id == data.crm_id)
+        select(Opportunity.referral_id).where(_same_deal(data.provider, data.crm_id))
     )
     async with rollups.track(session, [linked_before, referral.id if referral else None]):
         result = await _upsert(session, data, referral, source=source, now=now)
@@ -212,12 +233,13 @@ async def _upsert(
     if data.status == OpportunityStatus.WON and data.close_date is None:
         # A deal reported won without a close date closed today.
         existing_close = await session.scalar(
-            select(Opportunity.close_date).where(Opportunity.crm_id == data.crm_id)
+            select(Opportunity.close_date).where(_same_deal(data.provider, data.crm_id))
         )
         data = replace(data, close_date=existing_close or now.date())
     inserted = await session.scalar(
         insert(Opportunity)
         .values(
+            provider=data.provider,
             crm_id=data.crm_id,
             referral_id=referral.id if referral else None,
             program_id=referral.program_id if referral else None,
@@ -232,12 +254,12 @@ async def _upsert(
             created_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["crm_id"])
+        .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
         .returning(Opportunity.id)
     )
     opp = await session.scalar(
         select(Opportunity)
-        .where(Opportunity.crm_id == data.crm_id)
+        .where(_same_deal(data.provider, data.crm_id))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -321,7 +343,7 @@ async def _move_referral(
 ) -> None:
     assert opp.referral_id is not None
     referral = await lifecycle.lock_referral(session, opp.referral_id)
-    detail = {"opportunity_id": opp.id, "crm_id": opp.crm_id}
+    detail = {"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id}
     if referral.status == ReferralStatus.REJECTED:
         return
     if opp.status == OpportunityStatus.WON and referral.status != ReferralStatus.WON:
@@ -378,6 +400,32 @@ async def _move_referral(
             )
 
 
+async def find_by_crm_id(
+    session: AsyncSession,
+    crm_id: str,
+    provider: str | None,
+    *,
+    field: str = "crmId",
+    lock: bool = False,
+) -> Opportunity:
+    """The opportunity with this CRM id. Without a provider the id must be unambiguous: when
+    two CRMs use the same id, the caller is asked to name the provider."""
+    stmt = select(Opportunity).where(Opportunity.crm_id == crm_id.strip())
+    if provider is not None:
+        stmt = stmt.where(Opportunity.provider == parse_provider(provider))
+    if lock:
+        stmt = stmt.with_for_update()
+    rows = list((await session.scalars(stmt.order_by(Opportunity.id).limit(2))).all())
+    if not rows:
+        raise NotFound("no opportunity with this CRM id", field=field)
+    if len(rows) > 1:
+        raise ValidationFailed(
+            "several CRMs use this id: name the provider (hubspot, salesforce or other)",
+            field=field,
+        )
+    return rows[0]
+
+
 async def move_stage(
     session: AsyncSession,
     crm_id: str,
@@ -390,6 +438,7 @@ async def move_stage(
     now: datetime,
     idempotency_key: str | None = None,
     idempotency_owner: str = "",
+    provider: str | None = None,
 ) -> UpsertResult:
     """Move an existing opportunity to a new stage (and optionally status and amount).
 
@@ -397,12 +446,13 @@ async def move_stage(
     (a won deal gets today's close date, which its retry must not see as a different request).
     """
     sent = {"crm_id": crm_id.strip(), "stage": stage, "status": status, "amount": amount_minor}
-    opp = await session.scalar(select(Opportunity).where(Opportunity.crm_id == crm_id.strip()))
-    if opp is None:
-        raise NotFound("no opportunity with this CRM id", field="crmId")
+    if provider is not None:
+        sent["provider"] = provider
+    opp = await find_by_crm_id(session, crm_id, provider)
     return await upsert_opportunity(
         session,
         OpportunityData(
+            provider=opp.provider,
             crm_id=opp.crm_id,
             stage=stage,
             amount_minor=opp.amount_minor if amount_minor is None else amount_minor,
@@ -421,6 +471,46 @@ async def move_stage(
         idempotency_owner=idempotency_owner,
         operation="move_opportunity_stage",
         sent=sent,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityFilter:
+    provider: str | None = None
+    crm_id: str | None = None
+    status: tuple[str, ...] = ()
+    # True: only referral-sourced deals; False: only deals without a referral; None: all.
+    referred: bool | None = None
+    referral_id: int | None = None
+    updated_from: datetime | None = None
+
+
+async def list_opportunities(
+    session: AsyncSession, flt: OpportunityFilter, *, first: int, after: int | None
+) -> Page[Opportunity]:
+    """Every opportunity Vouch has received, referral-sourced or not, newest first."""
+    stmt = select(Opportunity)
+    if flt.provider is not None:
+        stmt = stmt.where(
+            Opportunity.provider == parse_provider(flt.provider, field="filter.provider")
+        )
+    if flt.crm_id is not None:
+        stmt = stmt.where(Opportunity.crm_id == flt.crm_id.strip())
+    if flt.status:
+        for value in flt.status:
+            if value not in {s.value for s in OpportunityStatus}:
+                raise ValidationFailed("status must be open, won or lost", field="filter.status")
+        stmt = stmt.where(Opportunity.status.in_(flt.status))
+    if flt.referred is True:
+        stmt = stmt.where(Opportunity.referral_id.is_not(None))
+    elif flt.referred is False:
+        stmt = stmt.where(Opportunity.referral_id.is_(None))
+    if flt.referral_id is not None:
+        stmt = stmt.where(Opportunity.referral_id == flt.referral_id)
+    if flt.updated_from is not None:
+        stmt = stmt.where(Opportunity.updated_at >= flt.updated_from)
+    return await paginate(
+        session, stmt, key=Opportunity.id, first=first, after=after, descending=True
     )
 
 

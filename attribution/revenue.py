@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
-from vouch.attribution import lifecycle, rewards, rollups, webhooks
+from vouch.attribution import lifecycle, opportunities, rewards, rollups, webhooks
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.models import Opportunity, Referral, RevenueEvent
@@ -34,6 +34,8 @@ class RevenueData:
     occurred_at: datetime
     opportunity_crm_id: str | None = None
     referral_id: int | None = None
+    # hubspot, salesforce or other; needed only when two CRMs use the same id.
+    opportunity_provider: str | None = None
     # For refunds: the billing id of the charge being refunded.
     refunds_external_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +48,7 @@ class RevenueData:
             "currency": self.currency,
             "occurred_at": self.occurred_at.isoformat(),
             "opportunity_crm_id": self.opportunity_crm_id,
+            "opportunity_provider": self.opportunity_provider,
             "referral_id": self.referral_id,
             "refunds_external_id": self.refunds_external_id,
         }
@@ -84,6 +87,7 @@ def validate(data: RevenueData) -> RevenueData:
         occurred_at=data.occurred_at,
         opportunity_crm_id=data.opportunity_crm_id.strip() if data.opportunity_crm_id else None,
         referral_id=data.referral_id,
+        opportunity_provider=data.opportunity_provider,
         refunds_external_id=data.refunds_external_id.strip() if data.refunds_external_id else None,
         data=data.data,
     )
@@ -133,11 +137,9 @@ async def record_revenue(
             return RecordResult(event=existing, created=bool(stored.get("created", False)))
     opportunity: Opportunity | None = None
     if data.opportunity_crm_id is not None:
-        opportunity = await session.scalar(
-            select(Opportunity).where(Opportunity.crm_id == data.opportunity_crm_id)
+        opportunity = await opportunities.find_by_crm_id(
+            session, data.opportunity_crm_id, data.opportunity_provider, field="opportunityCrmId"
         )
-        if opportunity is None:
-            raise NotFound("no opportunity with this CRM id", field="opportunityCrmId")
     referral_id = data.referral_id or (opportunity.referral_id if opportunity else None)
     referral: Referral | None = None
     if referral_id is not None:

@@ -10,13 +10,11 @@ jitter until ``MAX_ATTEMPTS``, after which the delivery is dead-lettered (status
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
 import random
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +24,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch import __version__
 from vouch.attribution.paging import Page, paginate
+from vouch.core import webhook_secrets
 from vouch.core.clock import utcnow
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.ids import public_ids
@@ -52,8 +52,10 @@ EVENT_TYPES = frozenset(
         "revenue.recorded",
     }
 )
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+SECRET_PREFIX = webhook_secrets.PREFIX
 MAX_ATTEMPTS = 8
+# Receivers can tell Vouch's deliveries apart (and allow-list them) by this header.
+USER_AGENT = f"Vouch-Webhooks/{__version__}"
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 SEND_TIMEOUT_SECONDS = 10.0
@@ -63,16 +65,12 @@ SEND_TIMEOUT_SECONDS = 10.0
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+    return webhook_secrets.new_secret()
 
 
 def secret_bytes(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret: its base64 payload, or the raw text if not base64."""
-    raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw.encode()
+    """The HMAC key of a ``whsec_`` secret: its base64 payload, decoded (never the raw text)."""
+    return webhook_secrets.secret_key(secret)
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -100,6 +98,7 @@ def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dic
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, msg_id, timestamp, body),
         "content-type": "application/json",
+        "user-agent": USER_AGENT,
     }
 
 

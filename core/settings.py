@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vouch.core import webhook_secrets
 from vouch.core.mail import Mailer, SmtpSecurity
 
 
@@ -105,6 +108,26 @@ class Settings(BaseSettings):
     mail_from: str | None = Field(default=None, alias="VOUCH_MAIL_FROM")
     # prometheus_client's own variable: set by `vouch serve --workers N` (N > 1) when unset.
     prometheus_multiproc_dir: Path | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
+    # Native integrations: each is off until its secret is set (there is no default secret).
+    hubspot_client_secret: str | None = Field(default=None, alias="VOUCH_HUBSPOT_CLIENT_SECRET")
+    hubspot_access_token: str | None = Field(default=None, alias="VOUCH_HUBSPOT_ACCESS_TOKEN")
+    hubspot_api_base: str = Field(default="https://api.hubapi.com", alias="VOUCH_HUBSPOT_API_BASE")
+    hubspot_webhook_url: str | None = Field(default=None, alias="VOUCH_HUBSPOT_WEBHOOK_URL")
+    hubspot_stages: Annotated[dict[str, dict[str, list[str]]], NoDecode] = Field(
+        default_factory=lambda: {"default": {"won": ["closedwon"], "lost": ["closedlost"]}},
+        alias="VOUCH_HUBSPOT_STAGES",
+    )
+    hubspot_write_back: bool = Field(default=False, alias="VOUCH_HUBSPOT_WRITE_BACK")
+    salesforce_outbound_token: str | None = Field(
+        default=None, alias="VOUCH_SALESFORCE_OUTBOUND_TOKEN"
+    )
+    salesforce_org_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_SALESFORCE_ORG_IDS"
+    )
+    stripe_webhook_secret: str | None = Field(default=None, alias="VOUCH_STRIPE_WEBHOOK_SECRET")
+    stripe_api_key: str | None = Field(default=None, alias="VOUCH_STRIPE_API_KEY")
+    stripe_api_base: str = Field(default="https://api.stripe.com", alias="VOUCH_STRIPE_API_BASE")
+    stripe_promotion_coupon: str | None = Field(default=None, alias="VOUCH_STRIPE_PROMOTION_COUPON")
 
     @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
@@ -140,6 +163,49 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{item[:64]!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
                 ) from None
+        return value
+
+    @field_validator("salesforce_org_ids", mode="before")
+    @classmethod
+    def _split_org_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("salesforce_outbound_token")
+    @classmethod
+    def _check_outbound_token(cls, value: str | None) -> str | None:
+        if value and (len(value) < 32 or not value.isascii() or not value.isalnum()):
+            raise ValueError(
+                "must be at least 32 letters and digits (it is part of a URL); generate one with"
+                " python -c 'import secrets; print(secrets.token_hex(24))'"
+            )
+        return value or None
+
+    @field_validator("hubspot_stages", mode="before")
+    @classmethod
+    def _parse_stages(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    "must be JSON such as "
+                    '{"default": {"won": ["closedwon"], "lost": ["closedlost"]}}'
+                ) from None
+        return value
+
+    @field_validator("inbound_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            webhook_secrets.secret_key(value)
+        except webhook_secrets.InvalidSecret as exc:
+            raise ValueError(
+                f"{exc}; generate one with {webhook_secrets.GENERATE_COMMAND}"
+            ) from None
         return value
 
     @field_validator("database_url", "database_replica_url", "database_listen_url")
@@ -189,11 +255,27 @@ class Settings(BaseSettings):
         return self._secret("hashid_salt", "VOUCH_HASHID_SALT", "hashid_salt")
 
     def resolved_inbound_webhook_secret(self) -> str:
+        """``whsec_`` + base64; in development generated once into
+        ``VOUCH_DATA_DIR/secrets/inbound_webhook_secret``."""
         return self._secret(
-            "inbound_webhook_secret", "VOUCH_INBOUND_WEBHOOK_SECRET", "inbound_webhook_secret"
+            "inbound_webhook_secret",
+            "VOUCH_INBOUND_WEBHOOK_SECRET",
+            "inbound_webhook_secret",
+            generate=webhook_secrets.new_secret,
+            valid=_is_webhook_secret,
+            hint=webhook_secrets.GENERATE_COMMAND,
         )
 
-    def _secret(self, attr: str, env_name: str, filename: str) -> str:
+    def _secret(
+        self,
+        attr: str,
+        env_name: str,
+        filename: str,
+        *,
+        generate: Callable[[], str] = lambda: secrets.token_urlsafe(48),
+        valid: Callable[[str], bool] = bool,
+        hint: str = "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    ) -> str:
         value: str | None = getattr(self, attr)
         if value:
             if self.is_production and len(value) < 32:
@@ -201,16 +283,15 @@ class Settings(BaseSettings):
             return value
         if self.is_production:
             raise ConfigError(
-                f"{env_name} is not set. Production needs it: generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                f"{env_name} is not set. Production needs it: generate one with `{hint}`."
             )
         path = self.data_dir / "secrets" / filename
-        if path.exists():
-            value = path.read_text().strip()
-        else:
+        value = path.read_text().strip() if path.exists() else ""
+        # A development secret of an older, ambiguous format is replaced by a valid one.
+        if not valid(value):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                value = secrets.token_urlsafe(48)
+                value = generate()
                 path.write_text(value)
                 path.chmod(0o600)
             except PermissionError as exc:
@@ -220,6 +301,14 @@ class Settings(BaseSettings):
                 ) from exc
         setattr(self, attr, value)
         return value
+
+
+def _is_webhook_secret(value: str) -> bool:
+    try:
+        webhook_secrets.secret_key(value)
+    except webhook_secrets.InvalidSecret:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

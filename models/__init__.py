@@ -5,6 +5,7 @@ from vouch.models.advocate import Advocate, AdvocateScore, Signal, TierEvent
 from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
 from vouch.models.experiment import Experiment, ExperimentAssignment
+from vouch.models.integrations import ExternalRef, IntegrationEvent, IntegrationJob
 from vouch.models.jobs import JobOutcome, JobRun
 from vouch.models.platform import (
     ApiKey,
@@ -44,7 +45,10 @@ __all__ = [
     "Conversion",
     "Experiment",
     "ExperimentAssignment",
+    "ExternalRef",
     "IdempotencyKey",
+    "IntegrationEvent",
+    "IntegrationJob",
     "JobOutcome",
     "JobRun",
     "OfferRedemption",

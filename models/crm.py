@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vouch.models.base import Base, created_at, currency_check, enum_check, pk, updated_at
-from vouch.models.enums import OpportunityKind, OpportunityStatus, RevenueKind
+from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, RevenueKind
 
 
 class Opportunity(Base):
@@ -31,10 +31,16 @@ class Opportunity(Base):
         CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
         Index("ix_opportunities_referral_id", "referral_id"),
         Index("ix_opportunities_program_status", "program_id", "status"),
+        enum_check("provider", CrmProvider),
+        # The CRM's id as the CRM gives it; two CRMs may use the same id.
+        UniqueConstraint("provider", "crm_id"),
     )
 
     id: Mapped[int] = pk()
-    crm_id: Mapped[str] = mapped_column(String(128), unique=True)
+    provider: Mapped[str] = mapped_column(
+        String(16), default=CrmProvider.OTHER, server_default=CrmProvider.OTHER.value
+    )
+    crm_id: Mapped[str] = mapped_column(String(128))
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id", ondelete="SET NULL"))
     program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(16), default=OpportunityKind.NEW_BUSINESS)

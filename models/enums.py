@@ -219,3 +219,30 @@ class ExperimentStatus(StrEnum):
 class ExperimentGroup(StrEnum):
     TREATMENT = "treatment"
     HOLDOUT = "holdout"
+
+
+class CrmProvider(StrEnum):
+    """Where an opportunity's CRM id comes from; the id itself is stored as the CRM gives it."""
+
+    HUBSPOT = "hubspot"
+    SALESFORCE = "salesforce"
+    OTHER = "other"
+
+
+class IntegrationProvider(StrEnum):
+    HUBSPOT = "hubspot"
+    SALESFORCE = "salesforce"
+    STRIPE = "stripe"
+
+
+class IntegrationEventStatus(StrEnum):
+    PROCESSED = "processed"  # applied in the transaction that recorded it
+    QUEUED = "queued"  # a fetch from the provider's API is waiting in integration_jobs
+    IGNORED = "ignored"  # a type or object Vouch does not use (kept so a retry is a no-op)
+    FAILED = "failed"  # refused with a reason (kept, with the reason, so nothing is lost)
+
+
+class IntegrationJobStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"

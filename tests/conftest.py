@@ -27,6 +27,8 @@ from vouch.web.app import Overrides, create_app
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 TEST_SALT = "test-hashid-salt"
+# A Standard Webhooks secret: whsec_ + base64 of 32 bytes (the test vector's shape).
+INBOUND_SECRET = "whsec_dGVzdC1pbmJvdW5kLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 
 
 # Whole folders and files whose tests take seconds each (servers started in subprocesses,
@@ -126,7 +128,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "VOUCH_HASHID_SALT": TEST_SALT,
         "VOUCH_DATA_DIR": str(tmp_path_factory.mktemp("vouch-data")),
         "VOUCH_PUBLIC_BASE_URL": "http://testserver",
-        "VOUCH_INBOUND_WEBHOOK_SECRET": "whsec_test_inbound_secret_0123456789abcdef",
+        "VOUCH_INBOUND_WEBHOOK_SECRET": INBOUND_SECRET,
         "DATABASE_URL": "postgresql://unused-in-tests/x",
     }
     return Settings(**values)

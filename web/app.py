@@ -32,6 +32,8 @@ from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
+from vouch.web.integration_worker import hubspot_loop, stripe_promotion_loop
+from vouch.web.integrations import Integrations
 from vouch.web.invalidation import listen_for_invalidations
 from vouch.web.landing import LandingSite
 from vouch.web.metrics import MetricsMiddleware, metrics
@@ -161,6 +163,23 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 )
             )
             background += scheduler
+        if settings.hubspot_access_token and overrides.sessionmaker is None:
+            background.append(
+                asyncio.create_task(
+                    hubspot_loop(sessions.factory, settings), name="vouch-hubspot-sync"
+                )
+            )
+        if (
+            settings.stripe_api_key
+            and settings.stripe_promotion_coupon
+            and overrides.sessionmaker is None
+        ):
+            background.append(
+                asyncio.create_task(
+                    stripe_promotion_loop(sessions.factory, settings),
+                    name="vouch-stripe-promotion-codes",
+                )
+            )
         try:
             yield
         finally:
@@ -202,6 +221,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     ).routes()
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()
+    routes += Integrations(settings, sessions).routes()
     routes += Console(
         settings=settings, pages=pages, sessions=sessions, report_sessions=report_sessions
     ).routes()

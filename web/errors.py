@@ -18,7 +18,9 @@ RETRY_AFTER_SECONDS = "5"
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith(("/graphql", "/api/", "/webhooks/", "/reports/"))
+    return request.url.path.startswith(
+        ("/graphql", "/api/", "/webhooks/", "/reports/", "/integrations/")
+    )
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:

@@ -24,7 +24,13 @@ class OpportunityContactInput:
 
 @strawberry.input(description="A CRM deal, created or updated by its CRM id.")
 class UpsertOpportunityInput:
-    crm_id: str = strawberry.field(description="The CRM's id: the upsert key.")
+    crm_id: str = strawberry.field(
+        description="The CRM's id exactly as the CRM gives it; with `provider`, the upsert key."
+    )
+    provider: str = strawberry.field(
+        default="other",
+        description="Which CRM the id belongs to: hubspot, salesforce or other.",
+    )
     stage: str = strawberry.field(description="The CRM stage name.")
     amount_minor: int = strawberry.field(description="Amount in minor units.")
     currency: str = strawberry.field(description="ISO-4217 currency.")
@@ -45,6 +51,7 @@ class UpsertOpportunityInput:
 
     def to_domain(self) -> OpportunityData:
         return OpportunityData(
+            provider=self.provider,
             crm_id=self.crm_id,
             stage=self.stage,
             amount_minor=self.amount_minor,
@@ -112,7 +119,8 @@ class OpportunityMutations:
     @strawberry.mutation(
         description="Move a deal to another stage (write scope). A deal reopened and won again "
         "earns its rewards again, once. Retries with the same idempotency key return the first "
-        "answer; only the arguments sent are compared."
+        "answer; only the arguments sent are compared. `provider` (hubspot, salesforce or "
+        "other) is needed only when two CRMs use the same id."
     )
     async def move_opportunity_stage(
         self,
@@ -122,6 +130,7 @@ class OpportunityMutations:
         status: str | None = None,
         amount_minor: int | None = None,
         idempotency_key: str | None = None,
+        provider: str | None = None,
     ) -> MoveOpportunityStagePayload:
         principal = require_scope(info.context, Scope.WRITE)
 
@@ -137,6 +146,7 @@ class OpportunityMutations:
                 now=utcnow(),
                 idempotency_key=idempotency_key,
                 idempotency_owner=principal.idempotency_owner,
+                provider=provider,
             )
 
         result, errors = await attempt(info.context, work)

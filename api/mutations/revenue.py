@@ -24,7 +24,11 @@ class RecordRevenueInput:
     currency: str = strawberry.field(description="ISO-4217 currency.")
     occurred_at: datetime = strawberry.field(description="When it happened (with offset).")
     opportunity_crm_id: str | None = strawberry.field(
-        default=None, description="The deal it belongs to."
+        default=None, description="The deal it belongs to: its id as the CRM gives it."
+    )
+    opportunity_provider: str | None = strawberry.field(
+        default=None,
+        description="hubspot, salesforce or other: needed only when two CRMs use the same id.",
     )
     referral_id: strawberry.ID | None = strawberry.field(
         default=None, description="The referral it belongs to (when there is no deal)."
@@ -41,6 +45,7 @@ class RecordRevenueInput:
             currency=self.currency,
             occurred_at=self.occurred_at,
             opportunity_crm_id=self.opportunity_crm_id,
+            opportunity_provider=self.opportunity_provider,
             referral_id=decode_id(self.referral_id, "Referral", field="referralId")
             if self.referral_id
             else None,

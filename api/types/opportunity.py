@@ -80,7 +80,10 @@ def opportunities_by_referral(ctx: Context) -> DataLoader[int, list[Opportunity]
 class OpportunityType(Node):
     db_id: strawberry.Private[int]
     id: strawberry.ID = strawberry.field(description="Opaque id.")
-    crm_id: str = strawberry.field(description="The CRM's id (the upsert key).")
+    crm_id: str = strawberry.field(description="The CRM's id, exactly as the CRM gives it.")
+    provider: str = strawberry.field(
+        description="Which CRM the id belongs to: hubspot, salesforce or other."
+    )
     referral_id: strawberry.ID | None = strawberry.field(
         description="The referral that sourced it, if any."
     )
@@ -111,6 +114,7 @@ class OpportunityType(Node):
             db_id=m.id,
             id=strawberry.ID(encode_id("Opportunity", m.id)),
             crm_id=m.crm_id,
+            provider=m.provider,
             referral_id=strawberry.ID(encode_id("Referral", m.referral_id))
             if m.referral_id
             else None,

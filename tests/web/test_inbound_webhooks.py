@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.attribution.factories import make_referral, make_world
+from tests.conftest import INBOUND_SECRET
 from vouch.api.ids import encode_id
 from vouch.attribution import webhooks
 from vouch.models import IdempotencyKey, Opportunity, OpportunityEvent, RevenueEvent
 
-SECRET = "whsec_test_inbound_secret_0123456789abcdef"
+SECRET = INBOUND_SECRET
 
 
 async def post(client, payload, *, msg_id="msg_1", ts=None, secret=SECRET, body=None):
@@ -57,8 +59,17 @@ async def test_hubspot_deal_is_upserted_and_moves_the_referral(client, session, 
     assert body["created"] is True
     assert body["replayed"] is False
     opp = await session.scalar(select(Opportunity))
-    assert (opp.crm_id, opp.amount_minor, opp.currency, opp.status, opp.kind, opp.referral_id) == (
-        "hubspot:987",
+    assert (
+        opp.provider,
+        opp.crm_id,
+        opp.amount_minor,
+        opp.currency,
+        opp.status,
+        opp.kind,
+        opp.referral_id,
+    ) == (
+        "hubspot",
+        "987",
         1_200_050,
         "EUR",
         "won",
@@ -84,7 +95,7 @@ async def test_replayed_message_id_is_not_processed_again(client, session, codec
 
 
 async def test_bad_signature_and_stale_timestamp_are_refused_and_write_nothing(client, session):
-    forged = await post(client, HUBSPOT, secret="whsec_someone_else")
+    forged = await post(client, HUBSPOT, secret=webhooks.new_secret())
     assert forged.status_code == 401
     assert forged.json()["error"]["code"] == "FORBIDDEN"
     stale = await post(client, HUBSPOT, ts=int(time.time()) - 301)
@@ -131,8 +142,9 @@ async def test_salesforce_opportunity_and_billing_revenue(client, session, codec
     }
     assert (await post(client, sf, msg_id="sf1")).status_code == 200
     opp = await session.scalar(select(Opportunity))
-    assert (opp.crm_id, opp.amount_minor, opp.stage, opp.status, opp.referral_id) == (
-        "salesforce:0065g00000XyZ",
+    assert (opp.provider, opp.crm_id, opp.amount_minor, opp.stage, opp.status, opp.referral_id) == (
+        "salesforce",
+        "0065g00000XyZ",
         500_000,
         "Negotiation/Review",
         "open",
@@ -147,7 +159,7 @@ async def test_salesforce_opportunity_and_billing_revenue(client, session, codec
             "amount_minor": 49_900,
             "currency": "USD",
             "occurred_at": "2026-05-01T00:00:00+00:00",
-            "opportunity_crm_id": "salesforce:0065g00000XyZ",
+            "opportunity_crm_id": "0065g00000XyZ",
         },
     }
     response = await post(client, rev, msg_id="st1")
@@ -191,3 +203,67 @@ async def test_signal_events_reach_the_advocacy_engine_once(client, session):
     unknown = await post(client, {"type": "ticket.closed", "data": {}}, msg_id="sig_3")
     assert unknown.status_code == 422
     assert "signal.recorded" in unknown.json()["error"]["message"]
+
+
+async def test_revenue_names_the_deal_by_the_id_the_crm_gave_it(client, session, codec):
+    """A HubSpot deal is stored as 987 (provider hubspot), so revenue for "987" finds it."""
+    program, advocate, link = await make_world(session, codec)
+    referral = await make_referral(
+        session, program=program, advocate=advocate, link=link, email="buyer@newco.example"
+    )
+    assert (await post(client, HUBSPOT, msg_id="hs_deal")).status_code == 200
+    rev = {
+        "type": "revenue.recorded",
+        "provider": "chargebee",
+        "data": {
+            "external_id": "inv_987_1",
+            "kind": "one_time",
+            "amount_minor": 1_200_050,
+            "currency": "EUR",
+            "occurred_at": "2026-03-06T00:00:00+00:00",
+            "opportunity_crm_id": "987",
+        },
+    }
+    response = await post(client, rev, msg_id="rev_987")
+    assert response.status_code == 200, response.text
+    event = await session.scalar(select(RevenueEvent))
+    opp = await session.scalar(select(Opportunity))
+    assert (event.opportunity_id, event.referral_id, event.amount_minor) == (
+        opp.id,
+        referral.id,
+        1_200_050,
+    )
+
+
+async def test_an_id_two_crms_share_needs_its_provider(client, session):
+    sf = {
+        "type": "opportunity.upsert",
+        "provider": "salesforce",
+        "data": {"Id": "987", "StageName": "Prospecting", "Amount": 10, "CurrencyIsoCode": "EUR"},
+    }
+    assert (await post(client, HUBSPOT, msg_id="hs_987")).status_code == 200
+    assert (await post(client, sf, msg_id="sf_987")).status_code == 200
+    assert await _count(session, Opportunity) == 2
+    rev: dict[str, Any] = {
+        "type": "revenue.recorded",
+        "provider": "billing",
+        "data": {
+            "external_id": "inv_shared",
+            "kind": "one_time",
+            "amount_minor": 1000,
+            "currency": "EUR",
+            "occurred_at": "2026-03-06T00:00:00+00:00",
+            "opportunity_crm_id": "987",
+        },
+    }
+    ambiguous = await post(client, rev, msg_id="rev_a")
+    assert ambiguous.status_code == 422
+    assert ambiguous.json()["error"]["field"] == "opportunityCrmId"
+    assert "provider" in ambiguous.json()["error"]["message"]
+    assert await _count(session, RevenueEvent) == 0
+    rev["data"]["opportunity_provider"] = "salesforce"
+    named = await post(client, rev, msg_id="rev_b")
+    assert named.status_code == 200, named.text
+    event = await session.scalar(select(RevenueEvent))
+    sf_opp = await session.scalar(select(Opportunity).where(Opportunity.provider == "salesforce"))
+    assert event.opportunity_id == sf_opp.id
