@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution.definitions import is_referral
 from vouch.attribution.rollups import MEASURES
 from vouch.core.errors import ValidationFailed
 from vouch.models import (
@@ -217,7 +218,7 @@ async def funnel(session: AsyncSession, f: ReportFilter) -> list[FunnelStep]:
     f = f.checked()
     since, until = f.bounds()
     clicks_q = select(func.count()).select_from(Click).where(Click.is_bot.is_(False))
-    leads_q = select(Referral.id).where(Referral.status != ReferralStatus.REJECTED)
+    leads_q = select(Referral.id).where(is_referral())
     if f.program_id is not None:
         clicks_q = clicks_q.where(Click.program_id == f.program_id)
         leads_q = leads_q.where(Referral.program_id == f.program_id)
@@ -283,7 +284,7 @@ async def time_to_first_referral(session: AsyncSession, f: ReportFilter) -> Time
     firsts = select(
         Referral.advocate_id.label("advocate_id"),
         func.min(Referral.created_at).label("first"),
-    ).where(Referral.status != ReferralStatus.REJECTED)
+    ).where(is_referral())
     if f.program_id is not None:
         links = links.where(ReferralLink.program_id == f.program_id)
         firsts = firsts.where(Referral.program_id == f.program_id)
@@ -343,7 +344,7 @@ async def retention(
         )
         .select_from(first_won)
         .join(Referral, Referral.id == first_won.c.referral_id)
-        .where(first_won.c.won_at <= now - timedelta(days=after_days))
+        .where(first_won.c.won_at <= now - timedelta(days=after_days), is_referral())
     )
     if f.program_id is not None:
         stmt = stmt.where(Referral.program_id == f.program_id)
@@ -382,7 +383,7 @@ async def _customers(session: AsyncSession, f: ReportFilter) -> int:
         select(func.count())
         .select_from(first_won_s)
         .join(Referral, Referral.id == first_won_s.c.referral_id)
-        .where(Referral.status != ReferralStatus.REJECTED)
+        .where(is_referral())
     )
     if f.program_id is not None:
         stmt = stmt.where(Referral.program_id == f.program_id)
