@@ -147,6 +147,9 @@ async def reattribute(
     session.add(decision)
     referral.advocate_id = link.advocate_id
     referral.link_id = link.id
+    # The referral's channel is the winning touch's: the named click's, else the new link's.
+    click = await session.get(Click, click_id) if click_id is not None else None
+    referral.channel = click.channel if click is not None and click.channel else link.channel
     referral.updated_at = now
     session.add(
         ReferralEvent(
