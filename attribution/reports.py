@@ -458,35 +458,54 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
 
 
 @dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount in one currency (integer minor units)."""
+
+    currency: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaderRow:
+    """One advocate: ranked by counts (never by money, which is per currency), with the
+    referral revenue shown per currency."""
+
     rank: int
     advocate_id: int
     name: str
     tier: int | None
-    currency: str
     leads: int
     won: int
-    revenue_minor: int
+    revenue: tuple[Amount, ...]
 
 
 async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> list[LeaderRow]:
-    """Advocates ranked by deals won, then revenue, then leads (ties by advocate id)."""
+    """One row per advocate, ranked by deals won, then referrals (leads), then advocate id;
+    ``limit`` counts advocates. Revenue is listed per currency and does not rank."""
     f = f.checked()
     if not 1 <= limit <= MAX_LEADERBOARD:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LEADERBOARD}", field="limit")
     r = ReferralDailyRollup
     won = func.sum(r.won).label("won")
-    revenue_sum = func.sum(r.revenue_minor).label("revenue")
     leads = func.sum(r.leads).label("leads")
-    stmt = (
-        select(r.advocate_id, r.currency, leads, won, revenue_sum)
-        .group_by(r.advocate_id, r.currency)
-        .order_by(won.desc(), revenue_sum.desc(), leads.desc(), r.advocate_id)
+    ranked = (
+        select(r.advocate_id, leads, won)
+        .where(*_rollup_where(f))
+        .group_by(r.advocate_id)
+        .having(func.sum(r.leads) + func.sum(r.won) + func.sum(func.abs(r.revenue_minor)) > 0)
+        .order_by(won.desc(), leads.desc(), r.advocate_id)
         .limit(limit)
+        .subquery()
     )
-    for cond in _rollup_where(f):
-        stmt = stmt.where(cond)
-    ranked = stmt.subquery()
+    revenue = (
+        select(r.advocate_id, r.currency, func.sum(r.revenue_minor).label("revenue"))
+        .where(*_rollup_where(f), r.advocate_id.in_(select(ranked.c.advocate_id)))
+        .group_by(r.advocate_id, r.currency)
+    )
+    amounts: dict[int, list[Amount]] = {}
+    for advocate_id, currency, total in (await session.execute(revenue)).all():
+        if total:
+            amounts.setdefault(advocate_id, []).append(Amount(currency, int(total)))
     name = func.coalesce(
         func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
         Advocate.external_id,
@@ -495,12 +514,7 @@ async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> 
         await session.execute(
             select(ranked, name.label("name"), Advocate.tier)
             .join(Advocate, Advocate.id == ranked.c.advocate_id)
-            .order_by(
-                ranked.c.won.desc(),
-                ranked.c.revenue.desc(),
-                ranked.c.leads.desc(),
-                ranked.c.advocate_id,
-            )
+            .order_by(ranked.c.won.desc(), ranked.c.leads.desc(), ranked.c.advocate_id)
         )
     ).all()
     return [
@@ -509,10 +523,9 @@ async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> 
             advocate_id=row.advocate_id,
             name=row.name,
             tier=row.tier,
-            currency=row.currency,
             leads=int(row.leads),
             won=int(row.won),
-            revenue_minor=int(row.revenue),
+            revenue=tuple(sorted(amounts.get(row.advocate_id, []), key=lambda a: a.currency)),
         )
         for i, row in enumerate(rows, start=1)
     ]
@@ -533,7 +546,7 @@ async def export_csv(
     elif name == "funnel":
         rows = await funnel(session, f)
     elif name == "leaderboard":
-        rows = await leaderboard(session, f, limit=MAX_LEADERBOARD)
+        return _leaderboard_csv(await leaderboard(session, f, limit=MAX_LEADERBOARD))
     elif name == "cost":
         rows = await cost_and_roi(session, f)
     else:
@@ -545,6 +558,24 @@ async def export_csv(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in asdict(row).items()})
+    return out.getvalue()
+
+
+def _leaderboard_csv(rows: list[LeaderRow]) -> str:
+    """One line per advocate; one ``revenue_minor_<CUR>`` column per currency present."""
+    currencies = sorted({a.currency for row in rows for a in row.revenue})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["rank", "advocate_id", "name", "tier", "leads", "won"]
+        + [f"revenue_minor_{c}" for c in currencies]
+    )
+    for row in rows:
+        by_currency = {a.currency: a.amount_minor for a in row.revenue}
+        writer.writerow(
+            [_cell(v) for v in (row.rank, row.advocate_id, row.name, row.tier, row.leads, row.won)]
+            + [by_currency.get(c, 0) for c in currencies]
+        )
     return out.getvalue()
 
 

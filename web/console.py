@@ -24,7 +24,7 @@ from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError
-from vouch.core.money import format_money
+from vouch.core.money import format_money, minor_unit_exponent
 from vouch.core.security import constant_time_equals
 from vouch.core.settings import Settings
 from vouch.web.charts import Series, bar_chart, line_chart
@@ -291,18 +291,29 @@ def _extra_csv(table: str, data: Overview) -> str:
 
 
 def _view(data: Overview) -> dict[str, Any]:
-    """Turn the report rows into what the template shows: charts and formatted tables."""
+    """Turn the report rows into what the template shows: charts and formatted tables. Every
+    currency the reports return is shown (the program's first), never summed across."""
     currency = data.program.currency
-    months = [m for m in data.months if m.currency == currency]
-    labels = [m.label for m in months]
-    pipeline_chart = line_chart(
-        "Referral-sourced pipeline and won revenue by month",
-        labels,
-        [
-            Series(f"Pipeline ({currency})", [m.pipeline_minor / 100 for m in months]),
-            Series(f"Won ({currency})", [m.won_minor / 100 for m in months]),
-        ],
+    currencies = sorted(
+        {m.currency for m in data.months} | {c.currency for c in data.liability} | {currency},
+        key=lambda c: (c != currency, c),
     )
+    pipeline_charts = []
+    for c in currencies:
+        months = [m for m in data.months if m.currency == c]
+        if not months and c != currency:
+            continue
+        unit = 10 ** minor_unit_exponent(c)
+        pipeline_charts.append(
+            line_chart(
+                f"Referral-sourced pipeline and won revenue by month ({c})",
+                [m.label for m in months],
+                [
+                    Series(f"Pipeline ({c})", [m.pipeline_minor / unit for m in months]),
+                    Series(f"Won ({c})", [m.won_minor / unit for m in months]),
+                ],
+            )
+        )
     funnel_chart = bar_chart("Funnel", [(s.step, s.count) for s in data.funnel])
     tiers_chart = bar_chart(
         "Advocates by tier",
@@ -313,15 +324,25 @@ def _view(data: Overview) -> dict[str, Any]:
             ("Not tiered", data.tiers.untiered),
         ],
     )
-    cost = next((c for c in data.liability if c.currency == currency), None)
-    liability = [
-        ("Pending", cost.pending_minor if cost else 0),
-        ("Approved", cost.approved_minor if cost else 0),
-        ("Fulfilled", cost.fulfilled_minor if cost else 0),
-    ]
-    liability_chart = bar_chart(
-        f"Reward liability ({currency})", [(k, v / 100) for k, v in liability]
-    )
+    liabilities = []
+    for c in currencies:
+        cost = next((row for row in data.liability if row.currency == c), None)
+        if cost is None and c != currency:
+            continue
+        states = [
+            ("Pending", cost.pending_minor if cost else 0),
+            ("Approved", cost.approved_minor if cost else 0),
+            ("Fulfilled", cost.fulfilled_minor if cost else 0),
+        ]
+        unit = 10 ** minor_unit_exponent(c)
+        liabilities.append(
+            {
+                "currency": c,
+                "states": states,
+                "cost": asdict(cost) if cost else None,
+                "chart": bar_chart(f"Reward liability ({c})", [(k, v / unit) for k, v in states]),
+            }
+        )
     asks_chart = bar_chart(
         "Asks accepted by type", [(r.key.replace("_", " "), r.accepted) for r in data.asks]
     )
@@ -329,12 +350,10 @@ def _view(data: Overview) -> dict[str, Any]:
         "data": data,
         "currency": currency,
         "money": format_money,
-        "pipeline_chart": pipeline_chart,
+        "pipeline_charts": pipeline_charts,
         "funnel_chart": funnel_chart,
         "tiers_chart": tiers_chart,
-        "liability": liability,
-        "liability_chart": liability_chart,
-        "cost": asdict(cost) if cost else None,
+        "liabilities": liabilities,
         "asks_chart": asks_chart,
         "query": f"program={data.program.id}&since={data.period.since}&until={data.period.until}",
     }

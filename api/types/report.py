@@ -9,6 +9,7 @@ import strawberry
 
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
+from vouch.api.types.kpi import MoneyAmount
 from vouch.attribution import reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
@@ -99,16 +100,20 @@ class CostRowType:
     )
 
 
-@strawberry.type(name="LeaderboardRow", description="An advocate's rank.")
+@strawberry.type(
+    name="LeaderboardRow",
+    description="One advocate's rank: by deals won, then referrals (docs/REPORTS.md#leaderboard).",
+)
 class LeaderRowType:
     rank: int = strawberry.field(description="1 is the top.")
     advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
     name: str = strawberry.field(description="Display name.")
     tier: int | None = strawberry.field(description="Current tier.")
-    currency: str = strawberry.field(description="Currency of the revenue.")
-    leads: int = strawberry.field(description="Referrals.")
-    won: int = strawberry.field(description="Deals won.")
-    revenue_minor: int = strawberry.field(description="Referral revenue.")
+    leads: int = strawberry.field(description="Referrals (not rejected) created in the period.")
+    won: int = strawberry.field(description="Deals won in the period (by close date).")
+    revenue: list[MoneyAmount] = strawberry.field(
+        description="Referral revenue (charges minus refunds) per currency; does not rank."
+    )
 
 
 @strawberry.type(
@@ -159,7 +164,10 @@ class ReportsType:
         rows = await reports.cost_and_roi(info.context.reports_db, self.filter)
         return [CostRowType(**{f: getattr(r, f) for f in r.__dataclass_fields__}) for r in rows]
 
-    @strawberry.field(description="Advocates ranked by deals won, then revenue, then leads.")
+    @strawberry.field(
+        description="One row per advocate (limit counts advocates), ranked by deals won, then "
+        "referrals; revenue per currency (docs/REPORTS.md#leaderboard)."
+    )
     async def leaderboard(self, info: Info, limit: int = 10) -> list[LeaderRowType]:
         rows = await reports.leaderboard(info.context.reports_db, self.filter, limit=limit)
         return [
@@ -168,10 +176,11 @@ class ReportsType:
                 advocate_id=strawberry.ID(encode_id("Advocate", r.advocate_id)),
                 name=r.name,
                 tier=r.tier,
-                currency=r.currency,
                 leads=r.leads,
                 won=r.won,
-                revenue_minor=r.revenue_minor,
+                revenue=[
+                    MoneyAmount(currency=a.currency, amount_minor=a.amount_minor) for a in r.revenue
+                ],
             )
             for r in rows
         ]
