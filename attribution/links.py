@@ -207,7 +207,8 @@ async def advocate_with_links(
     session: AsyncSession, advocate_id: int, statement: RawSelect = _ADVOCATE_LINKS
 ) -> AdvocateLinks:
     """What the advocate's widget shows on every load, in one statement (not three);
-    ``statement`` is ``advocate_links_statement(...)`` with extra columns, if any."""
+    ``statement`` is ``advocate_links_statement(...)`` with extra columns, if any. Only live
+    links: a revoked link's share URL no longer resolves, so it is not offered."""
     rows = await statement.fetch(session, {"advocate_id": advocate_id})
     if not rows:
         raise NotFound("no such advocate", field="id")
@@ -217,6 +218,8 @@ async def advocate_with_links(
         if row[_LINK_PART.start] is None:  # an advocate without links
             continue
         link = _LINK_ROW._make(row[_LINK_PART])
+        if link.status == LinkStatus.REVOKED:
+            continue
         links.append(link)
         stats[link.id] = _stats(row[_STATS_PART])
     first = rows[0]

@@ -29,7 +29,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import String, case, cast, exists, func, select
@@ -78,6 +78,11 @@ class ReportFilter:
             return datetime.combine(d, time.min, tzinfo=UTC) if d else None
 
         return start(self.since), start(self.until)
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """An integer quotient rounded half up (to the nearest minor unit; .5 goes up)."""
+    return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -450,7 +455,7 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
                 total_revenue_minor=totals.get(currency, 0),
                 revenue_share=rate(income, totals.get(currency, 0)),
                 customers=customers,
-                cost_per_customer_minor=cost // customers if customers else None,
+                cost_per_customer_minor=_half_up(cost, customers) if customers else None,
                 roi=rate(income - cost, cost),
             )
         )

@@ -84,16 +84,20 @@ class CostRowType:
     reward_cost_minor: int = strawberry.field(description="pending + approved + fulfilled.")
     revenue_minor: int = strawberry.field(description="Referral revenue (charges minus refunds).")
     total_revenue_minor: int = strawberry.field(
-        description="All revenue recorded in the period, referred or not."
+        description="All revenue recorded in the period in this currency, referred or not, in "
+        "every program: not scoped by programId (docs/REPORTS.md#revenue-share)."
     )
     revenue_share: float | None = strawberry.field(
-        description="Referral revenue / all revenue: referral account revenue contribution."
+        description="Referral revenue (of the program, if given) / totalRevenueMinor: the "
+        "referral account revenue contribution (docs/REPORTS.md#revenue-share)."
     )
     customers: int = strawberry.field(
-        description="Referrals that first reached won in the period (all currencies)."
+        description="Customers (referrals that first reached won) in the period, all "
+        "currencies (docs/REPORTS.md#customers)."
     )
     cost_per_customer_minor: int | None = strawberry.field(
-        description="Reward cost per advocate-acquired customer."
+        description="rewardCostMinor / customers, rounded half up to a minor unit "
+        "(docs/REPORTS.md#cost-per-customer)."
     )
     roi: float | None = strawberry.field(
         description="(revenue - reward cost) / reward cost; null without cost."
