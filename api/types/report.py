@@ -7,6 +7,8 @@ from typing import Self
 
 import strawberry
 
+from vouch.advocacy.kpis import Window
+from vouch.advocacy.referral_kpis import ReferralKpis, referral_kpis
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.kpi import MoneyAmount
@@ -121,6 +123,124 @@ class LeaderRowType:
 
 
 @strawberry.type(
+    name="ReferralKpis",
+    description="The referral KPIs the seeds name (a seed's campaign is a program), each "
+    "defined in docs/REPORTS.md#kpis.",
+)
+class ReferralKpisType:
+    pool: int = strawberry.field(
+        description=(
+            "Program advocates: not erased, with a referral link in the program made before "
+            "the period ends."
+        )
+    )
+    discussion_initiated: int = strawberry.field(
+        description=(
+            "Of the pool, advocates who opened the share flow, copied a link or used any "
+            "share control in the period."
+        )
+    )
+    discussion_initiation_rate: float | None = strawberry.field(
+        description="Referral discussion initiation rate: discussionInitiated / pool (0-1)."
+    )
+    sharers: int = strawberry.field(
+        description=(
+            "Of the pool, advocates who handed their link out in the period (copied it, sent "
+            "it through a channel or showed its QR code)."
+        )
+    )
+    share_rate: float | None = strawberry.field(description="Share rate: sharers / pool (0-1).")
+    icp_pool: int = strawberry.field(
+        description="Pool advocates flagged as ideal customer profile (isIcp)."
+    )
+    icp_sharers: int = strawberry.field(description="ICP advocates who shared in the period.")
+    icp_share_rate: float | None = strawberry.field(
+        description="Share rate among ICP advocates: icpSharers / icpPool (0-1)."
+    )
+    personalised_sharers: int = strawberry.field(
+        description="Sharers who edited the default message in the period."
+    )
+    personalised_outreach_rate: float | None = strawberry.field(
+        description="Personalised referral outreach rate: personalisedSharers / sharers (0-1)."
+    )
+    introductions_asked: int = strawberry.field(
+        description="Pool advocates sent a referral_invite ask (for an introduction) in the period."
+    )
+    introduction_ask_rate: float | None = strawberry.field(
+        description=(
+            "introductionsAsked / pool (0-1): how often advocates are asked for a warm "
+            "introduction."
+        )
+    )
+    introductions_offered: int = strawberry.field(
+        description=(
+            "Of those asked, advocates who accepted or fulfilled the ask (offered an introduction)."
+        )
+    )
+    warm_introduction_offer_rate: float | None = strawberry.field(
+        description="Warm introduction offer rate: introductionsOffered / introductionsAsked (0-1)."
+    )
+    qbrs: int = strawberry.field(
+        description=(
+            "QBRs recorded in the period (qbr_referral_intent signals of pool advocates; "
+            "value 0 = no intent)."
+        )
+    )
+    qbrs_with_referral_intent: int = strawberry.field(
+        description="QBRs where referral intent was expressed (value absent or above 0)."
+    )
+    qbr_referral_intent_rate: float | None = strawberry.field(
+        description="Referral intent identified in QBRs: qbrsWithReferralIntent / qbrs (0-1)."
+    )
+    mentions: int = strawberry.field(
+        description=(
+            "Influencer and advocate mentions: organic_mention signals of pool advocates in "
+            "the period."
+        )
+    )
+    mentioning_advocates: int = strawberry.field(
+        description="Distinct advocates with a mention in the period."
+    )
+    sentiment_signals: int = strawberry.field(
+        description="Sentiment signals (-1..1) of pool advocates in the period."
+    )
+    sentiment_positive: int = strawberry.field(description="Sentiment signals above 0.")
+    sentiment_neutral: int = strawberry.field(description="Sentiment signals equal to 0.")
+    sentiment_negative: int = strawberry.field(description="Sentiment signals below 0.")
+    sentiment_average: float | None = strawberry.field(
+        description="Brand sentiment of advocate content: mean sentiment value (-1..1, 4 places)."
+    )
+    invites: int = strawberry.field(
+        description=(
+            "Invites: share events that hand the link out (link_copied, channel_chosen, "
+            "qr_shown) by pool advocates."
+        )
+    )
+    referrals: int = strawberry.field(description="Referrals (not rejected) created in the period.")
+    invites_per_advocate: float | None = strawberry.field(description="invites / pool.")
+    invite_conversion: float | None = strawberry.field(description="referrals / invites.")
+    k_factor: float | None = strawberry.field(
+        description=(
+            "K-factor: invitesPerAdvocate x inviteConversion = referrals / pool (four "
+            "places); null without invites."
+        )
+    )
+    cycle_referrals: int = strawberry.field(
+        description="Referrals that first reached won in the period."
+    )
+    cycle_median_days: float | None = strawberry.field(
+        description="Referral cycle time: median days from referral to first won."
+    )
+    cycle_mean_days: float | None = strawberry.field(
+        description="Referral cycle time: mean days from referral to first won."
+    )
+
+    @classmethod
+    def from_domain(cls, k: ReferralKpis) -> Self:
+        return cls(**{f: getattr(k, f) for f in k.__dataclass_fields__})
+
+
+@strawberry.type(
     name="Reports",
     description="RevOps reports over one period (half-open UTC days) and optionally one program.",
 )
@@ -169,6 +289,17 @@ class ReportsType:
         return [CostRowType(**{f: getattr(r, f) for f in r.__dataclass_fields__}) for r in rows]
 
     @strawberry.field(
+        description="Referral KPIs: discussion initiation, share rate (overall and ICP), "
+        "personalised outreach, warm introductions, QBR intent, mentions, sentiment, K-factor "
+        "and cycle time (docs/REPORTS.md#kpis)."
+    )
+    async def kpis(self, info: Info) -> ReferralKpisType:
+        k = await referral_kpis(
+            info.context.reports_db, program_id=self.filter.program_id, window=_window(self.filter)
+        )
+        return ReferralKpisType.from_domain(k)
+
+    @strawberry.field(
         description="One row per advocate (limit counts advocates), ranked by deals won, then "
         "referrals; revenue per currency (docs/REPORTS.md#leaderboard)."
     )
@@ -188,6 +319,11 @@ class ReportsType:
             )
             for r in rows
         ]
+
+
+def _window(f: ReportFilter) -> Window:
+    since, until = f.bounds()
+    return Window(since=since, until=until)
 
 
 def make_reports(program_id: int | None, since: date | None, until: date | None) -> ReportsType:
