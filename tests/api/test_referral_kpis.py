@@ -168,7 +168,7 @@ async def test_referral_kpis_match_the_reference_model(client, session, codec, a
             ("cid", "sentiment", 0),
         )
     ):
-        values = {
+        values: dict[str, object] = {
             "advocateId": encode_id("Advocate", names[name].id),
             "kind": kind,
             "occurredAt": (now - timedelta(hours=1, minutes=i)).isoformat(),
