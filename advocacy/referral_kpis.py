@@ -8,7 +8,7 @@ signals, introductions from asks. Periods are half-open ``[since, until)`` in UT
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -242,3 +242,8 @@ async def referral_kpis(
         cycle_median_days=_days(cycle_median),
         cycle_mean_days=_days(cycle_mean),
     )
+
+
+def kpi_rows(k: ReferralKpis) -> list[tuple[str, int | float | None]]:
+    """(metric, value) pairs in definition order: the CSV export and the console table."""
+    return list(zip((f.name for f in fields(k)), astuple(k), strict=True))

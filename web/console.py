@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vouch.advocacy.dashboard import Overview, Period, overview
+from vouch.advocacy.referral_kpis import kpi_rows
 from vouch.attribution import moderation, reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
@@ -40,7 +41,16 @@ from vouch.web.pages import Pages
 
 LOGIN_COOKIE = "vouch_console_login"
 QUEUE_PAGE = 50
-CSV_TABLES = ("pipeline", "funnel", "leaderboard", "cost", "tiers", "asks", "moderation")
+CSV_TABLES = (
+    "pipeline",
+    "funnel",
+    "leaderboard",
+    "cost",
+    "tiers",
+    "asks",
+    "kpis",
+    "moderation",
+)
 
 
 class Console:
@@ -279,6 +289,8 @@ def _extra_csv(table: str, data: Overview) -> str:
             ["tier", "advocates"],
             [*[(k, v) for k, v in sorted(t.counts.items())], ("none", t.untiered)],
         )
+    if table == "kpis":
+        return _csv(["metric", "value"], kpi_rows(data.kpis))
     if table == "asks":
         return _csv(
             ["type", "asked", "accepted", "published", "declined", "accept_rate", "publish_rate"],
@@ -355,5 +367,6 @@ def _view(data: Overview) -> dict[str, Any]:
         "tiers_chart": tiers_chart,
         "liabilities": liabilities,
         "asks_chart": asks_chart,
+        "kpis": kpi_rows(data.kpis),
         "query": f"program={data.program.id}&since={data.period.since}&until={data.period.until}",
     }

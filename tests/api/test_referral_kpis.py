@@ -4,6 +4,9 @@ Python over the same list of events (written from the definitions, not from the 
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +17,7 @@ from sqlalchemy import func
 from tests.api.graphql import gql
 from tests.attribution.factories import make_referral
 from tests.factories import make_advocate, make_api_key, make_link, make_program
+from tests.web.test_console import _sign_in
 from vouch.api.ids import encode_id
 from vouch.attribution import lifecycle, moderation
 from vouch.core.clock import utcnow
@@ -210,3 +214,27 @@ async def test_referral_kpis_match_the_reference_model(client, session, codec, a
     # The hand-computed values, for the reader.
     assert (expected["pool"], expected["sharers"], expected["invites"]) == (3, 2, 3)
     assert (expected["kFactor"], expected["cycleMedianDays"]) == (0.6667, 6.0)
+
+    # The CSV export and the console show the same numbers under the same names.
+    def snake(name: str) -> str:
+        return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+    as_text = {snake(k): "" if v is None else str(v) for k, v in expected.items()}
+    pid = encode_id("Program", p.id)
+    response = await client.get(
+        f"/reports/kpis.csv?programId={pid}&since={since}&until={until}",
+        headers={"authorization": f"Bearer {admin}"},
+    )
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["metric", "value"]
+    assert dict(rows[1:]) == as_text
+    assert (await _sign_in(client, admin)).status_code == 303
+    page = await client.get(f"/console?program={p.id}&since={since}&until={until}")
+    shown = dict(
+        re.findall(r'<tr data-metric="(\w+)"><th scope="row">[^<]*</th><td>([^<]*)</td>', page.text)
+    )
+    assert shown == {k: v or "–" for k, v in as_text.items()}
+    console_csv = await client.get(
+        f"/console/export/kpis.csv?program={p.id}&since={since}&until={until}"
+    )
+    assert dict(list(csv.reader(io.StringIO(console_csv.text)))[1:]) == as_text
