@@ -74,3 +74,5 @@ async def test_counters_agree_with_the_cost_report(client, session, codec, app):
         )
     )["data"]["me"]
     assert me == {"referralCount": 2, "links": [{"referralCount": 2, "conversionCount": 1}]}
+    stats = await client.get("/share/stats", params={"token": token})
+    assert stats.json()["friendsJoined"] == 2
