@@ -4,23 +4,9 @@ Pipeline, revenue and the leaderboard read the incrementally kept rollup (``roll
 funnel, time to first referral, retention and reward cost read raw events through indexes.
 Money is reported per currency and never summed across currencies.
 
-Definitions (all periods are half-open UTC day ranges ``[since, until)``):
-
-* leads — referrals created in the period (rejected referrals count nowhere);
-* pipeline — amount of referral-linked opportunities created in the period, any stage;
-* won — referral-linked opportunities closed won in the period (by close date), and their amount;
-* revenue — charges minus refunds in the period on referred accounts; *sourced* revenue comes
-  from new-business deals or straight from the referral, *expansion* from expansion/renewal deals;
-* funnel — clicks (non-bot) in the period, then that period's leads and how many of them ever
-  reached qualified, opportunity and won;
-* referral revenue share — referral revenue / all revenue recorded in the period (referred or
-  not, every program): the "referral account revenue contribution";
-* reward cost — rewards created in the period that were not voided (pending + approved +
-  fulfilled); program ROI = (revenue - reward cost) / reward cost;
-* cost per advocate-acquired customer — reward cost / referrals that first reached won in the
-  period;
-* retention — referred customers who reached won at least N days before ``now`` and are still
-  customers (not churned, refunded or lost).
+Every metric is defined once, for RevOps, in docs/REPORTS.md (formula, what counts, which date
+places it in a period, currencies, rounding); the nouns "referral" and "customer" are
+``attribution.definitions``.
 """
 
 from __future__ import annotations

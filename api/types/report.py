@@ -26,12 +26,24 @@ class PipelineRowType:
     )
     label: str = strawberry.field(description="Human-readable group name.")
     currency: str = strawberry.field(description="ISO-4217 currency of the amounts.")
-    leads: int = strawberry.field(description="Referrals created.")
-    opportunities: int = strawberry.field(description="Referral-sourced deals created.")
-    pipeline_minor: int = strawberry.field(description="Amount of those deals, any stage.")
-    won: int = strawberry.field(description="Referral-sourced deals closed won.")
-    won_minor: int = strawberry.field(description="Amount of the deals won.")
-    revenue_minor: int = strawberry.field(description="Charges minus refunds.")
+    leads: int = strawberry.field(
+        description="Referrals (not rejected) created in the period (docs/REPORTS.md#pipeline)."
+    )
+    opportunities: int = strawberry.field(
+        description="Referral-linked deals created in the period (docs/REPORTS.md#pipeline)."
+    )
+    pipeline_minor: int = strawberry.field(
+        description="Amount of those deals (docs/REPORTS.md#pipeline)."
+    )
+    won: int = strawberry.field(
+        description="Deals won (not referrals won), by close date (docs/REPORTS.md#pipeline)."
+    )
+    won_minor: int = strawberry.field(
+        description="Amount of the deals won, by close date (docs/REPORTS.md#pipeline)."
+    )
+    revenue_minor: int = strawberry.field(
+        description="Charges minus refunds, each by its own date (docs/REPORTS.md#pipeline)."
+    )
     sourced_revenue_minor: int = strawberry.field(
         description="Revenue from new-business deals or straight from the referral."
     )
@@ -46,8 +58,18 @@ class PipelineRowType:
 
 @strawberry.type(name="FunnelStep", description="One step of the referral funnel.")
 class FunnelStepType:
-    step: str = strawberry.field(description="clicks, leads, qualified, opportunities or won.")
-    count: int = strawberry.field(description="How many reached this step.")
+    step: str = strawberry.field(
+        description=(
+            "clicks, leads, qualified, opportunities or won (referrals won) "
+            "(docs/REPORTS.md#funnel)."
+        )
+    )
+    count: int = strawberry.field(
+        description=(
+            "Non-bot clicks, or of the period's leads how many ever reached the step "
+            "(docs/REPORTS.md#funnel)."
+        )
+    )
     rate_from_previous: float | None = strawberry.field(
         description="Conversion from the previous step (0-1), null for the first or after zero."
     )
@@ -59,7 +81,12 @@ class FunnelStepType:
     description="Days from an advocate's first link to their first referral.",
 )
 class TimeToFirstReferralType:
-    advocates: int = strawberry.field(description="Advocates whose first referral is counted.")
+    advocates: int = strawberry.field(
+        description=(
+            "Advocates whose first referral was made in the period (docs/REPORTS.md#time-"
+            "to-first-referral)."
+        )
+    )
     median_days: float | None = strawberry.field(description="Median days.")
     mean_days: float | None = strawberry.field(description="Mean days.")
 
@@ -69,8 +96,12 @@ class TimeToFirstReferralType:
 )
 class RetentionType:
     after_days: int = strawberry.field(description="N.")
-    customers: int = strawberry.field(description="Referred customers won at least N days ago.")
-    retained: int = strawberry.field(description="Of those, still customers.")
+    customers: int = strawberry.field(
+        description="Customers first won at least N days ago (docs/REPORTS.md#retention)."
+    )
+    retained: int = strawberry.field(
+        description="Of those, still in status won (docs/REPORTS.md#retention)."
+    )
     rate: float | None = strawberry.field(description="retained / customers (0-1).")
 
 
@@ -79,12 +110,18 @@ class RetentionType:
 )
 class CostRowType:
     currency: str = strawberry.field(description="ISO-4217 currency.")
-    pending_minor: int = strawberry.field(description="Rewards earned, awaiting approval.")
+    pending_minor: int = strawberry.field(
+        description="Rewards created in the period, now pending (docs/REPORTS.md#cost)."
+    )
     approved_minor: int = strawberry.field(description="Approved, not yet fulfilled.")
     fulfilled_minor: int = strawberry.field(description="Paid out.")
     voided_minor: int = strawberry.field(description="Voided (not a cost).")
-    reward_cost_minor: int = strawberry.field(description="pending + approved + fulfilled.")
-    revenue_minor: int = strawberry.field(description="Referral revenue (charges minus refunds).")
+    reward_cost_minor: int = strawberry.field(
+        description="pending + approved + fulfilled; voided is not a cost (docs/REPORTS.md#cost)."
+    )
+    revenue_minor: int = strawberry.field(
+        description="Referral revenue (charges minus refunds) in the period (docs/REPORTS.md#cost)."
+    )
     total_revenue_minor: int = strawberry.field(
         description="All revenue recorded in the period in this currency, referred or not, in "
         "every program: not scoped by programId (docs/REPORTS.md#revenue-share)."
@@ -102,7 +139,10 @@ class CostRowType:
         "(docs/REPORTS.md#cost-per-customer)."
     )
     roi: float | None = strawberry.field(
-        description="(revenue - reward cost) / reward cost; null without cost."
+        description=(
+            "(revenueMinor - rewardCostMinor) / rewardCostMinor; null without cost "
+            "(docs/REPORTS.md#cost)."
+        )
     )
 
 
