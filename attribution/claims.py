@@ -99,8 +99,8 @@ class ClaimContext:
     # When the page the claim was posted from was served (from the form's signed token): the
     # landing that led to the claim, even while its click still waits in a worker's buffer.
     landed_at: datetime | None = None
-    # Writes the clicks still buffered (this worker's) and waits one flush period (others'):
-    # called when the visitor's click is not in the table yet, so the decision can name it.
+    # Writes the clicks this worker still buffers: called when the visitor's click is not in
+    # the table yet, so the decision can name it.
     await_clicks: Callable[[], Awaitable[None]] | None = None
 
 

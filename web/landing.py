@@ -7,7 +7,6 @@ write the first-party cookies, call one domain function, commit, render.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -407,9 +406,10 @@ class LandingSite:
         return Cookies.csrf_issued(token) if isinstance(token, str) else None
 
     async def await_clicks(self) -> None:
-        """Write this worker's buffered clicks now, and give other workers one flush period."""
-        if await self.clicks.flush() == 0:
-            await asyncio.sleep(self.settings.click_flush_interval)
+        """Write this worker's buffered clicks now (the landing that led to a claim is most
+        often served by the worker that takes the claim)."""
+        if len(self.clicks):
+            await self.clicks.flush()
 
     async def _claim(
         self,
