@@ -436,7 +436,7 @@ async def test_every_report_cell_matches_the_reference_ledger(client, session, a
     record = (
         """mutation($i: RecordRevenueInput!) { recordRevenue(input: $i) { errors { code } } }"""
     )
-    at = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    at = datetime.now(UTC).isoformat()  # after every claim: revenue may not predate them
     charges: list[tuple[str, str | None, str | None, str, int, str | None, str | None]] = [
         ("ch1", "O1", "r1", "one_time", 100_000, "USD", None),
         ("ch2", "O2", "r1", "one_time", 30_000, "EUR", None),
