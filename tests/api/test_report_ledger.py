@@ -367,7 +367,8 @@ async def test_every_report_cell_matches_the_reference_ledger(client, session, a
         ref.refs[key] = Ref(prog, adv, channel, today)
     # Counted nowhere: a duplicate claim (a second click, no second referral), the advocate's
     # own email (refused) and a link unfurler's visit (a bot click).
-    assert (await claim(app, links["LA"][1], "r1@friends.example")).status_code == 303
+    # (the answer to a repeated claim is main's to choose; no second referral is what counts)
+    assert (await claim(app, links["LA"][1], "r1@friends.example")).status_code in (200, 303)
     ref.clicks.append(("pp", False, today))
     assert (await claim(app, links["LB"][1], "bob@advocates.example")).status_code == 422
     ref.clicks.append(("pp", False, today))
