@@ -704,7 +704,13 @@ async def next_best_ask(
     ]
     best = pick_next(asks)
     if best is None:
-        return NextBestAsk(advocate_id, None, "nothing_queued", [], None)
+        # Nothing to send, but name what would hold a new ask back (e.g. an open escalation).
+        program = await session.get(Program, program_id) if program_id is not None else None
+        if program is not None:
+            guards = await blocking_guards(session, advocate, program, now)
+        else:
+            guards = moments.signal_guards(await signals_of(session, advocate.id, until=now), now)
+        return NextBestAsk(advocate_id, None, "nothing_queued", guards, None)
     if best.status in AWAITING:
         return NextBestAsk(advocate_id, best, "awaiting_response", [], None)
     program = await session.get(Program, best.program_id) if best.program_id else None

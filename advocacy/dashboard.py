@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.kpis import ConversionBy, ConversionRow, Window, ask_conversion
+from vouch.advocacy.referral_kpis import ReferralKpis, referral_kpis
 from vouch.advocacy.tiers import TierDistribution, tier_distribution
 from vouch.attribution import reports
 from vouch.attribution.reports import CostRow, FunnelStep, LeaderRow, PipelineRow, ReportFilter
@@ -60,6 +61,7 @@ class Overview:
     tiers: TierDistribution
     liability: list[CostRow]
     asks: list[ConversionRow]
+    kpis: ReferralKpis
 
 
 async def list_programs(session: AsyncSession) -> list[Program]:
@@ -85,4 +87,5 @@ async def overview(session: AsyncSession, *, program_id: int | None, period: Per
         asks=await ask_conversion(
             session, program_id=program.id, by=ConversionBy.TYPE, window=period.window()
         ),
+        kpis=await referral_kpis(session, program_id=program.id, window=period.window()),
     )

@@ -213,6 +213,9 @@ async def create_program(
         raise ValidationFailed(
             "slug must be 1 to 64 lower-case letters, digits or inner hyphens", field="slug"
         )
+    if await session.scalar(select(Program.id).where(Program.slug == slug)):
+        # Said first: a taken slug is the answer, whatever else the input holds.
+        raise Conflict(f"a program with slug '{slug}' already exists", field="slug")
     if changes.name is None:
         raise ValidationFailed("name is required", field="name")
     if status is ProgramStatus.ARCHIVED:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.asks import IS_OPEN
+from vouch.attribution.definitions import is_referral
 from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
 from vouch.core.db import RawSelect
 from vouch.models import Ask, PointsEntry, Referral, Reward
@@ -31,7 +32,9 @@ def _rows_as_json(model: Any, *where: ColumnElement[bool]) -> Any:
 # evaluated once, not once per link row. They give what the loaders give (tested).
 _WIDGET = RawSelect(
     advocate_links_statement(
-        select(func.count()).where(Referral.advocate_id == ADVOCATE).scalar_subquery(),
+        select(func.count())
+        .where(Referral.advocate_id == ADVOCATE, is_referral())
+        .scalar_subquery(),
         select(func.coalesce(func.sum(PointsEntry.points), 0))
         .where(PointsEntry.advocate_id == ADVOCATE)
         .scalar_subquery(),

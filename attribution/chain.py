@@ -147,22 +147,11 @@ async def reattribute(
     session.add(decision)
     referral.advocate_id = link.advocate_id
     referral.link_id = link.id
+    # The referral's channel is the winning touch's: the named click's, else the new link's.
+    click = await session.get(Click, click_id) if click_id is not None else None
+    referral.channel = click.channel if click is not None and click.channel else link.channel
     referral.updated_at = now
-    session.add(
-        ReferralEvent(
-            referral_id=referral.id,
-            from_status=referral.status,
-            to_status=referral.status,
-            at=now,
-            source="reattribution",
-            actor=actor[:128],
-            detail={
-                "from_advocate_id": previous_advocate,
-                "to_advocate_id": link.advocate_id,
-                "reason": reason,
-            },
-        )
-    )
+    # No ReferralEvent: the status does not change (the decision above is the record).
     await session.flush()
     after = await rollups.contributions(session, [referral.id])
     await rollups.apply(session, rollups.difference(after, before))

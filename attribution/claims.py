@@ -9,6 +9,7 @@ called from ``claim_offer`` right after ``_create_referral`` (see the marked pla
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import fraud, lifecycle, moderation, webhooks
-from vouch.attribution.clicks import latest_click_id
+from vouch.attribution.clicks import latest_click
 from vouch.attribution.erasure import erased_key
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
@@ -95,6 +96,12 @@ class ClaimContext:
     touches: tuple[Touch, ...] = ()
     visitor_id: str | None = None
     ip_hash: str | None = None
+    # When the page the claim was posted from was served (from the form's signed token): the
+    # landing that led to the claim, even while its click still waits in a worker's buffer.
+    landed_at: datetime | None = None
+    # Writes the clicks this worker still buffers: called when the visitor's click is not in
+    # the table yet, so the decision can name it.
+    await_clicks: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +289,7 @@ async def _create_referral(
     link: ReferralLink,
     claim: ClaimInput,
     ctx: ClaimContext,
-    click_id: int | None,
+    click: Click | None,
     now: datetime,
 ) -> int | None:
     """Insert the referral unless this person already has one in the program (then ``None``).
@@ -303,7 +310,8 @@ async def _create_referral(
             flags=[],
             moderation="clear",
             consent=True,
-            click_id=click_id,
+            click_id=click.id if click is not None else None,
+            channel=click.channel if click is not None and click.channel else link.channel,
             visitor_id=ctx.visitor_id,
             ip_hash=ctx.ip_hash,
             created_at=now,
@@ -344,19 +352,32 @@ async def _screen_and_announce(
     *,
     referral_id: int,
     advocate: Advocate,
-    click_id: int | None,
+    click: Click | None,
     ctx: ClaimContext,
     now: datetime,
 ) -> None:
     """Flag what looks like fraud (held for moderation, never dropped), then record the first
     lifecycle event, its webhook and the signup rewards, which stay pending while held."""
     referral = await session.get_one(Referral, referral_id)
-    click = await session.get(Click, click_id) if click_id is not None else None
-    flags = await fraud.assess_referral(session, referral, click=click, advocate=advocate, now=now)
+    flags = await fraud.assess_referral(
+        session, referral, click=click, advocate=advocate, now=now, landed_at=ctx.landed_at
+    )
     await moderation.flag_referral(session, referral, flags, now=now)
     await lifecycle.on_referral_created(
         session, referral, source=str(ctx.source), actor=ACTOR, now=now
     )
+
+
+async def _evidence_click(
+    session: AsyncSession, link: ReferralLink, ctx: ClaimContext
+) -> Click | None:
+    """The visitor's latest click on the credited link; if it is still buffered (the claim
+    followed the page load within the flush period), have it written first."""
+    click = await latest_click(session, link_id=link.id, visitor_id=ctx.visitor_id)
+    if click is None and ctx.visitor_id and ctx.await_clicks is not None:
+        await ctx.await_clicks()
+        click = await latest_click(session, link_id=link.id, visitor_id=ctx.visitor_id)
+    return click
 
 
 class AlreadyClaimed(DomainError):
@@ -386,9 +407,10 @@ async def claim_offer(
     link, advocate, choice = await _choose_link(session, program, ctx, now)
     if advocate.email_normalized and advocate.email_normalized == claim.person_key:
         raise SelfReferral("You can't claim an offer with your own referral link.", field="email")
-    click_id = await latest_click_id(session, link_id=link.id, visitor_id=ctx.visitor_id)
+    click = await _evidence_click(session, link, ctx)
+    click_id = click.id if click is not None else None
     referral_id = await _create_referral(
-        session, program=program, link=link, claim=claim, ctx=ctx, click_id=click_id, now=now
+        session, program=program, link=link, claim=claim, ctx=ctx, click=click, now=now
     )
     if referral_id is None:
         return await _existing_claim(session, program.id, claim.person_key)
@@ -413,7 +435,7 @@ async def claim_offer(
     )
     await session.flush()
     await _screen_and_announce(
-        session, referral_id=referral_id, advocate=advocate, click_id=click_id, ctx=ctx, now=now
+        session, referral_id=referral_id, advocate=advocate, click=click, ctx=ctx, now=now
     )
     return ClaimResult(
         referral_id=referral_id,

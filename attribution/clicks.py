@@ -232,14 +232,14 @@ async def insert_clicks(session: AsyncSession, records: list[ClickRecord]) -> No
     await driver.copy_records_to_table("clicks", records=rows, columns=list(_COPY_COLUMNS))
 
 
-async def latest_click_id(
+async def latest_click(
     session: AsyncSession, *, link_id: int, visitor_id: str | None
-) -> int | None:
-    """The visitor's most recent click on a link: the evidence behind an attribution."""
+) -> Click | None:
+    """The visitor's most recent recorded click on a link (``None`` without a visitor id)."""
     if not visitor_id:
         return None
     return await session.scalar(
-        select(Click.id)
+        select(Click)
         .where(Click.link_id == link_id, Click.visitor_id == visitor_id)
         .order_by(Click.occurred_at.desc(), Click.id.desc())
         .limit(1)

@@ -77,8 +77,12 @@ async def assess_referral(
     click: Click | None,
     advocate: Advocate,
     now: datetime,
+    landed_at: datetime | None = None,
 ) -> list[str]:
-    """The fraud flags for a new referral, in a stable order (empty when nothing is suspect)."""
+    """The fraud flags for a new referral, in a stable order (empty when nothing is suspect).
+
+    ``too_fast`` measures from the landing that led to the claim: the later of its recorded
+    click and ``landed_at`` (when the claim form's page was served, signed in the form)."""
     program = await session.get(Program, referral.program_id)
     cfg = FraudSettings.for_program(program)
     flags: list[str] = []
@@ -147,8 +151,7 @@ async def assess_referral(
         if (per_ip or 0) > cfg.max_claims_per_ip:
             flags.append(VELOCITY_IP)
 
-    if click is not None and (now - click.occurred_at) < timedelta(
-        seconds=cfg.min_click_to_signup_seconds
-    ):
+    landings = [t for t in (click.occurred_at if click else None, landed_at) if t is not None]
+    if landings and (now - max(landings)) < timedelta(seconds=cfg.min_click_to_signup_seconds):
         flags.append(TOO_FAST)
     return flags

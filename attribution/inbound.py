@@ -257,6 +257,13 @@ _SALESFORCE_KINDS = {
 }
 
 
+def _currency(value: Any, field: str) -> str:
+    """A CRM deal's currency: required (its amount is in major units), never assumed USD."""
+    if not value:
+        raise ValidationFailed("the deal's currency is required", field=field)
+    return check_currency(str(value), field=field)
+
+
 def parse_opportunity(
     provider: str, data: dict[str, Any], decode_referral: Callable[[str], int]
 ) -> OpportunityData:
@@ -264,7 +271,8 @@ def parse_opportunity(
         props = data.get("properties")
         if not isinstance(props, dict):
             raise ValidationFailed("a HubSpot deal needs 'properties'", field="data.properties")
-        currency = check_currency(str(props.get("deal_currency_code") or "USD"))
+        # Amounts come in major units: without a currency they cannot be read; never USD.
+        currency = _currency(props.get("deal_currency_code"), "data.properties.deal_currency_code")
         stage = _str(props.get("dealstage"), "data.properties.dealstage") or ""
         won = _truthy(props.get("hs_is_closed_won")) or stage == "closedwon"
         closed = _truthy(props.get("hs_is_closed")) or stage in ("closedwon", "closedlost")
@@ -283,7 +291,7 @@ def parse_opportunity(
             referral_id=_referral(data.get("vouch_referral_id"), decode_referral, "referralId"),
         )
     if provider == "salesforce":
-        currency = check_currency(str(data.get("CurrencyIsoCode") or "USD"))
+        currency = _currency(data.get("CurrencyIsoCode"), "data.CurrencyIsoCode")
         won = _truthy(data.get("IsWon"))
         closed = _truthy(data.get("IsClosed"))
         return OpportunityData(
@@ -316,7 +324,7 @@ def parse_opportunity(
             status=str(data.get("status") or "open"),
             kind=str(data.get("kind") or "new_business"),
             amount_minor=amount,
-            currency=str(data.get("currency") or "USD"),
+            currency=str(data["currency"]) if data.get("currency") else None,
             name=_str(data.get("name"), "name", required=False),
             close_date=_date(data.get("close_date"), "data.close_date"),
             owner=_str(data.get("owner"), "owner", required=False),
@@ -339,7 +347,7 @@ def parse_revenue(data: dict[str, Any], decode_referral: Callable[[str], int]) -
         external_id=_str(data.get("external_id"), "data.external_id") or "",
         kind=str(data.get("kind") or ""),
         amount_minor=amount,
-        currency=str(data.get("currency") or ""),
+        currency=str(data["currency"]) if data.get("currency") else None,
         occurred_at=occurred_at,
         opportunity_crm_id=_str(data.get("opportunity_crm_id"), "opportunityCrmId", required=False),
         opportunity_provider=_str(

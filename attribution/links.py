@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.batching import SnapshotsBy, any_ids, ids_params
+from vouch.attribution.definitions import is_customer, is_referral
 from vouch.attribution.landing import announce_landing_change
 from vouch.attribution.paging import Page, paginate
 from vouch.core.clock import utcnow
@@ -24,7 +25,7 @@ from vouch.core.codes import LinkCodec
 from vouch.core.db import RawSelect
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.models import Advocate, Click, Program, Referral, ReferralLink
-from vouch.models.enums import LinkStatus, ProgramStatus, ReferralStatus
+from vouch.models.enums import LinkStatus, ProgramStatus
 from vouch.models.snapshot import snapshot_class
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -126,9 +127,9 @@ def _stats_columns(
         select(
             Referral.link_id.label("link_id"),
             func.count().label("referrals"),
-            func.count().filter(Referral.status == ReferralStatus.WON).label("won"),
+            func.count().filter(is_customer()).label("won"),
         )
-        .where(of_links(Referral.link_id))
+        .where(of_links(Referral.link_id), is_referral())
         .group_by(Referral.link_id)
         .subquery()
     )
@@ -206,7 +207,8 @@ async def advocate_with_links(
     session: AsyncSession, advocate_id: int, statement: RawSelect = _ADVOCATE_LINKS
 ) -> AdvocateLinks:
     """What the advocate's widget shows on every load, in one statement (not three);
-    ``statement`` is ``advocate_links_statement(...)`` with extra columns, if any."""
+    ``statement`` is ``advocate_links_statement(...)`` with extra columns, if any. Only live
+    links: a revoked link's share URL no longer resolves, so it is not offered."""
     rows = await statement.fetch(session, {"advocate_id": advocate_id})
     if not rows:
         raise NotFound("no such advocate", field="id")
@@ -216,6 +218,8 @@ async def advocate_with_links(
         if row[_LINK_PART.start] is None:  # an advocate without links
             continue
         link = _LINK_ROW._make(row[_LINK_PART])
+        if link.status == LinkStatus.REVOKED:
+            continue
         links.append(link)
         stats[link.id] = _stats(row[_STATS_PART])
     first = rows[0]

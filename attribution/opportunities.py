@@ -22,7 +22,7 @@ from vouch.attribution.paging import Page, paginate
 from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
-from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Referral
+from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
 from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, ReferralStatus
 
 
@@ -37,7 +37,8 @@ class OpportunityData:
     crm_id: str
     stage: str
     amount_minor: int
-    currency: str
+    # None: the deal's current currency, else its referral's program's; never assumed USD.
+    currency: str | None
     status: str = OpportunityStatus.OPEN
     kind: str = OpportunityKind.NEW_BUSINESS
     name: str | None = None
@@ -108,7 +109,7 @@ def validate(data: OpportunityData) -> OpportunityData:
         crm_id=_text(data.crm_id, "crmId", 128, required=True) or "",
         stage=_text(data.stage, "stage", 64, required=True) or "",
         amount_minor=check_amount(data.amount_minor),
-        currency=check_currency(data.currency),
+        currency=check_currency(data.currency) if data.currency else None,
         status=status,
         kind=kind,
         name=_text(data.name, "name", 200),
@@ -201,9 +202,21 @@ async def upsert_opportunity(
                 changed=bool(stored.get("changed", False)),
             )
     referral = await _resolve_referral(session, data)
-    linked_before = await session.scalar(
-        select(Opportunity.referral_id).where(_same_deal(data.provider, data.crm_id))
-    )
+    linked_before, current_currency = (
+        await session.execute(
+            select(Opportunity.referral_id, Opportunity.currency).where(
+                _same_deal(data.provider, data.crm_id)
+            )
+        )
+    ).one_or_none() or (None, None)
+    if data.currency is None:
+        program = await session.get(Program, referral.program_id) if referral else None
+        currency = current_currency or (program.currency if program else None)
+        if currency is None:
+            raise ValidationFailed(
+                "currency is required for a deal not linked to a referral", field="currency"
+            )
+        data = replace(data, currency=currency)
     async with rollups.track(session, [linked_before, referral.id if referral else None]):
         result = await _upsert(session, data, referral, source=source, now=now)
     opp, created, changed, previous_status = result

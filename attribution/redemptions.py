@@ -8,7 +8,7 @@ Conversions are idempotent on their natural key (referral, kind, external refere
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
@@ -20,7 +20,7 @@ from vouch.attribution import lifecycle, webhooks
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
-from vouch.models import Conversion, OfferRedemption, Referral
+from vouch.models import Conversion, OfferRedemption, Program, Referral
 from vouch.models.enums import ConversionKind, ReferralStatus
 
 CODE_MAX = 32
@@ -50,7 +50,7 @@ class ConversionRequest:
     kind: ConversionKind
     external_ref: str
     amount_minor: int
-    currency: str
+    currency: str | None  # None: the program's currency (never assumed USD)
     occurred_at: datetime
     # Whether the caller gave occurred_at (a defaulted time is not part of the request).
     occurred_at_sent: bool = True
@@ -91,7 +91,7 @@ def validate_conversion(
     kind: str,
     external_ref: str | None,
     amount_minor: int,
-    currency: str,
+    currency: str | None,
     occurred_at: datetime | None,
     now: datetime,
 ) -> ConversionRequest:
@@ -114,7 +114,7 @@ def validate_conversion(
         kind=conversion_kind,
         external_ref=_clean_ref(external_ref, field="externalRef", required=False) or "",
         amount_minor=amount,
-        currency=check_currency(currency),
+        currency=check_currency(currency) if currency else None,
         occurred_at=occurred_at,
         occurred_at_sent=sent,
     )
@@ -216,14 +216,20 @@ async def record_conversion(
     and ``False``. Flushes, never commits."""
     # Lock the referral first: two concurrent conversions of one referral otherwise both take
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
-    referral_id = await session.scalar(
-        select(Referral.id)
-        .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
-        .where(OfferRedemption.code == request.redemption_code)
-        .with_for_update(of=Referral)
-    )
-    if referral_id is None:
+    found = (
+        await session.execute(
+            select(Referral.id, Program.currency)
+            .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
+            .join(Program, Program.id == Referral.program_id)
+            .where(OfferRedemption.code == request.redemption_code)
+            .with_for_update(of=Referral)
+        )
+    ).one_or_none()
+    if found is None:
         raise NotFound("no offer with this redemption code", field="redemptionCode")
+    referral_id, program_currency = found
+    if request.currency is None:
+        request = replace(request, currency=program_currency)
     conversion_id = await session.scalar(
         insert(Conversion)
         .values(

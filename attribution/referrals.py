@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution.batching import any_ids, ids_params
+from vouch.attribution.definitions import is_referral
 from vouch.attribution.paging import page_flags
 from vouch.core.db import RawSelect
 from vouch.core.errors import NotFound, ValidationFailed
@@ -78,7 +79,7 @@ async def get_referral(session: AsyncSession, referral_id: int) -> Referral:
 _REFERRALS_BY_IDS = select(Referral).where(any_ids(Referral.id))
 _REFERRAL_COUNTS_BY_ADVOCATES = RawSelect(
     select(Referral.advocate_id, func.count())
-    .where(any_ids(Referral.advocate_id))
+    .where(any_ids(Referral.advocate_id), is_referral())
     .group_by(Referral.advocate_id)
 )
 _REDEMPTIONS_BY_REFERRALS = select(OfferRedemption).where(any_ids(OfferRedemption.referral_id))

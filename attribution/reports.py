@@ -4,23 +4,9 @@ Pipeline, revenue and the leaderboard read the incrementally kept rollup (``roll
 funnel, time to first referral, retention and reward cost read raw events through indexes.
 Money is reported per currency and never summed across currencies.
 
-Definitions (all periods are half-open UTC day ranges ``[since, until)``):
-
-* leads — referrals created in the period (rejected referrals count nowhere);
-* pipeline — amount of referral-linked opportunities created in the period, any stage;
-* won — referral-linked opportunities closed won in the period (by close date), and their amount;
-* revenue — charges minus refunds in the period on referred accounts; *sourced* revenue comes
-  from new-business deals or straight from the referral, *expansion* from expansion/renewal deals;
-* funnel — clicks (non-bot) in the period, then that period's leads and how many of them ever
-  reached qualified, opportunity and won;
-* referral revenue share — referral revenue / all revenue recorded in the period (referred or
-  not, every program): the "referral account revenue contribution";
-* reward cost — rewards created in the period that were not voided (pending + approved +
-  fulfilled); program ROI = (revenue - reward cost) / reward cost;
-* cost per advocate-acquired customer — reward cost / referrals that first reached won in the
-  period;
-* retention — referred customers who reached won at least N days before ``now`` and are still
-  customers (not churned, refunded or lost).
+Every metric is defined once, for RevOps, in docs/REPORTS.md (formula, what counts, which date
+places it in a period, currencies, rounding); the nouns "referral" and "customer" are
+``attribution.definitions``.
 """
 
 from __future__ import annotations
@@ -29,12 +15,13 @@ import csv
 import io
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution.definitions import is_referral
 from vouch.attribution.rollups import MEASURES
 from vouch.core.errors import ValidationFailed
 from vouch.core.ids import encode_id, public_ids
@@ -78,6 +65,11 @@ class ReportFilter:
             return datetime.combine(d, time.min, tzinfo=UTC) if d else None
 
         return start(self.since), start(self.until)
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """An integer quotient rounded half up (to the nearest minor unit; .5 goes up)."""
+    return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -219,7 +211,7 @@ async def funnel(session: AsyncSession, f: ReportFilter) -> list[FunnelStep]:
     f = f.checked()
     since, until = f.bounds()
     clicks_q = select(func.count()).select_from(Click).where(Click.is_bot.is_(False))
-    leads_q = select(Referral.id).where(Referral.status != ReferralStatus.REJECTED)
+    leads_q = select(Referral.id).where(is_referral())
     if f.program_id is not None:
         clicks_q = clicks_q.where(Click.program_id == f.program_id)
         leads_q = leads_q.where(Referral.program_id == f.program_id)
@@ -285,7 +277,7 @@ async def time_to_first_referral(session: AsyncSession, f: ReportFilter) -> Time
     firsts = select(
         Referral.advocate_id.label("advocate_id"),
         func.min(Referral.created_at).label("first"),
-    ).where(Referral.status != ReferralStatus.REJECTED)
+    ).where(is_referral())
     if f.program_id is not None:
         links = links.where(ReferralLink.program_id == f.program_id)
         firsts = firsts.where(Referral.program_id == f.program_id)
@@ -345,7 +337,7 @@ async def retention(
         )
         .select_from(first_won)
         .join(Referral, Referral.id == first_won.c.referral_id)
-        .where(first_won.c.won_at <= now - timedelta(days=after_days))
+        .where(first_won.c.won_at <= now - timedelta(days=after_days), is_referral())
     )
     if f.program_id is not None:
         stmt = stmt.where(Referral.program_id == f.program_id)
@@ -384,7 +376,7 @@ async def _customers(session: AsyncSession, f: ReportFilter) -> int:
         select(func.count())
         .select_from(first_won_s)
         .join(Referral, Referral.id == first_won_s.c.referral_id)
-        .where(Referral.status != ReferralStatus.REJECTED)
+        .where(is_referral())
     )
     if f.program_id is not None:
         stmt = stmt.where(Referral.program_id == f.program_id)
@@ -451,7 +443,7 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
                 total_revenue_minor=totals.get(currency, 0),
                 revenue_share=rate(income, totals.get(currency, 0)),
                 customers=customers,
-                cost_per_customer_minor=cost // customers if customers else None,
+                cost_per_customer_minor=_half_up(cost, customers) if customers else None,
                 roi=rate(income - cost, cost),
             )
         )
@@ -459,35 +451,54 @@ async def cost_and_roi(session: AsyncSession, f: ReportFilter) -> list[CostRow]:
 
 
 @dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount in one currency (integer minor units)."""
+
+    currency: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaderRow:
+    """One advocate: ranked by counts (never by money, which is per currency), with the
+    referral revenue shown per currency."""
+
     rank: int
     advocate_id: int
     name: str
     tier: int | None
-    currency: str
     leads: int
     won: int
-    revenue_minor: int
+    revenue: tuple[Amount, ...]
 
 
 async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> list[LeaderRow]:
-    """Advocates ranked by deals won, then revenue, then leads (ties by advocate id)."""
+    """One row per advocate, ranked by deals won, then referrals (leads), then advocate id;
+    ``limit`` counts advocates. Revenue is listed per currency and does not rank."""
     f = f.checked()
     if not 1 <= limit <= MAX_LEADERBOARD:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LEADERBOARD}", field="limit")
     r = ReferralDailyRollup
     won = func.sum(r.won).label("won")
-    revenue_sum = func.sum(r.revenue_minor).label("revenue")
     leads = func.sum(r.leads).label("leads")
-    stmt = (
-        select(r.advocate_id, r.currency, leads, won, revenue_sum)
-        .group_by(r.advocate_id, r.currency)
-        .order_by(won.desc(), revenue_sum.desc(), leads.desc(), r.advocate_id)
+    ranked = (
+        select(r.advocate_id, leads, won)
+        .where(*_rollup_where(f))
+        .group_by(r.advocate_id)
+        .having(func.sum(r.leads) + func.sum(r.won) + func.sum(func.abs(r.revenue_minor)) > 0)
+        .order_by(won.desc(), leads.desc(), r.advocate_id)
         .limit(limit)
+        .subquery()
     )
-    for cond in _rollup_where(f):
-        stmt = stmt.where(cond)
-    ranked = stmt.subquery()
+    revenue = (
+        select(r.advocate_id, r.currency, func.sum(r.revenue_minor).label("revenue"))
+        .where(*_rollup_where(f), r.advocate_id.in_(select(ranked.c.advocate_id)))
+        .group_by(r.advocate_id, r.currency)
+    )
+    amounts: dict[int, list[Amount]] = {}
+    for advocate_id, currency, total in (await session.execute(revenue)).all():
+        if total:
+            amounts.setdefault(advocate_id, []).append(Amount(currency, int(total)))
     name = func.coalesce(
         func.nullif(func.concat_ws(" ", Advocate.first_name, Advocate.last_name), ""),
         Advocate.external_id,
@@ -496,12 +507,7 @@ async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> 
         await session.execute(
             select(ranked, name.label("name"), Advocate.tier)
             .join(Advocate, Advocate.id == ranked.c.advocate_id)
-            .order_by(
-                ranked.c.won.desc(),
-                ranked.c.revenue.desc(),
-                ranked.c.leads.desc(),
-                ranked.c.advocate_id,
-            )
+            .order_by(ranked.c.won.desc(), ranked.c.leads.desc(), ranked.c.advocate_id)
         )
     ).all()
     return [
@@ -510,10 +516,9 @@ async def leaderboard(session: AsyncSession, f: ReportFilter, *, limit: int) -> 
             advocate_id=row.advocate_id,
             name=row.name,
             tier=row.tier,
-            currency=row.currency,
             leads=int(row.leads),
             won=int(row.won),
-            revenue_minor=int(row.revenue),
+            revenue=tuple(sorted(amounts.get(row.advocate_id, []), key=lambda a: a.currency)),
         )
         for i, row in enumerate(rows, start=1)
     ]
@@ -534,7 +539,7 @@ async def export_csv(
     elif name == "funnel":
         rows = await funnel(session, f)
     elif name == "leaderboard":
-        rows = await leaderboard(session, f, limit=MAX_LEADERBOARD)
+        return _leaderboard_csv(await leaderboard(session, f, limit=MAX_LEADERBOARD))
     elif name == "cost":
         rows = await cost_and_roi(session, f)
     else:
@@ -546,6 +551,24 @@ async def export_csv(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in public_ids(asdict(row)).items()})
+    return out.getvalue()
+
+
+def _leaderboard_csv(rows: list[LeaderRow]) -> str:
+    """One line per advocate; one ``revenue_minor_<CUR>`` column per currency present."""
+    currencies = sorted({a.currency for row in rows for a in row.revenue})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["rank", "advocate_id", "name", "tier", "leads", "won"]
+        + [f"revenue_minor_{c}" for c in currencies]
+    )
+    for row in rows:
+        by_currency = {a.currency: a.amount_minor for a in row.revenue}
+        writer.writerow(
+            [_cell(v) for v in (row.rank, row.advocate_id, row.name, row.tier, row.leads, row.won)]
+            + [by_currency.get(c, 0) for c in currencies]
+        )
     return out.getvalue()
 
 

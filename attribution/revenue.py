@@ -9,8 +9,8 @@ referral's net revenue to zero moves a won referral to ``refunded``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -21,7 +21,7 @@ from vouch.access import idempotency
 from vouch.attribution import lifecycle, opportunities, rewards, rollups, webhooks
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
-from vouch.models import Opportunity, Referral, RevenueEvent
+from vouch.models import Opportunity, Program, Referral, RevenueEvent
 from vouch.models.enums import ReferralStatus, RevenueKind, RewardTrigger
 
 
@@ -30,7 +30,8 @@ class RevenueData:
     external_id: str
     kind: str
     amount_minor: int
-    currency: str
+    # None: the refunded charge's, else the deal's, else the program's (never assumed USD).
+    currency: str | None
     occurred_at: datetime
     opportunity_crm_id: str | None = None
     referral_id: int | None = None
@@ -73,9 +74,15 @@ def validate(data: RevenueData) -> RevenueData:
         raise ValidationFailed("amount must be positive", field="amountMinor")
     if data.occurred_at.tzinfo is None:
         raise ValidationFailed("occurredAt must include a timezone", field="occurredAt")
-    if data.opportunity_crm_id is None and data.referral_id is None:
+    if (
+        data.opportunity_crm_id is None
+        and data.referral_id is None
+        and data.refunds_external_id is None
+    ):
         raise ValidationFailed(
-            "link the revenue to an opportunity (CRM id) or a referral", field="opportunityCrmId"
+            "link the revenue to an opportunity (CRM id), a referral or (refunds) the charge it "
+            "refunds",
+            field="opportunityCrmId",
         )
     if data.refunds_external_id is not None and kind != RevenueKind.REFUND:
         raise ValidationFailed("only refunds refer to a charge", field="refundsExternalId")
@@ -83,7 +90,7 @@ def validate(data: RevenueData) -> RevenueData:
         external_id=external_id,
         kind=kind,
         amount_minor=amount,
-        currency=check_currency(data.currency),
+        currency=check_currency(data.currency) if data.currency else None,
         occurred_at=data.occurred_at,
         opportunity_crm_id=data.opportunity_crm_id.strip() if data.opportunity_crm_id else None,
         referral_id=data.referral_id,
@@ -135,12 +142,38 @@ async def record_revenue(
             existing = await session.get(RevenueEvent, int(stored["revenue_event_id"]))
             assert existing is not None
             return RecordResult(event=existing, created=bool(stored.get("created", False)))
+    refunded: RevenueEvent | None = None
+    if data.refunds_external_id is not None:
+        refunded = await session.scalar(
+            select(RevenueEvent).where(RevenueEvent.external_id == data.refunds_external_id)
+        )
+        if refunded is None:
+            raise NotFound("no charge with this external id", field="refundsExternalId")
+        if refunded.kind == RevenueKind.REFUND:
+            raise ValidationFailed(
+                "a refund refunds a charge, not a refund", field="refundsExternalId"
+            )
     opportunity: Opportunity | None = None
     if data.opportunity_crm_id is not None:
         opportunity = await opportunities.find_by_crm_id(
             session, data.opportunity_crm_id, data.opportunity_provider, field="opportunityCrmId"
         )
-    referral_id = data.referral_id or (opportunity.referral_id if opportunity else None)
+    if refunded is not None:
+        if opportunity is not None and opportunity.id != refunded.opportunity_id:
+            raise ValidationFailed(
+                "the refunded charge belongs to another opportunity", field="opportunityCrmId"
+            )
+        if data.referral_id is not None and data.referral_id != refunded.referral_id:
+            raise ValidationFailed(
+                "the refunded charge belongs to another referral", field="referralId"
+            )
+        if opportunity is None and refunded.opportunity_id is not None:
+            opportunity = await session.get(Opportunity, refunded.opportunity_id)
+    referral_id = (
+        data.referral_id
+        or (opportunity.referral_id if opportunity else None)
+        or (refunded.referral_id if refunded else None)
+    )
     referral: Referral | None = None
     if referral_id is not None:
         # Locked before the event's foreign key takes its share lock: reward evaluation runs
@@ -150,16 +183,14 @@ async def record_revenue(
             raise ValidationFailed(
                 "the opportunity belongs to another referral", field="referralId"
             )
-    refunded: RevenueEvent | None = None
-    if data.refunds_external_id is not None:
-        refunded = await session.scalar(
-            select(RevenueEvent).where(RevenueEvent.external_id == data.refunds_external_id)
-        )
-        if refunded is None:
-            raise NotFound("no charge with this external id", field="refundsExternalId")
     program_id = (
         referral.program_id if referral else (opportunity.program_id if opportunity else None)
     )
+    data = replace(data, currency=await _currency(session, data, refunded, opportunity, program_id))
+    if not await session.scalar(
+        select(RevenueEvent.id).where(RevenueEvent.external_id == data.external_id)
+    ):  # a re-sent event is compared with the first below, not checked again
+        await _check_sane(session, data, refunded, opportunity, referral, now=now)
     payload_data = dict(data.data)
     if data.refunds_external_id:
         payload_data["refunds_external_id"] = data.refunds_external_id
@@ -221,6 +252,102 @@ async def record_revenue(
             owner=idempotency_owner,
         )
     return RecordResult(event=event, created=True)
+
+
+# Billing clocks drift a little; a charge dated further ahead than this is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+async def _currency(
+    session: AsyncSession,
+    data: RevenueData,
+    refunded: RevenueEvent | None,
+    opportunity: Opportunity | None,
+    program_id: int | None,
+) -> str:
+    """The given currency, else the refunded charge's, the deal's or the program's."""
+    if data.currency is not None:
+        return data.currency
+    if refunded is not None:
+        return refunded.currency
+    if opportunity is not None:
+        return opportunity.currency
+    program = await session.get(Program, program_id) if program_id is not None else None
+    if program is None:
+        raise ValidationFailed("currency is required", field="currency")
+    return program.currency
+
+
+async def _check_sane(
+    session: AsyncSession,
+    data: RevenueData,
+    refunded: RevenueEvent | None,
+    opportunity: Opportunity | None,
+    referral: Referral | None,
+    *,
+    now: datetime,
+) -> None:
+    """Refuse dates and refunds that cannot be right (before anything is written)."""
+    if data.occurred_at > now + FUTURE_TOLERANCE:
+        raise ValidationFailed("occurredAt is in the future", field="occurredAt")
+    if referral is not None and data.occurred_at < referral.created_at:
+        raise ValidationFailed(
+            "occurredAt is before the referral was made; it is not referral revenue",
+            field="occurredAt",
+        )
+    if data.kind != RevenueKind.REFUND:
+        return
+    if refunded is not None:
+        if data.currency != refunded.currency:
+            raise ValidationFailed(
+                f"the refunded charge is in {refunded.currency}", field="currency"
+            )
+        left = refunded.amount_minor - await _refunded_already(session, refunded.external_id)
+        if data.amount_minor > left:
+            raise ValidationFailed(
+                f"the refund is larger than what is left of the charge ({left} minor units)",
+                field="amountMinor",
+            )
+        return
+    charged = await _net(session, data.currency, opportunity=opportunity, referral=referral)
+    if data.amount_minor > charged:
+        raise ValidationFailed(
+            f"the refund is larger than what was charged ({charged} minor units net)",
+            field="amountMinor",
+        )
+
+
+async def _refunded_already(session: AsyncSession, charge_external_id: str) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(RevenueEvent.amount_minor), 0)).where(
+            RevenueEvent.kind == RevenueKind.REFUND,
+            RevenueEvent.data["refunds_external_id"].astext == charge_external_id,
+        )
+    )
+    return int(total or 0)
+
+
+async def _net(
+    session: AsyncSession,
+    currency: str | None,
+    *,
+    opportunity: Opportunity | None,
+    referral: Referral | None,
+) -> int:
+    """Charges minus refunds in one currency, on the deal (or else the referral)."""
+    signed = case(
+        (RevenueEvent.kind == RevenueKind.REFUND, -RevenueEvent.amount_minor),
+        else_=RevenueEvent.amount_minor,
+    )
+    scope = (
+        RevenueEvent.opportunity_id == opportunity.id
+        if opportunity is not None
+        else RevenueEvent.referral_id == (referral.id if referral else None)
+    )
+    total = await session.scalar(
+        select(func.coalesce(func.sum(signed), 0)).where(scope, RevenueEvent.currency == currency)
+    )
+    return int(total or 0)
 
 
 async def _apply(

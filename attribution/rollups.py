@@ -34,7 +34,7 @@ Key = tuple[date, int, int, str, str]
 # What each referral contributes, dated by each measure's own event (UTC days).
 CONTRIBUTIONS = """
 WITH r AS (
-    SELECT r.id, r.program_id, r.advocate_id, COALESCE(l.channel, 'none') AS channel,
+    SELECT r.id, r.program_id, r.advocate_id, COALESCE(r.channel, l.channel, 'none') AS channel,
            p.currency, r.created_at
     FROM referrals r
     JOIN programs p ON p.id = r.program_id

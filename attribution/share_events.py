@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution.definitions import is_referral
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import Advocate, Click, Program, Referral, ReferralLink, Reward, ShareEvent
 from vouch.models.enums import LinkStatus, ProgramStatus, RewardSide, RewardState, ShareEventKind
@@ -80,7 +81,7 @@ async def share_stats(session: AsyncSession, *, advocate_id: int, program: Progr
     )
     friends = await session.scalar(
         select(func.count(Referral.id)).where(
-            Referral.advocate_id == advocate_id, Referral.program_id == program.id
+            Referral.advocate_id == advocate_id, Referral.program_id == program.id, is_referral()
         )
     )
     rewards = (

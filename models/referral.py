@@ -132,6 +132,8 @@ class Referral(Base):
     moderation_reason: Mapped[str | None] = mapped_column(Text)
     consent: Mapped[bool] = mapped_column(Boolean, default=False)
     click_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The channel of the touch that won attribution: its click's ``?ch=``, else the link's.
+    channel: Mapped[str | None] = mapped_column(String(32))
     visitor_id: Mapped[str | None] = mapped_column(String(64))
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

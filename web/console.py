@@ -19,13 +19,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vouch.advocacy.dashboard import Overview, Period, overview
+from vouch.advocacy.referral_kpis import kpi_rows
 from vouch.attribution import moderation, reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
 from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError
 from vouch.core.ids import decode_id, encode_id
-from vouch.core.money import format_money
+from vouch.core.money import format_money, minor_unit_exponent
 from vouch.core.security import constant_time_equals
 from vouch.core.settings import Settings
 from vouch.jobs.definitions import JOBS, schedules
@@ -43,7 +44,16 @@ from vouch.web.pages import Pages
 
 LOGIN_COOKIE = "vouch_console_login"
 QUEUE_PAGE = 50
-CSV_TABLES = ("pipeline", "funnel", "leaderboard", "cost", "tiers", "asks", "moderation")
+CSV_TABLES = (
+    "pipeline",
+    "funnel",
+    "leaderboard",
+    "cost",
+    "tiers",
+    "asks",
+    "kpis",
+    "moderation",
+)
 
 
 class Console:
@@ -299,6 +309,8 @@ def _extra_csv(table: str, data: Overview) -> str:
             ["tier", "advocates"],
             [*[(k, v) for k, v in sorted(t.counts.items())], ("none", t.untiered)],
         )
+    if table == "kpis":
+        return _csv(["metric", "value"], kpi_rows(data.kpis))
     if table == "asks":
         return _csv(
             ["type", "asked", "accepted", "published", "declined", "accept_rate", "publish_rate"],
@@ -311,18 +323,29 @@ def _extra_csv(table: str, data: Overview) -> str:
 
 
 def _view(data: Overview) -> dict[str, Any]:
-    """Turn the report rows into what the template shows: charts and formatted tables."""
+    """Turn the report rows into what the template shows: charts and formatted tables. Every
+    currency the reports return is shown (the program's first), never summed across."""
     currency = data.program.currency
-    months = [m for m in data.months if m.currency == currency]
-    labels = [m.label for m in months]
-    pipeline_chart = line_chart(
-        "Referral-sourced pipeline and won revenue by month",
-        labels,
-        [
-            Series(f"Pipeline ({currency})", [m.pipeline_minor / 100 for m in months]),
-            Series(f"Won ({currency})", [m.won_minor / 100 for m in months]),
-        ],
+    currencies = sorted(
+        {m.currency for m in data.months} | {c.currency for c in data.liability} | {currency},
+        key=lambda c: (c != currency, c),
     )
+    pipeline_charts = []
+    for c in currencies:
+        months = [m for m in data.months if m.currency == c]
+        if not months and c != currency:
+            continue
+        unit = 10 ** minor_unit_exponent(c)
+        pipeline_charts.append(
+            line_chart(
+                f"Referral-sourced pipeline and won revenue by month ({c})",
+                [m.label for m in months],
+                [
+                    Series(f"Pipeline ({c})", [m.pipeline_minor / unit for m in months]),
+                    Series(f"Won ({c})", [m.won_minor / unit for m in months]),
+                ],
+            )
+        )
     funnel_chart = bar_chart("Funnel", [(s.step, s.count) for s in data.funnel])
     tiers_chart = bar_chart(
         "Advocates by tier",
@@ -333,15 +356,25 @@ def _view(data: Overview) -> dict[str, Any]:
             ("Not tiered", data.tiers.untiered),
         ],
     )
-    cost = next((c for c in data.liability if c.currency == currency), None)
-    liability = [
-        ("Pending", cost.pending_minor if cost else 0),
-        ("Approved", cost.approved_minor if cost else 0),
-        ("Fulfilled", cost.fulfilled_minor if cost else 0),
-    ]
-    liability_chart = bar_chart(
-        f"Reward liability ({currency})", [(k, v / 100) for k, v in liability]
-    )
+    liabilities = []
+    for c in currencies:
+        cost = next((row for row in data.liability if row.currency == c), None)
+        if cost is None and c != currency:
+            continue
+        states = [
+            ("Pending", cost.pending_minor if cost else 0),
+            ("Approved", cost.approved_minor if cost else 0),
+            ("Fulfilled", cost.fulfilled_minor if cost else 0),
+        ]
+        unit = 10 ** minor_unit_exponent(c)
+        liabilities.append(
+            {
+                "currency": c,
+                "states": states,
+                "cost": asdict(cost) if cost else None,
+                "chart": bar_chart(f"Reward liability ({c})", [(k, v / unit) for k, v in states]),
+            }
+        )
     asks_chart = bar_chart(
         "Asks accepted by type", [(r.key.replace("_", " "), r.accepted) for r in data.asks]
     )
@@ -350,12 +383,11 @@ def _view(data: Overview) -> dict[str, Any]:
         "data": data,
         "currency": currency,
         "money": format_money,
-        "pipeline_chart": pipeline_chart,
+        "pipeline_charts": pipeline_charts,
         "funnel_chart": funnel_chart,
         "tiers_chart": tiers_chart,
-        "liability": liability,
-        "liability_chart": liability_chart,
-        "cost": asdict(cost) if cost else None,
+        "liabilities": liabilities,
         "asks_chart": asks_chart,
+        "kpis": kpi_rows(data.kpis),
         "query": f"program={program}&since={data.period.since}&until={data.period.until}",
     }

@@ -128,6 +128,14 @@ class Cookies:
             return False
         return constant_time_equals(mac, self._csrf_mac(cookie, issued))
 
+    @staticmethod
+    def csrf_issued(token: str) -> datetime | None:
+        """When the page carrying a (valid) CSRF token was served: the page-load time."""
+        issued = token.partition(".")[0]
+        if not issued or len(issued) > 12 or not set(issued) <= _HEX:
+            return None
+        return datetime.fromtimestamp(int(issued, 16), UTC)
+
     def _csrf_mac(self, cookie: str, issued: str) -> str:
         return sign(self.secret, f"vouch.csrf.v1:{cookie}:{issued}".encode())[:40]
 
@@ -403,8 +411,22 @@ class LandingSite:
             touches=Cookies.touches_for(entries),
             visitor_id=visitor if _is_token(visitor, 32) else None,
             ip_hash=self.ip_hash(request, now),
+            landed_at=self.landed_at(form),
+            await_clicks=self.await_clicks,
         )
         return await self._claim(request, session, claim, ctx, now, landing=landing, values=values)
+
+    @staticmethod
+    def landed_at(form: FormData) -> datetime | None:
+        """The page-load time signed into the (already checked) CSRF token of the form."""
+        token = form.get(CSRF_FIELD)
+        return Cookies.csrf_issued(token) if isinstance(token, str) else None
+
+    async def await_clicks(self) -> None:
+        """Write this worker's buffered clicks now (the landing that led to a claim is most
+        often served by the worker that takes the claim)."""
+        if len(self.clicks):
+            await self.clicks.flush()
 
     async def _claim(
         self,
@@ -562,6 +584,7 @@ class LandingSite:
             link_id=landing.link_id,
             source=ReferralSource.CODE_ENTRY,
             ip_hash=self.ip_hash(request, now),
+            landed_at=self.landed_at(form),
         )
         return await self._claim(request, session, claim, ctx, now, landing=None, values=values)
 

@@ -147,7 +147,7 @@ class RedemptionApi:
                 kind=_string(data, "kind"),
                 external_ref=_opt_string(data, "externalRef"),
                 amount_minor=amount,
-                currency=_opt_string(data, "currency") or "USD",
+                currency=_opt_string(data, "currency"),
                 occurred_at=_timestamp(data, "occurredAt"),
                 now=now,
             )

@@ -2,22 +2,36 @@
 
 Authenticated with an API key holding the read scope (``Authorization: Bearer vk_...``).
 Query parameters: ``programId`` (opaque id), ``since`` and ``until`` (ISO dates, half-open),
-``groupBy`` (pipeline only: program, advocate, tier, channel or month).
+``groupBy`` (pipeline only: program, advocate, tier, channel or month). ``kpis.csv`` gives
+the referral KPIs as metric,value rows.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from vouch.access.api_keys import authenticate
+from vouch.advocacy.kpis import Window
+from vouch.advocacy.referral_kpis import kpi_rows, referral_kpis
 from vouch.api.ids import decode_id
 from vouch.attribution import reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.errors import DomainError, ValidationFailed
 from vouch.models.enums import Scope
+
+
+def _csv(header: list[str], rows: list[tuple[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([(k, "" if v is None else v) for k, v in rows])
+    return out.getvalue()
 
 
 def _date(value: str | None, field: str) -> date | None:
@@ -55,7 +69,16 @@ async def report_csv(request: Request) -> Response:
             until=_date(params.get("until"), "until"),
         )
         replica = request.app.state.report_sessions.get(request.scope.setdefault("state", {}))
-        body = await reports.export_csv(replica, name, f, group_by=params.get("groupBy", "program"))
+        if name == "kpis":
+            since, until = f.checked().bounds()
+            kpis = await referral_kpis(
+                replica, program_id=f.program_id, window=Window(since=since, until=until)
+            )
+            body = _csv(["metric", "value"], kpi_rows(kpis))
+        else:
+            body = await reports.export_csv(
+                replica, name, f, group_by=params.get("groupBy", "program")
+            )
     except DomainError as exc:
         return JSONResponse(
             {"error": {"code": exc.code.value, "message": exc.message, "field": exc.field}},

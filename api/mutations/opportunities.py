@@ -33,7 +33,11 @@ class UpsertOpportunityInput:
     )
     stage: str = strawberry.field(description="The CRM stage name.")
     amount_minor: int = strawberry.field(description="Amount in minor units.")
-    currency: str = strawberry.field(description="ISO-4217 currency.")
+    currency: str | None = strawberry.field(
+        default=None,
+        description="ISO-4217 currency; omitted: the deal's current one, else its referral's "
+        "program's; refused for a new deal without a referral (never assumed USD).",
+    )
     status: str = strawberry.field(default="open", description="open, won or lost.")
     kind: str = strawberry.field(
         default="new_business", description="new_business, expansion or renewal."

@@ -25,7 +25,9 @@ class RecordConversionInput:
     amount_minor: int = strawberry.field(
         default=0, description="Purchase amount in minor units; 0 for signups."
     )
-    currency: str = strawberry.field(default="USD", description="ISO-4217 currency.")
+    currency: str | None = strawberry.field(
+        default=None, description="ISO-4217 currency; omitted: the program's (never assumed USD)."
+    )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When it happened (defaults to now)."
     )

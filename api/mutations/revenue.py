@@ -21,7 +21,11 @@ class RecordRevenueInput:
     external_id: str = strawberry.field(description="The billing system's id (the natural key).")
     kind: str = strawberry.field(description="one_time, recurring or refund.")
     amount_minor: int = strawberry.field(description="Positive amount in minor units.")
-    currency: str = strawberry.field(description="ISO-4217 currency.")
+    currency: str | None = strawberry.field(
+        default=None,
+        description="ISO-4217 currency. Omitted: the refunded charge's, else the deal's, else "
+        "the program's; never assumed to be USD (docs/REPORTS.md#money-input).",
+    )
     occurred_at: datetime = strawberry.field(description="When it happened (with offset).")
     opportunity_crm_id: str | None = strawberry.field(
         default=None, description="The deal it belongs to: its id as the CRM gives it."
@@ -34,7 +38,8 @@ class RecordRevenueInput:
         default=None, description="The referral it belongs to (when there is no deal)."
     )
     refunds_external_id: str | None = strawberry.field(
-        default=None, description="For refunds: the charge refunded."
+        default=None,
+        description="For refunds: the charge refunded; its deal, referral and currency apply.",
     )
 
     def to_domain(self) -> RevenueData:

@@ -107,7 +107,10 @@ class NextBestAskType:
         description="awaiting_response (sent, not yet answered), ready (can be sent now), "
         "waiting (held back by guards) or nothing_queued."
     )
-    guards: list[AskGuard] = strawberry.field(description="What holds it back, if waiting.")
+    guards: list[AskGuard] = strawberry.field(
+        description="What holds it back, if waiting; with nothing_queued, what would hold a new "
+        "ask back (e.g. escalation_open)."
+    )
     eligible_at: datetime | None = strawberry.field(description="When it can be sent, if known.")
 
     @classmethod

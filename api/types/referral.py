@@ -83,6 +83,10 @@ class ReferralType(Node, RowBacked):
         description="lead, qualified, opportunity, won, lost, churned, refunded or rejected."
     )
     source: ReferralSource = strawberry.field(description="How the referral reached Vouch.")
+    channel: str | None = strawberry.field(
+        description="The channel of the touch that won attribution: its click's ?ch=, else the "
+        "link's channel. Pipeline by channel groups by it (docs/REPORTS.md#channel)."
+    )
     flags: list[str] = strawberry.field(
         description="Fraud signals: self_referral, duplicate, velocity, disposable_email, ..."
     )
@@ -235,6 +239,7 @@ computed_fields(
         "id": lambda o: strawberry.ID(encode_id("Referral", o._m.id)),
         "status": lambda o: ReferralStatus(o._m.status),
         "source": lambda o: ReferralSource(o._m.source),
+        "channel": lambda o: o._m.channel,
         "flags": lambda o: list(o._m.flags or []),
         "flagged": lambda o: bool(o._m.flags),
         "moderation": lambda o: ModerationState(o._m.moderation),

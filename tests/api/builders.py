@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.core.clock import utcnow
-from vouch.models import Click, OfferRedemption, Referral, ReferralLink
+from vouch.models import Click, OfferRedemption, Referral, ReferralEvent, ReferralLink
 
 _seq = itertools.count(1)
 
@@ -29,6 +29,14 @@ async def make_referral(session: AsyncSession, *, link: ReferralLink, **override
     referral = Referral(**values)
     session.add(referral)
     await session.flush()
+    if referral.status in ("won", "churned", "refunded"):
+        # A customer's history has its won event (what "customer" counts: docs/REPORTS.md).
+        session.add(
+            ReferralEvent(
+                referral_id=referral.id, to_status="won", at=utcnow(), source="test", actor="test"
+            )
+        )
+        await session.flush()
     return referral
 
 

@@ -265,7 +265,7 @@ async def test_record_revenue_and_reports_query(client, session, codec):
         pipeline(groupBy: "channel") { key leads revenueMinor sourcedRevenueMinor }
         funnel { step count rateFromPrevious }
         cost { currency pendingMinor rewardCostMinor revenueMinor customers roi }
-        leaderboard(limit: 5) { rank name won revenueMinor } } }"""
+        leaderboard(limit: 5) { rank name won revenue { currency amountMinor } } } }"""
     reader = await make_api_key(session, scopes=["read"], name="bi")
     data = (await gql(client, q, {"p": encode_id("Program", program.id)}, token=reader))["data"][
         "reports"

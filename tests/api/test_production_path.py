@@ -67,7 +67,7 @@ QUERIES: dict[str, str] = {
         retention { afterDays customers retained rate }
         cost { currency pendingMinor approvedMinor fulfilledMinor voidedMinor rewardCostMinor
           revenueMinor totalRevenueMinor revenueShare customers costPerCustomerMinor roi }
-        leaderboard { rank advocateId name tier currency leads won revenueMinor } } }
+        leaderboard { rank advocateId name tier leads won revenue { currency amountMinor } } } }
         fragment P on PipelineRow { PFIELDS }""".replace(
         "PFIELDS",
         "key label currency leads opportunities pipelineMinor won wonMinor revenueMinor sourcedRevenueMinor expansionRevenueMinor",

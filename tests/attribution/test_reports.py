@@ -322,10 +322,10 @@ async def test_cost_roi_and_leaderboard(session, codec):
         ("USD", 16_000, 150_000, 200_000, 0.75, 3, 5_333, 8.375),
     ]
     board = await reports.leaderboard(session, ReportFilter(program_id=w["p"].id), limit=10)
-    assert [(r.rank, r.name, r.tier, r.leads, r.won, r.revenue_minor) for r in board] == [
-        (1, "Ann Alpha", 1, 2, 2, 150_000),
-        (2, "Bob Beta", 2, 1, 1, 0),
-        (3, "Cid Gamma", None, 1, 0, 0),
+    assert [(r.rank, r.name, r.tier, r.leads, r.won, r.revenue) for r in board] == [
+        (1, "Ann Alpha", 1, 2, 2, (reports.Amount("USD", 150_000),)),
+        (2, "Bob Beta", 2, 1, 1, ()),  # charged, then refunded in full
+        (3, "Cid Gamma", None, 1, 0, ()),
     ]
 
 
