@@ -11,7 +11,8 @@ they run here as plain steps, once per request:
    LRU cache keyed by the query text (strawberry's two caches hash the parsed document again on
    every request); syntax and validation errors are cached with it;
 2. the operation type is checked against what the transport allows (a mutation over GET is
-   refused before validation errors are reported, as strawberry does);
+   refused before validation errors are reported, as strawberry does), then its cost (the
+   objects it may return, ``api.cost``) against the caller's limit, before any SQL;
 3. queries read on autocommit connections, read-only (``core.db.autocommit_reads``);
 4. graphql-core executes with strawberry's executor class, so resolvers see what they always saw
    (``VouchExecutionContext`` only shortens the path of leaf fields read by attribute);
@@ -38,6 +39,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    OperationDefinitionNode,
     parse,
 )
 from graphql import execute as graphql_execute
@@ -50,6 +52,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from vouch.api.cost import check_cost
 from vouch.core.db import autocommit_reads, is_database_unavailable
 from vouch.core.errors import DomainError
 
@@ -107,6 +110,9 @@ class DocumentCache:
         self.max_tokens = max_tokens
         self.hide_suggestions = hide_suggestions
         self.get: Callable[[str], Prepared] = lru_cache(maxsize=maxsize)(self._prepare)
+        self._static_cost: Callable[[str, str | None, int, str], GraphQLError | None] = lru_cache(
+            maxsize=maxsize
+        )(self._measure_static)
 
     def _prepare(self, query: str) -> Prepared:
         try:
@@ -117,6 +123,31 @@ class DocumentCache:
         if self.hide_suggestions:
             errors = [without_suggestion(e) for e in errors]
         return Prepared(document, tuple(errors))
+
+    def cost_refusal(
+        self,
+        query: str,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        limit: int,
+        who: str,
+    ) -> GraphQLError | None:
+        """The cost refusal of one operation (``api.cost``); a document without variables is
+        measured once per limit and kept with the document."""
+        if any(
+            isinstance(d, OperationDefinitionNode) and d.variable_definitions
+            for d in document.definitions
+        ):
+            return check_cost(self.schema, document, operation_name, variables, limit, who)
+        return self._static_cost(query, operation_name, limit, who)
+
+    def _measure_static(
+        self, query: str, operation_name: str | None, limit: int, who: str
+    ) -> GraphQLError | None:
+        document = self.get(query).document
+        assert document is not None  # only documents that parsed get here
+        return check_cost(self.schema, document, operation_name, None, limit, who)
 
 
 STATIC_INFO = "vouch.static_info"
@@ -202,6 +233,13 @@ async def execute_operation(
         raise InvalidOperationTypeError(operation_type)
     if prepared.errors:
         return _failed(list(prepared.errors), context_value, production=production)
+    limit = getattr(context_value, "max_cost", None)
+    if limit is not None:
+        refusal = documents.cost_refusal(
+            query, document, operation_name, variable_values, limit, context_value.cost_payer
+        )
+        if refusal is not None:
+            return _failed([refusal], context_value, production=production)
 
     session = getattr(context_value, "session", None)
     if session is not None and operation_type is OperationType.QUERY:
