@@ -9,6 +9,7 @@ from vouch.api.context import Info
 from vouch.api.ids import decode_id
 from vouch.api.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
 from vouch.api.permissions import (
+    conceal_absence,
     is_widget,
     require_advocate_access,
     require_authenticated,
@@ -19,7 +20,7 @@ from vouch.api.types.enums import ListOrder, ReferralStatus
 from vouch.api.types.referral import NOT_LOADED, ReferralType
 from vouch.attribution.referrals import PageParts, ReferralFilter, get_referral, list_referrals
 from vouch.attribution.rewards import rewards_by_referrals
-from vouch.core.errors import ValidationFailed
+from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -130,7 +131,11 @@ class ReferralQueries:
     async def referral(self, info: Info, id: strawberry.ID) -> ReferralType:
         referral_id = decode_id(id, "Referral")
         require_authenticated(info.context)
-        referral = await get_referral(info.context.session, referral_id)
+        try:
+            referral = await get_referral(info.context.session, referral_id)
+        except NotFound:
+            conceal_absence(info.context)
+            raise
         require_advocate_access(info.context, referral.advocate_id)
         return ReferralType.from_model(
             referral, for_widget=is_widget(info.context), ctx=info.context
