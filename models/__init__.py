@@ -6,6 +6,7 @@ from vouch.models.base import Base
 from vouch.models.crm import Opportunity, OpportunityContact, OpportunityEvent, RevenueEvent
 from vouch.models.platform import (
     ApiKey,
+    ConsoleSession,
     IdempotencyKey,
     OutboxEvent,
     WebhookDelivery,
@@ -39,6 +40,7 @@ __all__ = [
     "Base",
     "Click",
     "ClickBatch",
+    "ConsoleSession",
     "Conversion",
     "IdempotencyKey",
     "OfferRedemption",
