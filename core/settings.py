@@ -45,11 +45,22 @@ class Settings(BaseSettings):
     widget_token_ttl_seconds: int = Field(
         default=3600, ge=60, le=86_400, alias="VOUCH_WIDGET_TOKEN_TTL"
     )
+    widget_links_per_program: int = Field(
+        default=10, ge=1, le=1000, alias="VOUCH_WIDGET_LINKS_PER_PROGRAM"
+    )
+    console_idle_timeout_seconds: int = Field(
+        default=1800, ge=60, le=86_400, alias="VOUCH_CONSOLE_IDLE_TIMEOUT"
+    )
+    console_session_ttl_seconds: int = Field(
+        default=8 * 3600, ge=300, le=7 * 86_400, alias="VOUCH_CONSOLE_SESSION_TTL"
+    )
     claim_rate_limit_per_hour: int = Field(default=20, ge=1, alias="VOUCH_CLAIM_RATE_LIMIT")
     webhook_tolerance_seconds: int = Field(
         default=300, ge=30, le=3600, alias="VOUCH_WEBHOOK_TOLERANCE"
     )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
+    graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
+    graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
 
     @field_validator("cors_origins", mode="before")
