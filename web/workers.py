@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.attribution import webhooks
+from vouch.attribution.egress import EgressPolicy
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
 
@@ -26,10 +28,11 @@ async def webhook_delivery_loop(
     interval: float = 2.0,
     batch: int = 100,
     send: webhooks.Sender | None = None,
+    allowed_private_hosts: Iterable[str] = (),
 ) -> None:
     """Deliver due webhooks until cancelled; a database outage only pauses it."""
     async with httpx.AsyncClient() as client:
-        send = send or webhooks.httpx_sender(client)
+        send = send or webhooks.httpx_sender(client, EgressPolicy.allowing(allowed_private_hosts))
         while True:
             busy = False
             try:
