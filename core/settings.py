@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +22,27 @@ class Environment(StrEnum):
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message says how to fix it."""
+
+
+MIN_SECRET_BITS = 96
+MIN_DISTINCT_CHARACTERS = 10
+
+
+def strong_enough(value: str) -> bool:
+    """A production secret must not be obviously guessable: its characters' Shannon entropy
+    times its length reaches ``MIN_SECRET_BITS``, it uses at least ``MIN_DISTINCT_CHARACTERS``
+    characters, and it is not one short piece repeated. ``aaaa…``, ``abab…`` and
+    ``0123456789`` repeated are refused; ``secrets.token_urlsafe(48)`` (~350 bits) and a
+    32-character hex token (~120 by this estimate) pass."""
+    counts = Counter(value)
+    if len(counts) < MIN_DISTINCT_CHARACTERS:
+        return False
+    n = len(value)
+    bits = -sum(c / n * math.log2(c / n) for c in counts.values()) * n
+    if bits < MIN_SECRET_BITS:
+        return False
+    period = (value + value).find(value, 1)
+    return period == n  # a string made of a repeated piece is found again before n
 
 
 class Settings(BaseSettings):
@@ -58,12 +81,15 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(
         default=300, ge=30, le=3600, alias="VOUCH_WEBHOOK_TOLERANCE"
     )
+    webhook_allow_private_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_WEBHOOK_ALLOW_PRIVATE_HOSTS"
+    )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
     graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "webhook_allow_private_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -102,11 +128,24 @@ class Settings(BaseSettings):
             "inbound_webhook_secret", "VOUCH_INBOUND_WEBHOOK_SECRET", "inbound_webhook_secret"
         )
 
+    def inbound_webhook_secret_or_none(self) -> str | None:
+        """The inbound webhook secret; in production None when unset (inbound webhooks are then
+        disabled and answered 503), refused when weak."""
+        if self.is_production and not self.inbound_webhook_secret:
+            return None
+        return self.resolved_inbound_webhook_secret()
+
     def _secret(self, attr: str, env_name: str, filename: str) -> str:
         value: str | None = getattr(self, attr)
         if value:
             if self.is_production and len(value) < 32:
                 raise ConfigError(f"{env_name} must be at least 32 characters in production.")
+            if self.is_production and not strong_enough(value):
+                raise ConfigError(
+                    f"{env_name} looks guessable (too few distinct characters or a repeated "
+                    "pattern). Generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                )
             return value
         if self.is_production:
             raise ConfigError(
