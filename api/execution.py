@@ -41,13 +41,16 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     parse,
+    validate,
 )
 from graphql import execute as graphql_execute
 from graphql.validation import specified_rules
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
@@ -60,7 +63,7 @@ logger = logging.getLogger("vouch.graphql")
 UNEXPECTED = "Unexpected error."
 # Strawberry's check, cheaper than graphql-core's for the plain values most fields return.
 _is_awaitable = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
-_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -70,8 +73,8 @@ def is_expected(error: GraphQLError) -> bool:
 
 
 def without_suggestion(error: GraphQLError) -> GraphQLError:
-    """The error without a trailing "Did you mean …?" (which would spell out hidden names)."""
-    message = _SUGGESTION.sub("", error.message)
+    """The error without any "Did you mean …?" (which would spell out hidden names)."""
+    message = _SUGGESTION.sub("", error.message).strip()
     if message == error.message:
         return error
     return GraphQLError(
@@ -106,7 +109,8 @@ class DocumentCache:
         maxsize: int = 512,
     ) -> None:
         self.schema = schema
-        self.rules = (*specified_rules, *rules)
+        # strawberry's validate_document adds its two rules to whatever it is given
+        self.rules = (*specified_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
         self.max_tokens = max_tokens
         self.hide_suggestions = hide_suggestions
         self.get: Callable[[str], Prepared] = lru_cache(maxsize=maxsize)(self._prepare)
@@ -119,7 +123,10 @@ class DocumentCache:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return Prepared(None, (error,))
-        errors = validate_document(self.schema, document, self.rules)
+        # graphql-core's own switch, so that no rule spells out a hidden name (input fields and
+        # arguments included: their "Did you mean" sits mid-message); the strip below is kept
+        # for any message a future rule builds without honouring it.
+        errors = validate(self.schema, document, self.rules, hide_suggestions=self.hide_suggestions)
         if self.hide_suggestions:
             errors = [without_suggestion(e) for e in errors]
         return Prepared(document, tuple(errors))
