@@ -39,7 +39,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
-    OperationDefinitionNode,
     parse,
     validate,
 )
@@ -114,9 +113,7 @@ class DocumentCache:
         self.max_tokens = max_tokens
         self.hide_suggestions = hide_suggestions
         self.get: Callable[[str], Prepared] = lru_cache(maxsize=maxsize)(self._prepare)
-        self._static_cost: Callable[[str, str | None, int, str], GraphQLError | None] = lru_cache(
-            maxsize=maxsize
-        )(self._measure_static)
+        self._cost: Callable[..., GraphQLError | None] = lru_cache(maxsize=maxsize)(self._measure)
 
     def _prepare(self, query: str) -> Prepared:
         try:
@@ -140,21 +137,29 @@ class DocumentCache:
         limit: int,
         who: str,
     ) -> GraphQLError | None:
-        """The cost refusal of one operation (``api.cost``); a document without variables is
-        measured once per limit and kept with the document."""
-        if any(
-            isinstance(d, OperationDefinitionNode) and d.variable_definitions
-            for d in document.definitions
-        ):
-            return check_cost(self.schema, document, operation_name, variables, limit, who)
-        return self._static_cost(query, operation_name, limit, who)
+        """The cost refusal of one operation (``api.cost``), measured once per query text,
+        operation, limit and the integer (or null) variables — the only ones a size argument
+        can take — and kept in a bounded cache: a widget sends the same few queries."""
+        sizes = tuple(
+            sorted(
+                (name, value)
+                for name, value in (variables or {}).items()
+                if value is None or isinstance(value, int)
+            )
+        )
+        return self._cost(query, operation_name, sizes, limit, who)
 
-    def _measure_static(
-        self, query: str, operation_name: str | None, limit: int, who: str
+    def _measure(
+        self,
+        query: str,
+        operation_name: str | None,
+        sizes: tuple[tuple[str, int | None], ...],
+        limit: int,
+        who: str,
     ) -> GraphQLError | None:
         document = self.get(query).document
         assert document is not None  # only documents that parsed get here
-        return check_cost(self.schema, document, operation_name, None, limit, who)
+        return check_cost(self.schema, document, operation_name, dict(sizes), limit, who)
 
 
 STATIC_INFO = "vouch.static_info"

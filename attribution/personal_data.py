@@ -100,14 +100,22 @@ def scrub(value: Any) -> Any:
     return value
 
 
+# A stored string that merely contains an erased value this short (a first name, a short id)
+# is left alone: only an exact match is replaced, so other people's text is not clobbered.
+MIN_CONTAINED = 6
+
+
 def replace_values(value: Any, replacements: dict[str, str]) -> Any:
-    """JSON with every string equal to (or containing) an erased value replaced."""
+    """JSON with every string equal to an erased value, or containing one of at least
+    ``MIN_CONTAINED`` characters (free text naming the person), replaced by its hash."""
     if isinstance(value, dict):
         return {k: replace_values(v, replacements) for k, v in value.items()}
     if isinstance(value, list):
         return [replace_values(v, replacements) for v in value]
     if isinstance(value, str):
+        lowered = value.lower()
         for old, new in replacements.items():
-            if old and old.lower() in value.lower():
+            folded = old.lower()
+            if lowered == folded or (len(folded) >= MIN_CONTAINED and folded in lowered):
                 return new
     return value
