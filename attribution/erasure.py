@@ -133,7 +133,8 @@ async def _sweep_stored_json(
         for event in events:
             payload = dict(event.payload)
             for key in pd.PAYLOAD_KEYS[event.event_type]:
-                payload[key] = _erase_value(secret, Treatment.HASH, payload.get(key))
+                if key in payload:
+                    payload[key] = _erase_value(secret, Treatment.HASH, payload[key])
             event.payload = payload
 
 
