@@ -65,6 +65,18 @@ class Context:
     report_session: AsyncSession | None = None
 
     @property
+    def max_cost(self) -> int:
+        """The most objects one operation may return for this caller (``api.cost``)."""
+        if isinstance(self.principal, WidgetPrincipal):
+            return self.settings.graphql_widget_max_cost
+        return self.settings.graphql_max_cost
+
+    @property
+    def cost_payer(self) -> str:
+        """The kind of caller the cost limit applies to, as the refusal names it."""
+        return "widget tokens" if isinstance(self.principal, WidgetPrincipal) else "API keys"
+
+    @property
     def reports_db(self) -> AsyncSession:
         return self.report_session or self.session
 

@@ -11,7 +11,8 @@ they run here as plain steps, once per request:
    LRU cache keyed by the query text (strawberry's two caches hash the parsed document again on
    every request); syntax and validation errors are cached with it;
 2. the operation type is checked against what the transport allows (a mutation over GET is
-   refused before validation errors are reported, as strawberry does);
+   refused before validation errors are reported, as strawberry does), then its cost (the
+   objects it may return, ``api.cost``) against the caller's limit, before any SQL;
 3. queries read on autocommit connections, read-only (``core.db.autocommit_reads``);
 4. graphql-core executes with strawberry's executor class, so resolvers see what they always saw
    (``VouchExecutionContext`` only shortens the path of leaf fields read by attribute);
@@ -39,17 +40,21 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     parse,
+    validate,
 )
 from graphql import execute as graphql_execute
 from graphql.validation import specified_rules
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from vouch.api.cost import check_cost
 from vouch.core.db import autocommit_reads, is_database_unavailable
 from vouch.core.errors import DomainError
 
@@ -57,7 +62,7 @@ logger = logging.getLogger("vouch.graphql")
 UNEXPECTED = "Unexpected error."
 # Strawberry's check, cheaper than graphql-core's for the plain values most fields return.
 _is_awaitable = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
-_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -67,8 +72,8 @@ def is_expected(error: GraphQLError) -> bool:
 
 
 def without_suggestion(error: GraphQLError) -> GraphQLError:
-    """The error without a trailing "Did you mean …?" (which would spell out hidden names)."""
-    message = _SUGGESTION.sub("", error.message)
+    """The error without any "Did you mean …?" (which would spell out hidden names)."""
+    message = _SUGGESTION.sub("", error.message).strip()
     if message == error.message:
         return error
     return GraphQLError(
@@ -103,20 +108,58 @@ class DocumentCache:
         maxsize: int = 512,
     ) -> None:
         self.schema = schema
-        self.rules = (*specified_rules, *rules)
+        # strawberry's validate_document adds its two rules to whatever it is given
+        self.rules = (*specified_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
         self.max_tokens = max_tokens
         self.hide_suggestions = hide_suggestions
         self.get: Callable[[str], Prepared] = lru_cache(maxsize=maxsize)(self._prepare)
+        self._cost: Callable[..., GraphQLError | None] = lru_cache(maxsize=maxsize)(self._measure)
 
     def _prepare(self, query: str) -> Prepared:
         try:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return Prepared(None, (error,))
-        errors = validate_document(self.schema, document, self.rules)
+        # graphql-core's own switch, so that no rule spells out a hidden name (input fields and
+        # arguments included: their "Did you mean" sits mid-message); the strip below is kept
+        # for any message a future rule builds without honouring it.
+        errors = validate(self.schema, document, self.rules, hide_suggestions=self.hide_suggestions)
         if self.hide_suggestions:
             errors = [without_suggestion(e) for e in errors]
         return Prepared(document, tuple(errors))
+
+    def cost_refusal(
+        self,
+        query: str,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        limit: int,
+        who: str,
+    ) -> GraphQLError | None:
+        """The cost refusal of one operation (``api.cost``), measured once per query text,
+        operation, limit and the integer (or null) variables — the only ones a size argument
+        can take — and kept in a bounded cache: a widget sends the same few queries."""
+        sizes = tuple(
+            sorted(
+                (name, value)
+                for name, value in (variables or {}).items()
+                if value is None or isinstance(value, int)
+            )
+        )
+        return self._cost(query, operation_name, sizes, limit, who)
+
+    def _measure(
+        self,
+        query: str,
+        operation_name: str | None,
+        sizes: tuple[tuple[str, int | None], ...],
+        limit: int,
+        who: str,
+    ) -> GraphQLError | None:
+        document = self.get(query).document
+        assert document is not None  # only documents that parsed get here
+        return check_cost(self.schema, document, operation_name, dict(sizes), limit, who)
 
 
 STATIC_INFO = "vouch.static_info"
@@ -202,6 +245,13 @@ async def execute_operation(
         raise InvalidOperationTypeError(operation_type)
     if prepared.errors:
         return _failed(list(prepared.errors), context_value, production=production)
+    limit = getattr(context_value, "max_cost", None)
+    if limit is not None:
+        refusal = documents.cost_refusal(
+            query, document, operation_name, variable_values, limit, context_value.cost_payer
+        )
+        if refusal is not None:
+            return _failed([refusal], context_value, production=production)
 
     session = getattr(context_value, "session", None)
     if session is not None and operation_type is OperationType.QUERY:

@@ -33,14 +33,24 @@ def require_scope(ctx: Context, scope: Scope) -> KeyPrincipal:
     return principal
 
 
+WIDGET_OWN_ONLY = "a widget token can only see its own advocate"
+
+
 def require_advocate_access(ctx: Context, advocate_id: int) -> None:
     """Read access to one advocate: a read-scoped key, or that advocate's widget token."""
     principal = ctx.principal
     if isinstance(principal, WidgetPrincipal):
         if principal.advocate_id != advocate_id:
-            raise NotAuthorized("a widget token can only see its own advocate")
+            raise NotAuthorized(WIDGET_OWN_ONLY)
         return
     require_scope(ctx, Scope.READ)
+
+
+def conceal_absence(ctx: Context) -> None:
+    """A widget token gets the same answer for an unknown id as for another advocate's, so it
+    cannot probe which ids exist; API keys are told NOT_FOUND (the caller re-raises it)."""
+    if isinstance(ctx.principal, WidgetPrincipal):
+        raise NotAuthorized(WIDGET_OWN_ONLY)
 
 
 def require_widget(ctx: Context) -> int:

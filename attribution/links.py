@@ -23,7 +23,14 @@ from vouch.attribution.paging import Page, paginate
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
 from vouch.core.db import RawSelect
-from vouch.core.errors import Conflict, NotFound, ValidationFailed
+from vouch.core.errors import (
+    Conflict,
+    DomainError,
+    ErrorCode,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
 from vouch.models import Advocate, Click, Program, Referral, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
 from vouch.models.snapshot import snapshot_class
@@ -311,10 +318,23 @@ async def create_link(
     advocate_id: int,
     program_id: int,
     channel: str = DEFAULT_CHANNEL,
+    self_service_cap: int | None = None,
 ) -> CreatedLink:
-    """The advocate's link for this program and channel, created on first call."""
+    """The advocate's link for this program and channel, created on first call.
+
+    ``self_service_cap`` set means the advocate asks for it (a widget token), not an operator:
+    the program must be active, the advocate must have referral consent and already be
+    enrolled in the program (hold an active link in it, made by an operator), and may hold at
+    most ``self_service_cap`` links in it, revoked ones included (so a revoked link is never
+    traded for a fresh one). An existing link of that channel is returned as before. The
+    advocate's row is locked, so concurrent calls cannot overshoot the cap."""
     channel = check_channel(channel)
-    advocate = await session.get(Advocate, advocate_id)
+    if self_service_cap is None:
+        advocate = await session.get(Advocate, advocate_id)
+    else:
+        advocate = await session.scalar(
+            select(Advocate).where(Advocate.id == advocate_id).with_for_update()
+        )
     if advocate is None:
         raise NotFound("no such advocate", field="advocateId")
     if advocate.erased_at is not None:
@@ -324,6 +344,8 @@ async def create_link(
         raise NotFound("no such program", field="programId")
     if program.status == ProgramStatus.ARCHIVED:
         raise Conflict("this program is archived", field="programId")
+    if self_service_cap is not None:
+        await _check_self_service(session, advocate, program, channel, self_service_cap)
 
     nonce = codec.new_nonce()
     inserted = await session.scalar(
@@ -362,6 +384,35 @@ async def create_link(
             field="channel",
         )
     return CreatedLink(link=link, created=inserted is not None)
+
+
+async def _check_self_service(
+    session: AsyncSession, advocate: Advocate, program: Program, channel: str, cap: int
+) -> None:
+    """What an advocate's own request for a link must meet (see ``create_link``)."""
+    if program.status != ProgramStatus.ACTIVE:
+        raise DomainError(
+            f"this program is {program.status}; links can be created only in an active program",
+            field="programId",
+            code=ErrorCode.INACTIVE,
+        )
+    if not advocate.consent_referral:
+        raise Forbidden("the advocate has not consented to referrals", field="advocateId")
+    rows = (
+        await session.execute(
+            select(ReferralLink.channel, ReferralLink.status).where(
+                ReferralLink.advocate_id == advocate.id, ReferralLink.program_id == program.id
+            )
+        )
+    ).all()
+    if not any(status == LinkStatus.ACTIVE for _, status in rows):
+        raise Forbidden("the advocate is not enrolled in this program", field="programId")
+    if channel not in {c for c, _ in rows} and len(rows) >= cap:
+        raise DomainError(
+            f"the advocate already has {len(rows)} links in this program (at most {cap})",
+            field="channel",
+            code=ErrorCode.CAPPED,
+        )
 
 
 async def revoke_link(session: AsyncSession, link_id: int) -> ReferralLink:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
+import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import any_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch import __version__
+from vouch.attribution.egress import NEUTRAL_FAILURE, EgressPolicy, EgressRefused, pin
 from vouch.attribution.paging import Page, paginate
 from vouch.core import webhook_secrets
 from vouch.core.clock import utcnow
@@ -32,6 +33,8 @@ from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.ids import public_ids
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from vouch.models.enums import DeliveryStatus
+
+logger = logging.getLogger("vouch.webhooks")
 
 EVENT_TYPES = frozenset(
     {
@@ -173,25 +176,9 @@ class EndpointInput:
     active: bool = True
 
 
-def _internal_host(host: str) -> bool:
-    """Literal internal addresses and localhost (a first SSRF guard; DNS is checked by the
-    egress proxy an operator should put in front of the worker)."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".local"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
+def _check_endpoint(
+    data: EndpointInput, *, production: bool, allowed_private_hosts: Iterable[str] = ()
+) -> EndpointInput:
     url = data.url.strip()
     parts = urlsplit(url)
     allowed = ("https",) if production else ("https", "http")
@@ -200,10 +187,15 @@ def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
             "url must be an absolute " + ("https" if production else "http(s)") + " URL",
             field="url",
         )
-    if production and _internal_host(parts.hostname or ""):
+    # In every environment; delivery checks again after DNS (attribution.egress).
+    try:
+        EgressPolicy.allowing(allowed_private_hosts).check_literal(parts.hostname)
+    except EgressRefused:
         raise ValidationFailed(
-            "url must not point at a loopback, private or link-local address", field="url"
-        )
+            "url must not point at a loopback, private or link-local address (list a "
+            "development receiver in VOUCH_WEBHOOK_ALLOW_PRIVATE_HOSTS)",
+            field="url",
+        ) from None
     unknown = sorted(set(data.event_types) - EVENT_TYPES)
     if unknown:
         raise ValidationFailed(
@@ -222,10 +214,16 @@ def _check_endpoint(data: EndpointInput, *, production: bool) -> EndpointInput:
 
 
 async def create_endpoint(
-    session: AsyncSession, data: EndpointInput, *, production: bool = False
+    session: AsyncSession,
+    data: EndpointInput,
+    *,
+    production: bool = False,
+    allowed_private_hosts: Iterable[str] = (),
 ) -> WebhookEndpoint:
     """Register an endpoint with a fresh ``whsec_`` secret (shown to the caller once)."""
-    checked = _check_endpoint(data, production=production)
+    checked = _check_endpoint(
+        data, production=production, allowed_private_hosts=allowed_private_hosts
+    )
     endpoint = WebhookEndpoint(
         url=checked.url,
         secret=new_secret(),
@@ -252,8 +250,11 @@ async def update_endpoint(
     *,
     rotate_secret: bool = False,
     production: bool = False,
+    allowed_private_hosts: Iterable[str] = (),
 ) -> WebhookEndpoint:
-    checked = _check_endpoint(data, production=production)
+    checked = _check_endpoint(
+        data, production=production, allowed_private_hosts=allowed_private_hosts
+    )
     endpoint = await get_endpoint(session, endpoint_id)
     endpoint.url = checked.url
     endpoint.event_types = checked.event_types
@@ -364,20 +365,32 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return delay
 
 
-def httpx_sender(client: Any) -> Sender:
-    """A sender posting through an ``httpx.AsyncClient`` (no redirects followed)."""
+def httpx_sender(client: Any, policy: EgressPolicy | None = None) -> Sender:
+    """A sender posting through an ``httpx.AsyncClient`` (no redirects followed) to the
+    address ``policy`` checked (``attribution.egress``). Every failure — a refused address, a
+    name that does not resolve, a transport error — is reported as the same neutral reason;
+    the detail goes to the server log only."""
+    policy = policy or EgressPolicy()
 
     async def send(url: str, headers: dict[str, str], body: bytes) -> SendResult:
         try:
+            pinned = await pin(url, policy)
+        except EgressRefused as exc:
+            logger.warning("webhook delivery refused: %s", exc)
+            return SendResult(status_code=None, error=NEUTRAL_FAILURE)
+        extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
+        try:
             response = await client.post(
-                url,
+                pinned.url,
                 content=body,
-                headers=headers,
+                headers={**headers, "host": pinned.host_header},
                 timeout=SEND_TIMEOUT_SECONDS,
                 follow_redirects=False,
+                extensions=extensions,
             )
         except Exception as exc:  # any transport failure is a retryable attempt
-            return SendResult(status_code=None, error=type(exc).__name__)
+            logger.info("webhook delivery failed: %s", type(exc).__name__)
+            return SendResult(status_code=None, error=NEUTRAL_FAILURE)
         return SendResult(status_code=response.status_code)
 
     return send

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.attribution import rollups, webhooks
+from vouch.attribution.egress import EgressPolicy
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
 from vouch.core.db import create_engine, session_factory
@@ -43,13 +44,14 @@ def deliver(once: bool, interval: float, batch: int) -> None:
     """
     settings = load_settings()
     url = database_url(settings)
+    policy = EgressPolicy.allowing(settings.webhook_allow_private_hosts)
 
     async def loop() -> None:
         engine = create_engine(url, pool_size=2, pgbouncer=settings.db_pgbouncer)
         factory = session_factory(engine)
         try:
             async with httpx.AsyncClient() as client:
-                send = webhooks.httpx_sender(client)
+                send = webhooks.httpx_sender(client, policy)
                 while True:
                     run = await deliver_once(factory, send, limit=batch)
                     if run.delivered or run.retried or run.dead:

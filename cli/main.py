@@ -105,6 +105,7 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
     schedules(settings)  # a wrong VOUCH_JOB_SCHEDULES stops start-up with one line
     settings.resolved_secret()  # fail fast in production, create once in development
     settings.resolved_hashid_salt()
+    settings.inbound_webhook_secret_or_none()  # a weak one stops start-up; unset: disabled
     if "public_base_url" not in settings.model_fields_set:
         # Unconfigured: share links point at where this server actually listens.
         shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - compared only
@@ -216,12 +217,20 @@ def apikey_revoke(key_id: int) -> None:
 @click.option("--serve", "then_serve", is_flag=True, help="Serve Vouch after seeding.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--force", is_flag=True, help="Seed even with VOUCH_ENV=production (a production database)."
+)
 @handle_errors
-def demo(as_json: bool, then_serve: bool, host: str, port: int) -> None:
+def demo(as_json: bool, then_serve: bool, host: str, port: int, force: bool) -> None:
     """Seed a realistic demo (idempotent) and print the GraphQL URL, an admin key and a link."""
     from vouch.cli.demo_output import seed_demo
 
     settings = load_settings()
+    if settings.is_production and not force:
+        raise ConfigError(
+            "refusing to seed demo data (fake advocates and an admin API key) into a production "
+            "database (VOUCH_ENV=production); pass --force if you really mean it"
+        )
     if then_serve and not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port")
     url = database_url(settings)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
@@ -27,6 +29,27 @@ class Environment(StrEnum):
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message says how to fix it."""
+
+
+MIN_SECRET_BITS = 96
+MIN_DISTINCT_CHARACTERS = 10
+
+
+def strong_enough(value: str) -> bool:
+    """A production secret must not be obviously guessable: its characters' Shannon entropy
+    times its length reaches ``MIN_SECRET_BITS``, it uses at least ``MIN_DISTINCT_CHARACTERS``
+    characters, and it is not one short piece repeated. ``aaaa…``, ``abab…`` and
+    ``0123456789`` repeated are refused; ``secrets.token_urlsafe(48)`` (~350 bits) and a
+    32-character hex token (~120 by this estimate) pass."""
+    counts = Counter(value)
+    if len(counts) < MIN_DISTINCT_CHARACTERS:
+        return False
+    n = len(value)
+    bits = -sum(c / n * math.log2(c / n) for c in counts.values()) * n
+    if bits < MIN_SECRET_BITS:
+        return False
+    period = (value + value).find(value, 1)
+    return period == n  # a string made of a repeated piece is found again before n
 
 
 class Settings(BaseSettings):
@@ -63,11 +86,25 @@ class Settings(BaseSettings):
     widget_token_ttl_seconds: int = Field(
         default=3600, ge=60, le=86_400, alias="VOUCH_WIDGET_TOKEN_TTL"
     )
+    widget_links_per_program: int = Field(
+        default=10, ge=1, le=1000, alias="VOUCH_WIDGET_LINKS_PER_PROGRAM"
+    )
+    console_idle_timeout_seconds: int = Field(
+        default=1800, ge=60, le=86_400, alias="VOUCH_CONSOLE_IDLE_TIMEOUT"
+    )
+    console_session_ttl_seconds: int = Field(
+        default=8 * 3600, ge=300, le=7 * 86_400, alias="VOUCH_CONSOLE_SESSION_TTL"
+    )
     claim_rate_limit_per_hour: int = Field(default=20, ge=1, alias="VOUCH_CLAIM_RATE_LIMIT")
     webhook_tolerance_seconds: int = Field(
         default=300, ge=30, le=3600, alias="VOUCH_WEBHOOK_TOLERANCE"
     )
+    webhook_allow_private_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="VOUCH_WEBHOOK_ALLOW_PRIVATE_HOSTS"
+    )
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
+    graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
+    graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
     # Scheduled jobs (vouch.jobs): run inside each `vouch serve` process unless turned off here
     # (then run `vouch worker`); exactly once across every process sharing the database.
@@ -129,7 +166,13 @@ class Settings(BaseSettings):
     stripe_api_base: str = Field(default="https://api.stripe.com", alias="VOUCH_STRIPE_API_BASE")
     stripe_promotion_coupon: str | None = Field(default=None, alias="VOUCH_STRIPE_PROMOTION_COUPON")
 
-    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
+    @field_validator(
+        "cors_origins",
+        "trusted_proxies",
+        "allowed_hosts",
+        "webhook_allow_private_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -266,6 +309,13 @@ class Settings(BaseSettings):
             hint=webhook_secrets.GENERATE_COMMAND,
         )
 
+    def inbound_webhook_secret_or_none(self) -> str | None:
+        """The inbound webhook secret; in production None when unset (inbound webhooks are then
+        disabled and answered 503), refused when weak."""
+        if self.is_production and not self.inbound_webhook_secret:
+            return None
+        return self.resolved_inbound_webhook_secret()
+
     def _secret(
         self,
         attr: str,
@@ -280,6 +330,11 @@ class Settings(BaseSettings):
         if value:
             if self.is_production and len(value) < 32:
                 raise ConfigError(f"{env_name} must be at least 32 characters in production.")
+            if self.is_production and not strong_enough(value):
+                raise ConfigError(
+                    f"{env_name} looks guessable (too few distinct characters or a repeated "
+                    f"pattern). Generate one with `{hint}`."
+                )
             return value
         if self.is_production:
             raise ConfigError(

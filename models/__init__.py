@@ -9,6 +9,7 @@ from vouch.models.integrations import ExternalRef, IntegrationEvent, Integration
 from vouch.models.jobs import JobOutcome, JobRun
 from vouch.models.platform import (
     ApiKey,
+    ConsoleSession,
     IdempotencyKey,
     OutboxEvent,
     WebhookDelivery,
@@ -42,6 +43,7 @@ __all__ = [
     "Base",
     "Click",
     "ClickBatch",
+    "ConsoleSession",
     "Conversion",
     "Experiment",
     "ExperimentAssignment",

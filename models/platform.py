@@ -1,4 +1,5 @@
-"""Platform tables: API keys, idempotency records, webhook endpoints, outbox and deliveries."""
+"""Platform tables: API keys, console sessions, idempotency records, webhook endpoints, outbox
+and deliveries."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    """A signed-in console session, server-side so that logout, idle time and key revocation
+    end it. The cookie holds a random token; only its SHA-256 is stored here."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_api_key_id", "api_key_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_at()
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class IdempotencyKey(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
 from vouch.web.workers import code_mail_loop, webhook_delivery_loop
 
+logger = logging.getLogger("vouch.app")
+
 # Young-generation GC threshold for the server. With 16 pages of referrals in flight, the
 # default 700 ran a young collection on nearly every request, each scanning the live objects of
 # all requests in flight: 0.25-0.29 ms of GC per page request. At 2,000: 0.13-0.16 ms, with
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     overrides = overrides or Overrides()
     codec = LinkCodec(settings.resolved_hashid_salt(), settings.hashid_min_length)
     widget_tokens = WidgetTokens(settings.resolved_secret(), settings.widget_token_ttl_seconds)
+    inbound_secret = settings.inbound_webhook_secret_or_none()
     engine_holder: dict[str, AsyncEngine] = {}
     app_state: dict[str, AsyncEngine] = {}
 
@@ -141,7 +145,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         if settings.webhook_worker and overrides.sessionmaker is None:
             background.append(
                 asyncio.create_task(
-                    webhook_delivery_loop(sessions.factory), name="vouch-webhook-delivery"
+                    webhook_delivery_loop(
+                        sessions.factory,
+                        allowed_private_hosts=settings.webhook_allow_private_hosts,
+                    ),
+                    name="vouch-webhook-delivery",
                 )
             )
         if replica_monitor is not None:
@@ -255,9 +263,15 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.replica_monitor = replica_monitor
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
+    app.state.inbound_secret = inbound_secret
     app.state.engine = app_state.get("engine")
     if settings.env is not Environment.TEST:
         configure_logging()
+    if inbound_secret is None:
+        logger.warning(
+            "VOUCH_INBOUND_WEBHOOK_SECRET is not set: inbound webhooks are disabled "
+            "(POST /webhooks/inbound answers 503)"
+        )
     app.state.clicks = clicks
     app.state.landing_resolver = resolver
     return app

@@ -39,6 +39,7 @@ from vouch.web.console_auth import (
     current_user,
     set_session_cookie,
     sign_in,
+    sign_out,
 )
 from vouch.web.pages import Pages
 
@@ -69,7 +70,6 @@ class Console:
         self.pages = pages
         self.sessions = sessions
         self.report_sessions = report_sessions or sessions
-        self.secret = settings.resolved_secret()
         self.secure = settings.public_base_url.startswith("https://")
 
     def routes(self) -> list[BaseRoute]:
@@ -94,7 +94,11 @@ class Console:
         return self.report_sessions.get(request.scope.setdefault("state", {}))
 
     async def _user(self, request: Request) -> ConsoleUser | None:
-        return await current_user(request, self._session(request), self.secret)
+        session = self._session(request)
+        user = await current_user(request, session, self.settings)
+        if session.in_transaction():
+            await session.commit()  # the session's idle clock, restarted
+        return user
 
     def _to_login(self) -> Response:
         return RedirectResponse("/console/login", status_code=303)
@@ -125,20 +129,24 @@ class Console:
             return await self.login_form(request, "Your sign-in form expired; please try again.")
         key = str(form.get("api_key", ""))[:200]
         session = self._session(request)
-        user = await sign_in(session, key) if key else None
+        user = await sign_in(session, key, self.settings) if key else None
         await session.commit()
         if user is None:
             return await self.login_form(request, "That API key is not valid or was revoked.")
         response = RedirectResponse("/console", status_code=303)
-        set_session_cookie(response, user, secret=self.secret, secure=self.secure)
+        set_session_cookie(response, user, settings=self.settings, secure=self.secure)
         response.delete_cookie(LOGIN_COOKIE, path="/console")
         return response
 
     async def logout(self, request: Request) -> Response:
         user = await self._user(request)
         form = await request.form()
-        if user is not None and not csrf_ok(user, str(form.get("csrf", ""))):
-            return Response("invalid CSRF token", status_code=403)
+        if user is not None:
+            if not csrf_ok(user, str(form.get("csrf", ""))):
+                return Response("invalid CSRF token", status_code=403)
+            session = self._session(request)
+            await sign_out(session, user)
+            await session.commit()
         response = self._to_login()
         clear_session_cookie(response)
         return response

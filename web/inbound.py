@@ -38,12 +38,24 @@ async def _signal(
 async def inbound_webhook(request: Request) -> JSONResponse:
     """Verify, deduplicate and apply one event in one transaction; errors write nothing."""
     settings = request.app.state.settings
+    secret: str | None = request.app.state.inbound_secret
+    if secret is None:  # production without VOUCH_INBOUND_WEBHOOK_SECRET (logged at start-up)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "DISABLED",
+                    "message": "inbound webhooks are disabled on this server",
+                    "field": None,
+                }
+            },
+            status_code=503,
+        )
     body = await request.body()
     session = request.app.state.sessions.get(request.scope.setdefault("state", {}))
     try:
         result = await inbound.handle(
             session,
-            secret=settings.resolved_inbound_webhook_secret(),
+            secret=secret,
             headers=request.headers,
             body=body,
             tolerance_seconds=settings.webhook_tolerance_seconds,

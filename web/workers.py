@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.attribution import code_mail, webhooks
+from vouch.attribution.egress import EgressPolicy
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
 from vouch.core.mail import Mailer, MailError
@@ -28,10 +30,11 @@ async def webhook_delivery_loop(
     interval: float = 2.0,
     batch: int = 100,
     send: webhooks.Sender | None = None,
+    allowed_private_hosts: Iterable[str] = (),
 ) -> None:
     """Deliver due webhooks until cancelled; a database outage only pauses it."""
     async with httpx.AsyncClient() as client:
-        send = send or webhooks.httpx_sender(client)
+        send = send or webhooks.httpx_sender(client, EgressPolicy.allowing(allowed_private_hosts))
         while True:
             busy = False
             try:

@@ -6,7 +6,7 @@ from vouch.api.context import Info
 from vouch.api.errors import InputError
 from vouch.api.ids import decode_id
 from vouch.api.mutations.transaction import attempt
-from vouch.api.permissions import require_advocate_write, require_scope
+from vouch.api.permissions import is_widget, require_advocate_write, require_scope
 from vouch.api.types.link import ReferralLinkType
 from vouch.attribution.links import DEFAULT_CHANNEL, CreatedLink, create_link, revoke_link
 from vouch.core.errors import ValidationFailed
@@ -34,7 +34,9 @@ class LinkMutations:
     @strawberry.mutation(
         description="The advocate's share link for a program and channel, created on first "
         "call; repeated or concurrent calls return the same link (write scope, or the "
-        "advocate's own widget token)."
+        "advocate's own widget token: then only in an active program the advocate is enrolled "
+        "in (holds an active link), with referral consent, up to VOUCH_WIDGET_LINKS_PER_PROGRAM "
+        "links per program; a revoked link stays revoked)."
     )
     async def create_referral_link(
         self,
@@ -56,6 +58,11 @@ class LinkMutations:
                 advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
                 program_id=decode_id(program_id, "Program", field="programId"),
                 channel=channel[:64],
+                self_service_cap=(
+                    info.context.settings.widget_links_per_program
+                    if is_widget(info.context)
+                    else None
+                ),
             )
 
         result, errors = await attempt(info.context, work)

@@ -76,6 +76,7 @@ class WebhookMutations:
                 info.context.session,
                 input.to_domain(),
                 production=info.context.settings.is_production,
+                allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
             )
 
         endpoint, errors = await attempt(info.context, work)
@@ -102,6 +103,7 @@ class WebhookMutations:
                 input.to_domain(),
                 rotate_secret=rotate_secret,
                 production=info.context.settings.is_production,
+                allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
             )
 
         endpoint, errors = await attempt(info.context, work)

@@ -15,6 +15,7 @@ from vouch.api.context import Info
 from vouch.api.ids import decode_id
 from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import (
+    conceal_absence,
     require_advocate_access,
     require_authenticated,
     require_scope,
@@ -25,7 +26,7 @@ from vouch.api.types.advocate import AdvocateType
 from vouch.api.types.enums import ListOrder
 from vouch.api.types.link import ReferralLinkType
 from vouch.attribution.links import AdvocateLinks, advocate_with_links
-from vouch.core.errors import ValidationFailed
+from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -131,6 +132,10 @@ class AdvocateQueries:
             return AdvocateType.from_model(await get_advocate(session, advocate_id))
         require_authenticated(info.context)
         assert external_id is not None
-        advocate = await get_advocate_by_external_id(session, external_id)
+        try:
+            advocate = await get_advocate_by_external_id(session, external_id)
+        except NotFound:
+            conceal_absence(info.context)
+            raise
         require_advocate_access(info.context, advocate.id)
         return AdvocateType.from_model(advocate)

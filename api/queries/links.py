@@ -6,7 +6,12 @@ from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
 from vouch.api.pagination import Connection, page_args
-from vouch.api.permissions import require_advocate_access, require_authenticated, require_scope
+from vouch.api.permissions import (
+    conceal_absence,
+    require_advocate_access,
+    require_authenticated,
+    require_scope,
+)
 from vouch.api.types.enums import LinkStatus, ListOrder
 from vouch.api.types.link import ReferralLinkType
 from vouch.attribution.links import (
@@ -16,7 +21,7 @@ from vouch.attribution.links import (
     get_link_by_code,
     list_links,
 )
-from vouch.core.errors import ValidationFailed
+from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -77,10 +82,14 @@ class LinkQueries:
             raise ValidationFailed("give either id or code", field="id")
         require_authenticated(info.context)
         session = info.context.session
-        if id is not None:
-            link = await get_link(session, decode_id(id, "ReferralLink"))
-        else:
-            assert code is not None
-            link = await get_link_by_code(session, info.context.codec, code[:64])
+        try:
+            if id is not None:
+                link = await get_link(session, decode_id(id, "ReferralLink"))
+            else:
+                assert code is not None
+                link = await get_link_by_code(session, info.context.codec, code[:64])
+        except NotFound:
+            conceal_absence(info.context)
+            raise
         require_advocate_access(info.context, link.advocate_id)
         return ReferralLinkType.from_model(link)

@@ -8,6 +8,7 @@ from vouch.api.context import Info
 from vouch.api.ids import decode_id
 from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import (
+    conceal_absence,
     is_widget,
     require_advocate_access,
     require_authenticated,
@@ -16,7 +17,7 @@ from vouch.api.permissions import (
 from vouch.api.types.enums import ListOrder, ReferralStatus
 from vouch.api.types.referral import ReferralType, referral_connection
 from vouch.attribution.referrals import ReferralFilter, get_referral
-from vouch.core.errors import ValidationFailed
+from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -95,7 +96,11 @@ class ReferralQueries:
     async def referral(self, info: Info, id: strawberry.ID) -> ReferralType:
         referral_id = decode_id(id, "Referral")
         require_authenticated(info.context)
-        referral = await get_referral(info.context.session, referral_id)
+        try:
+            referral = await get_referral(info.context.session, referral_id)
+        except NotFound:
+            conceal_absence(info.context)
+            raise
         require_advocate_access(info.context, referral.advocate_id)
         return ReferralType.from_model(
             referral, for_widget=is_widget(info.context), ctx=info.context

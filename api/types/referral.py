@@ -88,11 +88,18 @@ class ReferralType(Node, RowBacked):
         "link's channel. Pipeline by channel groups by it (docs/REPORTS.md#channel)."
     )
     flags: list[str] = strawberry.field(
-        description="Fraud signals: self_referral, duplicate, velocity, disposable_email, ..."
+        description="Fraud signals: self_referral, duplicate, velocity, disposable_email, ...;"
+        " empty for widget tokens."
     )
-    flagged: bool = strawberry.field(description="At least one fraud flag is set.")
-    moderation: ModerationState = strawberry.field(description="Fraud review state.")
-    moderation_reason: str | None = strawberry.field(description="Why it was held or rejected.")
+    flagged: bool = strawberry.field(
+        description="At least one fraud flag is set; false for widget tokens."
+    )
+    moderation: ModerationState = strawberry.field(
+        description="Fraud review state; widget tokens see only clear or rejected."
+    )
+    moderation_reason: str | None = strawberry.field(
+        description="Why it was held or rejected; null for widget tokens."
+    )
     consent: bool = strawberry.field(description="The friend consented to be contacted.")
     erased: bool = strawberry.field(description="The friend's personal data has been erased.")
     created_at: datetime = strawberry.field(description="When the friend was referred (UTC).")
@@ -217,6 +224,12 @@ def _nested_rewards(o: Any) -> Any:
     return _Deferred(_load_rewards, o._ctx, o._m.id)
 
 
+def _moderation(state: str, for_widget: bool) -> ModerationState:
+    if for_widget and state != ModerationState.REJECTED:
+        return ModerationState.CLEAR
+    return ModerationState(state)
+
+
 def _first_name(name: str | None) -> str | None:
     parts = name.split() if name else None
     return parts[0] if parts else None
@@ -240,10 +253,12 @@ computed_fields(
         "status": lambda o: ReferralStatus(o._m.status),
         "source": lambda o: ReferralSource(o._m.source),
         "channel": lambda o: o._m.channel,
-        "flags": lambda o: list(o._m.flags or []),
-        "flagged": lambda o: bool(o._m.flags),
-        "moderation": lambda o: ModerationState(o._m.moderation),
-        "moderation_reason": lambda o: o._m.moderation_reason,
+        # A widget (the advocate, who may be the fraudster) never learns which rule flagged a
+        # referral, nor that it is held: only a rejection, which its status shows anyway.
+        "flags": lambda o: [] if o._for_widget else list(o._m.flags or []),
+        "flagged": lambda o: False if o._for_widget else bool(o._m.flags),
+        "moderation": lambda o: _moderation(o._m.moderation, o._for_widget),
+        "moderation_reason": lambda o: None if o._for_widget else o._m.moderation_reason,
         "consent": lambda o: o._m.consent,
         "erased": lambda o: o._m.erased_at is not None,
         "created_at": lambda o: o._m.created_at,

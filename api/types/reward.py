@@ -8,32 +8,39 @@ from typing import Any, Self
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from vouch.api.context import Context, Info, loader
+from vouch.api.context import Context, Info, WidgetPrincipal, loader
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
 from vouch.api.types.rows import RowBacked, computed_fields
 from vouch.attribution import rewards
 from vouch.models import Reward, RewardEntry
 
+WIDGET_ACTOR = "vouch"
+
 
 @strawberry.type(name="RewardEntry", description="One immutable step in a reward's life.")
 class RewardEntryType:
     state: str = strawberry.field(description="pending, approved, fulfilled or voided.")
     at: datetime = strawberry.field(description="When the step happened (UTC).")
-    actor: str = strawberry.field(description="Who took the step (API key, admin, system).")
-    reason: str | None = strawberry.field(description="Why, when given.")
+    actor: str = strawberry.field(
+        description="Who took the step (API key, admin, system); `vouch` for widget tokens."
+    )
+    reason: str | None = strawberry.field(
+        description="Why, when given; null for widget tokens (a voiding reason may name the"
+        " fraud rule)."
+    )
     fulfilment_ref: str | None = strawberry.field(
         description="The fulfilment's reference (payout id, discount code, credit id)."
     )
     amount_minor: int = strawberry.field(description="The reward amount at this step.")
 
     @classmethod
-    def from_model(cls, m: RewardEntry) -> Self:
+    def from_model(cls, m: RewardEntry, *, for_widget: bool = False) -> Self:
         return cls(
             state=m.state,
             at=m.at,
-            actor=m.actor,
-            reason=m.reason,
+            actor=WIDGET_ACTOR if for_widget else m.actor,
+            reason=None if for_widget else m.reason,
             fulfilment_ref=m.fulfilment_ref,
             amount_minor=m.amount_minor,
         )
@@ -109,7 +116,8 @@ class RewardType(Node, RowBacked):
     @strawberry.field(description="The ledger: every state change, oldest first.")
     async def entries(self, info: Info) -> list[RewardEntryType]:
         rows = await reward_entries_loader(info.context).load(self.db_id)
-        return [RewardEntryType.from_model(r) for r in rows]
+        widget = isinstance(info.context.principal, WidgetPrincipal)
+        return [RewardEntryType.from_model(r, for_widget=widget) for r in rows]
 
     @classmethod
     def from_model(cls, m: Reward) -> Self:
