@@ -134,7 +134,7 @@ def operation_cost(
         if not isinstance(get_nullable_type(definition.type), GraphQLList):
             return None
         if parent.name.endswith("Connection") and field_name in CONNECTION_LISTS:
-            return 1
+            return None  # the connection's own items: its size already counted them
         return LIST_SIZES.get(f"{parent.name}.{field_name}", UNBOUNDED_LIST_SIZE)
 
     def selections(selection_set: SelectionSetNode, parent: _Parent) -> int:

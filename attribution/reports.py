@@ -566,7 +566,17 @@ def _leaderboard_csv(rows: list[LeaderRow]) -> str:
     for row in rows:
         by_currency = {a.currency: a.amount_minor for a in row.revenue}
         writer.writerow(
-            [_cell(v) for v in (row.rank, row.advocate_id, row.name, row.tier, row.leads, row.won)]
+            [
+                _cell(v)
+                for v in (
+                    row.rank,
+                    encode_id("Advocate", row.advocate_id),
+                    row.name,
+                    row.tier,
+                    row.leads,
+                    row.won,
+                )
+            ]
             + [by_currency.get(c, 0) for c in currencies]
         )
     return out.getvalue()

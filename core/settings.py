@@ -330,7 +330,7 @@ class Settings(BaseSettings):
         if value:
             if self.is_production and len(value) < 32:
                 raise ConfigError(f"{env_name} must be at least 32 characters in production.")
-            if self.is_production and not strong_enough(value):
+            if self.is_production and not strong_enough(_key_material(value)):
                 raise ConfigError(
                     f"{env_name} looks guessable (too few distinct characters or a repeated "
                     f"pattern). Generate one with `{hint}`."
@@ -356,6 +356,14 @@ class Settings(BaseSettings):
                 ) from exc
         setattr(self, attr, value)
         return value
+
+
+def _key_material(value: str) -> str:
+    """What a secret's strength is judged on: for a Standard Webhooks secret the decoded key
+    bytes (``whsec_`` + the base64 of ``aaaa…`` is as guessable as ``aaaa…``), else the text."""
+    if _is_webhook_secret(value):
+        return webhook_secrets.secret_key(value).decode("latin-1")
+    return value
 
 
 def _is_webhook_secret(value: str) -> bool:

@@ -113,13 +113,18 @@ class Reference:
 
     def pipeline(self, group_by: str, program: str | None, since: date, until: date):
         rows: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        order: dict[str, Any] = {}  # report keys are opaque ids; rows come in row-id order
         for r, on, currency, part in self.parts(program):
             if not since <= on < until:
                 continue
             if group_by == "program":
-                key, label = str(self.programs[r.program][0]), self.programs[r.program][1]
+                pid, label = self.programs[r.program][:2]
+                key = encode_id("Program", pid)
+                order[key] = pid
             elif group_by == "advocate":
-                key, label = str(self.advocates[r.advocate][0]), self.advocates[r.advocate][1]
+                aid, label = self.advocates[r.advocate]
+                key = encode_id("Advocate", aid)
+                order[key] = aid
             elif group_by == "channel":
                 key = label = r.channel
             else:
@@ -129,7 +134,7 @@ class Reference:
         out = []
         for (key, label, currency), m in sorted(
             rows.items(),
-            key=lambda kv: (int(kv[0][0]) if kv[0][0].isdigit() else kv[0][0], kv[0][2]),
+            key=lambda kv: (order.get(kv[0][0], kv[0][0]), kv[0][2]),
         ):
             if not any(m[x] for x in ("leads", "opportunities", "pipeline", "won", "revenue")):
                 continue

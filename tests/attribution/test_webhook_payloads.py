@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -16,6 +17,7 @@ from tests.factories import make_reward_rule
 from tests.integrations.fake_http import FakeServer
 from vouch import __version__
 from vouch.attribution import moderation, opportunities, redemptions, revenue, rewards, webhooks
+from vouch.attribution.egress import EgressPolicy
 from vouch.attribution.opportunities import OpportunityData
 from vouch.attribution.revenue import RevenueData
 from vouch.attribution.webhooks import EndpointInput
@@ -129,12 +131,19 @@ async def test_every_event_type_sent_matches_its_schema(session, codec):
 async def test_deliveries_say_who_sends_them(session):
     with FakeServer() as server:
         server.route("POST", "/hook", lambda request: (204, {}, b""))
+        # the local receiver is a named private host, as a development receiver must be
+        local = urlsplit(server.url("/hook")).hostname or ""
         await webhooks.create_endpoint(
-            session, EndpointInput(url=server.url("/hook"), event_types=[])
+            session,
+            EndpointInput(url=server.url("/hook"), event_types=[]),
+            allowed_private_hosts=[local],
         )
         await webhooks.enqueue(session, "referral.created", {"referral_id": 1}, now=utcnow())
+        sender_policy = EgressPolicy.allowing([local])
         async with httpx.AsyncClient() as client:
-            run = await webhooks.deliver_due(session, webhooks.httpx_sender(client), now=utcnow())
+            run = await webhooks.deliver_due(
+                session, webhooks.httpx_sender(client, sender_policy), now=utcnow()
+            )
     assert run.delivered == 1
     [request] = server.requests
     assert request.headers["user-agent"] == f"Vouch-Webhooks/{__version__}"

@@ -80,7 +80,7 @@ def checkout_session(**extra: Any) -> dict[str, Any]:
         "payment_intent": None,
         "metadata": {},
         "discounts": [{"coupon": "co_friends", "promotion_code": "promo_1Friend"}],
-        "created": int(time.time()) - 5,
+        "created": int(time.time()) + 1,  # after the claim that made the referral
     }
     session.update(extra)
     return session
@@ -99,9 +99,11 @@ def invoice(**extra: Any) -> dict[str, Any]:
         "status": "paid",
         "charge": "ch_1001",
         "payment_intent": "pi_1001",
-        "status_transitions": {"paid_at": int(time.time()) - 60},
+        # a renewal: paid after the checkout that made the referral (revenue dated before its
+        # referral is refused)
+        "status_transitions": {"paid_at": int(time.time()) + 1},
         "parent": {"subscription_details": {"subscription": "sub_N1", "metadata": {}}},
-        "created": int(time.time()) - 120,
+        "created": int(time.time()),
     }
     obj.update(extra)
     return obj
@@ -185,7 +187,7 @@ async def test_a_referred_subscription_from_checkout_to_churn(client, session, c
 
     # 2. the renewal invoice: recurring revenue, found through the customer matched at checkout
     paid = await send(client, stripe_event("invoice.paid", invoice()))
-    assert paid.json()["status"] == "processed"
+    assert paid.json()["status"] == "processed", paid.text
     rev = await session.scalar(select(RevenueEvent).where(RevenueEvent.external_id == "in_1001"))
     assert (rev.kind, rev.amount_minor, rev.currency, rev.referral_id, rev.source) == (
         "recurring",

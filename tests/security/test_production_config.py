@@ -4,6 +4,7 @@ inbound webhook with a 500 and a traceback; guessable secrets of 32+ characters 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -30,6 +31,8 @@ def _production(settings: Settings, **extra: str) -> Settings:
         "VOUCH_HASHID_SALT": SALT,
         "VOUCH_DATA_DIR": str(settings.data_dir),
         "DATABASE_URL": "postgresql://unused-in-tests/x",
+        # production answers only its own host (docs/SECURITY.md, "HTTP edge limits")
+        "VOUCH_PUBLIC_BASE_URL": "http://testserver",
         **extra,
     }
     return Settings(**values)
@@ -59,7 +62,8 @@ async def test_production_without_inbound_secret_disables_inbound_with_a_503(
         "(POST /webhooks/inbound answers 503)"
     ]
     raw = json.dumps({"type": "opportunity.upsert", "provider": "generic", "data": {}}).encode()
-    headers = webhooks.signed_headers("whsec_guess", "msg_1", int(time.time()), raw)
+    guess = "whsec_" + base64.b64encode(b"a guessed secret of the right form").decode()
+    headers = webhooks.signed_headers(guess, "msg_1", int(time.time()), raw)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://testserver",
@@ -87,6 +91,8 @@ async def test_production_without_inbound_secret_disables_inbound_with_a_503(
     ids=["one-char", "two-chars", "digits-repeated", "word-repeated"],
 )
 def test_guessable_secrets_stop_production(settings, sessionmaker, env, weak):
+    if env == "VOUCH_INBOUND_WEBHOOK_SECRET":  # in its required form: whsec_ + base64 of the key
+        weak = "whsec_" + base64.b64encode(weak.encode()).decode()
     prod = _production(settings, **{env: weak})
     with pytest.raises(ConfigError, match=f"{env} looks guessable"):
         create_app(prod, Overrides(sessionmaker=sessionmaker))

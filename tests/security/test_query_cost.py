@@ -19,8 +19,8 @@ from vouch.api.schema import build_schema
 from vouch.core.settings import Settings
 from vouch.web.app import Overrides, create_app
 
-ATTACK = """{ me { referrals(first: 100) { advocate { referrals(first: 100) {
-  advocate { referrals(first: 100) { id } } } } } } }"""
+ATTACK = """{ me { referrals(first: 100) { nodes { advocate { referrals(first: 100) { nodes {
+  advocate { referrals(first: 100) { nodes { id } } } } } } } } } }"""
 
 
 async def _widget(session, codec, app) -> tuple[str, Any]:
@@ -52,7 +52,10 @@ async def test_widget_limit_is_lower_than_an_api_keys(client, session, codec, ap
     token, advocate = await _widget(session, codec, app)
     key = await make_api_key(session, scopes=["read"])
     await session.commit()
-    two_levels = "{ me { referrals(first: 100) { advocate { referrals(first: 100) { id } } } } }"
+    two_levels = (
+        "{ me { referrals(first: 100) { nodes { advocate { referrals(first: 100) { nodes { id } } }"
+        " } } } }"
+    )
     refused = await gql(client, two_levels, token=token, expect_errors=True)
     assert refused["errors"][0]["extensions"] == {
         "code": "QUERY_TOO_COSTLY",
@@ -61,16 +64,16 @@ async def test_widget_limit_is_lower_than_an_api_keys(client, session, codec, ap
     }
     # the same shape through an API key costs the same and is within its limit
     query = (
-        "query($id: ID!) { advocate(id: $id) { referrals(first: 100) { advocate {"
-        " referrals(first: 100) { status } } } } }"
+        "query($id: ID!) { advocate(id: $id) { referrals(first: 100) { nodes { advocate {"
+        " referrals(first: 100) { nodes { status } } } } } } }"
     )
     body = await gql(client, query, {"id": encode_id("Advocate", advocate.id)}, token=key)
-    assert body["data"]["advocate"]["referrals"] == [
-        {"advocate": {"referrals": [{"status": "LEAD"}]}}
+    assert body["data"]["advocate"]["referrals"]["nodes"] == [
+        {"advocate": {"referrals": {"nodes": [{"status": "LEAD"}]}}}
     ]
     # three levels are refused for keys too
     count_queries.reset()
-    three = query.replace("status", "advocate { referrals(first: 100) { status } }")
+    three = query.replace("status", "advocate { referrals(first: 100) { nodes { status } } }")
     refused = await gql(
         client, three, {"id": encode_id("Advocate", advocate.id)}, token=key, expect_errors=True
     )
@@ -86,10 +89,10 @@ async def test_widget_limit_is_lower_than_an_api_keys(client, session, codec, ap
 async def test_variables_and_fragments_count(client, session, codec, app):
     token, _ = await _widget(session, codec, app)
     query = """query($n: Int!) { me { ...R } }
-      fragment R on Advocate { referrals(first: $n) { advocate { ...S } } }
-      fragment S on Advocate { referrals(first: $n) { id } links { id } }"""
+      fragment R on Advocate { referrals(first: $n) { nodes { advocate { ...S } } } }
+      fragment S on Advocate { referrals(first: $n) { nodes { id } } links { id } }"""
     small = await gql(client, query, {"n": 2}, token=token)
-    assert len(small["data"]["me"]["referrals"]) == 1
+    assert len(small["data"]["me"]["referrals"]["nodes"]) == 1
     big = await gql(client, query, {"n": 60}, token=token, expect_errors=True)
     # 60 referrals, each with 60 referrals and up to 10 links
     assert big["errors"][0]["extensions"]["cost"] == 60 + 60 * (60 + 10)
@@ -118,11 +121,11 @@ async def test_limits_are_settings(settings, sessionmaker, session, codec, env, 
     token, _ = await _widget(session, codec, app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        ok = await gql(c, "{ me { referrals(first: 99) { id } } }", token=token)
-        assert len(ok["data"]["me"]["referrals"]) == 1
+        ok = await gql(c, "{ me { referrals(first: 99) { nodes { id } } } }", token=token)
+        assert len(ok["data"]["me"]["referrals"]["nodes"]) == 1
         body = await gql(
             c,
-            "{ me { referrals(first: 100) { id } links { id } } }",
+            "{ me { referrals(first: 100) { nodes { id } } links { id } } }",
             token=token,
             expect_errors=True,
         )

@@ -58,8 +58,8 @@ async def test_widget_sees_neutral_moderation(client, session, codec, app):
     _, fraudster, _, held, rejected, *_ = await _held(session, codec)
     await session.commit()
     token = app.state.widget_tokens.mint(fraudster.id)
-    body = await gql(client, f"{{ me {{ referrals {{ {FIELDS} }} }} }}", token=token)
-    assert body["data"]["me"]["referrals"] == [
+    body = await gql(client, f"{{ me {{ referrals {{ nodes {{ {FIELDS} }} }} }} }}", token=token)
+    assert body["data"]["me"]["referrals"]["nodes"] == [
         {
             "id": encode_id("Referral", rejected.id),
             "status": "REJECTED",

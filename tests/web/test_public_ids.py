@@ -95,7 +95,12 @@ async def test_a_webhook_id_resolves_in_graphql_and_comes_back_through_inbound(
         "provider": "hubspot",
         "data": {
             "objectId": 4242,
-            "properties": {"dealname": "NewCo", "amount": "100", "dealstage": "appointment"},
+            "properties": {
+                "dealname": "NewCo",
+                "amount": "100",
+                "dealstage": "appointment",
+                "deal_currency_code": "USD",
+            },
             "vouch_referral_id": data["referral_id"],
         },
     }
@@ -126,7 +131,11 @@ async def test_an_integer_id_from_a_crm_is_refused_and_writes_nothing(client, se
             "provider": "hubspot",
             "data": {
                 "objectId": 7,
-                "properties": {"amount": "1", "dealstage": "appointment"},
+                "properties": {
+                    "amount": "1",
+                    "dealstage": "appointment",
+                    "deal_currency_code": "USD",
+                },
                 "vouch_referral_id": value,
             },
         }
