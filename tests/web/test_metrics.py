@@ -38,7 +38,11 @@ async def test_business_metrics_come_from_the_database(client, session, codec):
         update(WebhookDelivery).where(WebhookDelivery.id == oldest).values(status="dead")
     )
     await session.commit()
-    refused = await post(client, {"type": "opportunity.upsert"}, secret="whsec_d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZyE=")
+    refused = await post(
+        client,
+        {"type": "opportunity.upsert"},
+        secret="whsec_d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZyE=",
+    )
     assert refused.status_code == 401
     invalid = await post(client, {"type": "nope", "data": {}}, msg_id="msg_metrics_2")
     assert invalid.status_code == 422
