@@ -130,8 +130,8 @@ async def test_leaderboard_one_row_per_advocate_revenue_per_currency(client, ses
             "revenue_minor_EUR",
             "revenue_minor_USD",
         ],
-        ["1", str(ann.id), "Ann Alpha", "1", "2", "2", "80000", "100000"],
-        ["2", str(bob.id), "Bob Beta", "2", "3", "1", "0", "500000"],
+        ["1", encode_id("Advocate", ann.id), "Ann Alpha", "1", "2", "2", "80000", "100000"],
+        ["2", encode_id("Advocate", bob.id), "Bob Beta", "2", "3", "1", "0", "500000"],
     ]
 
 
