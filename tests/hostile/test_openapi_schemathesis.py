@@ -29,7 +29,8 @@ from tests.faults.harness import ROOT, PrivatePostgres, VouchProcess
 from vouch.attribution import webhooks
 
 EXAMPLES = 600
-SECRET = "whsec_schemathesis_inbound_secret_0123456789"
+# a Standard Webhooks secret: whsec_ + base64 of the key bytes
+SECRET = "whsec_c2NoZW1hdGhlc2lzLWluYm91bmQtc2VjcmV0LTAxMjM="
 SCHEMA = schemathesis.openapi.from_path(str(ROOT / "docs" / "openapi.json"))
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]  # type: ignore[union-attr]
 CHECKS = [

@@ -148,5 +148,11 @@ def test_installed_wheel_serves_the_demo_outside_the_checkout(wheel: Path, open_
         assert answer.json()["data"]["programs"]["totalCount"] >= 1
     finally:
         serve.terminate()
-        serve.wait(timeout=60)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # A clean stop is tests/cli/test_embedded.py's subject; here a stop that hangs
+            # (seen once under CI load, being investigated) must not leave the server behind.
+            serve.kill()
+            serve.wait(timeout=30)
         log.close()
