@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy import incrementality
+from vouch.attribution.definitions import is_referral
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from vouch.models import (
     Advocate,
@@ -48,7 +49,6 @@ from vouch.models import (
 from vouch.models.enums import (
     ExperimentGroup,
     ExperimentStatus,
-    ReferralStatus,
     RevenueKind,
     RewardState,
     SignalKind,
@@ -397,7 +397,7 @@ async def _outcomes(
         select(Referral.advocate_id, func.count().label("v"))
         .where(
             Referral.program_id == experiment.program_id,
-            Referral.status != ReferralStatus.REJECTED,
+            is_referral(),
             in_window(Referral.created_at),
         )
         .group_by(Referral.advocate_id)
@@ -408,7 +408,7 @@ async def _outcomes(
         .join(Opportunity, Opportunity.referral_id == Referral.id)
         .where(
             Referral.program_id == experiment.program_id,
-            Referral.status != ReferralStatus.REJECTED,
+            is_referral(),
             Opportunity.currency == currency,
             in_window(Opportunity.created_at),
         )
@@ -424,7 +424,7 @@ async def _outcomes(
         .join(RevenueEvent, RevenueEvent.referral_id == Referral.id)
         .where(
             Referral.program_id == experiment.program_id,
-            Referral.status != ReferralStatus.REJECTED,
+            is_referral(),
             RevenueEvent.currency == currency,
             in_window(RevenueEvent.occurred_at),
         )

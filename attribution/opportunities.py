@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, rollups, webhooks
 from vouch.attribution.paging import Page, paginate
+from vouch.attribution.referrals import latest_referral_of_people
 from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
@@ -140,17 +141,9 @@ async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Ref
         if referral is None:
             raise NotFound("no such referral", field="referralId")
         return referral
-    keys = [normalize_email(c.email) for c in data.contacts]
-    if not keys:
-        return None
     # A contact who was referred: the most recent live referral of that person.
-    matched: Referral | None = await session.scalar(
-        select(Referral)
-        .where(Referral.person_key.in_(keys), Referral.status != ReferralStatus.REJECTED)
-        .order_by(Referral.created_at.desc(), Referral.id.desc())
-        .limit(1)
-    )
-    return matched
+    keys = [normalize_email(c.email) for c in data.contacts]
+    return await latest_referral_of_people(session, keys)
 
 
 def opportunity_payload(opp: Opportunity) -> dict[str, Any]:

@@ -85,6 +85,22 @@ _REFERRAL_COUNTS_BY_ADVOCATES = RawSelect(
 _REDEMPTIONS_BY_REFERRALS = select(OfferRedemption).where(any_ids(OfferRedemption.referral_id))
 
 
+async def latest_referral_of_people(
+    session: AsyncSession, person_keys: Sequence[str]
+) -> Referral | None:
+    """The most recent referral (``definitions.is_referral``) of any of these people, by their
+    person keys (normalised emails): how a CRM contact or a payer is matched to a referral."""
+    if not person_keys:
+        return None
+    found: Referral | None = await session.scalar(
+        select(Referral)
+        .where(Referral.person_key.in_(person_keys), is_referral())
+        .order_by(Referral.created_at.desc(), Referral.id.desc())
+        .limit(1)
+    )
+    return found
+
+
 def _latest_statement(column: Any) -> Select[Any]:
     """The newest ``:limit`` referrals per owner id (a window function)."""
     ranked = (

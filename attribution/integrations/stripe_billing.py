@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.attribution import lifecycle, redemptions, revenue
 from vouch.attribution.inbound import SignatureRejected
 from vouch.attribution.integrations import events
+from vouch.attribution.referrals import latest_referral_of_people
 from vouch.attribution.revenue import RevenueData
 from vouch.core.emails import normalize_email
 from vouch.core.errors import ValidationFailed
@@ -357,15 +358,8 @@ class _Matcher:
 
     async def _by_email(self, obj: dict[str, Any]) -> int | None:
         keys = [normalize_email(e) for e in _emails(obj)]
-        if not keys:
-            return None
-        found = await self.session.scalar(
-            select(Referral.id)
-            .where(Referral.person_key.in_(keys), Referral.status != ReferralStatus.REJECTED)
-            .order_by(Referral.created_at.desc(), Referral.id.desc())
-            .limit(1)
-        )
-        return int(found) if found is not None else None
+        found = await latest_referral_of_people(self.session, keys)
+        return found.id if found is not None else None
 
 
 # --- applying ---------------------------------------------------------------------------------
