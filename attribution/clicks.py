@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import re
@@ -284,10 +285,18 @@ class ClickBuffer:
     # batches whose write failed while the database was away, oldest first, retried whole
     _retry: deque[_Batch] = field(default_factory=deque)
     _retrying: int = 0  # clicks in _retry
+    _writing: list[ClickRecord] = field(default_factory=list)  # the batch being written
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __len__(self) -> int:
         return len(self._items) + self._retrying
+
+    def holds(self, visitor_id: str) -> bool:
+        """Whether a click of this visitor waits here (queued, retried or being written)."""
+        return any(
+            r.visitor_id == visitor_id
+            for r in itertools.chain(self._writing, self._items, *(b.records for b in self._retry))
+        )
 
     def queued(self) -> list[ClickRecord]:
         """The buffered clicks in the order they will be written."""
@@ -350,13 +359,17 @@ class ClickBuffer:
         return count
 
     async def _write(self, batch: _Batch) -> None:
-        async with self.sessionmaker() as session:
-            claimed = await session.scalar(
-                _CLAIM_BATCH, {"id": batch.id, "clicks": len(batch.records)}
-            )
-            if claimed is not None:  # else written before: its acknowledgment was lost
-                await insert_clicks(session, batch.records)
-            await session.commit()
+        self._writing = batch.records
+        try:
+            async with self.sessionmaker() as session:
+                claimed = await session.scalar(
+                    _CLAIM_BATCH, {"id": batch.id, "clicks": len(batch.records)}
+                )
+                if claimed is not None:  # else written before: its acknowledgment was lost
+                    await insert_clicks(session, batch.records)
+                await session.commit()
+        finally:
+            self._writing = []
 
     def _requeue(self, batch: _Batch) -> None:
         """Keep a failed new batch for a retry, within the bound (without room, its newest

@@ -27,6 +27,7 @@ from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.scheduler import run_scheduler
+from vouch.web.click_handoff import ClickHandoff
 from vouch.web.console import Console
 from vouch.web.console_lab import LabConsole
 from vouch.web.edge import EdgeMiddleware
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         sessions.factory, max_size=settings.click_buffer_max, interval=settings.click_flush_interval
     )
 
+    handoff = ClickHandoff(clicks)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Start-up objects (modules, schema, templates: ~130k) never die; freezing them keeps
@@ -130,7 +133,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             background.append(
                 asyncio.create_task(
                     listen_for_invalidations(
-                        settings.database_listen_url or resolve_database_url(settings), resolver
+                        settings.database_listen_url or resolve_database_url(settings),
+                        resolver,
+                        handoff=handoff,
                     ),
                     name="vouch-cache-invalidation",
                 )
@@ -225,7 +230,12 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     pages = Pages(settings.public_base_url)
     resolver = LandingResolver(codec)
     routes += LandingSite(
-        settings=settings, pages=pages, resolver=resolver, clicks=clicks, sessions=sessions
+        settings=settings,
+        pages=pages,
+        resolver=resolver,
+        clicks=clicks,
+        sessions=sessions,
+        handoff=handoff,
     ).routes()
     routes += ShareSite(pages=pages, sessions=sessions, tokens=widget_tokens).routes()
     routes += RedemptionApi(sessions).routes()

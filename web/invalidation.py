@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from vouch.access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
 from vouch.attribution.landing import INVALIDATION_CHANNEL, LandingResolver
+from vouch.web.click_handoff import ClickHandoff
 
 logger = logging.getLogger("vouch.invalidation")
 RETRY_SECONDS = 2.0
@@ -23,11 +24,16 @@ def _dsn(url: str) -> str:
 
 
 async def listen_for_invalidations(
-    url: str, resolver: LandingResolver, *, listening: asyncio.Event | None = None
+    url: str,
+    resolver: LandingResolver,
+    *,
+    listening: asyncio.Event | None = None,
+    handoff: ClickHandoff | None = None,
 ) -> None:
     """Run until cancelled; reconnects after outages (and then drops the whole cache, since
     notifications sent while disconnected were missed). ``listening`` is set once the
-    listener is subscribed and the caches are reset (cleared while it reconnects)."""
+    listener is subscribed and the caches are reset (cleared while it reconnects). The same
+    connection carries the workers' click hand-off (``handoff``)."""
     while True:
         connection: Any = None
         try:
@@ -45,6 +51,8 @@ async def listen_for_invalidations(
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await connection.add_listener(INVALIDATION_CHANNEL, on_landing)
             await connection.add_listener(KEY_INVALIDATION_CHANNEL, on_key)
+            if handoff is not None:
+                await handoff.subscribe(connection)
             resolver.invalidate()
             KEY_CACHE.forget()
             if listening is not None:
@@ -57,6 +65,8 @@ async def listen_for_invalidations(
                 "cache invalidation listener waiting for the database: %s", type(exc).__name__
             )
         finally:
+            if handoff is not None:
+                handoff.unsubscribe()
             if connection is not None and not connection.is_closed():
                 connection.terminate()
         await asyncio.sleep(RETRY_SECONDS)

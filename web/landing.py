@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -49,6 +50,7 @@ from vouch.core.errors import DomainError, ErrorCode, NotFound
 from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
+from vouch.web.click_handoff import ClickHandoff
 from vouch.web.pages import Pages
 from vouch.web.previews import offer_card
 
@@ -201,11 +203,16 @@ class LandingSite:
         resolver: LandingResolver,
         clicks: ClickBuffer,
         sessions: RequestSessions,
+        handoff: ClickHandoff | None = None,
     ) -> None:
         self.settings = settings
         self.pages = pages
         self.resolver = resolver
         self.clicks = clicks
+        self.handoff = handoff or ClickHandoff(clicks)
+        # A claim whose page was served this recently may find its click still buffered by
+        # the worker that served the page: then it asks that worker for it (click_handoff).
+        self.handoff_window = timedelta(seconds=settings.click_flush_interval + 3)
         self.sessions = sessions
         self.secret = settings.resolved_secret()
         self.cookies = Cookies.create(
@@ -412,8 +419,8 @@ class LandingSite:
             visitor_id=visitor if _is_token(visitor, 32) else None,
             ip_hash=self.ip_hash(request, now),
             landed_at=self.landed_at(form),
-            await_clicks=self.await_clicks,
         )
+        ctx = replace(ctx, await_clicks=self.clicks_writer(ctx, now))
         return await self._claim(request, session, claim, ctx, now, landing=landing, values=values)
 
     @staticmethod
@@ -422,11 +429,20 @@ class LandingSite:
         token = form.get(CSRF_FIELD)
         return Cookies.csrf_issued(token) if isinstance(token, str) else None
 
-    async def await_clicks(self) -> None:
-        """Write this worker's buffered clicks now (the landing that led to a claim is most
-        often served by the worker that takes the claim)."""
-        if len(self.clicks):
-            await self.clicks.flush()
+    def clicks_writer(self, ctx: ClaimContext, now: datetime) -> Callable[[], Awaitable[None]]:
+        """How a claim has its landing's click written when the click is not in the table yet:
+        this worker's buffer at once; and when the page was served moments ago, whichever
+        worker buffers the visitor's click writes it (a bounded wait, see click_handoff)."""
+        visitor, landed_at = ctx.visitor_id, ctx.landed_at
+
+        async def write() -> None:
+            recent = landed_at is not None and now - landed_at <= self.handoff_window
+            if visitor and recent:
+                await self.handoff.ensure_written(visitor)
+            elif len(self.clicks):
+                await self.clicks.flush()
+
+        return write
 
     async def _claim(
         self,
