@@ -9,15 +9,22 @@ still the same request.
 
 Concurrent identical requests serialise on the key's unique index: the loser of the race
 waits for the winner's transaction and then reads the stored answer.
+
+Keys stored before owners existed (migration 0005_money_a_rewards) have the owner
+``legacy:<operation>``: a retry sent across that upgrade still gets its first answer, since
+before it a key was unique per operation whoever sent it. Their old fingerprints covered server
+defaults, so they are not compared. Legacy keys age out with the others (the prune job); until
+then a first use looks for one, and once none is left no process looks again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,7 +69,12 @@ async def claim(
         .returning(IdempotencyKey.id)
     )
     if inserted is not None:
-        return None
+        legacy = await _legacy_answer(session, scope=scope, key=key)
+        if legacy is not None:  # the first answer, given before the upgrade: adopt it
+            await session.execute(
+                update(IdempotencyKey).where(IdempotencyKey.id == inserted).values(response=legacy)
+            )
+        return legacy
     existing = await session.scalar(
         select(IdempotencyKey)
         .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
@@ -76,6 +88,38 @@ async def claim(
     if existing.request_hash != fingerprint:
         raise _mismatch("this idempotency key was already used for a different request")
     return existing.response
+
+
+LEGACY_PREFIX = "legacy:"
+LEGACY_RECHECK_SECONDS = 600.0
+
+
+class _LegacyKeys:
+    """Whether legacy keys may still exist (asked again at most every ten minutes while they
+    do; never again once they are gone, since nothing creates them any more)."""
+
+    gone = False
+    checked_at = float("-inf")
+
+
+async def _legacy_answer(session: AsyncSession, *, scope: str, key: str) -> dict[str, Any] | None:
+    if _LegacyKeys.gone:
+        return None
+    if time.monotonic() - _LegacyKeys.checked_at > LEGACY_RECHECK_SECONDS:
+        any_left = await session.scalar(
+            select(exists().where(IdempotencyKey.owner.startswith(LEGACY_PREFIX)))
+        )
+        _LegacyKeys.checked_at = time.monotonic()
+        if not any_left:
+            _LegacyKeys.gone = True
+            return None
+    response = await session.scalar(
+        select(IdempotencyKey.response).where(
+            IdempotencyKey.owner == f"{LEGACY_PREFIX}{scope}"[:MAX_OWNER_LENGTH],
+            IdempotencyKey.key == key,
+        )
+    )
+    return dict(response) if response else None
 
 
 async def store_response(

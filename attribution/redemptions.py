@@ -340,7 +340,7 @@ async def record_conversion_once(
     if stored is not None and "conversion_id" in stored:
         first = await session.get(Conversion, int(stored["conversion_id"]))
         if first is not None:
-            return first, bool(stored["created"])
+            return first, bool(stored.get("created", False))
     conversion, created = await record_conversion(session, request)
     await idempotency.store_response(
         session,

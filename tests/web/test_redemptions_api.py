@@ -145,3 +145,36 @@ async def test_conversions_endpoint(client, issued, write_key, session):
     )
     assert conflict.status_code == 409
     assert await count(session, Conversion) == 2
+
+
+async def test_a_retry_across_the_owner_upgrade_replays_the_first_answer(
+    client, issued, write_key, session, monkeypatch
+):
+    """Keys stored before idempotency keys had owners were marked ``legacy:<operation>`` by
+    the migration; a retry of such a request after the upgrade gets its first answer back
+    instead of running again (here: redeeming again would be ALREADY_REDEEMED)."""
+    from sqlalchemy import update
+
+    from vouch.access import idempotency
+    from vouch.models import IdempotencyKey
+
+    body = {"code": issued.redemption_code, "redeemedBy": "acct-7", "orderRef": "A-100"}
+    first = await client.post("/api/redemptions", json=body, headers=headers(write_key, "pre"))
+    assert first.status_code == 200
+    # What migration 0005_money_a_rewards did to every key stored before it:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key == "pre")
+        .values(owner="legacy:" + IdempotencyKey.scope, request_hash="fingerprint-v1")
+    )
+    await session.commit()
+    monkeypatch.setattr(idempotency._LegacyKeys, "gone", False)
+    monkeypatch.setattr(idempotency._LegacyKeys, "checked_at", float("-inf"))
+    retry = await client.post("/api/redemptions", json=body, headers=headers(write_key, "pre"))
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == first.json()
+    again = await client.post("/api/redemptions", json=body, headers=headers(write_key, "pre"))
+    assert again.json() == first.json()
+    # A new key is a new request: the code is spent.
+    other = await client.post("/api/redemptions", json=body, headers=headers(write_key, "new"))
+    assert other.status_code == 409
