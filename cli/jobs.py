@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
 from vouch.core.db import create_engine, session_factory
-from vouch.core.embedded import EmbeddedWatchdog
+from vouch.core.embedded import start_watchdog
 from vouch.core.settings import ConfigError
 from vouch.jobs import runs
 from vouch.jobs.definitions import JOBS, schedules
@@ -30,7 +30,7 @@ def worker() -> None:
     schedules(settings)
     url = database_url(settings)
     if settings.embedded:
-        EmbeddedWatchdog(settings.data_dir).start()  # revives a killed embedded server
+        start_watchdog(settings.data_dir)  # revives a killed embedded server
 
     async def main() -> None:
         stop = asyncio.Event()

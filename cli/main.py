@@ -22,7 +22,7 @@ from vouch.cli.rewards import rewards
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.cli.tiers import tiers
 from vouch.core.db import create_engine
-from vouch.core.embedded import EmbeddedWatchdog
+from vouch.core.embedded import start_watchdog
 from vouch.core.migrations import alembic_config
 from vouch.core.settings import ConfigError, get_settings
 from vouch.jobs.definitions import schedules
@@ -99,7 +99,7 @@ def serve_app(host: str, port: int, workers: int, *, migrate_first: bool = True)
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port")
     url = database_url(settings)
     if settings.embedded:
-        EmbeddedWatchdog(settings.data_dir).start()  # revives a killed embedded server
+        start_watchdog(settings.data_dir)  # revives a killed embedded server
     if migrate_first:
         _migrate(url)
     schedules(settings)  # a wrong VOUCH_JOB_SCHEDULES stops start-up with one line

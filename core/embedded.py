@@ -222,6 +222,12 @@ class EmbeddedWatchdog(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
+    def halt(self, timeout: float = 30.0) -> None:
+        """Stop and wait for a restart in progress to finish."""
+        self.stop()
+        if self.is_alive():
+            self.join(timeout)
+
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             if postmaster_alive(self.pgdata):
@@ -234,3 +240,14 @@ class EmbeddedWatchdog(threading.Thread):
                         self.on_restart()
             except Exception:  # the next tick tries again
                 log.exception("restarting the embedded PostgreSQL failed; trying again")
+
+
+def start_watchdog(data_dir: Path, *, interval: float = 0.5) -> EmbeddedWatchdog:
+    """Start the watchdog of the embedded server ``start_embedded`` started in this process,
+    halted at exit *before* that server is stopped: atexit runs hooks last-registered first,
+    and a watchdog still running while the server stops would see it dead and start it again,
+    leaving a postmaster behind the exiting ``vouch serve``."""
+    watchdog = EmbeddedWatchdog(data_dir, interval=interval)
+    watchdog.start()
+    atexit.register(watchdog.halt)
+    return watchdog

@@ -147,3 +147,48 @@ def test_a_killed_process_handle_does_not_keep_the_server_alive(fault_dir):
     vouch.stop()  # the last real process: the server stops with it
     wait_for(lambda: not postmaster_alive(pgdata), timeout=20)
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
+
+
+EXIT_PROBE = """
+import atexit, sys, time
+from pathlib import Path
+from vouch.core.embedded import postmaster_alive, start_embedded, start_watchdog
+
+data_dir = Path(sys.argv[1])
+
+def after_everything():  # registered first, so it runs after every other exit hook
+    time.sleep(3)  # long enough for a still-running watchdog (interval 10 ms) to revive it
+    print("alive" if postmaster_alive(data_dir.resolve() / "pg") else "stopped", flush=True)
+
+atexit.register(after_everything)
+start_embedded(data_dir)
+start_watchdog(data_dir, interval=0.01)
+"""
+
+
+def test_the_watchdog_is_halted_before_the_embedded_server_stops_at_exit():
+    """A ``vouch serve`` stopping must not leave a postmaster behind: the exit hook that stops
+    the embedded server used to run while the watchdog still watched, and the watchdog started
+    the stopped server again (seen as a postmaster alive after Ctrl-C, and a serve that did not
+    stop)."""
+    import shutil
+    import uuid
+
+    data_dir = ROOT / ".vouch" / f"faults-{uuid.uuid4().hex[:8]}"
+    data_dir.mkdir(parents=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", EXIT_PROBE, str(data_dir)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == "stopped", out.stderr[-2000:]
+    finally:
+        pid = postmaster_pid(data_dir.resolve() / "pg")
+        if pid is not None and postmaster_alive(data_dir.resolve() / "pg"):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
