@@ -59,31 +59,57 @@ def _server_url() -> str:
     return start_embedded(ROOT / ".vouch" / "test", database="postgres")
 
 
-def _test_db_name() -> str:
-    # One database per checkout, so parallel checkouts sharing a server do not collide.
-    return "vouch_test_" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+def _test_db_prefix() -> str:
+    # One database per checkout and pytest process, so parallel checkouts sharing a server, and
+    # two pytest runs in one checkout, never drop each other's database.
+    return "vouch_test_" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8] + "_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _admin(server: Any, sql: str) -> list[str]:
+    admin = create_engine(server.render_as_string(hide_password=False), pool_size=1)
+    try:
+        async with admin.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            result = await conn.execute(text(sql))
+            return [str(row[0]) for row in result] if result.returns_rows else []
+    finally:
+        await admin.dispose()
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_url() -> Iterator[str]:
     server = make_url(async_url(_server_url()))
-    name = _test_db_name()
+    prefix = _test_db_prefix()
+    name = f"{prefix}{os.getpid()}"
 
     async def recreate() -> None:
-        admin = create_engine(
-            server.render_as_string(hide_password=False), pool_size=1
-        ).execution_options(isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
+        # Databases left by runs of this checkout that were killed (their process is gone).
+        names = await _admin(
+            server,
+            f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%'",
+        )
+        for stale in names:
+            pid = stale.removeprefix(prefix)
+            if stale == name or (pid.isdigit() and not _pid_alive(int(pid))):
+                await _admin(server, f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+        await _admin(server, f'CREATE DATABASE "{name}"')
 
     asyncio.run(recreate())
     url = server.set(database=name).render_as_string(hide_password=False)
     from alembic import command
 
     command.upgrade(alembic_config(url), "heads")
-    return url
+    yield url
+    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
