@@ -148,8 +148,12 @@ async def reattribute(
     referral.advocate_id = link.advocate_id
     referral.link_id = link.id
     # The referral's channel is the winning touch's: the named click's, else the new link's.
-    click = await session.get(Click, click_id) if click_id is not None else None
-    referral.channel = click.channel if click is not None and click.channel else link.channel
+    channel = (
+        await session.scalar(select(Click.channel).where(Click.id == click_id).limit(1))
+        if click_id is not None
+        else None
+    )
+    referral.channel = channel or link.channel
     referral.updated_at = now
     # No ReferralEvent: the status does not change (the decision above is the record).
     await session.flush()

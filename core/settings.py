@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     job_run_retention_days: int = Field(
         default=30, ge=1, le=3650, alias="VOUCH_JOB_RUN_RETENTION_DAYS"
     )
+    # Monthly partitions of clicks created ahead by the clicks_partitions job (docs/OPERATIONS.md).
+    click_partitions_ahead: int = Field(
+        default=3, ge=1, le=24, alias="VOUCH_CLICK_PARTITIONS_AHEAD"
+    )
     # The HTTP edge (docs/SECURITY.md, "HTTP edge limits").
     body_read_timeout: float = Field(default=10.0, gt=0, le=300, alias="VOUCH_BODY_READ_TIMEOUT")
     db_statement_timeout_ms: int = Field(

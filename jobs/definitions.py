@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.advocacy.asks import advocates_due, evaluate_asks, expire_due
 from vouch.advocacy.tiers import recompute_all_tiers
-from vouch.attribution import rollups
+from vouch.attribution import click_partitions, rollups
 from vouch.attribution.claims import RATE_WINDOW
 from vouch.attribution.clicks import prune_click_batches
 from vouch.attribution.rewards import release_due_rewards
@@ -173,6 +173,18 @@ async def prune_job_runs(ctx: JobContext) -> str:
     return f"{_rows(result)} job runs pruned"
 
 
+async def clicks_partitions(ctx: JobContext) -> str:
+    """Create the monthly partitions of clicks from this month to
+    ``VOUCH_CLICK_PARTITIONS_AHEAD`` months ahead (moving rows the default partition holds)."""
+    async with ctx.factory() as session:
+        upkeep = await click_partitions.ensure_partitions(
+            session, now=ctx.now, ahead=ctx.settings.click_partitions_ahead
+        )
+        await session.commit()
+    created = ", ".join(upkeep.created) or "none"
+    return f"click partitions created: {created}; {upkeep.moved_from_default} clicks moved"
+
+
 def _rows(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -194,6 +206,8 @@ JOBS: tuple[Job, ...] = (
         "20 * * * *", prune_idempotency_keys),
     Job("prune_job_runs", "Forget job history past its retention.",
         "40 4 * * *", prune_job_runs),
+    Job("clicks_partitions", "Create the monthly partitions of clicks ahead of time.",
+        "50 2 * * *", clicks_partitions),
 )  # fmt: skip
 
 

@@ -56,18 +56,23 @@ class ReferralLink(Base):
 
 
 class Click(Base):
+    """One landing hit. Partitioned by month on ``occurred_at`` (migration
+    0006_clicks_partitioned; months are created ahead by the ``clicks_partitions`` job), so the
+    primary key includes it: look a click up by id with ``click_by_id``, not ``session.get``."""
+
     __tablename__ = "clicks"
     __table_args__ = (
         Index("ix_clicks_link_occurred", "link_id", "occurred_at"),
         Index("ix_clicks_program_occurred", "program_id", "occurred_at"),
         Index("ix_clicks_ip_hash_occurred", "ip_hash", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     id: Mapped[int] = pk()
     link_id: Mapped[int] = mapped_column(ForeignKey("referral_links.id", ondelete="CASCADE"))
-    # Denormalised so reports and a future partition/distribution key need no join.
+    # Denormalised so reports and a future distribution key need no join.
     program_id: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     channel: Mapped[str | None] = mapped_column(String(32))
     utm: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default="{}")
     ip_hash: Mapped[str | None] = mapped_column(String(64))

@@ -16,11 +16,19 @@ from vouch.core.migrations import alembic_config, head_revisions
 from vouch.models import Base
 
 
+def _not_a_partition(obj: object, name: str | None, kind: str, reflected: bool, _: object) -> bool:
+    # The monthly partitions of clicks (and their indexes) are the database's, not the models'.
+    return not (reflected and name is not None and name.startswith("clicks_"))
+
+
 async def test_models_match_migrations(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         diff = await conn.run_sync(
             lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                MigrationContext.configure(
+                    sync, opts={"compare_type": True, "include_object": _not_a_partition}
+                ),
+                Base.metadata,
             )
         )
     assert diff == []
@@ -57,8 +65,11 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
             async with eng.connect() as conn:
                 n = await conn.scalar(
                     text(
-                        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-                        "AND tablename <> 'alembic_version'"
+                        # tables, not the partitions of one (clicks' months)
+                        "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                        "ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                        "AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                        "AND c.relname <> 'alembic_version'"
                     )
                 )
             await eng.dispose()
