@@ -119,3 +119,63 @@ async def _create_month(session: AsyncSession, month: date) -> int:
         )
     )
     return int(waiting)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    dropped: tuple[str, ...]
+    summarised: int  # clicks now held only as monthly totals
+
+
+async def drop_expired(session: AsyncSession, *, now: datetime, keep_months: int) -> Retention:
+    """Drop the months of clicks older than ``keep_months`` full months before this one, once
+    their counts are held in ``click_monthly_totals`` (per link and channel: what every click
+    count reads after the drop). The totals are written and checked against the month's rows in
+    the same transaction as the drop, so a month is never dropped without them. Clicks the
+    default partition holds from before the horizon are summarised and deleted the same way.
+    Flushes, never commits."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    horizon = add_months(month_start(now.astimezone(UTC).date()), -keep_months)
+    dropped: list[str] = []
+    summarised = 0
+    for month in await monthly_partitions(session):
+        if month >= horizon:
+            break
+        name = partition_name(month)
+        summarised += await _summarise(session, name, "true")
+        await session.execute(text(f"ALTER TABLE {PARENT} DETACH PARTITION {name}"))
+        await session.execute(text(f"DROP TABLE {name}"))
+        dropped.append(name)
+    before = f"occurred_at < '{_instant(horizon).isoformat()}'"
+    count = await _summarise(session, DEFAULT_PARTITION, before)
+    if count:
+        await session.execute(text(f"DELETE FROM {DEFAULT_PARTITION} WHERE {before}"))  # noqa: S608
+    return Retention(tuple(dropped), summarised + count)
+
+
+async def _summarise(session: AsyncSession, table: str, where: str) -> int:
+    """Add the clicks of ``table`` matching ``where`` to the monthly totals; their count.
+    Checked: the totals grew by exactly that many clicks, else nothing is dropped."""
+    rows = await session.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}"))  # noqa: S608
+    if not rows:
+        return 0
+    held = text("SELECT coalesce(sum(human + bots), 0) FROM click_monthly_totals")
+    before = int(await session.scalar(held) or 0)
+    await session.execute(
+        text(
+            "INSERT INTO click_monthly_totals "  # noqa: S608 - table and filter are ours
+            "(link_id, month, channel, program_id, human, bots, last_at) "
+            "SELECT link_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, "
+            "coalesce(channel, ''), min(program_id), count(*) FILTER (WHERE NOT is_bot), "
+            f"count(*) FILTER (WHERE is_bot), max(occurred_at) FROM {table} WHERE {where} "
+            "GROUP BY 1, 2, 3 "
+            "ON CONFLICT (link_id, month, channel) DO UPDATE SET "
+            "human = click_monthly_totals.human + excluded.human, "
+            "bots = click_monthly_totals.bots + excluded.bots, "
+            "last_at = greatest(click_monthly_totals.last_at, excluded.last_at)"
+        )
+    )
+    added = int(await session.scalar(held) or 0) - before
+    if added != int(rows):  # never drop clicks the totals do not hold
+        raise RuntimeError(f"click totals took {added} of the {rows} clicks of {table}")
+    return int(rows)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution import click_counts
 from vouch.attribution.batching import SnapshotsBy, any_ids, ids_params
 from vouch.attribution.definitions import is_customer, is_referral
 from vouch.attribution.landing import announce_landing_change
@@ -31,7 +32,7 @@ from vouch.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from vouch.models import Advocate, Click, Program, Referral, ReferralLink
+from vouch.models import Advocate, Program, Referral, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
 from vouch.models.snapshot import snapshot_class
 
@@ -119,17 +120,7 @@ def _stats_columns(
     """The five link-stats columns (clicks, bot clicks, last click, referrals, won) for the
     links ``of_links(link_id_column)`` selects, and a function that outer-joins their
     aggregates to a statement that has ``referral_links``; read them with ``_stats``."""
-    clicks = (
-        select(
-            Click.link_id.label("link_id"),
-            func.count().label("total"),
-            func.count().filter(Click.is_bot).label("bots"),
-            func.max(Click.occurred_at).label("last_at"),
-        )
-        .where(of_links(Click.link_id))
-        .group_by(Click.link_id)
-        .subquery()
-    )
+    clicks = click_counts.per_link(of_links)
     referrals = (
         select(
             Referral.link_id.label("link_id"),
@@ -235,14 +226,16 @@ async def advocate_with_links(
     )
 
 
+_ADVOCATES_LINKS = select(ReferralLink.id).where(any_ids(ReferralLink.advocate_id))
+_ADVOCATES_CLICKS = click_counts.per_link(lambda link_id: link_id.in_(_ADVOCATES_LINKS))
 _CLICKS_BY_ADVOCATES = (
     select(
         ReferralLink.advocate_id,
-        func.count(Click.id),
-        func.count(Click.id).filter(Click.is_bot),
-        func.max(Click.occurred_at),
+        cast(func.sum(_ADVOCATES_CLICKS.c.total), BigInteger),
+        cast(func.sum(_ADVOCATES_CLICKS.c.bots), BigInteger),
+        func.max(_ADVOCATES_CLICKS.c.last_at),
     )
-    .join(Click, Click.link_id == ReferralLink.id)
+    .join(_ADVOCATES_CLICKS, _ADVOCATES_CLICKS.c.link_id == ReferralLink.id)
     .where(any_ids(ReferralLink.advocate_id))
     .group_by(ReferralLink.advocate_id)
 )

@@ -21,13 +21,13 @@ from typing import Any
 from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution import click_counts
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.rollups import MEASURES
 from vouch.core.errors import ValidationFailed
 from vouch.core.ids import encode_id, public_ids
 from vouch.models import (
     Advocate,
-    Click,
     Program,
     ProgramDailyRollup,
     Referral,
@@ -210,16 +210,13 @@ async def funnel(session: AsyncSession, f: ReportFilter) -> list[FunnelStep]:
     """clicks → leads → qualified → opportunities → won, with conversion rates."""
     f = f.checked()
     since, until = f.bounds()
-    clicks_q = select(func.count()).select_from(Click).where(Click.is_bot.is_(False))
+    clicks_q = select(click_counts.human_clicks(program_id=f.program_id, since=since, until=until))
     leads_q = select(Referral.id).where(is_referral())
     if f.program_id is not None:
-        clicks_q = clicks_q.where(Click.program_id == f.program_id)
         leads_q = leads_q.where(Referral.program_id == f.program_id)
     if since is not None:
-        clicks_q = clicks_q.where(Click.occurred_at >= since)
         leads_q = leads_q.where(Referral.created_at >= since)
     if until is not None:
-        clicks_q = clicks_q.where(Click.occurred_at < until)
         leads_q = leads_q.where(Referral.created_at < until)
     leads = leads_q.subquery()
 

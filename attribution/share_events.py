@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.attribution import click_counts
 from vouch.attribution.definitions import is_referral
 from vouch.core.errors import NotFound, ValidationFailed
-from vouch.models import Advocate, Click, Program, Referral, ReferralLink, Reward, ShareEvent
+from vouch.models import Advocate, Program, Referral, ReferralLink, Reward, ShareEvent
 from vouch.models.enums import LinkStatus, ProgramStatus, RewardSide, RewardState, ShareEventKind
 
 SHARE_CHANNELS = ("email", "linkedin", "x", "whatsapp", "sms")
@@ -71,12 +72,11 @@ async def share_target(
 async def share_stats(session: AsyncSession, *, advocate_id: int, program: Program) -> ShareStats:
     """Live counts for the share page: human clicks, friends who joined, rewards earned."""
     clicks = await session.scalar(
-        select(func.count(Click.id))
-        .join(ReferralLink, ReferralLink.id == Click.link_id)
-        .where(
-            ReferralLink.advocate_id == advocate_id,
-            Click.program_id == program.id,
-            Click.is_bot.is_(False),
+        select(
+            click_counts.human_clicks(
+                program_id=program.id,
+                link_ids=select(ReferralLink.id).where(ReferralLink.advocate_id == advocate_id),
+            )
         )
     )
     friends = await session.scalar(

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     click_partitions_ahead: int = Field(
         default=3, ge=1, le=24, alias="VOUCH_CLICK_PARTITIONS_AHEAD"
     )
+    # Months of raw clicks kept (unset: forever); older months are kept as per-link monthly
+    # totals only. At least 3, so fraud rules' look-backs always see raw clicks.
+    click_retention_months: int | None = Field(
+        default=None, ge=3, le=1200, alias="VOUCH_CLICK_RETENTION_MONTHS"
+    )
     # The HTTP edge (docs/SECURITY.md, "HTTP edge limits").
     body_read_timeout: float = Field(default=10.0, gt=0, le=300, alias="VOUCH_BODY_READ_TIMEOUT")
     db_statement_timeout_ms: int = Field(

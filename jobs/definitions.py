@@ -175,14 +175,25 @@ async def prune_job_runs(ctx: JobContext) -> str:
 
 async def clicks_partitions(ctx: JobContext) -> str:
     """Create the monthly partitions of clicks from this month to
-    ``VOUCH_CLICK_PARTITIONS_AHEAD`` months ahead (moving rows the default partition holds)."""
+    ``VOUCH_CLICK_PARTITIONS_AHEAD`` months ahead (moving rows the default partition holds);
+    with ``VOUCH_CLICK_RETENTION_MONTHS``, drop older months once their totals are kept."""
     async with ctx.factory() as session:
         upkeep = await click_partitions.ensure_partitions(
             session, now=ctx.now, ahead=ctx.settings.click_partitions_ahead
         )
         await session.commit()
-    created = ", ".join(upkeep.created) or "none"
-    return f"click partitions created: {created}; {upkeep.moved_from_default} clicks moved"
+    summary = (
+        f"click partitions created: {', '.join(upkeep.created) or 'none'}; "
+        f"{upkeep.moved_from_default} clicks moved"
+    )
+    keep = ctx.settings.click_retention_months
+    if keep is None:
+        return summary
+    async with ctx.factory() as session:
+        retention = await click_partitions.drop_expired(session, now=ctx.now, keep_months=keep)
+        await session.commit()
+    dropped = ", ".join(retention.dropped) or "none"
+    return f"{summary}; dropped: {dropped} ({retention.summarised} clicks kept as totals)"
 
 
 def _rows(result: object) -> int:

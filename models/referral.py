@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -81,6 +82,26 @@ class Click(Base):
     bot_reason: Mapped[str | None] = mapped_column(String(64))
     visitor_id: Mapped[str | None] = mapped_column(String(64))
     referrer_host: Mapped[str | None] = mapped_column(String(253))
+
+
+class ClickMonthlyTotal(Base):
+    """What is kept of a month of clicks after retention dropped its partition
+    (``VOUCH_CLICK_RETENTION_MONTHS``): counts per link and share channel, no personal data.
+    Every click count (funnel, link and advocate counters, share page) adds these; a month's
+    clicks are then placed at the month's first instant (docs/REPORTS.md)."""
+
+    __tablename__ = "click_monthly_totals"
+    __table_args__ = (Index("ix_click_monthly_totals_program_month", "program_id", "month"),)
+
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_links.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" for none
+    program_id: Mapped[int] = mapped_column(BigInteger)
+    human: Mapped[int] = mapped_column(BigInteger)
+    bots: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ClickBatch(Base):

@@ -143,3 +143,70 @@ async def test_a_time_filtered_count_reads_only_the_months_it_names(session, cod
     assert "clicks_2031_05" not in plan
     assert "clicks_2031_07" not in plan
     assert "clicks_default" not in plan
+
+
+async def test_retention_drops_old_months_and_every_click_count_stays(session, codec):
+    from datetime import date
+
+    from vouch.attribution import links, reports, share_events
+    from vouch.models import Program
+
+    link = await a_fresh_link(session, codec)
+    program = await session.get(Program, link.program_id)
+    await click_partitions.ensure_partitions(
+        session, now=datetime(2031, 1, 15, tzinfo=UTC), ahead=4
+    )
+    for day, bot, channel in ((3, False, "sms"), (9, False, None), (20, True, "sms")):
+        await make_click(
+            session,
+            link=link,
+            occurred_at=datetime(2031, 1, day, tzinfo=UTC),
+            is_bot=bot,
+            channel=channel,
+        )
+    await make_click(session, link=link, occurred_at=datetime(2031, 4, 2, tzinfo=UTC))
+
+    async def counts():
+        january = reports.ReportFilter(
+            program_id=program.id, since=date(2031, 1, 1), until=date(2031, 2, 1)
+        )
+        everything = reports.ReportFilter(program_id=program.id)
+        return (
+            await links.link_stats(session, [link.id]),
+            await links.click_summaries_by_advocates(session, [link.advocate_id]),
+            (await reports.funnel(session, january))[0].count,
+            (await reports.funnel(session, everything))[0].count,
+            (
+                await share_events.share_stats(
+                    session, advocate_id=link.advocate_id, program=program
+                )
+            ).clicks,
+        )
+
+    before = await counts()
+    assert before[0][link.id].clicks.total == 4
+    assert before[2:] == (2, 3, 3)
+
+    kept = await click_partitions.drop_expired(
+        session, now=datetime(2031, 5, 15, tzinfo=UTC), keep_months=3
+    )
+    assert "clicks_2031_01" in kept.dropped
+    assert "clicks_2031_04" not in kept.dropped
+    assert kept.summarised == 3
+    months = await click_partitions.monthly_partitions(session)
+    assert date(2031, 1, 1) not in months
+    assert await counts() == before  # the same numbers on every surface
+    # what is left of January: counts per link and channel, nothing personal
+    rows = (
+        await session.execute(
+            text("SELECT month, channel, human, bots FROM click_monthly_totals ORDER BY channel")
+        )
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (date(2031, 1, 1), "", 1, 0),
+        (date(2031, 1, 1), "sms", 1, 1),
+    ]
+    again = await click_partitions.drop_expired(
+        session, now=datetime(2031, 5, 15, tzinfo=UTC), keep_months=3
+    )
+    assert again == click_partitions.Retention(dropped=(), summarised=0)
