@@ -11,7 +11,7 @@ from vouch.api import loaders
 from vouch.api.context import Context, Info
 from vouch.api.ids import encode_id
 from vouch.api.pagination import Connection, Edge, PageArgs, encode_cursor, page_info
-from vouch.api.permissions import is_widget, require_scope
+from vouch.api.permissions import NotAuthorized, is_widget, require_scope
 from vouch.api.selection import selected_names
 from vouch.api.types.enums import ModerationState, ReferralSource, ReferralStatus
 from vouch.api.types.node import Node
@@ -177,7 +177,8 @@ class ReferralType(Node, RowBacked):
             _link=link,
             _redemption=redemption,
             _rewards=rewards,
-            _for_widget=for_widget,
+            # a widget's view whatever the caller passed: the request decides, not the path
+            _for_widget=for_widget or (ctx is not None and is_widget(ctx)),
             _ctx=ctx,
         )
 
@@ -219,9 +220,19 @@ def _nested_redemption(o: Any) -> Any:
 
 
 def _nested_rewards(o: Any) -> Any:
-    if o._rewards is not None:  # preloaded by a list that already checked the read scope
+    # The scope is checked here, whichever way the rewards arrive: a list page after a cursor
+    # preloads them for a widget token too (Advocate.referrals), and it must not see them.
+    _require_read(o._ctx)
+    if o._rewards is not None:
         return [RewardType.from_model(r) for r in o._rewards]
     return _Deferred(_load_rewards, o._ctx, o._m.id)
+
+
+def _require_read(ctx: Context | None) -> None:
+    """The read scope of the request the referral was built for; none known: refused."""
+    if ctx is None:
+        raise NotAuthorized("this field needs the request's credentials")
+    require_scope(ctx, Scope.READ)
 
 
 def _moderation(state: str, for_widget: bool) -> ModerationState:
@@ -296,7 +307,6 @@ async def _load_link(ctx: Context, link_id: int) -> ReferralLinkType | None:
 
 
 async def _load_rewards(ctx: Context, referral_id: int) -> list[RewardType]:
-    require_scope(ctx, Scope.READ)
     return [RewardType.from_model(r) for r in await rewards_by_referral(ctx).load(referral_id)]
 
 
