@@ -10,6 +10,7 @@ from vouch.advocacy.asks import TARGETS, create_ask, evaluate_asks, send_ask, tr
 from vouch.api.context import Info
 from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.ask import (
     AdvocacyActionType,
@@ -20,7 +21,6 @@ from vouch.api.types.ask import (
     TransitionAskPayload,
 )
 from vouch.core.clock import utcnow
-from vouch.core.errors import DomainError
 from vouch.models.enums import Scope
 
 
@@ -39,24 +39,21 @@ class AskMutations:
         "highest-priority one if no guard or the frequency cap holds it back. Safe to run "
         "concurrently and repeatedly: the cap holds and a moment queues its ask once."
     )
+    @transaction(
+        lambda exc: EvaluateAsksPayload(
+            queued=[], sent=None, expired=0, guards=[], errors=user_errors(exc)
+        )
+    )
     async def evaluate_asks(
         self, info: Info, advocate_id: strawberry.ID, program_id: strawberry.ID
     ) -> EvaluateAsksPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            result = await evaluate_asks(
-                session,
-                decode_id(advocate_id, "Advocate", field="advocateId"),
-                decode_id(program_id, "Program", field="programId"),
-                now=utcnow(),
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return EvaluateAsksPayload(
-                queued=[], sent=None, expired=0, guards=[], errors=user_errors(exc)
-            )
+        result = await evaluate_asks(
+            info.context.session,
+            decode_id(advocate_id, "Advocate", field="advocateId"),
+            decode_id(program_id, "Program", field="programId"),
+            now=utcnow(),
+        )
         return EvaluateAsksPayload(
             queued=[AskType.from_model(a) for a in result.queued],
             sent=AskType.from_model(result.sent) if result.sent else None,
@@ -69,6 +66,7 @@ class AskMutations:
         description="Queue a manual ask from a team (marketing, sales, customer_success); it "
         "waits under the same one-contact cap. requestKey makes a retry a no-op."
     )
+    @transaction(lambda exc: AskPayload(ask=None, errors=user_errors(exc)))
     async def create_ask(
         self,
         info: Info,
@@ -80,43 +78,37 @@ class AskMutations:
         request_key: str | None = None,
     ) -> AskPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            ask = await create_ask(
-                session,
-                advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
-                program_id=decode_id(program_id, "Program", field="programId"),
-                ask_type=type,
-                team=team,
-                now=utcnow(),
-                priority=priority,
-                request_key=request_key,
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return AskPayload(ask=None, errors=user_errors(exc))
+        ask = await create_ask(
+            info.context.session,
+            advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
+            program_id=decode_id(program_id, "Program", field="programId"),
+            ask_type=type,
+            team=team,
+            now=utcnow(),
+            priority=priority,
+            request_key=request_key,
+        )
         return AskPayload(ask=AskType.from_model(ask), errors=[])
 
     @strawberry.mutation(
         description="Send a queued ask now, unless a guard or the frequency cap forbids it "
         "(error code CAPPED or CONFLICT)."
     )
+    @transaction(lambda exc: AskPayload(ask=None, errors=user_errors(exc)))
     async def send_ask(self, info: Info, id: strawberry.ID) -> AskPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            ask = await send_ask(session, decode_id(id, "Ask"), now=utcnow())
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return AskPayload(ask=None, errors=user_errors(exc))
+        ask = await send_ask(info.context.session, decode_id(id, "Ask"), now=utcnow())
         return AskPayload(ask=AskType.from_model(ask), errors=[])
 
     @strawberry.mutation(
         description="Accept, publish, decline (offering a lighter fallback ask unless "
         "fallback is false) or cancel an ask. Publishing records the advocacy action and its "
         "points. Repeating a transition is a no-op."
+    )
+    @transaction(
+        lambda exc: TransitionAskPayload(
+            ask=None, fallback=None, action=None, points_awarded=0, errors=user_errors(exc)
+        )
     )
     async def transition_ask(
         self,
@@ -128,23 +120,15 @@ class AskMutations:
         url: str | None = None,
     ) -> TransitionAskPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            result = await transition_ask(
-                session,
-                decode_id(id, "Ask"),
-                to=TARGETS[to.value],
-                now=utcnow(),
-                reason=reason,
-                fallback=fallback,
-                url=url,
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return TransitionAskPayload(
-                ask=None, fallback=None, action=None, points_awarded=0, errors=user_errors(exc)
-            )
+        result = await transition_ask(
+            info.context.session,
+            decode_id(id, "Ask"),
+            to=TARGETS[to.value],
+            now=utcnow(),
+            reason=reason,
+            fallback=fallback,
+            url=url,
+        )
         return TransitionAskPayload(
             ask=AskType.from_model(result.ask),
             fallback=AskType.from_model(result.fallback) if result.fallback else None,
