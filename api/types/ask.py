@@ -4,15 +4,13 @@ next-best-ask, with per-request loaders of an advocate's asks and next ask."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from vouch.advocacy.actions import RecordedAction
-from vouch.advocacy.asks import NextBestAsk, open_asks_for, pick_next, recent_asks_for
+from vouch.advocacy.asks import NextBestAsk
 from vouch.advocacy.moments import Guard
-from vouch.api.context import Context, loader
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
@@ -195,26 +193,3 @@ class RecordActionPayload:
             points_awarded=r.points,
             errors=[],
         )
-
-
-def asks_by_advocate(ctx: Context) -> DataLoader[int, list[AskType]]:
-    """Loader: an advocate's 20 latest asks, newest first; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[list[AskType]]:
-        found = await recent_asks_for(ctx.session, keys)
-        return [[AskType.from_model(a) for a in found[k]] for k in keys]
-
-    result: Any = loader(ctx, "asks_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]
-
-
-def next_ask_by_advocate(ctx: Context) -> DataLoader[int, AskType | None]:
-    """Loader: the ask to show each advocate next (awaiting an answer, else best queued)."""
-
-    async def load(keys: list[int]) -> list[AskType | None]:
-        found = await open_asks_for(ctx.session, keys)
-        picks = [pick_next(found[k]) for k in keys]
-        return [AskType.from_model(a) if a else None for a in picks]
-
-    result: Any = loader(ctx, "next_ask_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

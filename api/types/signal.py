@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from vouch.advocacy.signals import RowError, recent_signals_for
-from vouch.api.context import Context, loader
+from vouch.advocacy.signals import RowError
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
@@ -80,14 +78,3 @@ class ImportSignalsPayload:
     skipped: int = strawberry.field(description="Invalid rows left out (with skipInvalid).")
     row_errors: list[ImportRowError] = strawberry.field(description="Every invalid row.")
     errors: list[InputError] = strawberry.field(description="Why nothing was imported, if so.")
-
-
-def signals_by_advocate(ctx: Context) -> DataLoader[int, list[SignalType]]:
-    """Loader: an advocate's 50 latest signals, newest first; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[list[SignalType]]:
-        found = await recent_signals_for(ctx.session, keys)
-        return [[SignalType.from_model(s) for s in found[k]] for k in keys]
-
-    result: Any = loader(ctx, "signals_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

@@ -4,19 +4,15 @@ standing and leaderboard, KPIs; and the loader factories batch."""
 from __future__ import annotations
 
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.advocacy.conftest import make_opportunity, make_scored, make_signal
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
+from vouch.advocacy.asks import pick_next
 from vouch.api.ids import encode_id
-from vouch.api.types.ask import asks_by_advocate, next_ask_by_advocate
-from vouch.api.types.gamification import badges_by_advocate, points_by_advocate
-from vouch.api.types.score import score_by_advocate_program
-from vouch.api.types.signal import signals_by_advocate
+from vouch.api.loaders import Loaders
 from vouch.core.clock import utcnow
 from vouch.models import AdvocacyAction, Ask
 
@@ -387,15 +383,15 @@ async def test_loader_factories_batch_in_one_statement_each(session, count_queri
             )
         )
     await session.flush()
-    ctx: Any = SimpleNamespace(session=session, loaders={})  # what loaders use of Context
+    loaders = Loaders(session)  # what Context.loaders is for a request
     keys = [p.id for p in people]
     count_queries.reset()
-    signals = await signals_by_advocate(ctx).load_many(keys)
-    asks = await asks_by_advocate(ctx).load_many(keys)
-    nxt = await next_ask_by_advocate(ctx).load_many(keys)
-    points = await points_by_advocate(ctx).load_many(keys)
-    badges = await badges_by_advocate(ctx).load_many(keys)
-    scores = await score_by_advocate_program(ctx).load_many([(k, program.id) for k in keys])
+    signals = await loaders.signals_of_advocate.load_many(keys)
+    asks = await loaders.asks_of_advocate.load_many(keys)
+    nxt = [pick_next(o) for o in await loaders.open_asks_of_advocate.load_many(keys)]
+    points = await loaders.points_of_advocate.load_many(keys)
+    badges = await loaders.badges_of_advocate.load_many(keys)
+    scores = await loaders.score.load_many([(k, program.id) for k in keys])
     assert count_queries.count == 6
     assert [len(s) for s in signals] == [1] * 5
     assert [len(a) for a in asks] == [1] * 5
