@@ -32,6 +32,7 @@ from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.advocacy.signals import signals_of
 from vouch.attribution.batching import SnapshotsBy
 from vouch.attribution.paging import Page, paginate
+from vouch.core.choices import parse_choice
 from vouch.core.errors import (
     Conflict,
     DomainError,
@@ -393,23 +394,11 @@ def _candidate(
 
 
 def parse_ask_type(value: str, *, field: str = "type") -> AskType:
-    try:
-        return AskType(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(t.value for t in AskType)
-        raise ValidationFailed(
-            f"unknown ask type '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(AskType, value, field=field, what="ask type")
 
 
 def parse_team(value: str, *, field: str = "team") -> Team:
-    try:
-        return Team(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(t.value for t in Team)
-        raise ValidationFailed(
-            f"unknown team '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(Team, value, field=field, what="team")
 
 
 async def create_ask(

@@ -27,8 +27,8 @@ from vouch.api.types.gamification import AdvocateStanding, LeaderboardEntry
 from vouch.api.types.kpi import AdvocacyKpisType
 from vouch.api.types.score import AdvocacySettingsType, ScoreExplanation, TierDistributionType
 from vouch.api.types.signal import SignalType
+from vouch.core.choices import parse_choice
 from vouch.core.clock import utcnow
-from vouch.core.errors import ValidationFailed
 from vouch.models.enums import AskStatus, Scope, Team
 from vouch.models.enums import AskType as AskKind
 
@@ -55,15 +55,11 @@ class AskFilterInput:
 
     def to_domain(self) -> AskFilter:
         def pick(
-            value: str | None, enum: type[AskStatus | AskKind | Team], field: str
+            value: str | None, enum: type[AskStatus | AskKind | Team], field: str, what: str
         ) -> str | None:
             if value is None:
                 return None
-            try:
-                return enum(value.strip().lower()).value
-            except ValueError:
-                allowed = ", ".join(e.value for e in enum)
-                raise ValidationFailed(f"use one of: {allowed}", field=field) from None
+            return parse_choice(enum, value, field=field, what=what).value
 
         return AskFilter(
             advocate_id=decode_id(self.advocate_id, "Advocate", field="filter.advocateId")
@@ -72,9 +68,9 @@ class AskFilterInput:
             program_id=decode_id(self.program_id, "Program", field="filter.programId")
             if self.program_id
             else None,
-            status=pick(self.status, AskStatus, "filter.status"),
-            type=pick(self.type, AskKind, "filter.type"),
-            team=pick(self.team, Team, "filter.team"),
+            status=pick(self.status, AskStatus, "filter.status", "ask status"),
+            type=pick(self.type, AskKind, "filter.type", "ask type"),
+            team=pick(self.team, Team, "filter.team", "team"),
             moment=self.moment[:32] if self.moment else None,
         )
 

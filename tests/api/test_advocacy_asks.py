@@ -187,7 +187,7 @@ async def test_asks_list_and_next_best_ask_for_widgets(client, session, app):
     )
     assert (
         bad_filter["errors"][0]["message"]
-        == "use one of: queued, sent, accepted, published, declined, expired, cancelled"
+        == "unknown ask status 'lost'; use one of: queued, sent, accepted, published, declined, expired, cancelled"
     )
     widget = app.state.widget_tokens.mint(person.id)
     own = await gql(client, NEXT, {"a": encode_id("Advocate", person.id)}, token=widget)
