@@ -425,7 +425,7 @@ async def create_ask(
             "reference calls are reserved for an opportunity (reserveReference)", field="type"
         )
     if request_key is not None and not 1 <= len(request_key) <= 100:
-        raise ValidationFailed("requestKey must be 1 to 100 characters", field="requestKey")
+        raise ValidationFailed("idempotencyKey must be 1 to 100 characters", field="idempotencyKey")
     advocate = await lock_advocate(session, advocate_id)
     program = await active_program(session, program_id)
     values = _candidate(

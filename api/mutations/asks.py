@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -21,6 +22,7 @@ from vouch.api.types.ask import (
     TransitionAskPayload,
 )
 from vouch.core.clock import utcnow
+from vouch.core.errors import ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -30,6 +32,19 @@ class AskTransition(Enum):
     PUBLISH = "publish"
     DECLINE = "decline"
     CANCEL = "cancel"
+
+
+def _one_key(idempotency_key: str | None, request_key: str | None) -> str | None:
+    """createAsk's retry key under either name (``requestKey`` is deprecated), never both."""
+    if idempotency_key is not None and request_key is not None:
+        raise ValidationFailed(
+            "give idempotencyKey or the deprecated requestKey, not both", field="requestKey"
+        )
+    if request_key is None:
+        return idempotency_key
+    if not 1 <= len(request_key) <= 100:
+        raise ValidationFailed("requestKey must be 1 to 100 characters", field="requestKey")
+    return request_key
 
 
 @strawberry.type
@@ -64,7 +79,8 @@ class AskMutations:
 
     @strawberry.mutation(
         description="Queue a manual ask from a team (marketing, sales, customer_success); it "
-        "waits under the same one-contact cap. requestKey makes a retry a no-op."
+        "waits under the same one-contact cap. idempotencyKey makes a retry a no-op (the "
+        "deprecated requestKey still works until the next release; not both at once)."
     )
     @transaction(lambda exc: AskPayload(ask=None, errors=user_errors(exc)))
     async def create_ask(
@@ -75,9 +91,17 @@ class AskMutations:
         type: str,
         team: str,
         priority: int | None = None,
-        request_key: str | None = None,
+        idempotency_key: str | None = None,
+        request_key: Annotated[
+            str | None,
+            strawberry.argument(
+                deprecation_reason="Use idempotencyKey, the name every other mutation uses; "
+                "requestKey is removed in the next release."
+            ),
+        ] = None,
     ) -> AskPayload:
         require_scope(info.context, Scope.WRITE)
+        key = _one_key(idempotency_key, request_key)
         ask = await create_ask(
             info.context.session,
             advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
@@ -86,7 +110,7 @@ class AskMutations:
             team=team,
             now=utcnow(),
             priority=priority,
-            request_key=request_key,
+            request_key=key,
         )
         return AskPayload(ask=AskType.from_model(ask), errors=[])
 
