@@ -21,6 +21,8 @@ from vouch.api.types.ask import (
     EvaluateAsksPayload,
     TransitionAskPayload,
 )
+from vouch.api.types.enums import AskType as AskKind
+from vouch.api.types.enums import Team
 from vouch.core.clock import utcnow
 from vouch.core.errors import ValidationFailed
 from vouch.models.enums import Scope
@@ -88,8 +90,8 @@ class AskMutations:
         info: Info,
         advocate_id: strawberry.ID,
         program_id: strawberry.ID,
-        type: str,
-        team: str,
+        type: AskKind,
+        team: Team,
         priority: int | None = None,
         idempotency_key: str | None = None,
         request_key: Annotated[
@@ -106,8 +108,8 @@ class AskMutations:
             info.context.session,
             advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
             program_id=decode_id(program_id, "Program", field="programId"),
-            ask_type=type,
-            team=team,
+            ask_type=type.value,
+            team=team.value,
             now=utcnow(),
             priority=priority,
             request_key=key,

@@ -21,6 +21,7 @@ from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id
 from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
+from vouch.api.types.enums import SignalKind
 from vouch.api.types.signal import (
     ImportRowError,
     ImportSignalsPayload,
@@ -36,7 +37,7 @@ from vouch.models.enums import Scope
 @strawberry.input(name="SignalInput", description="One signal about an advocate.")
 class SignalInputType:
     advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
-    kind: str = strawberry.field(description="nps, csat, review_rating, renewal, ...")
+    kind: SignalKind = strawberry.field(description="What kind of fact it records.")
     occurred_at: datetime = strawberry.field(description="When it happened (with timezone).")
     value: float | None = strawberry.field(
         default=None,
@@ -59,7 +60,7 @@ class SignalInputType:
             raise ValidationFailed("data must be a JSON object", field=f"{prefix}data")
         return build_signal(
             advocate_id=decode_id(self.advocate_id, "Advocate", field=f"{prefix}advocateId"),
-            kind=self.kind,
+            kind=self.kind.value,
             occurred_at=self.occurred_at,
             now=now,
             value=self.value,

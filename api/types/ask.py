@@ -13,6 +13,8 @@ from vouch.advocacy.asks import NextBestAsk
 from vouch.advocacy.moments import Guard
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.enums import AskStatus, Team
+from vouch.api.types.enums import AskType as AskKind
 from vouch.api.types.node import Node
 from vouch.models import AdvocacyAction, Ask
 
@@ -26,19 +28,14 @@ class AskType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="Who is asked.")
     program_id: strawberry.ID | None = strawberry.field(description="The program it is for.")
-    type: str = strawberry.field(
-        description="review, testimonial, case_study, anonymous_quote, reference_call, "
-        "referral_invite, social_share, community_invite or survey."
-    )
+    type: AskKind = strawberry.field(description="What is asked for.")
     moment: str = strawberry.field(
         description="What earned it: nps_promoter, renewal_signed, dormant_30, manual, ..."
     )
-    team: str = strawberry.field(description="marketing, sales or customer_success.")
+    team: Team = strawberry.field(description="The team that asks.")
     priority: int = strawberry.field(description="Higher goes first when several qualify.")
     automated: bool = strawberry.field(description="Queued by the engine, not by a person.")
-    status: str = strawberry.field(
-        description="queued, sent, accepted, published, declined, expired or cancelled."
-    )
+    status: AskStatus = strawberry.field(description="Where the ask is in its lifecycle.")
     queued_at: datetime = strawberry.field(description="When it was queued.")
     sent_at: datetime | None = strawberry.field(description="When it was sent.")
     accepted_at: datetime | None = strawberry.field(description="When the advocate said yes.")
@@ -62,12 +59,12 @@ class AskType(Node):
             id=strawberry.ID(encode_id("Ask", m.id)),
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),
             program_id=_opt_id("Program", m.program_id),
-            type=m.type,
+            type=AskKind(m.type),
             moment=m.moment,
-            team=m.team,
+            team=Team(m.team),
             priority=m.priority,
             automated=m.automated,
-            status=m.status,
+            status=AskStatus(m.status),
             queued_at=m.queued_at,
             sent_at=m.sent_at,
             accepted_at=m.accepted_at,

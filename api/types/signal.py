@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from vouch.advocacy.signals import RowError
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.enums import SignalKind
 from vouch.api.types.node import Node
 from vouch.models import Signal
 
@@ -19,7 +20,7 @@ from vouch.models import Signal
 class SignalType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="The advocate it is about.")
-    kind: str = strawberry.field(description="nps, csat, renewal, support_resolved, ...")
+    kind: SignalKind = strawberry.field(description="What kind of fact it records.")
     value: float | None = strawberry.field(
         description="NPS 0-10, CSAT/rating 1-5, usage depth 0-1, sentiment -1..1, else free."
     )
@@ -36,7 +37,7 @@ class SignalType(Node):
         return cls(
             id=strawberry.ID(encode_id("Signal", m.id)),
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),
-            kind=m.kind,
+            kind=SignalKind(m.kind),
             value=m.value,
             occurred_at=m.occurred_at,
             source=m.source,

@@ -11,7 +11,7 @@ from tests.factories import make_api_key
 from vouch.models import Ask
 
 CREATE = """mutation($a: ID!, $p: ID!, $k: String, $r: String) {
-  createAsk(advocateId: $a, programId: $p, type: "review", team: "sales",
+  createAsk(advocateId: $a, programId: $p, type: REVIEW, team: SALES,
             idempotencyKey: $k, requestKey: $r) {
     ask { id } errors { field code message } } }"""
 
