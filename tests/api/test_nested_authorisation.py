@@ -24,6 +24,8 @@ from vouch.core.clock import utcnow
 # page's rewards; without it the first page goes through the batched loaders (lazy rewards).
 ME_REFERRALS = """query($after: String) { me { referrals(first: 5, after: $after) {
   pageInfo { endCursor } nodes { id %s } } } }"""
+LINK_REFERRALS = """query($after: String) { me { links { referrals(first: 5, after: $after) {
+  nodes { id %s } } } } }"""
 ONE = "query($id: ID!) { referral(id: $id) { id %s } }"
 NODE = "query($id: ID!) { node(id: $id) { ... on Referral { id %s } } }"
 
@@ -71,19 +73,32 @@ def _forbidden(body: dict[str, Any]) -> bool:
 
 
 async def _widget_pages(client: Any, token: str, fields: str) -> list[dict[str, Any]]:
-    """The widget's own referrals: a first page (lazy) and a page after a cursor (preloaded)."""
-    query = ME_REFERRALS % fields
-    lazy = await gql(client, query, {"after": None}, token=token, expect_errors=True)
-    # a cursor past the newest referral: every referral is on the page after it
-    after = encode_cursor_before_all()
-    preloaded = await gql(client, query, {"after": after}, token=token, expect_errors=True)
-    return [lazy, preloaded]
+    """The widget's own referrals, through its advocate and through its link: a first page
+    (lazy, batched loaders) and a page after a cursor (the list query preloads)."""
+    answers = []
+    for query, connection in (
+        (ME_REFERRALS, "Advocate.referrals"),
+        (LINK_REFERRALS, "ReferralLink.referrals"),
+    ):
+        for after in (None, encode_cursor_before_all(connection)):
+            answers.append(
+                await gql(client, query % fields, {"after": after}, token=token, expect_errors=True)
+            )
+    return answers
 
 
-def encode_cursor_before_all() -> str:
+def _nodes(body: dict[str, Any]) -> list[dict[str, Any]]:
+    me = body["data"]["me"]
+    if "links" in me:
+        return [n for link in me["links"] for n in link["referrals"]["nodes"]]
+    return list(me["referrals"]["nodes"])
+
+
+def encode_cursor_before_all(connection: str = "Advocate.referrals") -> str:
+    """A cursor past the newest referral: every referral is on the page after it."""
     from vouch.api.pagination import encode_cursor
 
-    return encode_cursor("Advocate.referrals", 10**17)
+    return encode_cursor(connection, 10**17)
 
 
 @pytest.mark.parametrize(
@@ -133,14 +148,11 @@ async def test_a_widget_never_sees_friends_details_on_any_path(
     advocate, referrals = await _world(session, codec)
     token = app.state.widget_tokens.mint(advocate.id)
     rid = encode_id("Referral", referrals[0].id)
-    lazy, preloaded = await _widget_pages(client, token, fields)
-    nodes = (
-        lazy["data"]["me"]["referrals"]["nodes"] + (preloaded["data"]["me"]["referrals"]["nodes"])
-    )
+    nodes = [n for body in await _widget_pages(client, token, fields) for n in _nodes(body)]
     one = await gql(client, ONE % fields, {"id": rid}, token=token)
     node = await gql(client, NODE % fields, {"id": rid}, token=token)
     nodes += [one["data"]["referral"], node["data"]["node"]]
-    assert len(nodes) == 8
+    assert len(nodes) == 14
     for n in nodes:
         assert {k: n[k] for k in hidden} == hidden, n
 
