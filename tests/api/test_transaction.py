@@ -33,7 +33,8 @@ async def _write(*, info: Any, external_id: str, fail: BaseException | None) -> 
 
 
 async def _stored(sessionmaker: Any, external_id: str) -> int:
-    async with sessionmaker() as other:  # another connection sees only what was committed
+    # another session on the test's connection: it sees every flushed row not rolled back
+    async with sessionmaker() as other:
         found = await other.scalar(
             select(func.count()).select_from(Advocate).where(Advocate.external_id == external_id)
         )
