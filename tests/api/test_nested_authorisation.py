@@ -32,7 +32,7 @@ NODE = "query($id: ID!) { node(id: $id) { ... on Referral { id %s } } }"
 
 async def _world(session: Any, codec: Any) -> tuple[Any, list[Any]]:
     from tests.factories import make_reward_rule
-    from vouch.models import Reward
+    from vouch.models import Reward, RewardEntry
 
     program = await make_program(session)
     rule = await make_reward_rule(session, program=program, side="referrer", amount_minor=5000)
@@ -49,16 +49,26 @@ async def _world(session: Any, codec: Any) -> tuple[Any, list[Any]]:
             redeemed_by="shop-user-1",
             order_ref="ORDER-1",
         )
+        reward = Reward(
+            program_id=program.id,
+            rule_id=rule.id,
+            referral_id=referral.id,
+            advocate_id=advocate.id,
+            side="referrer",
+            kind="credit",
+            amount_minor=5000,
+            currency="USD",
+        )
+        session.add(reward)
+        await session.flush()
         session.add(
-            Reward(
-                program_id=program.id,
-                rule_id=rule.id,
-                referral_id=referral.id,
-                advocate_id=advocate.id,
-                side="referrer",
-                kind="credit",
+            RewardEntry(
+                reward_id=reward.id,
+                state="pending",
+                at=utcnow(),
+                actor="api_key:ops",
+                reason="held by the velocity rule",
                 amount_minor=5000,
-                currency="USD",
             )
         )
         referrals.append(referral)
@@ -176,3 +186,38 @@ async def test_a_widget_is_refused_internal_advocate_fields(client, session, cod
     for fields in ("signals { kind }", "asks { type }"):
         body = await gql(client, "{ me { " + fields + " } }", token=token, expect_errors=True)
         assert _forbidden(body), body
+
+
+async def test_reward_entries_show_a_widget_no_actor_or_reason_on_any_path(
+    client, session, codec, app
+):
+    advocate, _ = await _world(session, codec)
+    token = app.state.widget_tokens.mint(advocate.id)
+    key = await make_api_key(session, scopes=["read"])
+    fields = "rewards { entries { actor reason } }"
+    mine = await gql(client, "{ me { " + fields + " } }", token=token)
+    as_node = await gql(
+        client,
+        "query($id: ID!) { node(id: $id) { ... on Advocate { " + fields + " } } }",
+        {"id": encode_id("Advocate", advocate.id)},
+        token=token,
+    )
+    seen = [
+        e
+        for body in (mine["data"]["me"], as_node["data"]["node"])
+        for r in body["rewards"]
+        for e in r["entries"]
+    ]
+    assert seen == [{"actor": "vouch", "reason": None}] * 6
+    # a read key sees them, through the advocate list (rewards preloaded) and one advocate
+    listed = await gql(client, "{ advocates(first: 5) { nodes { " + fields + " } } }", token=key)
+    one = await gql(
+        client,
+        "query($id: ID!) { advocate(id: $id) { " + fields + " } }",
+        {"id": encode_id("Advocate", advocate.id)},
+        token=key,
+    )
+    for advocate_seen in (listed["data"]["advocates"]["nodes"][0], one["data"]["advocate"]):
+        assert [e for r in advocate_seen["rewards"] for e in r["entries"]] == [
+            {"actor": "api_key:ops", "reason": "held by the velocity rule"}
+        ] * 3
