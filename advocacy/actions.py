@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.gamification import award_for_action
 from vouch.advocacy.signals import FUTURE_TOLERANCE, check_data, check_external_id
+from vouch.core.choices import parse_choice
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import ActionOpportunity, AdvocacyAction, Advocate, Opportunity, Program
 from vouch.models.enums import ActionKind
@@ -33,13 +34,7 @@ class RecordedAction:
 
 
 def parse_action_kind(value: str, *, field: str = "kind") -> ActionKind:
-    try:
-        return ActionKind(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(k.value for k in ActionKind)
-        raise ValidationFailed(
-            f"unknown action kind '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(ActionKind, value, field=field, what="action kind")
 
 
 def check_url(value: str | None, *, field: str = "url") -> str | None:

@@ -32,6 +32,7 @@ from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.advocacy.signals import signals_of
 from vouch.attribution.batching import SnapshotsBy
 from vouch.attribution.paging import Page, paginate
+from vouch.core.choices import parse_choice
 from vouch.core.errors import (
     Conflict,
     DomainError,
@@ -393,23 +394,11 @@ def _candidate(
 
 
 def parse_ask_type(value: str, *, field: str = "type") -> AskType:
-    try:
-        return AskType(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(t.value for t in AskType)
-        raise ValidationFailed(
-            f"unknown ask type '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(AskType, value, field=field, what="ask type")
 
 
 def parse_team(value: str, *, field: str = "team") -> Team:
-    try:
-        return Team(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(t.value for t in Team)
-        raise ValidationFailed(
-            f"unknown team '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(Team, value, field=field, what="team")
 
 
 async def create_ask(
@@ -436,7 +425,7 @@ async def create_ask(
             "reference calls are reserved for an opportunity (reserveReference)", field="type"
         )
     if request_key is not None and not 1 <= len(request_key) <= 100:
-        raise ValidationFailed("requestKey must be 1 to 100 characters", field="requestKey")
+        raise ValidationFailed("idempotencyKey must be 1 to 100 characters", field="idempotencyKey")
     advocate = await lock_advocate(session, advocate_id)
     program = await active_program(session, program_id)
     values = _candidate(

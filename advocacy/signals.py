@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.scoring import rescore_advocates
 from vouch.attribution.paging import Page, paginate
+from vouch.core.choices import parse_choice
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import Advocate, Signal
 from vouch.models.enums import SignalKind
@@ -99,14 +100,7 @@ class ImportRejected(ValidationFailed):
 
 
 def parse_kind(value: object, *, field: str = "kind") -> SignalKind:
-    text = str(value).strip().lower() if value is not None else ""
-    try:
-        return SignalKind(text)
-    except ValueError:
-        allowed = ", ".join(k.value for k in SignalKind)
-        raise ValidationFailed(
-            f"unknown signal kind '{text[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(SignalKind, value, field=field, what="signal kind")
 
 
 def check_value(kind: SignalKind, value: float | None, *, field: str = "value") -> float | None:

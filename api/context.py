@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from strawberry.types import Info as StrawberryInfo
 
+from vouch.api.loaders import Loaders
 from vouch.core.codes import LinkCodec
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Settings
@@ -58,11 +58,15 @@ class Context:
     settings: Settings
     codec: LinkCodec
     widget_tokens: WidgetTokens
-    loaders: dict[str, Any] = field(default_factory=dict)
+    # The request's dataloaders (``api.loaders``), made from ``session`` with the context.
+    loaders: Loaders = field(init=False)
     # Why a presented credential was refused (expired token, revoked key), for a clear error.
     auth_error: str | None = None
     # Reports read here: a session on DATABASE_REPLICA_URL when configured, else ``session``.
     report_session: AsyncSession | None = None
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.session)
 
     @property
     def max_cost(self) -> int:
@@ -82,15 +86,3 @@ class Context:
 
 
 Info = StrawberryInfo[Context, None]
-
-
-def loader(ctx: Context, name: str, factory: Any) -> Any:
-    """The per-request dataloader called ``name``, created by ``factory()`` on first use.
-
-    Loaders live in the context so batching and caching never cross requests.
-    """
-    existing = ctx.loaders.get(name)
-    if existing is None:
-        existing = factory()
-        ctx.loaders[name] = existing
-    return existing

@@ -34,23 +34,23 @@ from vouch.api.execution import (
     log_errors,
 )
 from vouch.api.limits import operation_limits_rule
+from vouch.api.mutations.actions import ActionMutations
+from vouch.api.mutations.advocacy import TierMutations
 from vouch.api.mutations.advocates import AdvocateMutations
 from vouch.api.mutations.asks import AskMutations
+from vouch.api.mutations.conversions import RecordConversionMutation
 from vouch.api.mutations.experiments import ExperimentMutations
 from vouch.api.mutations.links import LinkMutations
+from vouch.api.mutations.offers import RedeemOfferMutation
 from vouch.api.mutations.opportunities import OpportunityMutations
 from vouch.api.mutations.programs import ProgramMutations
-from vouch.api.mutations.recompute_tiers import TierMutations
-from vouch.api.mutations.record_action import ActionMutations
-from vouch.api.mutations.record_conversion import RecordConversionMutation
-from vouch.api.mutations.record_share_event import ShareEventMutations
-from vouch.api.mutations.record_signals import SignalMutations
-from vouch.api.mutations.redeem_offer import RedeemOfferMutation
 from vouch.api.mutations.referral_lifecycle import ReferralLifecycleMutations
 from vouch.api.mutations.referrals import ReferralMutations
 from vouch.api.mutations.reservations import ReservationMutations
 from vouch.api.mutations.revenue import RevenueMutations
 from vouch.api.mutations.rewards import RewardMutations
+from vouch.api.mutations.share_events import ShareEventMutations
+from vouch.api.mutations.signals import SignalMutations
 from vouch.api.mutations.webhooks import WebhookMutations
 from vouch.api.queries.advocacy import AdvocacyQueries
 from vouch.api.queries.advocates import AdvocateQueries

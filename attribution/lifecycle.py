@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import rewards, rollups, webhooks
+from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
 from vouch.models import Referral, ReferralEvent
 from vouch.models.enums import ReferralStatus, RewardTrigger
@@ -82,13 +83,7 @@ async def lock_referral(session: AsyncSession, referral_id: int) -> Referral:
 
 
 def parse_status(value: str, *, field: str = "status") -> ReferralStatus:
-    try:
-        return ReferralStatus(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(s.value for s in ReferralStatus)
-        raise ValidationFailed(
-            f"unknown referral status '{value[:32]}'; use one of: {allowed}", field=field
-        ) from None
+    return parse_choice(ReferralStatus, value, field=field, what="referral status")
 
 
 async def on_referral_created(

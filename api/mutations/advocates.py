@@ -9,16 +9,14 @@ import strawberry
 
 from vouch.advocacy.advocates import (
     AdvocateData,
-    ImportResult,
-    UpsertResult,
     import_advocates,
     upsert_advocate,
     widget_advocate,
 )
 from vouch.api.context import Info
-from vouch.api.errors import InputError, user_error
+from vouch.api.errors import InputError, user_error, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.advocate import AdvocateType
 from vouch.attribution.erasure import erase_advocate
@@ -142,16 +140,14 @@ class AdvocateMutations:
     @strawberry.mutation(
         description="Create or update an advocate by external id (write scope). Safe to retry."
     )
+    @transaction(
+        lambda exc: UpsertAdvocatePayload(advocate=None, created=False, errors=user_errors(exc))
+    )
     async def upsert_advocate(self, info: Info, input: AdvocateInput) -> UpsertAdvocatePayload:
         require_scope(info.context, Scope.WRITE)
         secret = info.context.settings.resolved_secret()
 
-        async def work() -> UpsertResult:
-            return await upsert_advocate(info.context.session, input.to_domain(), secret=secret)
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return UpsertAdvocatePayload(advocate=None, created=False, errors=errors or [])
+        result = await upsert_advocate(info.context.session, input.to_domain(), secret=secret)
         return UpsertAdvocatePayload(
             advocate=AdvocateType.from_model(result.advocate), created=result.created, errors=[]
         )
@@ -159,6 +155,11 @@ class AdvocateMutations:
     @strawberry.mutation(
         description="Upsert up to 1000 advocates in one transaction (write scope). By default "
         "one invalid row rejects the whole import; every row's problems are reported."
+    )
+    @transaction(
+        lambda exc: ImportAdvocatesPayload(
+            advocates=[], created_count=0, updated_count=0, errors=user_errors(exc)
+        )
     )
     async def import_advocates(
         self,
@@ -169,19 +170,12 @@ class AdvocateMutations:
         require_scope(info.context, Scope.WRITE)
         secret = info.context.settings.resolved_secret()
 
-        async def work() -> ImportResult:
-            return await import_advocates(
-                info.context.session,
-                [row.to_domain() for row in advocates],
-                secret=secret,
-                skip_invalid=error_policy is ImportErrorPolicy.REJECT_FAILED_ROWS,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return ImportAdvocatesPayload(
-                advocates=[], created_count=0, updated_count=0, errors=errors or []
-            )
+        result = await import_advocates(
+            info.context.session,
+            [row.to_domain() for row in advocates],
+            secret=secret,
+            skip_invalid=error_policy is ImportErrorPolicy.REJECT_FAILED_ROWS,
+        )
         return ImportAdvocatesPayload(
             advocates=[AdvocateType.from_model(a) for a in result.advocates],
             created_count=result.created,
@@ -193,24 +187,24 @@ class AdvocateMutations:
         description="GDPR erasure of an advocate (admin scope): removes email, names and CRM "
         "id, revokes their links; referrals, rewards and totals are kept."
     )
+    @transaction(lambda exc: EraseAdvocatePayload(advocate=None, errors=user_errors(exc)))
     async def erase_advocate(self, info: Info, id: strawberry.ID) -> EraseAdvocatePayload:
         require_scope(info.context, Scope.ADMIN)
         secret = info.context.settings.resolved_secret()
 
-        async def work() -> Advocate:
-            return await erase_advocate(
-                info.context.session, decode_id(id, "Advocate"), secret=secret
-            )
-
-        advocate, errors = await attempt(info.context, work)
-        return EraseAdvocatePayload(
-            advocate=AdvocateType.from_model(advocate) if advocate is not None else None,
-            errors=errors or [],
+        advocate = await erase_advocate(
+            info.context.session, decode_id(id, "Advocate"), secret=secret
         )
+        return EraseAdvocatePayload(advocate=AdvocateType.from_model(advocate), errors=[])
 
     @strawberry.mutation(
         description="Mint a short-lived widget token for one advocate (write scope). The "
         "token can read that advocate's links, stats and referrals and create its share links."
+    )
+    @transaction(
+        lambda exc: CreateWidgetTokenPayload(
+            token=None, expires_at=None, advocate=None, errors=user_errors(exc)
+        )
     )
     async def create_widget_token(
         self, info: Info, advocate_id: strawberry.ID
@@ -218,21 +212,14 @@ class AdvocateMutations:
         require_scope(info.context, Scope.WRITE)
         tokens = info.context.widget_tokens
 
-        async def work() -> _Minted:
-            advocate = await widget_advocate(
-                info.context.session, decode_id(advocate_id, "Advocate", field="advocateId")
-            )
-            return _Minted(
-                advocate=advocate,
-                token=tokens.mint(advocate.id),
-                expires_at=utcnow() + timedelta(seconds=tokens.ttl_seconds),
-            )
-
-        minted, errors = await attempt(info.context, work)
-        if minted is None:
-            return CreateWidgetTokenPayload(
-                token=None, expires_at=None, advocate=None, errors=errors or []
-            )
+        advocate = await widget_advocate(
+            info.context.session, decode_id(advocate_id, "Advocate", field="advocateId")
+        )
+        minted = _Minted(
+            advocate=advocate,
+            token=tokens.mint(advocate.id),
+            expires_at=utcnow() + timedelta(seconds=tokens.ttl_seconds),
+        )
         return CreateWidgetTokenPayload(
             token=minted.token,
             expires_at=minted.expires_at,

@@ -6,12 +6,13 @@ import strawberry
 
 from vouch.advocacy.experiments import ExperimentSpec, create_experiment, set_experiment_status
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.experiment import ExperimentType
 from vouch.core.clock import utcnow
+from vouch.core.errors import DomainError
 from vouch.models.enums import ExperimentStatus, Scope
 from vouch.models.experiment import Experiment
 
@@ -46,22 +47,22 @@ class ExperimentPayload:
     errors: list[InputError] = strawberry.field(description="Why nothing was changed.")
 
 
-def _payload(result: Experiment | None, errors: list[InputError] | None) -> ExperimentPayload:
-    return ExperimentPayload(
-        experiment=ExperimentType.from_model(result) if result is not None else None,
-        errors=errors or [],
-    )
+def _payload(result: Experiment) -> ExperimentPayload:
+    return ExperimentPayload(experiment=ExperimentType.from_model(result), errors=[])
 
 
+def _failed(exc: DomainError) -> ExperimentPayload:
+    return ExperimentPayload(experiment=None, errors=user_errors(exc))
+
+
+@transaction(_failed)
 async def _set_status(info: Info, id: strawberry.ID, status: ExperimentStatus) -> ExperimentPayload:
     require_scope(info.context, Scope.ADMIN)
 
-    async def work() -> Experiment:
-        return await set_experiment_status(
-            info.context.session, decode_id(id, "Experiment"), status, now=utcnow()
-        )
-
-    return _payload(*await attempt(info.context, work))
+    experiment = await set_experiment_status(
+        info.context.session, decode_id(id, "Experiment"), status, now=utcnow()
+    )
+    return _payload(experiment)
 
 
 @strawberry.type
@@ -70,26 +71,25 @@ class ExperimentMutations:
         description="Start a holdout experiment and assign the program's eligible (tiered) "
         "advocates to treatment or holdout (admin scope). One open experiment per program."
     )
+    @transaction(_failed)
     async def create_experiment(
         self, info: Info, input: CreateExperimentInput
     ) -> ExperimentPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> Experiment:
-            return await create_experiment(
-                info.context.session,
-                decode_id(input.program_id, "Program", field="programId"),
-                ExperimentSpec(
-                    name=input.name,
-                    holdout_bps=input.holdout_bps,
-                    withhold_asks=input.withhold_asks,
-                    withhold_widget_prompt=input.withhold_widget_prompt,
-                    min_detectable_lift_bps=input.min_detectable_lift_bps,
-                ),
-                now=utcnow(),
-            )
-
-        return _payload(*await attempt(info.context, work))
+        experiment = await create_experiment(
+            info.context.session,
+            decode_id(input.program_id, "Program", field="programId"),
+            ExperimentSpec(
+                name=input.name,
+                holdout_bps=input.holdout_bps,
+                withhold_asks=input.withhold_asks,
+                withhold_widget_prompt=input.withhold_widget_prompt,
+                min_detectable_lift_bps=input.min_detectable_lift_bps,
+            ),
+            now=utcnow(),
+        )
+        return _payload(experiment)
 
     @strawberry.mutation(
         description="Pause a running experiment: nothing is withheld and no one is assigned "

@@ -3,14 +3,13 @@ from __future__ import annotations
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import is_widget, require_advocate_write, require_scope
 from vouch.api.types.link import ReferralLinkType
-from vouch.attribution.links import DEFAULT_CHANNEL, CreatedLink, create_link, revoke_link
+from vouch.attribution.links import DEFAULT_CHANNEL, create_link, revoke_link
 from vouch.core.errors import ValidationFailed
-from vouch.models import ReferralLink
 from vouch.models.enums import Scope
 
 
@@ -38,6 +37,9 @@ class LinkMutations:
         "in (holds an active link), with referral consent, up to VOUCH_WIDGET_LINKS_PER_PROGRAM "
         "links per program; a revoked link stays revoked)."
     )
+    @transaction(
+        lambda exc: CreateReferralLinkPayload(link=None, created=False, errors=user_errors(exc))
+    )
     async def create_referral_link(
         self,
         info: Info,
@@ -51,23 +53,16 @@ class LinkMutations:
             advocate_pk = -1
         require_advocate_write(info.context, advocate_pk)
 
-        async def work() -> CreatedLink:
-            return await create_link(
-                info.context.session,
-                info.context.codec,
-                advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
-                program_id=decode_id(program_id, "Program", field="programId"),
-                channel=channel[:64],
-                self_service_cap=(
-                    info.context.settings.widget_links_per_program
-                    if is_widget(info.context)
-                    else None
-                ),
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return CreateReferralLinkPayload(link=None, created=False, errors=errors or [])
+        result = await create_link(
+            info.context.session,
+            info.context.codec,
+            advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
+            program_id=decode_id(program_id, "Program", field="programId"),
+            channel=channel[:64],
+            self_service_cap=(
+                info.context.settings.widget_links_per_program if is_widget(info.context) else None
+            ),
+        )
         return CreateReferralLinkPayload(
             link=ReferralLinkType.from_model(result.link), created=result.created, errors=[]
         )
@@ -76,16 +71,11 @@ class LinkMutations:
         description="Revoke a link: it stops resolving; its clicks and referrals stay "
         "(write scope)."
     )
+    @transaction(lambda exc: RevokeReferralLinkPayload(link=None, errors=user_errors(exc)))
     async def revoke_referral_link(
         self, info: Info, id: strawberry.ID
     ) -> RevokeReferralLinkPayload:
         require_scope(info.context, Scope.WRITE)
 
-        async def work() -> ReferralLink:
-            return await revoke_link(info.context.session, decode_id(id, "ReferralLink"))
-
-        link, errors = await attempt(info.context, work)
-        return RevokeReferralLinkPayload(
-            link=ReferralLinkType.from_model(link) if link is not None else None,
-            errors=errors or [],
-        )
+        link = await revoke_link(info.context.session, decode_id(id, "ReferralLink"))
+        return RevokeReferralLinkPayload(link=ReferralLinkType.from_model(link), errors=[])

@@ -5,13 +5,13 @@ from datetime import date
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.opportunity import OpportunityType
 from vouch.attribution import opportunities
-from vouch.attribution.opportunities import ContactData, OpportunityData, UpsertResult
+from vouch.attribution.opportunities import ContactData, OpportunityData
 from vouch.core.clock import utcnow
 from vouch.models.enums import Scope
 
@@ -95,25 +95,25 @@ class OpportunityMutations:
         "are kept as history; won and lost new-business deals move the referral. Retries with "
         "the same idempotency key return the first answer."
     )
+    @transaction(
+        lambda exc: UpsertOpportunityPayload(
+            opportunity=None, created=False, errors=user_errors(exc)
+        )
+    )
     async def upsert_opportunity(
         self, info: Info, input: UpsertOpportunityInput, idempotency_key: str | None = None
     ) -> UpsertOpportunityPayload:
         principal = require_scope(info.context, Scope.WRITE)
 
-        async def work() -> UpsertResult:
-            return await opportunities.upsert_opportunity(
-                info.context.session,
-                input.to_domain(),
-                source="api",
-                actor=principal.actor,
-                now=utcnow(),
-                idempotency_key=idempotency_key,
-                idempotency_owner=principal.idempotency_owner,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return UpsertOpportunityPayload(opportunity=None, created=False, errors=errors or [])
+        result = await opportunities.upsert_opportunity(
+            info.context.session,
+            input.to_domain(),
+            source="api",
+            actor=principal.actor,
+            now=utcnow(),
+            idempotency_key=idempotency_key,
+            idempotency_owner=principal.idempotency_owner,
+        )
         return UpsertOpportunityPayload(
             opportunity=OpportunityType.from_model(result.opportunity),
             created=result.created,
@@ -126,6 +126,7 @@ class OpportunityMutations:
         "answer; only the arguments sent are compared. `provider` (hubspot, salesforce or "
         "other) is needed only when two CRMs use the same id."
     )
+    @transaction(lambda exc: MoveOpportunityStagePayload(opportunity=None, errors=user_errors(exc)))
     async def move_opportunity_stage(
         self,
         info: Info,
@@ -138,24 +139,19 @@ class OpportunityMutations:
     ) -> MoveOpportunityStagePayload:
         principal = require_scope(info.context, Scope.WRITE)
 
-        async def work() -> UpsertResult:
-            return await opportunities.move_stage(
-                info.context.session,
-                crm_id,
-                stage=stage,
-                status=status,
-                amount_minor=amount_minor,
-                source="api",
-                actor=principal.actor,
-                now=utcnow(),
-                idempotency_key=idempotency_key,
-                idempotency_owner=principal.idempotency_owner,
-                provider=provider,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return MoveOpportunityStagePayload(opportunity=None, errors=errors or [])
+        result = await opportunities.move_stage(
+            info.context.session,
+            crm_id,
+            stage=stage,
+            status=status,
+            amount_minor=amount_minor,
+            source="api",
+            actor=principal.actor,
+            now=utcnow(),
+            idempotency_key=idempotency_key,
+            idempotency_owner=principal.idempotency_owner,
+            provider=provider,
+        )
         return MoveOpportunityStagePayload(
             opportunity=OpportunityType.from_model(result.opportunity), errors=[]
         )

@@ -14,9 +14,9 @@ from vouch.advocacy.programs import (
     update_program,
 )
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.enums import (
     AttributionModel,
@@ -222,77 +222,67 @@ class SetRewardRulesPayload:
 @strawberry.type
 class ProgramMutations:
     @strawberry.mutation(description="Create a program with its offer (admin scope).")
+    @transaction(lambda exc: CreateProgramPayload(program=None, errors=user_errors(exc)))
     async def create_program(self, info: Info, input: CreateProgramInput) -> CreateProgramPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> Program:
-            return await create_program(
-                info.context.session,
-                slug=input.slug,
-                status=input.status,
-                changes=input.to_domain(),
-            )
-
-        program, errors = await attempt(info.context, work)
-        return CreateProgramPayload(program=_program(program), errors=errors or [])
+        program = await create_program(
+            info.context.session,
+            slug=input.slug,
+            status=input.status,
+            changes=input.to_domain(),
+        )
+        return CreateProgramPayload(program=_program(program), errors=[])
 
     @strawberry.mutation(description="Change a program's settings or offer (admin scope).")
+    @transaction(lambda exc: UpdateProgramPayload(program=None, errors=user_errors(exc)))
     async def update_program(
         self, info: Info, id: strawberry.ID, input: ProgramSettingsInput
     ) -> UpdateProgramPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> Program:
-            return await update_program(
-                info.context.session, decode_id(id, "Program"), input.to_domain()
-            )
-
-        program, errors = await attempt(info.context, work)
-        return UpdateProgramPayload(program=_program(program), errors=errors or [])
+        program = await update_program(
+            info.context.session, decode_id(id, "Program"), input.to_domain()
+        )
+        return UpdateProgramPayload(program=_program(program), errors=[])
 
     @strawberry.mutation(description="Pause a program: its links stop crediting (admin scope).")
+    @transaction(lambda exc: PauseProgramPayload(program=None, errors=user_errors(exc)))
     async def pause_program(self, info: Info, id: strawberry.ID) -> PauseProgramPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> Program:
-            return await set_program_status(
-                info.context.session, decode_id(id, "Program"), ProgramStatus.PAUSED
-            )
-
-        program, errors = await attempt(info.context, work)
-        return PauseProgramPayload(program=_program(program), errors=errors or [])
+        program = await set_program_status(
+            info.context.session, decode_id(id, "Program"), ProgramStatus.PAUSED
+        )
+        return PauseProgramPayload(program=_program(program), errors=[])
 
     @strawberry.mutation(description="Activate a draft or paused program (admin scope).")
+    @transaction(lambda exc: ActivateProgramPayload(program=None, errors=user_errors(exc)))
     async def activate_program(self, info: Info, id: strawberry.ID) -> ActivateProgramPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> Program:
-            return await set_program_status(
-                info.context.session, decode_id(id, "Program"), ProgramStatus.ACTIVE
-            )
-
-        program, errors = await attempt(info.context, work)
-        return ActivateProgramPayload(program=_program(program), errors=errors or [])
+        program = await set_program_status(
+            info.context.session, decode_id(id, "Program"), ProgramStatus.ACTIVE
+        )
+        return ActivateProgramPayload(program=_program(program), errors=[])
 
     @strawberry.mutation(
         description="Replace a program's reward rules (admin scope). Rules are matched by name; "
         "dropped rules are deactivated; any change bumps rulesVersion."
+    )
+    @transaction(
+        lambda exc: SetRewardRulesPayload(program=None, changed=False, errors=user_errors(exc))
     )
     async def set_reward_rules(
         self, info: Info, program_id: strawberry.ID, rules: list[RewardRuleInput]
     ) -> SetRewardRulesPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> tuple[Program, bool]:
-            return await set_reward_rules(
-                info.context.session,
-                decode_id(program_id, "Program", field="programId"),
-                [rule.to_domain() for rule in rules],
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return SetRewardRulesPayload(program=None, changed=False, errors=errors or [])
+        result = await set_reward_rules(
+            info.context.session,
+            decode_id(program_id, "Program", field="programId"),
+            [rule.to_domain() for rule in rules],
+        )
         return SetRewardRulesPayload(
             program=ProgramType.from_model(result[0]), changed=result[1], errors=[]
         )

@@ -3,16 +3,13 @@ from __future__ import annotations
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id, encode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.chain import AttributionDecisionType, ReferralTransitionType
 from vouch.attribution import chain, lifecycle, moderation
-from vouch.attribution.lifecycle import Transition
-from vouch.attribution.moderation import ModerationResult
 from vouch.core.clock import utcnow
-from vouch.models import AttributionDecision
 from vouch.models.enums import Scope
 
 
@@ -49,27 +46,25 @@ class ReferralLifecycleMutations:
         "won → churned | refunded (write scope). Invalid moves are errors; repeating the "
         "current status changes nothing."
     )
+    @transaction(
+        lambda exc: TransitionReferralPayload(
+            referral_id=None, status=None, transition=None, errors=user_errors(exc)
+        )
+    )
     async def transition_referral(
         self, info: Info, referral_id: strawberry.ID, status: str, reason: str | None = None
     ) -> TransitionReferralPayload:
         principal = require_scope(info.context, Scope.WRITE)
 
-        async def work() -> Transition:
-            return await lifecycle.transition(
-                info.context.session,
-                decode_id(referral_id, "Referral", field="referralId"),
-                status,
-                source="api",
-                actor=principal.actor,
-                now=utcnow(),
-                detail={"reason": reason[:500]} if reason else None,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return TransitionReferralPayload(
-                referral_id=None, status=None, transition=None, errors=errors or []
-            )
+        result = await lifecycle.transition(
+            info.context.session,
+            decode_id(referral_id, "Referral", field="referralId"),
+            status,
+            source="api",
+            actor=principal.actor,
+            now=utcnow(),
+            detail={"reason": reason[:500]} if reason else None,
+        )
         return TransitionReferralPayload(
             referral_id=strawberry.ID(encode_id("Referral", result.referral.id)),
             status=result.referral.status,
@@ -81,26 +76,24 @@ class ReferralLifecycleMutations:
         description="Approve or reject a flagged referral with a reason (admin). Rejecting "
         "voids its unfulfilled rewards."
     )
+    @transaction(
+        lambda exc: ModerateReferralPayload(
+            referral_id=None, status=None, moderation=None, errors=user_errors(exc)
+        )
+    )
     async def moderate_referral(
         self, info: Info, referral_id: strawberry.ID, approve: bool, reason: str
     ) -> ModerateReferralPayload:
         principal = require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> ModerationResult:
-            return await moderation.moderate_referral(
-                info.context.session,
-                decode_id(referral_id, "Referral", field="referralId"),
-                approve=approve,
-                reason=reason,
-                actor=principal.actor,
-                now=utcnow(),
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return ModerateReferralPayload(
-                referral_id=None, status=None, moderation=None, errors=errors or []
-            )
+        result = await moderation.moderate_referral(
+            info.context.session,
+            decode_id(referral_id, "Referral", field="referralId"),
+            approve=approve,
+            reason=reason,
+            actor=principal.actor,
+            now=utcnow(),
+        )
         return ModerateReferralPayload(
             referral_id=strawberry.ID(encode_id("Referral", result.referral.id)),
             status=result.referral.status,
@@ -116,6 +109,7 @@ class ReferralLifecycleMutations:
         "fulfilledOnReattribution, and the new advocate earns what the referral stands at on "
         "their own tier ladder and caps."
     )
+    @transaction(lambda exc: ReattributeReferralPayload(decision=None, errors=user_errors(exc)))
     async def reattribute_referral(
         self,
         info: Info,
@@ -126,19 +120,16 @@ class ReferralLifecycleMutations:
     ) -> ReattributeReferralPayload:
         principal = require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> AttributionDecision:
-            return await chain.reattribute(
-                info.context.session,
-                decode_id(referral_id, "Referral", field="referralId"),
-                link_id=decode_id(link_id, "ReferralLink", field="linkId"),
-                evidence=evidence,
-                actor=principal.actor,
-                reason=reason,
-                now=utcnow(),
-            )
-
-        decision, errors = await attempt(info.context, work)
+        decision = await chain.reattribute(
+            info.context.session,
+            decode_id(referral_id, "Referral", field="referralId"),
+            link_id=decode_id(link_id, "ReferralLink", field="linkId"),
+            evidence=evidence,
+            actor=principal.actor,
+            reason=reason,
+            now=utcnow(),
+        )
         return ReattributeReferralPayload(
             decision=AttributionDecisionType.from_model(decision) if decision else None,
-            errors=errors or [],
+            errors=[],
         )

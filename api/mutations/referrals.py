@@ -3,11 +3,11 @@ from __future__ import annotations
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
-from vouch.attribution.erasure import ErasedPerson, erase_referred_person
+from vouch.attribution.erasure import erase_referred_person
 from vouch.models.enums import Scope
 
 
@@ -29,6 +29,11 @@ class ReferralMutations:
         "referral (admin scope). Statuses, rewards and totals are kept; the person stays "
         "deduplicated through a keyed hash."
     )
+    @transaction(
+        lambda exc: EraseReferredPersonPayload(
+            erased_referrals=0, cleared_clicks=0, errors=user_errors(exc)
+        )
+    )
     async def erase_referred_person(
         self,
         info: Info,
@@ -38,21 +43,14 @@ class ReferralMutations:
         require_scope(info.context, Scope.ADMIN)
         secret = info.context.settings.resolved_secret()
 
-        async def work() -> ErasedPerson:
-            return await erase_referred_person(
-                info.context.session,
-                secret=secret,
-                email=email,
-                referral_id=decode_id(referral_id, "Referral", field="referralId")
-                if referral_id is not None
-                else None,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return EraseReferredPersonPayload(
-                erased_referrals=0, cleared_clicks=0, errors=errors or []
-            )
+        result = await erase_referred_person(
+            info.context.session,
+            secret=secret,
+            email=email,
+            referral_id=decode_id(referral_id, "Referral", field="referralId")
+            if referral_id is not None
+            else None,
+        )
         return EraseReferredPersonPayload(
             erased_referrals=result.referrals, cleared_clicks=result.clicks, errors=[]
         )

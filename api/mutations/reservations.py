@@ -8,10 +8,10 @@ from vouch.advocacy.reservations import DEFAULT_HOLD_DAYS, complete_reservation,
 from vouch.api.context import Info
 from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.ask import AdvocacyActionType, AskPayload, AskType, TransitionAskPayload
 from vouch.core.clock import utcnow
-from vouch.core.errors import DomainError
 from vouch.models.enums import Scope
 
 
@@ -22,6 +22,7 @@ class ReservationMutations:
         "An advocate holds one reservation at a time; it lapses after holdDays. Reserving "
         "again for the same opportunity returns the live reservation."
     )
+    @transaction(lambda exc: AskPayload(ask=None, errors=user_errors(exc)))
     async def reserve_reference(
         self,
         info: Info,
@@ -30,40 +31,31 @@ class ReservationMutations:
         hold_days: int = DEFAULT_HOLD_DAYS,
     ) -> AskPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            ask = await reserve_reference(
-                session,
-                advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
-                opportunity_id=decode_id(opportunity_id, "Opportunity", field="opportunityId"),
-                now=utcnow(),
-                hold_days=hold_days,
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return AskPayload(ask=None, errors=user_errors(exc))
+        ask = await reserve_reference(
+            info.context.session,
+            advocate_id=decode_id(advocate_id, "Advocate", field="advocateId"),
+            opportunity_id=decode_id(opportunity_id, "Opportunity", field="opportunityId"),
+            now=utcnow(),
+            hold_days=hold_days,
+        )
         return AskPayload(ask=AskType.from_model(ask), errors=[])
 
     @strawberry.mutation(
         description="Record how a reference call went: completed (records a reference action "
         "linked to the opportunity), declined, no_show or cancelled."
     )
+    @transaction(
+        lambda exc: TransitionAskPayload(
+            ask=None, fallback=None, action=None, points_awarded=0, errors=user_errors(exc)
+        )
+    )
     async def complete_reservation(
         self, info: Info, id: strawberry.ID, outcome: str, notes: str | None = None
     ) -> TransitionAskPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            done = await complete_reservation(
-                session, decode_id(id, "Ask"), outcome=outcome, notes=notes, now=utcnow()
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return TransitionAskPayload(
-                ask=None, fallback=None, action=None, points_awarded=0, errors=user_errors(exc)
-            )
+        done = await complete_reservation(
+            info.context.session, decode_id(id, "Ask"), outcome=outcome, notes=notes, now=utcnow()
+        )
         return TransitionAskPayload(
             ask=AskType.from_model(done.reservation),
             fallback=None,

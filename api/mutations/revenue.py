@@ -5,13 +5,13 @@ from datetime import datetime
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.revenue import RevenueEventType
 from vouch.attribution import revenue
-from vouch.attribution.revenue import RecordResult, RevenueData
+from vouch.attribution.revenue import RevenueData
 from vouch.core.clock import utcnow
 from vouch.models.enums import Scope
 
@@ -74,25 +74,23 @@ class RevenueMutations:
         description="Record a charge or refund once (write scope). Refunds inside a reward's "
         "clawback window void it."
     )
+    @transaction(
+        lambda exc: RecordRevenuePayload(revenue_event=None, created=False, errors=user_errors(exc))
+    )
     async def record_revenue(
         self, info: Info, input: RecordRevenueInput, idempotency_key: str | None = None
     ) -> RecordRevenuePayload:
         principal = require_scope(info.context, Scope.WRITE)
 
-        async def work() -> RecordResult:
-            return await revenue.record_revenue(
-                info.context.session,
-                input.to_domain(),
-                source="api",
-                actor=principal.actor,
-                now=utcnow(),
-                idempotency_key=idempotency_key,
-                idempotency_owner=principal.idempotency_owner,
-            )
-
-        result, errors = await attempt(info.context, work)
-        if result is None:
-            return RecordRevenuePayload(revenue_event=None, created=False, errors=errors or [])
+        result = await revenue.record_revenue(
+            info.context.session,
+            input.to_domain(),
+            source="api",
+            actor=principal.actor,
+            now=utcnow(),
+            idempotency_key=idempotency_key,
+            idempotency_owner=principal.idempotency_owner,
+        )
         return RecordRevenuePayload(
             revenue_event=RevenueEventType.from_model(result.event),
             created=result.created,

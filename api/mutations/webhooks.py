@@ -3,15 +3,14 @@ from __future__ import annotations
 import strawberry
 
 from vouch.api.context import Info
-from vouch.api.errors import InputError
+from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id, encode_id
-from vouch.api.mutations.transaction import attempt
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.webhook import WebhookDeliveryType, WebhookEndpointType
 from vouch.attribution import webhooks
 from vouch.attribution.webhooks import EndpointInput
 from vouch.core.clock import utcnow
-from vouch.models import WebhookDelivery, WebhookEndpoint
 from vouch.models.enums import Scope
 
 
@@ -66,27 +65,32 @@ class RedeliverWebhookPayload:
 @strawberry.type
 class WebhookMutations:
     @strawberry.mutation(description="Register a webhook endpoint (admin).")
+    @transaction(
+        lambda exc: CreateWebhookEndpointPayload(
+            endpoint=None, secret=None, errors=user_errors(exc)
+        )
+    )
     async def create_webhook_endpoint(
         self, info: Info, input: WebhookEndpointInput
     ) -> CreateWebhookEndpointPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> WebhookEndpoint:
-            return await webhooks.create_endpoint(
-                info.context.session,
-                input.to_domain(),
-                production=info.context.settings.is_production,
-                allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
-            )
-
-        endpoint, errors = await attempt(info.context, work)
-        if endpoint is None:
-            return CreateWebhookEndpointPayload(endpoint=None, secret=None, errors=errors or [])
+        endpoint = await webhooks.create_endpoint(
+            info.context.session,
+            input.to_domain(),
+            production=info.context.settings.is_production,
+            allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
+        )
         return CreateWebhookEndpointPayload(
             endpoint=WebhookEndpointType.from_model(endpoint), secret=endpoint.secret, errors=[]
         )
 
     @strawberry.mutation(description="Change a webhook endpoint, optionally rotating its secret.")
+    @transaction(
+        lambda exc: UpdateWebhookEndpointPayload(
+            endpoint=None, secret=None, errors=user_errors(exc)
+        )
+    )
     async def update_webhook_endpoint(
         self,
         info: Info,
@@ -96,19 +100,14 @@ class WebhookMutations:
     ) -> UpdateWebhookEndpointPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> WebhookEndpoint:
-            return await webhooks.update_endpoint(
-                info.context.session,
-                decode_id(id, "WebhookEndpoint"),
-                input.to_domain(),
-                rotate_secret=rotate_secret,
-                production=info.context.settings.is_production,
-                allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
-            )
-
-        endpoint, errors = await attempt(info.context, work)
-        if endpoint is None:
-            return UpdateWebhookEndpointPayload(endpoint=None, secret=None, errors=errors or [])
+        endpoint = await webhooks.update_endpoint(
+            info.context.session,
+            decode_id(id, "WebhookEndpoint"),
+            input.to_domain(),
+            rotate_secret=rotate_secret,
+            production=info.context.settings.is_production,
+            allowed_private_hosts=info.context.settings.webhook_allow_private_hosts,
+        )
         return UpdateWebhookEndpointPayload(
             endpoint=WebhookEndpointType.from_model(endpoint),
             secret=endpoint.secret if rotate_secret else None,
@@ -116,37 +115,33 @@ class WebhookMutations:
         )
 
     @strawberry.mutation(description="Delete a webhook endpoint and its delivery log (admin).")
+    @transaction(lambda exc: DeleteWebhookEndpointPayload(deleted_id=None, errors=user_errors(exc)))
     async def delete_webhook_endpoint(
         self, info: Info, id: strawberry.ID
     ) -> DeleteWebhookEndpointPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> int:
-            endpoint_id = decode_id(id, "WebhookEndpoint")
-            await webhooks.delete_endpoint(info.context.session, endpoint_id)
-            return endpoint_id
-
-        deleted, errors = await attempt(info.context, work)
+        endpoint_id = decode_id(id, "WebhookEndpoint")
+        await webhooks.delete_endpoint(info.context.session, endpoint_id)
+        deleted = endpoint_id
         return DeleteWebhookEndpointPayload(
             deleted_id=strawberry.ID(encode_id("WebhookEndpoint", deleted)) if deleted else None,
-            errors=errors or [],
+            errors=[],
         )
 
     @strawberry.mutation(description="Queue a dead or delivered delivery again (admin).")
+    @transaction(lambda exc: RedeliverWebhookPayload(delivery=None, errors=user_errors(exc)))
     async def redeliver_webhook(
         self, info: Info, delivery_id: strawberry.ID
     ) -> RedeliverWebhookPayload:
         require_scope(info.context, Scope.ADMIN)
 
-        async def work() -> WebhookDelivery:
-            return await webhooks.redeliver(
-                info.context.session,
-                decode_id(delivery_id, "WebhookDelivery", field="deliveryId"),
-                now=utcnow(),
-            )
-
-        delivery, errors = await attempt(info.context, work)
+        delivery = await webhooks.redeliver(
+            info.context.session,
+            decode_id(delivery_id, "WebhookDelivery", field="deliveryId"),
+            now=utcnow(),
+        )
         return RedeliverWebhookPayload(
             delivery=WebhookDeliveryType.from_model(delivery) if delivery else None,
-            errors=errors or [],
+            errors=[],
         )

@@ -28,8 +28,7 @@ from vouch.api.types.kpi import AdvocacyKpisType
 from vouch.api.types.score import AdvocacySettingsType, ScoreExplanation, TierDistributionType
 from vouch.api.types.signal import SignalType
 from vouch.core.clock import utcnow
-from vouch.core.errors import ValidationFailed
-from vouch.models.enums import AskStatus, Scope, Team
+from vouch.models.enums import AskStatus, Scope, SignalKind, Team
 from vouch.models.enums import AskType as AskKind
 
 
@@ -46,24 +45,12 @@ class LeaderboardPeriod(Enum):
 class AskFilterInput:
     advocate_id: strawberry.ID | None = strawberry.field(default=None, description="Advocate.")
     program_id: strawberry.ID | None = strawberry.field(default=None, description="Program.")
-    status: str | None = strawberry.field(default=None, description="queued, sent, ...")
-    type: str | None = strawberry.field(default=None, description="review, case_study, ...")
-    team: str | None = strawberry.field(
-        default=None, description="marketing, sales or customer_success."
-    )
+    status: AskStatus | None = strawberry.field(default=None, description="Ask status.")
+    type: AskKind | None = strawberry.field(default=None, description="Ask type.")
+    team: Team | None = strawberry.field(default=None, description="The asking team.")
     moment: str | None = strawberry.field(default=None, description="nps_promoter, ...")
 
     def to_domain(self) -> AskFilter:
-        def pick(
-            value: str | None, enum: type[AskStatus | AskKind | Team], field: str
-        ) -> str | None:
-            if value is None:
-                return None
-            try:
-                return enum(value.strip().lower()).value
-            except ValueError:
-                allowed = ", ".join(e.value for e in enum)
-                raise ValidationFailed(f"use one of: {allowed}", field=field) from None
 
         return AskFilter(
             advocate_id=decode_id(self.advocate_id, "Advocate", field="filter.advocateId")
@@ -72,9 +59,9 @@ class AskFilterInput:
             program_id=decode_id(self.program_id, "Program", field="filter.programId")
             if self.program_id
             else None,
-            status=pick(self.status, AskStatus, "filter.status"),
-            type=pick(self.type, AskKind, "filter.type"),
-            team=pick(self.team, Team, "filter.team"),
+            status=self.status.value if self.status else None,
+            type=self.type.value if self.type else None,
+            team=self.team.value if self.team else None,
             moment=self.moment[:32] if self.moment else None,
         )
 
@@ -90,7 +77,7 @@ class AdvocacyQueries:
         self,
         info: Info,
         advocate_id: strawberry.ID,
-        kind: str | None = None,
+        kind: SignalKind | None = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -101,7 +88,7 @@ class AdvocacyQueries:
         page = await list_signals(
             info.context.session,
             decode_id(advocate_id, "Advocate", field="advocateId"),
-            kind=kind,
+            kind=kind.value if kind else None,
             **args.window(),
         )
         return to_connection(page, SignalType.from_model, key=lambda s: s.id, args=args)

@@ -7,21 +7,20 @@ import strawberry
 
 from vouch.advocacy.asks import pick_next
 from vouch.advocacy.experiments import referral_prompt
-from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_scope
-from vouch.api.types.ask import AskType, asks_by_advocate, next_ask_by_advocate
+from vouch.api.types.ask import AskType
 from vouch.api.types.click import ClickSummaryType
 from vouch.api.types.experiment import ReferralPromptType
-from vouch.api.types.gamification import BadgeType, badges_by_advocate, points_by_advocate
+from vouch.api.types.gamification import BadgeType
 from vouch.api.types.link import ReferralLinkType
 from vouch.api.types.node import Node
 from vouch.api.types.referral import ReferralType, nested_referrals
-from vouch.api.types.reward import RewardType, rewards_by_advocate
+from vouch.api.types.reward import RewardType
 from vouch.api.types.rows import RowBacked, computed_fields, later
-from vouch.api.types.signal import SignalType, signals_by_advocate
+from vouch.api.types.signal import SignalType
 from vouch.attribution.referrals import ReferralFilter
 from vouch.models import Advocate, Ask, Referral, Reward
 from vouch.models.enums import Scope
@@ -59,12 +58,12 @@ class AdvocateType(Node, RowBacked):
         return later(self._load_links(info))
 
     async def _load_links(self, info: Info) -> list[ReferralLinkType]:
-        rows = await loaders.links_of_advocate(info.context).load(self.db_id)
+        rows = await info.context.loaders.links_of_advocate.load(self.db_id)
         return [ReferralLinkType.from_model(r) for r in rows]
 
     @strawberry.field(description="Clicks over all of the advocate's links.")
     async def clicks(self, info: Info) -> ClickSummaryType:
-        summary = await loaders.clicks_of_advocate(info.context).load(self.db_id)
+        summary = await info.context.loaders.clicks_of_advocate.load(self.db_id)
         return ClickSummaryType.from_summary(summary)
 
     # Figures preloaded with the advocate (the widget's ``me`` reads them in one statement).
@@ -80,7 +79,7 @@ class AdvocateType(Node, RowBacked):
         return later(self._load_referral_count(info))
 
     async def _load_referral_count(self, info: Info) -> int:
-        return int(await loaders.referral_count_of_advocate(info.context).load(self.db_id))
+        return int(await info.context.loaders.referral_count_of_advocate.load(self.db_id))
 
     @strawberry.field(
         description="The advocate's referrals, newest first (a widget token: friends' contact "
@@ -99,10 +98,10 @@ class AdvocateType(Node, RowBacked):
         ctx = info.context
 
         async def latest(limit: int) -> list[Referral]:
-            return await loaders.referrals_of_advocate(ctx, limit).load(self.db_id)  # type: ignore[no-any-return]
+            return await ctx.loaders.referrals_of_advocate(limit).load(self.db_id)  # type: ignore[no-any-return]
 
         async def count() -> int:
-            return int(await loaders.referral_count_of_advocate(ctx).load(self.db_id))
+            return int(await ctx.loaders.referral_count_of_advocate.load(self.db_id))
 
         flt = ReferralFilter(advocate_id=self.db_id)
         return await nested_referrals(info, args, flt, latest, count)
@@ -114,7 +113,7 @@ class AdvocateType(Node, RowBacked):
         return later(self._load_rewards(info))
 
     async def _load_rewards(self, info: Info) -> list[RewardType]:
-        rows = await rewards_by_advocate(info.context).load(self.db_id)
+        rows = await info.context.loaders.rewards_of_advocate.load(self.db_id)
         return [RewardType.from_model(r) for r in rows]
 
     @strawberry.field(
@@ -127,7 +126,8 @@ class AdvocateType(Node, RowBacked):
         return later(self._load_next_ask(info))
 
     async def _load_next_ask(self, info: Info) -> AskType | None:
-        return await next_ask_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+        ask = pick_next(await info.context.loaders.open_asks_of_advocate.load(self.db_id))
+        return AskType.from_model(ask) if ask is not None else None
 
     @strawberry.field(description="Total advocacy points.")
     def points(self, info: Info) -> int:
@@ -136,11 +136,12 @@ class AdvocateType(Node, RowBacked):
         return later(self._load_points(info))
 
     async def _load_points(self, info: Info) -> int:
-        return await points_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+        return await info.context.loaders.points_of_advocate.load(self.db_id)
 
     @strawberry.field(description="Badges earned for milestones.")
     async def badges(self, info: Info) -> list[BadgeType]:
-        return await badges_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+        rows = await info.context.loaders.badges_of_advocate.load(self.db_id)
+        return [BadgeType.from_model(b) for b in rows]
 
     @strawberry.field(
         description="Whether the widget should show the referral call to action, and why not "
@@ -156,14 +157,16 @@ class AdvocateType(Node, RowBacked):
     )
     async def asks(self, info: Info) -> list[AskType]:
         require_scope(info.context, Scope.READ)
-        return await asks_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+        rows = await info.context.loaders.asks_of_advocate.load(self.db_id)
+        return [AskType.from_model(a) for a in rows]
 
     @strawberry.field(
         description="The 50 latest signals, newest first (API keys only: they are internal)."
     )
     async def signals(self, info: Info) -> list[SignalType]:
         require_scope(info.context, Scope.READ)
-        return await signals_by_advocate(info.context).load(self.db_id)  # type: ignore[no-any-return]
+        rows = await info.context.loaders.signals_of_advocate.load(self.db_id)
+        return [SignalType.from_model(s) for s in rows]
 
     @classmethod
     def from_model(

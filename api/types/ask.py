@@ -4,17 +4,17 @@ next-best-ask, with per-request loaders of an advocate's asks and next ask."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from vouch.advocacy.actions import RecordedAction
-from vouch.advocacy.asks import NextBestAsk, open_asks_for, pick_next, recent_asks_for
+from vouch.advocacy.asks import NextBestAsk
 from vouch.advocacy.moments import Guard
-from vouch.api.context import Context, loader
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.enums import AskStatus, Team
+from vouch.api.types.enums import AskType as AskKind
 from vouch.api.types.node import Node
 from vouch.models import AdvocacyAction, Ask
 
@@ -28,19 +28,14 @@ class AskType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="Who is asked.")
     program_id: strawberry.ID | None = strawberry.field(description="The program it is for.")
-    type: str = strawberry.field(
-        description="review, testimonial, case_study, anonymous_quote, reference_call, "
-        "referral_invite, social_share, community_invite or survey."
-    )
+    type: AskKind = strawberry.field(description="What is asked for.")
     moment: str = strawberry.field(
         description="What earned it: nps_promoter, renewal_signed, dormant_30, manual, ..."
     )
-    team: str = strawberry.field(description="marketing, sales or customer_success.")
+    team: Team = strawberry.field(description="The team that asks.")
     priority: int = strawberry.field(description="Higher goes first when several qualify.")
     automated: bool = strawberry.field(description="Queued by the engine, not by a person.")
-    status: str = strawberry.field(
-        description="queued, sent, accepted, published, declined, expired or cancelled."
-    )
+    status: AskStatus = strawberry.field(description="Where the ask is in its lifecycle.")
     queued_at: datetime = strawberry.field(description="When it was queued.")
     sent_at: datetime | None = strawberry.field(description="When it was sent.")
     accepted_at: datetime | None = strawberry.field(description="When the advocate said yes.")
@@ -64,12 +59,12 @@ class AskType(Node):
             id=strawberry.ID(encode_id("Ask", m.id)),
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),
             program_id=_opt_id("Program", m.program_id),
-            type=m.type,
+            type=AskKind(m.type),
             moment=m.moment,
-            team=m.team,
+            team=Team(m.team),
             priority=m.priority,
             automated=m.automated,
-            status=m.status,
+            status=AskStatus(m.status),
             queued_at=m.queued_at,
             sent_at=m.sent_at,
             accepted_at=m.accepted_at,
@@ -195,26 +190,3 @@ class RecordActionPayload:
             points_awarded=r.points,
             errors=[],
         )
-
-
-def asks_by_advocate(ctx: Context) -> DataLoader[int, list[AskType]]:
-    """Loader: an advocate's 20 latest asks, newest first; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[list[AskType]]:
-        found = await recent_asks_for(ctx.session, keys)
-        return [[AskType.from_model(a) for a in found[k]] for k in keys]
-
-    result: Any = loader(ctx, "asks_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]
-
-
-def next_ask_by_advocate(ctx: Context) -> DataLoader[int, AskType | None]:
-    """Loader: the ask to show each advocate next (awaiting an answer, else best queued)."""
-
-    async def load(keys: list[int]) -> list[AskType | None]:
-        found = await open_asks_for(ctx.session, keys)
-        picks = [pick_next(found[k]) for k in keys]
-        return [AskType.from_model(a) if a else None for a in picks]
-
-    result: Any = loader(ctx, "next_ask_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

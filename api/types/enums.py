@@ -7,6 +7,8 @@ from enum import Enum
 import strawberry
 
 from vouch.models.enums import (
+    AskStatus,
+    AskType,
     AttributionModel,
     FulfilledOnReattribution,
     LinkStatus,
@@ -19,6 +21,8 @@ from vouch.models.enums import (
     RewardKind,
     RewardSide,
     RewardTrigger,
+    SignalKind,
+    Team,
 )
 
 strawberry.enum(ProgramStatus, description="Lifecycle of a program.")
@@ -32,6 +36,10 @@ strawberry.enum(RewardSide, description="Who a reward rule pays: the advocate or
 strawberry.enum(RewardTrigger, description="The referral event that earns a reward.")
 strawberry.enum(RewardCalc, description="A fixed amount, or a share of revenue.")
 strawberry.enum(RewardKind, description="The form a reward takes.")
+strawberry.enum(AskType, description="What an ask requests of an advocate.")
+strawberry.enum(AskStatus, description="Where an ask is in its lifecycle.")
+strawberry.enum(Team, description="The team an ask comes from.")
+strawberry.enum(SignalKind, description="What kind of fact a signal records.")
 strawberry.enum(
     FulfilledOnReattribution,
     description="What re-attribution does to the previous advocate's fulfilled rewards: "
@@ -47,6 +55,8 @@ class ListOrder(Enum):
 
 
 __all__ = [
+    "AskStatus",
+    "AskType",
     "AttributionModel",
     "FulfilledOnReattribution",
     "LinkStatus",
@@ -60,4 +70,6 @@ __all__ = [
     "RewardKind",
     "RewardSide",
     "RewardTrigger",
+    "SignalKind",
+    "Team",
 ]

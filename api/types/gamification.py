@@ -4,14 +4,11 @@ badges per advocate."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from vouch.advocacy.gamification import LeaderRow, Level, Standing, badge_info, badges_for_advocates
-from vouch.advocacy.gamification import points_for_advocates as points_query
-from vouch.api.context import Context, loader
+from vouch.advocacy.gamification import LeaderRow, Level, Standing, badge_info
 from vouch.api.ids import encode_id
 from vouch.models import AdvocateBadge
 
@@ -89,25 +86,3 @@ class LeaderboardEntry:
             points=r.points,
             is_you=mine,
         )
-
-
-def points_by_advocate(ctx: Context) -> DataLoader[int, int]:
-    """Loader: total points per advocate; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[int]:
-        found = await points_query(ctx.session, keys)
-        return [found[k] for k in keys]
-
-    result: Any = loader(ctx, "points_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]
-
-
-def badges_by_advocate(ctx: Context) -> DataLoader[int, list[BadgeType]]:
-    """Loader: badges per advocate; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[list[BadgeType]]:
-        found = await badges_for_advocates(ctx.session, keys)
-        return [[BadgeType.from_model(b) for b in found[k]] for k in keys]
-
-    result: Any = loader(ctx, "badges_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

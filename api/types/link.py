@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated, Self, TypeVar
 
 import strawberry
 
-from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.pagination import Connection, page_args
@@ -71,11 +70,11 @@ class ReferralLinkType(Node, RowBacked):
         return later(self._load_stat(info, pick))
 
     async def _load_stat(self, info: Info, pick: Callable[[LinkStats], T]) -> T:
-        return pick(await loaders.stats_of_link(info.context).load(self.db_id))
+        return pick(await info.context.loaders.stats_of_link.load(self.db_id))
 
     @strawberry.field(description="The program the link belongs to.")
     async def program(self, info: Info) -> ProgramType:
-        program = await loaders.program(info.context).load(self.program_db_id)
+        program = await info.context.loaders.program.load(self.program_db_id)
         assert program is not None  # a foreign key
         return ProgramType.from_model(program)
 
@@ -85,7 +84,7 @@ class ReferralLinkType(Node, RowBacked):
     ) -> Annotated[AdvocateType, strawberry.lazy("vouch.api.types.advocate")]:
         from vouch.api.types.advocate import AdvocateType
 
-        advocate = await loaders.advocate(info.context).load(self.advocate_db_id)
+        advocate = await info.context.loaders.advocate.load(self.advocate_db_id)
         assert advocate is not None
         return AdvocateType.from_model(advocate)
 
@@ -107,10 +106,10 @@ class ReferralLinkType(Node, RowBacked):
         ctx = info.context
 
         async def latest(limit: int) -> list[Referral]:
-            return await loaders.referrals_of_link(ctx, limit).load(self.db_id)  # type: ignore[no-any-return]
+            return await ctx.loaders.referrals_of_link(limit).load(self.db_id)  # type: ignore[no-any-return]
 
         async def count() -> int:
-            return (await loaders.stats_of_link(ctx).load(self.db_id)).referrals  # type: ignore[no-any-return]
+            return (await ctx.loaders.stats_of_link.load(self.db_id)).referrals  # type: ignore[no-any-return]
 
         flt = ReferralFilter(link_id=self.db_id)
         return await nested_referrals(info, args, flt, latest, count)

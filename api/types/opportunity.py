@@ -6,12 +6,10 @@ from datetime import date, datetime
 from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from vouch.api.context import Context, Info, loader
+from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
-from vouch.attribution import opportunities
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent
 
 
@@ -55,27 +53,6 @@ class OpportunityContactType:
         )
 
 
-def _batched(ctx: Context, name: str, fetch):  # type: ignore[no-untyped-def]
-    async def load(ids: list[int]) -> list[object]:
-        found = await fetch(ctx.session, ids)
-        return [found[i] for i in ids]
-
-    return loader(ctx, name, lambda: DataLoader(load_fn=load))
-
-
-def opportunity_history_loader(ctx: Context) -> DataLoader[int, list[OpportunityEvent]]:
-    return _batched(ctx, "opportunity_history", opportunities.history_by_opportunities)  # type: ignore[no-any-return]
-
-
-def opportunity_contacts_loader(ctx: Context) -> DataLoader[int, list[OpportunityContact]]:
-    return _batched(ctx, "opportunity_contacts", opportunities.contacts_by_opportunities)  # type: ignore[no-any-return]
-
-
-def opportunities_by_referral(ctx: Context) -> DataLoader[int, list[Opportunity]]:
-    """For ``Referral.opportunities``: the deals a referral led to, oldest first."""
-    return _batched(ctx, "opportunities_by_referral", opportunities.opportunities_by_referrals)  # type: ignore[no-any-return]
-
-
 @strawberry.type(name="Opportunity", description="A CRM deal, referral-sourced or not.")
 class OpportunityType(Node):
     db_id: strawberry.Private[int]
@@ -100,12 +77,12 @@ class OpportunityType(Node):
 
     @strawberry.field(description="Stage and amount history, oldest first.")
     async def history(self, info: Info) -> list[OpportunityStageChangeType]:
-        rows = await opportunity_history_loader(info.context).load(self.db_id)
+        rows = await info.context.loaders.opportunity_history.load(self.db_id)
         return [OpportunityStageChangeType.from_model(r) for r in rows]
 
     @strawberry.field(description="People on the deal.")
     async def contacts(self, info: Info) -> list[OpportunityContactType]:
-        rows = await opportunity_contacts_loader(info.context).load(self.db_id)
+        rows = await info.context.loaders.opportunity_contacts.load(self.db_id)
         return [OpportunityContactType.from_model(r) for r in rows]
 
     @classmethod

@@ -5,7 +5,6 @@ from typing import Self
 
 import strawberry
 
-from vouch.api import loaders
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.enums import (
@@ -123,7 +122,7 @@ class ProgramType(Node):
 
     @strawberry.field(description="The active reward rules, lowest referral count first.")
     async def reward_rules(self, info: Info) -> list[RewardRuleType]:
-        rules = await loaders.reward_rules(info.context).load(self.db_id)
+        rules = await info.context.loaders.reward_rules.load(self.db_id)
         return [RewardRuleType.from_model(r) for r in rules]
 
     @classmethod

@@ -7,18 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
-from vouch.api import loaders
 from vouch.api.context import Context, Info
 from vouch.api.ids import encode_id
 from vouch.api.pagination import Connection, Edge, PageArgs, encode_cursor, page_info
-from vouch.api.permissions import is_widget, require_scope
+from vouch.api.permissions import NotAuthorized, is_widget, require_scope
 from vouch.api.selection import selected_names
 from vouch.api.types.enums import ModerationState, ReferralSource, ReferralStatus
 from vouch.api.types.node import Node
-from vouch.api.types.opportunity import OpportunityType, opportunities_by_referral
+from vouch.api.types.opportunity import OpportunityType
 from vouch.api.types.program import ProgramType
-from vouch.api.types.revenue import RevenueEventType, revenue_by_referral
-from vouch.api.types.reward import RewardType, rewards_by_referral
+from vouch.api.types.revenue import RevenueEventType
+from vouch.api.types.reward import RewardType
 from vouch.api.types.rows import RowBacked, computed_fields
 from vouch.attribution.referrals import PageParts, ReferralFilter, list_referrals
 from vouch.attribution.rewards import rewards_by_referrals
@@ -132,7 +131,7 @@ class ReferralType(Node, RowBacked):
     )
     async def opportunities(self, info: Info) -> list[OpportunityType]:
         require_scope(info.context, Scope.READ)
-        rows = await opportunities_by_referral(info.context).load(self.db_id)
+        rows = await info.context.loaders.opportunities_of_referral.load(self.db_id)
         return [OpportunityType.from_model(o) for o in rows]
 
     @strawberry.field(
@@ -140,7 +139,7 @@ class ReferralType(Node, RowBacked):
     )
     async def revenue(self, info: Info) -> list[RevenueEventType]:
         require_scope(info.context, Scope.READ)
-        rows = await revenue_by_referral(info.context).load(self.db_id)
+        rows = await info.context.loaders.revenue_of_referral.load(self.db_id)
         return [RevenueEventType.from_model(r) for r in rows]
 
     # A plain field like the nested objects above: a resolver per referral would cost more than
@@ -151,7 +150,7 @@ class ReferralType(Node, RowBacked):
 
     @strawberry.field(description="The program.")
     async def program(self, info: Info) -> ProgramType:
-        program = await loaders.program(info.context).load(self.program_db_id)
+        program = await info.context.loaders.program.load(self.program_db_id)
         assert program is not None
         return ProgramType.from_model(program)
 
@@ -177,7 +176,8 @@ class ReferralType(Node, RowBacked):
             _link=link,
             _redemption=redemption,
             _rewards=rewards,
-            _for_widget=for_widget,
+            # a widget's view whatever the caller passed: the request decides, not the path
+            _for_widget=for_widget or (ctx is not None and is_widget(ctx)),
             _ctx=ctx,
         )
 
@@ -219,9 +219,19 @@ def _nested_redemption(o: Any) -> Any:
 
 
 def _nested_rewards(o: Any) -> Any:
-    if o._rewards is not None:  # preloaded by a list that already checked the read scope
+    # The scope is checked here, whichever way the rewards arrive: a list page after a cursor
+    # preloads them for a widget token too (Advocate.referrals), and it must not see them.
+    _require_read(o._ctx)
+    if o._rewards is not None:
         return [RewardType.from_model(r) for r in o._rewards]
     return _Deferred(_load_rewards, o._ctx, o._m.id)
+
+
+def _require_read(ctx: Context | None) -> None:
+    """The read scope of the request the referral was built for; none known: refused."""
+    if ctx is None:
+        raise NotAuthorized("this field needs the request's credentials")
+    require_scope(ctx, Scope.READ)
 
 
 def _moderation(state: str, for_widget: bool) -> ModerationState:
@@ -283,7 +293,7 @@ class _Deferred:
 async def _load_advocate(ctx: Context, advocate_id: int) -> AdvocateType:
     from vouch.api.types.advocate import AdvocateType
 
-    advocate = await loaders.advocate(ctx).load(advocate_id)
+    advocate = await ctx.loaders.advocate.load(advocate_id)
     assert advocate is not None
     return AdvocateType.from_model(advocate)
 
@@ -291,19 +301,20 @@ async def _load_advocate(ctx: Context, advocate_id: int) -> AdvocateType:
 async def _load_link(ctx: Context, link_id: int) -> ReferralLinkType | None:
     from vouch.api.types.link import ReferralLinkType
 
-    link = await loaders.link(ctx).load(link_id)
+    link = await ctx.loaders.link.load(link_id)
     return ReferralLinkType.from_model(link) if link is not None else None
 
 
 async def _load_rewards(ctx: Context, referral_id: int) -> list[RewardType]:
-    require_scope(ctx, Scope.READ)
-    return [RewardType.from_model(r) for r in await rewards_by_referral(ctx).load(referral_id)]
+    return [
+        RewardType.from_model(r) for r in await ctx.loaders.rewards_of_referral.load(referral_id)
+    ]
 
 
 async def _load_redemption(
     ctx: Context, referral_id: int, reveal_code: bool
 ) -> OfferRedemptionType | None:
-    return _redemption(await loaders.redemption(ctx).load(referral_id), reveal_code=reveal_code)
+    return _redemption(await ctx.loaders.redemption.load(referral_id), reveal_code=reveal_code)
 
 
 def _redemption(row: OfferRedemption | None, *, reveal_code: bool) -> OfferRedemptionType | None:

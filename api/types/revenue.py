@@ -6,23 +6,10 @@ from datetime import datetime
 from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from vouch.api.context import Context, loader
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
-from vouch.attribution import revenue
 from vouch.models import RevenueEvent
-
-
-def revenue_by_referral(ctx: Context) -> DataLoader[int, list[RevenueEvent]]:
-    """For ``Referral.revenue``: charges and refunds of a referred account, oldest first."""
-
-    async def load(ids: list[int]) -> list[list[RevenueEvent]]:
-        found = await revenue.revenue_by_referrals(ctx.session, ids)
-        return [found[i] for i in ids]
-
-    return loader(ctx, "revenue_by_referral", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
 
 
 @strawberry.type(name="RevenueEvent", description="A charge or refund from billing.")

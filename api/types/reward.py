@@ -6,13 +6,11 @@ from datetime import datetime
 from typing import Any, Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from vouch.api.context import Context, Info, WidgetPrincipal, loader
+from vouch.api.context import Info, WidgetPrincipal
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
 from vouch.api.types.rows import RowBacked, computed_fields
-from vouch.attribution import rewards
 from vouch.models import Reward, RewardEntry
 
 WIDGET_ACTOR = "vouch"
@@ -44,34 +42,6 @@ class RewardEntryType:
             fulfilment_ref=m.fulfilment_ref,
             amount_minor=m.amount_minor,
         )
-
-
-def reward_entries_loader(ctx: Context) -> DataLoader[int, list[RewardEntry]]:
-    async def load(ids: list[int]) -> list[list[RewardEntry]]:
-        found = await rewards.entries_by_reward(ctx.session, ids)
-        return [found[i] for i in ids]
-
-    return loader(ctx, "reward_entries", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
-
-
-def rewards_by_advocate(ctx: Context) -> DataLoader[int, list[Reward]]:
-    """For ``Advocate.rewards``: every reward earned by an advocate, oldest first."""
-
-    async def load(ids: list[int]) -> list[list[Reward]]:
-        found = await rewards.rewards_by_advocates(ctx.session, ids)
-        return [found[i] for i in ids]
-
-    return loader(ctx, "rewards_by_advocate", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
-
-
-def rewards_by_referral(ctx: Context) -> DataLoader[int, list[Reward]]:
-    """For ``Referral.rewards``: both sides' rewards of a referral."""
-
-    async def load(ids: list[int]) -> list[list[Reward]]:
-        found = await rewards.rewards_by_referrals(ctx.session, ids)
-        return [found[i] for i in ids]
-
-    return loader(ctx, "rewards_by_referral", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
 
 
 @strawberry.type(name="Reward", description="What an advocate (or the referred friend) earned.")
@@ -115,7 +85,7 @@ class RewardType(Node, RowBacked):
 
     @strawberry.field(description="The ledger: every state change, oldest first.")
     async def entries(self, info: Info) -> list[RewardEntryType]:
-        rows = await reward_entries_loader(info.context).load(self.db_id)
+        rows = await info.context.loaders.reward_entries.load(self.db_id)
         widget = isinstance(info.context.principal, WidgetPrincipal)
         return [RewardEntryType.from_model(r, for_widget=widget) for r in rows]
 

@@ -6,13 +6,10 @@ from datetime import datetime
 from typing import Any, Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from vouch.advocacy.configuration import EffectiveSettings
-from vouch.advocacy.scoring import scores_for
 from vouch.advocacy.tiers import ReadyAccountRate, TierDistribution, TierRun
-from vouch.api.context import Context, loader
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
 from vouch.models import AdvocateScore
@@ -165,16 +162,3 @@ class AdvocacySettingsType:
 class ConfigureAdvocacyPayload:
     settings: AdvocacySettingsType | None = strawberry.field(description="Settings now in force.")
     errors: list[InputError] = strawberry.field(description="Why nothing changed, if so.")
-
-
-def score_by_advocate_program(
-    ctx: Context,
-) -> DataLoader[tuple[int, int], ScoreExplanation | None]:
-    """Loader: the stored score of (advocate id, program id); one statement per batch."""
-
-    async def load(keys: list[tuple[int, int]]) -> list[ScoreExplanation | None]:
-        found = await scores_for(ctx.session, keys)
-        return [ScoreExplanation.from_model(found[k]) if k in found else None for k in keys]
-
-    result: Any = loader(ctx, "score_by_advocate_program", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

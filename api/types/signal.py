@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from vouch.advocacy.signals import RowError, recent_signals_for
-from vouch.api.context import Context, loader
+from vouch.advocacy.signals import RowError
 from vouch.api.errors import InputError
 from vouch.api.ids import encode_id
+from vouch.api.types.enums import SignalKind
 from vouch.api.types.node import Node
 from vouch.models import Signal
 
@@ -21,7 +20,7 @@ from vouch.models import Signal
 class SignalType(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id.")
     advocate_id: strawberry.ID = strawberry.field(description="The advocate it is about.")
-    kind: str = strawberry.field(description="nps, csat, renewal, support_resolved, ...")
+    kind: SignalKind = strawberry.field(description="What kind of fact it records.")
     value: float | None = strawberry.field(
         description="NPS 0-10, CSAT/rating 1-5, usage depth 0-1, sentiment -1..1, else free."
     )
@@ -38,7 +37,7 @@ class SignalType(Node):
         return cls(
             id=strawberry.ID(encode_id("Signal", m.id)),
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),
-            kind=m.kind,
+            kind=SignalKind(m.kind),
             value=m.value,
             occurred_at=m.occurred_at,
             source=m.source,
@@ -80,14 +79,3 @@ class ImportSignalsPayload:
     skipped: int = strawberry.field(description="Invalid rows left out (with skipInvalid).")
     row_errors: list[ImportRowError] = strawberry.field(description="Every invalid row.")
     errors: list[InputError] = strawberry.field(description="Why nothing was imported, if so.")
-
-
-def signals_by_advocate(ctx: Context) -> DataLoader[int, list[SignalType]]:
-    """Loader: an advocate's 50 latest signals, newest first; one statement per batch."""
-
-    async def load(keys: list[int]) -> list[list[SignalType]]:
-        found = await recent_signals_for(ctx.session, keys)
-        return [[SignalType.from_model(s) for s in found[k]] for k in keys]
-
-    result: Any = loader(ctx, "signals_by_advocate", lambda: DataLoader(load_fn=load))
-    return result  # type: ignore[no-any-return]

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Self
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from vouch.api.context import Context, Info, loader
+from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
 from vouch.attribution import webhooks
-from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from vouch.models import WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type(name="WebhookEndpoint", description="A URL that receives signed events.")
@@ -38,14 +37,6 @@ class WebhookEndpointType(Node):
         )
 
 
-def outbox_event_loader(ctx: Context) -> DataLoader[int, OutboxEvent | None]:
-    async def load(ids: list[int]) -> list[OutboxEvent | None]:
-        found = await webhooks.events_by_ids(ctx.session, ids)
-        return [found.get(i) for i in ids]
-
-    return loader(ctx, "outbox_events", lambda: DataLoader(load_fn=load))  # type: ignore[no-any-return]
-
-
 @strawberry.type(name="WebhookDelivery", description="One event's delivery to one endpoint.")
 class WebhookDeliveryType(Node):
     event_db_id: strawberry.Private[int]
@@ -63,7 +54,7 @@ class WebhookDeliveryType(Node):
 
     @strawberry.field(description="The event type, e.g. reward.approved.")
     async def event_type(self, info: Info) -> str:
-        event = await outbox_event_loader(info.context).load(self.event_db_id)
+        event = await info.context.loaders.outbox_event.load(self.event_db_id)
         return event.event_type if event else ""
 
     @classmethod

@@ -132,8 +132,9 @@
     box.appendChild(stats);
 
     if (me.nextAsk) {
-      var ask = el("p", "vw-ask", ASKS[me.nextAsk.type] || "We have a small favour to ask.");
-      ask.setAttribute("data-ask", me.nextAsk.type);
+      var askType = String(me.nextAsk.type).toLowerCase();  // the AskType enum: REVIEW, ...
+      var ask = el("p", "vw-ask", ASKS[askType] || "We have a small favour to ask.");
+      ask.setAttribute("data-ask", askType);
       box.appendChild(ask);
     }
     target.setAttribute("data-vouch-ready", "true");

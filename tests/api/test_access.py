@@ -308,7 +308,7 @@ async def test_the_embeddable_widgets_query_is_one_statement(
     assert me["rewards"] == [
         {"amountMinor": 5000, "currency": "EUR", "state": "fulfilled", "kind": "credit"}
     ]
-    assert me["nextAsk"]["type"] == "case_study"
+    assert me["nextAsk"]["type"] == "CASE_STUDY"
     # the same as the dataloaders give an API key, timestamps included
     q = """query($id: ID!) { advocate(id: $id) { referralCount points
       rewards { amountMinor currency state kind clawbackUntil createdAt } nextAsk { type status } } }"""
@@ -317,5 +317,5 @@ async def test_the_embeddable_widgets_query_is_one_statement(
       rewards { amountMinor currency state kind clawbackUntil createdAt } nextAsk { type status } } }"""
     by_widget = await gql(client, widget_q, token=app.state.widget_tokens.mint(mine.id))
     expected = by_key["data"]["advocate"]
-    assert expected["nextAsk"] == {"type": "case_study", "status": "queued"}
+    assert expected["nextAsk"] == {"type": "CASE_STUDY", "status": "QUEUED"}
     assert {k: v for k, v in by_widget["data"]["me"].items() if k != "links"} == expected

@@ -4,19 +4,15 @@ standing and leaderboard, KPIs; and the loader factories batch."""
 from __future__ import annotations
 
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.advocacy.conftest import make_opportunity, make_scored, make_signal
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
+from vouch.advocacy.asks import pick_next
 from vouch.api.ids import encode_id
-from vouch.api.types.ask import asks_by_advocate, next_ask_by_advocate
-from vouch.api.types.gamification import badges_by_advocate, points_by_advocate
-from vouch.api.types.score import score_by_advocate_program
-from vouch.api.types.signal import signals_by_advocate
+from vouch.api.loaders import Loaders
 from vouch.core.clock import utcnow
 from vouch.models import AdvocacyAction, Ask
 
@@ -49,9 +45,9 @@ async def test_evaluate_then_decline_with_fallback(client, session):
     assert body["errors"] == []
     assert body["guards"] == []
     assert (body["sent"]["type"], body["sent"]["moment"], body["sent"]["status"]) == (
-        "testimonial",
+        "TESTIMONIAL",
         "five_star_rating",
-        "sent",
+        "SENT",
     )
     again = (await gql(client, EVALUATE, ids(program, person), token=key))["data"]["evaluateAsks"]
     assert (again["sent"], [g["code"] for g in again["guards"]]) == (None, ["frequency_cap"])
@@ -64,8 +60,8 @@ async def test_evaluate_then_decline_with_fallback(client, session):
         )
     )["data"]["transitionAsk"]
     assert declined == {
-        "ask": {"status": "declined"},
-        "fallback": {"type": "anonymous_quote", "status": "sent"},
+        "ask": {"status": "DECLINED"},
+        "fallback": {"type": "ANONYMOUS_QUOTE", "status": "SENT"},
         "action": None,
         "pointsAwarded": 0,
         "errors": [],
@@ -98,7 +94,7 @@ async def test_publish_records_action_and_points(client, session):
         )
     )["data"]["transitionAsk"]
     assert (published["ask"], published["action"], published["pointsAwarded"]) == (
-        {"status": "published"},
+        {"status": "PUBLISHED"},
         {"kind": "review", "url": "https://g2.com/x"},
         50,
     )
@@ -133,29 +129,42 @@ async def test_ask_mutations_reject_bad_input(client, session):
         )
     )["data"]["evaluateAsks"]
     assert wrong_type["errors"][0]["message"] == "not a valid Advocate id"
-    create = """mutation($a: ID!, $p: ID!, $t: String!, $team: String!) { createAsk(advocateId: $a, programId: $p, type: $t, team: $team) { ask { id status team } errors { field code } } }"""
-    bad_team = (
+    create = """mutation($a: ID!, $p: ID!, $t: AskType!, $team: Team!) { createAsk(advocateId: $a, programId: $p, type: $t, team: $team) { ask { id status team } errors { field code } } }"""
+    # an unknown team is not in the Team enum: refused before anything runs
+    bad_team = await gql(
+        client,
+        create,
+        {**ids(program, person), "t": "REVIEW", "team": "LEGAL"},
+        token=key,
+        expect_errors=True,
+    )
+    assert bad_team["data"] is None
+    assert "Team" in bad_team["errors"][0]["message"]
+    reference = (
         await gql(
-            client, create, {**ids(program, person), "t": "review", "team": "legal"}, token=key
+            client,
+            create,
+            {**ids(program, person), "t": "REFERENCE_CALL", "team": "SALES"},
+            token=key,
         )
     )["data"]["createAsk"]
-    assert bad_team == {"ask": None, "errors": [{"field": "team", "code": "INVALID"}]}
+    assert reference == {"ask": None, "errors": [{"field": "type", "code": "INVALID"}]}
     made = (
         await gql(
-            client, create, {**ids(program, person), "t": "review", "team": "sales"}, token=key
+            client, create, {**ids(program, person), "t": "REVIEW", "team": "SALES"}, token=key
         )
     )["data"]["createAsk"]
-    assert made["ask"]["status"] == "queued"
+    assert made["ask"]["status"] == "QUEUED"
     send = "mutation($id: ID!) { sendAsk(id: $id) { ask { status } errors { field code } } }"
     assert (await gql(client, send, {"id": made["ask"]["id"]}, token=key))["data"]["sendAsk"] == {
-        "ask": {"status": "sent"},
+        "ask": {"status": "SENT"},
         "errors": [],
     }
     second = (
         await gql(
             client,
             create,
-            {**ids(program, person), "t": "survey", "team": "customer_success"},
+            {**ids(program, person), "t": "SURVEY", "team": "CUSTOMER_SUCCESS"},
             token=key,
         )
     )["data"]["createAsk"]
@@ -176,12 +185,12 @@ async def test_asks_list_and_next_best_ask_for_widgets(client, session, app):
     listing = await gql(
         client,
         "query($f: AskFilterInput) { asks(filter: $f) { totalCount nodes { type status team } } }",
-        {"f": {"advocateId": encode_id("Advocate", person.id), "status": "sent"}},
+        {"f": {"advocateId": encode_id("Advocate", person.id), "status": "SENT"}},
         token=key,
     )
     assert listing["data"]["asks"] == {
         "totalCount": 1,
-        "nodes": [{"type": "review", "status": "sent", "team": "marketing"}],
+        "nodes": [{"type": "REVIEW", "status": "SENT", "team": "MARKETING"}],
     }
     bad_filter = await gql(
         client,
@@ -189,15 +198,14 @@ async def test_asks_list_and_next_best_ask_for_widgets(client, session, app):
         token=key,
         expect_errors=True,
     )
-    assert (
-        bad_filter["errors"][0]["message"]
-        == "use one of: queued, sent, accepted, published, declined, expired, cancelled"
+    assert bad_filter["errors"][0]["message"].startswith(
+        "Enum 'AskStatus' cannot represent non-enum value"
     )
     widget = app.state.widget_tokens.mint(person.id)
     own = await gql(client, NEXT, {"a": encode_id("Advocate", person.id)}, token=widget)
     assert own["data"]["nextBestAsk"] == {
         "reason": "awaiting_response",
-        "ask": {"type": "review", "status": "sent"},
+        "ask": {"type": "REVIEW", "status": "SENT"},
         "guards": [],
     }
     denied = await gql(
@@ -217,8 +225,8 @@ async def test_reservations_and_influenced_revenue(client, session):
     args = {"a": encode_id("Advocate", person.id), "o": encode_id("Opportunity", deal.id), "h": 7}
     made = (await gql(client, reserve, args, token=key))["data"]["reserveReference"]
     assert (made["ask"]["type"], made["ask"]["team"], made["ask"]["opportunityId"]) == (
-        "reference_call",
-        "sales",
+        "REFERENCE_CALL",
+        "SALES",
         encode_id("Opportunity", deal.id),
     )
     double = (
@@ -246,7 +254,7 @@ async def test_reservations_and_influenced_revenue(client, session):
         "data"
     ]["completeReservation"]
     assert done == {
-        "ask": {"status": "published", "outcome": "completed: went well"},
+        "ask": {"status": "PUBLISHED", "outcome": "completed: went well"},
         "action": {"kind": "reference"},
         "pointsAwarded": 150,
         "errors": [],
@@ -387,15 +395,15 @@ async def test_loader_factories_batch_in_one_statement_each(session, count_queri
             )
         )
     await session.flush()
-    ctx: Any = SimpleNamespace(session=session, loaders={})  # what loaders use of Context
+    loaders = Loaders(session)  # what Context.loaders is for a request
     keys = [p.id for p in people]
     count_queries.reset()
-    signals = await signals_by_advocate(ctx).load_many(keys)
-    asks = await asks_by_advocate(ctx).load_many(keys)
-    nxt = await next_ask_by_advocate(ctx).load_many(keys)
-    points = await points_by_advocate(ctx).load_many(keys)
-    badges = await badges_by_advocate(ctx).load_many(keys)
-    scores = await score_by_advocate_program(ctx).load_many([(k, program.id) for k in keys])
+    signals = await loaders.signals_of_advocate.load_many(keys)
+    asks = await loaders.asks_of_advocate.load_many(keys)
+    nxt = [pick_next(o) for o in await loaders.open_asks_of_advocate.load_many(keys)]
+    points = await loaders.points_of_advocate.load_many(keys)
+    badges = await loaders.badges_of_advocate.load_many(keys)
+    scores = await loaders.score.load_many([(k, program.id) for k in keys])
     assert count_queries.count == 6
     assert [len(s) for s in signals] == [1] * 5
     assert [len(a) for a in asks] == [1] * 5

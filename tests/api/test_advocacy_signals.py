@@ -28,7 +28,7 @@ async def count(session, model) -> int:
 def signal(advocate_id, **extra):
     return {
         "advocateId": encode_id("Advocate", advocate_id),
-        "kind": "nps",
+        "kind": "NPS",
         "value": 10,
         "occurredAt": "2026-01-05T10:00:00Z",
         "source": "delighted",
@@ -76,8 +76,13 @@ async def test_record_signal_is_idempotent_and_explained(client, session):
 async def test_bad_signal_input_writes_nothing(client, session):
     person = await make_advocate(session)
     key = await make_api_key(session, scopes=["write"])
+    # an unknown kind is not in the SignalKind enum: refused before anything runs
+    vibes = await gql(
+        client, RECORD, {"input": signal(person.id, kind="VIBES")}, token=key, expect_errors=True
+    )
+    assert vibes["data"] is None
+    assert "SignalKind" in vibes["errors"][0]["message"]
     cases = [
-        (signal(person.id, kind="vibes"), "kind", "INVALID"),
         (signal(person.id, value=11), "value", "INVALID"),
         (signal(person.id, occurredAt="2099-01-01T00:00:00Z"), "occurredAt", "INVALID"),
         (signal(person.id, data=[1, 2]), "data", "INVALID"),
@@ -169,7 +174,7 @@ async def test_recompute_tiers_distribution_and_settings(client, session):
             {
                 "input": signal(
                     person.id,
-                    kind="usage_milestone",
+                    kind="USAGE_MILESTONE",
                     value=None,
                     externalId=f"u{i}",
                     occurredAt=f"2026-01-{i + 1:02d}T00:00:00Z",

@@ -90,11 +90,11 @@ async def test_api_key_reads_the_whole_advocate(client, session, codec):
     body = await gql(client, query, {"id": encode_id("Advocate", advocate.id)}, token=key)
     assert body["data"]["advocate"] == {
         "rewards": [{"amountMinor": 5000, "currency": "USD", "state": "pending"}],
-        "nextAsk": {"type": "review", "status": "queued"},
+        "nextAsk": {"type": "REVIEW", "status": "QUEUED"},
         "points": 30,
         "badges": [{"code": "first_referral"}],
-        "signals": [{"kind": "nps", "value": 10.0}],
-        "asks": [{"type": "review"}],
+        "signals": [{"kind": "NPS", "value": 10.0}],
+        "asks": [{"type": "REVIEW"}],
     }
 
 

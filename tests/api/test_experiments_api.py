@@ -132,7 +132,7 @@ async def test_holdout_gets_no_automated_asks_and_its_widget_hides_the_prompt(cl
     ]
     assert await session.scalar(select(func.count()).where(Ask.advocate_id == held.id)) == 0
     sent = (await gql(client, EVALUATE, ids(treated), token=key))["data"]["evaluateAsks"]
-    assert sent["sent"] == {"type": "review"}
+    assert sent["sent"] == {"type": "REVIEW"}
 
     prompt = (await gql(client, ME, token=app.state.widget_tokens.mint(held.id)))["data"]["me"]
     assert prompt["referralPrompt"] == {
@@ -148,7 +148,7 @@ async def test_holdout_gets_no_automated_asks_and_its_widget_hides_the_prompt(cl
     ended = (await gql(client, END, {"id": created["experiment"]["id"]}, token=key))["data"]
     assert ended["endExperiment"]["experiment"]["status"] == "ENDED"
     after = (await gql(client, EVALUATE, ids(held), token=key))["data"]["evaluateAsks"]
-    assert after["sent"] == {"type": "review"}
+    assert after["sent"] == {"type": "REVIEW"}
     again = (await gql(client, ME, token=app.state.widget_tokens.mint(held.id)))["data"]["me"]
     assert again["referralPrompt"]["show"] is True
 

@@ -138,8 +138,8 @@ async def test_referral_kpis_match_the_reference_model(client, session, codec, a
             ledger.shares.append((name, kind))
 
     admin = await make_api_key(session, scopes=["admin"])
-    create = """mutation($a: ID!, $p: ID!, $t: String!) { createAsk(advocateId: $a,
-      programId: $p, type: $t, team: "marketing") { ask { id } errors { code } } }"""
+    create = """mutation($a: ID!, $p: ID!, $t: AskType!) { createAsk(advocateId: $a,
+      programId: $p, type: $t, team: MARKETING) { ask { id } errors { code } } }"""
     send = "mutation($id: ID!) { sendAsk(id: $id) { ask { status } errors { code } } }"
     move = """mutation($id: ID!, $to: AskTransition!) { transitionAsk(id: $id, to: $to,
       fallback: false) { errors { code } } }"""
@@ -149,10 +149,10 @@ async def test_referral_kpis_match_the_reference_model(client, session, codec, a
         ("cid", "review", "accept"),
     ):
         ids = {"a": encode_id("Advocate", names[name].id), "p": encode_id("Program", p.id)}
-        made = (await gql(client, create, {**ids, "t": ask_type}, token=admin))["data"]
+        made = (await gql(client, create, {**ids, "t": ask_type.upper()}, token=admin))["data"]
         ask_id = made["createAsk"]["ask"]["id"]
         sent = (await gql(client, send, {"id": ask_id}, token=admin))["data"]["sendAsk"]
-        assert sent == {"ask": {"status": "sent"}, "errors": []}
+        assert sent == {"ask": {"status": "SENT"}, "errors": []}
         moved = await gql(client, move, {"id": ask_id, "to": outcome.upper()}, token=admin)
         assert moved["data"]["transitionAsk"] == {"errors": []}
         ledger.asks.append((name, ask_type, outcome))
@@ -174,7 +174,7 @@ async def test_referral_kpis_match_the_reference_model(client, session, codec, a
     ):
         values: dict[str, object] = {
             "advocateId": encode_id("Advocate", names[name].id),
-            "kind": kind,
+            "kind": kind.upper(),  # the SignalKind enum's name
             "occurredAt": (now - timedelta(hours=1, minutes=i)).isoformat(),
         }
         if value is not None:

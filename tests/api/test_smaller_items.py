@@ -119,7 +119,7 @@ async def test_next_best_ask_names_the_guard_when_nothing_is_queued(client, sess
     rec = """mutation($i: SignalInput!) { recordSignal(input: $i) { errors { code } } }"""
     signal = {
         "advocateId": encode_id("Advocate", a.id),
-        "kind": "escalation_opened",
+        "kind": "ESCALATION_OPENED",
         "occurredAt": utcnow().isoformat(),
     }
     assert (await gql(client, rec, {"i": signal}, token=writer))["data"]["recordSignal"] == {

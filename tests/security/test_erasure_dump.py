@@ -93,7 +93,7 @@ async def test_nothing_of_an_erased_person_is_left_in_any_table(client, session,
             "s": [
                 {
                     "advocateId": advocate_id,
-                    "kind": "nps",
+                    "kind": "NPS",
                     "value": 10,
                     "occurredAt": now,
                     "source": "survey",

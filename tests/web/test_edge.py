@@ -208,7 +208,7 @@ async def test_a_graphql_datetime_outside_postgresqls_range_is_a_user_error(
                         "input": [
                             {
                                 "advocateId": encode_id("Advocate", advocate.id),
-                                "kind": "nps",
+                                "kind": "NPS",
                                 "value": 9,
                                 "occurredAt": when,
                             }

@@ -12,6 +12,7 @@ from vouch.advocacy.tiers import recompute_tiers
 from vouch.api.context import Info
 from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.score import (
     AdvocacySettingsType,
@@ -20,7 +21,7 @@ from vouch.api.types.score import (
     TierRunType,
 )
 from vouch.core.clock import utcnow
-from vouch.core.errors import DomainError, ValidationFailed
+from vouch.core.errors import ValidationFailed
 from vouch.models.enums import Scope
 
 
@@ -30,42 +31,32 @@ class TierMutations:
         description="Rescore every advocate of the program and reassign tiers now; each tier "
         "change is recorded as a tier event."
     )
+    @transaction(lambda exc: RecomputeTiersPayload(run=None, errors=user_errors(exc)))
     async def recompute_tiers(self, info: Info, program_id: strawberry.ID) -> RecomputeTiersPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            run = await recompute_tiers(
-                session,
-                decode_id(program_id, "Program", field="programId"),
-                now=utcnow(),
-                reason="on_demand",
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return RecomputeTiersPayload(run=None, errors=user_errors(exc))
+        run = await recompute_tiers(
+            info.context.session,
+            decode_id(program_id, "Program", field="programId"),
+            now=utcnow(),
+            reason="on_demand",
+        )
         return RecomputeTiersPayload(run=TierRunType.from_domain(run), errors=[])
 
     @strawberry.mutation(
         description="Change a program's advocacy settings: any of scoring, tiers, moments, "
         "points, levels (null resets a part to the defaults). Admin scope."
     )
+    @transaction(lambda exc: ConfigureAdvocacyPayload(settings=None, errors=user_errors(exc)))
     async def configure_advocacy(
         self, info: Info, program_id: strawberry.ID, settings: JSON
     ) -> ConfigureAdvocacyPayload:
         require_scope(info.context, Scope.ADMIN)
-        session = info.context.session
-        try:
-            if not isinstance(settings, dict):
-                raise ValidationFailed("settings must be a JSON object", field="settings")
-            changes: dict[str, Any] = settings
-            program = await configure_advocacy(
-                session, decode_id(program_id, "Program", field="programId"), changes
-            )
-            await session.commit()
-        except DomainError as exc:
-            await session.rollback()
-            return ConfigureAdvocacyPayload(settings=None, errors=user_errors(exc))
+        if not isinstance(settings, dict):
+            raise ValidationFailed("settings must be a JSON object", field="settings")
+        changes: dict[str, Any] = settings
+        program = await configure_advocacy(
+            info.context.session, decode_id(program_id, "Program", field="programId"), changes
+        )
         return ConfigureAdvocacyPayload(
             settings=AdvocacySettingsType.from_domain(program.id, effective_settings(program)),
             errors=[],

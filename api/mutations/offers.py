@@ -4,11 +4,11 @@ import strawberry
 
 from vouch.api.context import Info
 from vouch.api.errors import InputError, user_errors
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.referral import OfferRedemptionType
 from vouch.attribution.redemptions import redeem_offer_once, validate_redeem
 from vouch.core.clock import utcnow
-from vouch.core.errors import DomainError
 from vouch.models.enums import Scope
 
 
@@ -42,22 +42,17 @@ class RedeemOfferMutation:
     @strawberry.mutation(
         description="Redeem an offer code exactly once; a second redemption is refused."
     )
+    @transaction(lambda exc: RedeemOfferPayload(redemption=None, errors=user_errors(exc)))
     async def redeem_offer(self, info: Info, input: RedeemOfferInput) -> RedeemOfferPayload:
         principal = require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            request = validate_redeem(input.code, input.redeemed_by, input.order_ref)
-            redemption = await redeem_offer_once(
-                session,
-                request,
-                idempotency_key=input.idempotency_key,
-                now=utcnow(),
-                idempotency_owner=principal.idempotency_owner,
-            )
-        except DomainError as exc:
-            await session.rollback()
-            return RedeemOfferPayload(redemption=None, errors=user_errors(exc))
-        await session.commit()
+        request = validate_redeem(input.code, input.redeemed_by, input.order_ref)
+        redemption = await redeem_offer_once(
+            info.context.session,
+            request,
+            idempotency_key=input.idempotency_key,
+            now=utcnow(),
+            idempotency_owner=principal.idempotency_owner,
+        )
         return RedeemOfferPayload(
             redemption=OfferRedemptionType.from_model(redemption, reveal_code=True), errors=[]
         )

@@ -19,7 +19,9 @@ from vouch.advocacy.signals import (
 from vouch.api.context import Info
 from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
+from vouch.api.types.enums import SignalKind
 from vouch.api.types.signal import (
     ImportRowError,
     ImportSignalsPayload,
@@ -35,7 +37,7 @@ from vouch.models.enums import Scope
 @strawberry.input(name="SignalInput", description="One signal about an advocate.")
 class SignalInputType:
     advocate_id: strawberry.ID = strawberry.field(description="The advocate.")
-    kind: str = strawberry.field(description="nps, csat, review_rating, renewal, ...")
+    kind: SignalKind = strawberry.field(description="What kind of fact it records.")
     occurred_at: datetime = strawberry.field(description="When it happened (with timezone).")
     value: float | None = strawberry.field(
         default=None,
@@ -58,7 +60,7 @@ class SignalInputType:
             raise ValidationFailed("data must be a JSON object", field=f"{prefix}data")
         return build_signal(
             advocate_id=decode_id(self.advocate_id, "Advocate", field=f"{prefix}advocateId"),
-            kind=self.kind,
+            kind=self.kind.value,
             occurred_at=self.occurred_at,
             now=now,
             value=self.value,
@@ -75,26 +77,33 @@ class ImportFormat(Enum):
     CSV = "csv"
 
 
+@transaction(lambda exc: RecordSignalsPayload(signals=[], errors=user_errors(exc)))
 async def _record(info: Info, inputs: list[SignalInputType], *, many: bool) -> RecordSignalsPayload:
     require_scope(info.context, Scope.WRITE)
-    session = info.context.session
     now = utcnow()
-    try:
-        signals = [
-            item.to_domain(now, prefix=f"signals.{index}." if many else "")
-            for index, item in enumerate(inputs)
-        ]
-        recorded = await record_signals(session, signals, now=now)
-        await session.commit()
-    except DomainError as exc:
-        await session.rollback()
-        return RecordSignalsPayload(signals=[], errors=user_errors(exc))
+    signals = [
+        item.to_domain(now, prefix=f"signals.{index}." if many else "")
+        for index, item in enumerate(inputs)
+    ]
+    recorded = await record_signals(info.context.session, signals, now=now)
     return RecordSignalsPayload(
         signals=[
             RecordedSignal(signal=SignalType.from_model(r.signal), created=r.created)
             for r in recorded
         ],
         errors=[],
+    )
+
+
+def _import_failed(exc: DomainError) -> ImportSignalsPayload:
+    """Nothing imported; a rejected file lists every bad row."""
+    rejected = exc.errors if isinstance(exc, ImportRejected) else []
+    return ImportSignalsPayload(
+        created=0,
+        duplicates=0,
+        skipped=0,
+        row_errors=[ImportRowError.from_domain(e) for e in rejected],
+        errors=user_errors(exc),
     )
 
 
@@ -120,6 +129,7 @@ class SignalMutations:
         "With any invalid row nothing is imported and every bad row is listed, unless "
         "skipInvalid is set. Re-importing a file is a no-op."
     )
+    @transaction(_import_failed)
     async def import_signals(
         self,
         info: Info,
@@ -128,25 +138,10 @@ class SignalMutations:
         skip_invalid: bool = False,
     ) -> ImportSignalsPayload:
         require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        try:
-            rows = read_rows(format.value, content)
-            result = await import_signals(session, rows, now=utcnow(), skip_invalid=skip_invalid)
-            await session.commit()
-        except ImportRejected as exc:
-            await session.rollback()
-            return ImportSignalsPayload(
-                created=0,
-                duplicates=0,
-                skipped=0,
-                row_errors=[ImportRowError.from_domain(e) for e in exc.errors],
-                errors=user_errors(exc),
-            )
-        except DomainError as exc:
-            await session.rollback()
-            return ImportSignalsPayload(
-                created=0, duplicates=0, skipped=0, row_errors=[], errors=user_errors(exc)
-            )
+        rows = read_rows(format.value, content)
+        result = await import_signals(
+            info.context.session, rows, now=utcnow(), skip_invalid=skip_invalid
+        )
         return ImportSignalsPayload(
             created=result.created,
             duplicates=result.duplicates,

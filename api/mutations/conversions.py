@@ -6,11 +6,11 @@ import strawberry
 
 from vouch.api.context import Info
 from vouch.api.errors import InputError, user_errors
+from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.conversion import ConversionKindType, ConversionType
 from vouch.attribution.redemptions import record_conversion_once, validate_conversion
 from vouch.core.clock import utcnow
-from vouch.core.errors import DomainError
 from vouch.models.enums import Scope
 
 
@@ -52,30 +52,24 @@ class RecordConversionMutation:
     @strawberry.mutation(
         description="Record a signup or purchase; re-reporting the same reference is a no-op."
     )
+    @transaction(lambda exc: RecordConversionPayload(conversion=None, errors=user_errors(exc)))
     async def record_conversion(
         self, info: Info, input: RecordConversionInput
     ) -> RecordConversionPayload:
         principal = require_scope(info.context, Scope.WRITE)
-        session = info.context.session
-        now = utcnow()
-        try:
-            request = validate_conversion(
-                redemption_code=input.redemption_code,
-                kind=input.kind.value,
-                external_ref=input.external_ref,
-                amount_minor=input.amount_minor,
-                currency=input.currency,
-                occurred_at=input.occurred_at,
-                now=now,
-            )
-            conversion, _ = await record_conversion_once(
-                session,
-                request,
-                idempotency_key=input.idempotency_key,
-                idempotency_owner=principal.idempotency_owner,
-            )
-        except DomainError as exc:
-            await session.rollback()
-            return RecordConversionPayload(conversion=None, errors=user_errors(exc))
-        await session.commit()
+        request = validate_conversion(
+            redemption_code=input.redemption_code,
+            kind=input.kind.value,
+            external_ref=input.external_ref,
+            amount_minor=input.amount_minor,
+            currency=input.currency,
+            occurred_at=input.occurred_at,
+            now=utcnow(),
+        )
+        conversion, _ = await record_conversion_once(
+            info.context.session,
+            request,
+            idempotency_key=input.idempotency_key,
+            idempotency_owner=principal.idempotency_owner,
+        )
         return RecordConversionPayload(conversion=ConversionType.from_model(conversion), errors=[])
