@@ -66,16 +66,21 @@ async def monthly_partitions(session: AsyncSession) -> list[date]:
     return sorted(months)
 
 
-async def ensure_partitions(session: AsyncSession, *, now: datetime, ahead: int) -> Upkeep:
-    """Have a partition for this month and the ``ahead`` months after it. Rows the default
-    partition holds for a new month move into it. Flushes, never commits."""
+async def ensure_partitions(
+    session: AsyncSession, *, now: datetime, ahead: int, since: date | None = None
+) -> Upkeep:
+    """Have a partition for this month and the ``ahead`` months after it (and every month
+    from ``since``'s, for a bulk load of past clicks). Rows the default partition holds for a
+    new month move into it. Flushes, never commits."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     existing = set(await monthly_partitions(session))
-    first = month_start(now.astimezone(UTC).date())
+    this_month = month_start(now.astimezone(UTC).date())
+    first = min(month_start(since), this_month) if since is not None else this_month
+    months = (first.year - this_month.year) * 12 + first.month - this_month.month
     created: list[str] = []
     moved = 0
-    for n in range(ahead + 1):
-        month = add_months(first, n)
+    for n in range(months, ahead + 1):
+        month = add_months(this_month, n)
         if month in existing:
             continue
         moved += await _create_month(session, month)

@@ -247,6 +247,21 @@ async def measure(url: str, runs: int) -> dict[str, object]:
     return out
 
 
+async def month_partitions(url: str) -> None:
+    """clicks is partitioned by month: create the months the loaded clicks span (a year back
+    from NOW), as the upkeep job does going forward."""
+    from vouch.attribution.click_partitions import ensure_partitions
+
+    engine = bench_engine(url)
+    async with session_factory(engine)() as session:
+        upkeep = await ensure_partitions(
+            session, now=NOW, ahead=1, since=(NOW - timedelta(days=366)).date()
+        )
+        await session.commit()
+    await engine.dispose()
+    print(f"  {len(upkeep.created)} monthly click partitions created", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clicks", type=int, default=10_000_000)
@@ -291,6 +306,7 @@ def main() -> None:
     else:
         asyncio.run(recreate())
         command.upgrade(alembic_config(url), "heads")
+        asyncio.run(month_partitions(url))
         print(f"loading {args.clicks:,} clicks, {args.referrals:,} referrals", flush=True)
         started = time.perf_counter()
         asyncio.run(load(url, args.clicks, args.referrals, args.advocates))

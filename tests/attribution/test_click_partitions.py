@@ -210,3 +210,15 @@ async def test_retention_drops_old_months_and_every_click_count_stays(session, c
         session, now=datetime(2031, 5, 15, tzinfo=UTC), keep_months=3
     )
     assert again == click_partitions.Retention(dropped=(), summarised=0)
+
+
+async def test_upkeep_can_create_past_months_for_a_bulk_load(session):
+    upkeep = await click_partitions.ensure_partitions(
+        session, now=datetime(2032, 3, 10, tzinfo=UTC), ahead=0, since=datetime(2031, 12, 5).date()
+    )
+    assert upkeep.created == (
+        "clicks_2031_12",
+        "clicks_2032_01",
+        "clicks_2032_02",
+        "clicks_2032_03",
+    )
