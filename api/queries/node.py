@@ -24,6 +24,8 @@ from vouch.api.types.advocate import AdvocateType
 from vouch.api.types.ask import AdvocacyActionType, AskType
 from vouch.api.types.chain import AttributionDecisionType
 from vouch.api.types.conversion import ConversionType
+from vouch.api.types.experiment import ExperimentType
+from vouch.api.types.integration import IntegrationEventType
 from vouch.api.types.link import ReferralLinkType
 from vouch.api.types.node import Node
 from vouch.api.types.opportunity import OpportunityType
@@ -41,6 +43,8 @@ from vouch.models import (
     Ask,
     AttributionDecision,
     Conversion,
+    Experiment,
+    IntegrationEvent,
     OfferRedemption,
     Opportunity,
     Program,
@@ -80,6 +84,10 @@ KINDS: dict[str, NodeKind] = {
         AttributionDecision, lambda m, _: AttributionDecisionType.from_model(m)
     ),
     "Conversion": NodeKind(Conversion, lambda m, _: ConversionType.from_model(m)),
+    "Experiment": NodeKind(Experiment, lambda m, _: ExperimentType.from_model(m)),
+    "IntegrationEvent": NodeKind(
+        IntegrationEvent, lambda m, _: IntegrationEventType.from_model(m), scope=Scope.ADMIN
+    ),
     "OfferRedemption": NodeKind(
         OfferRedemption, lambda m, _: OfferRedemptionType.from_model(m, reveal_code=True)
     ),

@@ -20,7 +20,10 @@ from vouch.models import AttributionDecision, Click, ReferralEvent, ReferralLink
 
 @strawberry.type(name="ChainLink", description="The referral link in a chain.")
 class ChainLinkType:
-    id: strawberry.ID = strawberry.field(description="Opaque id of the referral link.")
+    link_id: strawberry.ID = strawberry.field(
+        description="The referral link's id (a chain step is not itself an entity, so it has no "
+        "`id` of its own: a normalising client store keeps it apart from the link)."
+    )
     code: str | None = strawberry.field(description="The link's hashid code.")
     channel: str = strawberry.field(description="The channel the link was made for.")
     advocate_id: strawberry.ID = strawberry.field(description="The link's advocate.")
@@ -28,7 +31,7 @@ class ChainLinkType:
     @classmethod
     def from_model(cls, m: ReferralLink) -> Self:
         return cls(
-            id=strawberry.ID(encode_id("ReferralLink", m.id)),
+            link_id=strawberry.ID(encode_id("ReferralLink", m.id)),
             code=m.code,
             channel=m.channel,
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),
@@ -119,7 +122,9 @@ class ReferralTransitionType:
 
 @strawberry.type(name="ChainOpportunity", description="A deal in the chain with its history.")
 class ChainOpportunityType:
-    id: strawberry.ID = strawberry.field(description="Opaque opportunity id.")
+    opportunity_id: strawberry.ID = strawberry.field(
+        description="The opportunity's id (the chain step has no `id` of its own)."
+    )
     crm_id: str = strawberry.field(description="The CRM's id.")
     kind: str = strawberry.field(description="new_business, expansion or renewal.")
     status: str = strawberry.field(description="open, won or lost.")
@@ -132,7 +137,9 @@ class ChainOpportunityType:
 
 @strawberry.type(name="ChainReward", description="A reward in the chain with its ledger.")
 class ChainRewardType:
-    id: strawberry.ID = strawberry.field(description="Opaque reward id.")
+    reward_id: strawberry.ID = strawberry.field(
+        description="The reward's id (the chain step has no `id` of its own)."
+    )
     side: str = strawberry.field(description="referrer or referred.")
     amount_minor: int = strawberry.field(description="Amount in minor units.")
     currency: str = strawberry.field(description="ISO-4217 currency.")
@@ -187,7 +194,7 @@ class AttributionChainType:
             transitions=[ReferralTransitionType.from_model(t) for t in c.transitions],
             opportunities=[
                 ChainOpportunityType(
-                    id=strawberry.ID(encode_id("Opportunity", o.opportunity.id)),
+                    opportunity_id=strawberry.ID(encode_id("Opportunity", o.opportunity.id)),
                     crm_id=o.opportunity.crm_id,
                     kind=o.opportunity.kind,
                     status=o.opportunity.status,
@@ -200,7 +207,7 @@ class AttributionChainType:
             revenue=[RevenueEventType.from_model(e) for e in c.revenue],
             rewards=[
                 ChainRewardType(
-                    id=strawberry.ID(encode_id("Reward", r.reward.id)),
+                    reward_id=strawberry.ID(encode_id("Reward", r.reward.id)),
                     side=r.reward.side,
                     amount_minor=r.reward.amount_minor,
                     currency=r.reward.currency,

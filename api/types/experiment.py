@@ -11,6 +11,7 @@ import strawberry
 from vouch.advocacy.experiments import ExperimentReport, OutcomeResult, ReferralPrompt
 from vouch.advocacy.incrementality import Verdict
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.models.enums import ExperimentStatus
 from vouch.models.experiment import Experiment
 
@@ -28,8 +29,8 @@ def _finite(value: float | None) -> float | None:
 
 
 @strawberry.type(name="Experiment", description="A holdout experiment in one program.")
-class ExperimentType:
-    id: strawberry.ID = strawberry.field(description="Opaque id.")
+class ExperimentType(Node):
+    id: strawberry.ID = strawberry.field(description="Opaque global id.")
     program_id: strawberry.ID = strawberry.field(description="The program experimented on.")
     name: str = strawberry.field(description="Name.")
     status: ExperimentStatus = strawberry.field(description="running, paused or ended.")

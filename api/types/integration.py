@@ -8,6 +8,7 @@ from typing import Self
 import strawberry
 
 from vouch.api.ids import encode_id
+from vouch.api.types.node import Node
 from vouch.models import IntegrationEvent
 
 
@@ -15,8 +16,8 @@ from vouch.models import IntegrationEvent
     name="IntegrationEvent",
     description="One event a provider sent, and what Vouch did with it.",
 )
-class IntegrationEventType:
-    id: strawberry.ID = strawberry.field(description="Opaque id.")
+class IntegrationEventType(Node):
+    id: strawberry.ID = strawberry.field(description="Opaque global id.")
     provider: str = strawberry.field(description="hubspot, salesforce or stripe.")
     event_id: str = strawberry.field(
         description="The provider's id for the event (HubSpot eventId, Salesforce notification "

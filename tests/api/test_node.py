@@ -79,6 +79,36 @@ async def test_every_node_type_is_registered_and_refetchable(client, session, co
     assert implementing == set(KINDS)
 
 
+def test_every_id_field_is_a_global_entity_id():
+    """A normalising client store (Relay) keys records by ``id`` alone: a type with an ``id``
+    that is not a Node (a chain step carrying its link's id, say) would be merged with that
+    entity. So every object type with an ``id`` is a Node, and chain steps name their entity
+    in ``linkId`` / ``opportunityId`` / ``rewardId`` instead."""
+    from graphql import GraphQLObjectType
+
+    from vouch.api.schema import build_schema
+
+    schema = build_schema(production=False)._schema
+    not_nodes = sorted(
+        name
+        for name, t in schema.type_map.items()
+        if isinstance(t, GraphQLObjectType)
+        and not name.startswith("__")
+        and "id" in t.fields
+        and "Node" not in {i.name for i in t.interfaces}
+    )
+    assert not_nodes == []
+
+    def fields(name: str) -> set[str]:
+        step = schema.type_map[name]
+        assert isinstance(step, GraphQLObjectType)
+        return set(step.fields)
+
+    assert "linkId" in fields("ChainLink")
+    assert "opportunityId" in fields("ChainOpportunity")
+    assert "rewardId" in fields("ChainReward")
+
+
 async def test_scopes_apply_per_type(client, session, codec):
     program, _, _, _, referral, _, endpoint = await _world(session, codec)
     reader = await make_api_key(session, scopes=["read"])
