@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
@@ -156,6 +156,97 @@ class InboundAnswer(_Model):
     signal_id: str | None = Field(None, description="Opaque signal id.")
 
 
+# --- the native receivers: HubSpot, Salesforce, Stripe -----------------------------------------
+
+
+class HubSpotEvent(_Model):
+    """One event of a HubSpot webhook batch, as HubSpot sends it (other fields are ignored)."""
+
+    eventId: int = Field(  # noqa: N815
+        description="HubSpot's id of the event: a redelivery is not applied again."
+    )
+    subscriptionType: str = Field(  # noqa: N815
+        description="deal.creation, deal.propertyChange, deal.deletion, deal.associationChange, …"
+    )
+    objectId: int | None = Field(None, description="The deal's id.")  # noqa: N815
+    propertyName: str | None = Field(None, description="For deal.propertyChange.")  # noqa: N815
+    propertyValue: str | None = Field(None, description="For deal.propertyChange.")  # noqa: N815
+    occurredAt: int | None = Field(None, description="Unix milliseconds.")  # noqa: N815
+    portalId: int | None = Field(None, description="The HubSpot account.")  # noqa: N815
+    appId: int | None = Field(None, description="The HubSpot app.")  # noqa: N815
+    attemptNumber: int | None = Field(None, description="HubSpot's delivery attempt, from 0.")  # noqa: N815
+
+
+class HubSpotBatch(RootModel[list[HubSpotEvent]]):
+    """HubSpot's JSON array of events (up to 100 per request)."""
+
+
+class HubSpotAnswer(_Model):
+    received: int = Field(description="Events in the batch.")
+    queued: int = Field(
+        description="Events queued: the deal is fetched from HubSpot off the request."
+    )
+    ignored: int = Field(description="Events of types Vouch does not act on.")
+    replayed: int = Field(description="Events whose eventId was seen before.")
+
+
+class StripeEventData(_Model):
+    object: dict[str, Any] = Field(
+        description="The invoice, charge, checkout session or subscription."
+    )
+
+
+class StripeEvent(_Model):
+    """A Stripe event object (invoice.paid, charge.refunded, checkout.session.completed and
+    customer.subscription.deleted are acted on; others are acknowledged and ignored)."""
+
+    id: str = Field(
+        description="Stripe's event id (evt_…): a redelivery is not applied again.",
+        pattern="^[A-Za-z0-9_]{1,255}$",
+    )
+    object: Literal["event"] = Field(description="Always event.")
+    type: str = Field(
+        description="The event type, e.g. invoice.paid.", pattern="^[a-z0-9_.]{1,100}$"
+    )
+    created: int = Field(description="Unix seconds.")
+    data: StripeEventData = Field(description="What the event is about.")
+
+
+class StripeAnswer(_Model):
+    status: str = Field(description="applied, ignored, unmatched or failed (see the guide).")
+    event_id: str = Field(description="Stripe's event id.")
+    type: str = Field(description="The event type.")
+    replayed: bool = Field(description="This event id was seen before: nothing was done again.")
+    referral_id: str | None = Field(description="Opaque id of the referral it moved, if any.")
+    detail: str | None = Field(description="Why it was ignored, unmatched or failed.")
+
+
+class UnavailableBody(_Model):
+    error: dict[str, str] = Field(description="code UNAVAILABLE: the provider should retry.")
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A body that is not JSON: its media type and what it holds."""
+
+    media_type: str
+    description: str
+
+
+SOAP_NOTIFICATIONS = Raw(
+    "text/xml",
+    "A Salesforce Outbound Message: a SOAP envelope whose `notifications` hold an "
+    "`OrganizationId` and one `Notification` per changed Opportunity (`sObject` with Id, "
+    "StageName, Amount, CloseDate, IsWon, IsClosed, CurrencyIsoCode and Vouch_Referral_Id__c or "
+    "the primary contact's email). Parsed with defusedxml; DTDs and entities are refused.",
+)
+SOAP_ACK = Raw(
+    "text/xml",
+    "`<notificationsResponse><Ack>true</Ack></notificationsResponse>` in a SOAP envelope: "
+    "Salesforce stops retrying these notifications.",
+)
+
+
 # --- the registry -------------------------------------------------------------------------------
 
 
@@ -165,6 +256,7 @@ class Header:
     description: str
     required: bool = True
     max_length: int | None = None
+    where: Literal["header", "query"] = "header"
 
 
 IDEMPOTENCY_KEY = Header(
@@ -188,15 +280,15 @@ class Operation:
     operation_id: str
     summary: str
     description: str
-    body: type[BaseModel]
-    # status -> (description, answer model)
-    responses: Mapping[int, tuple[str, type[BaseModel]]]
+    body: type[BaseModel] | Raw
+    # status -> (description, answer model or raw body)
+    responses: Mapping[int, tuple[str, type[BaseModel] | Raw]]
     security: Sequence[str] = ()
     headers: Sequence[Header] = ()
     tags: Sequence[str] = field(default_factory=tuple)
 
 
-_API_ERRORS: dict[int, tuple[str, type[BaseModel]]] = {
+_API_ERRORS: dict[int, tuple[str, type[BaseModel] | Raw]] = {
     400: ("No or bad Idempotency-Key, or a body that is not a JSON object.", ErrorBody),
     401: ("No valid API key.", ErrorBody),
     403: ("The API key lacks the write scope.", ErrorBody),
@@ -277,6 +369,82 @@ OPERATIONS: tuple[Operation, ...] = (
         headers=SIGNATURE_HEADERS,
         tags=("integrations",),
     ),
+    Operation(
+        path="/integrations/hubspot/webhook",
+        method="post",
+        operation_id="hubspotWebhook",
+        summary="A HubSpot app's webhook batch (deals)",
+        description="Point the HubSpot app's webhook subscription here (docs/guides/hubspot.md). "
+        "Verified with X-HubSpot-Signature-v3 under VOUCH_HUBSPOT_CLIENT_SECRET; each event is "
+        "recorded once per eventId and the deal is fetched from HubSpot's CRM API off the "
+        "request.",
+        body=HubSpotBatch,
+        responses={
+            200: ("Received: counts of what happened to the batch's events.", HubSpotAnswer),
+            401: ("Missing or bad signature, or a timestamp older than 5 minutes.", ErrorBody),
+            404: ("The HubSpot integration is not configured.", ErrorBody),
+            413: ("The body is too large.", ErrorBody),
+            422: ("Not a JSON array of HubSpot events.", ErrorBody),
+        },
+        headers=(
+            Header(
+                "X-HubSpot-Signature-v3",
+                "base64 HMAC-SHA256, keyed by the app's client secret, of method + URI + body + "
+                "timestamp.",
+            ),
+            Header(
+                "X-HubSpot-Request-Timestamp", "Unix milliseconds; older than 5 minutes is refused."
+            ),
+        ),
+        tags=("integrations",),
+    ),
+    Operation(
+        path="/integrations/salesforce/outbound",
+        method="post",
+        operation_id="salesforceOutboundMessage",
+        summary="A Salesforce Outbound Message (Opportunity)",
+        description="The endpoint URL of a Salesforce Outbound Message on Opportunity "
+        "(docs/guides/salesforce.md). Outbound Messages cannot sign: the URL carries a secret "
+        "token, and the organization id must be in VOUCH_SALESFORCE_ORG_IDS. Each notification "
+        "is applied once.",
+        body=SOAP_NOTIFICATIONS,
+        responses={
+            200: ("Acknowledged (failed notifications are in integrationEvents).", SOAP_ACK),
+            401: ("Wrong token, or an organization not allowed.", ErrorBody),
+            404: ("The Salesforce integration is not configured.", ErrorBody),
+            413: ("The body is too large.", ErrorBody),
+            422: ("Not an Outbound Message.", ErrorBody),
+        },
+        headers=(
+            Header(
+                "token",
+                "VOUCH_SALESFORCE_OUTBOUND_TOKEN, in the endpoint URL configured in Salesforce.",
+                where="query",
+            ),
+        ),
+        tags=("integrations",),
+    ),
+    Operation(
+        path="/integrations/stripe/webhook",
+        method="post",
+        operation_id="stripeWebhook",
+        summary="A Stripe webhook event (billing)",
+        description="A Stripe webhook endpoint (docs/guides/stripe.md), verified with Stripe's "
+        "library under VOUCH_STRIPE_WEBHOOK_SECRET; each event id is applied once.",
+        body=StripeEvent,
+        responses={
+            200: ("Applied, ignored, unmatched or failed (recorded), or a replay.", StripeAnswer),
+            401: ("Missing or bad Stripe-Signature, or outside the tolerance.", ErrorBody),
+            404: ("The Stripe integration is not configured.", ErrorBody),
+            413: ("The body is too large.", ErrorBody),
+            422: ("Not a Stripe event.", ErrorBody),
+            503: ("Stripe's API did not answer; Stripe retries (Retry-After).", UnavailableBody),
+        },
+        headers=(
+            Header("Stripe-Signature", "t=<unix seconds>,v1=<HMAC-SHA256>, as Stripe sends it."),
+        ),
+        tags=("integrations",),
+    ),
 )
 
 
@@ -286,19 +454,25 @@ def _header(h: Header) -> dict[str, Any]:
         schema["maxLength"] = h.max_length
     return {
         "name": h.name,
-        "in": "header",
+        "in": h.where,
         "required": h.required,
         "description": h.description,
         "schema": schema,
     }
 
 
+def _content(model: type[BaseModel] | Raw) -> dict[str, Any]:
+    if isinstance(model, Raw):
+        return {model.media_type: {"schema": {"type": "string", "description": model.description}}}
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+
 def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``operations``."""
     models: list[type[BaseModel]] = []
     for op in operations:
-        models.append(op.body)
-        models += [model for _, model in op.responses.values()]
+        parts = [op.body, *(model for _, model in op.responses.values())]
+        models += [m for m in parts if not isinstance(m, Raw)]
     unique = list(dict.fromkeys(models))
     _, definitions = models_json_schema(
         [(m, "validation") for m in unique], ref_template="#/components/schemas/{model}"
@@ -306,14 +480,7 @@ def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, An
     paths: dict[str, Any] = {}
     for op in operations:
         responses = {
-            str(status): {
-                "description": text,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
-                    }
-                },
-            }
+            str(status): {"description": text, "content": _content(model)}
             for status, (text, model) in sorted(op.responses.items())
         }
         entry: dict[str, Any] = {
@@ -322,14 +489,7 @@ def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, An
             "description": op.description,
             "tags": list(op.tags),
             "parameters": [_header(h) for h in op.headers],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}
-                    }
-                },
-            },
+            "requestBody": {"required": True, "content": _content(op.body)},
             "responses": responses,
         }
         if op.security:

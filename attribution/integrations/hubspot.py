@@ -40,6 +40,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -184,20 +185,29 @@ def parse_events(body: bytes) -> list[WebhookEvent]:
         raise ValidationFailed(f"body must be an array of 1 to {MAX_EVENTS} events", field="body")
     parsed = []
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("eventId") in (None, ""):
+        event_id = item.get("eventId") if isinstance(item, dict) else None
+        if isinstance(event_id, bool) or not isinstance(event_id, int | str):
             raise ValidationFailed("every event needs an eventId", field=f"[{i}].eventId")
+        if not _HUBSPOT_ID.fullmatch(str(event_id)):
+            raise ValidationFailed("eventId must be HubSpot's numeric id", field=f"[{i}].eventId")
         deal_id, reason = _deal_of(item)
-        if deal_id is not None and not deal_id.isdigit():
+        if deal_id is not None and not _HUBSPOT_ID.fullmatch(deal_id):
             deal_id, reason = None, "objectId is not a HubSpot id"
+        kind = str(item.get("subscriptionType") or "unknown")
         parsed.append(
             WebhookEvent(
-                event_id=str(item["eventId"])[:64],
-                subscription_type=str(item.get("subscriptionType") or "unknown")[:64],
+                event_id=str(event_id),
+                # stored and shown in integrationEvents: printable text only (no NUL)
+                subscription_type="".join(c for c in kind if c.isprintable())[:64] or "unknown",
                 deal_id=deal_id,
-                reason=reason,
+                reason="".join(c for c in reason if c.isprintable()) if reason else None,
             )
         )
     return parsed
+
+
+# HubSpot's ids (events, deals, contacts) are integers: ASCII digits, at most 20 of them.
+_HUBSPOT_ID = re.compile(r"[0-9]{1,20}", re.ASCII)
 
 
 async def receive(session: AsyncSession, event: WebhookEvent, *, now: datetime) -> str:

@@ -43,6 +43,7 @@ matched by the promotion code's id with no API call.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,14 +126,24 @@ def verify(payload: bytes, header: str | None, *, secret: str, tolerance: int) -
         event = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValidationFailed("body is not JSON", field="body") from None
+    data = event.get("data") if isinstance(event, dict) else None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
-        or not isinstance((event.get("data") or {}).get("object"), dict)
+        or not isinstance(data, dict)
+        or not isinstance(data.get("object"), dict)
     ):
         raise ValidationFailed("not a Stripe event (id, type, data.object)", field="body")
+    # Stripe's event ids (evt_…) and types (invoice.paid) are plain ASCII; anything else is not
+    # Stripe's (and a NUL would not even reach the event log).
+    if not _STRIPE_ID.fullmatch(event["id"]) or not _STRIPE_TYPE.fullmatch(event["type"]):
+        raise ValidationFailed("not a Stripe event id or type", field="body")
     return event
+
+
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}", re.ASCII)
+_STRIPE_TYPE = re.compile(r"[a-z0-9_.]{1,100}", re.ASCII)
 
 
 async def handle(

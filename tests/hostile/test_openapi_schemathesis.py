@@ -4,6 +4,9 @@ a 5xx, and every answer conforms to the document (status, content type, body sch
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import shutil
 import time
@@ -16,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import schemathesis
+import stripe
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -31,6 +35,10 @@ from vouch.attribution import webhooks
 EXAMPLES = 600
 # a Standard Webhooks secret: whsec_ + base64 of the key bytes
 SECRET = "whsec_c2NoZW1hdGhlc2lzLWluYm91bmQtc2VjcmV0LTAxMjM="
+HUBSPOT_SECRET = "hubspot-app-client-secret-for-schemathesis"
+STRIPE_SECRET = "whsec_schemathesis_stripe_endpoint_secret"
+SALESFORCE_TOKEN = "5a1e5f0rce0utb0undt0ken0f32letters0k"
+SALESFORCE_ORG = "00D000000000062EAA"
 SCHEMA = schemathesis.openapi.from_path(str(ROOT / "docs" / "openapi.json"))
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]  # type: ignore[union-attr]
 CHECKS = [
@@ -50,8 +58,16 @@ def live() -> Iterator[dict[str, str]]:
     vouch = VouchProcess(
         database_url=pg.url,
         data_dir=path / "data",
-        extra_env={"VOUCH_WEBHOOK_WORKER": "false", "VOUCH_INBOUND_WEBHOOK_SECRET": SECRET},
+        extra_env={
+            "VOUCH_WEBHOOK_WORKER": "false",
+            "VOUCH_INBOUND_WEBHOOK_SECRET": SECRET,
+            "VOUCH_HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET,
+            "VOUCH_SALESFORCE_OUTBOUND_TOKEN": SALESFORCE_TOKEN,
+            "VOUCH_SALESFORCE_ORG_IDS": SALESFORCE_ORG,
+            "VOUCH_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+        },
     )
+    vouch.extra_env["VOUCH_HUBSPOT_WEBHOOK_URL"] = f"{vouch.base}/integrations/hubspot/webhook"
     try:
         vouch.cli("migrate")
         demo = json.loads(vouch.cli("demo", "--json"))
@@ -69,6 +85,9 @@ def test_the_document_covers_every_rest_endpoint():
     assert sorted(op.label for op in OPERATIONS) == [
         "POST /api/conversions",
         "POST /api/redemptions",
+        "POST /integrations/hubspot/webhook",
+        "POST /integrations/salesforce/outbound",
+        "POST /integrations/stripe/webhook",
         "POST /share/events",
         "POST /webhooks/inbound",
     ]
@@ -82,6 +101,32 @@ def _send(case: Any, live: dict[str, str], http: requests.Session, draw: Any) ->
         msg_id = f"msg_{uuid.uuid4().hex}"
         signed = webhooks.signed_headers(SECRET, msg_id, int(time.time()), body)
         return http.post(f"{live['base']}/webhooks/inbound", data=body, headers=signed, timeout=10)
+    if label == "POST /integrations/hubspot/webhook" and draw(st.booleans(), label="signed"):
+        body = json.dumps(case.body).encode()  # signed as HubSpot signs (v3)
+        ts = str(int(time.time() * 1000))
+        uri = f"{live['base']}/integrations/hubspot/webhook"
+        digest = hmac.new(
+            HUBSPOT_SECRET.encode(), b"POST" + uri.encode() + body + ts.encode(), hashlib.sha256
+        ).digest()
+        hub = {
+            "x-hubspot-signature-v3": base64.b64encode(digest).decode(),
+            "x-hubspot-request-timestamp": ts,
+            "content-type": "application/json",
+        }
+        return http.post(uri, data=body, headers=hub, timeout=10)
+    if label == "POST /integrations/stripe/webhook" and draw(st.booleans(), label="signed"):
+        body = json.dumps(case.body).encode()  # signed with Stripe's own library
+        header = stripe.WebhookSignature.generate_signature_header(
+            body.decode(), STRIPE_SECRET, timestamp=int(time.time())
+        )
+        return http.post(
+            f"{live['base']}/integrations/stripe/webhook",
+            data=body,
+            headers={"stripe-signature": header, "content-type": "application/json"},
+            timeout=10,
+        )
+    if label == "POST /integrations/salesforce/outbound" and draw(st.booleans(), label="token"):
+        case.query = {**(case.query or {}), "token": SALESFORCE_TOKEN}
     headers: dict[str, str] = {}
     if label.startswith("POST /api/") and draw(st.booleans(), label="authenticated"):
         headers["authorization"] = f"Bearer {live['key']}"
@@ -121,3 +166,7 @@ def test_generated_rest_requests_conform_to_the_document(live):
     # the generated data gets past authentication and validation, not only refused
     assert STATUSES[("POST /share/events", 201)] > 0
     assert STATUSES[("POST /webhooks/inbound", 422)] > 0
+    # the native receivers were reached past their signature or token checks, not only refused
+    assert STATUSES[("POST /integrations/hubspot/webhook", 200)] > 0
+    assert STATUSES[("POST /integrations/stripe/webhook", 200)] > 0
+    assert STATUSES[("POST /integrations/salesforce/outbound", 422)] > 0

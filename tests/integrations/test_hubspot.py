@@ -379,10 +379,27 @@ async def test_forged_stale_or_malformed_batches_write_nothing(client, session):
     assert other_url.status_code == 401
     unsigned = await client.post("/integrations/hubspot/webhook", content=json.dumps(batch))
     assert unsigned.status_code == 401
-    for bad in (b"{}", b"[]", b"not json", b'[{"subscriptionType": "deal.creation"}]'):
+    malformed = (
+        b"{}",
+        b"[]",
+        b"not json",
+        b'[{"subscriptionType": "deal.creation"}]',
+        # found by schemathesis: ids that are not HubSpot's numbers (a NUL reached PostgreSQL)
+        b'[{"eventId": "7\\u0000", "subscriptionType": "deal.creation", "objectId": 1}]',
+        b'[{"eventId": true, "subscriptionType": "deal.creation", "objectId": 1}]',
+        b'[{"eventId": -1.5e89, "subscriptionType": "deal.creation", "objectId": 1}]',
+    )
+    for bad in malformed:
         response = await client.post(
             "/integrations/hubspot/webhook", content=bad, headers=sign(bad)
         )
         assert response.status_code == 422, bad
     assert await session.scalar(select(func.count()).select_from(IntegrationEvent)) == 0
     assert await session.scalar(select(func.count()).select_from(IntegrationJob)) == 0
+    # an event type with control characters is recorded (ignored) without them
+    odd = await post(client, [event("deal.\u0000odd\u0007", objectId="١٢٣")])
+    assert odd.json() == {"received": 1, "queued": 0, "ignored": 1, "replayed": 0}
+    recorded = await session.scalar(select(IntegrationEvent))
+    assert recorded is not None
+    assert recorded.event_type == "deal.odd"
+    assert recorded.object_id is None  # Arabic-Indic digits are no HubSpot id
