@@ -104,6 +104,7 @@ def wrk(
     failed = int(bad.group(1)) if bad else 0
     if errors:
         failed += sum(int(errors.group(i)) for i in range(1, 5))
+        print(f"  wrk: {errors.group(0)}; non-2xx {bad.group(1) if bad else 0}", flush=True)
     return rps, p99_ms, failed
 
 
@@ -116,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", help="run only the set-ups whose name contains this")
     args = parser.parse_args()
     work = ROOT / ".vouch" / f"bench-deploy-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
@@ -165,6 +167,7 @@ def main() -> None:
             ("report",),
         ),
     ]
+    setups = [s for s in setups if args.only is None or args.only in s.name]
     env = {
         "BENCH_KEY": key,
         "BENCH_CODES": str(scripts / "codes.txt"),
