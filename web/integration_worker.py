@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vouch.api.ids import decode_id, encode_id
 from vouch.attribution.integrations import events, hubspot, stripe_billing
+from vouch.attribution.opportunities import OpportunityData
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
+from vouch.core.errors import DomainError
 from vouch.core.settings import Settings
 
 logger = logging.getLogger("vouch.integrations")
@@ -35,29 +37,90 @@ async def hubspot_pass(
     limit: int = 20,
     clock: Callable[[], datetime] = utcnow,
 ) -> int:
-    """Run up to ``limit`` due HubSpot fetches, one transaction each; how many ran."""
+    """Run up to ``limit`` due HubSpot fetches; how many ran. Each is three short steps, and
+    no transaction is open while HubSpot is called: lease the job (commit), fetch the deal
+    from HubSpot, then apply it and record the outcome in one transaction; an optional
+    write-back to HubSpot follows that commit."""
     ran = 0
     while ran < limit:
         async with factory() as session:
-            jobs = await events.claim_due(session, provider=hubspot.PROVIDER, now=clock(), limit=1)
-            if not jobs:
-                break
-            job = jobs[0]
-            await hubspot.run_job(
-                session,
-                api,
-                job,
-                stages=settings.hubspot_stages,
-                write_back_enabled=settings.hubspot_write_back,
-                now=clock(),
-                decode_referral=partial(decode_id, type_name="Referral", field="referralId"),
-                encode_referral=partial(encode_id, "Referral"),
-            )
-            if job.last_error:
-                logger.info("hubspot deal %s: %s", job.object_id, job.last_error)
+            job_id = await events.lease_due(session, provider=hubspot.PROVIDER, now=clock())
             await session.commit()
+        if job_id is None:
+            break
+        await _hubspot_job(factory, api, settings, job_id, clock)
         ran += 1
     return ran
+
+
+async def _hubspot_job(
+    factory: async_sessionmaker[AsyncSession],
+    api: hubspot.HubSpotApi,
+    settings: Settings,
+    job_id: int,
+    clock: Callable[[], datetime],
+) -> None:
+    async with factory() as session:
+        job = await events.leased_job(session, job_id)
+        deal_id = job.object_id if job is not None else None
+        await session.commit()
+    if deal_id is None:
+        return
+    fetched: OpportunityData | None = None
+    failure: Exception | None = None
+    try:
+        fetched = await hubspot.fetch_deal(
+            api,
+            deal_id,
+            stages=settings.hubspot_stages,
+            decode_referral=partial(decode_id, type_name="Referral", field="referralId"),
+        )
+    except (hubspot.HubSpotUnavailable, DomainError) as exc:
+        failure = exc
+    plan: hubspot.WriteBack | None = None
+    async with factory() as session:
+        job = await events.leased_job(session, job_id)
+        if job is None:
+            return
+        now = clock()
+        try:
+            if failure is not None:
+                raise failure
+            result = await hubspot.apply_deal(session, deal_id, fetched, now=now)
+        except hubspot.HubSpotUnavailable as exc:
+            events.job_retry(job, error=str(exc), now=now, retry_after=exc.retry_after)
+        except DomainError as exc:
+            events.job_dead(
+                job, error=f"{exc.code.value} {exc.field or '-'}: {exc.message}", now=now
+            )
+        else:
+            events.job_done(job, now=now)
+            if settings.hubspot_write_back and result.referral_id and result.outcome == "synced":
+                plan = await hubspot.write_back_for(
+                    session,
+                    deal_id,
+                    result.referral_id,
+                    encode_referral=partial(encode_id, "Referral"),
+                )
+        if job.last_error:
+            logger.info("hubspot deal %s: %s", job.object_id, job.last_error)
+        await session.commit()
+    if plan is None:
+        return
+    try:
+        await hubspot.write_back(api, plan)
+    except hubspot.HubSpotUnavailable as exc:
+        # the deal is synced; the write-back is tried again with the next sync of this deal
+        async with factory() as session:
+            await events.enqueue_job(
+                session,
+                provider=hubspot.PROVIDER,
+                kind=hubspot.JOB_KIND,
+                object_id=deal_id,
+                now=clock(),
+            )
+            await session.commit()
+        logger.info("hubspot write-back of deal %s deferred: %s", deal_id, exc)
 
 
 async def hubspot_loop(

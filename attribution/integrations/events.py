@@ -220,6 +220,32 @@ async def claim_due(
     )
 
 
+# How long a claimed job is left to the worker that claimed it (it calls the provider with no
+# transaction open): past this, a worker that died is assumed gone and another takes the job.
+JOB_LEASE = timedelta(minutes=5)
+
+
+async def lease_due(session: AsyncSession, *, provider: str, now: datetime) -> int | None:
+    """Claim the next due job for this worker: it is not due again for ``JOB_LEASE``, so the
+    caller can commit and call the provider with no transaction open. Its id, or None."""
+    jobs = await claim_due(session, provider=provider, now=now, limit=1)
+    if not jobs:
+        return None
+    jobs[0].next_attempt_at = now + JOB_LEASE
+    jobs[0].updated_at = now
+    return jobs[0].id
+
+
+async def leased_job(session: AsyncSession, job_id: int) -> IntegrationJob | None:
+    """The leased job, locked for the transaction that records its outcome (None if it was
+    finished meanwhile, e.g. by another worker after the lease ran out)."""
+    return await session.scalar(
+        select(IntegrationJob)
+        .where(IntegrationJob.id == job_id, IntegrationJob.status == IntegrationJobStatus.PENDING)
+        .with_for_update()
+    )
+
+
 def job_backoff(attempts: int) -> timedelta:
     delay: timedelta = min(JOB_BACKOFF_CAP, JOB_BACKOFF_BASE * (2 ** max(0, attempts - 1)))
     return delay

@@ -55,8 +55,8 @@ from vouch.attribution.inbound import SignatureRejected, TimestampRejected, pars
 from vouch.attribution.integrations import events
 from vouch.attribution.opportunities import OpportunityData
 from vouch.core.emails import normalize_email
-from vouch.core.errors import DomainError, ValidationFailed
-from vouch.models import Advocate, IntegrationJob, Opportunity, Program, Referral
+from vouch.core.errors import ValidationFailed
+from vouch.models import Advocate, Opportunity, Program, Referral
 from vouch.models.enums import (
     CrmProvider,
     IntegrationEventStatus,
@@ -408,32 +408,41 @@ async def _close_deleted(session: AsyncSession, deal_id: str, *, now: datetime) 
     )
 
 
-async def sync_deal(
-    session: AsyncSession,
+async def fetch_deal(
     api: HubSpotApi,
     deal_id: str,
     *,
     stages: dict[str, dict[str, list[str]]],
-    now: datetime,
     decode_referral: Callable[[str], int],
-) -> SyncResult:
-    """Read the deal and its contacts from HubSpot and upsert the opportunity. Raises
+) -> OpportunityData | None:
+    """Read the deal and its contacts' emails from HubSpot (no database involved): the
+    opportunity to upsert, or ``None`` when the deal was deleted or archived. Raises
     ``HubSpotUnavailable`` (try later) or a ``DomainError`` (the deal cannot be taken)."""
     deal = await api.deal(deal_id)
     if deal is None or deal.get("archived") is True:
-        return await _close_deleted(session, deal_id, now=now)
+        return None
     associations = ((deal.get("associations") or {}).get("contacts") or {}).get("results") or []
     contact_ids = [str(a.get("id")) for a in associations if isinstance(a, dict) and a.get("id")]
     emails = await api.contact_emails(list(dict.fromkeys(contact_ids)))
-    data = to_opportunity(
+    return to_opportunity(
         deal,
         [emails[i] for i in contact_ids if i in emails],
         stages=stages,
         decode_referral=decode_referral,
     )
-    result = await opportunities.upsert_opportunity(
-        session, data, source="crm:hubspot", actor="hubspot", now=now
-    )
+
+
+async def apply_deal(
+    session: AsyncSession, deal_id: str, data: OpportunityData | None, *, now: datetime
+) -> SyncResult:
+    """Upsert the fetched deal's opportunity (or close it as lost when HubSpot deleted it), in
+    a savepoint of the caller's transaction, so a refused deal leaves nothing behind."""
+    async with session.begin_nested():
+        if data is None:
+            return await _close_deleted(session, deal_id, now=now)
+        result = await opportunities.upsert_opportunity(
+            session, data, source="crm:hubspot", actor="hubspot", now=now
+        )
     return SyncResult(
         deal_id=deal_id,
         opportunity_id=result.opportunity.id,
@@ -442,15 +451,23 @@ async def sync_deal(
     )
 
 
-async def write_back(
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    """What to write onto the deal and onto the referred contact in HubSpot."""
+
+    deal_id: str
+    person_key: str
+    properties: dict[str, str]
+
+
+async def write_back_for(
     session: AsyncSession,
-    api: HubSpotApi,
     deal_id: str,
     referral_id: int,
     *,
     encode_referral: Callable[[int], str],
-) -> None:
-    """Put the attribution onto the deal and onto the referred contact."""
+) -> WriteBack | None:
+    """The attribution to write back for a synced deal (read in the caller's transaction)."""
     row = (
         await session.execute(
             select(Referral.person_key, Advocate.external_id, Program.slug)
@@ -460,50 +477,26 @@ async def write_back(
         )
     ).first()
     if row is None:
-        return
+        return None
     person_key, advocate, program = row
-    properties = {
-        "vouch_referral_id": encode_referral(referral_id),
-        "vouch_advocate": advocate,
-        "vouch_program": program,
-    }
-    await api.update("deals", deal_id, properties)
-    deal = await api.deal(deal_id)
+    return WriteBack(
+        deal_id=deal_id,
+        person_key=person_key,
+        properties={
+            "vouch_referral_id": encode_referral(referral_id),
+            "vouch_advocate": advocate,
+            "vouch_program": program,
+        },
+    )
+
+
+async def write_back(api: HubSpotApi, plan: WriteBack) -> None:
+    """Put the attribution onto the deal and onto the referred contact (HubSpot calls only)."""
+    await api.update("deals", plan.deal_id, plan.properties)
+    deal = await api.deal(plan.deal_id)
     associations = (((deal or {}).get("associations") or {}).get("contacts") or {}).get("results")
     contact_ids = [str(a["id"]) for a in associations or [] if isinstance(a, dict) and a.get("id")]
     emails = await api.contact_emails(contact_ids)
     for contact_id, email in emails.items():
-        if normalize_email(email) == person_key:
-            await api.update("contacts", contact_id, properties)
-
-
-async def run_job(
-    session: AsyncSession,
-    api: HubSpotApi,
-    job: IntegrationJob,
-    *,
-    stages: dict[str, dict[str, list[str]]],
-    write_back_enabled: bool,
-    now: datetime,
-    decode_referral: Callable[[str], int],
-    encode_referral: Callable[[int], str],
-) -> SyncResult | None:
-    """One queued fetch, in the caller's transaction: done, retried later, or dead with its
-    reason. Business changes are made in a savepoint so a refused deal leaves nothing behind."""
-    try:
-        async with session.begin_nested():
-            result = await sync_deal(
-                session, api, job.object_id, stages=stages, now=now, decode_referral=decode_referral
-            )
-        if write_back_enabled and result.referral_id is not None and result.outcome == "synced":
-            await write_back(
-                session, api, job.object_id, result.referral_id, encode_referral=encode_referral
-            )
-    except HubSpotUnavailable as exc:
-        events.job_retry(job, error=str(exc), now=now, retry_after=exc.retry_after)
-        return None
-    except DomainError as exc:
-        events.job_dead(job, error=f"{exc.code.value} {exc.field or '-'}: {exc.message}", now=now)
-        return None
-    events.job_done(job, now=now)
-    return result
+        if normalize_email(email) == plan.person_key:
+            await api.update("contacts", contact_id, plan.properties)

