@@ -26,6 +26,8 @@ from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
+from vouch.jobs.delivery import code_mail_loop, webhook_delivery_loop
+from vouch.jobs.integrations import hubspot_loop, stripe_promotion_loop
 from vouch.jobs.scheduler import run_scheduler
 from vouch.web.click_handoff import ClickHandoff
 from vouch.web.console import Console
@@ -34,7 +36,6 @@ from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
 from vouch.web.inbound import inbound_webhook
-from vouch.web.integration_worker import hubspot_loop, stripe_promotion_loop
 from vouch.web.integrations import Integrations
 from vouch.web.invalidation import listen_for_invalidations
 from vouch.web.landing import LandingSite
@@ -47,7 +48,6 @@ from vouch.web.replica import ReplicaMonitor, ReplicaSessions
 from vouch.web.reports import report_csv
 from vouch.web.share import ShareSite
 from vouch.web.widget import WidgetDemo
-from vouch.web.workers import code_mail_loop, webhook_delivery_loop
 
 logger = logging.getLogger("vouch.app")
 

@@ -36,7 +36,7 @@ Response (JSON): ``{"status": "processed" | "ignored" | "failed", "event_id", "t
 
 Optionally (``VOUCH_STRIPE_PROMOTION_COUPON``), each live redemption code is created in Stripe as
 a one-use promotion code on that coupon (``queue_promotion_codes``/``create_promotion_code``,
-worked by ``web.integration_worker``), so the friend can type it at checkout and the payment is
+worked by ``vouch.jobs.integrations``), so the friend can type it at checkout and the payment is
 matched by the promotion code's id with no API call.
 """
 

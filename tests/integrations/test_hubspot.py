@@ -21,8 +21,8 @@ from tests.integrations.fake_http import FakeServer, Request
 from vouch.api.ids import encode_id
 from vouch.attribution.integrations import hubspot
 from vouch.core.clock import utcnow
+from vouch.jobs.integrations import hubspot_pass
 from vouch.models import IntegrationEvent, IntegrationJob, Opportunity, Reward
-from vouch.web.integration_worker import hubspot_pass
 
 URL = "http://testserver/integrations/hubspot/webhook"
 

@@ -17,6 +17,7 @@ from tests.factories import make_reward_rule
 from tests.integrations.conftest import STRIPE_KEY, STRIPE_SECRET, make_friend
 from tests.integrations.fake_http import FakeServer
 from vouch.api.ids import encode_id
+from vouch.jobs.integrations import stripe_promotion_creator, stripe_promotion_pass
 from vouch.models import (
     Conversion,
     ExternalRef,
@@ -29,7 +30,6 @@ from vouch.models import (
     Reward,
 )
 from vouch.web.app import Overrides, create_app
-from vouch.web.integration_worker import stripe_promotion_creator, stripe_promotion_pass
 
 _seq = iter(range(1, 10_000))
 

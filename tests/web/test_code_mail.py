@@ -17,8 +17,8 @@ from sqlalchemy import select
 from tests.web.conftest import claim
 from vouch.core.clock import utcnow
 from vouch.core.mail import Mailer, SmtpSecurity
+from vouch.jobs.delivery import send_due_code_mails
 from vouch.models import OfferRedemption, OutboxEvent
-from vouch.web.workers import send_due_code_mails
 
 
 class Inbox:

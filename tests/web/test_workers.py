@@ -9,8 +9,8 @@ from sqlalchemy import select
 from vouch.attribution import webhooks
 from vouch.attribution.webhooks import EndpointInput, SendResult
 from vouch.core.db import session_factory
+from vouch.jobs.delivery import webhook_delivery_loop
 from vouch.models import WebhookDelivery
-from vouch.web.workers import webhook_delivery_loop
 
 
 async def test_delivery_loop_sends_signed_events_and_marks_them_delivered(committing_engine):

@@ -18,12 +18,12 @@ from functools import partial
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vouch.api.ids import decode_id, encode_id
 from vouch.attribution.integrations import events, hubspot, stripe_billing
 from vouch.attribution.opportunities import OpportunityData
 from vouch.core.clock import utcnow
 from vouch.core.db import is_database_unavailable
 from vouch.core.errors import DomainError
+from vouch.core.ids import decode_id, encode_id
 from vouch.core.settings import Settings
 
 logger = logging.getLogger("vouch.integrations")
