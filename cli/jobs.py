@@ -15,6 +15,7 @@ from vouch.core.db import create_engine, session_factory
 from vouch.core.embedded import start_watchdog
 from vouch.core.settings import ConfigError
 from vouch.jobs import runs
+from vouch.jobs.background import background_loops
 from vouch.jobs.definitions import JOBS, schedules
 from vouch.jobs.scheduler import JobRunner, run_scheduler
 
@@ -22,10 +23,12 @@ from vouch.jobs.scheduler import JobRunner, run_scheduler
 @click.command()
 @handle_errors
 def worker() -> None:
-    """Run the scheduled jobs (tiers, asks, pruning, ...) until SIGTERM or Ctrl-C.
+    """Run the scheduled jobs (tiers, asks, pruning, ...) and the background loops (webhook
+    delivery, code mails, HubSpot sync, Stripe promotion codes) until SIGTERM or Ctrl-C.
 
-    `vouch serve` runs them too unless VOUCH_SCHEDULER=false; any number of workers and serve
-    processes may run side by side: each job runs once per due time."""
+    `vouch serve` runs them too unless VOUCH_SCHEDULER, VOUCH_WEBHOOK_WORKER and
+    VOUCH_INTEGRATION_WORKERS are false; any number of workers and serve processes may run
+    side by side: each job runs once per due time, each piece of work is claimed once."""
     settings = load_settings()
     schedules(settings)
     url = database_url(settings)
@@ -40,18 +43,25 @@ def worker() -> None:
         engine = create_engine(
             url, pool_size=settings.db_pool_size, pgbouncer=settings.db_pgbouncer
         )
+        factory = session_factory(engine)
+        enabled = background_loops(factory, settings)
+        loops = [asyncio.create_task(start_loop(), name=name) for name, start_loop in enabled]
+        names = "".join(f", {name.removeprefix('vouch-')}" for name, _ in enabled)
+        click.echo(f"vouch worker: running the scheduled jobs{names} (Ctrl-C to stop)", err=True)
         try:
             await run_scheduler(
                 url,
-                session_factory(engine),
+                factory,
                 settings,
                 stop=stop,
                 connect_args={"statement_cache_size": 0} if settings.db_pgbouncer else None,
             )
         finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             await engine.dispose()
 
-    click.echo("vouch worker: running the scheduled jobs (Ctrl-C to stop)", err=True)
     asyncio.run(main())
 
 

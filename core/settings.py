@@ -102,7 +102,10 @@ class Settings(BaseSettings):
     webhook_allow_private_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="VOUCH_WEBHOOK_ALLOW_PRIVATE_HOSTS"
     )
+    # This process runs the outbound loops: webhook delivery and code mails (webhook_worker),
+    # the HubSpot sync and Stripe promotion codes (integration_workers); jobs/background.py.
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
+    integration_workers: bool = Field(default=True, alias="VOUCH_INTEGRATION_WORKERS")
     graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
     graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")

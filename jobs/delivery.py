@@ -1,4 +1,4 @@
-"""Background work inside each `vouch serve` worker process.
+"""Outbound delivery loops, run by `vouch serve` and `vouch worker` (jobs/background.py).
 
 The webhook delivery loop claims due deliveries with ``FOR UPDATE SKIP LOCKED``, so any number
 of workers (and separate ``vouch webhooks deliver`` processes) can run it at once; each pass is

@@ -1,5 +1,6 @@
-"""The native integrations' background work inside each `vouch serve` worker process, off the
-request path: the HubSpot fetch queue, and the creation of each friend's Stripe promotion code.
+"""The native integrations' background work, off the request path (run by `vouch serve` and
+`vouch worker`, jobs/background.py): the HubSpot fetch queue, and the creation of each friend's
+Stripe promotion code.
 
 Each job (``integration_jobs``) is claimed with ``FOR UPDATE SKIP LOCKED`` and run in its own
 transaction, committed here at the edge, so any number of serve workers can run the loops side

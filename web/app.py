@@ -26,8 +26,7 @@ from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.settings import Environment, Settings, get_settings
-from vouch.jobs.delivery import code_mail_loop, webhook_delivery_loop
-from vouch.jobs.integrations import hubspot_loop, stripe_promotion_loop
+from vouch.jobs.background import background_loops
 from vouch.jobs.scheduler import run_scheduler
 from vouch.web.click_handoff import ClickHandoff
 from vouch.web.console import Console
@@ -140,23 +139,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                     name="vouch-cache-invalidation",
                 )
             )
-        mailer = settings.mailer()
-        if mailer is not None and settings.webhook_worker and overrides.sessionmaker is None:
-            background.append(
-                asyncio.create_task(
-                    code_mail_loop(sessions.factory, mailer), name="vouch-code-mail"
-                )
-            )
-        if settings.webhook_worker and overrides.sessionmaker is None:
-            background.append(
-                asyncio.create_task(
-                    webhook_delivery_loop(
-                        sessions.factory,
-                        allowed_private_hosts=settings.webhook_allow_private_hosts,
-                    ),
-                    name="vouch-webhook-delivery",
-                )
-            )
+        if overrides.sessionmaker is None:
+            for name, start_loop in background_loops(sessions.factory, settings):
+                background.append(asyncio.create_task(start_loop(), name=name))
         if replica_monitor is not None:
             await replica_monitor.check()  # reports know where to read from the first request
             background.append(asyncio.create_task(replica_monitor.run(), name="vouch-replica"))
@@ -176,23 +161,6 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                 )
             )
             background += scheduler
-        if settings.hubspot_access_token and overrides.sessionmaker is None:
-            background.append(
-                asyncio.create_task(
-                    hubspot_loop(sessions.factory, settings), name="vouch-hubspot-sync"
-                )
-            )
-        if (
-            settings.stripe_api_key
-            and settings.stripe_promotion_coupon
-            and overrides.sessionmaker is None
-        ):
-            background.append(
-                asyncio.create_task(
-                    stripe_promotion_loop(sessions.factory, settings),
-                    name="vouch-stripe-promotion-codes",
-                )
-            )
         try:
             yield
         finally:
