@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.erasure import erased_key
 from vouch.attribution.paging import Page, paginate
-from vouch.core.db import RawSelect
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from vouch.core.raw_select import RawSelect
 from vouch.models import Advocate, Referral, ReferralLink
 from vouch.models.snapshot import snapshot_class
 

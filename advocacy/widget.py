@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.advocacy.asks import IS_OPEN
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
-from vouch.core.db import RawSelect
+from vouch.core.raw_select import RawSelect
 from vouch.models import Ask, PointsEntry, Referral, Reward
 from vouch.models.snapshot import snapshots_from_json
 

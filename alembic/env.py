@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vouch.core.db import async_url, pgbouncer_connect_args
+from vouch.core.engine import async_url, pgbouncer_connect_args
 from vouch.models import Base
 
 config = context.config

@@ -13,7 +13,7 @@ they run here as plain steps, once per request:
 2. the operation type is checked against what the transport allows (a mutation over GET is
    refused before validation errors are reported, as strawberry does), then its cost (the
    objects it may return, ``api.cost``) against the caller's limit, before any SQL;
-3. queries read on autocommit connections, read-only (``core.db.autocommit_reads``);
+3. queries read on autocommit connections, read-only (``core.read_only.autocommit_reads``);
 4. graphql-core executes with strawberry's executor class, so resolvers see what they always saw
    (``VouchExecutionContext`` only shortens the path of leaf fields read by attribute);
 5. errors are logged (bugs with traceback and request id), a database outage is re-raised for
@@ -55,8 +55,9 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from vouch.api.cost import check_cost
-from vouch.core.db import autocommit_reads, is_database_unavailable
+from vouch.core.engine import is_database_unavailable
 from vouch.core.errors import DomainError
+from vouch.core.read_only import autocommit_reads
 
 logger = logging.getLogger("vouch.graphql")
 UNEXPECTED = "Unexpected error."

@@ -31,9 +31,9 @@ from strawberry.types import ExecutionResult
 from vouch.access.api_keys import authenticate_cached
 from vouch.api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
 from vouch.core.codes import LinkCodec
-from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError
 from vouch.core.security import API_KEY_PREFIX, TokenError, WidgetTokens
+from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 
 # Room for a full importAdvocates batch (1,000 rows of ~200 bytes); anything bigger is refused

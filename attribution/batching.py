@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.core.db import RawSelect
+from vouch.core.raw_select import RawSelect
 from vouch.models.snapshot import snapshot_class
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vouch.core.db import is_database_unavailable
+from vouch.core.engine import is_database_unavailable
 from vouch.models import Click, ClickBatch, ReferralLink
 
 log = logging.getLogger("vouch.clicks")

@@ -23,7 +23,6 @@ from vouch.attribution.landing import announce_landing_change
 from vouch.attribution.paging import Page, paginate
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
-from vouch.core.db import RawSelect
 from vouch.core.errors import (
     Conflict,
     DomainError,
@@ -32,6 +31,7 @@ from vouch.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from vouch.core.raw_select import RawSelect
 from vouch.models import Advocate, Program, Referral, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
 from vouch.models.snapshot import snapshot_class

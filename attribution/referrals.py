@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.paging import page_flags
-from vouch.core.db import RawSelect
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.raw_select import RawSelect
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink
 from vouch.models.snapshot import snapshot_class
 

@@ -22,9 +22,10 @@ sys.path.insert(0, str(ROOT))
 from vouch.advocacy.asks import advocates_due, evaluate_asks  # noqa: E402
 from vouch.advocacy.tiers import recompute_tiers  # noqa: E402
 from vouch.core.clock import utcnow  # noqa: E402
-from vouch.core.db import create_engine, session_factory  # noqa: E402
 from vouch.core.embedded import start_embedded  # noqa: E402
+from vouch.core.engine import create_engine  # noqa: E402
 from vouch.core.migrations import alembic_config  # noqa: E402
+from vouch.core.sessions import session_factory  # noqa: E402
 from vouch.models import Advocate, Program, Signal  # noqa: E402
 
 KINDS = [

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vouch.attribution import reports, revenue, rollups
 from vouch.attribution.reports import ReportFilter
 from vouch.attribution.revenue import RevenueData
-from vouch.core.db import async_url, create_engine, session_factory
 from vouch.core.embedded import start_embedded
+from vouch.core.engine import async_url, create_engine
 from vouch.core.migrations import alembic_config
+from vouch.core.sessions import session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 30, tzinfo=UTC)

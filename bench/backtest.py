@@ -25,8 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from vouch.attribution import backtest as bt
-from vouch.core.db import async_url, create_engine
 from vouch.core.embedded import start_embedded
+from vouch.core.engine import async_url, create_engine
 from vouch.core.migrations import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -91,8 +91,9 @@ async def seed(url: str) -> tuple[str, str]:
     from vouch.access.api_keys import create_api_key
     from vouch.core.clock import utcnow
     from vouch.core.codes import LinkCodec
-    from vouch.core.db import create_engine, session_factory
+    from vouch.core.engine import create_engine
     from vouch.core.security import WidgetTokens
+    from vouch.core.sessions import session_factory
     from vouch.models import (
         Advocate,
         Base,

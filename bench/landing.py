@@ -30,8 +30,9 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from tests.factories import make_advocate, make_link, make_program  # noqa: E402
 from vouch.core.codes import LinkCodec  # noqa: E402
-from vouch.core.db import create_engine, session_factory  # noqa: E402
+from vouch.core.engine import create_engine  # noqa: E402
 from vouch.core.migrations import alembic_config  # noqa: E402
+from vouch.core.sessions import session_factory  # noqa: E402
 from vouch.models import Base, Click  # noqa: E402
 
 WRK = "/usr/bin/wrk"

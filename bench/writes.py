@@ -28,7 +28,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.landing import SALT, SECRET, UA, WRK, Server, database_url, prepare  # noqa: E402
 from vouch.core.codes import LinkCodec  # noqa: E402
-from vouch.core.db import create_engine  # noqa: E402
+from vouch.core.engine import create_engine  # noqa: E402
 from vouch.core.security import sign  # noqa: E402
 
 COLD_LINKS = 30_000  # more than the landing cache holds (20,000)

@@ -14,7 +14,8 @@ from vouch.attribution import rollups, webhooks
 from vouch.attribution.egress import EgressPolicy
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
+from vouch.core.sessions import session_factory
 
 
 async def deliver_once(

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
-from vouch.core.db import create_engine, session_factory
 from vouch.core.embedded import start_watchdog
+from vouch.core.engine import create_engine
+from vouch.core.sessions import session_factory
 from vouch.core.settings import ConfigError
 from vouch.jobs import runs
 from vouch.jobs.background import background_loops

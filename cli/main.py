@@ -21,8 +21,8 @@ from vouch.cli.asks import asks
 from vouch.cli.rewards import rewards
 from vouch.cli.runner import database_url, handle_errors, load_settings, run_with_session
 from vouch.cli.tiers import tiers
-from vouch.core.db import create_engine
 from vouch.core.embedded import start_watchdog
+from vouch.core.engine import create_engine
 from vouch.core.migrations import alembic_config
 from vouch.core.settings import ConfigError, get_settings
 from vouch.jobs.definitions import schedules

@@ -13,9 +13,10 @@ import click
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
 from vouch.core.errors import DomainError
 from vouch.core.runtime import resolve_database_url
+from vouch.core.sessions import session_factory
 from vouch.core.settings import ConfigError, Settings, get_settings
 
 P = ParamSpec("P")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vouch.attribution import code_mail, webhooks
 from vouch.attribution.egress import EgressPolicy
 from vouch.core.clock import utcnow
-from vouch.core.db import is_database_unavailable
+from vouch.core.engine import is_database_unavailable
 from vouch.core.mail import Mailer, MailError
 
 logger = logging.getLogger("vouch.workers")

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vouch.attribution.integrations import events, hubspot, stripe_billing
 from vouch.attribution.opportunities import OpportunityData
 from vouch.core.clock import utcnow
-from vouch.core.db import is_database_unavailable
+from vouch.core.engine import is_database_unavailable
 from vouch.core.errors import DomainError
 from vouch.core.ids import decode_id, encode_id
 from vouch.core.settings import Settings

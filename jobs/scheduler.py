@@ -36,7 +36,7 @@ from prometheus_client import Counter
 from sqlalchemy.engine import make_url
 
 from vouch.core.clock import utcnow
-from vouch.core.db import async_url, is_database_unavailable
+from vouch.core.engine import async_url, is_database_unavailable
 from vouch.core.settings import Settings
 from vouch.jobs import runs
 from vouch.jobs.definitions import JOBS, Factory, Job, JobContext, schedules

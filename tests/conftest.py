@@ -17,9 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from vouch.core.codes import LinkCodec
-from vouch.core.db import SerialSession, async_url, create_engine
 from vouch.core.embedded import start_embedded
+from vouch.core.engine import async_url, create_engine
 from vouch.core.migrations import alembic_config
+from vouch.core.sessions import SerialSession
 from vouch.core.settings import Settings
 from vouch.models import Base
 from vouch.web.app import Overrides, create_app

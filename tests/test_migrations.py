@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vouch.core.db import create_engine
+from vouch.core.engine import create_engine
 from vouch.core.migrations import alembic_config, head_revisions
 from vouch.models import Base
 

@@ -21,10 +21,11 @@ from vouch.api.view import VouchGraphQL
 from vouch.attribution.clicks import ClickBuffer
 from vouch.attribution.landing import LandingResolver
 from vouch.core.codes import LinkCodec
-from vouch.core.db import RequestSessions, create_engine, session_factory
+from vouch.core.engine import create_engine
 from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
+from vouch.core.sessions import RequestSessions, session_factory
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.background import background_loops
 from vouch.jobs.scheduler import run_scheduler

@@ -23,11 +23,11 @@ from vouch.advocacy.referral_kpis import kpi_rows
 from vouch.attribution import moderation, reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
-from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError
 from vouch.core.ids import decode_id, encode_id
 from vouch.core.money import format_money, minor_unit_exponent
 from vouch.core.security import constant_time_equals
+from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 from vouch.jobs.definitions import JOBS, schedules
 from vouch.jobs.runs import job_statuses

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from vouch.core.db import is_database_unavailable
+from vouch.core.engine import is_database_unavailable
 
 logger = logging.getLogger("vouch.web")
 RETRY_AFTER_SECONDS = "5"

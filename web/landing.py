@@ -45,9 +45,9 @@ from vouch.attribution.clicks import (
 )
 from vouch.attribution.landing import Landing, LandingResolver
 from vouch.core.clock import utcnow
-from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode, NotFound
 from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
+from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
 from vouch.web.click_handoff import ClickHandoff

@@ -23,9 +23,9 @@ from vouch.attribution.redemptions import (
     validate_redeem,
 )
 from vouch.core.clock import utcnow
-from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, ErrorCode
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
+from vouch.core.sessions import RequestSessions
 from vouch.models import Conversion, OfferRedemption
 from vouch.models.enums import Scope
 

@@ -22,7 +22,8 @@ from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from vouch.core.db import RequestSessions, is_database_unavailable
+from vouch.core.engine import is_database_unavailable
+from vouch.core.sessions import RequestSessions
 
 log = logging.getLogger("vouch.replica")
 

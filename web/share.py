@@ -24,11 +24,11 @@ from vouch.attribution.share_events import (
     validate_share_event,
 )
 from vouch.core.clock import utcnow
-from vouch.core.db import RequestSessions
 from vouch.core.errors import DomainError, NotFound
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.money import format_money
 from vouch.core.security import TokenError, WidgetTokens
+from vouch.core.sessions import RequestSessions
 from vouch.web.pages import Pages
 
 MAX_EVENT_BYTES = 4096

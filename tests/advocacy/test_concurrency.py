@@ -12,8 +12,9 @@ from tests.advocacy.conftest import NOW, days_ago
 from vouch.advocacy.asks import evaluate_asks, transition_ask
 from vouch.advocacy.reservations import reserve_reference
 from vouch.advocacy.signals import build_signal, record_signal
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
 from vouch.core.errors import DomainError
+from vouch.core.sessions import session_factory
 from vouch.models import (
     AdvocacyAction,
     Advocate,

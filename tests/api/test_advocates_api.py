@@ -12,7 +12,7 @@ from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key
 from vouch.advocacy.advocates import AdvocateData, upsert_advocate
 from vouch.api.ids import encode_id
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.models import Advocate
 
 UPSERT = """

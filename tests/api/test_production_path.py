@@ -2,7 +2,7 @@
 
 The rest of the API suite binds each request's session to the test's connection (so every
 test rolls back), which switches off what production runs for queries: autocommit
-connections (`core.db.autocommit_reads`) and the raw pooled reader (`core.db._reader`). Here
+connections (`core.read_only.autocommit_reads`) and the raw pooled reader (`core.raw_select._reader`). Here
 the demo is committed for real and a representative set of queries — the pages, nested
 objects, reports, chains and the widget's `me` — runs through both set-ups: an app whose
 sessions come from the engine as in production, and one bound to a test connection. The
@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from vouch.access.api_keys import create_api_key
 from vouch.advocacy.demo import seed_demo_data
 from vouch.api import execution
-from vouch.core import db
+from vouch.core import raw_select, read_only
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
-from vouch.core.db import SerialSession, session_factory
 from vouch.core.security import WidgetTokens
+from vouch.core.sessions import SerialSession, session_factory
 from vouch.core.settings import Settings
 from vouch.models.enums import Scope
 from vouch.web.app import Overrides, create_app
@@ -121,7 +121,7 @@ async def test_engine_sessions_answer_as_the_test_sessions_do(
 ) -> None:
     switched: list[bool] = []
     readers: list[bool] = []
-    real_autocommit, real_reader = db.autocommit_reads, db._reader
+    real_autocommit, real_reader = read_only.autocommit_reads, raw_select._reader
 
     def spy_autocommit(session: AsyncSession) -> bool:
         switched.append(real_autocommit(session))
@@ -133,7 +133,7 @@ async def test_engine_sessions_answer_as_the_test_sessions_do(
         return reader
 
     monkeypatch.setattr(execution, "autocommit_reads", spy_autocommit)
-    monkeypatch.setattr(db, "_reader", spy_reader)
+    monkeypatch.setattr(raw_select, "_reader", spy_reader)
 
     production = create_app(settings, Overrides(sessionmaker=session_factory(committing_engine)))
     produced = await _answers(production, seeded)

@@ -23,7 +23,8 @@ from vouch.api.ids import encode_id
 from vouch.attribution import lifecycle, opportunities, rewards
 from vouch.attribution.opportunities import OpportunityData
 from vouch.core.clock import utcnow
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
+from vouch.core.sessions import session_factory
 from vouch.models import Conversion, OutboxEvent, Reward, RewardEntry
 from vouch.web.app import Overrides, create_app
 

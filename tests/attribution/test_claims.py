@@ -23,8 +23,8 @@ from vouch.attribution.claims import (
     hit_rate_limit,
     validate_claim,
 )
-from vouch.core.db import SerialSession
 from vouch.core.errors import ErrorCode, ValidationFailed
+from vouch.core.sessions import SerialSession
 from vouch.models import (
     AttributionDecision,
     Click,

@@ -14,8 +14,9 @@ from sqlalchemy.engine import make_url
 from tests.attribution.factories import make_click
 from tests.factories import make_advocate, make_link, make_program
 from vouch.attribution import click_partitions
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
 from vouch.core.migrations import alembic_config
+from vouch.core.sessions import session_factory
 
 BEFORE = "0005_sec_app_console_sessions"
 AFTER = "0006_clicks_partitioned"

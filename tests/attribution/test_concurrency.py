@@ -12,7 +12,8 @@ from tests.factories import make_reward_rule
 from vouch.attribution import lifecycle, revenue
 from vouch.attribution.revenue import RevenueData
 from vouch.core.codes import LinkCodec
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
+from vouch.core.sessions import session_factory
 from vouch.models import ReferralEvent, RevenueEvent, Reward, RewardEntry
 
 pytestmark = pytest.mark.committing

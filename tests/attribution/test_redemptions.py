@@ -21,8 +21,8 @@ from vouch.attribution.redemptions import (
     validate_conversion,
     validate_redeem,
 )
-from vouch.core.db import SerialSession
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.core.sessions import SerialSession
 from vouch.models import Conversion, IdempotencyKey, OfferRedemption
 from vouch.models.enums import ReferralSource
 

@@ -17,7 +17,7 @@ from vouch.advocacy.demo import seed_demo_data
 from vouch.api.ids import encode_id
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
-from vouch.core.db import SerialSession
+from vouch.core.sessions import SerialSession
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.factories import make_advocate, make_link, make_program
 from vouch.core.codes import LinkCodec
-from vouch.core.db import SerialSession, create_engine
+from vouch.core.engine import create_engine
+from vouch.core.sessions import SerialSession
 from vouch.models import Click, Referral, ShareEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]

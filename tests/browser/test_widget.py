@@ -19,7 +19,7 @@ from tests.browser.conftest import _free_port
 from tests.browser.test_journey import query, wait_for, with_engine
 from tests.factories import make_advocate, make_link, make_program, make_reward_rule
 from vouch.core.codes import LinkCodec
-from vouch.core.db import SerialSession
+from vouch.core.sessions import SerialSession
 from vouch.models import Ask, Reward, ShareEvent
 from vouch.web.app import create_app
 

@@ -95,8 +95,8 @@ async def test_erase_and_rollup_commands(database_url, committing_engine):
     from sqlalchemy import select
 
     from tests.factories import make_advocate
-    from vouch.core.db import session_factory
     from vouch.core.ids import encode_id
+    from vouch.core.sessions import session_factory
     from vouch.models import Advocate
 
     factory = session_factory(committing_engine)
@@ -155,7 +155,7 @@ async def test_import_files_all_or_nothing(database_url, committing_engine, tmp_
 
     from sqlalchemy import func, select
 
-    from vouch.core.db import session_factory
+    from vouch.core.sessions import session_factory
     from vouch.models import Advocate, Signal
 
     good = tmp_path / "advocates.csv"

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from tests.cli.test_cli import run
 from vouch.core.clock import utcnow
-from vouch.core.db import session_factory
 from vouch.core.ids import encode_id
+from vouch.core.sessions import session_factory
 from vouch.models import Advocate, AdvocateScore, Ask, Program, Signal, TierEvent
 
 pytestmark = pytest.mark.committing

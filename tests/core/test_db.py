@@ -13,13 +13,10 @@ from sqlalchemy import Integer, bindparam, column, event, literal, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vouch.access.api_keys import create_api_key
-from vouch.core.db import (
-    RawSelect,
-    SerialSession,
-    autocommit_reads,
-    create_engine,
-    session_factory,
-)
+from vouch.core.engine import create_engine
+from vouch.core.raw_select import RawSelect
+from vouch.core.read_only import autocommit_reads
+from vouch.core.sessions import SerialSession, session_factory
 from vouch.models import ApiKey
 from vouch.models.enums import Scope
 
@@ -81,7 +78,7 @@ async def test_autocommit_reads_run_each_statement_on_its_own(database_url: str)
 async def test_a_read_only_session_refuses_to_write(database_url: str) -> None:
     from sqlalchemy import update
 
-    from vouch.core.db import ReadOnlyRequestWrote
+    from vouch.core.read_only import ReadOnlyRequestWrote
     from vouch.models import Program
 
     eng = create_engine(database_url, pool_size=1)
@@ -105,7 +102,7 @@ async def test_a_read_only_session_refuses_to_write(database_url: str) -> None:
 async def test_autocommit_reads_leaves_open_transactions_and_test_connections_alone(
     database_url: str, sessionmaker: Any
 ) -> None:
-    from vouch.core.db import ReadOnlyRequestWrote
+    from vouch.core.read_only import ReadOnlyRequestWrote
     from vouch.models import Program
 
     async with sessionmaker() as session:
@@ -205,7 +202,7 @@ async def test_raw_reads_go_through_sqlalchemy_when_the_engine_has_statement_lis
 async def test_a_read_only_request_whose_connection_dies_reports_the_database_unavailable(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    from vouch.core.db import is_database_unavailable
+    from vouch.core.engine import is_database_unavailable
 
     small = create_engine(database_url, pool_size=1)
     try:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from vouch.core.db import create_engine, is_database_unavailable
+from vouch.core.engine import create_engine, is_database_unavailable
 from vouch.web.app import create_app
 
 

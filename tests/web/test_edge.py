@@ -17,7 +17,7 @@ from starlette.types import Message
 
 from tests.factories import make_advocate, make_api_key
 from tests.web.conftest import count, make_setup
-from vouch.core.db import create_engine
+from vouch.core.engine import create_engine
 from vouch.models import Conversion, OfferRedemption, RateLimitHit, Referral, ShareEvent
 from vouch.web.app import Overrides, create_app
 

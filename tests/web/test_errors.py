@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from vouch.core.db import SerialSession, create_engine
+from vouch.core.engine import create_engine
+from vouch.core.sessions import SerialSession
 from vouch.web.app import Overrides, create_app
 
 

@@ -7,7 +7,7 @@ import asyncio
 from tests.factories import make_advocate, make_link, make_program
 from vouch.attribution.landing import LandingResolver
 from vouch.attribution.links import revoke_link
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.web.invalidation import listen_for_invalidations
 
 

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from tests.api.graphql import gql
 from tests.attribution.factories import make_referral
 from tests.factories import make_advocate, make_api_key, make_program
-from vouch.core.db import SerialSession, create_engine
+from vouch.core.engine import create_engine
 from vouch.core.migrations import alembic_config
+from vouch.core.sessions import SerialSession
 from vouch.web.app import Overrides, create_app
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from vouch.attribution import webhooks
 from vouch.attribution.webhooks import EndpointInput, SendResult
-from vouch.core.db import session_factory
+from vouch.core.sessions import session_factory
 from vouch.jobs.delivery import webhook_delivery_loop
 from vouch.models import WebhookDelivery
 

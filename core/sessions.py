@@ -1,0 +1,124 @@
+"""Sessions: one per request, opened lazily and closed by the middleware; a session queues
+concurrent callers (GraphQL resolves siblings at once). Transactions open and close at the
+edge, never in the domain."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
+
+from vouch.core.raw_select import READER, fetch_raw, release_reader
+from vouch.core.read_only import SyncSession
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _TaskLock:
+    """A re-entrant (per task) asyncio lock."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is task and task is not None:
+            self._depth += 1
+            return
+        await self._lock.acquire()
+        self._owner, self._depth = task, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+def _serialized(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(method)
+    async def wrapper(self: SerialSession, *args: Any, **kwargs: Any) -> T:
+        await self._task_lock.acquire()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._task_lock.release()
+
+    return wrapper
+
+
+class SerialSession(AsyncSession):
+    """An AsyncSession that queues concurrent callers instead of failing.
+
+    GraphQL resolves sibling fields and dataloader batches concurrently; one session per
+    request must still run one statement at a time.
+    """
+
+    sync_session_class = SyncSession
+    HANDS_BACK_READER = True  # close() returns a read-only session's raw reader (raw_select)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._task_lock = _TaskLock()
+
+    @_serialized
+    async def fetch_raw(self, sql: str, args: list[Any]) -> list[Any]:
+        return await fetch_raw(self, sql, args)
+
+    async def close(self) -> None:
+        if READER in self.sync_session.info:
+            await greenlet_spawn(release_reader, self.sync_session)
+        await super().close()
+
+
+def _serialize_every_coroutine(cls: type[SerialSession]) -> None:
+    """Queue every awaitable public method of AsyncSession (not a list kept by hand, which
+    missed ``get_one``, ``stream`` and ``connection``); the class's own methods keep theirs."""
+    for name, member in vars(AsyncSession).items():
+        if name.startswith("_") or name in vars(cls) or not inspect.iscoroutinefunction(member):
+            continue
+        setattr(cls, name, _serialized(member))
+
+
+_serialize_every_coroutine(SerialSession)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=SerialSession, expire_on_commit=False, autoflush=False)
+
+
+class RequestSessions:
+    """One lazily-opened session per request, closed by the middleware when the request ends.
+
+    Handlers commit at the edge; anything left uncommitted is rolled back on close.
+    """
+
+    STATE_KEY = "vouch.session"
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession], *, name: str = "primary") -> None:
+        self.factory = factory
+        self.key = f"{self.STATE_KEY}.{name}"
+
+    def get(self, state: dict[str, object]) -> AsyncSession:
+        session = state.get(self.key)
+        if session is None:
+            session = self.factory()
+            state[self.key] = session
+        assert isinstance(session, AsyncSession)
+        return session
+
+    @classmethod
+    async def close(cls, state: dict[str, object]) -> None:
+        """Close every session the request opened (primary and replica)."""
+        for key in [k for k in state if k.startswith(cls.STATE_KEY)]:
+            session = state.pop(key, None)
+            if isinstance(session, AsyncSession):
+                await session.close()
