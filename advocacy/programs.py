@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -57,6 +58,9 @@ class ProgramChanges:
     # Reward settings kept in ``Program.settings`` (read by ``attribution.rewards``).
     auto_approve_rewards: bool | None = None
     fulfilled_on_reattribution: FulfilledOnReattribution | None = None
+    # The link preview's image (og:image) for the program's share links; "" removes it (the
+    # generated offer card is used again). Kept in ``Program.settings``.
+    preview_image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +191,48 @@ def _check_changes(c: ProgramChanges) -> dict[str, Any]:
     return values
 
 
+MAX_IMAGE_URL = 2048
+
+
+def preview_image_url(value: str) -> str | None:
+    """A program's link-preview image: an absolute ``https`` URL (unfurlers fetch it from the
+    open internet), without credentials or whitespace; "" for none."""
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if (
+        len(value) > MAX_IMAGE_URL
+        or parts.scheme != "https"
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
+        raise ValidationFailed(
+            f"must be an absolute https:// URL of at most {MAX_IMAGE_URL} characters, "
+            "without credentials",
+            field="previewImageUrl",
+        )
+    return value
+
+
 def _with_reward_settings(c: ProgramChanges, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The program's settings with the given reward settings applied; None if none given."""
-    if c.auto_approve_rewards is None and c.fulfilled_on_reattribution is None:
+    """The program's settings with the given reward and preview settings applied; None if
+    none given."""
+    if (
+        c.auto_approve_rewards is None
+        and c.fulfilled_on_reattribution is None
+        and c.preview_image_url is None
+    ):
         return None
     merged = dict(settings)
+    if c.preview_image_url is not None:
+        image = preview_image_url(c.preview_image_url)
+        if image is None:
+            merged.pop("preview_image_url", None)
+        else:
+            merged["preview_image_url"] = image
     if c.auto_approve_rewards is not None:
         merged["auto_approve_rewards"] = c.auto_approve_rewards
     if c.fulfilled_on_reattribution is not None:

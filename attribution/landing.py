@@ -45,6 +45,7 @@ class Landing:
     offer_title: str
     offer_terms: str
     offer_expires_at: datetime | None
+    preview_image_url: str | None = None  # the program's own og:image, else the generated card
 
     def availability(self, now: datetime) -> str:
         """``open``, ``paused`` (temporarily not taking claims) or ``ended``."""
@@ -79,6 +80,7 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
                 Program.offer_title,
                 Program.offer_terms,
                 Program.offer_expires_at,
+                Program.settings["preview_image_url"].astext,
             )
             .join(Program, Program.id == ReferralLink.program_id)
             .join(Advocate, Advocate.id == ReferralLink.advocate_id)
@@ -104,6 +106,7 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
         offer_title,
         offer_terms,
         offer_expires_at,
+        preview_image,
     ) = row
     if (
         nonce != decoded.nonce
@@ -127,6 +130,7 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
         offer_title=offer_title,
         offer_terms=offer_terms,
         offer_expires_at=offer_expires_at,
+        preview_image_url=preview_image,
     )
 
 

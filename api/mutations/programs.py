@@ -101,6 +101,12 @@ class ProgramSettingsInput:
         "(inside their clawback window) or hold them for review (default).",
     )
 
+    preview_image_url: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The image share links unfurl with (og:image): an absolute https:// URL, "
+        "ideally 1200×630; an empty string goes back to the generated offer card.",
+    )
+
     def to_domain(self) -> ProgramChanges:
         offer = self.offer if isinstance(self.offer, OfferInput) else OfferInput()
         return ProgramChanges(
@@ -121,6 +127,7 @@ class ProgramSettingsInput:
             redemption_ttl_days=_opt(offer.redemption_ttl_days),
             auto_approve_rewards=_opt(self.auto_approve_rewards),
             fulfilled_on_reattribution=_opt(self.fulfilled_on_reattribution),
+            preview_image_url=_opt(self.preview_image_url),
         )
 
 

@@ -117,6 +117,10 @@ class ProgramType(Node):
         "advocate was already paid: claw_back voids them (inside their clawback window), "
         "hold_for_review (the default) keeps them and sets their reviewReason."
     )
+    preview_image_url: str | None = strawberry.field(
+        description="The image its share links unfurl with; null: the generated offer card "
+        "(`/r/{code}/preview.png`)."
+    )
     created_at: datetime = strawberry.field(description="When the program was created (UTC).")
     updated_at: datetime = strawberry.field(description="When the program last changed (UTC).")
 
@@ -154,6 +158,7 @@ class ProgramType(Node):
                     "reattribution_fulfilled", FulfilledOnReattribution.HOLD_FOR_REVIEW
                 )
             ),
+            preview_image_url=(m.settings or {}).get("preview_image_url"),
             created_at=m.created_at,
             updated_at=m.updated_at,
         )
