@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.asks import IS_OPEN
+from vouch.attribution.batching import NESTED_LIST_MAX
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
 from vouch.core.raw_select import RawSelect
@@ -21,9 +22,14 @@ from vouch.models.snapshot import snapshots_from_json
 ADVOCATE: Any = bindparam("advocate_id")
 
 
-def _rows_as_json(model: Any, *where: ColumnElement[bool]) -> Any:
-    """The model's whole rows matching ``where``, oldest first, as one JSON array."""
+def _rows_as_json(model: Any, *where: ColumnElement[bool], newest: int | None = None) -> Any:
+    """The model's whole rows matching ``where`` (the ``newest`` most recent ones, if given),
+    oldest first, as one JSON array."""
     table = model.__table__
+    if newest is not None:
+        recent = select(table).where(*where).order_by(table.c.id.desc()).limit(newest).subquery()
+        rows = func.json_agg(aggregate_order_by(recent.table_valued(), recent.c.id))
+        return select(func.coalesce(rows, literal_column("'[]'::json"))).scalar_subquery()
     rows = func.json_agg(aggregate_order_by(table.table_valued(), table.c.id))
     return select(func.coalesce(rows, literal_column("'[]'::json"))).where(*where).scalar_subquery()
 
@@ -38,7 +44,7 @@ _WIDGET = RawSelect(
         select(func.coalesce(func.sum(PointsEntry.points), 0))
         .where(PointsEntry.advocate_id == ADVOCATE)
         .scalar_subquery(),
-        _rows_as_json(Reward, Reward.advocate_id == ADVOCATE),
+        _rows_as_json(Reward, Reward.advocate_id == ADVOCATE, newest=NESTED_LIST_MAX),
         _rows_as_json(Ask, Ask.advocate_id == ADVOCATE, IS_OPEN),
     )
 )

@@ -44,11 +44,15 @@ from graphql import (
 )
 
 from vouch.api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vouch.attribution.batching import NESTED_LIST_MAX
 
 SIZE_ARGUMENTS = ("first", "limit")
 # Lists without a size argument, at their documented cap.
 LIST_SIZES: dict[str, int] = {
     "Advocate.asks": 20,
+    "Advocate.rewards": NESTED_LIST_MAX,
+    "Referral.opportunities": NESTED_LIST_MAX,
+    "Referral.revenue": NESTED_LIST_MAX,
     "Advocate.signals": 50,
     "Query.advocateChains": 200,
 }

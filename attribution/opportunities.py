@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, rollups, webhooks
+from vouch.attribution.batching import NESTED_LIST_MAX
 from vouch.attribution.paging import Page, paginate
 from vouch.attribution.referrals import latest_referral_of_people
 from vouch.core.emails import normalize_email
@@ -530,8 +531,20 @@ async def get_opportunity(session: AsyncSession, opportunity_id: int) -> Opportu
 async def opportunities_by_referrals(
     session: AsyncSession, ids: list[int]
 ) -> dict[int, list[Opportunity]]:
+    """Each referral's ``NESTED_LIST_MAX`` most recent deals, oldest first."""
+    rank = func.row_number().over(
+        partition_by=Opportunity.referral_id, order_by=Opportunity.id.desc()
+    )
+    ranked = (
+        select(Opportunity.id, rank.label("recency"))
+        .where(Opportunity.referral_id.in_(ids))
+        .subquery()
+    )
     rows = await session.scalars(
-        select(Opportunity).where(Opportunity.referral_id.in_(ids)).order_by(Opportunity.id)
+        select(Opportunity)
+        .join(ranked, ranked.c.id == Opportunity.id)
+        .where(ranked.c.recency <= NESTED_LIST_MAX)
+        .order_by(Opportunity.id)
     )
     out: dict[int, list[Opportunity]] = {i: [] for i in ids}
     for row in rows:

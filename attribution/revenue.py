@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, opportunities, rewards, rollups, webhooks
+from vouch.attribution.batching import NESTED_LIST_MAX
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.models import Opportunity, Program, Referral, RevenueEvent
@@ -421,9 +422,20 @@ async def get_revenue_event(session: AsyncSession, event_id: int) -> RevenueEven
 async def revenue_by_referrals(
     session: AsyncSession, ids: list[int]
 ) -> dict[int, list[RevenueEvent]]:
+    """Each referral's ``NESTED_LIST_MAX`` most recent charges and refunds, oldest first."""
+    rank = func.row_number().over(
+        partition_by=RevenueEvent.referral_id,
+        order_by=(RevenueEvent.occurred_at.desc(), RevenueEvent.id.desc()),
+    )
+    ranked = (
+        select(RevenueEvent.id, rank.label("recency"))
+        .where(RevenueEvent.referral_id.in_(ids))
+        .subquery()
+    )
     rows = await session.scalars(
         select(RevenueEvent)
-        .where(RevenueEvent.referral_id.in_(ids))
+        .join(ranked, ranked.c.id == RevenueEvent.id)
+        .where(ranked.c.recency <= NESTED_LIST_MAX)
         .order_by(RevenueEvent.occurred_at, RevenueEvent.id)
     )
     out: dict[int, list[RevenueEvent]] = {i: [] for i in ids}

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import reward_rules, webhooks
-from vouch.attribution.batching import SnapshotsBy
+from vouch.attribution.batching import NESTED_LIST_MAX, SnapshotsBy
 from vouch.attribution.paging import Page, paginate
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from vouch.models import (
@@ -949,12 +949,13 @@ async def entries_by_reward(session: AsyncSession, ids: list[int]) -> dict[int, 
     return out
 
 
-_REWARDS_BY_ADVOCATES = SnapshotsBy(Reward, "advocate_id")
+_REWARDS_BY_ADVOCATES = SnapshotsBy(Reward, "advocate_id", newest=NESTED_LIST_MAX)
 _REWARDS_BY_REFERRALS = SnapshotsBy(Reward, "referral_id")
 
 
 async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
-    """Each advocate's rewards, oldest first, as read-only snapshots (the widget shows them)."""
+    """Each advocate's ``NESTED_LIST_MAX`` most recent rewards, oldest first, as read-only
+    snapshots (the widget shows them)."""
     return await _REWARDS_BY_ADVOCATES.fetch(session, ids)
 
 

@@ -106,7 +106,10 @@ class AdvocateType(Node, RowBacked):
         flt = ReferralFilter(advocate_id=self.db_id)
         return await nested_referrals(info, args, flt, latest, count)
 
-    @strawberry.field(description="Rewards the advocate earned, oldest first, with their state.")
+    @strawberry.field(
+        description="The advocate's 100 most recent rewards, oldest first, with their state; "
+        "all of them: `rewards(filter: {advocateId})`."
+    )
     def rewards(self, info: Info) -> list[RewardType]:
         if self._rewards is not None:
             return [RewardType.from_model(r) for r in self._rewards]

@@ -127,7 +127,8 @@ class ReferralType(Node, RowBacked):
     )
 
     @strawberry.field(
-        description="CRM opportunities sourced by this referral (API keys with read scope)."
+        description="The 100 most recent CRM opportunities sourced by this referral, oldest "
+        "first (read scope); all of them: `opportunities(filter: {referralId})`."
     )
     async def opportunities(self, info: Info) -> list[OpportunityType]:
         require_scope(info.context, Scope.READ)
@@ -135,7 +136,8 @@ class ReferralType(Node, RowBacked):
         return [OpportunityType.from_model(o) for o in rows]
 
     @strawberry.field(
-        description="Revenue recorded against this referral, refunds included (read scope)."
+        description="The 100 most recent revenue events of this referral, refunds included, "
+        "oldest first (read scope); the revenue reports count all of them."
     )
     async def revenue(self, info: Info) -> list[RevenueEventType]:
         require_scope(info.context, Scope.READ)

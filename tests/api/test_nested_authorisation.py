@@ -82,13 +82,16 @@ def _forbidden(body: dict[str, Any]) -> bool:
     )
 
 
-async def _widget_pages(client: Any, token: str, fields: str) -> list[dict[str, Any]]:
+async def _widget_pages(
+    client: Any, token: str, fields: str, *, link_page: int = 5
+) -> list[dict[str, Any]]:
     """The widget's own referrals, through its advocate and through its link: a first page
     (lazy, batched loaders) and a page after a cursor (the list query preloads)."""
     answers = []
+    link_query = LINK_REFERRALS.replace("first: 5", f"first: {link_page}")
     for query, connection in (
         (ME_REFERRALS, "Advocate.referrals"),
-        (LINK_REFERRALS, "ReferralLink.referrals"),
+        (link_query, "ReferralLink.referrals"),
     ):
         for after in (None, encode_cursor_before_all(connection)):
             answers.append(
@@ -121,7 +124,9 @@ async def test_a_widget_is_refused_read_scoped_referral_fields_on_every_path(
     advocate, referrals = await _world(session, codec)
     token = app.state.widget_tokens.mint(advocate.id)
     rid = encode_id("Referral", referrals[0].id)
-    answers = await _widget_pages(client, token, fields)
+    # pages of 2 through the links: 10 links x 2 referrals x 100 deals (each referral's bound)
+    # stays under the widget's cost limit, so the scope check is what refuses
+    answers = await _widget_pages(client, token, fields, link_page=2)
     answers.append(await gql(client, ONE % fields, {"id": rid}, token=token, expect_errors=True))
     answers.append(await gql(client, NODE % fields, {"id": rid}, token=token, expect_errors=True))
     for body in answers:
