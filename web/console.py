@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from vouch.advocacy.dashboard import Overview, Period, overview
 from vouch.advocacy.referral_kpis import kpi_rows
 from vouch.attribution import moderation, reports
+from vouch.attribution.integrations import events as integration_events
 from vouch.attribution.reports import ReportFilter
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError
@@ -82,6 +83,7 @@ class Console:
             Route("/console/moderation/{referral_id}", self.moderate, methods=["POST"]),
             Route("/console/export/{table}.csv", self.export, methods=["GET"]),
             Route("/console/jobs", self.jobs, methods=["GET"]),
+            Route("/console/integrations", self.integrations, methods=["GET"]),
         ]
 
     # --- session ---------------------------------------------------------------------------
@@ -254,6 +256,46 @@ class Console:
         table = [(job.name, job.description, chosen.get(job.name)) for job in JOBS]
         statuses = await job_statuses(self._session(request), table, now=utcnow())
         return self.pages.render(request, "console/jobs.html", {"user": user, "jobs": statuses})
+
+    async def integrations(self, request: Request) -> Response:
+        """HubSpot, Salesforce and Stripe: configured or not, what each sent and what Vouch did
+        with it (the same events as GraphQL ``integrationEvents``; admin keys only)."""
+        user = await self._user(request)
+        if user is None:
+            return self._to_login()
+        if "admin" not in user.scopes:
+            return Response("integrations are shown to admin keys only", status_code=403)
+        session = self._session(request)
+        wanted = request.query_params.get("provider") or None
+        try:
+            recent = await integration_events.list_events(
+                session, provider=wanted, status=None, first=50, after=None
+            )
+        except DomainError as exc:
+            return Response(exc.message, status_code=400)
+        configured = {
+            "hubspot": bool(self.settings.hubspot_client_secret),
+            "salesforce": bool(self.settings.salesforce_outbound_token),
+            "stripe": bool(self.settings.stripe_webhook_secret),
+        }
+        providers = [
+            {
+                "name": name,
+                "configured": configured[name],
+                "counts": await integration_events.event_counts(session, name),
+            }
+            for name in ("hubspot", "salesforce", "stripe")
+        ]
+        return self.pages.render(
+            request,
+            "console/integrations.html",
+            {
+                "user": user,
+                "providers": providers,
+                "events": recent.items,
+                "provider": wanted,
+            },
+        )
 
     async def export(self, request: Request) -> Response:
         user = await self._user(request)
