@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import reward_rules
@@ -52,7 +52,6 @@ from vouch.attribution.rewards import CLAW_BACK, REATTRIBUTION_FULFILLED
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Program,
-    Referral,
     RewardRule,
 )
 from vouch.models.enums import (
@@ -144,8 +143,8 @@ class _Referral:
     round: int = 0
     won_before: bool = False
     # Charges replayed so far, in order: (revenue event id, amount, currency); refunded ids.
-    charges: list[tuple[int, int, str]] = field(default_factory=list)
-    refunded: set[int] = field(default_factory=set)
+    charges: list[tuple[int, int, str]] | None = None
+    refunded: set[int] | None = None
 
 
 # One replayable event: at, kind, tie-breaker, referral, then by kind —
@@ -166,15 +165,14 @@ Event = tuple[
     int | None,
 ]
 
-# Every event of the program before :until, already in replay order: one statement, sorted by
+# Every event of the program before $2 (until), already in replay order: one statement, sorted by
 # the database, so the replay is a single pass. The engine's own approvals (reason 'auto') are
 # not decisions.
-_EVENTS = text(
-    """
+_EVENTS = """
     SELECT e.at, 0, e.id, e.referral_id, e.from_status, e.to_status,
            NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint
     FROM referral_events e JOIN referrals r ON r.id = e.referral_id
-    WHERE r.program_id = :program AND e.at < :until
+    WHERE r.program_id = $1 AND e.at < $2
     UNION ALL
     SELECT v.occurred_at, CASE WHEN v.kind = 'refund' THEN 2 ELSE 1 END, v.id, v.referral_id,
            v.currency, NULL, CASE WHEN v.kind = 'refund' THEN c.id ELSE v.amount_minor END,
@@ -182,48 +180,44 @@ _EVENTS = text(
     FROM revenue_events v JOIN referrals r ON r.id = v.referral_id
     LEFT JOIN revenue_events c
       ON v.kind = 'refund' AND c.external_id = v.data ->> 'refunds_external_id'
-    WHERE r.program_id = :program AND v.occurred_at < :until
+    WHERE r.program_id = $1 AND v.occurred_at < $2
     UNION ALL
     SELECT d.decided_at, 3, d.id, d.referral_id, NULL, NULL, d.advocate_id, NULL, NULL, NULL,
            NULL
     FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
     JOIN attribution_decisions p ON p.id = d.supersedes_id
-    WHERE r.program_id = :program AND d.decided_at < :until AND d.advocate_id <> p.advocate_id
+    WHERE r.program_id = $1 AND d.decided_at < $2 AND d.advocate_id <> p.advocate_id
     UNION ALL
     SELECT x.at, 4, x.id, w.referral_id, w.side, u.trigger, w.round, w.kind, w.trigger_ref,
            x.state, w.advocate_id
     FROM reward_entries x JOIN rewards w ON w.id = x.reward_id
     JOIN reward_rules u ON u.id = w.rule_id
-    WHERE w.program_id = :program AND x.at < :until AND x.state <> 'pending'
-      AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM :auto)
+    WHERE w.program_id = $1 AND x.at < $2 AND x.state <> 'pending'
+      AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM $3)
     ORDER BY 1, 2, 3
-    """
-)
+"""
 
 # The advocate each re-attributed referral was first credited to (the replay starts there).
-_FIRST_ADVOCATE = text(
-    """
+_FIRST_ADVOCATE = """
     SELECT DISTINCT ON (d.referral_id) d.referral_id, p.advocate_id
     FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
     JOIN attribution_decisions p ON p.id = d.supersedes_id
-    WHERE r.program_id = :program
+    WHERE r.program_id = $1
     ORDER BY d.referral_id, d.decided_at, d.id
-    """
-)
+"""
 
-# The actual ledger: each reward created before :until, with its state as of :until.
-_LEDGER = text(
-    """
+# The actual ledger: each reward created before $2 (until), with its state as of then.
+_LEDGER = """
     SELECT w.advocate_id, w.side, s.state, w.amount_minor, w.points, w.currency, w.created_at
     FROM rewards w
     JOIN LATERAL (
         SELECT x.state FROM reward_entries x
-        WHERE x.reward_id = w.id AND x.at < :until
+        WHERE x.reward_id = w.id AND x.at < $2
         ORDER BY x.at DESC, x.id DESC LIMIT 1
     ) s ON true
-    WHERE w.program_id = :program AND w.created_at < :until
-    """
-)
+    WHERE w.program_id = $1 AND w.created_at < $2
+"""
+_REFERRALS = "SELECT id, advocate_id, moderation FROM referrals WHERE program_id = $1"
 
 
 @dataclass(slots=True)
@@ -236,33 +230,30 @@ class Facts:
     actual: list[tuple[int | None, str, str, int, int, str, datetime]]
 
 
+async def _fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """Rows straight from asyncpg on the session's connection (same transaction): the
+    backtest reads millions of rows and the ORM's row objects cost more than the query.
+    asyncpg's records unpack like tuples."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    return list(await driver.fetch(sql, *args))
+
+
 async def load_facts(session: AsyncSession, program_id: int, until: datetime) -> Facts:
     """The program's recorded facts before ``until``, in five statements."""
     referrals = {
-        rid: _Referral(advocate_id=aid, moderation=mod)
-        for rid, aid, mod in (
-            await session.execute(
-                select(Referral.id, Referral.advocate_id, Referral.moderation).where(
-                    Referral.program_id == program_id
-                )
-            )
-        ).all()
+        rid: _Referral(aid, mod) for rid, aid, mod in await _fetch(session, _REFERRALS, program_id)
     }
-    for rid, aid in (await session.execute(_FIRST_ADVOCATE, {"program": program_id})).all():
+    for rid, aid in await _fetch(session, _FIRST_ADVOCATE, program_id):
         referrals[rid].advocate_id = aid
     settings = await session.scalar(select(Program.settings).where(Program.id == program_id))
     claw = (settings or {}).get(REATTRIBUTION_FULFILLED) == CLAW_BACK
-    params = {
-        "program": program_id,
-        "until": until,
-        "auto": reward_rules.AUTO_APPROVAL_REASON,
-    }
-    events: list[Event] = [
-        tuple(row)  # type: ignore[misc]
-        for row in (await session.execute(_EVENTS, params)).all()
-    ]
-    actual = [tuple(row) for row in (await session.execute(_LEDGER, params)).all()]
-    return Facts(referrals, events, claw, actual)  # type: ignore[arg-type]
+    events: list[Event] = await _fetch(
+        session, _EVENTS, program_id, until, reward_rules.AUTO_APPROVAL_REASON
+    )
+    actual = await _fetch(session, _LEDGER, program_id, until)
+    return Facts(referrals, events, claw, actual)
 
 
 # --- the replay --------------------------------------------------------------------------------
@@ -462,8 +453,9 @@ class Replay:
             if trigger != RewardTrigger.REVENUE:
                 self.evaluate(referral_id, trigger, at, only_side=side)
                 continue
-            for charge_id, amount, currency in referral.charges:
-                if charge_id not in referral.refunded:
+            refunded = referral.refunded or set()
+            for charge_id, amount, currency in referral.charges or ():
+                if charge_id not in refunded:
                     self.evaluate(
                         referral_id,
                         RewardTrigger.REVENUE,
@@ -552,6 +544,8 @@ class Replay:
                 if to_status == ReferralStatus.WON:
                     referral.won_before = True
             elif kind == _CHARGE:
+                if referral.charges is None:
+                    referral.charges = []
                 referral.charges.append((_tie, n1, s1))  # type: ignore[arg-type]
                 self.evaluate(
                     referral_id,
@@ -564,6 +558,8 @@ class Replay:
             elif kind == _REFUND:
                 engine_voids.add((referral_id, at))
                 if n1 is not None:
+                    if referral.refunded is None:
+                        referral.refunded = set()
                     referral.refunded.add(n1)
                     self.claw_back(referral_id, at, reward_ref(n1))
             elif kind == _REATTRIBUTE:
