@@ -11,6 +11,12 @@ What the replay does, event by event, mirrors the live path:
 * a referral's first event earns ``signup`` rewards; a move to qualified, opportunity or won
   earns the triggers ``lifecycle.MILESTONES`` names; a move to rejected voids its unfulfilled
   rewards; lost, churned or refunded after won claws back the rewards whose window still runs;
+* a re-win (won again after falling back from won) and a re-attribution start a new reward
+  round of the referral (``rewards.earn_again``): every milestone it stands at is earned again,
+  except where the same beneficiary still holds a live reward of that rule and trigger; a
+  re-attribution first voids the previous advocate's unpaid referrer rewards and claws back or
+  keeps the fulfilled ones as the program's ``reattribution_fulfilled`` setting says
+  (``rewards.move_credit``), and the new advocate earns as if credited from the start;
 * a charge earns ``revenue`` rewards (referenced by the charge, as ``revenue.reward_ref``); a
   refund claws back what the refunded charge earned, if its window covers the refund's date;
 * a tier ladder's ordinal, a cap's count and "already rewarded" are counted over the replayed
@@ -18,9 +24,10 @@ What the replay does, event by event, mirrors the live path:
 * with ``auto_approve_rewards`` a reward is approved when earned (or after the proposed
   holding period, unless voided first);
 * a person's decision recorded in the ledger (approve, fulfil, void) is applied to the replayed
-  reward for the same referral, side, trigger, kind and charge. Approvals the engine made
-  (reason "auto") and voids it made (at the instant of a rejection, reversal or refund of that
-  referral) are not decisions: the replay makes its own.
+  reward for the same referral, side, trigger, kind, charge, round and beneficiary. Approvals
+  the engine made (reason "auto") and voids it made (at the instant of a rejection, reversal or
+  refund of that referral, or of its re-attribution) are not decisions: the replay makes its
+  own.
 
 Times: lifecycle events at their recorded instant, charges and refunds at ``occurred_at``.
 Replaying the program's current rules reproduces its ledger (tested cent for cent).
@@ -34,17 +41,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import reward_rules
 from vouch.attribution.lifecycle import MILESTONES, REVERSALS
 from vouch.attribution.reports import ReportFilter, cost_and_roi, rate
 from vouch.attribution.revenue import reward_ref
+from vouch.attribution.rewards import CLAW_BACK, REATTRIBUTION_FULFILLED
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Program,
-    Referral,
     RewardRule,
 )
 from vouch.models.enums import (
@@ -111,7 +118,21 @@ class Policy:
 # --- facts -------------------------------------------------------------------------------------
 
 # Event kinds, in the order events at the same instant are replayed.
-_LIFECYCLE, _CHARGE, _REFUND, _DECISION = 0, 1, 2, 3
+_LIFECYCLE, _CHARGE, _REFUND, _REATTRIBUTE, _DECISION = 0, 1, 2, 3, 4
+# Reward milestones a referral's status stands for when its rewards are earned again
+# (``rewards._STANDING``), in the engine's order (``RewardTrigger``).
+_STANDING: dict[str, tuple[str, ...]] = {
+    ReferralStatus.LEAD: (RewardTrigger.SIGNUP,),
+    ReferralStatus.QUALIFIED: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
+    ReferralStatus.OPPORTUNITY: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
+    ReferralStatus.WON: (
+        RewardTrigger.SIGNUP,
+        RewardTrigger.QUALIFIED,
+        RewardTrigger.WON,
+        RewardTrigger.REVENUE,
+    ),
+}
+_TRIGGER_ORDER = {t.value: i for i, t in enumerate(RewardTrigger)}
 
 
 @dataclass(slots=True)
@@ -119,88 +140,120 @@ class _Referral:
     advocate_id: int
     moderation: str
     status: str = ReferralStatus.LEAD
+    round: int = 0
+    won_before: bool = False
+    # Charges replayed so far, in order: (revenue event id, amount, currency); refunded ids.
+    charges: list[tuple[int, int, str]] | None = None
+    refunded: set[int] | None = None
 
 
 # One replayable event: at, kind, tie-breaker, referral, then by kind —
 # lifecycle: from status, to status; charge: currency, amount; refund: refunded charge id;
-# decision: side, trigger, kind, trigger ref, state.
+# re-attribution: new advocate; decision: side, trigger, kind, trigger ref, state, round,
+# beneficiary.
 Event = tuple[
-    datetime, int, int, int, str | None, str | None, int | None, str | None, str | None, str | None
+    datetime,
+    int,
+    int,
+    int,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
 ]
 
-# Every event of the program before :until, already in replay order: one statement, sorted by
+# Every event of the program before $2 (until), already in replay order: one statement, sorted by
 # the database, so the replay is a single pass. The engine's own approvals (reason 'auto') are
 # not decisions.
-_EVENTS = text(
-    """
+_EVENTS = """
     SELECT e.at, 0, e.id, e.referral_id, e.from_status, e.to_status,
-           NULL::bigint, NULL::text, NULL::text, NULL::text
+           NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint
     FROM referral_events e JOIN referrals r ON r.id = e.referral_id
-    WHERE r.program_id = :program AND e.at < :until
+    WHERE r.program_id = $1 AND e.at < $2
     UNION ALL
     SELECT v.occurred_at, CASE WHEN v.kind = 'refund' THEN 2 ELSE 1 END, v.id, v.referral_id,
            v.currency, NULL, CASE WHEN v.kind = 'refund' THEN c.id ELSE v.amount_minor END,
-           NULL, NULL, NULL
+           NULL, NULL, NULL, NULL
     FROM revenue_events v JOIN referrals r ON r.id = v.referral_id
     LEFT JOIN revenue_events c
       ON v.kind = 'refund' AND c.external_id = v.data ->> 'refunds_external_id'
-    WHERE r.program_id = :program AND v.occurred_at < :until
+    WHERE r.program_id = $1 AND v.occurred_at < $2
     UNION ALL
-    SELECT x.at, 3, x.id, w.referral_id, w.side, u.trigger, NULL, w.kind, w.trigger_ref, x.state
+    SELECT d.decided_at, 3, d.id, d.referral_id, NULL, NULL, d.advocate_id, NULL, NULL, NULL,
+           NULL
+    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
+    JOIN attribution_decisions p ON p.id = d.supersedes_id
+    WHERE r.program_id = $1 AND d.decided_at < $2 AND d.advocate_id <> p.advocate_id
+    UNION ALL
+    SELECT x.at, 4, x.id, w.referral_id, w.side, u.trigger, w.round, w.kind, w.trigger_ref,
+           x.state, w.advocate_id
     FROM reward_entries x JOIN rewards w ON w.id = x.reward_id
     JOIN reward_rules u ON u.id = w.rule_id
-    WHERE w.program_id = :program AND x.at < :until AND x.state <> 'pending'
-      AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM :auto)
+    WHERE w.program_id = $1 AND x.at < $2 AND x.state <> 'pending'
+      AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM $3)
     ORDER BY 1, 2, 3
-    """
-)
+"""
 
-# The actual ledger: each reward created before :until, with its state as of :until.
-_LEDGER = text(
-    """
+# The advocate each re-attributed referral was first credited to (the replay starts there).
+_FIRST_ADVOCATE = """
+    SELECT DISTINCT ON (d.referral_id) d.referral_id, p.advocate_id
+    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
+    JOIN attribution_decisions p ON p.id = d.supersedes_id
+    WHERE r.program_id = $1
+    ORDER BY d.referral_id, d.decided_at, d.id
+"""
+
+# The actual ledger: each reward created before $2 (until), with its state as of then.
+_LEDGER = """
     SELECT w.advocate_id, w.side, s.state, w.amount_minor, w.points, w.currency, w.created_at
     FROM rewards w
     JOIN LATERAL (
         SELECT x.state FROM reward_entries x
-        WHERE x.reward_id = w.id AND x.at < :until
+        WHERE x.reward_id = w.id AND x.at < $2
         ORDER BY x.at DESC, x.id DESC LIMIT 1
     ) s ON true
-    WHERE w.program_id = :program AND w.created_at < :until
-    """
-)
+    WHERE w.program_id = $1 AND w.created_at < $2
+"""
+_REFERRALS = "SELECT id, advocate_id, moderation FROM referrals WHERE program_id = $1"
 
 
 @dataclass(slots=True)
 class Facts:
     referrals: dict[int, _Referral]
     events: list[Event]
+    # The program's ``reattribution_fulfilled`` is CLAW_BACK.
+    claw_back_on_reattribution: bool
     # The ledger: advocate, side, state (as of ``until``), amount, points, currency, created.
     actual: list[tuple[int | None, str, str, int, int, str, datetime]]
 
 
+async def _fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """Rows straight from asyncpg on the session's connection (same transaction): the
+    backtest reads millions of rows and the ORM's row objects cost more than the query.
+    asyncpg's records unpack like tuples."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    return list(await driver.fetch(sql, *args))
+
+
 async def load_facts(session: AsyncSession, program_id: int, until: datetime) -> Facts:
-    """The program's recorded facts before ``until``, in three statements."""
+    """The program's recorded facts before ``until``, in five statements."""
     referrals = {
-        rid: _Referral(advocate_id=aid, moderation=mod)
-        for rid, aid, mod in (
-            await session.execute(
-                select(Referral.id, Referral.advocate_id, Referral.moderation).where(
-                    Referral.program_id == program_id
-                )
-            )
-        ).all()
+        rid: _Referral(aid, mod) for rid, aid, mod in await _fetch(session, _REFERRALS, program_id)
     }
-    params = {
-        "program": program_id,
-        "until": until,
-        "auto": reward_rules.AUTO_APPROVAL_REASON,
-    }
-    events: list[Event] = [
-        tuple(row)  # type: ignore[misc]
-        for row in (await session.execute(_EVENTS, params)).all()
-    ]
-    actual = [tuple(row) for row in (await session.execute(_LEDGER, params)).all()]
-    return Facts(referrals, events, actual)  # type: ignore[arg-type]
+    for rid, aid in await _fetch(session, _FIRST_ADVOCATE, program_id):
+        referrals[rid].advocate_id = aid
+    settings = await session.scalar(select(Program.settings).where(Program.id == program_id))
+    claw = (settings or {}).get(REATTRIBUTION_FULFILLED) == CLAW_BACK
+    events: list[Event] = await _fetch(
+        session, _EVENTS, program_id, until, reward_rules.AUTO_APPROVAL_REASON
+    )
+    actual = await _fetch(session, _LEDGER, program_id, until)
+    return Facts(referrals, events, claw, actual)
 
 
 # --- the replay --------------------------------------------------------------------------------
@@ -217,6 +270,8 @@ class SimReward:
     points: int
     created_at: datetime
     clawback_until: datetime
+    round: int = 0
+    held_until: datetime | None = None
     state: str = RewardState.PENDING
     approve_at: datetime | None = None
 
@@ -237,6 +292,7 @@ class Replay:
 
     policy: Policy
     referrals: dict[int, _Referral]
+    claw_back_on_reattribution: bool = False
     rewards: list[SimReward] = field(default_factory=list)
     by_referral: dict[int, list[SimReward]] = field(default_factory=lambda: defaultdict(list))
     # (advocate, trigger, side, kind) -> referral -> non-voided rewards: the ladder ordinals
@@ -247,7 +303,7 @@ class Replay:
     capped: dict[tuple[int, int | None], list[SimReward]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    earned: set[tuple[int, int, str]] = field(default_factory=set)
+    earned: set[tuple[int, int, str, int]] = field(default_factory=set)
     # trigger -> (side, kind, ladder, tier picked per ordinal)
     ladders: dict[str, list[tuple[str, str, list[PolicyRule], dict[int, PolicyRule | None]]]] = (
         field(default_factory=dict)
@@ -285,6 +341,7 @@ class Replay:
         base_amount_minor: int | None = None,
         base_currency: str | None = None,
         trigger_ref: str = "",
+        only_side: str | None = None,
     ) -> None:
         """``rewards.on_referral_event``, over the replayed rewards."""
         ladders = self.ladders.get(trigger)
@@ -292,6 +349,8 @@ class Replay:
         if not ladders or reward_rules.earns_nothing(referral.status, referral.moderation):
             return
         for side, kind, ladder, tiers in ladders:
+            if only_side is not None and side != only_side:
+                continue
             counts = self.ladder.get((referral.advocate_id, trigger, side, kind), {})
             ordinal = len(counts) - (referral_id in counts) + 1
             if ordinal not in tiers:  # pick_tier is pure: remembered per ladder and ordinal
@@ -320,20 +379,31 @@ class Replay:
                     self.fixed[rule.id] = earned
             if isinstance(earned, str):
                 continue
-            key = (rule.id, referral_id, earned.trigger_ref)
+            key = (rule.id, referral_id, earned.trigger_ref, referral.round)
             if key in self.earned:
+                continue
+            beneficiary = referral.advocate_id if side == RewardSide.REFERRER else None
+            if referral.round > 0 and any(  # rewards._live_elsewhere
+                r.rule.id == rule.id
+                and r.trigger_ref == earned.trigger_ref
+                and r.advocate_id == beneficiary
+                and r.state != RewardState.VOIDED
+                for r in self.by_referral.get(referral_id, ())
+            ):
                 continue
             self.earned.add(key)
             reward = SimReward(
                 rule=rule,
                 referral_id=referral_id,
-                advocate_id=referral.advocate_id if side == RewardSide.REFERRER else None,
+                advocate_id=beneficiary,
                 trigger_ref=earned.trigger_ref,
                 amount_minor=earned.amount_minor,
                 currency=earned.currency,
                 points=earned.points,
                 created_at=at,
                 clawback_until=reward_rules.clawback_until(rule, at),
+                round=referral.round,
+                held_until=at + timedelta(days=rule.holding_days) if rule.holding_days else None,
             )
             if self.policy.auto_approve and referral.moderation in (
                 ModerationState.CLEAR,
@@ -358,17 +428,78 @@ class Replay:
         for r in self.by_referral.get(referral_id, ()):
             if (
                 r.state != RewardState.VOIDED
-                and r.clawback_until >= at
+                and (
+                    r.clawback_until >= at
+                    or (
+                        r.held_until is not None
+                        and r.held_until >= at
+                        and r.state_at(at) == RewardState.PENDING
+                    )
+                )
                 and (trigger_ref is None or r.trigger_ref == trigger_ref)
             ):
                 self._void(r)
 
+    def earn_again(
+        self, referral_id: int, at: datetime, side: str | None = None, also: Sequence[str] = ()
+    ) -> None:
+        """``rewards.earn_again``: a new round earns every milestone the referral stands at
+        (revenue shares per charge not refunded), as if its advocate had been credited from
+        the start."""
+        referral = self.referrals[referral_id]
+        referral.round += 1
+        triggers = set(_STANDING.get(referral.status, ())) | set(also)
+        for trigger in sorted(triggers, key=_TRIGGER_ORDER.__getitem__):
+            if trigger != RewardTrigger.REVENUE:
+                self.evaluate(referral_id, trigger, at, only_side=side)
+                continue
+            refunded = referral.refunded or set()
+            for charge_id, amount, currency in referral.charges or ():
+                if charge_id not in refunded:
+                    self.evaluate(
+                        referral_id,
+                        RewardTrigger.REVENUE,
+                        at,
+                        base_amount_minor=amount,
+                        base_currency=currency,
+                        trigger_ref=reward_ref(charge_id),
+                        only_side=side,
+                    )
+
+    def move_credit(self, referral_id: int, advocate_id: int, at: datetime) -> None:
+        """``rewards.move_credit``: void the previous advocate's unpaid referrer rewards, claw
+        back (or keep, held for review) the fulfilled ones, then earn again for the new one."""
+        referral = self.referrals[referral_id]
+        previous = referral.advocate_id
+        reached: set[str] = set()
+        for r in self.by_referral.get(referral_id, ()):
+            if r.advocate_id != previous or r.rule.side != RewardSide.REFERRER:
+                continue
+            state = r.state_at(at)
+            if state == RewardState.VOIDED:
+                continue
+            reached.add(r.rule.trigger)
+            if state != RewardState.FULFILLED or (
+                self.claw_back_on_reattribution and at <= r.clawback_until
+            ):
+                self._void(r)
+        referral.advocate_id = advocate_id
+        self.earn_again(referral_id, at, side=RewardSide.REFERRER, also=sorted(reached))
+
     def decide(
-        self, referral_id: int, key: tuple[str, str, str, str], state: str, at: datetime
+        self,
+        referral_id: int,
+        key: tuple[str, str, str, str],
+        state: str,
+        at: datetime,
+        round_: int | None = None,
+        beneficiary: int | None = None,
     ) -> None:
         """Apply a person's recorded approve, fulfil or void to the matching replayed reward."""
         for r in self.by_referral.get(referral_id, ()):
             if (r.rule.side, r.rule.trigger, r.rule.kind, r.trigger_ref) != key:
+                continue
+            if (round_ is not None and r.round != round_) or r.advocate_id != beneficiary:
                 continue
             current = r.state_at(at)
             if state == RewardState.APPROVED and current == RewardState.PENDING:
@@ -386,7 +517,7 @@ class Replay:
         # The instants at which the engine itself voided a referral's rewards: a recorded void
         # then is the engine's, not a person's (the replay makes, or does not make, its own).
         engine_voids: set[tuple[int, datetime]] = set()
-        for at, kind, _tie, referral_id, s1, s2, n1, s3, s4, s5 in facts.events:
+        for at, kind, _tie, referral_id, s1, s2, n1, s3, s4, s5, n2 in facts.events:
             referral = self.referrals.get(referral_id)
             if referral is None:
                 continue
@@ -401,10 +532,21 @@ class Replay:
                 elif to_status in REVERSALS and from_status == ReferralStatus.WON:
                     engine_voids.add((referral_id, at))
                     self.claw_back(referral_id, at)
+                elif (
+                    to_status == ReferralStatus.WON
+                    and from_status in (ReferralStatus.LOST, ReferralStatus.OPPORTUNITY)
+                    and referral.won_before
+                ):
+                    self.earn_again(referral_id, at)  # a reopened deal won again
                 else:
                     for trigger in MILESTONES.get(to_status, ()):  # type: ignore[arg-type]
                         self.evaluate(referral_id, trigger, at)
+                if to_status == ReferralStatus.WON:
+                    referral.won_before = True
             elif kind == _CHARGE:
+                if referral.charges is None:
+                    referral.charges = []
+                referral.charges.append((_tie, n1, s1))  # type: ignore[arg-type]
                 self.evaluate(
                     referral_id,
                     RewardTrigger.REVENUE,
@@ -416,12 +558,19 @@ class Replay:
             elif kind == _REFUND:
                 engine_voids.add((referral_id, at))
                 if n1 is not None:
+                    if referral.refunded is None:
+                        referral.refunded = set()
+                    referral.refunded.add(n1)
                     self.claw_back(referral_id, at, reward_ref(n1))
+            elif kind == _REATTRIBUTE:
+                engine_voids.add((referral_id, at))
+                if n1 is not None and n1 != referral.advocate_id:
+                    self.move_credit(referral_id, n1, at)
             else:
                 # A decision row has side, trigger, kind, trigger ref and state (NOT NULL).
                 if s5 == RewardState.VOIDED and (referral_id, at) in engine_voids:
                     continue
-                self.decide(referral_id, (s1, s2, s3, s4), s5, at)  # type: ignore[arg-type]
+                self.decide(referral_id, (s1, s2, s3, s4), s5, at, n1, n2)  # type: ignore[arg-type]
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -545,7 +694,7 @@ async def backtest(
     if auto_approve is None:
         auto_approve = bool(program.settings.get("auto_approve_rewards"))
     policy = Policy(rules=tuple(rules), auto_approve=auto_approve)
-    replay = Replay(policy, facts.referrals)
+    replay = Replay(policy, facts.referrals, facts.claw_back_on_reattribution)
     replay.run(facts)
     simulated = [
         (

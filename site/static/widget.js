@@ -19,7 +19,8 @@
 
   var QUERY = "query VouchWidget { me { firstName referralCount points " +
     "links { code channel shareUrl clickCount referralCount } " +
-    "rewards { amountMinor currency state kind } nextAsk { type moment status } } }";
+    "rewards { amountMinor currency state kind } nextAsk { type moment status } " +
+    "referralPrompt { show reason } } }";
   var CHANNELS = [["email", "Email"], ["linkedin", "LinkedIn"], ["x", "X"], ["whatsapp", "WhatsApp"], ["sms", "SMS"]];
   var ASKS = {
     review: "Would you write a short review?", testimonial: "Would you share a testimonial?",
@@ -92,10 +93,35 @@
     root.appendChild(css);
     var box = el("section", "vw"); box.setAttribute("aria-label", "Refer a friend");
     root.appendChild(box);
-    box.appendChild(el("h2", "vw-title", "Share and earn" + (me.firstName ? ", " + me.firstName : "")));
-    var link = (me.links || []).filter(function (l) { return l.channel === "direct"; })[0] || (me.links || [])[0];
-    if (!link) { box.appendChild(el("p", "vw-muted", "You have no share link yet.")); return; }
+    // `me.referralPrompt.show` is false while a holdout experiment withholds the referral
+    // call to action: no title inviting to share, no link, no channels, no referral ask and no
+    // share events; the advocate's own stats stay. Nothing is said about why (the reason is for
+    // the product, not the advocate). An API without the field means "show".
+    var prompt = !(me.referralPrompt && me.referralPrompt.show === false);
+    target.setAttribute("data-vouch-prompt", prompt ? "shown" : "hidden");
+    if (prompt) {
+      box.appendChild(el("h2", "vw-title", "Share and earn" + (me.firstName ? ", " + me.firstName : "")));
+      var link = (me.links || []).filter(function (l) { return l.channel === "direct"; })[0] || (me.links || [])[0];
+      if (!link) { box.appendChild(el("p", "vw-muted", "You have no share link yet.")); return; }
+      shareBlock(box, link, me.firstName);
+    } else {
+      box.setAttribute("aria-label", "Your rewards");
+      box.appendChild(el("h2", "vw-title", "Your rewards" + (me.firstName ? ", " + me.firstName : "")));
+    }
+    statsBlock(box, me);
+    if (me.nextAsk) {
+      var askType = String(me.nextAsk.type).toLowerCase();  // the AskType enum: REVIEW, ...
+      if (prompt || askType !== "referral_invite") {
+        var ask = el("p", "vw-ask", ASKS[askType] || "We have a small favour to ask.");
+        ask.setAttribute("data-ask", askType);
+        box.appendChild(ask);
+      }
+    }
+    target.setAttribute("data-vouch-ready", "true");
+    if (prompt) { track("page_opened"); }
+  }
 
+  function shareBlock(box, link, firstName) {
     var row = el("div", "vw-copy");
     var input = el("input"); input.type = "text"; input.readOnly = true; input.value = link.shareUrl;
     input.setAttribute("aria-label", "Your share link");
@@ -108,14 +134,16 @@
     var channels = el("div", "vw-channels");
     CHANNELS.forEach(function (c) {
       var a = el("a", "vw-channel", c[1]);
-      a.href = shareHref(c[0], withChannel(link.shareUrl, c[0]), me.firstName);
+      a.href = shareHref(c[0], withChannel(link.shareUrl, c[0]), firstName);
       a.target = "_blank"; a.rel = "noopener noreferrer";
       a.setAttribute("data-channel", c[0]);
       a.addEventListener("click", function () { track("channel_chosen", c[0]); });
       channels.appendChild(a);
     });
     box.appendChild(channels);
+  }
 
+  function statsBlock(box, me) {
     var earned = {};
     (me.rewards || []).forEach(function (r) {
       if (r.state !== "voided") { earned[r.currency] = (earned[r.currency] || 0) + r.amountMinor; }
@@ -130,15 +158,6 @@
         stats.appendChild(cell);
       });
     box.appendChild(stats);
-
-    if (me.nextAsk) {
-      var askType = String(me.nextAsk.type).toLowerCase();  // the AskType enum: REVIEW, ...
-      var ask = el("p", "vw-ask", ASKS[askType] || "We have a small favour to ask.");
-      ask.setAttribute("data-ask", askType);
-      box.appendChild(ask);
-    }
-    target.setAttribute("data-vouch-ready", "true");
-    track("page_opened");
   }
 
   gql(QUERY).then(function (body) {

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from tests.api.builders import make_referral
 from tests.factories import make_advocate, make_link, make_program, make_reward_rule
 from vouch.advocacy.demo import seed_demo_data
-from vouch.attribution import lifecycle, rewards
+from vouch.attribution import chain, lifecycle, rewards
 from vouch.attribution.backtest import PolicyRule, backtest
 from vouch.attribution.reports import ReportFilter, cost_and_roi
 from vouch.attribution.revenue import RevenueData, record_revenue
@@ -76,12 +76,19 @@ async def test_current_rules_reproduce_the_demo_ledger(session, codec):
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-async def _generated(session, codec, seed: int):
+async def _generated(session, codec, seed: int, *, rounds: str | None = None):
     """Referrals driven through the live path: signups, milestones, rejections, reversals,
     charges and refunds, manual approvals, fulfilments and voids, under tiered, capped,
-    two-sided, fixed and percentage rules with auto-approval."""
+    two-sided, fixed and percentage rules with auto-approval.
+
+    With ``rounds`` (the program's ``reattribution_fulfilled``: HOLD_FOR_REVIEW or CLAW_BACK)
+    deals are also reopened and won again, and referrals are re-attributed to another advocate
+    (some twice, some back), both starting new reward rounds."""
     rng = random.Random(seed)
-    program = await make_program(session, settings={"auto_approve_rewards": True})
+    settings: dict[str, Any] = {"auto_approve_rewards": True}
+    if rounds is not None:
+        settings["reattribution_fulfilled"] = rounds
+    program = await make_program(session, settings=settings)
     await make_reward_rule(session, program=program, trigger="signup", amount_minor=500)
     await make_reward_rule(
         session,
@@ -124,9 +131,18 @@ async def _generated(session, codec, seed: int):
         if pending and rng.random() < 0.5:
             plan.append((at + timedelta(hours=1), len(plan), "reject", n, ()))
             continue
-        path = rng.choice(
-            [["qualified"], ["qualified", "won"], ["opportunity", "won", "lost"], ["won"], []]
-        )
+        paths = [["qualified"], ["qualified", "won"], ["opportunity", "won", "lost"], ["won"], []]
+        if rounds is not None:
+            paths += [
+                ["opportunity", "won", "lost", "won"],
+                ["won", "lost", "opportunity", "won"],
+                ["qualified", "won", "lost", "won", "lost", "won"],
+            ]
+            first = at
+            for k in range(rng.choice([0, 0, 1, 1, 2])):
+                moved = first + timedelta(days=rng.randint(0, 40), minutes=3 + k)
+                plan.append((moved, len(plan), "reattribute", n, (rng.choice(links),)))
+        path = rng.choice(paths)
         for status in path:
             at += timedelta(days=rng.randint(1, 6), minutes=n)
             plan.append((at, len(plan), "status", n, (status,)))
@@ -152,9 +168,29 @@ async def _generated(session, codec, seed: int):
             await lifecycle.on_referral_created(
                 session, referral, source="landing", actor=None, now=at
             )
+            # As a claim does: the first attribution decision.
+            await chain.record_decision(
+                session, referral, evidence="click", actor="landing", reason="", now=at
+            )
             continue
         referral = referrals[n]
-        if action == "reject":
+        if action == "reattribute":
+            link = args[0]
+            if referral.status == "rejected" or (
+                link.id == referral.link_id and link.advocate_id == referral.advocate_id
+            ):
+                continue
+            await chain.reattribute(
+                session,
+                referral.id,
+                link_id=link.id,
+                evidence="manual",
+                actor="ops",
+                reason="the friend names another advocate",
+                now=at,
+            )
+            await session.refresh(referral)
+        elif action == "reject":
             referral.moderation = ModerationState.REJECTED
             await lifecycle.transition(
                 session, referral.id, "rejected", source="moderation", actor="ops", now=at
@@ -225,6 +261,35 @@ async def test_current_rules_reproduce_a_generated_ledger_cent_for_cent(session,
         states = {b.key for b in result.actual.by_state}
         assert states >= {"approved", "voided"}
     assert total > 0
+
+
+async def test_rounds_of_reattribution_and_rewinning_are_replayed_cent_for_cent(session, codec):
+    """Re-won deals and re-attributed referrals (fulfilled rewards held for review, or clawed
+    back) start new reward rounds; replaying the current rules reproduces that ledger."""
+    total = reattributed = rounds_seen = 0
+    for seed, setting in ((11, "HOLD_FOR_REVIEW"), (12, "CLAW_BACK"), (13, "CLAW_BACK")):
+        program = await _generated(session, codec, seed, rounds=setting)
+        for since, until in (
+            (T0.date(), (T0 + timedelta(days=200)).date()),
+            ((T0 + timedelta(days=20)).date(), (T0 + timedelta(days=50)).date()),
+        ):
+            result = await backtest(session, program.id, None, since=since, until=until)
+            _assert_same(result)
+        total += sum(b.count for b in result.actual.by_state)
+        reattributed += await session.scalar(
+            select(func.count())
+            .select_from(RewardEntry)
+            .join(Reward, Reward.id == RewardEntry.reward_id)
+            .where(Reward.program_id == program.id, RewardEntry.reason == rewards.REATTRIBUTED)
+        )
+        rounds_seen += await session.scalar(
+            select(func.count()).where(Reward.program_id == program.id, Reward.round > 0)
+        )
+    # The data really has what the test is about: rewards voided by re-attribution and rewards
+    # earned in later rounds.
+    assert total > 0
+    assert reattributed > 0
+    assert rounds_seen > 0
 
 
 async def test_another_policy_is_costed_and_nothing_is_written(session, codec):

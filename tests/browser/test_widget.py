@@ -156,3 +156,96 @@ def test_widget_demo_page_needs_a_valid_token(live_server, browser):
     response = httpx.get(f"{live_server.url}/widget/demo?token=forged", timeout=5)
     assert response.status_code == 400
     assert "vouch demo" in response.text
+
+
+def seed_experiment(database_url: str, codec: LinkCodec) -> tuple[int, int]:
+    """One program running a holdout experiment: one advocate held out, one treated."""
+
+    async def run(engine) -> tuple[int, int]:
+        from vouch.core.clock import utcnow
+        from vouch.models import Experiment, ExperimentAssignment
+
+        factory = async_sessionmaker(engine, class_=SerialSession, expire_on_commit=False)
+        async with factory() as s:
+            program = await make_program(s, name="Acme")
+            held = await make_advocate(s, first_name="Hana", email="hana@example.com")
+            treated = await make_advocate(s, first_name="Tom", email="tom@example.com")
+            for person in (held, treated):
+                await make_link(s, codec, advocate=person, program=program)
+            experiment = Experiment(
+                program_id=program.id, name="Q1", holdout_bps=5000, started_at=utcnow()
+            )
+            s.add(experiment)
+            await s.flush()
+            for person, arm in ((held, "holdout"), (treated, "treatment")):
+                s.add(
+                    ExperimentAssignment(
+                        experiment_id=experiment.id,
+                        advocate_id=person.id,
+                        arm=arm,
+                        stratum=1,
+                        hash_key="0" * 16,
+                        assigned_at=utcnow(),
+                    )
+                )
+            await s.commit()
+            return held.id, treated.id
+
+    held, treated = with_engine(database_url, run)
+    return int(held), int(treated)
+
+
+def test_widget_hides_the_referral_prompt_from_a_holdout_advocate(
+    two_origins, browser, database_url, settings
+):
+    from selenium.webdriver.common.by import By
+
+    vouch, shop, app, page = two_origins
+    held, treated = seed_experiment(
+        database_url, LinkCodec(settings.resolved_hashid_salt(), settings.hashid_min_length)
+    )
+
+    def open_widget(advocate_id: int):
+        token = app.state.widget_tokens.mint(advocate_id)
+        page["html"] = (
+            '<!doctype html><html><body><h1>Shop</h1><div id="vouch-widget"></div>'
+            f'<script src="{vouch}/static/widget.js" data-token="{token}" '
+            'data-target="#vouch-widget"></script></body></html>'
+        ).encode()
+        browser.get(f"{shop}/account?a={advocate_id}")
+        return wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#vouch-widget[data-vouch-ready]")
+        )[0]
+
+    host = open_widget(treated)
+    assert host.get_attribute("data-vouch-prompt") == "shown"
+    root = host.shadow_root
+    assert root.find_element(By.CSS_SELECTOR, ".vw-title").text == "Share and earn, Tom"
+    assert "/r/" in root.find_element(By.CSS_SELECTOR, "input").get_attribute("value")
+    assert len(root.find_elements(By.CSS_SELECTOR, "a.vw-channel")) == 5
+
+    def kinds(advocate_id: int) -> set[str]:
+        rows = query(
+            database_url, select(ShareEvent.kind).where(ShareEvent.advocate_id == advocate_id)
+        )
+        return {k for (k,) in rows}
+
+    wait_for(lambda: "page_opened" in kinds(treated))
+
+    host = open_widget(held)
+    assert host.get_attribute("data-vouch-prompt") == "hidden"
+    root = host.shadow_root
+    # No call to action at all: no link, no copy button, no channels, no invitation to share,
+    # and nothing that tells the advocate about the experiment.
+    assert root.find_elements(By.CSS_SELECTOR, "input, button, a.vw-channel, .vw-status") == []
+    assert root.find_element(By.CSS_SELECTOR, ".vw-title").text == "Your rewards, Hana"
+    text = root.find_element(By.CSS_SELECTOR, "section.vw").text.lower()
+    for word in ("share", "invite", "refer", "experiment", "holdout"):
+        assert word not in text
+    stats = {
+        d.get_attribute("data-stat"): d.find_element(By.TAG_NAME, "dd").text
+        for d in root.find_elements(By.CSS_SELECTOR, "[data-stat]")
+    }
+    assert stats["friends"] == "0"
+    time.sleep(0.5)  # no page_opened is recorded for a widget that showed no prompt
+    assert kinds(held) == set()
