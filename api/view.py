@@ -32,7 +32,7 @@ from vouch.access.api_keys import authenticate_cached
 from vouch.api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
 from vouch.core.codes import LinkCodec
 from vouch.core.errors import DomainError
-from vouch.core.security import API_KEY_PREFIX, TokenError, WidgetTokens
+from vouch.core.security import API_KEY_PREFIX, TokenError, WidgetTokens, bearer
 from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 
@@ -220,10 +220,9 @@ class VouchGraphQL(GraphQL[Context, None]):
         session = self.sessions.get(request.scope.setdefault("state", {}))
         principal: Principal = None
         auth_error: str | None = None
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        token = token.strip()
-        if auth and (scheme.lower() != "bearer" or not token):
+        credential = bearer(request.headers.get("authorization"))
+        token = credential.token or ""
+        if credential.sent and credential.token is None:
             auth_error = "send credentials as 'Authorization: Bearer <api key or widget token>'"
         elif token.startswith(API_KEY_PREFIX):
             key = await authenticate_cached(session, token)

@@ -63,6 +63,24 @@ def sign(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """What an ``Authorization`` header holds: whether one was sent, and its credential when it
+    is ``Bearer <credential>`` (the scheme in any case; ``None`` for any other form)."""
+
+    sent: bool
+    token: str | None
+
+
+def bearer(authorization: str | None) -> Bearer:
+    """The one reading of ``Authorization`` every surface uses (GraphQL, REST, CSV)."""
+    if not authorization:
+        return Bearer(sent=False, token=None)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return Bearer(sent=True, token=token if scheme.lower() == "bearer" and token else None)
+
+
 def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

@@ -25,6 +25,7 @@ from vouch.attribution.redemptions import (
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
+from vouch.core.security import bearer
 from vouch.core.sessions import RequestSessions
 from vouch.models import Conversion, OfferRedemption
 from vouch.models.enums import Scope
@@ -85,8 +86,8 @@ class RedemptionApi:
     ) -> tuple[AsyncSession, dict[str, Any], str, str] | JSONResponse:
         """Authenticate, read the idempotency key and the JSON body; or the error answer."""
         session = self.sessions.get(request.scope.setdefault("state", {}))
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        key = await authenticate(session, token.strip()) if scheme.lower() == "bearer" else None
+        token = bearer(request.headers.get("authorization")).token
+        key = await authenticate(session, token) if token else None
         if key is None:
             return _error("UNAUTHENTICATED", "send 'Authorization: Bearer <api key>'", 401)
         await session.commit()  # persist last_used_at; ends the auth transaction

@@ -23,6 +23,7 @@ from vouch.api.ids import decode_id
 from vouch.attribution import reports
 from vouch.attribution.reports import ReportFilter
 from vouch.core.errors import DomainError, ValidationFailed
+from vouch.core.security import bearer
 from vouch.models.enums import Scope
 
 
@@ -45,8 +46,8 @@ def _date(value: str | None, field: str) -> date | None:
 
 async def report_csv(request: Request) -> Response:
     session = request.app.state.sessions.get(request.scope.setdefault("state", {}))
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    key = await authenticate(session, token.strip()) if scheme.lower() == "bearer" else None
+    token = bearer(request.headers.get("authorization")).token
+    key = await authenticate(session, token) if token else None
     await session.commit()  # persist last_used_at; the report itself only reads
     if key is None or not ({Scope.READ, Scope.WRITE, Scope.ADMIN} & set(key.scopes)):
         return JSONResponse(

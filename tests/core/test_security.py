@@ -35,3 +35,17 @@ def test_forged_and_foreign_tokens_are_refused_every_time() -> None:
             with pytest.raises(TokenError, match="not valid"):
                 tokens.verify(bad)
     assert tokens.verify(token) == 7
+
+
+def test_one_reading_of_the_authorization_header():
+    from vouch.core.security import Bearer, bearer
+
+    assert bearer(None) == Bearer(sent=False, token=None)
+    assert bearer("") == Bearer(sent=False, token=None)
+    assert bearer("Bearer vk_abc") == Bearer(sent=True, token="vk_abc")
+    assert bearer("bearer   vk_abc  ") == Bearer(sent=True, token="vk_abc")
+    assert bearer("BEARER wt.token") == Bearer(sent=True, token="wt.token")
+    assert bearer("Basic dXNlcjpwYXNz") == Bearer(sent=True, token=None)
+    assert bearer("Bearer") == Bearer(sent=True, token=None)
+    assert bearer("Bearer    ") == Bearer(sent=True, token=None)
+    assert bearer("vk_abc") == Bearer(sent=True, token=None)
