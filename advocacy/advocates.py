@@ -14,14 +14,14 @@ from sqlalchemy import bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.erasure import erased_key
-from vouch.attribution.paging import Page, paginate
+from vouch.core.batching import any_ids, ids_params
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from vouch.core.paging import Page, paginate
 from vouch.core.raw_select import RawSelect
+from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, Referral, ReferralLink
-from vouch.models.snapshot import snapshot_class
 
 MAX_IMPORT_ROWS = 1_000
 

@@ -30,8 +30,7 @@ from vouch.advocacy import experiments, moments
 from vouch.advocacy.actions import RecordedAction, check_url, create_action
 from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.advocacy.signals import signals_of
-from vouch.attribution.batching import SnapshotsBy
-from vouch.attribution.paging import Page, paginate
+from vouch.core.batching import SnapshotsBy
 from vouch.core.choices import parse_choice
 from vouch.core.errors import (
     Conflict,
@@ -41,6 +40,7 @@ from vouch.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from vouch.core.paging import Page, paginate
 from vouch.models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
 from vouch.models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
 

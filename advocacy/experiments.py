@@ -626,14 +626,45 @@ class ReferralPrompt:
     experiment_id: int | None
 
 
+def prompt_withheld_by(experiment_id: int | None, name: str | None) -> ReferralPrompt:
+    """The prompt, hidden by the experiment ``experiment_id`` (named ``name``), or shown."""
+    if experiment_id is None:
+        return ReferralPrompt(show=True, reason=None, experiment_id=None)
+    return ReferralPrompt(
+        show=False,
+        reason="experiment_holdout: this advocate is in the holdout of the experiment "
+        f"'{name}', which withholds the referral prompt",
+        experiment_id=experiment_id,
+    )
+
+
+def prompt_holdout_json(advocate_id: Any) -> Any:
+    """A scalar subquery: ``[id, name]`` of the first running experiment (by program) that holds
+    ``advocate_id`` out with the referral prompt withheld, else NULL (the widget's one-statement
+    load reads it; ``referral_prompt`` answers the same)."""
+    return (
+        select(func.json_build_array(Experiment.id, Experiment.name))
+        .join(
+            ExperimentAssignment,
+            and_(
+                ExperimentAssignment.experiment_id == Experiment.id,
+                ExperimentAssignment.advocate_id == advocate_id,
+            ),
+        )
+        .where(
+            Experiment.status == ExperimentStatus.RUNNING,
+            ExperimentAssignment.arm == ExperimentGroup.HOLDOUT,
+            Experiment.withhold_widget_prompt.is_(True),
+        )
+        .order_by(Experiment.program_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 async def referral_prompt(session: AsyncSession, advocate_id: int) -> ReferralPrompt:
     """Hidden while a running experiment holds the advocate out with the prompt withheld."""
     for holdout in await holdouts_of(session, advocate_id):
         if holdout.withhold_widget_prompt:
-            return ReferralPrompt(
-                show=False,
-                reason="experiment_holdout: this advocate is in the holdout of the experiment "
-                f"'{holdout.experiment_name}', which withholds the referral prompt",
-                experiment_id=holdout.experiment_id,
-            )
-    return ReferralPrompt(show=True, reason=None, experiment_id=None)
+            return prompt_withheld_by(holdout.experiment_id, holdout.experiment_name)
+    return prompt_withheld_by(None, None)

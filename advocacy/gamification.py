@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.rewards import POINTS_BADGE_AT, POINTS_BADGE_CODE
+from vouch.core.batching import any_ids, ids_params
 from vouch.core.errors import ValidationFailed
 from vouch.core.raw_select import RawSelect
 from vouch.models import AdvocacyAction, Advocate, AdvocateBadge, PointsEntry, Program

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.landing import announce_landing_change
-from vouch.attribution.paging import Page, paginate
+from vouch.core.batching import any_ids, ids_params
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
+from vouch.core.paging import Page, paginate
 from vouch.models import Program, RewardRule
 from vouch.models.enums import (
     AttributionModel,

@@ -24,9 +24,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.scoring import rescore_advocates
-from vouch.attribution.paging import Page, paginate
 from vouch.core.choices import parse_choice
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.paging import Page, paginate
 from vouch.models import Advocate, Signal
 from vouch.models.enums import SignalKind
 

@@ -4,6 +4,7 @@ asks (from which the next ask is picked)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +13,13 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.asks import IS_OPEN
-from vouch.attribution.batching import NESTED_LIST_MAX
+from vouch.advocacy.experiments import ReferralPrompt, prompt_holdout_json, prompt_withheld_by
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
+from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.raw_select import RawSelect
+from vouch.core.snapshot import snapshots_from_json
 from vouch.models import Ask, PointsEntry, Referral, Reward
-from vouch.models.snapshot import snapshots_from_json
 
 ADVOCATE: Any = bindparam("advocate_id")
 
@@ -46,6 +48,7 @@ _WIDGET = RawSelect(
         .scalar_subquery(),
         _rows_as_json(Reward, Reward.advocate_id == ADVOCATE, newest=NESTED_LIST_MAX),
         _rows_as_json(Ask, Ask.advocate_id == ADVOCATE, IS_OPEN),
+        prompt_holdout_json(ADVOCATE),
     )
 )
 
@@ -57,15 +60,18 @@ class WidgetView:
     points: int
     rewards: list[Reward]  # read-only snapshots, oldest first
     open_asks: list[Ask]  # read-only snapshots; ``advocacy.asks.pick_next`` picks the next
+    referral_prompt: ReferralPrompt  # shown, or withheld by an experiment's holdout
 
 
 async def widget_view(session: AsyncSession, advocate_id: int) -> WidgetView:
     found = await advocate_with_links(session, advocate_id, _WIDGET)
-    referral_count, points, rewards, open_asks = found.extra
+    referral_count, points, rewards, open_asks, holdout = found.extra
+    withheld_by = json.loads(holdout) if isinstance(holdout, str) else holdout
     return WidgetView(
         found,
         int(referral_count),
         int(points),
         snapshots_from_json(Reward, rewards),
         snapshots_from_json(Ask, open_asks),
+        prompt_withheld_by(*(withheld_by or (None, None))),
     )

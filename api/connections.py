@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vouch.api.pagination import Connection, Edge, PageArgs, encode_cursor, page_info
-from vouch.attribution.paging import Page
+from vouch.core.paging import Page
 
 NodeT = TypeVar("NodeT")
 

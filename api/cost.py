@@ -44,7 +44,7 @@ from graphql import (
 )
 
 from vouch.api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from vouch.attribution.batching import NESTED_LIST_MAX
+from vouch.core.batching import NESTED_LIST_MAX
 
 SIZE_ARGUMENTS = ("first", "limit")
 # Lists without a size argument, at their documented cap.

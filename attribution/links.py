@@ -17,10 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import click_counts
-from vouch.attribution.batching import SnapshotsBy, any_ids, ids_params
 from vouch.attribution.definitions import is_customer, is_referral
 from vouch.attribution.landing import announce_landing_change
-from vouch.attribution.paging import Page, paginate
+from vouch.core.batching import SnapshotsBy, any_ids, ids_params
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
 from vouch.core.errors import (
@@ -31,10 +30,11 @@ from vouch.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from vouch.core.paging import Page, paginate
 from vouch.core.raw_select import RawSelect
+from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, Program, Referral, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
-from vouch.models.snapshot import snapshot_class
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "direct"

@@ -14,8 +14,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import lifecycle, rewards, webhooks
-from vouch.attribution.paging import Page, paginate
 from vouch.core.errors import Conflict, ValidationFailed
+from vouch.core.paging import Page, paginate
 from vouch.models import Program, Referral, ReferralEvent, Reward
 from vouch.models.enums import ModerationState, RewardState
 

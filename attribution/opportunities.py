@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, rollups, webhooks
-from vouch.attribution.batching import NESTED_LIST_MAX
-from vouch.attribution.paging import Page, paginate
 from vouch.attribution.referrals import latest_referral_of_people
+from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
+from vouch.core.paging import Page, paginate
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
 from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, ReferralStatus
 

@@ -19,13 +19,13 @@ from sqlalchemy import Select, String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.batching import any_ids, ids_params
 from vouch.attribution.definitions import is_referral
-from vouch.attribution.paging import page_flags
+from vouch.core.batching import any_ids, ids_params
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.paging import page_flags
 from vouch.core.raw_select import RawSelect
+from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink
-from vouch.models.snapshot import snapshot_class
 
 MAX_NESTED_REFERRALS = 100
 

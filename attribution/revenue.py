@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
 from vouch.attribution import lifecycle, opportunities, rewards, rollups, webhooks
-from vouch.attribution.batching import NESTED_LIST_MAX
+from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.models import Opportunity, Program, Referral, RevenueEvent

@@ -35,9 +35,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import reward_rules, webhooks
-from vouch.attribution.batching import NESTED_LIST_MAX, SnapshotsBy
-from vouch.attribution.paging import Page, paginate
+from vouch.core.batching import NESTED_LIST_MAX, SnapshotsBy
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from vouch.core.paging import Page, paginate
 from vouch.models import (
     AdvocateBadge,
     PointsEntry,

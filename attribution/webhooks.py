@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch import __version__
 from vouch.attribution.egress import NEUTRAL_FAILURE, EgressPolicy, EgressRefused, pin
-from vouch.attribution.paging import Page, paginate
 from vouch.core import webhook_secrets
 from vouch.core.clock import utcnow
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.ids import public_ids
+from vouch.core.paging import Page, paginate
 from vouch.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from vouch.models.enums import DeliveryStatus
 

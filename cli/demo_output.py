@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access.api_keys import create_api_key
-from vouch.advocacy.demo import seed_demo_data
+from vouch.cli.demo_seed import seed_demo_data
 from vouch.cli.runner import run_with_session
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec

@@ -61,7 +61,7 @@ class AdvocateFilterInput:
 
 
 # Advocate fields the widget's one-statement read carries besides the links.
-WIDGET_EXTRAS = frozenset({"referralCount", "points", "rewards", "nextAsk"})
+WIDGET_EXTRAS = frozenset({"referralCount", "points", "rewards", "nextAsk", "referralPrompt"})
 
 
 def _links(found: AdvocateLinks) -> list[ReferralLinkType]:
@@ -114,6 +114,7 @@ class AdvocateQueries:
             points=view.points,
             rewards=view.rewards,
             open_asks=view.open_asks,
+            referral_prompt=view.referral_prompt,
         )
 
     @strawberry.field(

@@ -6,7 +6,7 @@ from typing import Self
 import strawberry
 
 from vouch.advocacy.asks import pick_next
-from vouch.advocacy.experiments import referral_prompt
+from vouch.advocacy.experiments import ReferralPrompt, referral_prompt
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.pagination import Connection, page_args
@@ -71,6 +71,7 @@ class AdvocateType(Node, RowBacked):
     _points: strawberry.Private[int | None] = None
     _rewards: strawberry.Private[list[Reward] | None] = None
     _open_asks: strawberry.Private[list[Ask] | None] = None
+    _referral_prompt: strawberry.Private[ReferralPrompt | None] = None
 
     @strawberry.field(description="How many people the advocate has referred.")
     def referral_count(self, info: Info) -> int:
@@ -151,6 +152,8 @@ class AdvocateType(Node, RowBacked):
         "(hidden for the holdout of a running experiment that withholds it)."
     )
     async def referral_prompt(self, info: Info) -> ReferralPromptType:
+        if self._referral_prompt is not None:
+            return ReferralPromptType.from_domain(self._referral_prompt)
         return ReferralPromptType.from_domain(
             await referral_prompt(info.context.session, self.db_id)
         )
@@ -181,6 +184,7 @@ class AdvocateType(Node, RowBacked):
         points: int | None = None,
         rewards: list[Reward] | None = None,
         open_asks: list[Ask] | None = None,
+        referral_prompt: ReferralPrompt | None = None,
     ) -> Self:
         """Fields are computed from ``m`` when first read (see ``api.types.rows``); ``links``,
         ``referral_count``, ``points``, ``rewards`` and ``open_asks`` (the next ask is picked
@@ -192,6 +196,7 @@ class AdvocateType(Node, RowBacked):
             _points=points,
             _rewards=rewards,
             _open_asks=open_asks,
+            _referral_prompt=referral_prompt,
         )
 
 

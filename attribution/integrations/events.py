@@ -18,8 +18,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.paging import Page, paginate
 from vouch.core.errors import ValidationFailed
+from vouch.core.paging import Page, paginate
 from vouch.models import ExternalRef, IntegrationEvent, IntegrationJob
 from vouch.models.enums import IntegrationEventStatus, IntegrationJobStatus, IntegrationProvider
 

@@ -29,6 +29,8 @@ RESUME = """mutation($id: ID!) { resumeExperiment(id: $id) { experiment { status
 EVALUATE = """mutation($a: ID!, $p: ID!) { evaluateAsks(advocateId: $a, programId: $p) {
   queued { type } sent { type } guards { code message } errors { code } } }"""
 ME = "{ me { referralPrompt { show reason experimentId } } }"
+# the widget's own load: links with the figures, read in one statement (advocacy/widget.py)
+ME_WIDGET = "{ me { links { code } rewards { id } referralPrompt { show reason experimentId } } }"
 REPORT = """query($id: ID!) { experimentReport(id: $id) {
   method currency plannedHoldoutShare observedHoldoutShare sampleRatioMismatch
   strata { tier treatment holdout }
@@ -135,6 +137,8 @@ async def test_holdout_gets_no_automated_asks_and_its_widget_hides_the_prompt(cl
     assert sent["sent"] == {"type": "REVIEW"}
 
     prompt = (await gql(client, ME, token=app.state.widget_tokens.mint(held.id)))["data"]["me"]
+    widget = await gql(client, ME_WIDGET, token=app.state.widget_tokens.mint(held.id))
+    assert widget["data"]["me"]["referralPrompt"] == prompt["referralPrompt"]
     assert prompt["referralPrompt"] == {
         "show": False,
         "reason": "experiment_holdout: this advocate is in the holdout of the experiment 'Q1', "
@@ -142,6 +146,8 @@ async def test_holdout_gets_no_automated_asks_and_its_widget_hides_the_prompt(cl
         "experimentId": created["experiment"]["id"],
     }
     shown = (await gql(client, ME, token=app.state.widget_tokens.mint(treated.id)))["data"]["me"]
+    widget = await gql(client, ME_WIDGET, token=app.state.widget_tokens.mint(treated.id))
+    assert widget["data"]["me"]["referralPrompt"] == shown["referralPrompt"]
     assert shown["referralPrompt"] == {"show": True, "reason": None, "experimentId": None}
 
     # Once the experiment ends, nothing is withheld any more.

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from vouch.access.api_keys import create_api_key
-from vouch.advocacy.demo import seed_demo_data
 from vouch.api import execution
+from vouch.cli.demo_seed import seed_demo_data
 from vouch.core import raw_select, read_only
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec

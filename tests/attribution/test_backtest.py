@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from tests.api.builders import make_referral
 from tests.factories import make_advocate, make_link, make_program, make_reward_rule
-from vouch.advocacy.demo import seed_demo_data
 from vouch.attribution import chain, lifecycle, rewards
 from vouch.attribution.backtest import PolicyRule, backtest
 from vouch.attribution.reports import ReportFilter, cost_and_roi
 from vouch.attribution.revenue import RevenueData, record_revenue
+from vouch.cli.demo_seed import seed_demo_data
 from vouch.core.clock import utcnow
 from vouch.models import Program, Reward, RewardEntry, RewardRule
 from vouch.models.enums import ModerationState

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.browser.test_journey import csp_violations, wait_for, with_engine
 from vouch.access.api_keys import create_api_key, parse_scopes
-from vouch.advocacy.demo import seed_demo_data
 from vouch.api.ids import encode_id
+from vouch.cli.demo_seed import seed_demo_data
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec
 from vouch.core.sessions import SerialSession

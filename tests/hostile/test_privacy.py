@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 
 from tests.conftest import TEST_SECRET
 from tests.web.conftest import csrf_from
-from vouch.advocacy.demo import seed_demo_data
 from vouch.attribution import reports
 from vouch.attribution.erasure import erase_advocate, erase_referred_person
+from vouch.cli.demo_seed import seed_demo_data
 from vouch.core.clock import utcnow
 from vouch.models import Advocate, Base, Referral, ReferralLink
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.core.raw_select import RawSelect
-from vouch.models.snapshot import snapshot_class
+from vouch.core.snapshot import snapshot_class
 
 
 def any_ids(column: Any) -> ColumnElement[bool]:
