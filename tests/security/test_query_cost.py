@@ -111,7 +111,7 @@ async def test_the_widget_script_query_fits(client, session, codec, app):
     assert body["data"]["me"]["referralCount"] == 1
     measured = operation_cost(build_schema(production=False)._schema, parse(query), None, None)
     assert measured is not None
-    assert measured[1] == 20  # links 10 + rewards 10
+    assert measured[1] == 110  # links 10 + rewards 100 (Advocate.rewards: its 100 most recent)
 
 
 @pytest.mark.parametrize(("env", "limit"), [("VOUCH_GRAPHQL_WIDGET_MAX_COST", 100)])
