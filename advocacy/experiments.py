@@ -306,13 +306,12 @@ class Holdout:
     withhold_widget_prompt: bool
 
 
-async def holdouts_of(
-    session: AsyncSession, advocate_id: int, *, program_id: int | None = None
-) -> list[Holdout]:
-    """The running experiments that hold this advocate out (at most one per program)."""
-    stmt = (
-        select(Experiment)
-        .join(
+def _holding_out(stmt: Any, advocate_id: Any) -> Any:
+    """``stmt`` over the running experiments that hold ``advocate_id`` (a value or a bound
+    parameter) out, by program: one definition for the asks' guard, the widget's prompt and the
+    widget's one-statement load."""
+    return (
+        stmt.join(
             ExperimentAssignment,
             and_(
                 ExperimentAssignment.experiment_id == Experiment.id,
@@ -325,6 +324,13 @@ async def holdouts_of(
         )
         .order_by(Experiment.program_id)
     )
+
+
+async def holdouts_of(
+    session: AsyncSession, advocate_id: int, *, program_id: int | None = None
+) -> list[Holdout]:
+    """The running experiments that hold this advocate out (at most one per program)."""
+    stmt = _holding_out(select(Experiment), advocate_id)
     if program_id is not None:
         stmt = stmt.where(Experiment.program_id == program_id)
     return [
@@ -642,24 +648,10 @@ def prompt_holdout_json(advocate_id: Any) -> Any:
     """A scalar subquery: ``[id, name]`` of the first running experiment (by program) that holds
     ``advocate_id`` out with the referral prompt withheld, else NULL (the widget's one-statement
     load reads it; ``referral_prompt`` answers the same)."""
-    return (
-        select(func.json_build_array(Experiment.id, Experiment.name))
-        .join(
-            ExperimentAssignment,
-            and_(
-                ExperimentAssignment.experiment_id == Experiment.id,
-                ExperimentAssignment.advocate_id == advocate_id,
-            ),
-        )
-        .where(
-            Experiment.status == ExperimentStatus.RUNNING,
-            ExperimentAssignment.arm == ExperimentGroup.HOLDOUT,
-            Experiment.withhold_widget_prompt.is_(True),
-        )
-        .order_by(Experiment.program_id)
-        .limit(1)
-        .scalar_subquery()
+    withheld = select(func.json_build_array(Experiment.id, Experiment.name)).where(
+        Experiment.withhold_widget_prompt.is_(True)
     )
+    return _holding_out(withheld, advocate_id).limit(1).scalar_subquery()
 
 
 async def referral_prompt(session: AsyncSession, advocate_id: int) -> ReferralPrompt:

@@ -48,7 +48,7 @@ from vouch.attribution import reward_rules
 from vouch.attribution.lifecycle import MILESTONES, REVERSALS
 from vouch.attribution.reports import ReportFilter, cost_and_roi, rate
 from vouch.attribution.revenue import reward_ref
-from vouch.attribution.rewards import CLAW_BACK, REATTRIBUTION_FULFILLED
+from vouch.attribution.rewards import CLAW_BACK, REATTRIBUTION_FULFILLED, STANDING
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Program,
@@ -119,19 +119,6 @@ class Policy:
 
 # Event kinds, in the order events at the same instant are replayed.
 _LIFECYCLE, _CHARGE, _REFUND, _REATTRIBUTE, _DECISION = 0, 1, 2, 3, 4
-# Reward milestones a referral's status stands for when its rewards are earned again
-# (``rewards._STANDING``), in the engine's order (``RewardTrigger``).
-_STANDING: dict[str, tuple[str, ...]] = {
-    ReferralStatus.LEAD: (RewardTrigger.SIGNUP,),
-    ReferralStatus.QUALIFIED: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
-    ReferralStatus.OPPORTUNITY: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
-    ReferralStatus.WON: (
-        RewardTrigger.SIGNUP,
-        RewardTrigger.QUALIFIED,
-        RewardTrigger.WON,
-        RewardTrigger.REVENUE,
-    ),
-}
 _TRIGGER_ORDER = {t.value: i for i, t in enumerate(RewardTrigger)}
 
 
@@ -448,7 +435,7 @@ class Replay:
         the start."""
         referral = self.referrals[referral_id]
         referral.round += 1
-        triggers = set(_STANDING.get(referral.status, ())) | set(also)
+        triggers = set(STANDING.get(referral.status, ())) | set(also)
         for trigger in sorted(triggers, key=_TRIGGER_ORDER.__getitem__):
             if trigger != RewardTrigger.REVENUE:
                 self.evaluate(referral_id, trigger, at, only_side=side)

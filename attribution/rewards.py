@@ -303,8 +303,9 @@ async def _live_elsewhere(
     return found is not None
 
 
-# Reward milestones a referral's status stands for when its rewards are earned again.
-_STANDING: dict[str, tuple[RewardTrigger, ...]] = {
+# Reward milestones a referral's status stands for when its rewards are earned again (a new
+# round); the backtest's replay reads the same table.
+STANDING: dict[str, tuple[RewardTrigger, ...]] = {
     ReferralStatus.LEAD: (RewardTrigger.SIGNUP,),
     ReferralStatus.QUALIFIED: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
     ReferralStatus.OPPORTUNITY: (RewardTrigger.SIGNUP, RewardTrigger.QUALIFIED),
@@ -336,7 +337,7 @@ async def earn_again(
     """
     referral.reward_round += 1
     await session.flush()
-    triggers = list(_STANDING.get(referral.status, ()))
+    triggers = list(STANDING.get(referral.status, ()))
     triggers += [RewardTrigger(t) for t in also if RewardTrigger(t) not in triggers]
     created: list[Reward] = []
     for trigger in sorted(triggers, key=list(RewardTrigger).index):
