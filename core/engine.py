@@ -39,6 +39,11 @@ def pgbouncer_connect_args() -> dict[str, Any]:
 PGBOUNCER_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
+def pool_capacity(pool_size: int) -> int:
+    """Connections an engine of ``pool_size`` may open: the pool plus its overflow."""
+    return pool_size + max(2, pool_size // 2)
+
+
 def create_engine(
     url: str,
     *,
@@ -69,7 +74,7 @@ def create_engine(
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=max(2, pool_size // 2),
+        max_overflow=pool_capacity(pool_size) - pool_size,
         pool_timeout=pool_timeout,
         # No pool_pre_ping: with asyncpg it is three round trips (BEGIN, ";", ROLLBACK) before
         # every request, more than the work of most requests. A server restart or an admin's

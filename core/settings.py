@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, alias="VOUCH_DB_POOL_SIZE")
     db_pool_timeout: float = Field(default=2.0, gt=0, le=60, alias="VOUCH_DB_POOL_TIMEOUT")
+    # Admission (web/admission.py): requests working at once per worker (0: the pool's size
+    # plus its overflow), how many may wait for a place, and for how long.
+    request_slots: int = Field(default=0, ge=0, le=1000, alias="VOUCH_REQUEST_SLOTS")
+    request_queue: int = Field(default=1024, ge=0, le=100_000, alias="VOUCH_REQUEST_QUEUE")
+    request_queue_timeout: float = Field(
+        default=5.0, gt=0, le=60, alias="VOUCH_REQUEST_QUEUE_TIMEOUT"
+    )
     click_flush_interval: float = Field(
         default=0.25, gt=0, le=10, alias="VOUCH_CLICK_FLUSH_INTERVAL"
     )

@@ -21,7 +21,7 @@ from vouch.api.view import VouchGraphQL
 from vouch.attribution.clicks import ClickBuffer
 from vouch.attribution.landing import LandingResolver
 from vouch.core.codes import LinkCodec
-from vouch.core.engine import create_engine
+from vouch.core.engine import create_engine, pool_capacity
 from vouch.core.logging import configure_logging
 from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
@@ -29,6 +29,7 @@ from vouch.core.sessions import RequestSessions, session_factory
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.background import background_loops
 from vouch.jobs.scheduler import run_scheduler
+from vouch.web.admission import AdmissionMiddleware
 from vouch.web.click_handoff import ClickHandoff
 from vouch.web.console import Console
 from vouch.web.console_lab import LabConsole
@@ -221,6 +222,12 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Middleware(MetricsMiddleware),
         Middleware(RequestContextMiddleware),
         Middleware(EdgeMiddleware, settings=settings),
+        Middleware(
+            AdmissionMiddleware,
+            slots=settings.request_slots or pool_capacity(settings.db_pool_size),
+            queue=settings.request_queue,
+            timeout=settings.request_queue_timeout,
+        ),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

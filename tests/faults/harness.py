@@ -111,10 +111,12 @@ class VouchProcess:
         if self.database_url is not None:
             env["DATABASE_URL"] = self.database_url
         env.update(
-            VOUCH_DATA_DIR=str(self.data_dir),
-            VOUCH_ENV="development",
-            VOUCH_DB_POOL_TIMEOUT="2",
-            **self.extra_env,
+            {
+                "VOUCH_DATA_DIR": str(self.data_dir),
+                "VOUCH_ENV": "development",
+                "VOUCH_DB_POOL_TIMEOUT": "2",
+                **self.extra_env,
+            }
         )
         return env
 

@@ -1,6 +1,6 @@
 """Exhaust the connection pool with slow GraphQL requests: the cached landing page keeps
-answering, excess requests get 503 + Retry-After within ~2 s (``VOUCH_DB_POOL_TIMEOUT``), and
-afterwards no connection is leaked.
+answering, excess requests wait in admission's line and get 503 + Retry-After when their wait
+passes ``VOUCH_REQUEST_QUEUE_TIMEOUT`` (2 s here), and afterwards no connection is leaked.
 
 The slow requests are real ones: the test holds an ACCESS EXCLUSIVE lock on ``programs`` from a
 psql session of its own for a few seconds, so ``{ programs { totalCount } }`` blocks while
@@ -30,7 +30,11 @@ def small_pool(fault_dir: Path):
     vouch = VouchProcess(
         database_url=pg.url,
         data_dir=fault_dir / "data",
-        extra_env={"VOUCH_DB_POOL_SIZE": str(POOL), "VOUCH_WEBHOOK_WORKER": "false"},
+        extra_env={
+            "VOUCH_DB_POOL_SIZE": str(POOL),
+            "VOUCH_REQUEST_QUEUE_TIMEOUT": "2",
+            "VOUCH_WEBHOOK_WORKER": "false",
+        },
     )
     try:
         vouch.cli("migrate")
@@ -97,12 +101,13 @@ def test_pool_exhaustion_fails_fast_keeps_landing_up_and_leaks_nothing(small_poo
     assert len(landing) > 20
     assert {s for s, _ in landing} == {200}
     assert max(e for _, e in landing) < 1.0
-    # Four requests got a connection and waited for the lock; the rest were refused fast.
+    # Four requests got a place and a connection and waited for the lock; the rest waited in
+    # line for a place and were refused when their wait ran out.
     statuses = sorted(s for s, _, _ in slow)
     assert statuses == [200] * (2 * POOL) + [503] * (SLOW - 2 * POOL)
     refused = [(e, retry) for s, e, retry in slow if s == 503]
-    assert all(retry == "5" for _, retry in refused)
-    assert max(e for e, _ in refused) < 3.0  # the 2 s pool timeout, plus a little
+    assert all(retry == "1" for _, retry in refused)
+    assert max(e for e, _ in refused) < 3.0  # the 2 s queue timeout, plus a little
     # Afterwards: everything back in the pool, nothing idle in a transaction, service healthy.
     # The snapshot checked is the one the wait ended on: a click flush may make a connection
     # active for a moment at any time, a leaked one would stay busy.
@@ -117,3 +122,73 @@ def test_pool_exhaustion_fails_fast_keeps_landing_up_and_leaks_nothing(small_poo
         assert client.post("/graphql", json=QUERY, headers=auth).status_code == 200
     # The clicks taken while the pool was exhausted were re-queued, not dropped.
     assert "clicks dropped" not in vouch.read_log()
+
+
+CLIENTS = 64
+EACH = 4
+
+
+@pytest.fixture
+def busy_pool(fault_dir: Path):
+    """A worker whose pool would give up after half a second: every wait is admission's."""
+    pg = PrivatePostgres(fault_dir / "pg")
+    vouch = VouchProcess(
+        database_url=pg.url,
+        data_dir=fault_dir / "data",
+        extra_env={
+            "VOUCH_DB_POOL_SIZE": str(POOL),
+            "VOUCH_DB_POOL_TIMEOUT": "0.5",
+            "VOUCH_WEBHOOK_WORKER": "false",
+        },
+    )
+    try:
+        vouch.cli("migrate")
+        seed = Seed.create(pg, vouch)
+        vouch.start()
+        yield pg, vouch, seed
+    finally:
+        vouch.stop()
+        pg.server.cleanup()
+
+
+CONVERT = (
+    "mutation($i: RecordConversionInput!) { recordConversion(input: $i) "
+    "{ conversion { externalRef } errors { code } } }"
+)
+
+
+def test_sixty_four_concurrent_writers_are_queued_not_refused(busy_pool):
+    """64 clients each send conversions back to back to a worker with 4 connections whose
+    pool times out after 0.5 s. Before admission control, requests waited on the pool and a
+    share got 503; now they wait in line for a place and every one is answered 200."""
+    pg, vouch, seed = busy_pool
+    auth = {"authorization": f"Bearer {seed.key}"}
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(CLIENTS)
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=vouch.base, timeout=60, headers=auth) as client:
+            start.wait()
+            for i in range(EACH):
+                ref = f"burst-{n}-{i}"
+                variables = {
+                    "i": {
+                        "redemptionCode": seed.redemption_code,
+                        "kind": "SIGNUP",
+                        "externalRef": ref,
+                        "idempotencyKey": ref,
+                    }
+                }
+                r = client.post("/graphql", json={"query": CONVERT, "variables": variables})
+                answers.append((r.status_code, r.text if r.status_code != 200 else ref))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(answers) == CLIENTS * EACH
+    assert [a for a in answers if a[0] != 200] == []
+    stored = pg.scalar("SELECT count(*) FROM conversions WHERE external_ref LIKE 'burst-%';")
+    assert int(stored) == CLIENTS * EACH
+    assert "database unavailable" not in vouch.read_log()

@@ -1,0 +1,138 @@
+"""Where a write's time goes: CPU per request and a cProfile of claims and conversions served
+in-process (the ASGI app called directly through httpx, no sockets, one request at a time).
+
+    .venv/bin/python -m bench.write_profile [--requests 400] [--top 40] [--mode conversion|claim]
+
+Uses DATABASE_URL if set, else the embedded PostgreSQL in .vouch/bench (shared with
+bench/writes.py, whose seed it reuses). Nothing is asserted: it prints CPU ms per request and
+the profile's top entries by own time and by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.landing import SALT, SECRET, UA, database_url  # noqa: E402
+from bench.writes import seed  # noqa: E402
+
+
+def _environment(url: str) -> None:
+    os.environ.update(
+        DATABASE_URL=url,
+        VOUCH_ENV="production",
+        VOUCH_SECRET_KEY=SECRET,
+        VOUCH_HASHID_SALT=SALT,
+        VOUCH_CLAIM_RATE_LIMIT="1000000000",
+        VOUCH_WEBHOOK_WORKER="false",
+        VOUCH_PUBLIC_URL="http://127.0.0.1:8000",
+    )
+
+
+async def run(mode: str, requests: int, top: int) -> None:
+    import httpx
+
+    from vouch.access.api_keys import create_api_key
+    from vouch.core.settings import get_settings
+    from vouch.models.enums import Scope
+    from vouch.web.app import create_app
+
+    url = database_url()
+    workdir = Path(tempfile.mkdtemp(prefix="vouch-bench-profile-"))
+    facts = await seed(url, workdir)
+    _environment(url)
+    get_settings.cache_clear()
+    app = create_app()
+    codes = (workdir / "redemptions.txt").read_text().split()
+    async with app.router.lifespan_context(app):
+        from vouch.core.engine import create_engine
+        from vouch.core.sessions import session_factory
+
+        engine = create_engine(url, pool_size=1)
+        async with session_factory(engine)() as s:
+            created = await create_api_key(s, name="profile", scopes=[Scope.WRITE])
+            await s.commit()
+            key = created.plaintext
+        await engine.dispose()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8000", headers={"User-Agent": UA}
+        ) as client:
+            counter = 0
+
+            async def one() -> None:
+                nonlocal counter
+                counter += 1
+                if mode == "claim":
+                    response = await client.post(
+                        f"/r/{facts['claim_code']}/claim",
+                        data={
+                            "email": f"friend{counter}@example.org",
+                            "consent": "yes",
+                            "csrf": facts["csrf"],
+                        },
+                        cookies={"vouch_csrf": facts["csrf_cookie"]},
+                    )
+                    assert response.status_code in (200, 303), response.text[:300]
+                else:
+                    response = await client.post(
+                        "/graphql",
+                        json={
+                            "query": "mutation($i: RecordConversionInput!) { recordConversion("
+                            "input: $i) { errors { code } } }",
+                            "variables": {
+                                "i": {
+                                    "idempotencyKey": f"k{counter}",
+                                    "redemptionCode": codes[counter % len(codes)],
+                                    "kind": "PURCHASE",
+                                    "externalRef": f"r{counter}",
+                                    "amountMinor": 1999,
+                                    "currency": "USD",
+                                }
+                            },
+                        },
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert response.status_code == 200, response.text[:300]
+                    payload = response.json()["data"]["recordConversion"]
+                    assert payload["errors"] == [], response.text
+
+            for _ in range(50):
+                await one()
+            started_cpu, started = time.process_time(), time.perf_counter()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(requests):
+                await one()
+            profiler.disable()
+            cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    print(
+        f"{mode}: {requests} requests, CPU {cpu / requests * 1000:.2f} ms/request"
+        f" (wall {wall / requests * 1000:.2f} ms, under cProfile)"
+    )
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--mode", choices=["conversion", "claim"], default="conversion")
+    args = parser.parse_args()
+    asyncio.run(run(args.mode, args.requests, args.top))
+
+
+if __name__ == "__main__":
+    main()
