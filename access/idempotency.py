@@ -24,7 +24,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,14 +130,25 @@ async def store_response(
     response: dict[str, Any],
     owner: str = "",
 ) -> None:
-    """Keep the first answer to ``key`` for its retries."""
-    row = await session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.owner == owner[:MAX_OWNER_LENGTH],
-            IdempotencyKey.key == key,
-            IdempotencyKey.scope == scope,
-        )
+    """Keep the first answer to ``key`` for its retries (one statement)."""
+    await session.execute(
+        _STORE,
+        {
+            "k_owner": owner[:MAX_OWNER_LENGTH],
+            "k_key": key,
+            "k_scope": scope,
+            "k_response": response,
+        },
     )
-    if row is not None:
-        row.response = response
-        await session.flush()
+
+
+_STORE = (
+    update(IdempotencyKey)
+    .where(
+        IdempotencyKey.owner == bindparam("k_owner"),
+        IdempotencyKey.key == bindparam("k_key"),
+        IdempotencyKey.scope == bindparam("k_scope"),
+    )
+    .values(response=bindparam("k_response"))
+    .execution_options(synchronize_session=False)
+)

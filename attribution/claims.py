@@ -291,7 +291,7 @@ async def _create_referral(
     ctx: ClaimContext,
     click: Click | None,
     now: datetime,
-) -> int | None:
+) -> Referral | None:
     """Insert the referral unless this person already has one in the program (then ``None``).
 
     Concurrent identical claims serialise on the (program_id, person_key) unique index."""
@@ -318,7 +318,7 @@ async def _create_referral(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=[Referral.program_id, Referral.person_key])
-        .returning(Referral.id)
+        .returning(Referral)
     )
 
 
@@ -350,7 +350,7 @@ async def _issue_redemption(
 async def _screen_and_announce(
     session: AsyncSession,
     *,
-    referral_id: int,
+    referral: Referral,
     advocate: Advocate,
     click: Click | None,
     ctx: ClaimContext,
@@ -358,7 +358,6 @@ async def _screen_and_announce(
 ) -> None:
     """Flag what looks like fraud (held for moderation, never dropped), then record the first
     lifecycle event, its webhook and the signup rewards, which stay pending while held."""
-    referral = await session.get_one(Referral, referral_id)
     flags = await fraud.assess_referral(
         session, referral, click=click, advocate=advocate, now=now, landed_at=ctx.landed_at
     )
@@ -409,11 +408,12 @@ async def claim_offer(
         raise SelfReferral("You can't claim an offer with your own referral link.", field="email")
     click = await _evidence_click(session, link, ctx)
     click_id = click.id if click is not None else None
-    referral_id = await _create_referral(
+    referral = await _create_referral(
         session, program=program, link=link, claim=claim, ctx=ctx, click=click, now=now
     )
-    if referral_id is None:
+    if referral is None:
         return await _existing_claim(session, program.id, claim.person_key)
+    referral_id = referral.id
     session.add(
         AttributionDecision(
             referral_id=referral_id,
@@ -435,7 +435,7 @@ async def claim_offer(
     )
     await session.flush()
     await _screen_and_announce(
-        session, referral_id=referral_id, advocate=advocate, click=click, ctx=ctx, now=now
+        session, referral=referral, advocate=advocate, click=click, ctx=ctx, now=now
     )
     return ClaimResult(
         referral_id=referral_id,

@@ -104,7 +104,7 @@ async def on_referral_created(
     )
     session.add(event)
     await session.flush()
-    await rollups.apply(session, await rollups.contributions(session, [referral.id]))
+    await rollups.add_contributions(session, [referral.id])
     await webhooks.enqueue(session, "referral.created", referral_payload(referral), now=now)
     await rewards.on_referral_event(session, referral, RewardTrigger.SIGNUP, now=now)
     return event

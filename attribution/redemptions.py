@@ -218,7 +218,7 @@ async def record_conversion(
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
     found = (
         await session.execute(
-            select(Referral.id, Program.currency)
+            select(Referral.id, Referral.status, Program.currency)
             .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
             .join(Program, Program.id == Referral.program_id)
             .where(OfferRedemption.code == request.redemption_code)
@@ -227,10 +227,10 @@ async def record_conversion(
     ).one_or_none()
     if found is None:
         raise NotFound("no offer with this redemption code", field="redemptionCode")
-    referral_id, program_currency = found
+    referral_id, status, program_currency = found
     if request.currency is None:
         request = replace(request, currency=program_currency)
-    conversion_id = await session.scalar(
+    conversion = await session.scalar(
         insert(Conversion)
         .values(
             referral_id=referral_id,
@@ -243,9 +243,11 @@ async def record_conversion(
         .on_conflict_do_nothing(
             index_elements=[Conversion.referral_id, Conversion.kind, Conversion.external_ref]
         )
-        .returning(Conversion.id)
+        .returning(Conversion)
     )
-    created = conversion_id is not None
+    if conversion is not None:
+        await _advance(session, referral_id, status, conversion)
+        return conversion, True
     conversion = await session.scalar(
         select(Conversion)
         .where(
@@ -256,17 +258,13 @@ async def record_conversion(
         .execution_options(populate_existing=True)
     )
     assert conversion is not None
-    if not created and (
-        conversion.amount_minor != request.amount_minor or conversion.currency != request.currency
-    ):
+    if conversion.amount_minor != request.amount_minor or conversion.currency != request.currency:
         raise DomainError(
             "this conversion was already reported with a different amount",
             field="externalRef",
             code=ErrorCode.CONFLICT,
         )
-    if created:
-        await _advance(session, referral_id, conversion)
-    return conversion, created
+    return conversion, False
 
 
 # A product signup qualifies a lead; a purchase wins it (B2C programs have no CRM to say so).
@@ -280,7 +278,9 @@ _ADVANCE = {
 }
 
 
-async def _advance(session: AsyncSession, referral_id: int, conversion: Conversion) -> None:
+async def _advance(
+    session: AsyncSession, referral_id: int, status: str, conversion: Conversion
+) -> None:
     """Announce the conversion and move the referral along its lifecycle (rewards follow)."""
     now = utcnow()
     await webhooks.enqueue(
@@ -297,8 +297,7 @@ async def _advance(session: AsyncSession, referral_id: int, conversion: Conversi
         now=now,
     )
     target, sources = _ADVANCE[ConversionKind(conversion.kind)]
-    status = await session.scalar(select(Referral.status).where(Referral.id == referral_id))
-    if status in sources:
+    if status in sources:  # read under the referral's row lock, so it is still current
         await lifecycle.transition(
             session,
             referral_id,

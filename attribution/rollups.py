@@ -82,8 +82,54 @@ async def contributions(
     ids = sorted(set(referral_ids))
     if not ids:
         return {}
-    rows = await session.execute(text(CONTRIBUTIONS.format(where="r.id = ANY(:ids)")), {"ids": ids})
+    rows = await session.execute(_CONTRIBUTIONS_OF, {"ids": ids})
     return {tuple(row[:5]): tuple(int(v) for v in row[5:]) for row in rows}  # type: ignore[misc]
+
+
+_CONTRIBUTIONS_OF = text(CONTRIBUTIONS.format(where="r.id = ANY(:ids)"))
+_FINE_KEY = ("day", "program_id", "advocate_id", "channel", "currency")
+_COARSE_KEY = ("program_id", "day", "channel", "currency")
+
+
+def _adding(table: str, key: tuple[str, ...]) -> str:
+    """``ON CONFLICT`` clause adding the new row's measures to the existing row's."""
+    added = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m in MEASURES)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
+
+
+_ANY_MEASURE = " OR ".join(f"{m} <> 0" for m in MEASURES)
+_SUMS = ", ".join(f"SUM({m})::bigint AS {m}" for m in MEASURES)
+_COLUMNS = ", ".join(MEASURES)
+# What a new referral brings to both rollups, read and added in one statement (its
+# "before" is nothing). Rows are written in key order, as ``apply`` does, so concurrent
+# writers lock rollup rows in the same order. Only constants are formatted in.
+_ADD_CONTRIBUTIONS = text(
+    f"""
+WITH c ({", ".join(_FINE_KEY)}, {_COLUMNS}) AS (
+    {CONTRIBUTIONS.format(where="r.id = ANY(:ids)")}
+), fine AS (
+    INSERT INTO referral_daily_rollups ({", ".join(_FINE_KEY)}, {_COLUMNS})
+    SELECT * FROM c WHERE {_ANY_MEASURE}
+    ORDER BY {", ".join(_FINE_KEY)}
+    {_adding("referral_daily_rollups", _FINE_KEY)}
+)
+INSERT INTO program_daily_rollups ({", ".join(_COARSE_KEY)}, {_COLUMNS})
+SELECT * FROM (
+    SELECT {", ".join(_COARSE_KEY)}, {_SUMS} FROM c GROUP BY {", ".join(_COARSE_KEY)}
+) AS sums
+WHERE {_ANY_MEASURE}
+ORDER BY {", ".join(_COARSE_KEY)}
+{_adding("program_daily_rollups", _COARSE_KEY)}
+"""  # noqa: S608
+)
+
+
+async def add_contributions(session: AsyncSession, referral_ids: Iterable[int]) -> None:
+    """Add what these referrals contribute to both rollups: for referrals that contributed
+    nothing before (new ones), in one statement."""
+    ids = sorted(set(referral_ids))
+    if ids:
+        await session.execute(_ADD_CONTRIBUTIONS, {"ids": ids})
 
 
 async def apply(session: AsyncSession, delta: dict[Key, tuple[int, ...]]) -> None:
@@ -108,42 +154,34 @@ async def apply(session: AsyncSession, delta: dict[Key, tuple[int, ...]]) -> Non
             sums[i] += value
     if not fine:
         return
-    await _upsert(
-        session,
-        ReferralDailyRollup,
-        fine,
-        ["day", "program_id", "advocate_id", "channel", "currency"],
-    )
-    await _upsert(
-        session,
-        ProgramDailyRollup,
-        [
-            {
-                "program_id": program_id,
-                "day": day,
-                "channel": channel,
-                "currency": currency,
-                **dict(zip(MEASURES, values, strict=True)),
-            }
-            for (program_id, day, channel, currency), values in sorted(coarse.items())
-            if any(values)
-        ],
-        ["program_id", "day", "channel", "currency"],
-    )
+    await session.execute(_FINE_UPSERT, fine)
+    # A credit moved between two advocates of one program nets to nothing per program.
+    program_rows = [
+        {
+            "program_id": program_id,
+            "day": day,
+            "channel": channel,
+            "currency": currency,
+            **dict(zip(MEASURES, values, strict=True)),
+        }
+        for (program_id, day, channel, currency), values in sorted(coarse.items())
+        if any(values)
+    ]
+    if program_rows:
+        await session.execute(_COARSE_UPSERT, program_rows)
 
 
-async def _upsert(
-    session: AsyncSession, model: Any, rows: list[dict[str, Any]], key: list[str]
-) -> None:
-    if not rows:
-        return
-    stmt = insert(model).values(rows)
+def _upsert(model: Any, key: tuple[str, ...]) -> Any:
+    """Built once: ``INSERT … ON CONFLICT (key) DO UPDATE`` adding the measures."""
+    stmt = insert(model)
     table = model.__table__
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=key, set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES}
-        )
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES}
     )
+
+
+_FINE_UPSERT = _upsert(ReferralDailyRollup, _FINE_KEY)
+_COARSE_UPSERT = _upsert(ProgramDailyRollup, _COARSE_KEY)
 
 
 def difference(

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import any_, func, literal, select, update
+from sqlalchemy import DateTime, String, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch import __version__
@@ -127,42 +128,48 @@ def event_body(event: OutboxEvent) -> bytes:
 # --- the outbox --------------------------------------------------------------------------------
 
 
+# One statement: the event, one pending delivery per live endpoint subscribed to its type, and
+# ``dispatched_at`` (the deliveries exist from the moment the event does).
+_ENQUEUE = text(
+    """
+    WITH event AS (
+        INSERT INTO outbox_events (event_type, payload, created_at, dispatched_at, mail_attempts)
+        VALUES (:event_type, :payload, :now, :now, 0)
+        RETURNING id
+    ), deliveries AS (
+        INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at)
+        SELECT event.id, endpoint.id, :pending, 0, :now
+        FROM event CROSS JOIN webhook_endpoints AS endpoint
+        WHERE endpoint.active
+          AND (cardinality(endpoint.event_types) = 0 OR :event_type = ANY (endpoint.event_types))
+    )
+    SELECT id FROM event
+    """
+).bindparams(
+    bindparam("event_type", type_=String),
+    bindparam("payload", type_=JSONB),
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("pending", value=DeliveryStatus.PENDING.value, type_=String),
+)
+
+
 async def enqueue(
     session: AsyncSession,
     event_type: str,
     payload: dict[str, Any],
     *,
     now: datetime | None = None,
-) -> OutboxEvent:
-    """Write an outbox event and its pending deliveries in the caller's transaction."""
-    now = now or utcnow()
+) -> int:
+    """Write an outbox event and its pending deliveries in the caller's transaction, in one
+    statement; returns the event's id."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    event = OutboxEvent(event_type=event_type, payload=payload, created_at=now)
-    session.add(event)
-    await session.flush()
-    endpoints = (
-        await session.scalars(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.active.is_(True),
-                (func.cardinality(WebhookEndpoint.event_types) == 0)
-                | (literal(event_type) == any_(WebhookEndpoint.event_types)),
-            )
-        )
-    ).all()
-    for endpoint_id in endpoints:
-        session.add(
-            WebhookDelivery(
-                event_id=event.id,
-                endpoint_id=endpoint_id,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-            )
-        )
-    event.dispatched_at = now
-    await session.flush()
-    return event
+    await session.flush()  # what the event announces is written first, as it always was
+    event_id = await session.scalar(
+        _ENQUEUE, {"event_type": event_type, "payload": payload, "now": now or utcnow()}
+    )
+    assert event_id is not None
+    return int(event_id)
 
 
 # --- endpoints ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def _environment(url: str) -> None:
     )
 
 
-async def run(mode: str, requests: int, top: int) -> None:
+async def run(mode: str, requests: int, top: int, show_statements: bool) -> None:
     import httpx
 
     from vouch.access.api_keys import create_api_key
@@ -109,6 +109,21 @@ async def run(mode: str, requests: int, top: int) -> None:
 
             for _ in range(50):
                 await one()
+            if show_statements:
+                from sqlalchemy import event
+                from sqlalchemy.engine import Engine
+
+                seen: list[str] = []
+
+                def record(*args: object) -> None:
+                    seen.append(" ".join(str(args[2]).split()))
+
+                event.listen(Engine, "before_cursor_execute", record)
+                await one()
+                event.remove(Engine, "before_cursor_execute", record)
+                print(f"{mode}: {len(seen)} statements")
+                for statement in seen:
+                    print("  ", statement[:160])
             started_cpu, started = time.process_time(), time.perf_counter()
             profiler = cProfile.Profile()
             profiler.enable()
@@ -120,6 +135,7 @@ async def run(mode: str, requests: int, top: int) -> None:
         f"{mode}: {requests} requests, CPU {cpu / requests * 1000:.2f} ms/request"
         f" (wall {wall / requests * 1000:.2f} ms, under cProfile)"
     )
+    profiler.dump_stats(str(Path(tempfile.gettempdir()) / f"vouch-{mode}.prof"))
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
@@ -130,8 +146,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--mode", choices=["conversion", "claim"], default="conversion")
+    parser.add_argument("--statements", action="store_true", help="print one request's SQL")
     args = parser.parse_args()
-    asyncio.run(run(args.mode, args.requests, args.top))
+    asyncio.run(run(args.mode, args.requests, args.top, args.statements))
 
 
 if __name__ == "__main__":

@@ -131,6 +131,14 @@ class Referral(Base):
         Index("ix_referrals_link_status", "link_id", "status"),
         Index("ix_referrals_advocate_created", "advocate_id", "created_at"),
         Index("ix_referrals_program_created", "program_id", "created_at"),
+        # The claim's fraud screen: recent referrals per link and per hashed IP.
+        Index("ix_referrals_link_created", "link_id", "created_at"),
+        Index(
+            "ix_referrals_ip_created",
+            "ip_hash",
+            "created_at",
+            postgresql_where=text("ip_hash IS NOT NULL"),
+        ),
         Index(
             "ix_referrals_moderation_pending",
             "program_id",

@@ -53,14 +53,14 @@ async def test_enqueue_fans_out_to_subscribed_active_endpoints(session):
     )
     event = await webhooks.enqueue(session, "referral.created", {"referral_id": 1}, now=at(0))
     rows = list(
-        await session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id))
+        await session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event))
     )
     assert [(d.endpoint_id, d.status, d.attempts) for d in rows] == [(everything.id, "pending", 0)]
     event2 = await webhooks.enqueue(session, "reward.approved", {"reward_id": 1}, now=at(0))
     rows = list(
         await session.scalars(
             select(WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.event_id == event2.id)
+            .where(WebhookDelivery.event_id == event2)
             .order_by(WebhookDelivery.endpoint_id)
         )
     )
@@ -143,7 +143,7 @@ async def test_delivery_retries_with_backoff_then_succeeds(session):
 
     # Every attempt carries the same message id, a fresh timestamp, and a valid signature.
     ids = {headers["webhook-id"] for _, headers, _ in receiver.calls}
-    assert ids == {f"msg_{event.id}"}
+    assert ids == {f"msg_{event}"}
     for url, headers, body in receiver.calls:
         assert url == "https://a.example/h"
         assert webhooks.verify_signature(
