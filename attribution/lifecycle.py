@@ -192,8 +192,9 @@ async def transition(
             base_amount_minor=won_amount_minor,
             base_currency=won_currency,
         )
-    else:
-        for trigger in MILESTONES.get(target, ()):
+    elif triggers := MILESTONES.get(target, ()):
+        rules = await rewards.active_rules(session, referral.program_id, triggers)
+        for trigger in triggers:
             await rewards.on_referral_event(
                 session,
                 referral,
@@ -202,6 +203,7 @@ async def transition(
                 base_amount_minor=won_amount_minor if trigger == RewardTrigger.WON else None,
                 base_currency=won_currency if trigger == RewardTrigger.WON else None,
                 actor=label,
+                rules=rules[trigger],
             )
     return Transition(referral=referral, event=event)
 

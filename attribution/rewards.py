@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,6 +112,28 @@ class Evaluation:
     skipped: list[tuple[int, str]]
 
 
+async def active_rules(
+    session: AsyncSession, program_id: int, triggers: Sequence[str]
+) -> dict[str, list[RewardRule]]:
+    """The program's active rules for these triggers, by trigger, in id order (one statement,
+    whatever the number of triggers: a win earns the qualified and won rules together)."""
+    out: dict[str, list[RewardRule]] = {t: [] for t in triggers}
+    for rule in await session.scalars(_ACTIVE_RULES, {"p_id": program_id, "triggers": triggers}):
+        out[rule.trigger].append(rule)
+    return out
+
+
+_ACTIVE_RULES = (
+    select(RewardRule)
+    .where(
+        RewardRule.program_id == bindparam("p_id"),
+        RewardRule.trigger.in_(bindparam("triggers", expanding=True)),
+        RewardRule.active.is_(True),
+    )
+    .order_by(RewardRule.id)
+)
+
+
 async def _lock_advocate(session: AsyncSession, advocate_id: int) -> None:
     await session.execute(
         text("SELECT pg_advisory_xact_lock(:ns, :key)"),
@@ -123,7 +145,13 @@ async def _ordinal(
     session: AsyncSession, referral: Referral, trigger: str, side: str, kind: str
 ) -> int:
     """This referral's position among the advocate's rewarded referrals for this ladder."""
-    earlier = await session.scalar(
+    earlier = await session.scalar(select(_earlier(referral, trigger, side, kind)))
+    return int(earlier or 0) + 1
+
+
+def _earlier(referral: Referral, trigger: str, side: str, kind: str) -> Any:
+    """How many other referrals of the advocate hold a live reward on this ladder."""
+    return (
         select(func.count(func.distinct(Reward.referral_id)))
         .join(RewardRule, RewardRule.id == Reward.rule_id)
         .where(
@@ -135,8 +163,38 @@ async def _ordinal(
             RewardRule.side == side,
             RewardRule.kind == kind,
         )
+        .scalar_subquery()
     )
-    return int(earlier or 0) + 1
+
+
+async def _standing(
+    session: AsyncSession,
+    referral: Referral,
+    trigger: str,
+    side: str,
+    kind: str,
+    capped_by: RewardRule | None,
+    now: datetime,
+) -> tuple[int, int]:
+    """This referral's ordinal on the ladder and, for ``capped_by`` (a one-rung ladder's rule,
+    known before the ordinal is), the rewards counting against its cap: one statement."""
+    if capped_by is None or capped_by.cap_count is None:
+        return await _ordinal(session, referral, trigger, side, kind), 0
+    used = (
+        select(func.count())
+        .select_from(Reward)
+        .where(
+            Reward.rule_id == capped_by.id,
+            Reward.advocate_id == referral.advocate_id,
+            Reward.state != RewardState.VOIDED,
+            Reward.created_at >= reward_rules.cap_window_start(capped_by, now),
+        )
+        .scalar_subquery()
+    )
+    earlier, counted = (
+        await session.execute(select(_earlier(referral, trigger, side, kind), used))
+    ).one()
+    return int(earlier or 0) + 1, int(counted or 0)
 
 
 async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now: datetime) -> bool:
@@ -166,6 +224,7 @@ async def on_referral_event(
     trigger_ref: str = "",
     actor: str = "system",
     only_side: str | None = None,
+    rules: Sequence[RewardRule] | None = None,
 ) -> Evaluation:
     """Evaluate the program's active rules for ``event`` (signup, qualified, won, revenue).
 
@@ -180,18 +239,9 @@ async def on_referral_event(
     trigger = RewardTrigger(event)
     if reward_rules.earns_nothing(referral.status, referral.moderation):
         return Evaluation(created=[], skipped=[])
-    rules = list(
-        await session.scalars(
-            select(RewardRule)
-            .where(
-                RewardRule.program_id == referral.program_id,
-                RewardRule.trigger == trigger,
-                RewardRule.active.is_(True),
-                *([RewardRule.side == only_side] if only_side is not None else []),
-            )
-            .order_by(RewardRule.id)
-        )
-    )
+    if rules is None:
+        rules = (await active_rules(session, referral.program_id, (trigger,))).get(trigger, [])
+    rules = [r for r in rules if only_side is None or r.side == only_side]
     if not rules:
         return Evaluation(created=[], skipped=[])
     await _lock_advocate(session, referral.advocate_id)
@@ -200,13 +250,18 @@ async def on_referral_event(
     created: list[Reward] = []
     skipped: list[tuple[int, str]] = []
     for (side, kind), ladder in reward_rules.ladders(rules).items():
-        ordinal = await _ordinal(session, referral, trigger, side, kind)
+        capped_by = ladder[0] if len(ladder) == 1 and side == RewardSide.REFERRER else None
+        ordinal, used = await _standing(session, referral, trigger, side, kind, capped_by, now)
         picked = reward_rules.pick_tier(ladder, ordinal)
         if picked is None:
             skipped.extend((r.id, "tier_not_reached") for r in ladder)
             continue
         rule = picked
-        if side == RewardSide.REFERRER and await _capped(session, rule, referral.advocate_id, now):
+        if side == RewardSide.REFERRER and (
+            reward_rules.is_capped(rule, used)
+            if capped_by is not None
+            else await _capped(session, rule, referral.advocate_id, now)
+        ):
             skipped.append((rule.id, "capped"))
             continue
         earned = reward_rules.earn(
@@ -227,7 +282,7 @@ async def on_referral_event(
             skipped.append((rule.id, "already_rewarded"))
             continue
         held_until = now + timedelta(days=rule.holding_days) if rule.holding_days else None
-        reward_id = await session.scalar(
+        reward = await session.scalar(
             insert(Reward)
             .values(
                 program_id=referral.program_id,
@@ -249,13 +304,11 @@ async def on_referral_event(
             .on_conflict_do_nothing(
                 index_elements=["rule_id", "referral_id", "trigger_ref", "round"]
             )
-            .returning(Reward.id)
+            .returning(Reward)
         )
-        if reward_id is None:
+        if reward is None:
             skipped.append((rule.id, "already_rewarded"))
             continue
-        reward = await session.get(Reward, reward_id)
-        assert reward is not None
         session.add(
             RewardEntry(
                 reward_id=reward.id,

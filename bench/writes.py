@@ -32,7 +32,9 @@ from vouch.core.engine import create_engine  # noqa: E402
 from vouch.core.security import sign  # noqa: E402
 
 COLD_LINKS = 30_000  # more than the landing cache holds (20,000)
-REFERRALS = 2_000
+# Referrals waiting for their conversion: Vouch and its baseline each get half, so each moves
+# its own referrals along the lifecycle and neither finds the other's already won.
+REFERRALS = 40_000
 
 
 def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
@@ -72,6 +74,20 @@ async def seed(url: str, workdir: Path) -> dict[str, str]:
     engine = create_engine(url, pool_size=1)
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE programs SET settings = '{}'"))
+        # Two-sided rewards, as a real program has: the friend's credit when they sign up,
+        # the advocate's cash when the referral is won (capped, so the cap is counted).
+        await conn.execute(
+            text(
+                "INSERT INTO reward_rules (program_id, name, side, trigger, calc, kind,"
+                " amount_minor, currency, percent_bps, points, from_nth_referral, cap_count,"
+                " cap_period_days, clawback_days, holding_days, active, created_at)"
+                " SELECT id, 'Friend credit', 'referred', 'signup', 'fixed', 'credit', 2000,"
+                " 'USD', 0, 0, 1, NULL, 365, 60, 0, true, now() FROM programs"
+                " UNION ALL"
+                " SELECT id, 'Advocate cash', 'referrer', 'won', 'fixed', 'cash', 5000, 'USD',"
+                " 0, 0, 1, 1000000, 365, 60, 0, true, now() FROM programs"
+            )
+        )
         program_id, advocate_id = (
             await conn.execute(text("SELECT program_id, advocate_id FROM referral_links LIMIT 1"))
         ).one()
@@ -105,8 +121,12 @@ async def seed(url: str, workdir: Path) -> dict[str, str]:
         )
     await engine.dispose()
     (workdir / "cold.txt").write_text("\n".join(c for _, c in codes) + "\n")
+    half = REFERRALS // 2
     (workdir / "redemptions.txt").write_text(
-        "\n".join(f"BENCH-{i}" for i in range(1, REFERRALS + 1)) + "\n"
+        "\n".join(f"BENCH-{i}" for i in range(1, half + 1)) + "\n"
+    )
+    (workdir / "redemptions-baseline.txt").write_text(
+        "\n".join(f"BENCH-{i}" for i in range(half + 1, REFERRALS + 1)) + "\n"
     )
     cookie = secrets.token_hex(16)
     issued = f"{int(time.time()):x}"
@@ -171,7 +191,7 @@ def main() -> None:
         ),
         "conversion with idempotency key (GraphQL mutation)": (
             ("conversion", "redemptions.txt", "0", vouch.url("/")),
-            ("conversion", "redemptions.txt", "1", write_baseline.url("/")),
+            ("conversion", "redemptions-baseline.txt", "1", write_baseline.url("/")),
         ),
     }
     results: dict[str, dict[str, list[float]]] = {
