@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vouch.attribution import rewards, rollups, webhooks
 from vouch.core.choices import parse_choice
@@ -59,6 +60,34 @@ def referral_payload(referral: Referral) -> dict[str, Any]:
     }
 
 
+# Built once (the hot write paths run them on every conversion, stage move and payment).
+_LOCK = (
+    select(Referral)
+    .where(Referral.id == bindparam("r_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_SET_STATUS = (
+    update(Referral)
+    .where(Referral.id == bindparam("r_id"))
+    .values(status=bindparam("r_status"), updated_at=bindparam("r_at"))
+    .execution_options(synchronize_session=False)
+)
+_NEW_EVENT = (
+    insert(ReferralEvent)
+    .values(
+        referral_id=bindparam("e_referral"),
+        from_status=bindparam("e_from"),
+        to_status=bindparam("e_to"),
+        at=bindparam("e_at"),
+        source=bindparam("e_source"),
+        actor=bindparam("e_actor"),
+        detail=bindparam("e_detail"),
+    )
+    .returning(ReferralEvent)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     referral: Referral
@@ -71,12 +100,7 @@ class Transition:
 
 async def lock_referral(session: AsyncSession, referral_id: int) -> Referral:
     """Load the referral with a row lock: concurrent transitions of one referral queue here."""
-    referral = await session.scalar(
-        select(Referral)
-        .where(Referral.id == referral_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    referral = await session.scalar(_LOCK, {"r_id": referral_id})
     if referral is None:
         raise NotFound("no such referral", field="referralId")
     return referral
@@ -140,25 +164,28 @@ async def transition(
         return Transition(referral=referral, event=None)
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"a {current} referral cannot become {target}", field="status")
+    await session.flush()  # the caller's own changes first, as before any statement here
     # A rejected referral counts nowhere in the reports.
     before = await rollups.contributions(session, [referral.id]) if target == S.REJECTED else {}
-    referral.status = target
-    referral.updated_at = now
+    await session.execute(_SET_STATUS, {"r_id": referral.id, "r_status": target, "r_at": now})
+    set_committed_value(referral, "status", target)
+    set_committed_value(referral, "updated_at", now)
     if target == S.REJECTED:
-        await session.flush()
         after = await rollups.contributions(session, [referral.id])
         await rollups.apply(session, rollups.difference(after, before))
-    event = ReferralEvent(
-        referral_id=referral.id,
-        from_status=current,
-        to_status=target,
-        at=now,
-        source=source,
-        actor=actor[:MAX_ACTOR] if actor else None,
-        detail=detail or {},
+    event = await session.scalar(
+        _NEW_EVENT,
+        {
+            "e_referral": referral.id,
+            "e_from": current,
+            "e_to": target,
+            "e_at": now,
+            "e_source": source,
+            "e_actor": actor[:MAX_ACTOR] if actor else None,
+            "e_detail": detail or {},
+        },
     )
-    session.add(event)
-    await session.flush()
+    assert event is not None
     await webhooks.enqueue(
         session,
         "referral.status_changed",

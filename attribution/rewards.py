@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, or_, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vouch.attribution import reward_rules, webhooks
 from vouch.core.batching import NESTED_LIST_MAX, SnapshotsBy
@@ -309,17 +310,15 @@ async def on_referral_event(
         if reward is None:
             skipped.append((rule.id, "already_rewarded"))
             continue
-        session.add(
-            RewardEntry(
-                reward_id=reward.id,
-                state=RewardState.PENDING,
-                at=now,
-                actor=actor,
-                reason=f"{trigger.value} (rule '{rule.name}', referral #{ordinal})",
-                amount_minor=amount,
-            )
+        await _entry(
+            session,
+            reward.id,
+            RewardState.PENDING,
+            at=now,
+            actor=actor,
+            reason=f"{trigger.value} (rule '{rule.name}', referral #{ordinal})",
+            amount_minor=amount,
         )
-        await session.flush()
         await webhooks.enqueue(session, "reward.created", reward_payload(reward), now=now)
         if (
             program.settings.get(AUTO_APPROVE)
@@ -458,6 +457,49 @@ async def _locked_reward(session: AsyncSession, reward_id: int) -> Reward:
     return reward
 
 
+_NEW_ENTRY = insert(RewardEntry).values(
+    reward_id=bindparam("n_reward"),
+    state=bindparam("n_state"),
+    at=bindparam("n_at"),
+    actor=bindparam("n_actor"),
+    reason=bindparam("n_reason"),
+    fulfilment_ref=bindparam("n_ref"),
+    amount_minor=bindparam("n_amount"),
+)
+_SET_STATE = (
+    update(Reward)
+    .where(Reward.id == bindparam("w_id"))
+    .values(state=bindparam("w_state"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def _entry(
+    session: AsyncSession,
+    reward_id: int,
+    state: str,
+    *,
+    at: datetime,
+    actor: str,
+    reason: str | None,
+    amount_minor: int,
+    fulfilment_ref: str | None = None,
+) -> None:
+    """Append a line to a reward's history (one prebuilt INSERT)."""
+    await session.execute(
+        _NEW_ENTRY,
+        {
+            "n_reward": reward_id,
+            "n_state": state,
+            "n_at": at,
+            "n_actor": actor,
+            "n_reason": reason,
+            "n_ref": fulfilment_ref,
+            "n_amount": amount_minor,
+        },
+    )
+
+
 async def _move(
     session: AsyncSession,
     reward: Reward,
@@ -480,20 +522,20 @@ async def _move(
         raise InvalidTransition(
             "the clawback window of this fulfilled reward has closed", field="rewardId"
         )
-    session.add(
-        RewardEntry(
-            reward_id=reward.id,
-            state=to_state,
-            at=now,
-            actor=actor,
-            reason=reason,
-            fulfilment_ref=fulfilment_ref,
-            amount_minor=reward.amount_minor,
-        )
+    await session.flush()  # the caller's own changes first
+    await _entry(
+        session,
+        reward.id,
+        to_state,
+        at=now,
+        actor=actor,
+        reason=reason,
+        fulfilment_ref=fulfilment_ref,
+        amount_minor=reward.amount_minor,
     )
     was = reward.state
-    reward.state = to_state
-    await session.flush()
+    await session.execute(_SET_STATE, {"w_id": reward.id, "w_state": to_state})
+    set_committed_value(reward, "state", to_state)
     if was == RewardState.FULFILLED and to_state == RewardState.VOIDED:
         await _reverse_points(session, reward, now=now)
     event = {
