@@ -1,9 +1,31 @@
 """Baselines for bench/writes.py: hand-written Starlette + asyncpg handlers doing the same
-database work as Vouch's claim and conversion, without Vouch's layers."""
+database work as Vouch's claim and conversion (full parity, issue 16), without Vouch's layers.
+
+Each handler writes the rows Vouch writes and reads what Vouch must read to decide, in the same
+transactions, with the same locks, in as few round trips as a careful engineer would use:
+
+claim (rate-limit hit committed on its own, then one transaction)
+    rate-limit upsert · program · erased-person check · link and advocate · referral (insert,
+    one per person) · redemption code · attribution decision · fraud velocity counts · flags
+    (when flagged) · first lifecycle event · rollup contribution (both rollups) · outbox
+    ``referral.created`` with its deliveries · signup rules · advocate lock · ladder ordinal ·
+    the friend's reward · its history line · outbox ``reward.created``
+
+conversion (one transaction)
+    idempotency key · referral locked by redemption code · conversion (insert, once per
+    reference) · outbox ``conversion.recorded`` · status won · lifecycle event · outbox
+    ``referral.status_changed`` · qualified and won rules · advocate lock · program settings ·
+    ladder ordinal and cap count · the advocate's reward · its history line · outbox
+    ``reward.created`` · the key's stored answer
+
+The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
+same text here, so the two cannot drift; everything else is written out below.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -16,7 +38,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
+from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
+
+ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
+OUTBOX_SQL = (
+    str(_ENQUEUE.compile())
+    .replace(":event_type", "$1")
+    .replace(":payload", "$2::jsonb")
+    .replace(":now", "$3")
+    .replace(":pending", "'pending'")
+)
+LOCK_NAMESPACE = 7_300_001
 
 
 def baseline() -> Starlette:
@@ -24,11 +58,111 @@ def baseline() -> Starlette:
     codec = LinkCodec(os.environ["VOUCH_HASHID_SALT"], 10)
     state: dict[str, Any] = {}
 
+    async def init(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        state["pool"] = await asyncpg.create_pool(dsn, min_size=5, max_size=10)
+        state["pool"] = await asyncpg.create_pool(dsn, min_size=5, max_size=15, init=init)
         yield
         await state["pool"].close()
+
+    async def outbox(
+        conn: asyncpg.Connection, event: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        await conn.fetchval(OUTBOX_SQL, event, payload, now)
+
+    async def earn(
+        conn: asyncpg.Connection,
+        referral: asyncpg.Record,
+        triggers: tuple[str, ...],
+        now: datetime,
+        *,
+        program_settings: bool,
+    ) -> None:
+        """The reward engine's work for one event: rules, advocate lock, ladder position (and
+        cap), the reward, its history line and its webhook."""
+        rules = await conn.fetch(
+            "SELECT id, name, side, trigger, kind, amount_minor, currency, points, cap_count,"
+            " cap_period_days, clawback_days, holding_days FROM reward_rules"
+            " WHERE program_id = $1 AND trigger = ANY($2::varchar[]) AND active ORDER BY id",
+            referral["program_id"],
+            list(triggers),
+        )
+        if not rules:
+            return
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)", LOCK_NAMESPACE, referral["advocate_id"]
+        )
+        if program_settings:
+            await conn.fetchval(
+                "SELECT settings FROM programs WHERE id = $1", referral["program_id"]
+            )
+        for rule in rules:
+            referrer = rule["side"] == "referrer"
+            ordinal, used = await conn.fetchrow(
+                "SELECT (SELECT count(DISTINCT w.referral_id) FROM rewards w"
+                " JOIN reward_rules r ON r.id = w.rule_id WHERE w.program_id = $1"
+                " AND w.advocate_id = $2 AND w.referral_id <> $3 AND w.state <> 'voided'"
+                " AND r.trigger = $4 AND r.side = $5 AND r.kind = $6),"
+                " (SELECT count(*) FROM rewards WHERE rule_id = $7 AND advocate_id = $2"
+                " AND state <> 'voided' AND created_at >= $8 AND $9)",
+                referral["program_id"],
+                referral["advocate_id"],
+                referral["id"],
+                rule["trigger"],
+                rule["side"],
+                rule["kind"],
+                rule["id"],
+                now - timedelta(days=rule["cap_period_days"]),
+                referrer and rule["cap_count"] is not None,
+            )
+            if referrer and rule["cap_count"] is not None and used >= rule["cap_count"]:
+                continue
+            reward = await conn.fetchrow(
+                "INSERT INTO rewards (program_id, rule_id, referral_id, advocate_id, side,"
+                " trigger_ref, kind, amount_minor, currency, points, state, clawback_until,"
+                " round, held_until, created_at) VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8,"
+                " $9, 'pending', $10, 0, NULL, $11)"
+                " ON CONFLICT (rule_id, referral_id, trigger_ref, round) DO NOTHING"
+                " RETURNING id, amount_minor, currency",
+                referral["program_id"],
+                rule["id"],
+                referral["id"],
+                referral["advocate_id"] if referrer else None,
+                rule["side"],
+                rule["kind"],
+                rule["amount_minor"],
+                rule["currency"],
+                rule["points"],
+                now + timedelta(days=rule["clawback_days"]),
+                now,
+            )
+            if reward is None:
+                continue
+            await conn.execute(
+                "INSERT INTO reward_entries (reward_id, state, at, actor, reason, amount_minor)"
+                " VALUES ($1, 'pending', $2, $3, $4, $5)",
+                reward["id"],
+                now,
+                "system",
+                f"{rule['trigger']} (rule '{rule['name']}', referral #{ordinal + 1})",
+                reward["amount_minor"],
+            )
+            await outbox(
+                conn,
+                "reward.created",
+                {
+                    "reward_id": reward["id"],
+                    "referral_id": referral["id"],
+                    "state": "pending",
+                    "amount_minor": reward["amount_minor"],
+                    "currency": reward["currency"],
+                },
+                now,
+            )
 
     async def claim(request: Request) -> Response:
         decoded = codec.decode(request.path_params["code"])
@@ -37,78 +171,210 @@ def baseline() -> Starlette:
         if decoded is None or "@" not in email or form.get("consent") != "yes":
             return Response("bad request", status_code=400)
         now = datetime.now(UTC)
-        async with state["pool"].acquire() as conn, conn.transaction():
-            link = await conn.fetchrow(
-                "SELECT id, program_id, advocate_id FROM referral_links"
-                " WHERE id = $1 AND nonce = $2 AND status = 'active'",
-                decoded.link_id,
-                decoded.nonce,
-            )
-            if link is None:
-                return Response("not found", status_code=404)
-            referral_id = await conn.fetchval(
-                "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
-                " status, source, flags, moderation, consent, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $4, 'lead', 'landing', '{}', 'clear', true, $5, $5)"
-                " ON CONFLICT (program_id, person_key) DO NOTHING RETURNING id",
-                link["program_id"],
-                link["advocate_id"],
-                link["id"],
-                email,
-                now,
-            )
-            if referral_id is not None:
-                await conn.execute(
-                    "INSERT INTO referral_events (referral_id, to_status, at, source, detail)"
-                    " VALUES ($1, 'lead', $2, 'landing', '{}')",
-                    referral_id,
+        ip = request.client.host if request.client else ""
+        ip_hash = hashlib.sha256(f"{ip}:{now.date()}".encode()).hexdigest()[:32]
+        async with state["pool"].acquire() as conn:
+            async with conn.transaction():
+                await conn.fetchval(
+                    "INSERT INTO rate_limit_hits (bucket, window_start, hits) VALUES ($1, $2, 1)"
+                    " ON CONFLICT (bucket, window_start) DO UPDATE"
+                    " SET hits = rate_limit_hits.hits + 1 RETURNING hits",
+                    f"claim-baseline:{ip_hash}",
+                    now.replace(minute=0, second=0, microsecond=0),
+                )
+            async with conn.transaction():
+                program = await conn.fetchrow(
+                    "SELECT id, status, attribution_model, attribution_window_days,"
+                    " rules_version, redemption_ttl_days, offer_expires_at, settings"
+                    " FROM programs WHERE id = (SELECT program_id FROM referral_links"
+                    " WHERE id = $1)",
+                    decoded.link_id,
+                )
+                if program is None or program["status"] != "active":
+                    return Response("not found", status_code=404)
+                erased = await conn.fetchval(
+                    "SELECT id FROM referrals WHERE program_id = $1 AND person_key = $2",
+                    program["id"],
+                    hashlib.sha256(email.encode()).hexdigest(),
+                )
+                if erased is not None:
+                    return RedirectResponse("/claimed", status_code=303)
+                link = await conn.fetchrow(
+                    "SELECT l.id, l.program_id, l.advocate_id, l.channel, a.email_normalized"
+                    " FROM referral_links l JOIN advocates a ON a.id = l.advocate_id"
+                    " WHERE l.id = $1 AND l.nonce = $2 AND l.program_id = $3"
+                    " AND l.status = 'active' AND a.erased_at IS NULL",
+                    decoded.link_id,
+                    decoded.nonce,
+                    program["id"],
+                )
+                if link is None:
+                    return Response("not found", status_code=404)
+                referral = await conn.fetchrow(
+                    "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
+                    " status, source, flags, moderation, consent, channel, ip_hash,"
+                    " reward_round, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, 'lead',"
+                    " 'landing', '{}', 'clear', true, $5, $6, 0, $7, $7)"
+                    " ON CONFLICT (program_id, person_key) DO NOTHING"
+                    " RETURNING id, program_id, advocate_id, link_id",
+                    program["id"],
+                    link["advocate_id"],
+                    link["id"],
+                    email,
+                    link["channel"],
+                    ip_hash,
                     now,
+                )
+                if referral is None:
+                    return RedirectResponse("/claimed", status_code=303)
+                await conn.fetchval(
+                    "INSERT INTO offer_redemptions (referral_id, program_id, code, issued_at,"
+                    " expires_at) VALUES ($1, $2, $3, $4, $5)"
+                    " ON CONFLICT (code) DO NOTHING RETURNING id",
+                    referral["id"],
+                    program["id"],
+                    secrets.token_hex(10).upper(),
+                    now,
+                    now + timedelta(days=program["redemption_ttl_days"]),
                 )
                 await conn.execute(
                     "INSERT INTO attribution_decisions (referral_id, advocate_id, link_id, rule,"
                     " rules_version, window_days, evidence, actor, reason, is_current,"
-                    " decided_at) VALUES ($1, $2, $3, 'last_touch', 1, 30, 'form', 'landing',"
-                    " '', true, $4)",
-                    referral_id,
+                    " decided_at) VALUES ($1, $2, $3, $4, $5, $6, 'form', 'landing',"
+                    " 'link the claim was made on', true, $7)",
+                    referral["id"],
                     link["advocate_id"],
                     link["id"],
+                    program["attribution_model"],
+                    program["rules_version"],
+                    program["attribution_window_days"],
                     now,
                 )
+                per_link, per_ip = await conn.fetchrow(
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM referrals WHERE link_id = $1"
+                    " AND created_at >= $2 LIMIT 21) a), (SELECT count(*) FROM (SELECT 1"
+                    " FROM referrals WHERE ip_hash = $3 AND created_at >= $2 LIMIT 11) b)",
+                    link["id"],
+                    now - timedelta(hours=1),
+                    ip_hash,
+                )
+                flags = [
+                    f
+                    for f, n, cap in (("velocity_link", per_link, 20), ("velocity_ip", per_ip, 10))
+                    if n > cap
+                ]
+                if flags:
+                    await conn.execute(
+                        "UPDATE referrals SET flags = $1, moderation = 'pending', updated_at ="
+                        " now() WHERE id = $2",
+                        flags,
+                        referral["id"],
+                    )
                 await conn.execute(
-                    "INSERT INTO offer_redemptions (referral_id, program_id, code, issued_at,"
-                    " expires_at) VALUES ($1, $2, $3, $4, $5)",
-                    referral_id,
-                    link["program_id"],
-                    secrets.token_hex(8).upper(),
+                    "INSERT INTO referral_events (referral_id, to_status, at, source, actor,"
+                    " detail) VALUES ($1, 'lead', $2, 'landing', 'landing', '{}')",
+                    referral["id"],
                     now,
-                    now + timedelta(days=90),
                 )
+                await conn.execute(ROLLUP_SQL, [referral["id"]])
+                await outbox(
+                    conn,
+                    "referral.created",
+                    {
+                        "referral_id": referral["id"],
+                        "program_id": program["id"],
+                        "advocate_id": link["advocate_id"],
+                        "link_id": link["id"],
+                        "status": "lead",
+                        "moderation": "pending" if flags else "clear",
+                        "source": "landing",
+                    },
+                    now,
+                )
+                await earn(conn, referral, ("signup",), now, program_settings=False)
         return RedirectResponse("/claimed", status_code=303)
 
     async def conversion(request: Request) -> Response:
         body = json.loads(await request.body())
         key = request.headers["idempotency-key"]
+        now = datetime.now(UTC)
         async with state["pool"].acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at)"
-                " VALUES ('bench', $1, $2, '{}', now()) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO idempotency_keys (owner, scope, key, request_hash, response)"
+                " VALUES ('bench', 'conversion', $1, $2, '{}') ON CONFLICT (owner, key)"
+                " DO NOTHING RETURNING id",
                 key,
-                "x" * 64,
+                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
             )
-            referral_id = await conn.fetchval(
-                "SELECT r.id FROM referrals r JOIN offer_redemptions o ON o.referral_id = r.id"
-                " WHERE o.code = $1 FOR UPDATE OF r",
+            if fresh is None:
+                return JSONResponse({"replayed": True})
+            referral = await conn.fetchrow(
+                "SELECT r.id, r.status, r.program_id, r.advocate_id, r.link_id, r.moderation,"
+                " p.currency FROM referrals r JOIN offer_redemptions o ON o.referral_id = r.id"
+                " JOIN programs p ON p.id = r.program_id WHERE o.code = $1 FOR UPDATE OF r",
                 body["code"],
             )
-            if fresh is not None and referral_id is not None:
-                await conn.execute(
-                    "INSERT INTO conversions (referral_id, kind, external_ref, amount_minor,"
-                    " currency, occurred_at, created_at) VALUES ($1, 'purchase', $2, $3, 'USD',"
-                    " now(), now()) ON CONFLICT DO NOTHING",
-                    referral_id,
-                    body["ref"],
-                    body["amount"],
+            if referral is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            conversion_id = await conn.fetchval(
+                "INSERT INTO conversions (referral_id, kind, external_ref, amount_minor,"
+                " currency, occurred_at) VALUES ($1, 'purchase', $2, $3, 'USD', $4)"
+                " ON CONFLICT (referral_id, kind, external_ref) DO NOTHING RETURNING id",
+                referral["id"],
+                body["ref"],
+                body["amount"],
+                now,
+            )
+            if conversion_id is not None:
+                await outbox(
+                    conn,
+                    "conversion.recorded",
+                    {
+                        "conversion_id": conversion_id,
+                        "referral_id": referral["id"],
+                        "kind": "purchase",
+                        "amount_minor": body["amount"],
+                        "currency": "USD",
+                        "occurred_at": now.isoformat(),
+                    },
+                    now,
                 )
+                if referral["status"] in ("lead", "qualified", "opportunity"):
+                    await conn.execute(
+                        "UPDATE referrals SET status = 'won', updated_at = $2 WHERE id = $1",
+                        referral["id"],
+                        now,
+                    )
+                    await conn.execute(
+                        "INSERT INTO referral_events (referral_id, from_status, to_status, at,"
+                        " source, actor, detail) VALUES ($1, $2, 'won', $3, 'conversion',"
+                        " 'conversion:purchase', '{}')",
+                        referral["id"],
+                        referral["status"],
+                        now,
+                    )
+                    await outbox(
+                        conn,
+                        "referral.status_changed",
+                        {
+                            "referral_id": referral["id"],
+                            "program_id": referral["program_id"],
+                            "advocate_id": referral["advocate_id"],
+                            "link_id": referral["link_id"],
+                            "status": "won",
+                            "from_status": referral["status"],
+                            "to_status": "won",
+                        },
+                        now,
+                    )
+                    await earn(conn, referral, ("qualified", "won"), now, program_settings=True)
+            await conn.execute(
+                "UPDATE idempotency_keys SET response = $3 WHERE owner = 'bench' AND key = $1"
+                " AND scope = $2",
+                key,
+                "conversion",
+                {"conversion_id": conversion_id, "created": conversion_id is not None},
+            )
         return JSONResponse({"ok": True})
 
     return Starlette(

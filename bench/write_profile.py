@@ -54,6 +54,7 @@ async def run(mode: str, requests: int, top: int, show_statements: bool) -> None
     get_settings.cache_clear()
     app = create_app()
     codes = (workdir / "redemptions.txt").read_text().split()
+    links = (workdir / "cold.txt").read_text().split()
     async with app.router.lifespan_context(app):
         from vouch.core.engine import create_engine
         from vouch.core.sessions import session_factory
@@ -75,7 +76,7 @@ async def run(mode: str, requests: int, top: int, show_statements: bool) -> None
                 counter += 1
                 if mode == "claim":
                     response = await client.post(
-                        f"/r/{facts['claim_code']}/claim",
+                        f"/r/{links[counter % len(links)]}/claim",
                         data={
                             "email": f"friend{counter}@example.org",
                             "consent": "yes",
@@ -123,7 +124,7 @@ async def run(mode: str, requests: int, top: int, show_statements: bool) -> None
                 event.remove(Engine, "before_cursor_execute", record)
                 print(f"{mode}: {len(seen)} statements")
                 for statement in seen:
-                    print("  ", statement[:160])
+                    print("  ", statement)
             started_cpu, started = time.process_time(), time.perf_counter()
             profiler = cProfile.Profile()
             profiler.enable()

@@ -1,6 +1,7 @@
 -- wrk script for bench/writes.py. BENCH_MODE picks the request:
 --   cold        GET /r/{code} with a random code from BENCH_CODES (more codes than the cache)
---   claim       POST /r/{code}/claim with a unique email, a valid CSRF pair and consent
+--   claim       POST /r/{code}/claim on a random link from BENCH_CODES with a unique email,
+--               a valid CSRF pair and consent
 --   conversion  POST the recordConversion mutation (or the baseline's /conversions) with a
 --               unique idempotency key and external reference per request
 local mode = os.getenv("BENCH_MODE")
@@ -18,7 +19,7 @@ request = function()
     return wrk.format("GET", "/r/" .. code)
   elseif mode == "claim" then
     local body = "email=friend" .. unique .. "%40example.org&consent=yes&csrf=" .. os.getenv("BENCH_CSRF")
-    return wrk.format("POST", "/r/" .. os.getenv("BENCH_CLAIM_CODE") .. "/claim", {
+    return wrk.format("POST", "/r/" .. code .. "/claim", {
       ["Content-Type"] = "application/x-www-form-urlencoded",
       ["Cookie"] = "vouch_csrf=" .. os.getenv("BENCH_CSRF_COOKIE"),
     }, body)

@@ -35,6 +35,7 @@ COLD_LINKS = 30_000  # more than the landing cache holds (20,000)
 # Referrals waiting for their conversion: Vouch and its baseline each get half, so each moves
 # its own referrals along the lifecycle and neither finds the other's already won.
 REFERRALS = 40_000
+ADVOCATES = 1_000
 
 
 def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
@@ -88,16 +89,27 @@ async def seed(url: str, workdir: Path) -> dict[str, str]:
                 " 0, 0, 1, 1000000, 365, 60, 0, true, now() FROM programs"
             )
         )
-        program_id, advocate_id = (
-            await conn.execute(text("SELECT program_id, advocate_id FROM referral_links LIMIT 1"))
-        ).one()
+        program_id = await conn.scalar(text("SELECT program_id FROM referral_links LIMIT 1"))
+        # A program's links and referrals spread over many advocates, as in life: one advocate
+        # holding every referral would serialise all reward earning on that advocate's lock.
+        first_advocate = await conn.scalar(
+            text(
+                "INSERT INTO advocates (external_id, email, email_normalized, first_name,"
+                " last_name, is_icp, consent_referral, consent_marketing, opted_in_extra_asks,"
+                " score, created_at, updated_at) SELECT 'bench-' || g, 'adv' || g ||"
+                " '@example.com', 'adv' || g || '@example.com', 'Ada', 'Bench', false, true,"
+                " false, false, 0, now(), now() FROM generate_series(1, :n) g"
+                " RETURNING id"
+            ),
+            {"n": ADVOCATES},
+        )
         rows = await conn.execute(
             text(
                 "INSERT INTO referral_links (nonce, advocate_id, program_id, channel, status,"
-                " created_at) SELECT (random() * 2000000000)::bigint, :a, :p, 'c' || g,"
-                " 'active', now() FROM generate_series(1, :n) g RETURNING id, nonce"
+                " created_at) SELECT (random() * 2000000000)::bigint, :a + g % :advocates, :p,"
+                " 'c' || g, 'active', now() FROM generate_series(1, :n) g RETURNING id, nonce"
             ),
-            {"a": advocate_id, "p": program_id, "n": COLD_LINKS},
+            {"a": first_advocate, "advocates": ADVOCATES, "p": program_id, "n": COLD_LINKS},
         )
         codes = [(link_id, codec.encode(link_id, nonce)) for link_id, nonce in rows]
         await conn.execute(
@@ -108,10 +120,10 @@ async def seed(url: str, workdir: Path) -> dict[str, str]:
             text(
                 "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
                 " status, source, flags, moderation, consent, created_at, updated_at)"
-                " SELECT :p, :a, NULL, 'bench' || g || '@example.org', NULL, 'lead', 'api',"
-                " '{}', 'clear', true, now(), now() FROM generate_series(1, :n) g"
+                " SELECT :p, :a + g % :advocates, NULL, 'bench' || g || '@example.org', NULL,"
+                " 'lead', 'api', '{}', 'clear', true, now(), now() FROM generate_series(1, :n) g"
             ),
-            {"p": program_id, "a": advocate_id, "n": REFERRALS},
+            {"p": program_id, "a": first_advocate, "advocates": ADVOCATES, "n": REFERRALS},
         )
         await conn.execute(
             text(
@@ -269,9 +281,11 @@ def main() -> None:
         f"Rows written (Vouch and baseline together): {claims_stored:,} claimed referrals, "
         f"{conversions_stored:,} conversions (no HTTP error in the claim and conversion "
         "runs; GraphQL payload errors are not counted here). "
-        "Vouch's claim also screens for fraud, writes the rollup, the outbox event and the "
-        "signup rewards in the same transaction; its conversion also moves the referral's "
-        "lifecycle. The baselines do only the rows named.",
+        "Full parity (issue 16): each baseline does the database work Vouch does for the "
+        "same request (fraud velocity counts, rollup, outbox with deliveries, lifecycle "
+        "event, two-sided rewards with ladder and cap counts, idempotency key), listed in "
+        "`bench/write_apps.py`'s docstring. The program has 1,000 advocates, a friend "
+        "credit on signup and a capped advocate reward on won.",
     ]
     block = "\n".join(lines) + "\n"
     print(block)

@@ -12,9 +12,10 @@ seconds (``VOUCH_REQUEST_QUEUE_TIMEOUT``). Past either bound the request is shed
 503 and ``Retry-After``, before any work is done, so nothing is half-written. Load a worker can
 serve within the timeout is queued, never refused.
 
-Not queued: what needs no database in the normal case, so that it answers even while every
-place is taken (health probes, ``/metrics``, static files, the widget script, and ``GET /r/…``
-landing pages, which are served from the link cache).
+Landing pages (``GET /r/…``) wait in a line of their own, so that slow API requests cannot keep
+them waiting: most are served from the link cache in well under a millisecond, and a burst of
+cache misses queues for places instead of piling onto the pool. Not queued at all: health
+probes, ``/metrics`` and static files.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SHED_RETRY_AFTER_SECONDS = 1
-_UNQUEUED_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/widget.js")
-_UNQUEUED_GET_PREFIXES = ("/r/",)
+_UNQUEUED_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics")
+_LANDING_PREFIXES = ("/r/",)
 
 SHED = Counter(
     "vouch_requests_shed_total",
@@ -36,50 +37,70 @@ SHED = Counter(
 )
 
 
-def queued(scope: Scope) -> bool:
-    """Whether this request waits for a place (it may need a database connection)."""
+def line_for(scope: Scope) -> str | None:
+    """Which line this request waits in: ``landing`` (link pages), ``api`` (everything else
+    that may need the database), or none."""
     path: str = scope["path"]
     if path.startswith(_UNQUEUED_PREFIXES):
-        return False
-    return not (scope["method"] in ("GET", "HEAD") and path.startswith(_UNQUEUED_GET_PREFIXES))
+        return None
+    if scope["method"] in ("GET", "HEAD") and path.startswith(_LANDING_PREFIXES):
+        return "landing"
+    return "api"
 
 
-class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, *, slots: int, queue: int, timeout: float) -> None:
-        if slots < 1 or queue < 0 or timeout <= 0:
-            raise ValueError("admission needs slots >= 1, queue >= 0 and timeout > 0")
-        self.app = app
+class _Line:
+    """Places and a bounded queue in front of them (one semaphore per event loop: an app object
+    outlives the loop it was built on in tests)."""
+
+    def __init__(self, slots: int) -> None:
         self.slots = slots
-        self.queue = queue
-        self.timeout = timeout
         self.waiting = 0
         self._places: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        # One per event loop: an app object outlives the loop it was built on in tests.
+    def places(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if self._places is None or self._loop is not loop:
             self._places, self._loop, self.waiting = asyncio.Semaphore(self.slots), loop, 0
         return self._places
 
+
+class AdmissionMiddleware:
+    """Two lines, each with ``slots`` places: landing pages, and the rest. Landing pages have
+    their own, so slow API requests cannot keep cached pages waiting, and a burst of cold
+    landings waits for places instead of piling onto the pool."""
+
+    def __init__(self, app: ASGIApp, *, slots: int, queue: int, timeout: float) -> None:
+        if slots < 1 or queue < 0 or timeout <= 0:
+            raise ValueError("admission needs slots >= 1, queue >= 0 and timeout > 0")
+        self.app = app
+        self.queue = queue
+        self.timeout = timeout
+        self.lines = {"landing": _Line(slots), "api": _Line(slots)}
+
+    @property
+    def waiting(self) -> int:
+        return sum(line.waiting for line in self.lines.values())
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not queued(scope):
+        name = line_for(scope) if scope["type"] == "http" else None
+        if name is None:
             await self.app(scope, receive, send)
             return
-        places = self._semaphore()
+        line = self.lines[name]
+        places = line.places()
         if places.locked():  # every place is taken, or others are already waiting
-            if self.waiting >= self.queue:
+            if line.waiting >= self.queue:
                 await _shed(send, "queue_full")
                 return
-            self.waiting += 1
+            line.waiting += 1
             try:
                 await asyncio.wait_for(places.acquire(), self.timeout)
             except TimeoutError:
                 await _shed(send, "timeout")
                 return
             finally:
-                self.waiting -= 1
+                line.waiting -= 1
         else:
             await places.acquire()  # a free place: returns at once
         try:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from vouch.web.admission import AdmissionMiddleware, queued
+from vouch.web.admission import AdmissionMiddleware, line_for
 
 
 def app_with(gate: asyncio.Event, *, slots: int, queue: int, timeout: float) -> AdmissionMiddleware:
@@ -75,7 +75,7 @@ async def test_a_request_that_waits_longer_than_the_timeout_is_shed():
         assert (await c.post("/graphql")).status_code == 200  # the place was given back
 
 
-async def test_landing_pages_never_wait_for_a_place():
+async def test_landing_pages_do_not_wait_behind_api_requests():
     gate = asyncio.Event()
     app = app_with(gate, slots=1, queue=0, timeout=5)
     async with client(app) as c:
@@ -89,16 +89,17 @@ async def test_landing_pages_never_wait_for_a_place():
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
-        ("GET", "/r/abc", False),
-        ("POST", "/r/abc/claim", True),
-        ("GET", "/healthz", False),
-        ("GET", "/static/widget.js", False),
-        ("GET", "/metrics", False),
-        ("POST", "/graphql", True),
-        ("GET", "/graphql", True),
-        ("POST", "/api/conversions", True),
-        ("GET", "/console", True),
+        ("GET", "/r/abc", "landing"),
+        ("HEAD", "/r/abc", "landing"),
+        ("POST", "/r/abc/claim", "api"),
+        ("GET", "/healthz", None),
+        ("GET", "/static/widget.js", None),
+        ("GET", "/metrics", None),
+        ("POST", "/graphql", "api"),
+        ("GET", "/graphql", "api"),
+        ("POST", "/api/conversions", "api"),
+        ("GET", "/console", "api"),
     ],
 )
-def test_what_waits_in_line(method, path, expected):
-    assert queued({"type": "http", "method": method, "path": path}) is expected
+def test_which_line_a_request_waits_in(method, path, expected):
+    assert line_for({"type": "http", "method": method, "path": path}) == expected
