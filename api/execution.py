@@ -29,15 +29,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from inspect import isawaitable
-from typing import Any, NamedTuple, TypeGuard, cast
+from typing import Any, TypeGuard, cast
 
 from graphql import (
     ASTValidationRule,
     DocumentNode,
     GraphQLError,
-    GraphQLLeafType,
-    GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLSchema,
     parse,
     validate,
@@ -47,7 +44,6 @@ from graphql.validation import specified_rules
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
@@ -161,61 +157,6 @@ class DocumentCache:
         document = self.get(query).document
         assert document is not None  # only documents that parsed get here
         return check_cost(self.schema, document, operation_name, dict(sizes), limit, who)
-
-
-STATIC_INFO = "vouch.static_info"
-
-
-class StaticInfo(NamedTuple):
-    """What graphql-core reads of a resolve info while completing a leaf value: the names its
-    error messages give ("Cannot return null for non-nullable field Referral.status"); and the
-    leaf type itself (``return_type`` without its non-null wrapper)."""
-
-    field_name: str
-    return_type: GraphQLOutputType
-    parent_type: GraphQLObjectType
-    leaf_type: GraphQLLeafType
-
-
-class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context with a short path for the fields that carry a
-    ``StaticInfo`` (leaf fields read by attribute, which ``api.schema`` marks): they take no
-    arguments and their resolver never reads its info, so graphql-core's per-field set-up (the
-    list of field nodes, a new 15-field info, argument coercion) is skipped and the prebuilt
-    info stands in where completion needs one. A page of 50 referrals with their rewards
-    completes ~650 such fields. Everything else runs through graphql-core unchanged."""
-
-    def execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Any,
-        position_context: Any,
-    ) -> Any:
-        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
-        static = None if field_def is None else field_def.extensions.get(STATIC_INFO)
-        if field_def is None or static is None or self.middleware_manager is not None:
-            return super().execute_field(
-                parent_type, source, field_details_list, path, position_context
-            )
-        # graphql-core's execute_field, for a field without arguments or info
-        return_type = field_def.type
-        try:
-            result = field_def.resolve(source, static)  # type: ignore[misc]
-            if self.is_awaitable(result):
-                return self.complete_awaitable_value(
-                    return_type, field_details_list, static, path, result, position_context
-                )
-            if result is None or isinstance(result, Exception):  # null checks, returned errors
-                return self.complete_value(
-                    return_type, field_details_list, static, path, result, position_context
-                )
-            # a value of a leaf type: what complete_value comes to after its type dispatch
-            return self.complete_leaf_value(static.leaf_type, result)
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, field_details_list, path)
-            return None
 
 
 async def execute_operation(

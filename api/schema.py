@@ -6,30 +6,27 @@ listing its class below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
     GraphQLError,
-    GraphQLObjectType,
-    get_nullable_type,
-    is_leaf_type,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    StrawberryGraphQLCoreExecutionContext,
+)
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from vouch.api import speed
 from vouch.api.execution import (
-    STATIC_INFO,
     DocumentCache,
-    StaticInfo,
-    VouchExecutionContext,
     execute_operation,
     log_errors,
 )
@@ -69,7 +66,6 @@ from vouch.api.queries.reports import ReportQueries
 from vouch.api.queries.rewards import RewardQueries
 from vouch.api.queries.webhooks import WebhookQueries
 from vouch.api.scalars import SCALAR_OVERRIDES
-from vouch.api.types.rows import RowBacked
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
@@ -135,7 +131,6 @@ class VouchSchema(Schema):
                 "VouchSchema does not run strawberry schema extensions; put the behaviour in "
                 "api.execution's pipeline (see its module docstring)"
             )
-        kwargs.setdefault("execution_context_class", VouchExecutionContext)
         super().__init__(*args, **kwargs)
         self.production = production
         rules: list[type[ASTValidationRule]] = [LIMITS_RULE]
@@ -182,121 +177,23 @@ class VouchSchema(Schema):
         log_errors(errors, getattr(execution_context, "context", None))
 
 
-_UNSET: Any = object()
-
-
-def _attribute(name: str, compute: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
-    if compute is None:
-
-        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
-            return getattr(source, name)
-
-    else:
-        # A row-backed type's field (api.types.rows): the value the instance holds (built by
-        # the constructor, or read before), else computed from its row without the descriptor.
-        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
-            value = source.__dict__.get(name, _UNSET)
-            return compute(source) if value is _UNSET else value
-
-    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
-    return resolve
-
-
-def direct_attribute_fields(schema: Schema) -> int:
-    """Plain fields (no resolver, no extension) read their attribute in one call.
-
-    Strawberry resolves such a field through four Python calls (its wrapper, ``get_result``,
-    two properties) before ``getattr``; a page of 50 referrals reads ~550 of them, so the
-    detour cost more than the page's SQL. A row-backed type's field is computed from the row
-    without going through its descriptor (nor cached on the instance: GraphQL reads it once).
-    Leaf fields are also marked with a ``StaticInfo`` for ``VouchExecutionContext``'s short
-    path. Returns how many fields were rewired."""
-    rewired = 0
-    for graphql_type in schema._schema.type_map.values():
-        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
-            continue
-        origin = graphql_type.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].origin
-        computed = origin.FIELDS if issubclass(origin, RowBacked) else {}
-        for name, field in graphql_type.fields.items():
-            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if (
-                getattr(field.resolve, "__name__", "") == "_get_basic_result"
-                and definition is not None
-                and definition.is_basic_field
-                and definition.default_resolver is getattr
-                and not definition.is_subscription
-            ):
-                python_name = definition.python_name
-                field.resolve = _attribute(python_name, computed.get(python_name))
-                leaf = get_nullable_type(field.type)
-                if is_leaf_type(leaf):  # its info is never read
-                    field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type, leaf)
-                rewired += 1
-    return rewired
-
-
-def _direct(resolver: Any, definition: Any, info_class: type, info_name: str | None) -> Any:
-    function = resolver.wrapped_func
-
-    if info_name is None:
-
-        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
-            return function(source)
-
-    else:
-
-        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
-            return function(source, **{info_name: info_class(_raw_info=info, _field=definition)})
-
-    return call_directly
-
-
-def direct_resolvers(schema: Schema) -> int:
-    """Resolvers that take only ``self`` and ``info`` are called directly.
-
-    Strawberry calls every resolver through six Python frames (its wrapper, the field extension
-    chain, argument conversion, ``get_result``) and an async one through an extra coroutine; for
-    a method without arguments, extensions or permission classes that reduces to
-    ``method(source, info=Info(...))``, which is what this calls (graphql-core awaits the
-    coroutine of an ``async`` one). Returns how many fields were rewired."""
-    rewired = 0
-    info_class = schema.config.info_class
-    for graphql_type in schema._schema.type_map.values():
-        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
-            continue
-        for field in graphql_type.fields.values():
-            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            resolver = getattr(definition, "base_resolver", None)
-            if (
-                resolver is None
-                or field.args
-                or definition.extensions
-                or definition.permission_classes
-                or definition.is_subscription
-                or schema.schema_converter._get_field_exception_handlers(definition)
-                or resolver.self_parameter is None
-                or resolver.root_parameter is not None
-                or resolver.parent_parameter is not None
-                or resolver.arguments
-                or len(resolver.signature.parameters) != 1 + (resolver.info_parameter is not None)
-            ):
-                continue
-            info = resolver.info_parameter
-            field.resolve = _direct(resolver, definition, info_class, info and info.name)
-            rewired += 1
-    return rewired
-
-
-def build_schema(*, production: bool) -> Schema:
+def build_schema(*, production: bool, fast: bool | frozenset[str] = True) -> Schema:
+    """The schema; ``fast`` (``VOUCH_GRAPHQL_FAST_PATH``, or a set of ``api.speed`` piece
+    names) installs ``api.speed``'s pieces."""
+    on = speed.pieces(fast) if isinstance(fast, bool) else fast
     schema = VouchSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(disable_field_suggestions=production),
         production=production,
         scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
+        execution_context_class=(
+            speed.VouchExecutionContext
+            if speed.LEAF_PATH in on
+            else StrawberryGraphQLCoreExecutionContext
+        ),
     )
-    direct_attribute_fields(schema)
-    direct_resolvers(schema)
+    speed.install(schema, on)
     return schema
 
 

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     integration_workers: bool = Field(default=True, alias="VOUCH_INTEGRATION_WORKERS")
     graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
+    # api.speed's pieces (on), or strawberry's and graphql-core's own paths (off): same answers.
+    graphql_fast_path: bool = Field(default=True, alias="VOUCH_GRAPHQL_FAST_PATH")
     graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
     # Scheduled jobs (vouch.jobs): run inside each `vouch serve` process unless turned off here

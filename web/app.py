@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from vouch.api import speed
 from vouch.api.schema import build_schema
 from vouch.api.view import VouchGraphQL
 from vouch.attribution.clicks import ClickBuffer
@@ -67,6 +68,8 @@ class Overrides:
     sessionmaker: async_sessionmaker[AsyncSession] | None = None
     # Where reports read (a read replica); defaults to the primary.
     report_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # api.speed's pieces to install (the bench and the differential test); None: the setting.
+    graphql_speed: frozenset[str] | None = None
 
 
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Starlette:
@@ -180,8 +183,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             for engine in engine_holder.values():
                 await engine.dispose()
 
+    speed_pieces = (
+        overrides.graphql_speed
+        if overrides.graphql_speed is not None
+        else speed.pieces(settings.graphql_fast_path)
+    )
     graphql = VouchGraphQL(
-        build_schema(production=settings.is_production),
+        build_schema(production=settings.is_production, fast=speed_pieces),
+        fast_post=speed.POST_VIEW in speed_pieces,
         settings=settings,
         sessions=sessions,
         codec=codec,

@@ -8,8 +8,8 @@ import strawberry
 from graphql import GraphQLObjectType
 from strawberry.types.base import get_object_definition
 
-from vouch.api.execution import STATIC_INFO, StaticInfo
-from vouch.api.schema import VouchSchema, build_schema, direct_attribute_fields
+from vouch.api.schema import VouchSchema, build_schema
+from vouch.api.speed import STATIC_INFO, StaticInfo, direct_attribute_fields
 
 
 def test_plain_fields_read_their_attribute_directly() -> None:

@@ -1,0 +1,226 @@
+"""The GraphQL speed machinery, all of it, in one place (issue 19): what Vouch changes in how
+strawberry and graphql-core run a request, why, and the switch that turns it off.
+
+``VOUCH_GRAPHQL_FAST_PATH`` (default on) decides whether ``api.schema.build_schema`` installs
+the pieces below and whether ``api.view`` answers JSON POSTs itself. Off, a request runs through
+strawberry's own resolver wrappers, graphql-core's own ``execute_field`` and strawberry's
+generic view; ``tests/api/test_fast_path.py`` runs generated queries through both and compares
+results and errors, and ``bench/graphql.py --pieces`` measures what each piece buys
+(bench/RESULTS.md). Upgrading strawberry or graphql-core: follow ``api/UPGRADING.md``.
+
+The pieces:
+
+1. ``direct_attribute_fields``: plain fields read their attribute in one call instead of
+   strawberry's four (uses strawberry's private ``_get_basic_result`` resolver name and its
+   field definitions' ``default_resolver``/``is_basic_field``).
+2. ``direct_resolvers``: resolvers that take only ``self`` and ``info`` are called directly
+   (uses ``StrawberryResolver.wrapped_func``, ``Info(_raw_info=…, _field=…)`` and
+   ``schema_converter._get_field_exception_handlers``).
+3. ``VouchExecutionContext.execute_field``: a short path for leaf fields marked with a
+   ``StaticInfo`` by piece 1 (a copy of graphql-core 3.3's ``execute_field`` for that case,
+   hence graphql-core is pinned).
+4. ``api.view.VouchGraphQL._answer_post``: a JSON POST answered without strawberry's generic
+   ``GraphQL.run`` (same answers, same errors).
+
+What is *not* speed machinery and stays on both paths: ``api.execution``'s pipeline (the
+document cache, operation limits, cost, read-only autocommit reads, error masking), which
+replaces strawberry's extension runner because those concerns are fixed; ``VouchSchema``
+refuses ``extensions=`` for that reason. Row-backed types (``api.types.rows``) are a type
+design, not a shortcut: their descriptors serve both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    get_nullable_type,
+    is_leaf_type,
+)
+from strawberry import Schema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from vouch.api.types.rows import RowBacked
+
+STATIC_INFO = "vouch.static_info"
+
+
+class StaticInfo(NamedTuple):
+    """What graphql-core reads of a resolve info while completing a leaf value: the names its
+    error messages give ("Cannot return null for non-nullable field Referral.status"); and the
+    leaf type itself (``return_type`` without its non-null wrapper)."""
+
+    field_name: str
+    return_type: GraphQLOutputType
+    parent_type: GraphQLObjectType
+    leaf_type: GraphQLLeafType
+
+
+class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with a short path for the fields that carry a
+    ``StaticInfo`` (leaf fields read by attribute, which ``api.schema`` marks): they take no
+    arguments and their resolver never reads its info, so graphql-core's per-field set-up (the
+    list of field nodes, a new 15-field info, argument coercion) is skipped and the prebuilt
+    info stands in where completion needs one. A page of 50 referrals with their rewards
+    completes ~650 such fields. Everything else runs through graphql-core unchanged."""
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
+    ) -> Any:
+        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+        static = None if field_def is None else field_def.extensions.get(STATIC_INFO)
+        if field_def is None or static is None or self.middleware_manager is not None:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        # graphql-core's execute_field, for a field without arguments or info
+        return_type = field_def.type
+        try:
+            result = field_def.resolve(source, static)  # type: ignore[misc]
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, static, path, result, position_context
+                )
+            if result is None or isinstance(result, Exception):  # null checks, returned errors
+                return self.complete_value(
+                    return_type, field_details_list, static, path, result, position_context
+                )
+            # a value of a leaf type: what complete_value comes to after its type dispatch
+            return self.complete_leaf_value(static.leaf_type, result)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+
+
+_UNSET: Any = object()
+
+
+def _attribute(name: str, compute: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    if compute is None:
+
+        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+            return getattr(source, name)
+
+    else:
+        # A row-backed type's field (api.types.rows): the value the instance holds (built by
+        # the constructor, or read before), else computed from its row without the descriptor.
+        def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+            value = source.__dict__.get(name, _UNSET)
+            return compute(source) if value is _UNSET else value
+
+    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
+    return resolve
+
+
+def direct_attribute_fields(schema: Schema) -> int:
+    """Plain fields (no resolver, no extension) read their attribute in one call.
+
+    Strawberry resolves such a field through four Python calls (its wrapper, ``get_result``,
+    two properties) before ``getattr``; a page of 50 referrals reads ~550 of them, so the
+    detour cost more than the page's SQL. A row-backed type's field is computed from the row
+    without going through its descriptor (nor cached on the instance: GraphQL reads it once).
+    Leaf fields are also marked with a ``StaticInfo`` for ``VouchExecutionContext``'s short
+    path. Returns how many fields were rewired."""
+    rewired = 0
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
+            continue
+        origin = graphql_type.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].origin
+        computed = origin.FIELDS if issubclass(origin, RowBacked) else {}
+        for name, field in graphql_type.fields.items():
+            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if (
+                getattr(field.resolve, "__name__", "") == "_get_basic_result"
+                and definition is not None
+                and definition.is_basic_field
+                and definition.default_resolver is getattr
+                and not definition.is_subscription
+            ):
+                python_name = definition.python_name
+                field.resolve = _attribute(python_name, computed.get(python_name))
+                leaf = get_nullable_type(field.type)
+                if is_leaf_type(leaf):  # its info is never read
+                    field.extensions[STATIC_INFO] = StaticInfo(name, field.type, graphql_type, leaf)
+                rewired += 1
+    return rewired
+
+
+def _direct(resolver: Any, definition: Any, info_class: type, info_name: str | None) -> Any:
+    function = resolver.wrapped_func
+
+    if info_name is None:
+
+        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
+            return function(source)
+
+    else:
+
+        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
+            return function(source, **{info_name: info_class(_raw_info=info, _field=definition)})
+
+    return call_directly
+
+
+def direct_resolvers(schema: Schema) -> int:
+    """Resolvers that take only ``self`` and ``info`` are called directly.
+
+    Strawberry calls every resolver through six Python frames (its wrapper, the field extension
+    chain, argument conversion, ``get_result``) and an async one through an extra coroutine; for
+    a method without arguments, extensions or permission classes that reduces to
+    ``method(source, info=Info(...))``, which is what this calls (graphql-core awaits the
+    coroutine of an ``async`` one). Returns how many fields were rewired."""
+    rewired = 0
+    info_class = schema.config.info_class
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
+            continue
+        for field in graphql_type.fields.values():
+            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            resolver = getattr(definition, "base_resolver", None)
+            if (
+                resolver is None
+                or field.args
+                or definition.extensions
+                or definition.permission_classes
+                or definition.is_subscription
+                or schema.schema_converter._get_field_exception_handlers(definition)
+                or resolver.self_parameter is None
+                or resolver.root_parameter is not None
+                or resolver.parent_parameter is not None
+                or resolver.arguments
+                or len(resolver.signature.parameters) != 1 + (resolver.info_parameter is not None)
+            ):
+                continue
+            info = resolver.info_parameter
+            field.resolve = _direct(resolver, definition, info_class, info and info.name)
+            rewired += 1
+    return rewired
+
+
+ATTRIBUTES, RESOLVERS, LEAF_PATH, POST_VIEW = "attributes", "resolvers", "leaf_path", "post_view"
+ALL = frozenset({ATTRIBUTES, RESOLVERS, LEAF_PATH, POST_VIEW})
+NONE: frozenset[str] = frozenset()
+
+
+def pieces(fast: bool) -> frozenset[str]:
+    """The pieces ``VOUCH_GRAPHQL_FAST_PATH`` turns on: all of them, or none (the bench turns
+    them on one by one to measure each)."""
+    return ALL if fast else NONE
+
+
+def install(schema: Schema, on: frozenset[str]) -> tuple[int, int]:
+    """Pieces 1 and 2 on a built schema (piece 3 is its execution context class, set by
+    ``build_schema``; piece 4 belongs to the view). Returns how many fields each rewired."""
+    attributes = direct_attribute_fields(schema) if ATTRIBUTES in on else 0
+    resolvers = direct_resolvers(schema) if RESOLVERS in on else 0
+    return attributes, resolvers
