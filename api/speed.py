@@ -8,19 +8,22 @@ generic view; ``tests/api/test_fast_path.py`` runs generated queries through bot
 results and errors, and ``bench/graphql.py --pieces`` measures what each piece buys
 (bench/RESULTS.md). Upgrading strawberry or graphql-core: follow ``api/UPGRADING.md``.
 
-The pieces:
+The pieces, and what each buys (CPU per request with all pieces against all but that one,
+``bench/graphql.py --pieces``, 2026-12-05, bench/RESULTS.md): a page of 50 with nesting / a page
+of 50 with advocate and rewards / the widget's query.
 
-1. ``direct_attribute_fields``: plain fields read their attribute in one call instead of
-   strawberry's four (uses strawberry's private ``_get_basic_result`` resolver name and its
-   field definitions' ``default_resolver``/``is_basic_field``).
-2. ``direct_resolvers``: resolvers that take only ``self`` and ``info`` are called directly
-   (uses ``StrawberryResolver.wrapped_func``, ``Info(_raw_info=…, _field=…)`` and
-   ``schema_converter._get_field_exception_handlers``).
-3. ``VouchExecutionContext.execute_field``: a short path for leaf fields marked with a
-   ``StaticInfo`` by piece 1 (a copy of graphql-core 3.3's ``execute_field`` for that case,
-   hence graphql-core is pinned).
-4. ``api.view.VouchGraphQL._answer_post``: a JSON POST answered without strawberry's generic
-   ``GraphQL.run`` (same answers, same errors).
+1. ``direct_attribute_fields`` (+42% / +42% / +3% without it): plain fields read their attribute
+   in one call instead of strawberry's four (uses strawberry's private ``_get_basic_result``
+   resolver name and its field definitions' ``default_resolver``/``is_basic_field``).
+2. ``VouchExecutionContext.execute_field`` (+22% / +24% / +1%): a short path for leaf fields
+   marked with a ``StaticInfo`` by piece 1 (a copy of graphql-core 3.3's ``execute_field`` for
+   that case, hence graphql-core is pinned).
+3. ``api.view.VouchGraphQL._answer_post`` (+9% / +10% / +9%): a JSON POST answered without
+   strawberry's generic ``GraphQL.run`` (same answers, same errors).
+
+Dropped after measuring: calling argument-free resolvers directly (``wrapped_func``,
+``Info(_raw_info=…)``, ``_get_field_exception_handlers``) bought +7% / -2% / +6% in one run and
++7% / +3% / -1% in another, within noise of nothing, for the most private internals of all.
 
 What is *not* speed machinery and stays on both paths: ``api.execution``'s pipeline (the
 document cache, operation limits, cost, read-only autocommit reads, error masking), which
@@ -155,60 +158,8 @@ def direct_attribute_fields(schema: Schema) -> int:
     return rewired
 
 
-def _direct(resolver: Any, definition: Any, info_class: type, info_name: str | None) -> Any:
-    function = resolver.wrapped_func
-
-    if info_name is None:
-
-        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
-            return function(source)
-
-    else:
-
-        def call_directly(source: Any, info: Any, **kwargs: Any) -> Any:
-            return function(source, **{info_name: info_class(_raw_info=info, _field=definition)})
-
-    return call_directly
-
-
-def direct_resolvers(schema: Schema) -> int:
-    """Resolvers that take only ``self`` and ``info`` are called directly.
-
-    Strawberry calls every resolver through six Python frames (its wrapper, the field extension
-    chain, argument conversion, ``get_result``) and an async one through an extra coroutine; for
-    a method without arguments, extensions or permission classes that reduces to
-    ``method(source, info=Info(...))``, which is what this calls (graphql-core awaits the
-    coroutine of an ``async`` one). Returns how many fields were rewired."""
-    rewired = 0
-    info_class = schema.config.info_class
-    for graphql_type in schema._schema.type_map.values():
-        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
-            continue
-        for field in graphql_type.fields.values():
-            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            resolver = getattr(definition, "base_resolver", None)
-            if (
-                resolver is None
-                or field.args
-                or definition.extensions
-                or definition.permission_classes
-                or definition.is_subscription
-                or schema.schema_converter._get_field_exception_handlers(definition)
-                or resolver.self_parameter is None
-                or resolver.root_parameter is not None
-                or resolver.parent_parameter is not None
-                or resolver.arguments
-                or len(resolver.signature.parameters) != 1 + (resolver.info_parameter is not None)
-            ):
-                continue
-            info = resolver.info_parameter
-            field.resolve = _direct(resolver, definition, info_class, info and info.name)
-            rewired += 1
-    return rewired
-
-
-ATTRIBUTES, RESOLVERS, LEAF_PATH, POST_VIEW = "attributes", "resolvers", "leaf_path", "post_view"
-ALL = frozenset({ATTRIBUTES, RESOLVERS, LEAF_PATH, POST_VIEW})
+ATTRIBUTES, LEAF_PATH, POST_VIEW = "attributes", "leaf_path", "post_view"
+ALL = frozenset({ATTRIBUTES, LEAF_PATH, POST_VIEW})
 NONE: frozenset[str] = frozenset()
 
 
@@ -218,9 +169,7 @@ def pieces(fast: bool) -> frozenset[str]:
     return ALL if fast else NONE
 
 
-def install(schema: Schema, on: frozenset[str]) -> tuple[int, int]:
-    """Pieces 1 and 2 on a built schema (piece 3 is its execution context class, set by
-    ``build_schema``; piece 4 belongs to the view). Returns how many fields each rewired."""
-    attributes = direct_attribute_fields(schema) if ATTRIBUTES in on else 0
-    resolvers = direct_resolvers(schema) if RESOLVERS in on else 0
-    return attributes, resolvers
+def install(schema: Schema, on: frozenset[str]) -> int:
+    """Piece 1 on a built schema (piece 2 is its execution context class, set by
+    ``build_schema``; piece 3 belongs to the view). Returns how many fields it rewired."""
+    return direct_attribute_fields(schema) if ATTRIBUTES in on else 0

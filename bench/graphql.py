@@ -296,6 +296,7 @@ def cpu_profile(url: str, key: str, token: str, rounds: int) -> None:
     than requests/s on a shared machine, though it leaves out PostgreSQL's own CPU."""
     os.environ.update({"DATABASE_URL": url, "VOUCH_ENV": "production", "VOUCH_SECRET_KEY": SECRET})
     os.environ["VOUCH_HASHID_SALT"] = SALT
+    os.environ["VOUCH_ALLOWED_HOSTS"] = "bench"  # the in-process client's host
     sys.path.insert(0, str(ROOT))
     from bench.baseline import app as baseline_app
     from vouch.web.app import create_app
@@ -344,6 +345,63 @@ def cpu_profile(url: str, key: str, token: str, rounds: int) -> None:
         )
 
 
+def pieces_profile(url: str, key: str, token: str, rounds: int) -> None:
+    """What each piece of ``api.speed`` buys: CPU per request in-process (as ``--cpu``) for apps
+    with every piece, with none, and with all but one, interleaved, ``rounds`` times."""
+    os.environ.update({"DATABASE_URL": url, "VOUCH_ENV": "production", "VOUCH_SECRET_KEY": SECRET})
+    os.environ["VOUCH_HASHID_SALT"] = SALT
+    os.environ["VOUCH_ALLOWED_HOSTS"] = "bench"  # the in-process client's host
+    sys.path.insert(0, str(ROOT))
+    from vouch.api import speed
+    from vouch.web.app import Overrides, create_app
+
+    configs = {"all pieces": speed.ALL, "no piece": speed.NONE}
+    configs |= {f"all but {p}": speed.ALL - {p} for p in sorted(speed.ALL)}
+    apps = {name: create_app(overrides=Overrides(graphql_speed=on)) for name, on in configs.items()}
+    requests = [
+        ("page of 50, nested", REFERRALS, {"first": 50}, key),
+        ("page of 50, advocate + rewards", REWARDS, {"first": 50}, key),
+        ("widget query", WIDGET, {}, token),
+    ]
+
+    async def measure(app: object, query: str, variables: dict[str, object], auth: str) -> float:
+        headers = {"authorization": f"Bearer {auth}"}
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            payload = {"query": query, "variables": variables}
+            for _ in range(20):
+                await client.post("/graphql", json=payload, headers=headers)
+            start = time.process_time()
+            for _ in range(150):
+                response = await client.post("/graphql", json=payload, headers=headers)
+            assert response.status_code == 200, response.text
+            assert "errors" not in response.json(), response.text
+            return (time.process_time() - start) / 150 * 1000
+
+    async def run() -> dict[tuple[str, str], list[float]]:
+        out: dict[tuple[str, str], list[float]] = {}
+        for _ in range(rounds):
+            for request, query, variables, auth in requests:
+                for name, app in apps.items():
+                    cpu = await measure(app, query, variables, auth)
+                    out.setdefault((request, name), []).append(cpu)
+        return out
+
+    results = asyncio.run(run())
+    names = list(configs)
+    print("| request | " + " | ".join(names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for request, *_ in requests:
+        medians = {n: statistics.median(results[(request, n)]) for n in names}
+        full = medians["all pieces"]
+        cells = [
+            f"{medians[n]:.2f} ms"
+            + ("" if n == "all pieces" else f" (+{medians[n] / full - 1:.0%})")
+            for n in names
+        ]
+        print(f"| {request} | " + " | ".join(cells) + " |")
+
+
 def summary(values: list[float]) -> str:
     return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
 
@@ -356,6 +414,11 @@ def main() -> None:
     parser.add_argument(
         "--cpu", action="store_true", help="measure CPU time per request in-process instead"
     )
+    parser.add_argument(
+        "--pieces",
+        action="store_true",
+        help="measure what each piece of api.speed buys (CPU per request, in-process)",
+    )
     args = parser.parse_args()
     args.duration = min(args.duration, 30)
     args.runs = min(args.runs, 5)
@@ -365,6 +428,9 @@ def main() -> None:
     key, token = asyncio.run(seed(url))
     if args.cpu:
         cpu_profile(url, key, token, args.runs)
+        return
+    if args.pieces:
+        pieces_profile(url, key, token, args.runs)
         return
     env = {
         **os.environ,

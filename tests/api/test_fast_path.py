@@ -149,7 +149,5 @@ def test_the_plain_schema_installs_nothing() -> None:
     fast = build_schema(production=False, fast=True)
     assert plain.execution_context_class is not speed.VouchExecutionContext
     assert fast.execution_context_class is speed.VouchExecutionContext
-    assert speed.install(build_schema(production=False, fast=False), speed.NONE) == (0, 0)
-    rewired = speed.install(build_schema(production=False, fast=False), speed.ALL)
-    assert rewired[0] > 100
-    assert rewired[1] > 10
+    assert speed.install(build_schema(production=False, fast=False), speed.NONE) == 0
+    assert speed.install(build_schema(production=False, fast=False), speed.ALL) > 100

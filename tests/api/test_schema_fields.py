@@ -20,13 +20,9 @@ def test_plain_fields_read_their_attribute_directly() -> None:
     # plain fields: rewired to a direct getattr of the Python attribute name
     for name in ("id", "status", "createdAt", "advocate", "offerRedemption"):
         assert getattr(referral[name].resolve, "__name__", "") == "resolve", name
-    # resolvers without arguments (scope checks and dataloaders inside) are called directly
+    # resolvers keep strawberry's wrapper (calling them directly was measured and dropped)
     for name in ("opportunities", "revenue", "program"):
-        assert getattr(referral[name].resolve, "__name__", "") == "call_directly", name
-    # resolvers with arguments keep strawberry's wrapper (it converts the arguments)
-    advocate_type = schema._schema.type_map["Advocate"]
-    assert isinstance(advocate_type, GraphQLObjectType)
-    assert advocate_type.fields["referrals"].resolve.__name__ not in ("resolve", "call_directly")
+        assert getattr(referral[name].resolve, "__name__", "") != "resolve", name
 
     # a row-backed type's field: the value the instance holds, else computed from its row
     from types import SimpleNamespace
