@@ -137,7 +137,7 @@ async def redeem_offer(
 ) -> OfferRedemption:
     """Mark the code redeemed, once. Raises ``AlreadyRedeemed``, ``RedemptionExpired`` or
     ``NotFound``. Flushes, never commits."""
-    redeemed_id = await session.scalar(
+    redemption = await session.scalar(
         update(OfferRedemption)
         .where(
             OfferRedemption.code == request.code,
@@ -145,11 +145,11 @@ async def redeem_offer(
             or_(OfferRedemption.expires_at.is_(None), OfferRedemption.expires_at > now),
         )
         .values(redeemed_at=now, redeemed_by=request.redeemed_by, order_ref=request.order_ref)
-        .returning(OfferRedemption.id)
+        .returning(OfferRedemption)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if redeemed_id is None:
+    if redemption is None:
         raise await _refusal(session, request.code, now)
-    redemption = await _load_redemption(session, redeemed_id)
     await webhooks.enqueue(
         session,
         "offer.redeemed",

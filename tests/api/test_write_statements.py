@@ -1,0 +1,178 @@
+"""How many SQL statements each hot write path costs, asserted exactly as the read paths' are
+(issue 16). A change that adds a round trip to a claim or a conversion fails here and has to say
+why. Counted on the test connection, with the API key already cached (as in steady state);
+transaction control (savepoints) is not counted.
+
+The program earns as a real one does: a friend credit on signup (referred side) and a capped
+advocate reward on won (referrer side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.graphql import gql
+from tests.factories import make_api_key, make_reward_rule
+from tests.web.conftest import claim, make_setup, open_offer
+from vouch.access import idempotency
+from vouch.api.ids import encode_id
+from vouch.attribution.claims import ClaimContext, claim_offer, validate_claim
+from vouch.core.clock import utcnow
+from vouch.models.enums import ReferralSource
+
+CONVERT = """mutation($i: RecordConversionInput!) { recordConversion(input: $i) {
+    conversion { externalRef } errors { code } } }"""
+REVENUE = """mutation($i: RecordRevenueInput!, $k: String) { recordRevenue(input: $i,
+    idempotencyKey: $k) { created errors { code } } }"""
+UPSERT = """mutation($i: UpsertOpportunityInput!, $k: String) { upsertOpportunity(input: $i,
+    idempotencyKey: $k) { created opportunity { stage } errors { code } } }"""
+REDEEM = """mutation($i: RedeemOfferInput!) { redeemOffer(input: $i) {
+    redemption { redeemed } errors { code } } }"""
+
+
+@pytest.fixture
+async def world(session, codec) -> Any:
+    setup = await make_setup(session, codec)
+    await make_reward_rule(
+        session, program=setup.program, side="referred", trigger="signup", amount_minor=2000
+    )
+    await make_reward_rule(
+        session, program=setup.program, trigger="won", amount_minor=5000, cap_count=100
+    )
+    key = await make_api_key(session, scopes=["write"])
+    await session.commit()
+    return setup, key
+
+
+async def _claimed(session, setup, email: str) -> Any:
+    result = await claim_offer(
+        session,
+        claim=validate_claim(email=email, name=None, company=None, consent=True),
+        ctx=ClaimContext(
+            program_id=setup.program.id, link_id=setup.link.id, source=ReferralSource.API
+        ),
+        now=utcnow(),
+    )
+    await session.commit()
+    return result
+
+
+async def _warm(client, key: str) -> None:
+    """One request first, so the API key is cached as it is in steady state."""
+    await gql(client, "{ __typename }", token=key)
+
+
+async def test_a_claim_from_the_offer_page(client, world, count_queries):
+    setup, _ = world
+    page = await open_offer(client, setup.code)  # buffers the landing's click
+    assert page.status_code == 200
+    count_queries.reset()
+    response = await claim(client, setup.code, csrf=None)
+    assert response.status_code == 303
+    # rate-limit hit 1 and, on a window's first hit, pruning old windows 1 (own transaction);
+    # program 1; erased-person check 1; link + advocate 1; evidence click: look up 1, write
+    # the buffered click 1, look up again 1; referral 1; redemption 1; decision 1; fraud:
+    # same-device count 1, velocity counts 1, flags 1 (a claim right after the page loads is
+    # too fast); first event 1; rollup 1; outbox 1; signup rules 1; advocate lock 1; ladder
+    # ordinal 1; the friend's reward 1; its history line 1; its outbox event 1
+    assert count_queries.count == 23, count_queries.statements
+
+
+@pytest.fixture
+def no_legacy_keys(monkeypatch):
+    """Steady state after the owner upgrade: no process looks for legacy idempotency keys."""
+    monkeypatch.setattr(idempotency._LegacyKeys, "gone", True)
+
+
+async def test_a_keyed_conversion_that_wins_the_referral(
+    client, session, world, count_queries, no_legacy_keys
+):
+    setup, key = world
+    result = await _claimed(session, setup, "buyer@example.org")
+    await _warm(client, key)
+    count_queries.reset()
+    variables = {
+        "i": {
+            "redemptionCode": result.redemption_code,
+            "kind": "PURCHASE",
+            "externalRef": "order-1",
+            "amountMinor": 1999,
+            "currency": "USD",
+            "idempotencyKey": "conv-1",
+        }
+    }
+    body = await gql(client, CONVERT, variables, token=key)
+    assert body["data"]["recordConversion"]["errors"] == []
+    # key 1; referral locked by code 1; conversion 1; outbox 1; status lock 1, move 1, event 1,
+    # outbox 1; qualified + won rules 1; advocate lock 1; program 1; ordinal and cap 1; reward
+    # 1; history line 1; outbox 1; stored answer 1
+    assert count_queries.count == 16, count_queries.statements
+    count_queries.reset()
+    again = await gql(client, CONVERT, variables, token=key)
+    assert again["data"]["recordConversion"] == body["data"]["recordConversion"]
+    # the key's insert (it exists), the stored answer, the first conversion
+    assert count_queries.count == 3, count_queries.statements
+
+
+async def test_revenue_and_opportunity_writes(
+    client, session, world, count_queries, no_legacy_keys
+):
+    setup, key = world
+    result = await _claimed(session, setup, "deal@example.org")
+    referral = encode_id("Referral", result.referral_id)
+    await _warm(client, key)
+    deal = {
+        "crmId": "D-1",
+        "stage": "Demo",
+        "amountMinor": 250_000,
+        "currency": "USD",
+        "referralId": referral,
+    }
+    counts = {}
+    for name, query, variables in (
+        ("opportunity created", UPSERT, {"i": deal, "k": "o-1"}),
+        ("stage moved", UPSERT, {"i": {**deal, "stage": "Proposal"}, "k": "o-2"}),
+        ("deal won", UPSERT, {"i": {**deal, "stage": "Won", "status": "won"}, "k": "o-3"}),
+        (
+            "revenue",
+            REVENUE,
+            {
+                "i": {
+                    "externalId": "in_1",
+                    "kind": "recurring",
+                    "amountMinor": 9900,
+                    "currency": "USD",
+                    "occurredAt": utcnow().isoformat(),
+                    "referralId": referral,
+                },
+                "k": "r-1",
+            },
+        ),
+        (
+            "redemption",
+            REDEEM,
+            {
+                "i": {
+                    "code": result.redemption_code,
+                    "redeemedBy": "acct-1",
+                    "idempotencyKey": "x-1",
+                }
+            },
+        ),
+    ):
+        count_queries.reset()
+        body = await gql(client, query, variables, token=key)
+        payload = next(iter(body["data"].values()))
+        assert payload["errors"] == [], (name, payload)
+        counts[name] = count_queries.count
+    # Each with its idempotency key (2: claimed, answer stored) and outbox event(s). The deal
+    # and revenue paths keep the rollup by contribution before and after (``rollups.track``:
+    # lock, before, after, two upserts) and still re-read the referral: the next to shrink.
+    assert counts == {
+        "opportunity created": 19,
+        "stage moved": 13,
+        "deal won": 28,  # the win moves the referral and earns the advocate's reward
+        "revenue": 13,
+        "redemption": 4,  # key, redeemed (returning the row), outbox, answer
+    }
