@@ -362,10 +362,17 @@ def _field_name(exc_field: str | None) -> str:
     return mapping.get(exc_field or "", exc_field or "row")
 
 
-def read_rows(fmt: str, content: str) -> list[Mapping[str, Any]]:
-    """Split an upload into row objects; a malformed file is one clear error."""
-    if len(content.encode()) > MAX_IMPORT_BYTES:
-        raise ValidationFailed(f"content must be at most {MAX_IMPORT_BYTES} bytes", field="content")
+def read_rows(
+    fmt: str,
+    content: str,
+    *,
+    max_bytes: int = MAX_IMPORT_BYTES,
+    max_rows: int = MAX_IMPORT_ROWS,
+) -> list[Mapping[str, Any]]:
+    """Split an upload into row objects; a malformed file is one clear error. The limits are an
+    API caller's by default; the CLI (an operator with the file on disk) passes its own."""
+    if len(content.encode()) > max_bytes:
+        raise ValidationFailed(f"content must be at most {max_bytes} bytes", field="content")
     if fmt == "json":
         try:
             rows = json.loads(content)
@@ -401,8 +408,8 @@ def read_rows(fmt: str, content: str) -> list[Mapping[str, Any]]:
         raise ValidationFailed("format must be json or csv", field="format")
     if not rows:
         raise ValidationFailed("the import has no rows", field="content")
-    if len(rows) > MAX_IMPORT_ROWS:
-        raise ValidationFailed(f"at most {MAX_IMPORT_ROWS} rows per import", field="content")
+    if len(rows) > max_rows:
+        raise ValidationFailed(f"at most {max_rows} rows per import", field="content")
     return rows
 
 

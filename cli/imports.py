@@ -21,6 +21,9 @@ from vouch.core.clock import utcnow
 from vouch.core.errors import ValidationFailed
 
 SIGNAL_BATCH = 2_000
+# An operator's file on disk, imported in batches: bounded, but far above an API call's limits.
+CLI_MAX_BYTES = 1_000_000_000
+CLI_MAX_ROWS = 5_000_000
 T = TypeVar("T")
 
 
@@ -74,7 +77,11 @@ def import_advocates_cmd(file: Path, fmt: str | None, skip_invalid: bool, as_jso
         with _progress(len(rows), "advocates", as_json) as bar:
             for offset, batch in enumerate(_batches(rows, ADVOCATE_BATCH)):
                 result = await import_advocates(
-                    session, batch, secret=settings.resolved_secret(), skip_invalid=skip_invalid
+                    session,
+                    batch,
+                    secret=settings.resolved_secret(),
+                    skip_invalid=skip_invalid,
+                    load=False,
                 )
                 created, updated = created + result.created, updated + result.updated
                 errors += [
@@ -109,7 +116,7 @@ def import_signals_cmd(file: Path, fmt: str | None, skip_invalid: bool, as_json:
     """Record signals naming advocates by their CRM id (columns: advocate_external_id, kind,
     occurred_at, value, source, external_id). Re-importing a file is a no-op."""
     settings = load_settings()
-    rows = read_rows(*_read(file, fmt))
+    rows = read_rows(*_read(file, fmt), max_bytes=CLI_MAX_BYTES, max_rows=CLI_MAX_ROWS)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         created = duplicates = 0
