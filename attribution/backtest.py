@@ -261,6 +261,9 @@ class SimReward:
     held_until: datetime | None = None
     state: str = RewardState.PENDING
     approve_at: datetime | None = None
+    # Whose ladder it counts on: the advocate the referral is credited to (a friend's reward
+    # names no advocate, but counts on the ladder of the advocate who referred them).
+    owner: int | None = None
 
     def state_at(self, at: datetime) -> str:
         """The state, with a holding period that has run out counted as approved."""
@@ -290,7 +293,9 @@ class Replay:
     capped: dict[tuple[int, int | None], list[SimReward]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    earned: set[tuple[int, int, str, int]] = field(default_factory=set)
+    # (trigger, side, kind, referral, trigger ref, round): one reward per ladder, any rung, as
+    # the live engine's INSERT checks (and one per rule, which that implies).
+    earned: set[tuple[str, str, str, int, str, int]] = field(default_factory=set)
     # trigger -> (side, kind, ladder, tier picked per ordinal)
     ladders: dict[str, list[tuple[str, str, list[PolicyRule], dict[int, PolicyRule | None]]]] = (
         field(default_factory=dict)
@@ -308,10 +313,14 @@ class Replay:
             ]
 
     def _ladder_key(self, r: SimReward) -> tuple[int | None, str, str, str]:
-        return (r.advocate_id, r.rule.trigger, r.rule.side, r.rule.kind)
+        return (r.owner, r.rule.trigger, r.rule.side, r.rule.kind)
 
     def _void(self, r: SimReward) -> None:
         r.state = RewardState.VOIDED
+        self._void_count(r)
+
+    def _void_count(self, r: SimReward) -> None:
+        """Take ``r`` off the ladder count it stands on."""
         counts = self.ladder[self._ladder_key(r)]
         left = counts[r.referral_id] - 1
         if left:
@@ -366,7 +375,7 @@ class Replay:
                     self.fixed[rule.id] = earned
             if isinstance(earned, str):
                 continue
-            key = (rule.id, referral_id, earned.trigger_ref, referral.round)
+            key = (trigger, side, kind, referral_id, earned.trigger_ref, referral.round)
             if key in self.earned:
                 continue
             beneficiary = referral.advocate_id if side == RewardSide.REFERRER else None
@@ -391,6 +400,7 @@ class Replay:
                 clawback_until=reward_rules.clawback_until(rule, at),
                 round=referral.round,
                 held_until=at + timedelta(days=rule.holding_days) if rule.holding_days else None,
+                owner=referral.advocate_id,
             )
             if self.policy.auto_approve and referral.moderation in (
                 ModerationState.CLEAR,
@@ -470,6 +480,14 @@ class Replay:
                 self.claw_back_on_reattribution and at <= r.clawback_until
             ):
                 self._void(r)
+        # The friend's live rewards now count on the new advocate's ladders, as the live
+        # engine counts them by the referral's current advocate.
+        for r in self.by_referral.get(referral_id, ()):
+            if r.rule.side == RewardSide.REFERRED and r.state != RewardState.VOIDED:
+                self._void_count(r)
+                r.owner = advocate_id
+                counts = self.ladder[self._ladder_key(r)]
+                counts[referral_id] = counts.get(referral_id, 0) + 1
         referral.advocate_id = advocate_id
         self.earn_again(referral_id, at, side=RewardSide.REFERRER, also=sorted(reached))
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -151,13 +151,25 @@ async def _ordinal(
 
 
 def _earlier(referral: Referral, trigger: str, side: str, kind: str) -> Any:
-    """How many other referrals of the advocate hold a live reward on this ladder."""
+    """How many other referrals of the advocate hold a live reward on this ladder. A referrer
+    reward names its advocate; a friend's (referred side) names none, so those are the rewards
+    on the referrals now credited to the advocate."""
+    mine = (
+        Reward.advocate_id == referral.advocate_id
+        if side == RewardSide.REFERRER
+        else Reward.referral_id.in_(
+            select(Referral.id).where(
+                Referral.program_id == referral.program_id,
+                Referral.advocate_id == referral.advocate_id,
+            )
+        )
+    )
     return (
         select(func.count(func.distinct(Reward.referral_id)))
         .join(RewardRule, RewardRule.id == Reward.rule_id)
         .where(
             Reward.program_id == referral.program_id,
-            Reward.advocate_id == referral.advocate_id,
+            mine,
             Reward.referral_id != referral.id,
             Reward.state != RewardState.VOIDED,
             RewardRule.trigger == trigger,
@@ -283,24 +295,46 @@ async def on_referral_event(
             skipped.append((rule.id, "already_rewarded"))
             continue
         held_until = now + timedelta(days=rule.holding_days) if rule.holding_days else None
+        values: dict[str, Any] = {
+            "program_id": referral.program_id,
+            "rule_id": rule.id,
+            "referral_id": referral.id,
+            "advocate_id": beneficiary,
+            "side": side,
+            "trigger_ref": ref,
+            "kind": kind,
+            "amount_minor": amount,
+            "currency": currency,
+            "points": points,
+            "state": RewardState.PENDING,
+            "clawback_until": reward_rules.clawback_until(rule, now),
+            "held_until": held_until,
+            "round": referral.reward_round,
+            "created_at": now,
+        }
+        # One reward per ladder, not per rung: a referral that already holds this ladder's
+        # reward for this reference and round (earned on a lower rung when it qualified, say)
+        # is not rewarded again on the rung its win reaches. Checked in the INSERT itself.
+        on_ladder = (
+            select(Reward.id)
+            .join(RewardRule, RewardRule.id == Reward.rule_id)
+            .where(
+                Reward.referral_id == referral.id,
+                Reward.round == referral.reward_round,
+                Reward.trigger_ref == ref,
+                RewardRule.trigger == trigger,
+                RewardRule.side == side,
+                RewardRule.kind == kind,
+            )
+        )
+        table = Reward.__table__.c
         reward = await session.scalar(
             insert(Reward)
-            .values(
-                program_id=referral.program_id,
-                rule_id=rule.id,
-                referral_id=referral.id,
-                advocate_id=beneficiary,
-                side=side,
-                trigger_ref=ref,
-                kind=kind,
-                amount_minor=amount,
-                currency=currency,
-                points=points,
-                state=RewardState.PENDING,
-                clawback_until=reward_rules.clawback_until(rule, now),
-                held_until=held_until,
-                round=referral.reward_round,
-                created_at=now,
+            .from_select(
+                list(values),
+                select(*(literal(v, type_=table[k].type) for k, v in values.items())).where(
+                    ~on_ladder.exists()
+                ),
             )
             .on_conflict_do_nothing(
                 index_elements=["rule_id", "referral_id", "trigger_ref", "round"]

@@ -109,6 +109,16 @@ async def _generated(session, codec, seed: int, *, rounds: str | None = None):
         amount_minor=1_000,
         clawback_days=5,
     )
+    # a friend-side ladder: from an advocate's third rewarded friend on, the friend gets more
+    await make_reward_rule(
+        session,
+        program=program,
+        trigger="qualified",
+        side="referred",
+        amount_minor=1_500,
+        from_nth_referral=3,
+        clawback_days=5,
+    )
     await make_reward_rule(
         session,
         program=program,
@@ -260,6 +270,13 @@ async def test_current_rules_reproduce_a_generated_ledger_cent_for_cent(session,
         total += sum(b.count for b in result.actual.by_state)
         states = {b.key for b in result.actual.by_state}
         assert states >= {"approved", "voided"}
+        # the friend-side ladder's upper rung was reached
+        upper = await session.scalar(
+            select(func.count())
+            .select_from(Reward)
+            .where(Reward.program_id == program.id, Reward.amount_minor == 1_500)
+        )
+        assert upper > 0
     assert total > 0
 
 

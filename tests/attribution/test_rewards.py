@@ -81,6 +81,63 @@ async def test_tiered_reward_from_the_third_referral(session, codec):
     ]
 
 
+async def test_a_referred_side_ladder_counts_the_advocates_earlier_friends(session, codec):
+    """The friend of an advocate's third referral gets the third rung: the count is the
+    advocate's earlier referrals whose friend was rewarded on that ladder (the friend's reward
+    itself names no advocate). Before, the count looked for the advocate on those rewards and
+    always found none, so every friend got the first rung."""
+    program, advocate, link = await make_world(session, codec)
+    other_advocate = (await make_world(session, codec))[1]
+    base = await make_reward_rule(
+        session, program=program, name="friend", side="referred", trigger="won", amount_minor=1000
+    )
+    bonus = await make_reward_rule(
+        session,
+        program=program,
+        name="friend bonus",
+        side="referred",
+        trigger="won",
+        amount_minor=2500,
+        from_nth_referral=3,
+    )
+    # another advocate's friends do not move this advocate up the ladder
+    stranger = await make_referral(session, program=program, advocate=other_advocate, link=link)
+    await lifecycle.transition(session, stranger.id, "won", source="crm", actor=None, now=at(0))
+    mine = []
+    for i in range(4):
+        referral = await make_referral(session, program=program, advocate=advocate, link=link)
+        await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(i))
+        mine.append(referral.id)
+    got = [r for r in await _rewards(session, side="referred") if r.referral_id in mine]
+    assert [(r.rule_id, r.amount_minor, r.advocate_id) for r in got] == [
+        (base.id, 1000, None),
+        (base.id, 1000, None),
+        (bonus.id, 2500, None),
+        (bonus.id, 2500, None),
+    ]
+
+
+async def test_a_ladder_rewards_a_referral_once_whatever_rung_it_reaches_later(session, codec):
+    """Qualified is earned when a referral reaches opportunity and again implied when it is won.
+    If the advocate climbed a rung in between, the second evaluation picks another rule of the
+    same ladder; it must not pay the referral a second time (it did: the uniqueness was per
+    rule)."""
+    program, advocate, link = await make_world(session, codec)
+    first_rung = await make_reward_rule(
+        session, program=program, trigger="qualified", amount_minor=1000
+    )
+    await make_reward_rule(
+        session, program=program, trigger="qualified", amount_minor=3000, from_nth_referral=2
+    )
+    slow = await make_referral(session, program=program, advocate=advocate, link=link)
+    await lifecycle.transition(session, slow.id, "opportunity", source="crm", actor=None, now=at(0))
+    fast = await make_referral(session, program=program, advocate=advocate, link=link)
+    await lifecycle.transition(session, fast.id, "qualified", source="crm", actor=None, now=at(1))
+    await lifecycle.transition(session, slow.id, "won", source="crm", actor=None, now=at(2))
+    got = await _rewards(session, referral_id=slow.id)
+    assert [(r.rule_id, r.amount_minor) for r in got] == [(first_rung.id, 1000)]
+
+
 async def test_cap_per_advocate_per_period(session, codec):
     program, advocate, link = await make_world(session, codec)
     rule = await make_reward_rule(session, program=program, cap_count=2, cap_period_days=30)
