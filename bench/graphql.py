@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path, and this file is called
 # graphql: drop the folder so `import graphql` still means graphql-core.
@@ -402,6 +403,80 @@ def pieces_profile(url: str, key: str, token: str, rounds: int) -> None:
         print(f"| {request} | " + " | ".join(cells) + " |")
 
 
+def pipeline_profile(url: str, key: str, token: str, rounds: int) -> None:
+    """Vouch's fixed pipeline (``api.execution``) against strawberry's own ``Schema.execute``
+    running one extension, for the same schema, types and resolvers: the cheapest form the
+    "one combined schema extension" could take (issue 19). The extension here does nothing, and
+    strawberry's ParserCache and ValidationCache stand in for Vouch's document cache, so this
+    variant does *less* than Vouch (no cost check, no read-only autocommit switch, no masking):
+    if it is still slower, a real combined extension would be slower yet."""
+    os.environ.update({"DATABASE_URL": url, "VOUCH_ENV": "production", "VOUCH_SECRET_KEY": SECRET})
+    os.environ["VOUCH_HASHID_SALT"] = SALT
+    os.environ["VOUCH_ALLOWED_HOSTS"] = "bench"
+    sys.path.insert(0, str(ROOT))
+    from strawberry import Schema
+    from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+
+    from vouch.web.app import create_app
+
+    class Combined(SchemaExtension):
+        """Where Vouch's concerns would go, as one extension (empty here: its floor)."""
+
+    def stock(app: Any) -> Any:
+        for route in app.routes:
+            if getattr(route, "path", "") == "/graphql":
+                view = route.endpoint
+                schema = view.schema
+
+                async def execute(*args: Any, _schema: Any = schema, **kwargs: Any) -> Any:
+                    return await Schema.execute(_schema, *args, **kwargs)
+
+                schema.extensions = [
+                    Combined,
+                    ParserCache(maxsize=512),
+                    ValidationCache(maxsize=512),
+                ]
+                schema.execute = execute
+        return app
+
+    apps = {"Vouch pipeline": create_app(), "strawberry + one extension": stock(create_app())}
+    requests = [
+        ("page of 50, nested", REFERRALS, {"first": 50}, key),
+        ("widget query", WIDGET, {}, token),
+        ("{ __typename }", "{ __typename }", {}, key),
+    ]
+
+    async def measure(app: object, query: str, variables: dict[str, object], auth: str) -> float:
+        headers = {"authorization": f"Bearer {auth}"}
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            payload = {"query": query, "variables": variables}
+            for _ in range(20):
+                await client.post("/graphql", json=payload, headers=headers)
+            start = time.process_time()
+            for _ in range(200):
+                response = await client.post("/graphql", json=payload, headers=headers)
+            assert response.status_code == 200, response.text
+            assert "errors" not in response.json(), response.text
+            return (time.process_time() - start) / 200 * 1000
+
+    async def run() -> dict[tuple[str, str], list[float]]:
+        out: dict[tuple[str, str], list[float]] = {}
+        for _ in range(rounds):
+            for request, query, variables, auth in requests:
+                for name, app in apps.items():
+                    cpu = await measure(app, query, variables, auth)
+                    out.setdefault((request, name), []).append(cpu)
+        return out
+
+    results = asyncio.run(run())
+    print("| request | Vouch pipeline | strawberry + one extension |\n| --- | --- | --- |")
+    for request, *_ in requests:
+        ours = statistics.median(results[(request, "Vouch pipeline")])
+        theirs = statistics.median(results[(request, "strawberry + one extension")])
+        print(f"| {request} | {ours:.2f} ms | {theirs:.2f} ms (+{theirs / ours - 1:.0%}) |")
+
+
 def summary(values: list[float]) -> str:
     return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
 
@@ -419,6 +494,11 @@ def main() -> None:
         action="store_true",
         help="measure what each piece of api.speed buys (CPU per request, in-process)",
     )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="Vouch's fixed pipeline against strawberry's execute with one extension",
+    )
     args = parser.parse_args()
     args.duration = min(args.duration, 30)
     args.runs = min(args.runs, 5)
@@ -431,6 +511,9 @@ def main() -> None:
         return
     if args.pieces:
         pieces_profile(url, key, token, args.runs)
+        return
+    if args.pipeline:
+        pipeline_profile(url, key, token, args.runs)
         return
     env = {
         **os.environ,
