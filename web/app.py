@@ -31,25 +31,25 @@ from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.background import background_loops
 from vouch.jobs.scheduler import run_scheduler
 from vouch.web.admission import AdmissionMiddleware
-from vouch.web.click_handoff import ClickHandoff
-from vouch.web.console import Console
-from vouch.web.console_lab import LabConsole
+from vouch.web.console.lab import LabConsole
+from vouch.web.console.views import Console
 from vouch.web.edge import EdgeMiddleware
 from vouch.web.errors import EXCEPTION_HANDLERS
 from vouch.web.health import healthz, readyz
-from vouch.web.inbound import inbound_webhook
-from vouch.web.integrations import Integrations
+from vouch.web.inbound.generic import inbound_webhook
+from vouch.web.inbound.integrations import Integrations
 from vouch.web.invalidation import listen_for_invalidations
-from vouch.web.landing import LandingSite
 from vouch.web.metrics import MetricsMiddleware, metrics
+from vouch.web.microsite.click_handoff import ClickHandoff
+from vouch.web.microsite.landing import LandingSite
+from vouch.web.microsite.share import ShareSite
+from vouch.web.microsite.widget import WidgetDemo
 from vouch.web.middleware import RequestContextMiddleware
-from vouch.web.openapi import openapi_json
 from vouch.web.pages import STATIC, Pages
-from vouch.web.redemptions import RedemptionApi
 from vouch.web.replica import ReplicaMonitor, ReplicaSessions
-from vouch.web.reports import report_csv
-from vouch.web.share import ShareSite
-from vouch.web.widget import WidgetDemo
+from vouch.web.rest.openapi import openapi_json
+from vouch.web.rest.redemptions import RedemptionApi
+from vouch.web.rest.reports import report_csv
 
 logger = logging.getLogger("vouch.app")
 

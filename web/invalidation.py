@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from vouch.access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
 from vouch.attribution.landing import INVALIDATION_CHANNEL, LandingResolver
-from vouch.web.click_handoff import ClickHandoff
+from vouch.web.microsite.click_handoff import ClickHandoff
 
 logger = logging.getLogger("vouch.invalidation")
 RETRY_SECONDS = 2.0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from vouch.web.charts import Series, bar_chart, line_chart
+from vouch.web.console.charts import Series, bar_chart, line_chart
 
 
 def test_line_chart_carries_every_value_and_escapes_labels():

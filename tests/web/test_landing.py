@@ -433,7 +433,7 @@ async def test_a_cached_link_is_served_without_the_database(client, setup, count
 
 
 def test_csrf_tokens_expire_and_are_bound_to_the_cookie(settings):
-    from vouch.web.landing import CSRF_MAX_AGE, Cookies
+    from vouch.web.microsite.landing import CSRF_MAX_AGE, Cookies
 
     cookies = Cookies.create(settings.resolved_secret(), secure=True)
     token = cookies.csrf_token("a" * 32, 1_000_000.0)

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from tests.faults.harness import ROOT
-from vouch.web.openapi import OPERATIONS, document_text
+from vouch.web.rest.openapi import OPERATIONS, document_text
 
 
 async def test_served_committed_and_valid(client):
@@ -17,7 +17,7 @@ async def test_served_committed_and_valid(client):
     assert served.status_code == 200
     assert served.headers["content-type"] == "application/json"
     committed = (ROOT / "docs" / "openapi.json").read_text()
-    assert committed == document_text(), "run: python -m vouch.web.openapi"
+    assert committed == document_text(), "run: python -m vouch.web.rest.openapi"
     assert served.json() == json.loads(committed)
     validate(served.json())  # raises on an invalid OpenAPI 3.1 document
     assert served.json()["openapi"] == "3.1.0"

@@ -29,9 +29,9 @@ from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ValidationFailed
 from vouch.core.money import format_money
 from vouch.models.enums import RewardCalc, RewardKind, RewardSide, RewardTrigger
-from vouch.web.charts import Interval, interval_chart
-from vouch.web.console import Console
-from vouch.web.console_auth import ConsoleUser, csrf_ok
+from vouch.web.console.auth import ConsoleUser, csrf_ok
+from vouch.web.console.charts import Interval, interval_chart
+from vouch.web.console.views import Console
 
 MAX_FORM_RULES = 20
 BLANK_ROWS = 2

@@ -1,6 +1,6 @@
 """The REST surface described: an OpenAPI 3.1 document of Vouch's JSON endpoints, served at
 ``/openapi.json`` and committed as ``docs/openapi.json`` (a test fails when they drift; rewrite
-it with ``python -m vouch.web.openapi``).
+it with ``python -m vouch.web.rest.openapi``).
 
 Adding an endpoint is one ``Operation`` in ``OPERATIONS``: its path, method, credentials, the
 pydantic models of its body and answers, and the statuses it gives. Bodies are described with

@@ -32,8 +32,7 @@ from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 from vouch.jobs.definitions import JOBS, schedules
 from vouch.jobs.runs import job_statuses
-from vouch.web.charts import Series, bar_chart, line_chart
-from vouch.web.console_auth import (
+from vouch.web.console.auth import (
     ConsoleUser,
     clear_session_cookie,
     csrf_ok,
@@ -42,6 +41,7 @@ from vouch.web.console_auth import (
     sign_in,
     sign_out,
 )
+from vouch.web.console.charts import Series, bar_chart, line_chart
 from vouch.web.pages import Pages
 
 LOGIN_COOKIE = "vouch_console_login"

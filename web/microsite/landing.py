@@ -50,9 +50,9 @@ from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subjec
 from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
 from vouch.models.enums import ReferralSource
-from vouch.web.click_handoff import ClickHandoff
+from vouch.web.microsite.click_handoff import ClickHandoff
+from vouch.web.microsite.previews import offer_card
 from vouch.web.pages import Pages
-from vouch.web.previews import offer_card
 
 VISITOR_COOKIE = "vouch_vid"
 ATTRIBUTION_COOKIE = "vouch_attr"
