@@ -107,7 +107,7 @@ class ClickMonthlyTotal(Base):
 class ClickBatch(Base):
     """A batch of buffered clicks that was written, recorded in the batch's own transaction:
     a batch retried after its COMMIT's acknowledgment was lost is recognised and not written
-    twice (``attribution.clicks.ClickBuffer``). Old rows are pruned: a retry comes from the
+    twice (``jobs.click_buffer.ClickBuffer``). Old rows are pruned: a retry comes from the
     same process, within its lifetime."""
 
     __tablename__ = "click_batches"

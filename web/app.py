@@ -19,7 +19,6 @@ from starlette.staticfiles import StaticFiles
 from vouch.api import speed
 from vouch.api.schema import build_schema
 from vouch.api.view import VouchGraphQL
-from vouch.attribution.clicks import ClickBuffer
 from vouch.attribution.landing import LandingResolver
 from vouch.core.codes import LinkCodec
 from vouch.core.engine import create_engine, pool_capacity
@@ -29,6 +28,7 @@ from vouch.core.security import WidgetTokens
 from vouch.core.sessions import RequestSessions, session_factory
 from vouch.core.settings import Environment, Settings, get_settings
 from vouch.jobs.background import background_loops
+from vouch.jobs.click_buffer import ClickBuffer
 from vouch.jobs.scheduler import run_scheduler
 from vouch.web.admission import AdmissionMiddleware
 from vouch.web.console.lab import LabConsole

@@ -11,8 +11,9 @@ from asyncpg import exceptions as pg_errors  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from vouch.attribution.clicks import ClickBuffer, ClickRecord
+from vouch.attribution.clicks import ClickRecord
 from vouch.core.clock import utcnow
+from vouch.jobs.click_buffer import ClickBuffer
 
 
 def record(n: int) -> ClickRecord:

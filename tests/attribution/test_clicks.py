@@ -11,7 +11,6 @@ from sqlalchemy.exc import OperationalError
 
 from tests.factories import make_advocate, make_link, make_program
 from vouch.attribution.clicks import (
-    ClickBuffer,
     ClickRecord,
     classify_user_agent,
     clean_channel,
@@ -19,6 +18,7 @@ from vouch.attribution.clicks import (
     referrer_host,
 )
 from vouch.attribution.landing import LandingResolver
+from vouch.jobs.click_buffer import ClickBuffer
 from vouch.models import Click
 
 BOTS = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from vouch.attribution.clicks import ClickBuffer
+from vouch.jobs.click_buffer import ClickBuffer
 
 logger = logging.getLogger("vouch.click_handoff")
 

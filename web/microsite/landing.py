@@ -36,7 +36,6 @@ from vouch.attribution.claims import (
     validate_claim,
 )
 from vouch.attribution.clicks import (
-    ClickBuffer,
     ClickRecord,
     classify_user_agent,
     clean_channel,
@@ -49,6 +48,7 @@ from vouch.core.errors import DomainError, ErrorCode, NotFound
 from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
+from vouch.jobs.click_buffer import ClickBuffer
 from vouch.models.enums import ReferralSource
 from vouch.web.microsite.click_handoff import ClickHandoff
 from vouch.web.microsite.previews import offer_card
