@@ -21,7 +21,7 @@ from vouch.advocacy.gamification import badges_for_advocates, points_for_advocat
 from vouch.advocacy.programs import programs_by_ids, rules_by_programs
 from vouch.advocacy.scoring import scores_for
 from vouch.advocacy.signals import recent_signals_for
-from vouch.attribution import opportunities, revenue, rewards, webhooks
+from vouch.attribution import opportunities, revenue, reward_reads, webhooks
 from vouch.attribution.links import (
     EMPTY_STATS,
     ClickSummary,
@@ -155,17 +155,17 @@ class Loaders:
     @cached_property
     def rewards_of_advocate(self) -> DataLoader[int, list[Reward]]:
         """Every reward an advocate earned, oldest first."""
-        return _batch(self.session, rewards.rewards_by_advocates, [])
+        return _batch(self.session, reward_reads.rewards_by_advocates, [])
 
     @cached_property
     def rewards_of_referral(self) -> DataLoader[int, list[Reward]]:
         """Both sides' rewards of a referral."""
-        return _batch(self.session, rewards.rewards_by_referrals, [])
+        return _batch(self.session, reward_reads.rewards_by_referrals, [])
 
     @cached_property
     def reward_entries(self) -> DataLoader[int, list[RewardEntry]]:
         """A reward's ledger entries, by reward id."""
-        return _batch(self.session, rewards.entries_by_reward, [])
+        return _batch(self.session, reward_reads.entries_by_reward, [])
 
     @cached_property
     def revenue_of_referral(self) -> DataLoader[int, list[RevenueEvent]]:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution import lifecycle, opportunities, revenue, rewards, rollups
+from vouch.attribution import lifecycle, opportunities, revenue, reward_reads, rewards, rollups
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Advocate,
@@ -234,8 +234,8 @@ async def build_chains(session: AsyncSession, referral_ids: list[int]) -> list[R
         session, [o.id for os in opps.values() for o in os]
     )
     revenue_rows = await revenue.revenue_by_referrals(session, ids)
-    reward_rows = await rewards.rewards_by_referrals(session, ids)
-    entries = await rewards.entries_by_reward(
+    reward_rows = await reward_reads.rewards_by_referrals(session, ids)
+    entries = await reward_reads.entries_by_reward(
         session, [r.id for rs in reward_rows.values() for r in rs]
     )
     return [

@@ -24,11 +24,10 @@ programs that auto-approve; a refund or churn inside the period voids them.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -36,9 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vouch.attribution import reward_rules, webhooks
-from vouch.core.batching import NESTED_LIST_MAX, SnapshotsBy
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from vouch.core.paging import Page, paginate
 from vouch.models import (
     AdvocateBadge,
     PointsEntry,
@@ -633,59 +630,7 @@ async def void_reward(
     return await _move(session, reward, RewardState.VOIDED, actor=actor, reason=reason, now=now)
 
 
-# --- fulfilment (pluggable by reward kind) -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Fulfilment:
-    """``completed`` False means the fulfilment was requested from an external system, which
-    reports back through ``fulfil_reward(..., fulfilment_ref=...)``."""
-
-    completed: bool
-    ref: str | None
-
-
-class Fulfiller(Protocol):
-    async def __call__(self, session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-        """Deliver the reward or request its delivery."""
-
-
-async def _fulfil_credit(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-    # Account credit: the fulfilled reward row *is* the credit; the balance is a sum.
-    return Fulfilment(completed=True, ref=f"credit:{reward.id}")
-
-
-async def _fulfil_points(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-    if reward.advocate_id is None:
-        raise Conflict("points can only be given to an advocate", field="rewardId")
-    await session.execute(
-        insert(PointsEntry)
-        .values(
-            advocate_id=reward.advocate_id,
-            program_id=reward.program_id,
-            points=reward.points,
-            reason="referral_reward",
-            ref=f"reward:{reward.id}",
-            at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["advocate_id", "reason", "ref"])
-    )
-    await sync_points_badge(session, reward.advocate_id, now=now)
-    return Fulfilment(completed=True, ref=f"points:reward:{reward.id}")
-
-
-async def _fulfil_code(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-    return Fulfilment(completed=True, ref="code:" + secrets.token_urlsafe(9).upper())
-
-
-async def _fulfil_external(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-    """Cash, gift cards and donations are paid by another system, asked by webhook."""
-    await webhooks.enqueue(session, "reward.fulfilment_requested", reward_payload(reward), now=now)
-    return Fulfilment(completed=False, ref=None)
-
-
-async def _fulfil_status(session: AsyncSession, reward: Reward, *, now: datetime) -> Fulfilment:
-    return Fulfilment(completed=True, ref=f"status:{reward.id}")
+# --- points ledger upkeep (voiding fulfilled points) --------------------------------------
 
 
 async def _reverse_points(session: AsyncSession, reward: Reward, *, now: datetime) -> None:
@@ -730,73 +675,6 @@ async def sync_points_badge(session: AsyncSession, advocate_id: int, *, now: dat
                 AdvocateBadge.advocate_id == advocate_id, AdvocateBadge.badge == POINTS_BADGE_CODE
             )
         )
-
-
-FULFILLERS: dict[str, Fulfiller] = {
-    RewardKind.CREDIT: _fulfil_credit,
-    RewardKind.POINTS: _fulfil_points,
-    RewardKind.DISCOUNT_CODE: _fulfil_code,
-    RewardKind.CASH: _fulfil_external,
-    RewardKind.GIFT_CARD: _fulfil_external,
-    RewardKind.DONATION: _fulfil_external,
-    RewardKind.STATUS: _fulfil_status,
-}
-
-
-async def fulfil_reward(
-    session: AsyncSession,
-    reward_id: int,
-    *,
-    actor: str,
-    now: datetime,
-    fulfilment_ref: str | None = None,
-) -> tuple[Reward, bool]:
-    """Fulfil an approved reward through its kind's fulfiller.
-
-    With ``fulfilment_ref`` this is the external system reporting that it paid: the reward is
-    marked fulfilled with that reference. Returns the reward and whether it is now fulfilled
-    (False when the fulfilment was only requested).
-    """
-    if fulfilment_ref is not None:
-        fulfilment_ref = fulfilment_ref.strip()
-        if not fulfilment_ref or len(fulfilment_ref) > 200:
-            raise ValidationFailed(
-                "fulfilment reference must be 1 to 200 characters", field="fulfilmentRef"
-            )
-    reward = await _locked_reward(session, reward_id)
-    if reward.state == RewardState.FULFILLED:
-        # The same report replays; another payout of a paid reward is never silently dropped.
-        recorded = await session.scalar(
-            select(RewardEntry.fulfilment_ref).where(
-                RewardEntry.reward_id == reward.id, RewardEntry.state == RewardState.FULFILLED
-            )
-        )
-        if fulfilment_ref is not None and fulfilment_ref != recorded:
-            raise Conflict(
-                f"this reward was already fulfilled with reference '{recorded}'",
-                field="fulfilmentRef",
-            )
-        return reward, True
-    if reward.state != RewardState.APPROVED:
-        raise InvalidTransition(
-            f"only approved rewards can be fulfilled; this one is {reward.state}",
-            field="rewardId",
-        )
-    if fulfilment_ref is None:
-        outcome = await FULFILLERS[reward.kind](session, reward, now=now)
-        if not outcome.completed:
-            return reward, False
-        fulfilment_ref = outcome.ref
-    await _move(
-        session,
-        reward,
-        RewardState.FULFILLED,
-        actor=actor,
-        reason=None,
-        now=now,
-        fulfilment_ref=fulfilment_ref,
-    )
-    return reward, True
 
 
 # --- clawback ----------------------------------------------------------------------------------
@@ -984,112 +862,3 @@ async def release_due_rewards(
             now=now,
         )
     return due
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RewardFilter:
-    state: str | None = None
-    advocate_id: int | None = None
-    program_id: int | None = None
-    referral_id: int | None = None
-
-
-def _filtered(stmt: Any, f: RewardFilter) -> Any:
-    if f.state is not None:
-        if f.state not in {s.value for s in RewardState}:
-            raise ValidationFailed(
-                "state must be pending, approved, fulfilled or voided", field="filter.state"
-            )
-        stmt = stmt.where(Reward.state == f.state)
-    if f.advocate_id is not None:
-        stmt = stmt.where(Reward.advocate_id == f.advocate_id)
-    if f.program_id is not None:
-        stmt = stmt.where(Reward.program_id == f.program_id)
-    if f.referral_id is not None:
-        stmt = stmt.where(Reward.referral_id == f.referral_id)
-    return stmt
-
-
-async def get_reward(session: AsyncSession, reward_id: int) -> Reward:
-    reward = await session.get(Reward, reward_id)
-    if reward is None:
-        raise NotFound("no such reward", field="id")
-    return reward
-
-
-async def list_rewards(
-    session: AsyncSession,
-    f: RewardFilter,
-    *,
-    first: int,
-    after: int | None,
-    before: int | None = None,
-    from_end: bool = False,
-) -> Page[Reward]:
-    """Rewards, newest first."""
-    return await paginate(
-        session,
-        _filtered(select(Reward), f),
-        key=Reward.id,
-        first=first,
-        after=after,
-        before=before,
-        from_end=from_end,
-        descending=True,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class RewardTotal:
-    state: str
-    currency: str
-    count: int
-    amount_minor: int
-    points: int
-
-
-async def reward_totals(session: AsyncSession, f: RewardFilter) -> list[RewardTotal]:
-    """Sums per state and currency over the filtered rewards (amounts never mix currencies)."""
-    stmt = _filtered(
-        select(
-            Reward.state,
-            Reward.currency,
-            func.count(),
-            func.coalesce(func.sum(Reward.amount_minor), 0),
-            func.coalesce(func.sum(Reward.points), 0),
-        ).group_by(Reward.state, Reward.currency),
-        f,
-    ).order_by(Reward.state, Reward.currency)
-    return [
-        RewardTotal(state=s, currency=c, count=int(n), amount_minor=int(a), points=int(p))
-        for s, c, n, a, p in (await session.execute(stmt)).all()
-    ]
-
-
-async def entries_by_reward(session: AsyncSession, ids: list[int]) -> dict[int, list[RewardEntry]]:
-    rows = await session.scalars(
-        select(RewardEntry).where(RewardEntry.reward_id.in_(ids)).order_by(RewardEntry.id)
-    )
-    out: dict[int, list[RewardEntry]] = {i: [] for i in ids}
-    for row in rows:
-        out[row.reward_id].append(row)
-    return out
-
-
-_REWARDS_BY_ADVOCATES = SnapshotsBy(Reward, "advocate_id", newest=NESTED_LIST_MAX)
-_REWARDS_BY_REFERRALS = SnapshotsBy(Reward, "referral_id")
-
-
-async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
-    """Each advocate's ``NESTED_LIST_MAX`` most recent rewards, oldest first, as read-only
-    snapshots (the widget shows them)."""
-    return await _REWARDS_BY_ADVOCATES.fetch(session, ids)
-
-
-async def rewards_by_referrals(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
-    """Both sides' rewards of each referral, oldest first, as read-only snapshots (a page of
-    referrals with their rewards nested reads them all at once)."""
-    return await _REWARDS_BY_REFERRALS.fetch(session, ids)

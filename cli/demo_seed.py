@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.asks import advocates_due, evaluate_asks
 from vouch.advocacy.tiers import recompute_all_tiers
-from vouch.attribution import rewards, rollups
+from vouch.attribution import reward_fulfilment, rewards, rollups
 from vouch.attribution.revenue import reward_ref
 from vouch.core.codes import LinkCodec
 from vouch.core.emails import normalize_email
@@ -513,6 +513,6 @@ async def _demo_rewards(
             if final >= 1:
                 await rewards.approve_reward(session, reward.id, actor="demo", reason=None, now=at)
             if final == 2:
-                await rewards.fulfil_reward(
+                await reward_fulfilment.fulfil_reward(
                     session, reward.id, actor="demo", now=at, fulfilment_ref=f"demo-{reward.id}"
                 )

@@ -8,7 +8,7 @@ from vouch.api.ids import decode_id
 from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.reward import RewardType
-from vouch.attribution import rewards
+from vouch.attribution import reward_fulfilment, rewards
 from vouch.core.clock import utcnow
 from vouch.models.enums import Scope
 
@@ -73,7 +73,7 @@ class RewardMutations:
             info.context, Scope.WRITE if fulfilment_ref is not None else Scope.ADMIN
         )
 
-        result = await rewards.fulfil_reward(
+        result = await reward_fulfilment.fulfil_reward(
             info.context.session,
             decode_id(reward_id, "Reward", field="rewardId"),
             actor=principal.actor,

@@ -8,8 +8,8 @@ from vouch.api.ids import decode_id
 from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_advocate_access, require_scope
 from vouch.api.types.reward import RewardTotalType, RewardType
-from vouch.attribution import rewards
-from vouch.attribution.rewards import RewardFilter
+from vouch.attribution import reward_reads
+from vouch.attribution.reward_reads import RewardFilter
 from vouch.models.enums import Scope
 
 
@@ -66,7 +66,7 @@ class RewardQueries:
         f = (filter or RewardFilterInput()).to_domain()
         _authorise(info, f)
         args = page_args("rewards", first, after, last, before)
-        page = await rewards.list_rewards(
+        page = await reward_reads.list_rewards(
             info.context.session,
             f,
             **args.window(),
@@ -79,12 +79,12 @@ class RewardQueries:
     ) -> list[RewardTotalType]:
         f = (filter or RewardFilterInput()).to_domain()
         _authorise(info, f)
-        totals = await rewards.reward_totals(info.context.session, f)
+        totals = await reward_reads.reward_totals(info.context.session, f)
         return [RewardTotalType.from_domain(t) for t in totals]
 
     @strawberry.field(description="One reward by id.")
     async def reward(self, info: Info, id: strawberry.ID) -> RewardType:
         require_scope(info.context, Scope.READ)
         return RewardType.from_model(
-            await rewards.get_reward(info.context.session, decode_id(id, "Reward"))
+            await reward_reads.get_reward(info.context.session, decode_id(id, "Reward"))
         )

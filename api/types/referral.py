@@ -20,7 +20,7 @@ from vouch.api.types.revenue import RevenueEventType
 from vouch.api.types.reward import RewardType
 from vouch.api.types.rows import RowBacked, computed_fields
 from vouch.attribution.referrals import PageParts, ReferralFilter, list_referrals
-from vouch.attribution.rewards import rewards_by_referrals
+from vouch.attribution.reward_reads import rewards_by_referrals
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
 from vouch.models.enums import Scope
 

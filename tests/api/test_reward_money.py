@@ -13,7 +13,7 @@ from tests.api.graphql import gql
 from tests.attribution.factories import make_referral, make_world
 from tests.factories import make_advocate, make_api_key, make_link, make_reward_rule
 from vouch.api.ids import encode_id
-from vouch.attribution import chain, lifecycle, moderation, rewards
+from vouch.attribution import chain, lifecycle, moderation, reward_fulfilment, rewards
 from vouch.core.clock import utcnow
 from vouch.models import (
     Conversion,
@@ -666,7 +666,7 @@ async def test_claw_back_setting_holds_a_paid_reward_whose_window_closed(session
     await _win(session, referral.id, t)
     (reward,) = await _rewards(session, referral.id)
     await rewards.approve_reward(session, reward.id, actor="ops", reason=None, now=t)
-    await rewards.fulfil_reward(session, reward.id, actor="ops", now=t)
+    await reward_fulfilment.fulfil_reward(session, reward.id, actor="ops", now=t)
     await chain.reattribute(
         session,
         referral.id,

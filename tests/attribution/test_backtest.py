@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.api.builders import make_referral
 from tests.factories import make_advocate, make_link, make_program, make_reward_rule
-from vouch.attribution import chain, lifecycle, rewards
+from vouch.attribution import chain, lifecycle, reward_fulfilment, rewards
 from vouch.attribution.backtest import PolicyRule, backtest
 from vouch.attribution.reports import ReportFilter, cost_and_roi
 from vouch.attribution.revenue import RevenueData, record_revenue
@@ -247,7 +247,7 @@ async def _generated(session, codec, seed: int, *, rounds: str | None = None):
                         session, reward.id, actor="ops", reason=None, now=when
                     )
                 elif reward.state == "approved" and roll < 0.4:
-                    await rewards.fulfil_reward(
+                    await reward_fulfilment.fulfil_reward(
                         session, reward.id, actor="ops", now=when, fulfilment_ref=f"p-{reward.id}"
                     )
                 elif reward.state != "voided" and roll > 0.9:

@@ -18,6 +18,7 @@ from vouch.attribution import (
     opportunities,
     reports,
     revenue,
+    reward_fulfilment,
     rewards,
     rollups,
 )
@@ -159,7 +160,7 @@ async def build_ledger(session, codec):
         select(Reward).where(Reward.referral_id == r1.id, Reward.rule_id == referrer_rule.id)
     )
     await rewards.approve_reward(session, r1_referrer.id, actor="admin", reason=None, now=d(3, 15))
-    await rewards.fulfil_reward(session, r1_referrer.id, actor="admin", now=d(3, 16))
+    await reward_fulfilment.fulfil_reward(session, r1_referrer.id, actor="admin", now=d(3, 16))
     r2_friend = await session.scalar(select(Reward).where(Reward.referral_id == r2.id))
     await rewards.approve_reward(session, r2_friend.id, actor="admin", reason=None, now=d(3, 16))
     return {"p": p, "q": q, "a": a, "b": b, "c": c, "refs": [r1, r2, r3, r4, r5, r6]}

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
-from vouch.attribution import lifecycle, moderation, rewards
+from vouch.attribution import lifecycle, moderation, reward_fulfilment, reward_reads, rewards
 from vouch.core.errors import Conflict, InvalidTransition, ValidationFailed
 from vouch.models import OutboxEvent, PointsEntry, Reward, RewardEntry
 
@@ -209,14 +209,18 @@ async def test_approve_fulfil_credit_and_totals(session, codec):
         session, reward.id, actor="admin:ann", reason=None, now=at(2)
     )
     assert again.state == "approved"
-    _, done = await rewards.fulfil_reward(session, reward.id, actor="admin:ann", now=at(3))
+    _, done = await reward_fulfilment.fulfil_reward(
+        session, reward.id, actor="admin:ann", now=at(3)
+    )
     assert done is True
     assert await _ledger(session, reward.id) == [
         ("pending", "crm", f"won (rule '{rule.name}', referral #1)", None),
         ("approved", "admin:ann", "checked", None),
         ("fulfilled", "admin:ann", None, f"credit:{reward.id}"),
     ]
-    totals = await rewards.reward_totals(session, rewards.RewardFilter(advocate_id=advocate.id))
+    totals = await reward_reads.reward_totals(
+        session, reward_reads.RewardFilter(advocate_id=advocate.id)
+    )
     assert [(t.state, t.currency, t.count, t.amount_minor) for t in totals] == [
         ("fulfilled", "USD", 1, 5000)
     ]
@@ -240,14 +244,14 @@ async def test_fulfilment_by_kind(session, codec):
         await rewards.approve_reward(session, r.id, actor="admin", reason=None, now=at(2))
 
     # Cash goes out by webhook and stays approved until the payout system reports back.
-    _, done = await rewards.fulfil_reward(session, cash.id, actor="admin", now=at(3))
+    _, done = await reward_fulfilment.fulfil_reward(session, cash.id, actor="admin", now=at(3))
     assert (done, cash.state) == (False, "approved")
     requested = await session.scalar(
         select(OutboxEvent).where(OutboxEvent.event_type == "reward.fulfilment_requested")
     )
     assert requested.payload["reward_id"] == cash.id
     assert requested.payload["amount_minor"] == 5000
-    _, done = await rewards.fulfil_reward(
+    _, done = await reward_fulfilment.fulfil_reward(
         session, cash.id, actor="api_key:payouts", now=at(4), fulfilment_ref="payout_123"
     )
     assert (done, cash.state) == (True, "fulfilled")
@@ -258,13 +262,15 @@ async def test_fulfilment_by_kind(session, codec):
         "payout_123",
     )
 
-    await rewards.fulfil_reward(session, points.id, actor="admin", now=at(3))
-    await rewards.fulfil_reward(session, points.id, actor="admin", now=at(3))  # idempotent
+    await reward_fulfilment.fulfil_reward(session, points.id, actor="admin", now=at(3))
+    await reward_fulfilment.fulfil_reward(
+        session, points.id, actor="admin", now=at(3)
+    )  # idempotent
     entries = list(await session.scalars(select(PointsEntry)))
     assert [(p.advocate_id, p.points, p.ref) for p in entries] == [
         (advocate.id, 250, f"reward:{points.id}")
     ]
-    await rewards.fulfil_reward(session, code.id, actor="admin", now=at(3))
+    await reward_fulfilment.fulfil_reward(session, code.id, actor="admin", now=at(3))
     ref = (await _ledger(session, code.id))[-1][3]
     assert ref.startswith("code:")
     assert len(ref) == 17
@@ -277,7 +283,7 @@ async def test_pending_fulfil_is_refused(session, codec):
     await lifecycle.transition(session, referral.id, "won", source="crm", actor=None, now=at(1))
     (reward,) = await _rewards(session, referral_id=referral.id)
     with pytest.raises(InvalidTransition, match="only approved"):
-        await rewards.fulfil_reward(session, reward.id, actor="admin", now=at(2))
+        await reward_fulfilment.fulfil_reward(session, reward.id, actor="admin", now=at(2))
     assert [e[0] for e in await _ledger(session, reward.id)] == ["pending"]
 
 
@@ -305,7 +311,7 @@ async def test_clawback_inside_window_only(session, codec):
         await lifecycle.transition(session, r.id, "won", source="crm", actor=None, now=at(0))
         (reward,) = await _rewards(session, referral_id=r.id)
         await rewards.approve_reward(session, reward.id, actor="admin", reason=None, now=at(1))
-        await rewards.fulfil_reward(session, reward.id, actor="admin", now=at(2))
+        await reward_fulfilment.fulfil_reward(session, reward.id, actor="admin", now=at(2))
     await lifecycle.transition(
         session, early.id, "churned", source="billing", actor=None, now=at(20)
     )

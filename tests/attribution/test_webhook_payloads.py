@@ -16,7 +16,15 @@ from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
 from tests.integrations.fake_http import FakeServer
 from vouch import __version__
-from vouch.attribution import moderation, opportunities, redemptions, revenue, rewards, webhooks
+from vouch.attribution import (
+    moderation,
+    opportunities,
+    redemptions,
+    revenue,
+    reward_fulfilment,
+    rewards,
+    webhooks,
+)
 from vouch.attribution.egress import EgressPolicy
 from vouch.attribution.opportunities import OpportunityData
 from vouch.attribution.revenue import RevenueData
@@ -115,8 +123,10 @@ async def test_every_event_type_sent_matches_its_schema(session, codec):
         )
     )[:2]
     await rewards.approve_reward(session, cash.id, actor="ops", reason=None, now=at(4))
-    await rewards.fulfil_reward(session, cash.id, actor="ops", now=at(4))
-    await rewards.fulfil_reward(session, cash.id, actor="ops", now=at(5), fulfilment_ref="po_1")
+    await reward_fulfilment.fulfil_reward(session, cash.id, actor="ops", now=at(4))
+    await reward_fulfilment.fulfil_reward(
+        session, cash.id, actor="ops", now=at(5), fulfilment_ref="po_1"
+    )
     await rewards.void_reward(session, credit.id, actor="ops", reason="duplicate", now=at(5))
     events = list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
     # offer.code_resend_requested and reward.review_requested (added on main by issues 13/14)
