@@ -22,16 +22,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.advocacy import experiments, moments
+from vouch.advocacy import ask_policy, experiments, moments
 from vouch.advocacy.actions import RecordedAction, check_url, create_action
+from vouch.advocacy.ask_policy import (
+    ACTION_OF,
+    AWAITING,
+    DORMANT_ASKS,
+    FALLBACKS,
+    HARD_GUARDS,
+    OPEN,
+    TRANSITIONS,
+    ask_type_for,
+    cap_guard,
+    cap_state,
+    parse_ask_type,
+    parse_team,
+    pick_next,
+    priority_of,
+)
 from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.advocacy.signals import signals_of
-from vouch.core.batching import SnapshotsBy
-from vouch.core.choices import parse_choice
 from vouch.core.errors import (
     Conflict,
     DomainError,
@@ -40,152 +54,8 @@ from vouch.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from vouch.core.paging import Page, paginate
 from vouch.models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
-from vouch.models.enums import ActionKind, AskStatus, AskType, ProgramStatus, SignalKind, Team
-
-# What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
-# testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.
-ASK_MATRIX: dict[MomentKind, tuple[AskType, AskType, AskType]] = {
-    MomentKind.NPS_PROMOTER: (AskType.TESTIMONIAL, AskType.REFERRAL_INVITE, AskType.SOCIAL_SHARE),
-    MomentKind.FIVE_STAR_RATING: (AskType.TESTIMONIAL, AskType.REVIEW, AskType.SOCIAL_SHARE),
-    MomentKind.RENEWAL_SIGNED: (AskType.CASE_STUDY, AskType.REFERRAL_INVITE, AskType.SURVEY),
-    MomentKind.EXPANSION: (AskType.CASE_STUDY, AskType.REFERRAL_INVITE, AskType.SOCIAL_SHARE),
-    MomentKind.KPI_MILESTONE: (AskType.CASE_STUDY, AskType.REVIEW, AskType.SOCIAL_SHARE),
-    MomentKind.FIRST_VALUE: (AskType.COMMUNITY_INVITE, AskType.REVIEW, AskType.SOCIAL_SHARE),
-    MomentKind.SUPPORT_RESOLVED: (AskType.TESTIMONIAL, AskType.REVIEW, AskType.SURVEY),
-}
-
-# Re-engagement: a check-in at 30 days, program news at 60, "why did you drop off?" at 90.
-DORMANT_ASKS: dict[int, tuple[MomentKind, AskType]] = {
-    30: (MomentKind.DORMANT_30, AskType.COMMUNITY_INVITE),
-    60: (MomentKind.DORMANT_60, AskType.REFERRAL_INVITE),
-    90: (MomentKind.DORMANT_90, AskType.SURVEY),
-}
-
-TYPE_PRIORITY: dict[AskType, int] = {
-    AskType.REFERENCE_CALL: 95,
-    AskType.CASE_STUDY: 90,
-    AskType.TESTIMONIAL: 85,
-    AskType.REVIEW: 70,
-    AskType.REFERRAL_INVITE: 65,
-    AskType.COMMUNITY_INVITE: 55,
-    AskType.ANONYMOUS_QUOTE: 50,
-    AskType.SOCIAL_SHARE: 40,
-    AskType.SURVEY: 30,
-}
-MOMENT_BOOST: dict[str, int] = {
-    MomentKind.RENEWAL_SIGNED: 8,
-    MomentKind.EXPANSION: 8,
-    MomentKind.NPS_PROMOTER: 6,
-    MomentKind.FIVE_STAR_RATING: 6,
-    MomentKind.KPI_MILESTONE: 5,
-    MomentKind.SUPPORT_RESOLVED: 4,
-    MomentKind.FIRST_VALUE: 2,
-    MomentKind.DORMANT_30: -10,
-    MomentKind.DORMANT_60: -10,
-    MomentKind.DORMANT_90: -10,
-}
-
-# Which team owns an automated ask of each type (all teams share one contact cap).
-TEAM_OF: dict[AskType, Team] = {
-    AskType.COMMUNITY_INVITE: Team.CUSTOMER_SUCCESS,
-    AskType.SURVEY: Team.CUSTOMER_SUCCESS,
-    AskType.REFERENCE_CALL: Team.SALES,
-}
-
-# The lighter ask offered when an advocate declines.
-FALLBACKS: dict[AskType, AskType] = {
-    AskType.CASE_STUDY: AskType.ANONYMOUS_QUOTE,
-    AskType.TESTIMONIAL: AskType.ANONYMOUS_QUOTE,
-    AskType.REFERENCE_CALL: AskType.ANONYMOUS_QUOTE,
-    AskType.REVIEW: AskType.SURVEY,
-    AskType.REFERRAL_INVITE: AskType.SOCIAL_SHARE,
-    AskType.COMMUNITY_INVITE: AskType.SURVEY,
-}
-
-ACTION_OF: dict[AskType, ActionKind] = {
-    AskType.REVIEW: ActionKind.REVIEW,
-    AskType.TESTIMONIAL: ActionKind.TESTIMONIAL,
-    AskType.CASE_STUDY: ActionKind.CASE_STUDY,
-    AskType.ANONYMOUS_QUOTE: ActionKind.QUOTE,
-    AskType.REFERENCE_CALL: ActionKind.REFERENCE,
-    AskType.REFERRAL_INVITE: ActionKind.REFERRAL,
-    AskType.SOCIAL_SHARE: ActionKind.SOCIAL_SHARE,
-    AskType.COMMUNITY_INVITE: ActionKind.COMMUNITY,
-    AskType.SURVEY: ActionKind.SURVEY,
-}
-
-OPEN = (AskStatus.QUEUED, AskStatus.SENT, AskStatus.ACCEPTED)
-AWAITING = (AskStatus.SENT, AskStatus.ACCEPTED)
-TERMINAL = (AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.EXPIRED, AskStatus.CANCELLED)
-TRANSITIONS: dict[str, frozenset[str]] = {
-    AskStatus.QUEUED: frozenset({AskStatus.CANCELLED}),
-    AskStatus.SENT: frozenset(
-        {AskStatus.ACCEPTED, AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.CANCELLED}
-    ),
-    AskStatus.ACCEPTED: frozenset({AskStatus.PUBLISHED, AskStatus.DECLINED, AskStatus.CANCELLED}),
-}
-HARD_GUARDS = frozenset(
-    {GuardCode.DETRACTOR, GuardCode.ESCALATION_OPEN, GuardCode.EXPERIMENT_HOLDOUT}
-)
-
-
-def priority_of(ask_type: AskType, moment: str) -> int:
-    """Type priority plus the moment's boost; moments unknown to the engine get none."""
-    return TYPE_PRIORITY[ask_type] + MOMENT_BOOST.get(moment, 0)
-
-
-def ask_type_for(moment: MomentKind, tier: int | None, advocate: Advocate) -> AskType | None:
-    """The ask a moment earns at this tier; none without a tier or the needed consent."""
-    if tier is None or moment not in ASK_MATRIX:
-        return None
-    ask_type = ASK_MATRIX[moment][tier - 1]
-    if ask_type is AskType.REFERRAL_INVITE and not advocate.consent_referral:
-        return AskType.SOCIAL_SHARE if tier > 1 else None
-    return ask_type
-
-
-@dataclass(frozen=True, slots=True)
-class CapState:
-    limit: int
-    used: int
-    until: datetime | None  # when a slot frees up, if the cap is reached
-
-    @property
-    def full(self) -> bool:
-        return self.used >= self.limit
-
-
-def cap_state(
-    asks: Sequence[Ask], *, program: Program, advocate: Advocate, tier: int | None, now: datetime
-) -> CapState:
-    """How many of the advocate's cap slots are used (all teams, all programs)."""
-    window = timedelta(days=program.frequency_cap_days)
-    sent = sorted(
-        a.sent_at
-        for a in asks
-        if a.sent_at is not None and a.fallback_of_id is None and now - window < a.sent_at <= now
-    )
-    limit = (
-        program.tier1_cap_count
-        if tier == 1 and advocate.opted_in_extra_asks
-        else program.frequency_cap_count
-    )
-    until = sent[len(sent) - limit] + window if len(sent) >= limit else None
-    return CapState(limit=limit, used=len(sent), until=until)
-
-
-def cap_guard(cap: CapState) -> Guard | None:
-    if not cap.full:
-        return None
-    assert cap.until is not None
-    return Guard(
-        GuardCode.FREQUENCY_CAP,
-        f"the advocate already got {cap.used} ask(s) in the cap window; next slot "
-        f"{cap.until.isoformat()}",
-        until=cap.until,
-    )
+from vouch.models.enums import AskStatus, AskType, ProgramStatus, SignalKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,28 +125,6 @@ async def _last_action_at(session: AsyncSession, advocate_id: int) -> datetime |
     )
 
 
-def _expire_queued(asks: Sequence[Ask], now: datetime, config: moments.MomentConfig) -> int:
-    ttl = timedelta(days=config.queue_ttl_days)
-    expired = 0
-    for ask in asks:
-        if ask.status == AskStatus.QUEUED and ask.queued_at + ttl <= now:
-            ask.status = AskStatus.EXPIRED
-            expired += 1
-    return expired
-
-
-def _best_queued(asks: Sequence[Ask], program_id: int | None, *, automated: bool) -> Ask | None:
-    queued = [
-        a
-        for a in asks
-        if a.status == AskStatus.QUEUED
-        and (program_id is None or a.program_id == program_id)
-        and (a.automated or not automated)
-    ]
-    queued.sort(key=lambda a: (-a.priority, a.queued_at, a.id))
-    return queued[0] if queued else None
-
-
 async def evaluate_asks(
     session: AsyncSession, advocate_id: int, program_id: int, *, now: datetime
 ) -> Evaluation:
@@ -291,7 +139,7 @@ async def evaluate_asks(
     config = moments.config_for(program)
     signals = await signals_of(session, advocate_id, until=now)
     asks = await asks_of(session, advocate_id)
-    expired = _expire_queued(asks, now, config)
+    expired = ask_policy.expire_queued(asks, now, config)
     tier = await tier_in(session, advocate_id, program_id)
     guards = moments.signal_guards(signals, now, config) + moments.ask_guards(asks, now, config)
     held_out = await experiments.withholds_asks(session, advocate_id, program_id, now=now)
@@ -308,7 +156,7 @@ async def evaluate_asks(
             ask_type = ask_type_for(moment.kind, tier, advocate)
             if ask_type is not None:
                 candidates.append(
-                    _candidate(
+                    ask_policy.candidate(
                         advocate,
                         program,
                         ask_type,
@@ -324,7 +172,7 @@ async def evaluate_asks(
             if ask_type is AskType.REFERRAL_INVITE and not advocate.consent_referral:
                 ask_type = AskType.SOCIAL_SHARE
             candidates.append(
-                _candidate(
+                ask_policy.candidate(
                     advocate,
                     program,
                     ask_type,
@@ -354,7 +202,7 @@ async def evaluate_asks(
         guards.append(capped)
     sent = None
     if not guards:
-        sent = _best_queued(asks, program.id, automated=True)
+        sent = ask_policy.best_queued(asks, program.id, automated=True)
         if sent is not None:
             sent.status = AskStatus.SENT
             sent.sent_at = now
@@ -367,38 +215,6 @@ async def evaluate_asks(
         expired=expired,
         guards=guards,
     )
-
-
-def _candidate(
-    advocate: Advocate,
-    program: Program,
-    ask_type: AskType,
-    moment: MomentKind,
-    now: datetime,
-    trigger_key: str,
-    *,
-    team: Team | None = None,
-) -> dict[str, Any]:
-    return {
-        "advocate_id": advocate.id,
-        "program_id": program.id,
-        "type": ask_type.value,
-        "moment": moment.value,
-        "team": (team or TEAM_OF.get(ask_type, Team.MARKETING)).value,
-        "priority": priority_of(ask_type, moment),
-        "automated": True,
-        "status": AskStatus.QUEUED.value,
-        "queued_at": now,
-        "trigger_key": trigger_key[:128],
-    }
-
-
-def parse_ask_type(value: str, *, field: str = "type") -> AskType:
-    return parse_choice(AskType, value, field=field, what="ask type")
-
-
-def parse_team(value: str, *, field: str = "team") -> Team:
-    return parse_choice(Team, value, field=field, what="team")
 
 
 async def create_ask(
@@ -428,7 +244,7 @@ async def create_ask(
         raise ValidationFailed("idempotencyKey must be 1 to 100 characters", field="idempotencyKey")
     advocate = await lock_advocate(session, advocate_id)
     program = await active_program(session, program_id)
-    values = _candidate(
+    values = ask_policy.candidate(
         advocate,
         program,
         parsed_type,
@@ -522,14 +338,6 @@ class Transition:
     action: RecordedAction | None = None
 
 
-TARGETS = {
-    "accept": AskStatus.ACCEPTED,
-    "publish": AskStatus.PUBLISHED,
-    "decline": AskStatus.DECLINED,
-    "cancel": AskStatus.CANCELLED,
-}
-
-
 async def transition_ask(
     session: AsyncSession,
     ask_id: int,
@@ -606,70 +414,6 @@ async def transition_ask(
     return result
 
 
-# --- reads --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AskFilter:
-    advocate_id: int | None = None
-    program_id: int | None = None
-    # Already validated against AskStatus / AskType / Team at the edge.
-    status: str | None = None
-    type: str | None = None
-    team: str | None = None
-    moment: str | None = None
-
-
-async def list_asks(
-    session: AsyncSession,
-    flt: AskFilter,
-    *,
-    first: int,
-    after: int | None,
-    before: int | None = None,
-    from_end: bool = False,
-) -> Page[Ask]:
-    """Asks, newest first."""
-    stmt = select(Ask)
-    if flt.advocate_id is not None:
-        stmt = stmt.where(Ask.advocate_id == flt.advocate_id)
-    if flt.program_id is not None:
-        stmt = stmt.where(Ask.program_id == flt.program_id)
-    if flt.status is not None:
-        stmt = stmt.where(Ask.status == flt.status)
-    if flt.type is not None:
-        stmt = stmt.where(Ask.type == flt.type)
-    if flt.team is not None:
-        stmt = stmt.where(Ask.team == flt.team)
-    if flt.moment is not None:
-        stmt = stmt.where(Ask.moment == flt.moment)
-    return await paginate(
-        session,
-        stmt,
-        key=Ask.id,
-        first=first,
-        after=after,
-        before=before,
-        from_end=from_end,
-        descending=True,
-    )
-
-
-async def get_ask(session: AsyncSession, ask_id: int) -> Ask:
-    ask = await session.get(Ask, ask_id)
-    if ask is None:
-        raise NotFound("no such ask", field="id")
-    return ask
-
-
-def pick_next(asks: Sequence[Ask]) -> Ask | None:
-    """The ask to show an advocate: one awaiting their answer, else the best queued one."""
-    awaiting = [a for a in asks if a.status in AWAITING]
-    pool = awaiting or [a for a in asks if a.status == AskStatus.QUEUED]
-    pool.sort(key=lambda a: (-a.priority, a.queued_at, a.id))
-    return pool[0] if pool else None
-
-
 @dataclass(frozen=True, slots=True)
 class NextBestAsk:
     advocate_id: int
@@ -711,43 +455,6 @@ async def next_best_ask(
     untils = [g.until for g in guards]
     eligible = None if any(u is None for u in untils) else max(u for u in untils if u is not None)
     return NextBestAsk(advocate_id, best, "waiting", guards, eligible)
-
-
-# An ask still open (queued, sent or accepted), as a prebuilt statement's condition.
-IS_OPEN = Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARRAY(String)))
-_OPEN_ASKS = SnapshotsBy(Ask, "advocate_id", IS_OPEN)
-
-
-async def open_asks_for(session: AsyncSession, advocate_ids: Sequence[int]) -> dict[int, list[Ask]]:
-    """Open asks per advocate in one statement (for the next-ask dataloader), as read-only
-    snapshots: every widget load reads them."""
-    return await _OPEN_ASKS.fetch(session, advocate_ids)
-
-
-async def recent_asks_for(
-    session: AsyncSession, advocate_ids: Sequence[int], *, limit: int = 20
-) -> dict[int, list[Ask]]:
-    """The latest ``limit`` asks per advocate, newest first, in one statement."""
-    result: dict[int, list[Ask]] = {pk: [] for pk in advocate_ids}
-    if not advocate_ids:
-        return result
-    ranked = (
-        select(
-            Ask.id,
-            func.row_number().over(partition_by=Ask.advocate_id, order_by=Ask.id.desc()).label("n"),
-        )
-        .where(Ask.advocate_id.in_(set(advocate_ids)))
-        .subquery()
-    )
-    rows = await session.scalars(
-        select(Ask)
-        .join(ranked, ranked.c.id == Ask.id)
-        .where(ranked.c.n <= limit)
-        .order_by(Ask.id.desc())
-    )
-    for ask in rows:
-        result[ask.advocate_id].append(ask)
-    return result
 
 
 async def expire_due(session: AsyncSession, *, now: datetime) -> tuple[int, int]:

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.advocacy.actions import RecordedAction, create_action
-from vouch.advocacy.asks import AWAITING, TYPE_PRIORITY, blocking_guards, lock_advocate, raise_for
+from vouch.advocacy.ask_policy import AWAITING, TYPE_PRIORITY
+from vouch.advocacy.asks import blocking_guards, lock_advocate, raise_for
 from vouch.advocacy.moments import MomentKind
 from vouch.core.errors import (
     Conflict,

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.advocacy.asks import IS_OPEN
+from vouch.advocacy.ask_reads import IS_OPEN
 from vouch.advocacy.experiments import ReferralPrompt, prompt_holdout_json, prompt_withheld_by
 from vouch.attribution.definitions import is_referral
 from vouch.attribution.links import AdvocateLinks, advocate_links_statement, advocate_with_links
@@ -59,7 +59,7 @@ class WidgetView:
     referral_count: int
     points: int
     rewards: list[Reward]  # read-only snapshots, oldest first
-    open_asks: list[Ask]  # read-only snapshots; ``advocacy.asks.pick_next`` picks the next
+    open_asks: list[Ask]  # read-only snapshots; ``advocacy.ask_policy.pick_next`` picks the next
     referral_prompt: ReferralPrompt  # shown, or withheld by an experiment's holdout
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from vouch.advocacy.advocates import advocates_by_ids
-from vouch.advocacy.asks import open_asks_for, recent_asks_for
+from vouch.advocacy.ask_reads import open_asks_for, recent_asks_for
 from vouch.advocacy.gamification import badges_for_advocates, points_for_advocates
 from vouch.advocacy.programs import programs_by_ids, rules_by_programs
 from vouch.advocacy.scoring import scores_for

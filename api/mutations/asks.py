@@ -7,7 +7,8 @@ from typing import Annotated
 
 import strawberry
 
-from vouch.advocacy.asks import TARGETS, create_ask, evaluate_asks, send_ask, transition_ask
+from vouch.advocacy.ask_policy import TARGETS
+from vouch.advocacy.asks import create_ask, evaluate_asks, send_ask, transition_ask
 from vouch.api.context import Info
 from vouch.api.errors import user_errors
 from vouch.api.ids import decode_id

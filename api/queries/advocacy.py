@@ -9,7 +9,8 @@ from enum import Enum
 
 import strawberry
 
-from vouch.advocacy.asks import AskFilter, get_ask, list_asks, next_best_ask
+from vouch.advocacy.ask_reads import AskFilter, get_ask, list_asks
+from vouch.advocacy.asks import next_best_ask
 from vouch.advocacy.configuration import effective_settings
 from vouch.advocacy.gamification import Period, leaderboard, standing
 from vouch.advocacy.kpis import Window, advocacy_kpis

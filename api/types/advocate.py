@@ -5,7 +5,7 @@ from typing import Self
 
 import strawberry
 
-from vouch.advocacy.asks import pick_next
+from vouch.advocacy.ask_policy import pick_next
 from vouch.advocacy.experiments import ReferralPrompt, referral_prompt
 from vouch.api.context import Info
 from vouch.api.ids import encode_id

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tests.advocacy.conftest import make_opportunity, make_scored, make_signal
 from tests.api.graphql import gql
 from tests.factories import make_advocate, make_api_key, make_program
-from vouch.advocacy.asks import pick_next
+from vouch.advocacy.ask_policy import pick_next
 from vouch.api.ids import encode_id
 from vouch.api.loaders import Loaders
 from vouch.core.clock import utcnow
