@@ -8,8 +8,8 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.advocacy.programs import RuleSpec, checked_rules, get_program
 from vouch.attribution.backtest import BacktestResult, PolicyRule, backtest
+from vouch.catalog.programs import RuleSpec, checked_rules, get_program
 from vouch.core.errors import ValidationFailed
 
 MAX_HOLDING_DAYS = 365

@@ -15,10 +15,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from vouch.advocacy.advocates import advocates_by_ids
 from vouch.advocacy.ask_reads import open_asks_for, recent_asks_for
 from vouch.advocacy.gamification import badges_for_advocates, points_for_advocates
-from vouch.advocacy.programs import programs_by_ids, rules_by_programs
 from vouch.advocacy.scoring import scores_for
 from vouch.advocacy.signals import recent_signals_for
 from vouch.attribution import opportunities, revenue, reward_reads, webhooks
@@ -38,6 +36,8 @@ from vouch.attribution.referrals import (
     referral_counts_by_advocates,
     referrals_by_ids,
 )
+from vouch.catalog.advocates import advocates_by_ids
+from vouch.catalog.programs import programs_by_ids, rules_by_programs
 from vouch.models import (
     Advocate,
     AdvocateBadge,

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import fraud, lifecycle, moderation, webhooks
 from vouch.attribution.clicks import latest_click
-from vouch.attribution.erasure import erased_key
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.core.security import erased_key
 from vouch.models import (
     Advocate,
     AttributionDecision,

@@ -9,8 +9,6 @@ that repeat an erased value get the hash too, so a pending delivery sends no per
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +17,12 @@ from sqlalchemy import ColumnElement, Text, cast, delete, func, literal_column, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import personal_data as pd
-from vouch.attribution.landing import announce_landing_change
 from vouch.attribution.personal_data import Columns, Treatment
+from vouch.catalog.landing_cache import announce_landing_change
 from vouch.core.clock import utcnow
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
+from vouch.core.security import ERASED_PREFIX, erased_key
 from vouch.models import (
     AdvocacyAction,
     Advocate,
@@ -40,16 +39,6 @@ from vouch.models import (
     Signal,
 )
 from vouch.models.enums import LinkStatus
-
-ERASED_PREFIX = "erased:"
-
-
-def erased_key(secret: str, value: str) -> str:
-    """The stand-in for an erased identifier (a person key or a CRM external id)."""
-    digest = hmac.new(
-        secret.encode(), f"vouch.erasure.v1:{value}".encode(), hashlib.sha256
-    ).hexdigest()
-    return ERASED_PREFIX + digest[:40]
 
 
 @dataclass(frozen=True, slots=True)

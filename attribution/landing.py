@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
@@ -131,18 +131,6 @@ async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -
         offer_terms=offer_terms,
         offer_expires_at=offer_expires_at,
         preview_image_url=preview_image,
-    )
-
-
-INVALIDATION_CHANNEL = "vouch_landing"
-
-
-async def announce_landing_change(session: AsyncSession, code: str | None = None) -> None:
-    """Tell every worker's resolver to forget ``code`` (or everything) once this transaction
-    commits: PostgreSQL delivers NOTIFY on commit and drops it on rollback."""
-    await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": INVALIDATION_CHANNEL, "payload": code or "*"},
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import click_counts
 from vouch.attribution.definitions import is_customer, is_referral
-from vouch.attribution.landing import announce_landing_change
+from vouch.catalog.landing_cache import announce_landing_change
 from vouch.core.batching import SnapshotsBy, any_ids, ids_params
 from vouch.core.clock import utcnow
 from vouch.core.codes import LinkCodec

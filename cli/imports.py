@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.advocacy.advocates import MAX_IMPORT_ROWS as ADVOCATE_BATCH
-from vouch.advocacy.advocates import advocate_rows, import_advocates
 from vouch.advocacy.signals import ImportRejected, import_signals, read_rows
+from vouch.catalog.advocates import MAX_IMPORT_ROWS as ADVOCATE_BATCH
+from vouch.catalog.advocates import advocate_rows, import_advocates
 from vouch.cli.runner import handle_errors, load_settings, run_with_session
 from vouch.core.clock import utcnow
 from vouch.core.errors import ValidationFailed

@@ -120,3 +120,16 @@ class WidgetTokens:
         if not isinstance(advocate_id, int):
             raise TokenError("widget token is not valid")
         return advocate_id, signed_at.timestamp()
+
+
+# Erasure (attribution.erasure): an erased identifier is replaced by a keyed hash, so the
+# person stays deduplicated (a claim or an import cannot re-create them) without being named.
+ERASED_PREFIX = "erased:"
+
+
+def erased_key(secret: str, value: str) -> str:
+    """The stand-in for an erased identifier (a person key or a CRM external id)."""
+    digest = hmac.new(
+        secret.encode(), f"vouch.erasure.v1:{value}".encode(), hashlib.sha256
+    ).hexdigest()
+    return ERASED_PREFIX + digest[:40]

@@ -12,7 +12,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from vouch.access.api_keys import KEY_CACHE, KEY_INVALIDATION_CHANNEL
-from vouch.attribution.landing import INVALIDATION_CHANNEL, LandingResolver
+from vouch.attribution.landing import LandingResolver
+from vouch.catalog.landing_cache import INVALIDATION_CHANNEL
 from vouch.web.microsite.click_handoff import ClickHandoff
 
 logger = logging.getLogger("vouch.invalidation")

@@ -7,12 +7,6 @@ from typing import Any
 
 import strawberry
 
-from vouch.advocacy.advocates import (
-    AdvocateData,
-    import_advocates,
-    upsert_advocate,
-    widget_advocate,
-)
 from vouch.api.context import Info
 from vouch.api.errors import InputError, user_error, user_errors
 from vouch.api.ids import decode_id
@@ -20,6 +14,12 @@ from vouch.api.mutations.transaction import transaction
 from vouch.api.permissions import require_scope
 from vouch.api.types.advocate import AdvocateType
 from vouch.attribution.erasure import erase_advocate
+from vouch.catalog.advocates import (
+    AdvocateData,
+    import_advocates,
+    upsert_advocate,
+    widget_advocate,
+)
 from vouch.core.clock import utcnow
 from vouch.models import Advocate
 from vouch.models.enums import Scope

@@ -5,14 +5,6 @@ from typing import TypeVar
 
 import strawberry
 
-from vouch.advocacy.programs import (
-    ProgramChanges,
-    RuleSpec,
-    create_program,
-    set_program_status,
-    set_reward_rules,
-    update_program,
-)
 from vouch.api.context import Info
 from vouch.api.errors import InputError, user_errors
 from vouch.api.ids import decode_id
@@ -29,6 +21,14 @@ from vouch.api.types.enums import (
     RewardTrigger,
 )
 from vouch.api.types.program import ProgramType
+from vouch.catalog.programs import (
+    ProgramChanges,
+    RuleSpec,
+    create_program,
+    set_program_status,
+    set_reward_rules,
+    update_program,
+)
 from vouch.models import Program
 from vouch.models.enums import Scope
 

@@ -14,7 +14,6 @@ from vouch.advocacy.asks import next_best_ask
 from vouch.advocacy.configuration import effective_settings
 from vouch.advocacy.gamification import Period, leaderboard, standing
 from vouch.advocacy.kpis import Window, advocacy_kpis
-from vouch.advocacy.programs import get_program
 from vouch.advocacy.scoring import get_score
 from vouch.advocacy.signals import list_signals
 from vouch.advocacy.tiers import referral_ready_account_rate, tier_distribution
@@ -28,6 +27,7 @@ from vouch.api.types.gamification import AdvocateStanding, LeaderboardEntry
 from vouch.api.types.kpi import AdvocacyKpisType
 from vouch.api.types.score import AdvocacySettingsType, ScoreExplanation, TierDistributionType
 from vouch.api.types.signal import SignalType
+from vouch.catalog.programs import get_program
 from vouch.core.clock import utcnow
 from vouch.models.enums import AskStatus, Scope, SignalKind, Team
 from vouch.models.enums import AskType as AskKind

@@ -2,13 +2,6 @@ from __future__ import annotations
 
 import strawberry
 
-from vouch.advocacy.advocates import (
-    AdvocateFilter,
-    get_advocate,
-    get_advocate_by_external_id,
-    list_advocates,
-    read_advocate,
-)
 from vouch.advocacy.widget import widget_view
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
@@ -26,6 +19,13 @@ from vouch.api.types.advocate import AdvocateType
 from vouch.api.types.enums import ListOrder
 from vouch.api.types.link import ReferralLinkType
 from vouch.attribution.links import AdvocateLinks, advocate_with_links
+from vouch.catalog.advocates import (
+    AdvocateFilter,
+    get_advocate,
+    get_advocate_by_external_id,
+    list_advocates,
+    read_advocate,
+)
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models.enums import Scope
 

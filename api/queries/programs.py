@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import strawberry
 
-from vouch.advocacy.programs import get_program, list_programs
 from vouch.api.connections import to_connection
 from vouch.api.context import Info
 from vouch.api.ids import decode_id
@@ -10,6 +9,7 @@ from vouch.api.pagination import Connection, page_args
 from vouch.api.permissions import require_scope
 from vouch.api.types.enums import ProgramStatus
 from vouch.api.types.program import ProgramType
+from vouch.catalog.programs import get_program, list_programs
 from vouch.models.enums import Scope
 
 

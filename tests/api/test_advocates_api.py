@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key
-from vouch.advocacy.advocates import AdvocateData, upsert_advocate
 from vouch.api.ids import encode_id
+from vouch.catalog.advocates import AdvocateData, upsert_advocate
 from vouch.core.sessions import session_factory
 from vouch.models import Advocate
 

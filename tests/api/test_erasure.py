@@ -9,8 +9,8 @@ from tests.api.graphql import gql
 from tests.conftest import TEST_SECRET
 from tests.factories import make_advocate, make_api_key, make_link, make_program
 from vouch.api.ids import encode_id
-from vouch.attribution.erasure import erased_key
 from vouch.core.emails import normalize_email
+from vouch.core.security import erased_key
 from vouch.models import Advocate, Click, Referral, ReferralLink
 
 ERASE_ADVOCATE = "mutation($id: ID!){ eraseAdvocate(id: $id){ advocate { email firstName lastName externalId erased referralCount links { status } } errors { field code } } }"

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from tests.api.graphql import gql
 from tests.factories import make_api_key, make_program, make_reward_rule
-from vouch.advocacy.programs import RuleSpec, set_reward_rules
 from vouch.api.ids import encode_id
+from vouch.catalog.programs import RuleSpec, set_reward_rules
 from vouch.core.sessions import session_factory
 from vouch.models import Program, RewardRule
 from vouch.models.enums import RewardSide, RewardTrigger

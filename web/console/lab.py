@@ -23,8 +23,8 @@ from vouch.advocacy.experiments import (
     list_experiments,
     report_csv,
 )
-from vouch.advocacy.programs import RuleSpec, get_program, list_programs
 from vouch.attribution.backtest import BacktestResult, PolicyRule
+from vouch.catalog.programs import RuleSpec, get_program, list_programs
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ValidationFailed
 from vouch.core.money import format_money

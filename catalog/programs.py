@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.landing import announce_landing_change
+from vouch.catalog.landing_cache import announce_landing_change
 from vouch.core.batching import any_ids, ids_params
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency

@@ -14,12 +14,12 @@ from sqlalchemy import Table, bindparam, exists, func, literal_column, or_, sele
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution.erasure import erased_key
 from vouch.core.batching import any_ids, ids_params
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from vouch.core.paging import Page, paginate
 from vouch.core.raw_select import RawSelect
+from vouch.core.security import erased_key
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, Referral, ReferralLink
 
