@@ -95,6 +95,12 @@ class WidgetAsk:
 
 
 @strawberry.type
+class ReferralPrompt:
+    show: bool
+    reason: str | None
+
+
+@strawberry.type
 class Me:
     external_id: str
     first_name: str | None
@@ -103,6 +109,7 @@ class Me:
     links: list[WidgetLink]
     rewards: list[WidgetReward]
     next_ask: WidgetAsk | None
+    referral_prompt: ReferralPrompt
 
 
 REFERRALS = [
@@ -138,6 +145,7 @@ ME = Me(
     ],
     rewards=[WidgetReward(amount_minor=5000, currency="USD", state="pending", kind="credit")],
     next_ask=None,
+    referral_prompt=ReferralPrompt(show=True, reason=None),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import platform
 import re
@@ -210,7 +211,8 @@ def main() -> None:
         "VOUCH_ENV": "production",
         "VOUCH_SECRET_KEY": SECRET,
         "VOUCH_HASHID_SALT": SALT,
-        "VOUCH_INBOUND_WEBHOOK_SECRET": SECRET,
+        # Standard Webhooks format (whsec_ + base64 of 32 bytes), as production requires
+        "VOUCH_INBOUND_WEBHOOK_SECRET": "whsec_" + base64.b64encode(bytes(range(7, 39))).decode(),
         "VOUCH_DATA_DIR": str(ROOT / ".vouch" / "bench"),
         "PYTHONPATH": str(ROOT),
     }
