@@ -15,6 +15,7 @@ from vouch.advocacy.moments import Guard, GuardCode, MomentKind
 from vouch.core.choices import parse_choice
 from vouch.models import Advocate, Ask, Program
 from vouch.models.enums import ActionKind, AskStatus, AskType, Team
+from vouch.models.snapshots import AskSnapshot
 
 # What to ask for at each moment, by tier (1, 2, 3). Tier 1: high commitment (case studies,
 # testimonials, community); Tier 2: referrals and reviews; Tier 3: light asks.
@@ -222,7 +223,7 @@ TARGETS = {
 }
 
 
-def pick_next(asks: Sequence[Ask]) -> Ask | None:
+def pick_next(asks: Sequence[AskSnapshot]) -> AskSnapshot | None:
     """The ask to show an advocate: one awaiting their answer, else the best queued one."""
     awaiting = [a for a in asks if a.status in AWAITING]
     pool = awaiting or [a for a in asks if a.status == AskStatus.QUEUED]

@@ -15,6 +15,7 @@ from vouch.core.batching import SnapshotsBy
 from vouch.core.errors import NotFound
 from vouch.core.paging import Page, paginate
 from vouch.models import Ask
+from vouch.models.snapshots import AskSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,9 @@ IS_OPEN = Ask.status == any_(bindparam("open", [str(s) for s in OPEN], type_=ARR
 _OPEN_ASKS = SnapshotsBy(Ask, "advocate_id", IS_OPEN)
 
 
-async def open_asks_for(session: AsyncSession, advocate_ids: Sequence[int]) -> dict[int, list[Ask]]:
+async def open_asks_for(
+    session: AsyncSession, advocate_ids: Sequence[int]
+) -> dict[int, list[AskSnapshot]]:
     """Open asks per advocate in one statement (for the next-ask dataloader), as read-only
     snapshots: every widget load reads them."""
     return await _OPEN_ASKS.fetch(session, advocate_ids)

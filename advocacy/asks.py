@@ -56,6 +56,7 @@ from vouch.core.errors import (
 )
 from vouch.models import AdvocacyAction, Advocate, AdvocateScore, Ask, Program, Signal
 from vouch.models.enums import AskStatus, AskType, ProgramStatus, SignalKind
+from vouch.models.snapshots import AskSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +418,7 @@ async def transition_ask(
 @dataclass(frozen=True, slots=True)
 class NextBestAsk:
     advocate_id: int
-    ask: Ask | None
+    ask: AskSnapshot | None
     reason: str  # awaiting_response | ready | waiting | nothing_queued
     guards: list[Guard]
     eligible_at: datetime | None

@@ -20,6 +20,7 @@ from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.raw_select import RawSelect
 from vouch.core.snapshot import snapshots_from_json
 from vouch.models import Ask, PointsEntry, Referral, Reward
+from vouch.models.snapshots import AskSnapshot, RewardSnapshot
 
 ADVOCATE: Any = bindparam("advocate_id")
 
@@ -58,8 +59,8 @@ class WidgetView:
     found: AdvocateLinks
     referral_count: int
     points: int
-    rewards: list[Reward]  # read-only snapshots, oldest first
-    open_asks: list[Ask]  # read-only snapshots; ``advocacy.ask_policy.pick_next`` picks the next
+    rewards: list[RewardSnapshot]  # oldest first
+    open_asks: list[AskSnapshot]  # ``advocacy.ask_policy.pick_next`` picks the next
     referral_prompt: ReferralPrompt  # shown, or withheld by an experiment's holdout
 
 

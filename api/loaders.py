@@ -52,11 +52,11 @@ from vouch.models import (
     Referral,
     ReferralLink,
     RevenueEvent,
-    Reward,
     RewardEntry,
     RewardRule,
     Signal,
 )
+from vouch.models.snapshots import AskSnapshot, ReferralLinkSnapshot, RewardSnapshot
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -113,7 +113,7 @@ class Loaders:
         return _batch(self.session, redemptions_by_referrals, None)
 
     @cached_property
-    def links_of_advocate(self) -> DataLoader[int, list[ReferralLink]]:
+    def links_of_advocate(self) -> DataLoader[int, list[ReferralLinkSnapshot]]:
         return _batch(self.session, links_by_advocates, [])
 
     @cached_property
@@ -153,12 +153,12 @@ class Loaders:
     # --- rewards, revenue, opportunities --------------------------------------------------------
 
     @cached_property
-    def rewards_of_advocate(self) -> DataLoader[int, list[Reward]]:
+    def rewards_of_advocate(self) -> DataLoader[int, list[RewardSnapshot]]:
         """Every reward an advocate earned, oldest first."""
         return _batch(self.session, reward_reads.rewards_by_advocates, [])
 
     @cached_property
-    def rewards_of_referral(self) -> DataLoader[int, list[Reward]]:
+    def rewards_of_referral(self) -> DataLoader[int, list[RewardSnapshot]]:
         """Both sides' rewards of a referral."""
         return _batch(self.session, reward_reads.rewards_by_referrals, [])
 
@@ -197,7 +197,7 @@ class Loaders:
         return _batch(self.session, recent_asks_for, [])
 
     @cached_property
-    def open_asks_of_advocate(self) -> DataLoader[int, list[Ask]]:
+    def open_asks_of_advocate(self) -> DataLoader[int, list[AskSnapshot]]:
         """An advocate's asks awaiting an answer or queued (``pick_next`` chooses one)."""
         return _batch(self.session, open_asks_for, [])
 

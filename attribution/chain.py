@@ -30,10 +30,10 @@ from vouch.models import (
     ReferralEvent,
     ReferralLink,
     RevenueEvent,
-    Reward,
     RewardEntry,
 )
 from vouch.models.enums import AttributionEvidence
+from vouch.models.snapshots import RewardSnapshot
 
 MAX_CHAINS = 200
 MAX_CLICKS_PER_CHAIN = 50
@@ -175,7 +175,7 @@ class OpportunityLink:
 
 @dataclass(frozen=True, slots=True)
 class RewardLink:
-    reward: Reward
+    reward: RewardSnapshot
     entries: list[RewardEntry]
 
 

@@ -35,6 +35,7 @@ from vouch.core.raw_select import RawSelect
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, Program, Referral, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
+from vouch.models.snapshots import AdvocateSnapshot, ReferralLinkSnapshot
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DEFAULT_CHANNEL = "direct"
@@ -195,8 +196,8 @@ class AdvocateLinks:
     """An advocate (read-only snapshot), its links oldest first, each link's stats, and the
     values of the statement's extra columns."""
 
-    advocate: Advocate
-    links: list[ReferralLink]
+    advocate: AdvocateSnapshot
+    links: list[ReferralLinkSnapshot]
     stats: dict[int, LinkStats]
     extra: tuple[Any, ...] = ()
 
@@ -210,7 +211,7 @@ async def advocate_with_links(
     rows = await statement.fetch(session, {"advocate_id": advocate_id})
     if not rows:
         raise NotFound("no such advocate", field="id")
-    links: list[ReferralLink] = []
+    links: list[ReferralLinkSnapshot] = []
     stats: dict[int, LinkStats] = {}
     for row in rows:
         if row[_LINK_PART.start] is None:  # an advocate without links
@@ -248,7 +249,7 @@ async def links_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, R
 
 async def links_by_advocates(
     session: AsyncSession, advocate_ids: Sequence[int]
-) -> dict[int, list[ReferralLink]]:
+) -> dict[int, list[ReferralLinkSnapshot]]:
     """Every link of each advocate, oldest first, in one statement, as read-only snapshots
     (the widget reads them on every load)."""
     return await _LINKS_BY_ADVOCATES.fetch(session, advocate_ids)

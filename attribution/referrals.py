@@ -26,6 +26,12 @@ from vouch.core.paging import page_flags
 from vouch.core.raw_select import RawSelect
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink
+from vouch.models.snapshots import (
+    AdvocateSnapshot,
+    OfferRedemptionSnapshot,
+    ReferralLinkSnapshot,
+    ReferralSnapshot,
+)
 
 MAX_NESTED_REFERRALS = 100
 
@@ -55,10 +61,10 @@ class ReferralRow:
     attribute names (not session-bound ORM objects). A part the page did not read is None
     (also when the referral has none: check ``PageParts``)."""
 
-    referral: Referral
-    advocate: Advocate
-    link: ReferralLink | None
-    redemption: OfferRedemption | None
+    referral: ReferralSnapshot
+    advocate: AdvocateSnapshot
+    link: ReferralLinkSnapshot | None
+    redemption: OfferRedemptionSnapshot | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.paging import Page, paginate
 from vouch.models import Reward, RewardEntry
 from vouch.models.enums import RewardState
+from vouch.models.snapshots import RewardSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +111,17 @@ _REWARDS_BY_ADVOCATES = SnapshotsBy(Reward, "advocate_id", newest=NESTED_LIST_MA
 _REWARDS_BY_REFERRALS = SnapshotsBy(Reward, "referral_id")
 
 
-async def rewards_by_advocates(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
+async def rewards_by_advocates(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[RewardSnapshot]]:
     """Each advocate's ``NESTED_LIST_MAX`` most recent rewards, oldest first, as read-only
     snapshots (the widget shows them)."""
     return await _REWARDS_BY_ADVOCATES.fetch(session, ids)
 
 
-async def rewards_by_referrals(session: AsyncSession, ids: list[int]) -> dict[int, list[Reward]]:
+async def rewards_by_referrals(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[RewardSnapshot]]:
     """Both sides' rewards of each referral, oldest first, as read-only snapshots (a page of
     referrals with their rewards nested reads them all at once)."""
     return await _REWARDS_BY_REFERRALS.fetch(session, ids)

@@ -22,6 +22,7 @@ from vouch.core.raw_select import RawSelect
 from vouch.core.security import erased_key
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Advocate, Referral, ReferralLink
+from vouch.models.snapshots import AdvocateSnapshot
 
 MAX_IMPORT_ROWS = 1_000
 
@@ -96,7 +97,7 @@ _ADVOCATE_BY_ID = RawSelect(
 )
 
 
-async def read_advocate(session: AsyncSession, advocate_id: int) -> Advocate:
+async def read_advocate(session: AsyncSession, advocate_id: int) -> AdvocateSnapshot:
     """A read-only snapshot of the advocate (not session-bound), for hot read paths such as
     the widget's ``me``; use ``get_advocate`` to change it."""
     rows = await _ADVOCATE_BY_ID.fetch(session, {"id": advocate_id})

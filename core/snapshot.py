@@ -1,4 +1,8 @@
-"""Read-only row types with a model's attribute names, for hot read paths read as plain rows."""
+"""Read-only row types with a model's attribute names, for hot read paths read as plain rows.
+
+Code that receives them is typed with the protocols of ``models.snapshots`` (``ReferralSnapshot``
+and the like), which ORM instances satisfy too: a snapshot is never passed off as an ORM object.
+"""
 
 from __future__ import annotations
 

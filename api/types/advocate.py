@@ -22,8 +22,9 @@ from vouch.api.types.reward import RewardType
 from vouch.api.types.rows import RowBacked, computed_fields, later
 from vouch.api.types.signal import SignalType
 from vouch.attribution.referrals import ReferralFilter
-from vouch.models import Advocate, Ask, Referral, Reward
+from vouch.models import Ask, Referral, Reward
 from vouch.models.enums import Scope
+from vouch.models.snapshots import AdvocateSnapshot, AskSnapshot, RewardSnapshot
 
 
 @strawberry.type(name="Advocate", description="A customer contact who may advocate and share.")
@@ -177,13 +178,13 @@ class AdvocateType(Node, RowBacked):
     @classmethod
     def from_model(
         cls,
-        m: Advocate,
+        m: AdvocateSnapshot,
         links: list[ReferralLinkType] | None = None,
         *,
         referral_count: int | None = None,
         points: int | None = None,
-        rewards: list[Reward] | None = None,
-        open_asks: list[Ask] | None = None,
+        rewards: list[RewardSnapshot] | None = None,
+        open_asks: list[AskSnapshot] | None = None,
         referral_prompt: ReferralPrompt | None = None,
     ) -> Self:
         """Fields are computed from ``m`` when first read (see ``api.types.rows``); ``links``,

@@ -16,7 +16,8 @@ from vouch.api.ids import encode_id
 from vouch.api.types.enums import AskStatus, Team
 from vouch.api.types.enums import AskType as AskKind
 from vouch.api.types.node import Node
-from vouch.models import AdvocacyAction, Ask
+from vouch.models import AdvocacyAction
+from vouch.models.snapshots import AskSnapshot
 
 
 def _opt_id(type_name: str, pk: int | None) -> strawberry.ID | None:
@@ -54,7 +55,7 @@ class AskType(Node):
     outcome: str | None = strawberry.field(description="Reference calls: how it went.")
 
     @classmethod
-    def from_model(cls, m: Ask) -> Self:
+    def from_model(cls, m: AskSnapshot) -> Self:
         return cls(
             id=strawberry.ID(encode_id("Ask", m.id)),
             advocate_id=strawberry.ID(encode_id("Advocate", m.advocate_id)),

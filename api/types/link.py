@@ -16,7 +16,8 @@ from vouch.api.types.program import ProgramType
 from vouch.api.types.rows import RowBacked, computed_fields, later
 from vouch.attribution.links import LinkStats
 from vouch.attribution.referrals import ReferralFilter
-from vouch.models import Referral, ReferralLink
+from vouch.models import Referral
+from vouch.models.snapshots import ReferralLinkSnapshot
 
 if TYPE_CHECKING:
     from vouch.api.types.advocate import AdvocateType
@@ -115,7 +116,7 @@ class ReferralLinkType(Node, RowBacked):
         return await nested_referrals(info, args, flt, latest, count)
 
     @classmethod
-    def from_model(cls, m: ReferralLink, stats: LinkStats | None = None) -> Self:
+    def from_model(cls, m: ReferralLinkSnapshot, stats: LinkStats | None = None) -> Self:
         """Fields are computed from ``m`` when first read (see ``api.types.rows``); ``stats``
         when they were loaded with the link."""
         return cls.lazy(_m=m, _stats=stats)

@@ -21,8 +21,15 @@ from vouch.api.types.reward import RewardType
 from vouch.api.types.rows import RowBacked, computed_fields
 from vouch.attribution.referrals import PageParts, ReferralFilter, list_referrals
 from vouch.attribution.reward_reads import rewards_by_referrals
-from vouch.models import Advocate, OfferRedemption, Referral, ReferralLink, Reward
+from vouch.models import OfferRedemption, Referral
 from vouch.models.enums import Scope
+from vouch.models.snapshots import (
+    AdvocateSnapshot,
+    OfferRedemptionSnapshot,
+    ReferralLinkSnapshot,
+    ReferralSnapshot,
+    RewardSnapshot,
+)
 
 NOT_LOADED: Any = object()
 
@@ -50,7 +57,7 @@ class OfferRedemptionType(Node, RowBacked):
     )
 
     @classmethod
-    def from_model(cls, m: OfferRedemption, *, reveal_code: bool) -> Self:
+    def from_model(cls, m: OfferRedemptionSnapshot, *, reveal_code: bool) -> Self:
         """``reveal_code`` False (widgets): the code and who redeemed it stay hidden."""
         return cls.lazy(_m=m, _reveal=reveal_code)
 
@@ -159,12 +166,12 @@ class ReferralType(Node, RowBacked):
     @classmethod
     def from_model(
         cls,
-        m: Referral,
+        m: ReferralSnapshot,
         *,
-        advocate: Advocate | None = None,
-        link: ReferralLink | None = None,
+        advocate: AdvocateSnapshot | None = None,
+        link: ReferralLinkSnapshot | None = None,
         redemption: Any = NOT_LOADED,
-        rewards: list[Reward] | None = None,
+        rewards: list[RewardSnapshot] | None = None,
         for_widget: bool = False,
         ctx: Context | None = None,
     ) -> Self:

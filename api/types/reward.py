@@ -11,7 +11,8 @@ from vouch.api.context import Info, WidgetPrincipal
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
 from vouch.api.types.rows import RowBacked, computed_fields
-from vouch.models import Reward, RewardEntry
+from vouch.models import RewardEntry
+from vouch.models.snapshots import RewardSnapshot
 
 WIDGET_ACTOR = "vouch"
 
@@ -90,7 +91,7 @@ class RewardType(Node, RowBacked):
         return [RewardEntryType.from_model(r, for_widget=widget) for r in rows]
 
     @classmethod
-    def from_model(cls, m: Reward) -> Self:
+    def from_model(cls, m: RewardSnapshot) -> Self:
         """Fields are computed from ``m`` when first read (see ``api.types.rows``)."""
         return cls.lazy(_m=m)
 
