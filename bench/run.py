@@ -66,6 +66,12 @@ def steps(quick: bool) -> list[tuple[str, str, list[str], int]]:
             600 if quick else 3600,
         ),
         (
+            "imports",
+            "Bulk paths (CLI imports and GraphQL bulk mutations) — bench/imports.py",
+            [PY, "-m", "bench.imports", "--rows", "20000" if quick else "100000"],
+            900,
+        ),
+        (
             "advocacy",
             "Advocacy engine at scale — bench/advocacy_scale.py",
             [PY, "-m", "bench.advocacy_scale"],
