@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -121,17 +121,43 @@ class Policy:
 _LIFECYCLE, _CHARGE, _REFUND, _REATTRIBUTE, _DECISION = 0, 1, 2, 3, 4
 _TRIGGER_ORDER = {t.value: i for i, t in enumerate(RewardTrigger)}
 
+# The enums' values as plain strings: the replay compares millions of times, and reading a
+# member off an enum class costs more than the comparison (Python 3.11).
+_LEAD, _QUALIFIED, _OPPORTUNITY, _WON, _LOST, _REJECTED = (
+    ReferralStatus.LEAD.value,
+    ReferralStatus.QUALIFIED.value,
+    ReferralStatus.OPPORTUNITY.value,
+    ReferralStatus.WON.value,
+    ReferralStatus.LOST.value,
+    ReferralStatus.REJECTED.value,
+)
+_REVERSALS = frozenset(s.value for s in REVERSALS)
+_MILESTONES = {k.value: tuple(t.value for t in v) for k, v in MILESTONES.items()}
+_MOD_REJECTED = ModerationState.REJECTED.value
+_MOD_PAYABLE = frozenset({ModerationState.CLEAR.value, ModerationState.APPROVED.value})
+_REFERRER, _REFERRED = RewardSide.REFERRER.value, RewardSide.REFERRED.value
+_PENDING, _APPROVED, _FULFILLED, _VOIDED = (
+    RewardState.PENDING.value,
+    RewardState.APPROVED.value,
+    RewardState.FULFILLED.value,
+    RewardState.VOIDED.value,
+)
+_SIGNUP, _REVENUE = RewardTrigger.SIGNUP.value, RewardTrigger.REVENUE.value
+_FIXED = RewardCalc.FIXED.value
+
 
 @dataclass(slots=True)
 class _Referral:
     advocate_id: int
     moderation: str
-    status: str = ReferralStatus.LEAD
+    status: str = _LEAD
     round: int = 0
     won_before: bool = False
     # Charges replayed so far, in order: (revenue event id, amount, currency); refunded ids.
     charges: list[tuple[int, int, str]] | None = None
     refunded: set[int] | None = None
+    # The replayed rewards of the referral, in the order earned.
+    rewards: list[SimReward] | None = None
 
 
 # One replayable event: at, kind, tie-breaker, referral, then by kind —
@@ -259,7 +285,7 @@ class SimReward:
     clawback_until: datetime
     round: int = 0
     held_until: datetime | None = None
-    state: str = RewardState.PENDING
+    state: str = _PENDING
     approve_at: datetime | None = None
     # Whose ladder it counts on: the advocate the referral is credited to (a friend's reward
     # names no advocate, but counts on the ladder of the advocate who referred them).
@@ -267,13 +293,24 @@ class SimReward:
 
     def state_at(self, at: datetime) -> str:
         """The state, with a holding period that has run out counted as approved."""
-        if (
-            self.state == RewardState.PENDING
-            and self.approve_at is not None
-            and self.approve_at <= at
-        ):
-            self.state = RewardState.APPROVED
+        if self.approve_at is not None and self.state == _PENDING and self.approve_at <= at:
+            self.state = _APPROVED
         return self.state
+
+
+@dataclass(slots=True)
+class _Ladder:
+    """One ladder of a trigger (its rules of one side and kind) as the replay walks it."""
+
+    side: str
+    kind: str
+    rungs: list[PolicyRule]
+    # Some rung starts after the first referral, so the advocate's ordinal picks the rung and
+    # the replay keeps the ladder's counts. Otherwise every ordinal picks ``flat``.
+    tiered: bool
+    flat: PolicyRule | None
+    # The rung per ordinal, remembered (``pick_tier`` is pure).
+    tiers: dict[int, PolicyRule | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -284,49 +321,54 @@ class Replay:
     referrals: dict[int, _Referral]
     claw_back_on_reattribution: bool = False
     rewards: list[SimReward] = field(default_factory=list)
-    by_referral: dict[int, list[SimReward]] = field(default_factory=lambda: defaultdict(list))
-    # (advocate, trigger, side, kind) -> referral -> non-voided rewards: the ladder ordinals
+    # (advocate, trigger, side, kind) -> referral -> non-voided rewards: the ladder ordinals,
+    # kept for tiered ladders only (no other ladder reads them).
     ladder: dict[tuple[int | None, str, str, str], dict[int, int]] = field(
         default_factory=lambda: defaultdict(dict)
     )
-    # (rule, advocate) -> rewards: the caps
+    # (rule, advocate) -> rewards: the caps, kept for capped referrer-side rules only (the only
+    # ones the engine checks a cap for).
     capped: dict[tuple[int, int | None], list[SimReward]] = field(
         default_factory=lambda: defaultdict(list)
     )
     # (trigger, side, kind, referral, trigger ref, round): one reward per ladder, any rung, as
     # the live engine's INSERT checks (and one per rule, which that implies).
     earned: set[tuple[str, str, str, int, str, int]] = field(default_factory=set)
-    # trigger -> (side, kind, ladder, tier picked per ordinal)
-    ladders: dict[str, list[tuple[str, str, list[PolicyRule], dict[int, PolicyRule | None]]]] = (
-        field(default_factory=dict)
-    )
+    ladders: dict[str, list[_Ladder]] = field(default_factory=dict)
+    # Rules on a tiered ladder, and capped referrer-side rules.
+    counted: set[int] = field(default_factory=set)
+    capped_rules: set[int] = field(default_factory=set)
     fixed: dict[int, reward_rules.Earned | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         by_trigger: dict[str, list[PolicyRule]] = {}
         for rule in sorted(self.policy.rules, key=lambda r: r.id):
             by_trigger.setdefault(rule.trigger, []).append(rule)
+            if rule.side == _REFERRER and rule.cap_count is not None:
+                self.capped_rules.add(rule.id)
         for trigger, rules in by_trigger.items():
-            self.ladders[trigger] = [
-                (side, kind, ladder, {})
-                for (side, kind), ladder in reward_rules.ladders(rules).items()
-            ]
+            self.ladders[trigger] = []
+            for (side, kind), rungs in reward_rules.ladders(rules).items():
+                tiered = any(r.from_nth_referral > 1 for r in rungs)
+                flat = None if tiered else reward_rules.pick_tier(rungs, 1)
+                self.ladders[trigger].append(_Ladder(side, kind, rungs, tiered, flat))
+                if tiered:
+                    self.counted.update(r.id for r in rungs)
 
-    def _ladder_key(self, r: SimReward) -> tuple[int | None, str, str, str]:
-        return (r.owner, r.rule.trigger, r.rule.side, r.rule.kind)
-
-    def _void(self, r: SimReward) -> None:
-        r.state = RewardState.VOIDED
-        self._void_count(r)
-
-    def _void_count(self, r: SimReward) -> None:
-        """Take ``r`` off the ladder count it stands on."""
-        counts = self.ladder[self._ladder_key(r)]
-        left = counts[r.referral_id] - 1
+    def _count(self, r: SimReward, delta: int) -> None:
+        """Put ``r`` on (or take it off) the ladder count it stands on."""
+        if r.rule.id not in self.counted:
+            return
+        counts = self.ladder[(r.owner, r.rule.trigger, r.rule.side, r.rule.kind)]
+        left = counts.get(r.referral_id, 0) + delta
         if left:
             counts[r.referral_id] = left
         else:
             del counts[r.referral_id]
+
+    def _void(self, r: SimReward) -> None:
+        r.state = _VOIDED
+        self._count(r, -1)
 
     def evaluate(
         self,
@@ -341,50 +383,61 @@ class Replay:
     ) -> None:
         """``rewards.on_referral_event``, over the replayed rewards."""
         ladders = self.ladders.get(trigger)
-        referral = self.referrals[referral_id]
-        if not ladders or reward_rules.earns_nothing(referral.status, referral.moderation):
+        if not ladders:
             return
-        for side, kind, ladder, tiers in ladders:
+        referral = self.referrals[referral_id]
+        if reward_rules.earns_nothing(referral.status, referral.moderation):
+            return
+        advocate_id = referral.advocate_id
+        for ladder in ladders:
+            side = ladder.side
             if only_side is not None and side != only_side:
                 continue
-            counts = self.ladder.get((referral.advocate_id, trigger, side, kind), {})
-            ordinal = len(counts) - (referral_id in counts) + 1
-            if ordinal not in tiers:  # pick_tier is pure: remembered per ladder and ordinal
-                tiers[ordinal] = reward_rules.pick_tier(ladder, ordinal)
-            rule = tiers[ordinal]
+            if ladder.tiered:
+                counts = self.ladder.get((advocate_id, trigger, side, ladder.kind))
+                ordinal = len(counts) - (referral_id in counts) + 1 if counts else 1
+                tiers = ladder.tiers
+                if ordinal not in tiers:
+                    tiers[ordinal] = reward_rules.pick_tier(ladder.rungs, ordinal)
+                rule = tiers[ordinal]
+            else:
+                rule = ladder.flat
             if rule is None:
                 continue
-            if side == RewardSide.REFERRER:
+            if rule.id in self.capped_rules:
                 start = reward_rules.cap_window_start(rule, at)
                 used = sum(
                     1
-                    for r in self.capped.get((rule.id, referral.advocate_id), ())
-                    if r.state != RewardState.VOIDED and r.created_at >= start
+                    for r in self.capped.get((rule.id, advocate_id), ())
+                    if r.state != _VOIDED and r.created_at >= start
                 )
                 if reward_rules.is_capped(rule, used):
                     continue
-            earned = self.fixed.get(rule.id) if rule.calc == RewardCalc.FIXED else None
-            if earned is None:
+            if rule.calc == _FIXED:  # a fixed rule pays the same for any event
+                earned = self.fixed.get(rule.id)
+                if earned is None:
+                    earned = self.fixed[rule.id] = reward_rules.earn(
+                        rule, base_amount_minor=None, base_currency=None, trigger_ref=""
+                    )
+            else:
                 earned = reward_rules.earn(
                     rule,
                     base_amount_minor=base_amount_minor,
                     base_currency=base_currency,
                     trigger_ref=trigger_ref,
                 )
-                if rule.calc == RewardCalc.FIXED:  # a fixed rule pays the same for any event
-                    self.fixed[rule.id] = earned
             if isinstance(earned, str):
                 continue
-            key = (trigger, side, kind, referral_id, earned.trigger_ref, referral.round)
+            key = (trigger, side, ladder.kind, referral_id, earned.trigger_ref, referral.round)
             if key in self.earned:
                 continue
-            beneficiary = referral.advocate_id if side == RewardSide.REFERRER else None
+            beneficiary = advocate_id if side == _REFERRER else None
             if referral.round > 0 and any(  # rewards._live_elsewhere
                 r.rule.id == rule.id
                 and r.trigger_ref == earned.trigger_ref
                 and r.advocate_id == beneficiary
-                and r.state != RewardState.VOIDED
-                for r in self.by_referral.get(referral_id, ())
+                and r.state != _VOIDED
+                for r in referral.rewards or ()
             ):
                 continue
             self.earned.add(key)
@@ -399,38 +452,40 @@ class Replay:
                 created_at=at,
                 clawback_until=reward_rules.clawback_until(rule, at),
                 round=referral.round,
-                held_until=at + timedelta(days=rule.holding_days) if rule.holding_days else None,
-                owner=referral.advocate_id,
+                held_until=at + reward_rules.days(rule.holding_days) if rule.holding_days else None,
+                owner=advocate_id,
             )
-            if self.policy.auto_approve and referral.moderation in (
-                ModerationState.CLEAR,
-                ModerationState.APPROVED,
-            ):
+            if self.policy.auto_approve and referral.moderation in _MOD_PAYABLE:
                 if rule.holding_days:
-                    reward.approve_at = at + timedelta(days=rule.holding_days)
+                    reward.approve_at = reward.held_until
                 else:
-                    reward.state = RewardState.APPROVED
+                    reward.state = _APPROVED
             self.rewards.append(reward)
-            self.by_referral[referral_id].append(reward)
-            counts = self.ladder[self._ladder_key(reward)]
-            counts[referral_id] = counts.get(referral_id, 0) + 1
-            self.capped[(rule.id, reward.advocate_id)].append(reward)
+            if referral.rewards is None:
+                referral.rewards = [reward]
+            else:
+                referral.rewards.append(reward)
+            if ladder.tiered:
+                counts = self.ladder[(advocate_id, trigger, side, ladder.kind)]
+                counts[referral_id] = counts.get(referral_id, 0) + 1
+            if rule.id in self.capped_rules:
+                self.capped[(rule.id, advocate_id)].append(reward)
 
-    def void_unfulfilled(self, referral_id: int, at: datetime) -> None:
-        for r in self.by_referral.get(referral_id, ()):
-            if r.state_at(at) in (RewardState.PENDING, RewardState.APPROVED):
+    def void_unfulfilled(self, referral: _Referral, at: datetime) -> None:
+        for r in referral.rewards or ():
+            if r.state_at(at) in (_PENDING, _APPROVED):
                 self._void(r)
 
-    def claw_back(self, referral_id: int, at: datetime, trigger_ref: str | None = None) -> None:
-        for r in self.by_referral.get(referral_id, ()):
+    def claw_back(self, referral: _Referral, at: datetime, trigger_ref: str | None = None) -> None:
+        for r in referral.rewards or ():
             if (
-                r.state != RewardState.VOIDED
+                r.state != _VOIDED
                 and (
                     r.clawback_until >= at
                     or (
                         r.held_until is not None
                         and r.held_until >= at
-                        and r.state_at(at) == RewardState.PENDING
+                        and r.state_at(at) == _PENDING
                     )
                 )
                 and (trigger_ref is None or r.trigger_ref == trigger_ref)
@@ -447,7 +502,7 @@ class Replay:
         referral.round += 1
         triggers = set(STANDING.get(referral.status, ())) | set(also)
         for trigger in sorted(triggers, key=_TRIGGER_ORDER.__getitem__):
-            if trigger != RewardTrigger.REVENUE:
+            if trigger != _REVENUE:
                 self.evaluate(referral_id, trigger, at, only_side=side)
                 continue
             refunded = referral.refunded or set()
@@ -455,7 +510,7 @@ class Replay:
                 if charge_id not in refunded:
                     self.evaluate(
                         referral_id,
-                        RewardTrigger.REVENUE,
+                        _REVENUE,
                         at,
                         base_amount_minor=amount,
                         base_currency=currency,
@@ -469,31 +524,28 @@ class Replay:
         referral = self.referrals[referral_id]
         previous = referral.advocate_id
         reached: set[str] = set()
-        for r in self.by_referral.get(referral_id, ()):
-            if r.advocate_id != previous or r.rule.side != RewardSide.REFERRER:
+        for r in referral.rewards or ():
+            if r.advocate_id != previous or r.rule.side != _REFERRER:
                 continue
             state = r.state_at(at)
-            if state == RewardState.VOIDED:
+            if state == _VOIDED:
                 continue
             reached.add(r.rule.trigger)
-            if state != RewardState.FULFILLED or (
-                self.claw_back_on_reattribution and at <= r.clawback_until
-            ):
+            if state != _FULFILLED or (self.claw_back_on_reattribution and at <= r.clawback_until):
                 self._void(r)
         # The friend's live rewards now count on the new advocate's ladders, as the live
         # engine counts them by the referral's current advocate.
-        for r in self.by_referral.get(referral_id, ()):
-            if r.rule.side == RewardSide.REFERRED and r.state != RewardState.VOIDED:
-                self._void_count(r)
+        for r in referral.rewards or ():
+            if r.rule.side == _REFERRED and r.state != _VOIDED:
+                self._count(r, -1)
                 r.owner = advocate_id
-                counts = self.ladder[self._ladder_key(r)]
-                counts[referral_id] = counts.get(referral_id, 0) + 1
+                self._count(r, +1)
         referral.advocate_id = advocate_id
-        self.earn_again(referral_id, at, side=RewardSide.REFERRER, also=sorted(reached))
+        self.earn_again(referral_id, at, side=_REFERRER, also=sorted(reached))
 
     def decide(
         self,
-        referral_id: int,
+        referral: _Referral,
         key: tuple[str, str, str, str],
         state: str,
         at: datetime,
@@ -501,20 +553,20 @@ class Replay:
         beneficiary: int | None = None,
     ) -> None:
         """Apply a person's recorded approve, fulfil or void to the matching replayed reward."""
-        for r in self.by_referral.get(referral_id, ()):
+        for r in referral.rewards or ():
             if (r.rule.side, r.rule.trigger, r.rule.kind, r.trigger_ref) != key:
                 continue
             if (round_ is not None and r.round != round_) or r.advocate_id != beneficiary:
                 continue
             current = r.state_at(at)
-            if state == RewardState.APPROVED and current == RewardState.PENDING:
-                r.state = RewardState.APPROVED
-            elif state == RewardState.FULFILLED and current == RewardState.APPROVED:
-                r.state = RewardState.FULFILLED
+            if state == _APPROVED and current == _PENDING:
+                r.state = _APPROVED
+            elif state == _FULFILLED and current == _APPROVED:
+                r.state = _FULFILLED
             elif (
-                state == RewardState.VOIDED
-                and current != RewardState.VOIDED
-                and (current != RewardState.FULFILLED or at <= r.clawback_until)
+                state == _VOIDED
+                and current != _VOIDED
+                and (current != _FULFILLED or at <= r.clawback_until)
             ):
                 self._void(r)
 
@@ -522,39 +574,41 @@ class Replay:
         # The instants at which the engine itself voided a referral's rewards: a recorded void
         # then is the engine's, not a person's (the replay makes, or does not make, its own).
         engine_voids: set[tuple[int, datetime]] = set()
+        referrals = self.referrals
+        evaluate = self.evaluate
         for at, kind, _tie, referral_id, s1, s2, n1, s3, s4, s5, n2 in facts.events:
-            referral = self.referrals.get(referral_id)
+            referral = referrals.get(referral_id)
             if referral is None:
                 continue
             if kind == _LIFECYCLE:
                 from_status, to_status = s1, s2
                 referral.status = to_status  # type: ignore[assignment]
                 if from_status is None:
-                    self.evaluate(referral_id, RewardTrigger.SIGNUP, at)
-                elif to_status == ReferralStatus.REJECTED:
+                    evaluate(referral_id, _SIGNUP, at)
+                elif to_status == _REJECTED:
                     engine_voids.add((referral_id, at))
-                    self.void_unfulfilled(referral_id, at)
-                elif to_status in REVERSALS and from_status == ReferralStatus.WON:
+                    self.void_unfulfilled(referral, at)
+                elif to_status in _REVERSALS and from_status == _WON:
                     engine_voids.add((referral_id, at))
-                    self.claw_back(referral_id, at)
+                    self.claw_back(referral, at)
                 elif (
-                    to_status == ReferralStatus.WON
-                    and from_status in (ReferralStatus.LOST, ReferralStatus.OPPORTUNITY)
+                    to_status == _WON
+                    and from_status in (_LOST, _OPPORTUNITY)
                     and referral.won_before
                 ):
                     self.earn_again(referral_id, at)  # a reopened deal won again
                 else:
-                    for trigger in MILESTONES.get(to_status, ()):  # type: ignore[arg-type]
-                        self.evaluate(referral_id, trigger, at)
-                if to_status == ReferralStatus.WON:
+                    for trigger in _MILESTONES.get(to_status, ()):  # type: ignore[arg-type]
+                        evaluate(referral_id, trigger, at)
+                if to_status == _WON:
                     referral.won_before = True
             elif kind == _CHARGE:
                 if referral.charges is None:
                     referral.charges = []
                 referral.charges.append((_tie, n1, s1))  # type: ignore[arg-type]
-                self.evaluate(
+                evaluate(
                     referral_id,
-                    RewardTrigger.REVENUE,
+                    _REVENUE,
                     at,
                     base_amount_minor=n1,
                     base_currency=s1,
@@ -566,16 +620,16 @@ class Replay:
                     if referral.refunded is None:
                         referral.refunded = set()
                     referral.refunded.add(n1)
-                    self.claw_back(referral_id, at, reward_ref(n1))
+                    self.claw_back(referral, at, reward_ref(n1))
             elif kind == _REATTRIBUTE:
                 engine_voids.add((referral_id, at))
                 if n1 is not None and n1 != referral.advocate_id:
                     self.move_credit(referral_id, n1, at)
             else:
                 # A decision row has side, trigger, kind, trigger ref and state (NOT NULL).
-                if s5 == RewardState.VOIDED and (referral_id, at) in engine_voids:
+                if s5 == _VOIDED and (referral_id, at) in engine_voids:
                     continue
-                self.decide(referral_id, (s1, s2, s3, s4), s5, at, n1, n2)  # type: ignore[arg-type]
+                self.decide(referral, (s1, s2, s3, s4), s5, at, n1, n2)  # type: ignore[arg-type]
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -609,7 +663,7 @@ def summarise(rows: Sequence[tuple[int | None, str, str, int, int, str]]) -> Led
     for advocate_id, side, state, amount, points, currency in rows:
         s = states[(state, currency)]
         s[0], s[1], s[2] = s[0] + 1, s[1] + amount, s[2] + points
-        if state == RewardState.VOIDED:
+        if state == _VOIDED:
             continue
         d = sides[(side, currency)]
         d[0], d[1], d[2] = d[0] + 1, d[1] + amount, d[2] + points
