@@ -131,7 +131,7 @@ _LEAD, _QUALIFIED, _OPPORTUNITY, _WON, _LOST, _REJECTED = (
     ReferralStatus.LOST.value,
     ReferralStatus.REJECTED.value,
 )
-_REVERSALS = frozenset(s.value for s in REVERSALS)
+_REVERSALS = frozenset(str(s) for s in REVERSALS)
 _MILESTONES = {k.value: tuple(t.value for t in v) for k, v in MILESTONES.items()}
 _MOD_REJECTED = ModerationState.REJECTED.value
 _MOD_PAYABLE = frozenset({ModerationState.CLEAR.value, ModerationState.APPROVED.value})
