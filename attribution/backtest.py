@@ -132,7 +132,7 @@ _LEAD, _QUALIFIED, _OPPORTUNITY, _WON, _LOST, _REJECTED = (
     ReferralStatus.REJECTED.value,
 )
 _REVERSALS = frozenset(str(s) for s in REVERSALS)
-_MILESTONES = {k.value: tuple(t.value for t in v) for k, v in MILESTONES.items()}
+_MILESTONES = {str(k): tuple(t.value for t in v) for k, v in MILESTONES.items()}
 _MOD_REJECTED = ModerationState.REJECTED.value
 _MOD_PAYABLE = frozenset({ModerationState.CLEAR.value, ModerationState.APPROVED.value})
 _REFERRER, _REFERRED = RewardSide.REFERRER.value, RewardSide.REFERRED.value
