@@ -359,3 +359,44 @@ async def test_another_policy_is_costed_and_nothing_is_written(session, codec):
         await session.scalar(select(func.count()).select_from(RewardRule)),
     )
     assert after == before
+
+
+def _replayed(facts, policy):
+    from vouch.attribution.backtest import Replay
+
+    replay = Replay(policy, facts.referrals, facts.claw_back_on_reattribution)
+    replay.run(facts)
+    end = T0 + timedelta(days=400)
+    return [
+        (r.referral_id, r.rule.id, r.advocate_id, r.state_at(end), r.amount_minor, r.created_at)
+        for r in replay.rewards
+    ]
+
+
+async def test_events_left_out_for_a_policy_do_not_change_what_it_pays(session, codec):
+    """The facts read for a policy leave out moves among lead, qualified and opportunity when it
+    has no ``qualified`` rule, and charges when it has no ``revenue`` rule; replaying it over
+    those facts pays exactly what it pays over all of them (re-won deals and re-attributions
+    included, whose new rounds read the status those moves leave)."""
+    from vouch.attribution.backtest import Policy, load_facts
+
+    compared = 0
+    for seed, setting in ((21, "HOLD_FOR_REVIEW"), (22, "CLAW_BACK")):
+        program = await _generated(session, codec, seed, rounds=setting)
+        stored = [
+            PolicyRule.of(r)
+            for r in await session.scalars(
+                select(RewardRule).where(RewardRule.program_id == program.id)
+            )
+        ]
+        end = T0 + timedelta(days=400)
+        for left_out in ({"qualified"}, {"revenue"}, {"qualified", "revenue"}):
+            policy = Policy(tuple(r for r in stored if r.trigger not in left_out), True)
+            everything = await load_facts(session, program.id, end)
+            trimmed = await load_facts(session, program.id, end, policy)
+            assert len(trimmed.events) < len(everything.events)
+            expected = _replayed(everything, policy)
+            assert expected
+            assert _replayed(trimmed, policy) == expected
+            compared += len(expected)
+    assert compared > 0
