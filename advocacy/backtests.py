@@ -24,9 +24,12 @@ async def backtest_policy(
     until: date,
     holding_days: int | None = None,
     auto_approve: bool | None = None,
+    processes: int = 1,
+    processes_from: int = 100_000,
 ) -> BacktestResult:
     """Cost ``[since, until)`` under ``specs`` (None: the program's current rules);
-    ``holding_days`` overrides every proposed rule's own holding period."""
+    ``holding_days`` overrides every proposed rule's own holding period. Programs with at least
+    ``processes_from`` referrals are replayed in ``processes`` worker processes."""
     program = await get_program(session, program_id)
     if holding_days is not None and not 0 <= holding_days <= MAX_HOLDING_DAYS:
         raise ValidationFailed(
@@ -42,5 +45,12 @@ async def backtest_policy(
             for i, values in enumerate(checked_rules(specs, program.currency))
         ]
     return await backtest(
-        session, program_id, rules, since=since, until=until, auto_approve=auto_approve
+        session,
+        program_id,
+        rules,
+        since=since,
+        until=until,
+        auto_approve=auto_approve,
+        processes=processes,
+        processes_from=processes_from,
     )

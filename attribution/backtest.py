@@ -35,15 +35,20 @@ Replaying the program's current rules reproduces its ledger (tested cent for cen
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import multiprocessing
+import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+import asyncpg
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.attribution import reward_rules
@@ -54,6 +59,7 @@ from vouch.attribution.rewards import CLAW_BACK, REATTRIBUTION_FULFILLED, STANDI
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.models import (
     Program,
+    Referral,
     RewardRule,
 )
 from vouch.models.enums import (
@@ -199,30 +205,31 @@ Event = tuple[
 _EVENTS = """
     SELECT e.at, 0, e.id, e.referral_id, e.from_status, e.to_status,
            NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint
-    FROM referral_events e JOIN referrals r ON r.id = e.referral_id
-    WHERE r.program_id = $1 AND e.at < $2
+    FROM referral_events e JOIN referrals r ON r.id = e.referral_id {join}
+    WHERE r.program_id = $1 AND e.at < $2 {where}
       AND NOT ($4 AND e.from_status IN ('lead', 'qualified', 'opportunity')
                AND e.to_status IN ('qualified', 'opportunity'))
     UNION ALL
     SELECT v.occurred_at, CASE WHEN v.kind = 'refund' THEN 2 ELSE 1 END, v.id, v.referral_id,
            v.currency, NULL, CASE WHEN v.kind = 'refund' THEN c.id ELSE v.amount_minor END,
            NULL, NULL, NULL, NULL
-    FROM revenue_events v JOIN referrals r ON r.id = v.referral_id
+    FROM revenue_events v JOIN referrals r ON r.id = v.referral_id {join}
     LEFT JOIN revenue_events c
       ON v.kind = 'refund' AND c.external_id = v.data ->> 'refunds_external_id'
-    WHERE r.program_id = $1 AND v.occurred_at < $2 AND NOT ($5 AND v.kind <> 'refund')
+    WHERE r.program_id = $1 AND v.occurred_at < $2 AND NOT ($5 AND v.kind <> 'refund') {where}
     UNION ALL
     SELECT d.decided_at, 3, d.id, d.referral_id, NULL, NULL, d.advocate_id, NULL, NULL, NULL,
            NULL
-    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
+    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id {join}
     JOIN attribution_decisions p ON p.id = d.supersedes_id
-    WHERE r.program_id = $1 AND d.decided_at < $2 AND d.advocate_id <> p.advocate_id
+    WHERE r.program_id = $1 AND d.decided_at < $2 AND d.advocate_id <> p.advocate_id {where}
     UNION ALL
     SELECT x.at, 4, x.id, w.referral_id, w.side, u.trigger, w.round, w.kind, w.trigger_ref,
            x.state, w.advocate_id
     FROM reward_entries x JOIN rewards w ON w.id = x.reward_id
     JOIN reward_rules u ON u.id = w.rule_id
-    WHERE w.program_id = $1 AND x.at < $2 AND x.state <> 'pending'
+    JOIN referrals r ON r.id = w.referral_id {join}
+    WHERE w.program_id = $1 AND x.at < $2 AND x.state <> 'pending' {where}
       AND NOT (x.state = 'approved' AND x.reason IS NOT DISTINCT FROM $3)
     ORDER BY 1, 2, 3
 """
@@ -230,10 +237,15 @@ _EVENTS = """
 # The advocate each re-attributed referral was first credited to (the replay starts there).
 _FIRST_ADVOCATE = """
     SELECT DISTINCT ON (d.referral_id) d.referral_id, p.advocate_id
-    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
+    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id {join}
     JOIN attribution_decisions p ON p.id = d.supersedes_id
-    WHERE r.program_id = $1
+    WHERE r.program_id = $1 {where}
     ORDER BY d.referral_id, d.decided_at, d.id
+"""
+
+_REFERRALS = """
+    SELECT r.id, r.advocate_id, r.moderation FROM referrals r {join}
+    WHERE r.program_id = $1 {where}
 """
 
 # The actual ledger: each reward created before $2 (until), with its state as of then.
@@ -247,7 +259,43 @@ _LEDGER = """
     ) s ON true
     WHERE w.program_id = $1 AND w.created_at < $2
 """
-_REFERRALS = "SELECT id, advocate_id, moderation FROM referrals WHERE program_id = $1"
+
+# Pairs of advocates one referral was credited to, one after the other (re-attributions).
+REATTRIBUTED_PAIRS = """
+    SELECT p.advocate_id, d.advocate_id
+    FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id
+    JOIN attribution_decisions p ON p.id = d.supersedes_id
+    WHERE r.program_id = $1 AND d.advocate_id <> p.advocate_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One of ``count`` shares of a program's referrals, cut by advocate.
+
+    A referral belongs to share ``advocate % count`` of its advocate's group: advocates a
+    re-attributed referral joins share one group (named by ``roots[i]`` for ``advocates[i]``;
+    an advocate not listed is its own group). Ladders, caps and re-attributed credit never
+    cross groups, so each share replays alone."""
+
+    count: int
+    index: int
+    advocates: tuple[int, ...] = ()
+    roots: tuple[int, ...] = ()
+
+
+def _scoped(sql: str, partition: Partition | None, first: int) -> tuple[str, tuple[Any, ...]]:
+    """``sql`` limited to ``partition``'s referrals (alias ``r``), its parameters from
+    ``$first`` on."""
+    if partition is None:
+        return sql.format(join="", where=""), ()
+    join = (
+        f"LEFT JOIN unnest(${first}::bigint[], ${first + 1}::bigint[]) AS m(advocate_id, root)"
+        " ON m.advocate_id = r.advocate_id"
+    )
+    where = f"AND COALESCE(m.root, r.advocate_id) % ${first + 2} = ${first + 3}"
+    args = (list(partition.advocates), list(partition.roots), partition.count, partition.index)
+    return sql.format(join=join, where=where), args
 
 
 @dataclass(slots=True)
@@ -260,40 +308,76 @@ class Facts:
     actual: list[tuple[int | None, str, str, int, int, str, datetime]]
 
 
-async def _fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+# Rows of a statement: ``(sql, *args) -> rows`` (asyncpg's ``Connection.fetch``).
+Fetch = Callable[..., Awaitable[Sequence[Any]]]
+
+
+def session_fetch(session: AsyncSession) -> Fetch:
     """Rows straight from asyncpg on the session's connection (same transaction): the
     backtest reads millions of rows and the ORM's row objects cost more than the query.
     asyncpg's records unpack like tuples."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    return list(await driver.fetch(sql, *args))
+
+    async def fetch(sql: str, *args: Any) -> Sequence[Any]:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        rows: Sequence[Any] = await driver.fetch(sql, *args)
+        return rows
+
+    return fetch
+
+
+async def claws_back_on_reattribution(session: AsyncSession, program_id: int) -> bool:
+    settings = await session.scalar(select(Program.settings).where(Program.id == program_id))
+    return bool((settings or {}).get(REATTRIBUTION_FULFILLED) == CLAW_BACK)
+
+
+async def read_facts(
+    fetch: Fetch,
+    program_id: int,
+    until: datetime,
+    *,
+    policy: Policy | None,
+    claw_back_on_reattribution: bool,
+    partition: Partition | None = None,
+    ledger: bool = True,
+) -> Facts:
+    """The program's recorded facts before ``until`` (of ``partition``'s referrals only, if
+    given), in four statements; with ``policy``, without the events that cannot change what it
+    pays; without the actual ledger unless ``ledger``."""
+    triggers = {r.trigger for r in policy.rules} if policy is not None else set(RewardTrigger)
+    sql, args = _scoped(_REFERRALS, partition, 2)
+    referrals = {rid: _Referral(aid, mod) for rid, aid, mod in await fetch(sql, program_id, *args)}
+    sql, args = _scoped(_FIRST_ADVOCATE, partition, 2)
+    for rid, aid in await fetch(sql, program_id, *args):
+        referrals[rid].advocate_id = aid
+    sql, args = _scoped(_EVENTS, partition, 6)
+    events: list[Event] = list(
+        await fetch(
+            sql,
+            program_id,
+            until,
+            reward_rules.AUTO_APPROVAL_REASON,
+            _QUALIFIED_TRIGGER not in triggers,
+            _REVENUE not in triggers,
+            *args,
+        )
+    )
+    actual = list(await fetch(_LEDGER, program_id, until)) if ledger else []
+    return Facts(referrals, events, claw_back_on_reattribution, actual)
 
 
 async def load_facts(
     session: AsyncSession, program_id: int, until: datetime, policy: Policy | None = None
 ) -> Facts:
-    """The program's recorded facts before ``until``, in five statements; with ``policy``,
-    without the events that cannot change what it pays."""
-    triggers = {r.trigger for r in policy.rules} if policy is not None else set(RewardTrigger)
-    referrals = {
-        rid: _Referral(aid, mod) for rid, aid, mod in await _fetch(session, _REFERRALS, program_id)
-    }
-    for rid, aid in await _fetch(session, _FIRST_ADVOCATE, program_id):
-        referrals[rid].advocate_id = aid
-    settings = await session.scalar(select(Program.settings).where(Program.id == program_id))
-    claw = (settings or {}).get(REATTRIBUTION_FULFILLED) == CLAW_BACK
-    events: list[Event] = await _fetch(
-        session,
-        _EVENTS,
+    """All of the program's facts before ``until``, read on ``session`` (``read_facts``)."""
+    return await read_facts(
+        session_fetch(session),
         program_id,
         until,
-        reward_rules.AUTO_APPROVAL_REASON,
-        _QUALIFIED_TRIGGER not in triggers,
-        _REVENUE not in triggers,
+        policy=policy,
+        claw_back_on_reattribution=await claws_back_on_reattribution(session, program_id),
     )
-    actual = await _fetch(session, _LEDGER, program_id, until)
-    return Facts(referrals, events, claw, actual)
 
 
 # --- the replay --------------------------------------------------------------------------------
@@ -705,10 +789,11 @@ def summarise(rows: Iterable[tuple[int | None, str, str, int, int, str]]) -> Led
             count, a = advocates.get((advocate_id, currency), (0, 0))
             advocates[(advocate_id, currency)] = (count + n, a + n * amount)
 
-    def buckets(d: dict[tuple[str, str], list[int]]) -> list[Bucket]:
-        return [Bucket(k, c, *v) for (k, c), v in sorted(d.items())]
+    return LedgerSummary(_buckets(states), _buckets(sides), advocates, dict(cost))
 
-    return LedgerSummary(buckets(states), buckets(sides), advocates, dict(cost))
+
+def _buckets(d: dict[tuple[str, str], list[int]]) -> list[Bucket]:
+    return [Bucket(k, c, *v) for (k, c), v in sorted(d.items())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,20 +851,163 @@ def cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def replay_period(
-    policy: Policy, facts: Facts, start: datetime, end: datetime
-) -> tuple[LedgerSummary, LedgerSummary]:
-    """Replay ``facts`` under ``policy``; the summaries of what it earned in ``[start, end)``
-    and of the actual ledger's rewards created then."""
+def replayed(policy: Policy, facts: Facts, start: datetime, end: datetime) -> LedgerSummary:
+    """Replay ``facts`` under ``policy``: the summary of what it earned in ``[start, end)``."""
     replay = Replay(policy, facts.referrals, facts.claw_back_on_reattribution)
     replay.run(facts)
-    proposed = summarise(
+    return summarise(
         (r.advocate_id, r.rule.side, r.state_at(end), r.amount_minor, r.points, r.currency)
         for r in replay.rewards
         if start <= r.created_at < end
     )
-    actual = summarise(row[:6] for row in facts.actual if start <= row[6] < end)
-    return proposed, actual
+
+
+def merged(parts: Sequence[LedgerSummary]) -> LedgerSummary:
+    """The summary of several shares' rewards (their sums added up)."""
+    states: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    sides: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    advocates: dict[tuple[int, str], tuple[int, int]] = {}
+    cost: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for into, buckets in ((states, part.by_state), (sides, part.by_side)):
+            for b in buckets:
+                t = into[(b.key, b.currency)]
+                t[0], t[1], t[2] = t[0] + b.count, t[1] + b.amount_minor, t[2] + b.points
+        for key, (n, amount) in part.by_advocate.items():
+            count, a = advocates.get(key, (0, 0))
+            advocates[key] = (count + n, a + amount)
+        for currency, amount in part.cost_minor.items():
+            cost[currency] += amount
+    return LedgerSummary(_buckets(states), _buckets(sides), advocates, dict(cost))
+
+
+# --- replaying shares in worker processes --------------------------------------------------------
+#
+# A large program's replay is cut into shares by advocate (``Partition``) and each share is
+# replayed by a worker process: it reads its own facts on its own connection, in the snapshot of
+# the request's transaction (``pg_export_snapshot``), and sends back only its summary. The
+# replay is pure Python, so processes, not threads; the request's own event loop stays free
+# meanwhile, and reads the actual ledger and the revenue report. The pool is started on first
+# use (about a second per process, which imports Vouch) and kept.
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ShareJob:
+    """What a worker process needs to replay one share."""
+
+    connect: dict[str, Any]  # asyncpg.connect's keyword arguments
+    snapshot: str
+    program_id: int
+    start: datetime
+    until: datetime
+    policy: Policy
+    claw_back_on_reattribution: bool
+    partition: Partition
+
+
+def replay_share(job: ShareJob) -> LedgerSummary:
+    """Run in a worker process: one share's facts, replayed and summarised. The process does
+    nothing else meanwhile, so its cyclic collector is off for the duration."""
+    gc.disable()
+    try:
+        return asyncio.run(_replay_share(job))
+    finally:
+        gc.enable()
+
+
+async def _replay_share(job: ShareJob) -> LedgerSummary:
+    if not _SNAPSHOT_ID.match(job.snapshot):
+        raise ValueError("not a snapshot id")
+    conn = await asyncpg.connect(**job.connect, statement_cache_size=0)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
+            facts = await read_facts(
+                conn.fetch,
+                job.program_id,
+                job.until,
+                policy=job.policy,
+                claw_back_on_reattribution=job.claw_back_on_reattribution,
+                partition=job.partition,
+                ledger=False,
+            )
+    finally:
+        await conn.close()
+    return replayed(job.policy, facts, job.start, job.until)
+
+
+def _pool(processes: int) -> ProcessPoolExecutor:
+    pool = _pools.get(processes)
+    if pool is None:
+        pool = _pools[processes] = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn")
+        )
+    return pool
+
+
+def _connect_arguments(session: AsyncSession) -> dict[str, Any]:
+    """asyncpg.connect's arguments for the database ``session`` reads."""
+    url = session.get_bind().engine.url
+    host: Any = url.host or url.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    return {
+        "host": host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "server_settings": {"application_name": "vouch-backtest", "timezone": "UTC"},
+    }
+
+
+async def partitions(session: AsyncSession, program_id: int, count: int) -> list[Partition]:
+    """The program's referrals in ``count`` shares by advocate, advocates joined by a
+    re-attributed referral kept in one share (union-find over the re-attributions)."""
+    parent: dict[int, int] = {}
+
+    def root(a: int) -> int:
+        while a in parent:
+            a = parent[a]
+        return a
+
+    for a, b in await session_fetch(session)(REATTRIBUTED_PAIRS, program_id):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    joined = sorted((a, root(a)) for a in parent if root(a) != a)
+    advocates = tuple(a for a, _ in joined)
+    roots = tuple(r for _, r in joined)
+    return [Partition(count, i, advocates, roots) for i in range(count)]
+
+
+async def _replayed_in_processes(
+    session: AsyncSession,
+    program_id: int,
+    policy: Policy,
+    start: datetime,
+    end: datetime,
+    processes: int,
+) -> asyncio.Future[list[LedgerSummary]]:
+    """Start the shares' replays in the worker pool; the future of their summaries."""
+    snapshot = await session.scalar(text("SELECT pg_export_snapshot()"))
+    claw = await claws_back_on_reattribution(session, program_id)
+    connect = _connect_arguments(session)
+    loop = asyncio.get_running_loop()
+    pool = _pool(processes)
+    return asyncio.gather(
+        *(
+            loop.run_in_executor(
+                pool,
+                replay_share,
+                ShareJob(connect, str(snapshot), program_id, start, end, policy, claw, part),
+            )
+            for part in await partitions(session, program_id, processes)
+        )
+    )
 
 
 async def backtest(
@@ -790,6 +1018,8 @@ async def backtest(
     since: date,
     until: date,
     auto_approve: bool | None = None,
+    processes: int = 1,
+    processes_from: int = 100_000,
 ) -> BacktestResult:
     """Replay ``[since, until)`` (UTC days) under ``rules`` (None: the program's active rules)
     and ``auto_approve`` (None: the program's setting).
@@ -816,11 +1046,22 @@ async def backtest(
     if auto_approve is None:
         auto_approve = bool(program.settings.get("auto_approve_rewards"))
     policy = Policy(rules=tuple(rules), auto_approve=auto_approve)
-    with cycle_collection_paused():
-        facts = await load_facts(session, program_id, end, policy)
-        proposed, actual = replay_period(policy, facts, start, end)
-        del facts  # freed here, while the collector is paused, so it never walks them
-    reports = {row.currency: row for row in await cost_and_roi(session, f)}
+    referrals = await session.scalar(
+        select(func.count()).select_from(Referral).where(Referral.program_id == program_id)
+    )
+    if processes > 1 and (referrals or 0) >= processes_from:
+        shares = await _replayed_in_processes(session, program_id, policy, start, end, processes)
+        ledger = await session_fetch(session)(_LEDGER, program_id, end)
+        actual = summarise(row[:6] for row in ledger if start <= row[6] < end)
+        reports = {row.currency: row for row in await cost_and_roi(session, f)}
+        proposed = merged(await shares)
+    else:
+        with cycle_collection_paused():
+            facts = await load_facts(session, program_id, end, policy)
+            proposed = replayed(policy, facts, start, end)
+            actual = summarise(row[:6] for row in facts.actual if start <= row[6] < end)
+            del facts  # freed here, while the collector is paused, so it never walks them
+        reports = {row.currency: row for row in await cost_and_roi(session, f)}
     currencies = []
     for currency in sorted(proposed.cost_minor.keys() | actual.cost_minor.keys() | reports.keys()):
         p, a = proposed.cost_minor.get(currency, 0), actual.cost_minor.get(currency, 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -148,7 +149,7 @@ async def load(url: str, referrals: int, advocates: int) -> None:
         await engine.dispose()
 
 
-async def measure(url: str, runs: int) -> None:
+async def measure(url: str, runs: int, processes: int) -> None:
     engine = bench_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     since, until = (NOW - timedelta(days=90)).date(), NOW.date()
@@ -173,26 +174,33 @@ async def measure(url: str, runs: int) -> None:
             ]
         proposal = [replace(r, amount_minor=r.amount_minor * 2) for r in current]
         for label, rules in (("current rules", None), ("proposal (fixed amounts x2)", proposal)):
-            totals, facts_t = [], []
-            for _ in range(runs):
-                async with sessions() as session:
-                    started = time.perf_counter()
-                    end = datetime.combine(until, datetime.min.time(), UTC)
-                    facts = await bt.load_facts(session, 1, end)
-                    facts_t.append(time.perf_counter() - started)
-                async with sessions() as session:
-                    started = time.perf_counter()
-                    result = await bt.backtest(session, 1, rules, since=since, until=until)
-                    totals.append(time.perf_counter() - started)
-            usd = result.currencies[0]
-            print(
-                f"{label}: end to end median {statistics.median(totals):.2f} s "
-                f"(runs {', '.join(f'{t:.2f}' for t in totals)}); reading the facts alone "
-                f"median {statistics.median(facts_t):.2f} s; {len(facts.events):,} events; "
-                f"proposed cost {usd.proposed_cost_minor / 100:,.2f} USD, actual "
-                f"{usd.actual_cost_minor / 100:,.2f} USD",
-                flush=True,
-            )
+            async with sessions() as session:
+                started = time.perf_counter()
+                end = datetime.combine(until, datetime.min.time(), UTC)
+                facts = await bt.load_facts(session, 1, end)
+                facts_alone = time.perf_counter() - started
+                events = len(facts.events)
+                del facts
+            for n in sorted({1, processes}):
+                totals = []
+                for _ in range(runs):
+                    async with sessions() as session:
+                        started = time.perf_counter()
+                        result = await bt.backtest(
+                            session, 1, rules, since=since, until=until, processes=n
+                        )
+                        totals.append(time.perf_counter() - started)
+                usd = result.currencies[0]
+                print(
+                    f"{label}, {n} process{'es' if n > 1 else ''}: end to end median "
+                    f"{statistics.median(totals):.2f} s (runs "
+                    f"{', '.join(f'{t:.2f}' for t in totals)}"
+                    f"{'; the first starts the pool' if n > 1 else ''}); "
+                    f"reading all the facts alone {facts_alone:.2f} s ({events:,} events); "
+                    f"proposed cost {usd.proposed_cost_minor / 100:,.2f} USD, actual "
+                    f"{usd.actual_cost_minor / 100:,.2f} USD",
+                    flush=True,
+                )
     finally:
         await engine.dispose()
 
@@ -202,6 +210,12 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--advocates", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Also measure the replay in this many worker processes (and 1).",
+    )
     parser.add_argument("--reuse", action="store_true", help="Keep the loaded data.")
     args = parser.parse_args()
     server = start_embedded(ROOT / ".vouch" / "bench", database="postgres")
@@ -224,7 +238,7 @@ def main() -> None:
         command.upgrade(alembic_config(url), "heads")
         print(f"loading {args.referrals:,} referrals", flush=True)
         asyncio.run(load(url, args.referrals, args.advocates))
-    asyncio.run(measure(url, args.runs))
+    asyncio.run(measure(url, args.runs, args.processes))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import secrets
 from collections import Counter
 from collections.abc import Callable
@@ -114,6 +115,18 @@ class Settings(BaseSettings):
     webhook_worker: bool = Field(default=True, alias="VOUCH_WEBHOOK_WORKER")
     integration_workers: bool = Field(default=True, alias="VOUCH_INTEGRATION_WORKERS")
     graphql_max_cost: int = Field(default=50_000, ge=1, alias="VOUCH_GRAPHQL_MAX_COST")
+    # Reward-policy backtests of programs with at least VOUCH_BACKTEST_PROCESSES_FROM referrals
+    # are replayed in this many worker processes, one share of the advocates each
+    # (attribution.backtest); 1 replays every backtest in the request's own process.
+    backtest_processes: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        le=32,
+        alias="VOUCH_BACKTEST_PROCESSES",
+    )
+    backtest_processes_from: int = Field(
+        default=100_000, ge=0, alias="VOUCH_BACKTEST_PROCESSES_FROM"
+    )
     # api.speed's pieces (on), or strawberry's and graphql-core's own paths (off): same answers.
     graphql_fast_path: bool = Field(default=True, alias="VOUCH_GRAPHQL_FAST_PATH")
     graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")

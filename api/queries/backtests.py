@@ -55,5 +55,7 @@ class BacktestQueries:
             until=until,
             holding_days=policy.holding_days if policy else None,
             auto_approve=policy.auto_approve if policy else None,
+            processes=info.context.settings.backtest_processes,
+            processes_from=info.context.settings.backtest_processes_from,
         )
         return RewardBacktestType.from_domain(result)

@@ -137,7 +137,13 @@ class LabConsole(Console):
         since, until = today - timedelta(days=89), today + timedelta(days=1)
         try:
             result = await backtest_policy(
-                self._session(request), program_id, None, since=since, until=until
+                self._session(request),
+                program_id,
+                None,
+                since=since,
+                until=until,
+                processes=self.settings.backtest_processes,
+                processes_from=self.settings.backtest_processes_from,
             )
         except DomainError as exc:
             return self._message(request, user, exc.message)
@@ -171,6 +177,8 @@ class LabConsole(Console):
                 until=until,
                 holding_days=holding,
                 auto_approve=form.get("auto_approve") == "on",
+                processes=self.settings.backtest_processes,
+                processes_from=self.settings.backtest_processes_from,
             )
         except DomainError as exc:
             return self._message(request, user, f"{exc.message} ({exc.field})")
