@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 import re
 from collections import Counter, defaultdict
@@ -890,6 +891,7 @@ def merged(parts: Sequence[LedgerSummary]) -> LedgerSummary:
 # meanwhile, and reads the actual ledger and the revenue report. The pool is started on first
 # use (about a second per process, which imports Vouch) and kept.
 
+log = logging.getLogger("vouch.backtest")
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 _pools: dict[int, ProcessPoolExecutor] = {}
 
@@ -921,7 +923,7 @@ def replay_share(job: ShareJob) -> LedgerSummary:
 async def _replay_share(job: ShareJob) -> LedgerSummary:
     if not _SNAPSHOT_ID.match(job.snapshot):
         raise ValueError("not a snapshot id")
-    conn = await asyncpg.connect(**job.connect, statement_cache_size=0)
+    conn = await asyncpg.connect(**job.connect, statement_cache_size=0, command_timeout=600)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
@@ -946,6 +948,25 @@ def _pool(processes: int) -> ProcessPoolExecutor:
             processes, mp_context=multiprocessing.get_context("spawn")
         )
     return pool
+
+
+async def _settled(
+    shares: asyncio.Future[list[LedgerSummary]], processes: int
+) -> LedgerSummary | None:
+    """The shares' sums added up; None, after replacing the pool, if a worker could not
+    replay its share (a process died, or could not reach the database): the request then
+    replays in its own process, which reports any error of its own."""
+    try:
+        return merged(await shares)
+    except Exception as exc:
+        pool = _pools.pop(processes, None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        log.warning(
+            "backtest workers failed (%s); replaying in the request's process",
+            type(exc).__name__,
+        )
+        return None
 
 
 def _connect_arguments(session: AsyncSession) -> dict[str, Any]:
@@ -1049,13 +1070,18 @@ async def backtest(
     referrals = await session.scalar(
         select(func.count()).select_from(Referral).where(Referral.program_id == program_id)
     )
+    proposed: LedgerSummary | None = None
     if processes > 1 and (referrals or 0) >= processes_from:
         shares = await _replayed_in_processes(session, program_id, policy, start, end, processes)
-        ledger = await session_fetch(session)(_LEDGER, program_id, end)
+        try:
+            ledger = await session_fetch(session)(_LEDGER, program_id, end)
+            reports = {row.currency: row for row in await cost_and_roi(session, f)}
+        except BaseException:
+            shares.cancel()
+            raise
         actual = summarise(row[:6] for row in ledger if start <= row[6] < end)
-        reports = {row.currency: row for row in await cost_and_roi(session, f)}
-        proposed = merged(await shares)
-    else:
+        proposed = await _settled(shares, processes)
+    if proposed is None:
         with cycle_collection_paused():
             facts = await load_facts(session, program_id, end, policy)
             proposed = replayed(policy, facts, start, end)

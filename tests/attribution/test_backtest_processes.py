@@ -55,3 +55,29 @@ async def test_shares_in_worker_processes_add_up_to_the_single_replay(committing
                     )
                 assert split == alone
     assert sum(b.count for b in alone.proposed.by_state) > 0
+
+
+async def test_workers_that_cannot_replay_leave_the_request_to_replay_alone(
+    committing_engine, codec, monkeypatch, caplog
+):
+    """A worker that cannot reach the database (or dies) does not fail the backtest: the
+    request replays in its own process, logs why, and the next backtest gets a fresh pool."""
+    factory = async_sessionmaker(committing_engine, expire_on_commit=False)
+    async with factory() as session:
+        program = await _generated(session, codec, 32)
+        await session.commit()
+    since, until = T0.date(), (T0 + timedelta(days=200)).date()
+    async with factory() as session:
+        alone = await bt.backtest(session, program.id, None, since=since, until=until)
+    real = bt._connect_arguments
+    monkeypatch.setattr(
+        bt, "_connect_arguments", lambda session: real(session) | {"host": "/nonexistent"}
+    )
+    async with factory() as session:
+        pool = bt._pool(2)
+        split = await bt.backtest(
+            session, program.id, None, since=since, until=until, processes=2, processes_from=0
+        )
+    assert split == alone
+    assert "backtest workers failed" in caplog.text
+    assert bt._pool(2) is not pool
