@@ -176,7 +176,8 @@ class _Referral:
 # One replayable event: at, kind, tie-breaker, referral, then by kind —
 # lifecycle: from status, to status; charge: currency, amount; refund: refunded charge id;
 # re-attribution: new advocate; decision: side, trigger, kind, trigger ref, state, round,
-# beneficiary.
+# beneficiary. Rows other than decisions end with the referral's moderation (8th) and its
+# current advocate (11th), from which the replay makes its state on the referral's first event.
 Event = tuple[
     datetime,
     int,
@@ -205,7 +206,7 @@ Event = tuple[
 #   Refunds stay: the engine's voids at their instant are told apart from a person's.
 _EVENTS = """
     SELECT e.at, 0, e.id, e.referral_id, e.from_status, e.to_status,
-           NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint
+           NULL::bigint, r.moderation::text, NULL::text, NULL::text, r.advocate_id
     FROM referral_events e JOIN referrals r ON r.id = e.referral_id {join}
     WHERE r.program_id = $1 AND e.at < $2 {where}
       AND NOT ($4 AND e.from_status IN ('lead', 'qualified', 'opportunity')
@@ -213,14 +214,14 @@ _EVENTS = """
     UNION ALL
     SELECT v.occurred_at, CASE WHEN v.kind = 'refund' THEN 2 ELSE 1 END, v.id, v.referral_id,
            v.currency, NULL, CASE WHEN v.kind = 'refund' THEN c.id ELSE v.amount_minor END,
-           NULL, NULL, NULL, NULL
+           r.moderation, NULL, NULL, r.advocate_id
     FROM revenue_events v JOIN referrals r ON r.id = v.referral_id {join}
     LEFT JOIN revenue_events c
       ON v.kind = 'refund' AND c.external_id = v.data ->> 'refunds_external_id'
     WHERE r.program_id = $1 AND v.occurred_at < $2 AND NOT ($5 AND v.kind <> 'refund') {where}
     UNION ALL
-    SELECT d.decided_at, 3, d.id, d.referral_id, NULL, NULL, d.advocate_id, NULL, NULL, NULL,
-           NULL
+    SELECT d.decided_at, 3, d.id, d.referral_id, NULL, NULL, d.advocate_id, r.moderation, NULL,
+           NULL, r.advocate_id
     FROM attribution_decisions d JOIN referrals r ON r.id = d.referral_id {join}
     JOIN attribution_decisions p ON p.id = d.supersedes_id
     WHERE r.program_id = $1 AND d.decided_at < $2 AND d.advocate_id <> p.advocate_id {where}
@@ -242,11 +243,6 @@ _FIRST_ADVOCATE = """
     JOIN attribution_decisions p ON p.id = d.supersedes_id
     WHERE r.program_id = $1 {where}
     ORDER BY d.referral_id, d.decided_at, d.id
-"""
-
-_REFERRALS = """
-    SELECT r.id, r.advocate_id, r.moderation FROM referrals r {join}
-    WHERE r.program_id = $1 {where}
 """
 
 # The actual ledger: each reward created before $2 (until), with its state as of then.
@@ -301,7 +297,8 @@ def _scoped(sql: str, partition: Partition | None, first: int) -> tuple[str, tup
 
 @dataclass(slots=True)
 class Facts:
-    referrals: dict[int, _Referral]
+    # The advocate each re-attributed referral was first credited to.
+    first_advocates: dict[int, int]
     events: list[Event]
     # The program's ``reattribution_fulfilled`` is CLAW_BACK.
     claw_back_on_reattribution: bool
@@ -347,11 +344,8 @@ async def read_facts(
     given), in four statements; with ``policy``, without the events that cannot change what it
     pays; without the actual ledger unless ``ledger``."""
     triggers = {r.trigger for r in policy.rules} if policy is not None else set(RewardTrigger)
-    sql, args = _scoped(_REFERRALS, partition, 2)
-    referrals = {rid: _Referral(aid, mod) for rid, aid, mod in await fetch(sql, program_id, *args)}
     sql, args = _scoped(_FIRST_ADVOCATE, partition, 2)
-    for rid, aid in await fetch(sql, program_id, *args):
-        referrals[rid].advocate_id = aid
+    first_advocates = dict(list(await fetch(sql, program_id, *args)))
     sql, args = _scoped(_EVENTS, partition, 6)
     events: list[Event] = list(
         await fetch(
@@ -365,7 +359,7 @@ async def read_facts(
         )
     )
     actual = list(await fetch(_LEDGER, program_id, until)) if ledger else []
-    return Facts(referrals, events, claw_back_on_reattribution, actual)
+    return Facts(first_advocates, events, claw_back_on_reattribution, actual)
 
 
 async def load_facts(
@@ -430,8 +424,9 @@ class Replay:
     """The engine's state, in memory."""
 
     policy: Policy
-    referrals: dict[int, _Referral]
     claw_back_on_reattribution: bool = False
+    # Each referral's replayed state, from its first event on.
+    referrals: dict[int, _Referral] = field(default_factory=dict)
     rewards: list[SimReward] = field(default_factory=list)
     # (advocate, trigger, side, kind) -> referral -> non-voided rewards: the ladder ordinals,
     # kept for tiered ladders only (no other ladder reads them).
@@ -689,12 +684,16 @@ class Replay:
         # The instants at which the engine itself voided a referral's rewards: a recorded void
         # then is the engine's, not a person's (the replay makes, or does not make, its own).
         engine_voids: set[tuple[int, datetime]] = set()
-        referrals = self.referrals
+        referrals, first = self.referrals, facts.first_advocates
         evaluate = self.evaluate
         for at, kind, _tie, referral_id, s1, s2, n1, s3, s4, s5, n2 in facts.events:
             referral = referrals.get(referral_id)
             if referral is None:
-                continue
+                if kind == _DECISION:  # no event yet, so no replayed reward to decide on
+                    continue
+                # Every other row carries the referral's moderation and current advocate.
+                advocate_id: int = first.get(referral_id, n2)  # type: ignore[assignment]
+                referral = referrals[referral_id] = _Referral(advocate_id, s3)  # type: ignore[arg-type]
             if kind == _LIFECYCLE:
                 from_status, to_status = s1, s2
                 referral.status = to_status  # type: ignore[assignment]
@@ -854,7 +853,7 @@ def cycle_collection_paused() -> Iterator[None]:
 
 def replayed(policy: Policy, facts: Facts, start: datetime, end: datetime) -> LedgerSummary:
     """Replay ``facts`` under ``policy``: the summary of what it earned in ``[start, end)``."""
-    replay = Replay(policy, facts.referrals, facts.claw_back_on_reattribution)
+    replay = Replay(policy, facts.claw_back_on_reattribution)
     replay.run(facts)
     return summarise(
         (r.advocate_id, r.rule.side, r.state_at(end), r.amount_minor, r.points, r.currency)

@@ -364,7 +364,7 @@ async def test_another_policy_is_costed_and_nothing_is_written(session, codec):
 def _replayed(facts, policy):
     from vouch.attribution.backtest import Replay
 
-    replay = Replay(policy, facts.referrals, facts.claw_back_on_reattribution)
+    replay = Replay(policy, facts.claw_back_on_reattribution)
     replay.run(facts)
     end = T0 + timedelta(days=400)
     return [
