@@ -3,6 +3,11 @@ and landing hits that miss the cache — each against a hand-written Starlette +
 doing the same database work, measured with wrk in the same run (3 interleaved rounds).
 
     .venv/bin/python -m bench.writes [--seconds 5] [--rounds 3] [--no-write]
+    .venv/bin/python -m bench.writes --open-loop 100 --seconds 30
+
+``--open-loop RATE`` sends claims, then conversions, to Vouch on a fixed schedule of RATE
+requests a second (latency counted from the scheduled instant, so queueing cannot hide) and
+prints p50 / p99 / max and the answers that were not 2xx/3xx; nothing is written to RESULTS.md.
 
 Uses DATABASE_URL if set, else the embedded PostgreSQL in .vouch/bench. Nothing is asserted.
 """
@@ -12,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,8 +47,6 @@ ADVOCATES = 1_000
 
 def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
     """(requests/s, p99 ms, total, non-2xx/3xx) from one wrk run with bench/writes.lua."""
-    import re
-
     out = subprocess.run(
         [
             WRK,
@@ -67,6 +72,99 @@ def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
     value, unit = float(p99.group(1)), p99.group(2)  # type: ignore[union-attr]
     p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     return rps, p99_ms, total, int(bad.group(1)) if bad else 0
+
+
+async def open_loop(
+    port: int, build: Callable[[int], bytes], rate: int, seconds: float, conns: int = 64
+) -> tuple[list[float], int]:
+    """Requests ``build(i)`` sent on a fixed schedule of ``rate`` a second over ``conns``
+    keep-alive connections; (latencies in ms from each scheduled instant, answers not 2xx/3xx).
+    A request waits for a free connection in the queue, and that wait counts."""
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    bad = 0
+
+    async def worker() -> None:
+        nonlocal bad
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while (item := await queue.get()) is not None:
+            i, scheduled = item
+            writer.write(build(i))
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+            bad += not 200 <= status < 400
+        writer.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(conns)]
+    await asyncio.sleep(0.2)
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    return latencies, bad
+
+
+def open_loop_requests(
+    workdir: Path, facts: dict[str, str], key: str
+) -> dict[str, Callable[[int], bytes]]:
+    """The same requests bench/writes.lua sends, for the open-loop runs: claims on random
+    links with unique emails, conversions of distinct redemption codes with unique keys."""
+    import json
+    import random
+
+    links = (workdir / "cold.txt").read_text().split()
+    redemptions = (workdir / "redemptions.txt").read_text().split()
+    run = secrets.token_hex(4)
+
+    def http(path: str, headers: dict[str, str], body: bytes) -> bytes:
+        lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"User-Agent: {UA}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    def claim(i: int) -> bytes:
+        body = f"email=friend-{run}-{i}%40example.org&consent=yes&csrf={facts['csrf']}"
+        return http(
+            f"/r/{random.choice(links)}/claim",
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"vouch_csrf={facts['csrf_cookie']}",
+            },
+            body.encode(),
+        )
+
+    def conversion(i: int) -> bytes:
+        variables = {
+            "i": {
+                "idempotencyKey": f"open-{run}-{i}",
+                "redemptionCode": redemptions[i % len(redemptions)],
+                "kind": "PURCHASE",
+                "externalRef": f"open-{run}-{i}",
+                "amountMinor": 1999,
+                "currency": "USD",
+            }
+        }
+        query = (
+            "mutation($i: RecordConversionInput!) "
+            "{ recordConversion(input: $i) { errors { code } } }"
+        )
+        return http(
+            "/graphql",
+            {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+            json.dumps({"query": query, "variables": variables}).encode(),
+        )
+
+    return {"claim": claim, "conversion": conversion}
 
 
 async def seed(url: str, workdir: Path) -> dict[str, str]:
@@ -151,6 +249,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--open-loop", type=int, metavar="RATE", help="requests a second")
     args = parser.parse_args()
     url = database_url()
     workdir = Path(tempfile.mkdtemp(prefix="vouch-bench-writes-"))
@@ -190,6 +289,24 @@ def main() -> None:
     ).stdout
     env["BENCH_KEY"] = __import__("json").loads(key)["key"]
     vouch = Server("vouch.web.app:create_app", env)
+    if args.open_loop:
+        try:
+            requests = open_loop_requests(workdir, facts, env["BENCH_KEY"])
+            for name, build in requests.items():
+                latencies, bad = asyncio.run(
+                    open_loop(vouch.port, build, args.open_loop, args.seconds)
+                )
+                latencies.sort()
+                p = [latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.99)]
+                print(
+                    f"{name}: {len(latencies):,} requests at {args.open_loop}/s for "
+                    f"{args.seconds} s: p50 {p[0]:.1f} ms, p99 {p[1]:.1f} ms, max "
+                    f"{latencies[-1]:.1f} ms, not 2xx/3xx {bad}",
+                    flush=True,
+                )
+        finally:
+            vouch.stop()
+        return
     landing_baseline = Server("bench.landing_apps:baseline", env)
     write_baseline = Server("bench.write_apps:baseline", env)
     scenarios = {
