@@ -132,6 +132,17 @@ _ACTIVE_RULES = (
 )
 
 
+def _reads_others(side: str, ladder: Sequence[RewardRule]) -> bool:
+    """Whether evaluating ``ladder`` reads the advocate's other rewards: a rung that starts
+    after the first referral (the ordinal picks the rung), or a referrer-side cap. A ladder that
+    does neither needs no count and no advocate lock: nobody else counts its rewards either
+    (ordinals count one ladder's, caps one capped rule's), and the unique index keeps one reward
+    per rule and referral."""
+    return any(r.from_nth_referral > 1 for r in ladder) or (
+        side == RewardSide.REFERRER and any(r.cap_count is not None for r in ladder)
+    )
+
+
 async def _lock_advocate(session: AsyncSession, advocate_id: int) -> None:
     await session.execute(
         text("SELECT pg_advisory_xact_lock(:ns, :key)"),
@@ -254,14 +265,19 @@ async def on_referral_event(
     rules = [r for r in rules if only_side is None or r.side == only_side]
     if not rules:
         return Evaluation(created=[], skipped=[])
-    await _lock_advocate(session, referral.advocate_id)
+    ladders = reward_rules.ladders(rules)
+    if any(_reads_others(side, ladder) for (side, _), ladder in ladders.items()):
+        await _lock_advocate(session, referral.advocate_id)
     program = await session.get(Program, referral.program_id)
     assert program is not None
     created: list[Reward] = []
     skipped: list[tuple[int, str]] = []
-    for (side, kind), ladder in reward_rules.ladders(rules).items():
+    for (side, kind), ladder in ladders.items():
         capped_by = ladder[0] if len(ladder) == 1 and side == RewardSide.REFERRER else None
-        ordinal, used = await _standing(session, referral, trigger, side, kind, capped_by, now)
+        if _reads_others(side, ladder):
+            ordinal, used = await _standing(session, referral, trigger, side, kind, capped_by, now)
+        else:  # every ordinal picks the same rung, and nothing caps it
+            ordinal, used = 1, 0
         picked = reward_rules.pick_tier(ladder, ordinal)
         if picked is None:
             skipped.extend((r.id, "tier_not_reached") for r in ladder)
