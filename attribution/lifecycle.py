@@ -145,10 +145,13 @@ async def transition(
     detail: dict[str, Any] | None = None,
     won_amount_minor: int | None = None,
     won_currency: str | None = None,
+    locked: Referral | None = None,
 ) -> Transition:
     """Move a referral to ``to_status``; a no-op if it is already there.
 
-    ``won_amount_minor`` is the base for percentage rules triggered by won.
+    ``won_amount_minor`` is the base for percentage rules triggered by won. ``locked`` is the
+    referral when the caller has already loaded it under its row lock in this transaction
+    (``SELECT … FOR UPDATE`` with ``populate_existing``), which saves locking it again.
     """
     target = parse_status(to_status)
     if not source or len(source) > MAX_SOURCE:
@@ -158,7 +161,11 @@ async def transition(
             "a referral is rejected through moderation, not by a status change",
             field="status",
         )
-    referral = await lock_referral(session, referral_id)
+    referral = (
+        locked
+        if locked is not None and locked.id == referral_id
+        else await lock_referral(session, referral_id)
+    )
     current = referral.status
     if current == target:
         return Transition(referral=referral, event=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -207,6 +207,18 @@ async def redeem_offer_once(
     return redemption
 
 
+# A redemption code's referral and its program (all of both, fresh: the reward engine then
+# finds the program in the session), under the referral's row lock.
+_LOCK_BY_CODE = (
+    select(Referral, Program)
+    .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
+    .join(Program, Program.id == Referral.program_id)
+    .where(OfferRedemption.code == bindparam("code"))
+    .with_for_update(of=Referral)
+    .execution_options(populate_existing=True)
+)
+
+
 async def record_conversion(
     session: AsyncSession, request: ConversionRequest
 ) -> tuple[Conversion, bool]:
@@ -216,18 +228,13 @@ async def record_conversion(
     and ``False``. Flushes, never commits."""
     # Lock the referral first: two concurrent conversions of one referral otherwise both take
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
-    found = (
-        await session.execute(
-            select(Referral.id, Referral.status, Program.currency)
-            .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
-            .join(Program, Program.id == Referral.program_id)
-            .where(OfferRedemption.code == request.redemption_code)
-            .with_for_update(of=Referral)
-        )
-    ).one_or_none()
+    # The whole referral is loaded, fresh, under that lock: the lifecycle move below then
+    # needs no lock of its own.
+    found = (await session.execute(_LOCK_BY_CODE, {"code": request.redemption_code})).one_or_none()
     if found is None:
         raise NotFound("no offer with this redemption code", field="redemptionCode")
-    referral_id, status, program_currency = found
+    referral, program = found
+    referral_id, status, program_currency = referral.id, referral.status, program.currency
     if request.currency is None:
         request = replace(request, currency=program_currency)
     conversion = await session.scalar(
@@ -246,7 +253,7 @@ async def record_conversion(
         .returning(Conversion)
     )
     if conversion is not None:
-        await _advance(session, referral_id, status, conversion)
+        await _advance(session, referral, status, conversion)
         return conversion, True
     conversion = await session.scalar(
         select(Conversion)
@@ -279,7 +286,7 @@ _ADVANCE = {
 
 
 async def _advance(
-    session: AsyncSession, referral_id: int, status: str, conversion: Conversion
+    session: AsyncSession, referral: Referral, status: str, conversion: Conversion
 ) -> None:
     """Announce the conversion and move the referral along its lifecycle (rewards follow)."""
     now = utcnow()
@@ -288,7 +295,7 @@ async def _advance(
         "conversion.recorded",
         {
             "conversion_id": conversion.id,
-            "referral_id": referral_id,
+            "referral_id": referral.id,
             "kind": conversion.kind,
             "amount_minor": conversion.amount_minor,
             "currency": conversion.currency,
@@ -300,13 +307,14 @@ async def _advance(
     if status in sources:  # read under the referral's row lock, so it is still current
         await lifecycle.transition(
             session,
-            referral_id,
+            referral.id,
             target,
             source="conversion",
             actor=f"conversion:{conversion.kind}",
             now=now,
             won_amount_minor=conversion.amount_minor if target == ReferralStatus.WON else None,
             won_currency=conversion.currency if target == ReferralStatus.WON else None,
+            locked=referral,
         )
 
 

@@ -105,10 +105,10 @@ async def test_a_keyed_conversion_that_wins_the_referral(
     }
     body = await gql(client, CONVERT, variables, token=key)
     assert body["data"]["recordConversion"]["errors"] == []
-    # key 1; referral locked by code 1; conversion 1; outbox 1; status lock 1, move 1, event 1,
-    # outbox 1; qualified + won rules 1; advocate lock 1; program 1; ordinal and cap 1; reward
-    # 1; history line 1; outbox 1; stored answer 1
-    assert count_queries.count == 16, count_queries.statements
+    # key 1; referral and program locked by code 1; conversion 1; outbox 1; move 1, event 1,
+    # outbox 1; qualified + won rules 1; advocate lock 1; ordinal and cap 1; reward 1; history
+    # line 1; outbox 1; stored answer 1
+    assert count_queries.count == 14, count_queries.statements
     count_queries.reset()
     again = await gql(client, CONVERT, variables, token=key)
     assert again["data"]["recordConversion"] == body["data"]["recordConversion"]
