@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,23 +154,28 @@ def wrk(url: str, seconds: int, script: str | None = None) -> tuple[float, float
 
 
 async def open_loop(
-    port: int, path: str, rate: int, seconds: float, conns: int = 48
-) -> list[float]:
-    """Requests sent on a fixed schedule; latency counted from the scheduled time, so a slow
-    server cannot hide its queueing (no coordinated omission)."""
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\n\r\n".encode()
-    queue: asyncio.Queue[float | None] = asyncio.Queue()
+    port: int, build: Callable[[int], bytes], rate: int, seconds: float, conns: int = 64
+) -> tuple[list[float], int]:
+    """Requests ``build(i)`` sent on a fixed schedule of ``rate`` a second over ``conns``
+    keep-alive connections; (latencies in ms from each scheduled instant, answers not 2xx/3xx).
+    A request waits for a free connection in the queue, and that wait counts."""
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     latencies: list[float] = []
+    bad = 0
 
     async def worker() -> None:
+        nonlocal bad
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while (scheduled := await queue.get()) is not None:
-            writer.write(request)
+        while (item := await queue.get()) is not None:
+            i, scheduled = item
+            writer.write(build(i))
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+            status = int(head.split(b" ", 2)[1])
+            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
             await reader.readexactly(length)
             latencies.append((time.perf_counter() - scheduled) * 1000)
+            bad += not 200 <= status < 400
         writer.close()
 
     workers = [asyncio.create_task(worker()) for _ in range(conns)]
@@ -180,10 +186,19 @@ async def open_loop(
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait(due)
+        queue.put_nowait((i, due))
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.gather(*workers)
+    return latencies, bad
+
+
+async def open_loop_get(
+    port: int, path: str, rate: int, seconds: float, conns: int = 48
+) -> list[float]:
+    """GET ``path`` on ``open_loop``'s fixed schedule; the latencies."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\n\r\n".encode()
+    latencies, _ = await open_loop(port, lambda _: request, rate, seconds, conns)
     return latencies
 
 
@@ -237,10 +252,10 @@ def main() -> None:
         steady, control = [], []
         for _ in range(args.rounds):  # interleaved with the same load on hello-world, a control
             steady.append(
-                asyncio.run(open_loop(servers["vouch"].port, f"/r/{code}", 1000, args.seconds))
+                asyncio.run(open_loop_get(servers["vouch"].port, f"/r/{code}", 1000, args.seconds))
             )
             control.append(
-                asyncio.run(open_loop(servers["hello"].port, "/hello", 1000, args.seconds))
+                asyncio.run(open_loop_get(servers["hello"].port, "/hello", 1000, args.seconds))
             )
     finally:
         for server in servers.values():

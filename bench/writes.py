@@ -33,7 +33,16 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.landing import SALT, SECRET, UA, WRK, Server, database_url, prepare  # noqa: E402
+from bench.landing import (  # noqa: E402
+    SALT,
+    SECRET,
+    UA,
+    WRK,
+    Server,
+    database_url,
+    open_loop,
+    prepare,
+)
 from vouch.core.codes import LinkCodec  # noqa: E402
 from vouch.core.engine import create_engine  # noqa: E402
 from vouch.core.security import sign  # noqa: E402
@@ -72,46 +81,6 @@ def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
     value, unit = float(p99.group(1)), p99.group(2)  # type: ignore[union-attr]
     p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     return rps, p99_ms, total, int(bad.group(1)) if bad else 0
-
-
-async def open_loop(
-    port: int, build: Callable[[int], bytes], rate: int, seconds: float, conns: int = 64
-) -> tuple[list[float], int]:
-    """Requests ``build(i)`` sent on a fixed schedule of ``rate`` a second over ``conns``
-    keep-alive connections; (latencies in ms from each scheduled instant, answers not 2xx/3xx).
-    A request waits for a free connection in the queue, and that wait counts."""
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    latencies: list[float] = []
-    bad = 0
-
-    async def worker() -> None:
-        nonlocal bad
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while (item := await queue.get()) is not None:
-            i, scheduled = item
-            writer.write(build(i))
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
-            await reader.readexactly(length)
-            latencies.append((time.perf_counter() - scheduled) * 1000)
-            bad += not 200 <= status < 400
-        writer.close()
-
-    workers = [asyncio.create_task(worker()) for _ in range(conns)]
-    await asyncio.sleep(0.2)
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((i, due))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    return latencies, bad
 
 
 def open_loop_requests(
