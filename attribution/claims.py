@@ -12,25 +12,27 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.attribution import fraud, lifecycle, moderation, webhooks
+from vouch.attribution import fraud, lifecycle, rewards, webhooks
 from vouch.attribution.clicks import latest_click
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from vouch.core.raw_select import run_raw
 from vouch.core.security import erased_key
+from vouch.core.snapshot import snapshot_class, snapshots_from_json
 from vouch.models import (
-    Advocate,
-    AttributionDecision,
     Click,
     OfferRedemption,
     Program,
     RateLimitHit,
     Referral,
     ReferralLink,
+    RewardRule,
 )
 from vouch.models.enums import (
     AttributionEvidence,
@@ -38,7 +40,7 @@ from vouch.models.enums import (
     LinkStatus,
     ProgramStatus,
     ReferralSource,
-    ReferralStatus,
+    RewardTrigger,
 )
 
 ACTOR = "landing"
@@ -209,60 +211,6 @@ async def hit_rate_limit(session: AsyncSession, *, bucket: str, limit: int, now:
     return hits
 
 
-async def _program_for_claim(session: AsyncSession, program_id: int, now: datetime) -> Program:
-    program = await session.get(Program, program_id)
-    if program is None or program.status == ProgramStatus.DRAFT:
-        raise NotFound("This offer does not exist.", field="code")
-    if program.status != ProgramStatus.ACTIVE or (
-        program.offer_expires_at is not None and program.offer_expires_at <= now
-    ):
-        raise OfferUnavailable("This offer is not available any more.", field="code")
-    return program
-
-
-async def _choose_link(
-    session: AsyncSession, program: Program, ctx: ClaimContext, now: datetime
-) -> tuple[ReferralLink, Advocate, AttributionChoice]:
-    """Apply the program's rule to the cookie touches; fall back to the URL/typed link."""
-    choice: AttributionChoice | None = None
-    touch = choose_touch(
-        ctx.touches,
-        program_id=program.id,
-        model=program.attribution_model,
-        window_days=program.attribution_window_days,
-        now=now,
-    )
-    if touch is not None:
-        choice = AttributionChoice(
-            touch.link_id,
-            AttributionEvidence.CLICK,
-            f"{program.attribution_model} of {len(ctx.touches)} touch(es) in the cookie",
-        )
-    candidates = [choice] if choice is not None else []
-    evidence = (
-        AttributionEvidence.CODE_ENTRY
-        if ctx.source == ReferralSource.CODE_ENTRY
-        else AttributionEvidence.FORM
-    )
-    candidates.append(AttributionChoice(ctx.link_id, evidence, "link the claim was made on"))
-    for candidate in candidates:
-        row = (
-            await session.execute(
-                select(ReferralLink, Advocate)
-                .join(Advocate, Advocate.id == ReferralLink.advocate_id)
-                .where(
-                    ReferralLink.id == candidate.link_id,
-                    ReferralLink.program_id == program.id,
-                    ReferralLink.status == LinkStatus.ACTIVE,
-                    Advocate.erased_at.is_(None),
-                )
-            )
-        ).one_or_none()
-        if row is not None:
-            return row[0], row[1], candidate
-    raise NotFound("This offer does not exist.", field="code")
-
-
 async def _existing_claim(session: AsyncSession, program_id: int, person_key: str) -> ClaimResult:
     row = (
         await session.execute(
@@ -282,59 +230,21 @@ async def _existing_claim(session: AsyncSession, program_id: int, person_key: st
     )
 
 
-async def _create_referral(
+async def _issue_redemption(
     session: AsyncSession,
     *,
-    program: Program,
-    link: ReferralLink,
-    claim: ClaimInput,
-    ctx: ClaimContext,
-    click: Click | None,
+    program_id: int,
+    referral_id: int,
+    expires_at: datetime | None,
     now: datetime,
-) -> Referral | None:
-    """Insert the referral unless this person already has one in the program (then ``None``).
-
-    Concurrent identical claims serialise on the (program_id, person_key) unique index."""
-    return await session.scalar(
-        insert(Referral)
-        .values(
-            program_id=program.id,
-            advocate_id=link.advocate_id,
-            link_id=link.id,
-            person_key=claim.person_key,
-            email=claim.email,
-            name=claim.name,
-            company=claim.company,
-            status=ReferralStatus.LEAD,
-            source=ctx.source,
-            flags=[],
-            moderation="clear",
-            consent=True,
-            click_id=click.id if click is not None else None,
-            channel=click.channel if click is not None and click.channel else link.channel,
-            visitor_id=ctx.visitor_id,
-            ip_hash=ctx.ip_hash,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Referral.program_id, Referral.person_key])
-        .returning(Referral)
-    )
-
-
-async def _issue_redemption(
-    session: AsyncSession, *, program: Program, referral_id: int, now: datetime
-) -> tuple[int, str, datetime | None]:
-    expires_at = now + timedelta(days=program.redemption_ttl_days)
-    if program.offer_expires_at is not None:
-        expires_at = min(expires_at, program.offer_expires_at)
+) -> tuple[int, str]:
     for _ in range(5):  # 80 random bits: a collision is astronomically unlikely, still handled
         code = new_redemption_code()
         redemption_id = await session.scalar(
             insert(OfferRedemption)
             .values(
                 referral_id=referral_id,
-                program_id=program.id,
+                program_id=program_id,
                 code=code,
                 issued_at=now,
                 expires_at=expires_at,
@@ -343,40 +253,186 @@ async def _issue_redemption(
             .returning(OfferRedemption.id)
         )
         if redemption_id is not None:
-            return redemption_id, code, expires_at
+            return redemption_id, code
     raise RuntimeError("could not issue a unique redemption code")  # pragma: no cover
 
 
-async def _screen_and_announce(
-    session: AsyncSession,
-    *,
-    referral: Referral,
-    advocate: Advocate,
-    click: Click | None,
-    ctx: ClaimContext,
-    now: datetime,
-) -> None:
-    """Flag what looks like fraud (held for moderation, never dropped), then record the first
-    lifecycle event, its webhook and the signup rewards, which stay pending while held."""
-    flags = await fraud.assess_referral(
-        session, referral, click=click, advocate=advocate, now=now, landed_at=ctx.landed_at
+# The claim's reads in one statement: the program, whether the person's data was erased, the
+# signup reward rules, and each candidate link that is live in the program (the link the claim
+# was made on, and the links its cookie touches name) with its advocate and the visitor's latest
+# click on it. One row per live candidate link; one row with no link when none is live.
+# $1 program, $2 the erased person key (NULL: not checked), $3 candidate link ids, $4 visitor.
+_CONTEXT = """
+SELECT p.status, p.offer_expires_at, p.attribution_model, p.attribution_window_days,
+       p.rules_version, p.redemption_ttl_days, p.settings,
+       EXISTS (SELECT 1 FROM referrals WHERE program_id = p.id AND person_key = $2) AS erased,
+       (SELECT json_agg(r ORDER BY r.id) FROM reward_rules AS r
+        WHERE r.program_id = p.id AND r.trigger = 'signup' AND r.active) AS signup_rules,
+       l.id, l.channel, a.id, a.email, a.email_normalized, a.account_domain, a.account_id,
+       k.id, k.channel, k.ip_hash, k.user_agent, k.visitor_id, k.occurred_at
+FROM programs AS p
+LEFT JOIN (referral_links AS l JOIN advocates AS a ON a.id = l.advocate_id AND a.erased_at IS NULL)
+    ON l.id = ANY($3::bigint[]) AND l.program_id = p.id AND l.status = 'active'
+LEFT JOIN LATERAL (
+    SELECT k.id, k.channel, k.ip_hash, k.user_agent, k.visitor_id, k.occurred_at
+    FROM clicks AS k WHERE k.link_id = l.id AND k.visitor_id = $4
+    ORDER BY k.occurred_at DESC, k.id DESC LIMIT 1
+) AS k ON $4 IS NOT NULL
+WHERE p.id = $1
+"""
+
+_REFERRAL_ROW = snapshot_class(Referral)
+_REFERRAL_COLUMNS = ", ".join(column.name for column in Referral.__table__.columns)
+# The referral (unless the person has one in the program: then no row), its redemption code and
+# its attribution decision, in one statement. Concurrent identical claims serialise on the
+# (program_id, person_key) unique index. A redemption code that collides (80 random bits) gives
+# NULL and is issued again by the caller.
+_CREATE = f"""
+WITH referral AS (
+    INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email, name, company,
+        status, source, flags, moderation, consent, click_id, channel, visitor_id, ip_hash,
+        reward_round, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'lead', $8, '{{}}', 'clear', true, $9, $10, $11, $12,
+        0, $13, $13)
+    ON CONFLICT (program_id, person_key) DO NOTHING
+    RETURNING {_REFERRAL_COLUMNS}
+), redemption AS (
+    INSERT INTO offer_redemptions (referral_id, program_id, code, issued_at, expires_at)
+    SELECT id, program_id, $14, $13, $15 FROM referral
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id
+), decision AS (
+    INSERT INTO attribution_decisions (referral_id, advocate_id, link_id, click_id, rule,
+        rules_version, window_days, evidence, actor, reason, is_current, decided_at)
+    SELECT id, advocate_id, link_id, click_id, $16, $17, $18, $19, '{ACTOR}', $20, true, $13
+    FROM referral
+)
+SELECT referral.*, (SELECT id FROM redemption) FROM referral
+"""  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class _Advocate:
+    id: int
+    email: str | None
+    email_normalized: str | None
+    account_domain: str | None
+    account_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Click:
+    id: int
+    channel: str | None
+    ip_hash: str | None
+    user_agent: str | None
+    visitor_id: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    link_id: int
+    channel: str | None
+    advocate: _Advocate
+    click: _Click | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    program_id: int
+    model: str
+    window_days: int
+    rules_version: int
+    expires_at: datetime | None
+    settings: dict[str, Any]
+    signup_rules: list[RewardRule]
+    links: dict[int, _Candidate]
+
+
+async def _context(
+    session: AsyncSession, ctx: ClaimContext, person_key: str, now: datetime, secret: str | None
+) -> _Context:
+    """Read what the claim needs, and refuse it as early as the checks allow."""
+    candidates = sorted({ctx.link_id, *(t.link_id for t in ctx.touches)})
+    rows = await run_raw(
+        session,
+        _CONTEXT,
+        [
+            ctx.program_id,
+            erased_key(secret, person_key) if secret is not None else None,
+            candidates,
+            ctx.visitor_id,
+        ],
     )
-    await moderation.flag_referral(session, referral, flags, now=now)
-    await lifecycle.on_referral_created(
-        session, referral, source=str(ctx.source), actor=ACTOR, now=now
+    if not rows or rows[0][0] == ProgramStatus.DRAFT:
+        raise NotFound("This offer does not exist.", field="code")
+    status, offer_expires_at, model, window_days, rules_version, ttl_days, settings = rows[0][:7]
+    if status != ProgramStatus.ACTIVE or (offer_expires_at is not None and offer_expires_at <= now):
+        raise OfferUnavailable("This offer is not available any more.", field="code")
+    if rows[0][7]:
+        raise AlreadyClaimed("This email address has already claimed this offer.", field="email")
+    expires_at = now + timedelta(days=ttl_days)
+    if offer_expires_at is not None:
+        expires_at = min(expires_at, offer_expires_at)
+    links = {
+        row[9]: _Candidate(
+            row[9],
+            row[10],
+            _Advocate(*row[11:16]),
+            _Click(*row[16:22]) if row[16] is not None else None,
+        )
+        for row in rows
+        if row[9] is not None
+    }
+    rules = [RewardRule(**rule._asdict()) for rule in snapshots_from_json(RewardRule, rows[0][8])]
+    return _Context(
+        ctx.program_id, model, window_days, rules_version, expires_at, settings, rules, links
     )
+
+
+def _choose_link(
+    context: _Context, ctx: ClaimContext, now: datetime
+) -> tuple[_Candidate, AttributionChoice]:
+    """Apply the program's rule to the cookie touches; fall back to the URL/typed link."""
+    choices: list[AttributionChoice] = []
+    touch = choose_touch(
+        ctx.touches,
+        program_id=context.program_id,
+        model=context.model,
+        window_days=context.window_days,
+        now=now,
+    )
+    if touch is not None:
+        choices.append(
+            AttributionChoice(
+                touch.link_id,
+                AttributionEvidence.CLICK,
+                f"{context.model} of {len(ctx.touches)} touch(es) in the cookie",
+            )
+        )
+    evidence = (
+        AttributionEvidence.CODE_ENTRY
+        if ctx.source == ReferralSource.CODE_ENTRY
+        else AttributionEvidence.FORM
+    )
+    choices.append(AttributionChoice(ctx.link_id, evidence, "link the claim was made on"))
+    for choice in choices:
+        candidate = context.links.get(choice.link_id)
+        if candidate is not None:
+            return candidate, choice
+    raise NotFound("This offer does not exist.", field="code")
 
 
 async def _evidence_click(
-    session: AsyncSession, link: ReferralLink, ctx: ClaimContext
-) -> Click | None:
+    session: AsyncSession, candidate: _Candidate, ctx: ClaimContext
+) -> _Click | Click | None:
     """The visitor's latest click on the credited link; if it is still buffered (the claim
     followed the page load within the flush period), have it written first."""
-    click = await latest_click(session, link_id=link.id, visitor_id=ctx.visitor_id)
-    if click is None and ctx.visitor_id and ctx.await_clicks is not None:
-        await ctx.await_clicks()
-        click = await latest_click(session, link_id=link.id, visitor_id=ctx.visitor_id)
-    return click
+    if candidate.click is not None or not ctx.visitor_id or ctx.await_clicks is None:
+        return candidate.click
+    await ctx.await_clicks()
+    return await latest_click(session, link_id=candidate.link_id, visitor_id=ctx.visitor_id)
 
 
 class AlreadyClaimed(DomainError):
@@ -391,57 +447,80 @@ async def claim_offer(
     now: datetime,
     secret: str | None = None,
 ) -> ClaimResult:
-    """Create (or find) the friend's referral and its redemption code. Flushes, never commits.
+    """Create (or find) the friend's referral and its redemption code. Never commits.
 
     With ``secret``, a person whose data was erased is still recognised (their person key was
-    replaced by a keyed hash), so erasure cannot be used to claim the offer twice."""
-    program = await _program_for_claim(session, ctx.program_id, now)
-    if secret is not None and await session.scalar(
-        select(Referral.id).where(
-            Referral.program_id == program.id,
-            Referral.person_key == erased_key(secret, claim.person_key),
-        )
-    ):
-        raise AlreadyClaimed("This email address has already claimed this offer.", field="email")
-    link, advocate, choice = await _choose_link(session, program, ctx, now)
+    replaced by a keyed hash), so erasure cannot be used to claim the offer twice.
+
+    A new claim costs four prebuilt statements and the reward engine's: the reads, the writes
+    (referral, redemption, decision), the fraud counts, and the announcement (flags, first
+    event, rollup rows, webhook)."""
+    context = await _context(session, ctx, claim.person_key, now, secret)
+    candidate, choice = _choose_link(context, ctx, now)
+    advocate = candidate.advocate
     if advocate.email_normalized and advocate.email_normalized == claim.person_key:
         raise SelfReferral("You can't claim an offer with your own referral link.", field="email")
-    click = await _evidence_click(session, link, ctx)
-    click_id = click.id if click is not None else None
-    referral = await _create_referral(
-        session, program=program, link=link, claim=claim, ctx=ctx, click=click, now=now
+    click = await _evidence_click(session, candidate, ctx)
+    code = new_redemption_code()
+    rows = await run_raw(
+        session,
+        _CREATE,
+        [
+            context.program_id,
+            advocate.id,
+            candidate.link_id,
+            claim.person_key,
+            claim.email,
+            claim.name,
+            claim.company,
+            str(ctx.source),
+            click.id if click is not None else None,
+            click.channel if click is not None and click.channel else candidate.channel,
+            ctx.visitor_id,
+            ctx.ip_hash,
+            now,
+            code,
+            context.expires_at,
+            context.model,
+            context.rules_version,
+            context.window_days,
+            str(choice.evidence),
+            choice.reason,
+        ],
     )
-    if referral is None:
-        return await _existing_claim(session, program.id, claim.person_key)
-    referral_id = referral.id
-    session.add(
-        AttributionDecision(
-            referral_id=referral_id,
-            advocate_id=link.advocate_id,
-            link_id=link.id,
-            click_id=click_id,
-            rule=program.attribution_model,
-            rules_version=program.rules_version,
-            window_days=program.attribution_window_days,
-            evidence=choice.evidence,
-            actor=ACTOR,
-            reason=choice.reason,
-            is_current=True,
-            decided_at=now,
+    if not rows:
+        return await _existing_claim(session, context.program_id, claim.person_key)
+    referral = _REFERRAL_ROW._make(rows[0][:-1])
+    redemption_id = rows[0][-1]
+    if redemption_id is None:  # the code collided
+        redemption_id, code = await _issue_redemption(
+            session,
+            program_id=context.program_id,
+            referral_id=referral.id,
+            expires_at=context.expires_at,
+            now=now,
         )
+    cfg = fraud.FraudSettings.from_settings(context.settings)
+    seen = await fraud.counts(session, cfg, referral, advocate_id=advocate.id, click=click, now=now)
+    flags = fraud.flags_for(
+        cfg, referral, advocate=advocate, click=click, seen=seen, now=now, landed_at=ctx.landed_at
     )
-    redemption_id, code, expires_at = await _issue_redemption(
-        session, program=program, referral_id=referral_id, now=now
+    flags, held = await lifecycle.announce_new_referral(
+        session, referral, flags, source=str(ctx.source), actor=ACTOR, now=now
     )
-    await session.flush()
-    await _screen_and_announce(
-        session, referral=referral, advocate=advocate, click=click, ctx=ctx, now=now
+    await rewards.on_referral_event(
+        session,
+        referral._replace(flags=flags, moderation=held),
+        RewardTrigger.SIGNUP,
+        now=now,
+        rules=context.signup_rules,
+        auto_approve=bool(context.settings.get(rewards.AUTO_APPROVE)),
     )
     return ClaimResult(
-        referral_id=referral_id,
+        referral_id=referral.id,
         redemption_id=redemption_id,
         redemption_code=code,
-        expires_at=expires_at,
+        expires_at=context.expires_at,
         created=True,
     )
 

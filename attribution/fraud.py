@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.core.emails import email_domain, is_disposable, normalize_email
-from vouch.models import Advocate, Click, Program, Referral, ReferralLink
+from vouch.core.raw_select import run_raw
+from vouch.models import Advocate, Click, Program, Referral
 
 SELF_REFERRAL = "self_referral"
 SAME_ACCOUNT = "same_account"
@@ -59,7 +59,12 @@ class FraudSettings:
 
     @classmethod
     def for_program(cls, program: Program | None) -> FraudSettings:
-        raw: Any = (program.settings or {}).get("fraud", {}) if program else {}
+        return cls.from_settings(program.settings if program else None)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None) -> FraudSettings:
+        """From a program's ``settings`` (its ``fraud`` object; anything not an int is ignored)."""
+        raw: Any = (settings or {}).get("fraud", {})
         if not isinstance(raw, dict):
             return cls()
         known = {
@@ -70,31 +75,120 @@ class FraudSettings:
         return cls(**known)
 
 
-_VELOCITY = text(
-    """
-    SELECT
-        (SELECT count(*) FROM (
-            SELECT 1 FROM referrals WHERE link_id = :link_id AND created_at >= :since
-            LIMIT :link_cap) AS recent_on_link),
-        (SELECT count(*) FROM (
-            SELECT 1 FROM referrals WHERE ip_hash = :ip_hash AND created_at >= :since
-            LIMIT :ip_cap) AS recent_from_ip)
-    """
-).bindparams(
-    bindparam("link_id", type_=BigInteger),
-    bindparam("ip_hash", type_=String),
-    bindparam("since", type_=DateTime(timezone=True)),
-    bindparam("link_cap", type_=Integer),
-    bindparam("ip_cap", type_=Integer),
-)
+class FriendFacts(Protocol):
+    """What the rules read of the new referral."""
+
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def link_id(self) -> int | None: ...
+    @property
+    def ip_hash(self) -> str | None: ...
 
 
-async def assess_referral(
+class AdvocateFacts(Protocol):
+    """What the rules read of the credited advocate."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def email_normalized(self) -> str | None: ...
+    @property
+    def account_domain(self) -> str | None: ...
+    @property
+    def account_id(self) -> str | None: ...
+
+
+class ClickFacts(Protocol):
+    """What the rules read of the click that led to the claim."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def ip_hash(self) -> str | None: ...
+    @property
+    def user_agent(self) -> str | None: ...
+    @property
+    def visitor_id(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+# Everything the rules count, in one statement, each count stopping where its rule is decided
+# (one past a velocity limit; the first shared-device visit), so the screen's cost does not grow
+# with a link's, an address's or an advocate's popularity. Counted after the referral is
+# written, so the velocity counts include it. The shared-device count runs only for a click with
+# an address and a user agent ($6 is NULL otherwise).
+_COUNTS = """
+SELECT
+    (SELECT count(*) FROM (
+        SELECT 1 FROM referrals WHERE link_id = $1 AND created_at >= $3 LIMIT $4
+    ) AS recent_on_link),
+    (SELECT count(*) FROM (
+        SELECT 1 FROM referrals WHERE ip_hash = $2 AND created_at >= $3 LIMIT $5
+    ) AS recent_from_ip),
+    CASE WHEN $6::bigint IS NULL THEN 0 ELSE (SELECT count(*) FROM (
+        SELECT 1 FROM clicks AS c
+        WHERE c.link_id IN (SELECT id FROM referral_links WHERE advocate_id = $7)
+          AND c.id <> $6 AND c.ip_hash = $8 AND c.user_agent = $9
+          AND c.visitor_id IS DISTINCT FROM $10::varchar
+          AND c.occurred_at >= $11 AND c.occurred_at <= $12
+        LIMIT 1
+    ) AS shared_device) END
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    recent_on_link: int
+    recent_from_ip: int
+    shared_device: int
+
+
+async def counts(
     session: AsyncSession,
-    referral: Referral,
+    cfg: FraudSettings,
+    referral: FriendFacts,
     *,
-    click: Click | None,
-    advocate: Advocate,
+    advocate_id: int,
+    click: ClickFacts | None,
+    now: datetime,
+) -> Counts:
+    """What the history-based rules need to know, in one prebuilt statement."""
+    device = click if click is not None and click.ip_hash and click.user_agent else None
+    rows = await run_raw(
+        session,
+        _COUNTS,
+        [
+            referral.link_id,
+            referral.ip_hash,
+            now - timedelta(minutes=cfg.velocity_window_minutes),
+            cfg.max_claims_per_link + 1,
+            cfg.max_claims_per_ip + 1,
+            device.id if device is not None else None,
+            advocate_id,
+            device.ip_hash if device is not None else None,
+            device.user_agent if device is not None else None,
+            device.visitor_id if device is not None else None,
+            now - timedelta(days=cfg.own_visit_lookback_days),
+            device.occurred_at if device is not None else None,
+        ],
+    )
+    on_link, from_ip, shared = rows[0]
+    return Counts(int(on_link), int(from_ip), int(shared))
+
+
+def flags_for(
+    cfg: FraudSettings,
+    referral: FriendFacts,
+    *,
+    advocate: AdvocateFacts,
+    click: ClickFacts | None,
+    seen: Counts,
     now: datetime,
     landed_at: datetime | None = None,
 ) -> list[str]:
@@ -102,8 +196,6 @@ async def assess_referral(
 
     ``too_fast`` measures from the landing that led to the claim: the later of its recorded
     click and ``landed_at`` (when the claim form's page was served, signed in the form)."""
-    program = await session.get(Program, referral.program_id)
-    cfg = FraudSettings.for_program(program)
     flags: list[str] = []
     friend_email = referral.email
     if friend_email:
@@ -130,50 +222,35 @@ async def assess_referral(
         and SAME_ACCOUNT not in flags
     ):
         flags.append(SAME_ACCOUNT)
-
     # Same hashed IP and user agent as an earlier visit to the advocate's links from another
     # browser session: typically the advocate previewing their link, then claiming from a
     # private window. The friend's own repeat visits share the visitor id and do not count.
-    if click is not None and click.ip_hash and click.user_agent:
-        own_links = select(ReferralLink.id).where(ReferralLink.advocate_id == advocate.id)
-        shared_device = await session.scalar(
-            select(func.count())
-            .select_from(Click)
-            .where(
-                Click.link_id.in_(own_links),
-                Click.id != click.id,
-                Click.ip_hash == click.ip_hash,
-                Click.user_agent == click.user_agent,
-                Click.visitor_id.is_distinct_from(click.visitor_id),
-                Click.occurred_at >= now - timedelta(days=cfg.own_visit_lookback_days),
-                Click.occurred_at <= click.occurred_at,
-            )
-        )
-        if (shared_device or 0) >= 1:
-            flags.append(SAME_DEVICE)
-
-    window_start = now - timedelta(minutes=cfg.velocity_window_minutes)
+    if seen.shared_device >= 1:
+        flags.append(SAME_DEVICE)
     if referral.link_id is not None or referral.ip_hash:
-        # Both counts in one statement, each stopping one past its limit: the screen's cost
-        # does not grow with a link's (or an address's) popularity.
-        per_link, per_ip = (
-            await session.execute(
-                _VELOCITY,
-                {
-                    "link_id": referral.link_id,
-                    "ip_hash": referral.ip_hash,
-                    "since": window_start,
-                    "link_cap": cfg.max_claims_per_link + 1,
-                    "ip_cap": cfg.max_claims_per_ip + 1,
-                },
-            )
-        ).one()
-        if per_link > cfg.max_claims_per_link:
+        if seen.recent_on_link > cfg.max_claims_per_link:
             flags.append(VELOCITY_LINK)
-        if per_ip > cfg.max_claims_per_ip:
+        if seen.recent_from_ip > cfg.max_claims_per_ip:
             flags.append(VELOCITY_IP)
-
     landings = [t for t in (click.occurred_at if click else None, landed_at) if t is not None]
     if landings and (now - max(landings)) < timedelta(seconds=cfg.min_click_to_signup_seconds):
         flags.append(TOO_FAST)
     return flags
+
+
+async def assess_referral(
+    session: AsyncSession,
+    referral: Referral,
+    *,
+    click: Click | None,
+    advocate: Advocate,
+    now: datetime,
+    landed_at: datetime | None = None,
+) -> list[str]:
+    """The fraud flags for a referral already written (its program's settings are read)."""
+    program = await session.get(Program, referral.program_id)
+    cfg = FraudSettings.for_program(program)
+    seen = await counts(session, cfg, referral, advocate_id=advocate.id, click=click, now=now)
+    return flags_for(
+        cfg, referral, advocate=advocate, click=click, seen=seen, now=now, landed_at=landed_at
+    )

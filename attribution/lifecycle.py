@@ -21,8 +21,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from vouch.attribution import rewards, rollups, webhooks
 from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
+from vouch.core.raw_select import run_raw
 from vouch.models import Referral, ReferralEvent
-from vouch.models.enums import ReferralStatus, RewardTrigger
+from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
+from vouch.models.snapshots import ReferralSnapshot
 
 S = ReferralStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -48,7 +50,7 @@ MAX_SOURCE = 64
 MAX_ACTOR = 128
 
 
-def referral_payload(referral: Referral) -> dict[str, Any]:
+def referral_payload(referral: ReferralSnapshot) -> dict[str, Any]:
     return {
         "referral_id": referral.id,
         "program_id": referral.program_id,
@@ -110,28 +112,76 @@ def parse_status(value: str, *, field: str = "status") -> ReferralStatus:
     return parse_choice(ReferralStatus, value, field=field, what="referral status")
 
 
+# A new referral's first event (∅ → lead), the fraud flags its screen found (which hold it for
+# moderation), its rollup rows and its ``referral.created`` outbox event with deliveries: one
+# statement, on the claim's hot path. $1 referral, $2 flags (empty: no update), $3 moderation,
+# $4 now, $5 source, $6 actor, $7 payload, $8 event type.
+_FIRST_EVENT = """
+WITH flagged AS (
+    UPDATE referrals SET flags = $2::varchar(32)[], moderation = $3, updated_at = $4
+    WHERE id = $1 AND cardinality($2::varchar(32)[]) > 0
+), first_event AS (
+    INSERT INTO referral_events (referral_id, from_status, to_status, at, source, actor, detail)
+    VALUES ($1, NULL, 'lead', $4, $5, $6, '{}'::jsonb)
+),"""
+_ANNOUNCE = "".join(
+    (
+        _FIRST_EVENT,
+        rollups.add_contributions_ctes("ARRAY[$1::bigint]"),
+        ",",
+        webhooks.enqueue_ctes(event_type="$8::varchar", payload="$7::jsonb", now="$4"),
+        "\nSELECT id FROM event",
+    )
+)
+
+
+async def announce_new_referral(
+    session: AsyncSession,
+    referral: ReferralSnapshot,
+    found: list[str],
+    *,
+    source: str,
+    actor: str | None,
+    now: datetime,
+) -> tuple[list[str], str]:
+    """Record a new lead (written already, flags not yet): its fraud flags, first event, rollup
+    rows and webhook, in one prebuilt statement. Flags hold it for moderation. Returns the
+    referral's flags and moderation state as they now are."""
+    assert referral.status == S.LEAD
+    moderation = referral.moderation
+    flags = list(referral.flags or [])
+    if found:
+        flags = sorted(set(flags) | set(found))
+        if moderation in (ModerationState.CLEAR, ModerationState.APPROVED):
+            moderation = ModerationState.PENDING
+    payload = referral_payload(referral) | {"moderation": str(moderation)}
+    await run_raw(
+        session,
+        _ANNOUNCE,
+        [
+            referral.id,
+            flags if found else [],
+            str(moderation),
+            now,
+            source[:MAX_SOURCE],
+            actor[:MAX_ACTOR] if actor else None,
+            webhooks.payload_json(payload),
+            "referral.created",
+        ],
+    )
+    return flags, str(moderation)
+
+
 async def on_referral_created(
     session: AsyncSession, referral: Referral, *, source: str, actor: str | None, now: datetime
-) -> ReferralEvent:
+) -> None:
     """The first event of a new referral (∅ → lead), its webhook, and signup rewards.
 
-    The claim flow calls this in the same transaction that inserts the referral.
-    """
-    event = ReferralEvent(
-        referral_id=referral.id,
-        from_status=None,
-        to_status=referral.status,
-        at=now,
-        source=source[:MAX_SOURCE],
-        actor=actor[:MAX_ACTOR] if actor else None,
-        detail={},
-    )
-    session.add(event)
+    For referrals written through the ORM (imports, tests); the claim flow announces its own
+    with ``announce_new_referral`` and earns with the rules it has already read."""
     await session.flush()
-    await rollups.add_contributions(session, [referral.id])
-    await webhooks.enqueue(session, "referral.created", referral_payload(referral), now=now)
+    await announce_new_referral(session, referral, [], source=source, actor=actor, now=now)
     await rewards.on_referral_event(session, referral, RewardTrigger.SIGNUP, now=now)
-    return event
 
 
 async def transition(

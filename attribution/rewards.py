@@ -29,13 +29,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vouch.attribution import reward_rules, webhooks
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from vouch.core.raw_select import run_raw
+from vouch.core.snapshot import snapshot_class
 from vouch.models import (
     AdvocateBadge,
     PointsEntry,
@@ -56,6 +59,7 @@ from vouch.models.enums import (
     RewardState,
     RewardTrigger,
 )
+from vouch.models.snapshots import ReferralSnapshot, RewardSnapshot
 
 # Which reward states may follow which. Voiding a fulfilled reward is a clawback and is only
 # allowed inside its clawback window.
@@ -83,7 +87,7 @@ def revenue_trigger_ref(event_id: int) -> str:
     return f"rev:{event_id}"
 
 
-def reward_payload(reward: Reward) -> dict[str, Any]:
+def reward_payload(reward: RewardSnapshot) -> dict[str, Any]:
     return {
         "reward_id": reward.id,
         "program_id": reward.program_id,
@@ -99,6 +103,77 @@ def reward_payload(reward: Reward) -> dict[str, Any]:
     }
 
 
+_REWARD_ROW = snapshot_class(Reward)
+_REWARD_COLUMNS = [column.name for column in Reward.__table__.columns]
+_WRITTEN = [c for c in _REWARD_COLUMNS if c not in ("id", "review_reason")]
+# Each parameter typed as its column: one used both as a value and in a comparison (side,
+# kind) must not leave PostgreSQL to deduce two types.
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_SQL_TYPES = {c.name: c.type.compile(dialect=_PG) for c in Reward.__table__.columns}
+
+
+# A new reward, its first history line and its ``reward.created`` outbox event with deliveries,
+# in one statement. One reward per ladder, not per rung: a referral that already holds this
+# ladder's reward for this reference and round (earned on a lower rung when it qualified, say)
+# is not rewarded again on the rung its win reaches; and the unique key keeps one per rule,
+# referral, reference and round under concurrency. Either way no row comes back and nothing
+# else is written. The payload is the event's without the reward's id, which is added here.
+def _earn_sql() -> str:
+    def arg(column: str) -> str:
+        return f"${_WRITTEN.index(column) + 1}"
+
+    n = len(_WRITTEN)
+    announce = webhooks.enqueue_ctes(
+        event_type="'reward.created'",
+        payload=f"${n + 4}::jsonb || jsonb_build_object('reward_id', reward.id)",
+        now="reward.created_at",
+        source="reward",
+    )
+    return f"""
+WITH reward AS (
+    INSERT INTO rewards ({", ".join(_WRITTEN)})
+    SELECT {", ".join(f"${i}::{_SQL_TYPES[c]}" for i, c in enumerate(_WRITTEN, start=1))}
+    WHERE NOT EXISTS (
+        SELECT 1 FROM rewards AS w JOIN reward_rules AS r ON r.id = w.rule_id
+        WHERE w.referral_id = {arg("referral_id")} AND w.round = {arg("round")}
+          AND w.trigger_ref = {arg("trigger_ref")} AND r.side = {arg("side")}
+          AND r.kind = {arg("kind")} AND r.trigger = ${n + 1}
+    )
+    ON CONFLICT (rule_id, referral_id, trigger_ref, round) DO NOTHING
+    RETURNING {", ".join(_REWARD_COLUMNS)}
+), entry AS (
+    INSERT INTO reward_entries (reward_id, state, at, actor, reason, amount_minor)
+    SELECT id, state, created_at, ${n + 2}, ${n + 3}, amount_minor FROM reward
+), {announce}
+SELECT * FROM reward
+"""  # noqa: S608
+
+
+_EARN = _earn_sql()
+
+
+async def _write_reward(
+    session: AsyncSession, values: dict[str, Any], trigger: str, *, actor: str, reason: str
+) -> RewardSnapshot | None:
+    """Write one earned reward with its history line and webhook (``_EARN``); ``None`` when the
+    referral already holds it (or its ladder's)."""
+    unsaved = _REWARD_ROW(id=0, review_reason=None, **values)
+    payload = reward_payload(unsaved)
+    del payload["reward_id"]
+    rows = await run_raw(
+        session,
+        _EARN,
+        [
+            *(values[c] for c in _WRITTEN),
+            trigger,
+            actor,
+            reason,
+            webhooks.payload_json(payload),
+        ],
+    )
+    return _REWARD_ROW._make(rows[0]) if rows else None
+
+
 # --- earning -----------------------------------------------------------------------------------
 
 
@@ -106,7 +181,7 @@ def reward_payload(reward: Reward) -> dict[str, Any]:
 class Evaluation:
     """What one event earned: new rewards, and the rules skipped with the reason."""
 
-    created: list[Reward]
+    created: list[RewardSnapshot]
     skipped: list[tuple[int, str]]
 
 
@@ -151,14 +226,14 @@ async def _lock_advocate(session: AsyncSession, advocate_id: int) -> None:
 
 
 async def _ordinal(
-    session: AsyncSession, referral: Referral, trigger: str, side: str, kind: str
+    session: AsyncSession, referral: ReferralSnapshot, trigger: str, side: str, kind: str
 ) -> int:
     """This referral's position among the advocate's rewarded referrals for this ladder."""
     earlier = await session.scalar(select(_earlier(referral, trigger, side, kind)))
     return int(earlier or 0) + 1
 
 
-def _earlier(referral: Referral, trigger: str, side: str, kind: str) -> Any:
+def _earlier(referral: ReferralSnapshot, trigger: str, side: str, kind: str) -> Any:
     """How many other referrals of the advocate hold a live reward on this ladder. A referrer
     reward names its advocate; a friend's (referred side) names none, so those are the rewards
     on the referrals now credited to the advocate."""
@@ -190,7 +265,7 @@ def _earlier(referral: Referral, trigger: str, side: str, kind: str) -> Any:
 
 async def _standing(
     session: AsyncSession,
-    referral: Referral,
+    referral: ReferralSnapshot,
     trigger: str,
     side: str,
     kind: str,
@@ -236,7 +311,7 @@ async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now
 
 async def on_referral_event(
     session: AsyncSession,
-    referral: Referral,
+    referral: ReferralSnapshot,
     event: str,
     *,
     now: datetime,
@@ -246,6 +321,7 @@ async def on_referral_event(
     actor: str = "system",
     only_side: str | None = None,
     rules: Sequence[RewardRule] | None = None,
+    auto_approve: bool | None = None,
 ) -> Evaluation:
     """Evaluate the program's active rules for ``event`` (signup, qualified, won, revenue).
 
@@ -255,7 +331,8 @@ async def on_referral_event(
     them at once unless the referral waits for moderation or the rule has a holding period
     (``release_due_rewards`` approves those when it ends). ``only_side`` limits the evaluation
     to one side (re-attribution re-earns the referrer side only). The caller holds the referral's
-    row lock.
+    row lock. ``rules`` and ``auto_approve`` (the program's setting) may be passed by a caller
+    that has read them already.
     """
     trigger = RewardTrigger(event)
     if reward_rules.earns_nothing(referral.status, referral.moderation):
@@ -268,9 +345,11 @@ async def on_referral_event(
     ladders = reward_rules.ladders(rules)
     if any(_reads_others(side, ladder) for (side, _), ladder in ladders.items()):
         await _lock_advocate(session, referral.advocate_id)
-    program = await session.get(Program, referral.program_id)
-    assert program is not None
-    created: list[Reward] = []
+    if auto_approve is None:
+        program = await session.get(Program, referral.program_id)
+        assert program is not None
+        auto_approve = bool(program.settings.get(AUTO_APPROVE))
+    created: list[RewardSnapshot] = []
     skipped: list[tuple[int, str]] = []
     for (side, kind), ladder in ladders.items():
         capped_by = ladder[0] if len(ladder) == 1 and side == RewardSide.REFERRER else None
@@ -325,56 +404,24 @@ async def on_referral_event(
             "round": referral.reward_round,
             "created_at": now,
         }
-        # One reward per ladder, not per rung: a referral that already holds this ladder's
-        # reward for this reference and round (earned on a lower rung when it qualified, say)
-        # is not rewarded again on the rung its win reaches. Checked in the INSERT itself.
-        on_ladder = (
-            select(Reward.id)
-            .join(RewardRule, RewardRule.id == Reward.rule_id)
-            .where(
-                Reward.referral_id == referral.id,
-                Reward.round == referral.reward_round,
-                Reward.trigger_ref == ref,
-                RewardRule.trigger == trigger,
-                RewardRule.side == side,
-                RewardRule.kind == kind,
-            )
-        )
-        table = Reward.__table__.c
-        reward = await session.scalar(
-            insert(Reward)
-            .from_select(
-                list(values),
-                select(*(literal(v, type_=table[k].type) for k, v in values.items())).where(
-                    ~on_ladder.exists()
-                ),
-            )
-            .on_conflict_do_nothing(
-                index_elements=["rule_id", "referral_id", "trigger_ref", "round"]
-            )
-            .returning(Reward)
+        reward = await _write_reward(
+            session,
+            values,
+            trigger.value,
+            actor=actor,
+            reason=f"{trigger.value} (rule '{rule.name}', referral #{ordinal})",
         )
         if reward is None:
             skipped.append((rule.id, "already_rewarded"))
             continue
-        await _entry(
-            session,
-            reward.id,
-            RewardState.PENDING,
-            at=now,
-            actor=actor,
-            reason=f"{trigger.value} (rule '{rule.name}', referral #{ordinal})",
-            amount_minor=amount,
-        )
-        await webhooks.enqueue(session, "reward.created", reward_payload(reward), now=now)
         if (
-            program.settings.get(AUTO_APPROVE)
+            auto_approve
             and held_until is None
             and referral.moderation in (ModerationState.CLEAR, ModerationState.APPROVED)
         ):
             await _move(
                 session,
-                reward,
+                await _locked_reward(session, reward.id),
                 RewardState.APPROVED,
                 actor=actor,
                 reason=reward_rules.AUTO_APPROVAL_REASON,
@@ -427,7 +474,7 @@ async def earn_again(
     base_amount_minor: int | None = None,
     base_currency: str | None = None,
     also: Sequence[str] = (),
-) -> list[Reward]:
+) -> list[RewardSnapshot]:
     """Start a new reward round and earn every milestone the referral stands at, as if the
     current advocate had been credited from the start: the ladder and caps are counted for
     them. Revenue-share rules are earned per charge that was not refunded. ``also`` adds
@@ -438,7 +485,7 @@ async def earn_again(
     await session.flush()
     triggers = list(STANDING.get(referral.status, ()))
     triggers += [RewardTrigger(t) for t in also if RewardTrigger(t) not in triggers]
-    created: list[Reward] = []
+    created: list[RewardSnapshot] = []
     for trigger in sorted(triggers, key=list(RewardTrigger).index):
         if trigger != RewardTrigger.REVENUE:
             won = trigger == RewardTrigger.WON
@@ -770,7 +817,7 @@ async def move_credit(
     *,
     actor: str,
     now: datetime,
-) -> tuple[list[Reward], list[Reward], list[Reward]]:
+) -> tuple[list[Reward], list[Reward], list[RewardSnapshot]]:
     """The reward side of a re-attribution (the referral already names its new advocate).
 
     The previous advocate's unpaid referrer rewards are voided; a fulfilled one is clawed back

@@ -100,28 +100,34 @@ def _adding(table: str, key: tuple[str, ...]) -> str:
 _ANY_MEASURE = " OR ".join(f"{m} <> 0" for m in MEASURES)
 _SUMS = ", ".join(f"SUM({m})::bigint AS {m}" for m in MEASURES)
 _COLUMNS = ", ".join(MEASURES)
-# What a new referral brings to both rollups, read and added in one statement (its
-# "before" is nothing). Rows are written in key order, as ``apply`` does, so concurrent
-# writers lock rollup rows in the same order. Only constants are formatted in.
-_ADD_CONTRIBUTIONS = text(
-    f"""
-WITH c ({", ".join(_FINE_KEY)}, {_COLUMNS}) AS (
-    {CONTRIBUTIONS.format(where="r.id = ANY(:ids)")}
+
+
+def add_contributions_ctes(ids: str) -> str:
+    """What new referrals bring to both rollups, read and added, as CTEs (``c``, ``fine``,
+    ``coarse``) another statement can carry: a claim writes its lead's rollup rows in the
+    statement that announces it. ``ids`` is the SQL placeholder for the referral ids (their
+    "before" is nothing). Rows are written in key order, as ``apply`` does, so concurrent
+    writers lock rollup rows in the same order. Only constants are formatted in."""
+    return f"""
+c ({", ".join(_FINE_KEY)}, {_COLUMNS}) AS (
+    {CONTRIBUTIONS.format(where=f"r.id = ANY({ids})")}
 ), fine AS (
     INSERT INTO referral_daily_rollups ({", ".join(_FINE_KEY)}, {_COLUMNS})
     SELECT * FROM c WHERE {_ANY_MEASURE}
     ORDER BY {", ".join(_FINE_KEY)}
     {_adding("referral_daily_rollups", _FINE_KEY)}
-)
-INSERT INTO program_daily_rollups ({", ".join(_COARSE_KEY)}, {_COLUMNS})
-SELECT * FROM (
-    SELECT {", ".join(_COARSE_KEY)}, {_SUMS} FROM c GROUP BY {", ".join(_COARSE_KEY)}
-) AS sums
-WHERE {_ANY_MEASURE}
-ORDER BY {", ".join(_COARSE_KEY)}
-{_adding("program_daily_rollups", _COARSE_KEY)}
-"""  # noqa: S608
-)
+), coarse AS (
+    INSERT INTO program_daily_rollups ({", ".join(_COARSE_KEY)}, {_COLUMNS})
+    SELECT * FROM (
+        SELECT {", ".join(_COARSE_KEY)}, {_SUMS} FROM c GROUP BY {", ".join(_COARSE_KEY)}
+    ) AS sums
+    WHERE {_ANY_MEASURE}
+    ORDER BY {", ".join(_COARSE_KEY)}
+    {_adding("program_daily_rollups", _COARSE_KEY)}
+)"""  # noqa: S608
+
+
+_ADD_CONTRIBUTIONS = text("WITH " + add_contributions_ctes(":ids") + " SELECT 1")
 
 
 async def add_contributions(session: AsyncSession, referral_ids: Iterable[int]) -> None:

@@ -128,29 +128,48 @@ def event_body(event: OutboxEvent) -> bytes:
 # --- the outbox --------------------------------------------------------------------------------
 
 
-# One statement: the event, one pending delivery per live endpoint subscribed to its type, and
-# ``dispatched_at`` (the deliveries exist from the moment the event does).
-_ENQUEUE = text(
-    """
-    WITH event AS (
+def enqueue_ctes(*, event_type: str, payload: str, now: str, source: str | None = None) -> str:
+    """The outbox write as two CTEs (``event`` with its ``id``, then ``deliveries``): the event,
+    one pending delivery per live endpoint subscribed to its type, and ``dispatched_at`` (the
+    deliveries exist from the moment the event does). The arguments are the SQL placeholders
+    for the event type, the JSONB payload and the time, so other writes can announce what they
+    write in their own statement (a claim does). With ``source`` (a CTE of the same statement),
+    one event per row of it, its expressions free to name that CTE's columns. Only placeholders
+    and constants are formatted in."""
+    row = f"{event_type}, {payload}, {now}, {now}, 0"
+    rows = f"SELECT {row} FROM {source}" if source else f"VALUES ({row})"  # noqa: S608
+    return f"""
+    event AS (
         INSERT INTO outbox_events (event_type, payload, created_at, dispatched_at, mail_attempts)
-        VALUES (:event_type, :payload, :now, :now, 0)
-        RETURNING id
+        {rows}
+        RETURNING id, created_at
     ), deliveries AS (
         INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at)
-        SELECT event.id, endpoint.id, :pending, 0, :now
+        SELECT event.id, endpoint.id, '{DeliveryStatus.PENDING.value}', 0, event.created_at
         FROM event CROSS JOIN webhook_endpoints AS endpoint
         WHERE endpoint.active
-          AND (cardinality(endpoint.event_types) = 0 OR :event_type = ANY (endpoint.event_types))
+          AND (cardinality(endpoint.event_types) = 0 OR {event_type} = ANY (endpoint.event_types))
+    )"""  # noqa: S608
+
+
+_ENQUEUE = text(
+    " ".join(
+        (
+            "WITH",
+            enqueue_ctes(event_type=":event_type", payload=":payload", now=":now"),
+            "SELECT id FROM event",
+        )
     )
-    SELECT id FROM event
-    """
 ).bindparams(
     bindparam("event_type", type_=String),
     bindparam("payload", type_=JSONB),
     bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("pending", value=DeliveryStatus.PENDING.value, type_=String),
 )
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """A payload as the JSONB parameter of a raw statement (asyncpg takes JSON text)."""
+    return json.dumps(payload, separators=(",", ":"))
 
 
 async def enqueue(

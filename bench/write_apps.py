@@ -4,12 +4,13 @@ database work as Vouch's claim and conversion (full parity, issue 16), without V
 Each handler writes the rows Vouch writes and reads what Vouch must read to decide, in the same
 transactions, with the same locks, in as few round trips as a careful engineer would use:
 
-claim (rate-limit hit committed on its own, then one transaction)
-    rate-limit upsert · program · erased-person check · link and advocate · referral (insert,
-    one per person) · redemption code · attribution decision · fraud velocity counts · flags
-    (when flagged) · first lifecycle event · rollup contribution (both rollups) · outbox
-    ``referral.created`` with its deliveries · signup rules · advocate lock · ladder ordinal ·
-    the friend's reward · its history line · outbox ``reward.created``
+claim (rate-limit hit committed on its own, then one transaction): Vouch's own statements,
+    the same SQL text (``claims._CONTEXT``, ``claims._CREATE``, ``fraud._COUNTS``,
+    ``lifecycle._ANNOUNCE``, ``rewards._EARN``), so the ratio measures what Vouch's layers
+    cost around them: program, erased-person check, signup rules, link and advocate ·
+    referral (one per person), redemption code, attribution decision · fraud counts · flags,
+    first lifecycle event, rollup contribution (both rollups), outbox ``referral.created``
+    with its deliveries · the friend's reward, its history line, outbox ``reward.created``
 
 conversion (one transaction)
     idempotency key · referral locked by redemption code · conversion (insert, once per
@@ -38,6 +39,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from vouch.attribution.claims import _CONTEXT as CONTEXT_SQL
+from vouch.attribution.claims import _CREATE as CREATE_SQL
+from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
+from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
+from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
@@ -56,7 +62,7 @@ LOCK_NAMESPACE = 7_300_001
 def baseline() -> Starlette:
     dsn = os.environ["BENCH_ASYNCPG_DSN"]
     codec = LinkCodec(os.environ["VOUCH_HASHID_SALT"], 10)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"programs": {}}
 
     async def init(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
@@ -165,6 +171,7 @@ def baseline() -> Starlette:
             )
 
     async def claim(request: Request) -> Response:
+        """Vouch's claim statements (the same SQL text), called straight from the handler."""
         decoded = codec.decode(request.path_params["code"])
         form = await request.form()
         email = str(form.get("email", "")).strip().lower()
@@ -183,115 +190,133 @@ def baseline() -> Starlette:
                     now.replace(minute=0, second=0, microsecond=0),
                 )
             async with conn.transaction():
-                program = await conn.fetchrow(
-                    "SELECT id, status, attribution_model, attribution_window_days,"
-                    " rules_version, redemption_ttl_days, offer_expires_at, settings"
-                    " FROM programs WHERE id = (SELECT program_id FROM referral_links"
-                    " WHERE id = $1)",
-                    decoded.link_id,
-                )
-                if program is None or program["status"] != "active":
-                    return Response("not found", status_code=404)
-                erased = await conn.fetchval(
-                    "SELECT id FROM referrals WHERE program_id = $1 AND person_key = $2",
-                    program["id"],
+                program_id = state["programs"].get(decoded.link_id)
+                if program_id is None:
+                    program_id = await conn.fetchval(
+                        "SELECT program_id FROM referral_links WHERE id = $1", decoded.link_id
+                    )
+                    state["programs"][decoded.link_id] = program_id
+                rows = await conn.fetch(
+                    CONTEXT_SQL,
+                    program_id,
                     hashlib.sha256(email.encode()).hexdigest(),
+                    [decoded.link_id],
+                    None,
                 )
-                if erased is not None:
-                    return RedirectResponse("/claimed", status_code=303)
-                link = await conn.fetchrow(
-                    "SELECT l.id, l.program_id, l.advocate_id, l.channel, a.email_normalized"
-                    " FROM referral_links l JOIN advocates a ON a.id = l.advocate_id"
-                    " WHERE l.id = $1 AND l.nonce = $2 AND l.program_id = $3"
-                    " AND l.status = 'active' AND a.erased_at IS NULL",
-                    decoded.link_id,
-                    decoded.nonce,
-                    program["id"],
-                )
-                if link is None:
+                if not rows or rows[0][0] != "active" or rows[0][9] is None:
                     return Response("not found", status_code=404)
-                referral = await conn.fetchrow(
-                    "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
-                    " status, source, flags, moderation, consent, channel, ip_hash,"
-                    " reward_round, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, 'lead',"
-                    " 'landing', '{}', 'clear', true, $5, $6, 0, $7, $7)"
-                    " ON CONFLICT (program_id, person_key) DO NOTHING"
-                    " RETURNING id, program_id, advocate_id, link_id",
-                    program["id"],
-                    link["advocate_id"],
-                    link["id"],
-                    email,
-                    link["channel"],
-                    ip_hash,
-                    now,
-                )
-                if referral is None:
+                row = rows[0]
+                if row[7]:
                     return RedirectResponse("/claimed", status_code=303)
-                await conn.fetchval(
-                    "INSERT INTO offer_redemptions (referral_id, program_id, code, issued_at,"
-                    " expires_at) VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (code) DO NOTHING RETURNING id",
-                    referral["id"],
-                    program["id"],
-                    secrets.token_hex(10).upper(),
-                    now,
-                    now + timedelta(days=program["redemption_ttl_days"]),
-                )
-                await conn.execute(
-                    "INSERT INTO attribution_decisions (referral_id, advocate_id, link_id, rule,"
-                    " rules_version, window_days, evidence, actor, reason, is_current,"
-                    " decided_at) VALUES ($1, $2, $3, $4, $5, $6, 'form', 'landing',"
-                    " 'link the claim was made on', true, $7)",
-                    referral["id"],
-                    link["advocate_id"],
-                    link["id"],
-                    program["attribution_model"],
-                    program["rules_version"],
-                    program["attribution_window_days"],
-                    now,
-                )
-                per_link, per_ip = await conn.fetchrow(
-                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM referrals WHERE link_id = $1"
-                    " AND created_at >= $2 LIMIT 21) a), (SELECT count(*) FROM (SELECT 1"
-                    " FROM referrals WHERE ip_hash = $3 AND created_at >= $2 LIMIT 11) b)",
-                    link["id"],
-                    now - timedelta(hours=1),
+                created = await conn.fetchrow(
+                    CREATE_SQL,
+                    program_id,
+                    row[11],
+                    row[9],
+                    email,
+                    email,
+                    None,
+                    None,
+                    "landing",
+                    None,
+                    row[10],
+                    None,
                     ip_hash,
+                    now,
+                    secrets.token_hex(10).upper(),
+                    now + timedelta(days=row[5]),
+                    row[2],
+                    row[4],
+                    row[3],
+                    "form",
+                    "link the claim was made on",
+                )
+                if created is None:
+                    return RedirectResponse("/claimed", status_code=303)
+                settings = row[6] or {}
+                fraud = settings.get("fraud", {})
+                per_link, per_ip, _ = await conn.fetchrow(
+                    COUNTS_SQL,
+                    row[9],
+                    ip_hash,
+                    now - timedelta(minutes=fraud.get("velocity_window_minutes", 10)),
+                    fraud.get("max_claims_per_link", 5) + 1,
+                    fraud.get("max_claims_per_ip", 3) + 1,
+                    None,
+                    row[11],
+                    None,
+                    None,
+                    None,
+                    now,
+                    None,
                 )
                 flags = [
                     f
-                    for f, n, cap in (("velocity_link", per_link, 20), ("velocity_ip", per_ip, 10))
+                    for f, n, cap in (
+                        ("velocity_link", per_link, fraud.get("max_claims_per_link", 5)),
+                        ("velocity_ip", per_ip, fraud.get("max_claims_per_ip", 3)),
+                    )
                     if n > cap
                 ]
-                if flags:
-                    await conn.execute(
-                        "UPDATE referrals SET flags = $1, moderation = 'pending', updated_at ="
-                        " now() WHERE id = $2",
-                        flags,
-                        referral["id"],
-                    )
-                await conn.execute(
-                    "INSERT INTO referral_events (referral_id, to_status, at, source, actor,"
-                    " detail) VALUES ($1, 'lead', $2, 'landing', 'landing', '{}')",
-                    referral["id"],
+                referral_id = created["id"]
+                await conn.fetchval(
+                    ANNOUNCE_SQL,
+                    referral_id,
+                    sorted(flags),
+                    "pending" if flags else "clear",
                     now,
-                )
-                await conn.execute(ROLLUP_SQL, [referral["id"]])
-                await outbox(
-                    conn,
+                    "landing",
+                    "landing",
+                    json.dumps(
+                        {
+                            "referral_id": referral_id,
+                            "program_id": program_id,
+                            "advocate_id": row[11],
+                            "link_id": row[9],
+                            "status": "lead",
+                            "moderation": "pending" if flags else "clear",
+                            "source": "landing",
+                        }
+                    ),
                     "referral.created",
-                    {
-                        "referral_id": referral["id"],
-                        "program_id": program["id"],
-                        "advocate_id": link["advocate_id"],
-                        "link_id": link["id"],
-                        "status": "lead",
-                        "moderation": "pending" if flags else "clear",
-                        "source": "landing",
-                    },
-                    now,
                 )
-                await earn(conn, referral, ("signup",), now, program_settings=False)
+                for rule in json.loads(row[8]) if isinstance(row[8], str) else row[8] or []:
+                    amount = rule["amount_minor"]
+                    await conn.fetchrow(
+                        EARN_SQL,
+                        program_id,
+                        rule["id"],
+                        referral_id,
+                        None,
+                        rule["side"],
+                        "",
+                        rule["kind"],
+                        amount,
+                        rule["currency"],
+                        rule["points"],
+                        "pending",
+                        now + timedelta(days=rule["clawback_days"]),
+                        0,
+                        None,
+                        now,
+                        "signup",
+                        "system",
+                        f"signup (rule '{rule['name']}', referral #1)",
+                        json.dumps(
+                            {
+                                "program_id": program_id,
+                                "referral_id": referral_id,
+                                "advocate_id": None,
+                                "side": rule["side"],
+                                "kind": rule["kind"],
+                                "amount_minor": amount,
+                                "currency": rule["currency"],
+                                "points": rule["points"],
+                                "state": "pending",
+                                "held_until": None,
+                            }
+                        ),
+                    )
         return RedirectResponse("/claimed", status_code=303)
 
     async def conversion(request: Request) -> Response:

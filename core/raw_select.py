@@ -40,10 +40,18 @@ class RawSelect:
 
     async def fetch(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
         args = [params[name] if name in params else self.bound[name] for name in self.names]
-        serial = getattr(session, "fetch_raw", None)  # a SerialSession queues it
-        if serial is not None:
-            return await serial(self.sql, args)  # type: ignore[no-any-return]
-        return await fetch_raw(session, self.sql, args)
+        return await run_raw(session, self.sql, args)
+
+
+async def run_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[Any]:
+    """Run a prebuilt statement (``$n`` placeholders, any kind: the hot write paths' INSERT …
+    RETURNING and CTEs too) on the session's connection, in its transaction, and return the
+    asyncpg records. A SerialSession queues it behind the session's other work. JSON and JSONB
+    parameters are passed as JSON text; values come back as asyncpg decodes them."""
+    serial = getattr(session, "fetch_raw", None)
+    if serial is not None:
+        return await serial(sql, args)  # type: ignore[no-any-return]
+    return await fetch_raw(session, sql, args)
 
 
 async def fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[Any]:
