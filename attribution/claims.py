@@ -307,7 +307,7 @@ WITH referral AS (
     SELECT id, advocate_id, link_id, click_id, $16, $17, $18, $19, '{ACTOR}', $20, true, $13
     FROM referral
 )
-SELECT referral.*, (SELECT id FROM redemption) FROM referral
+SELECT referral.*, (SELECT id FROM redemption) AS redemption_id FROM referral
 """  # noqa: S608
 
 

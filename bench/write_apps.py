@@ -258,7 +258,7 @@ def baseline() -> Starlette:
                     )
                     if n > cap
                 ]
-                referral_id = created["id"]
+                referral_id = created[0]
                 await conn.fetchval(
                     ANNOUNCE_SQL,
                     referral_id,
