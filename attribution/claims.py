@@ -181,19 +181,21 @@ def new_redemption_code() -> str:
     )
 
 
+# One hit in a bucket's window, counted across workers by the row's upsert.
+_HIT = """
+INSERT INTO rate_limit_hits (bucket, window_start, hits) VALUES ($1, $2, 1)
+ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_hits.hits + 1
+RETURNING hits
+"""
+
+
 async def hit_rate_limit(session: AsyncSession, *, bucket: str, limit: int, now: datetime) -> int:
     """Count one hit in ``bucket``'s current hour across all workers; raise past ``limit``.
 
     The caller commits the hit on its own, so refused and failed attempts count too."""
     window_start = now.replace(minute=0, second=0, microsecond=0)
-    stmt = insert(RateLimitHit).values(bucket=bucket[:128], window_start=window_start, hits=1)
-    hits = await session.scalar(
-        stmt.on_conflict_do_update(
-            index_elements=[RateLimitHit.bucket, RateLimitHit.window_start],
-            set_={"hits": RateLimitHit.hits + 1},
-        ).returning(RateLimitHit.hits)
-    )
-    assert isinstance(hits, int)
+    rows = await run_raw(session, _HIT, [bucket[:128], window_start])
+    hits = int(rows[0][0])
     if hits == 1:
         # A new window: forget windows that can no longer matter, so the table stays small.
         await session.execute(

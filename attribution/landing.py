@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.core.raw_select import RawSelect
 from vouch.core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
 from vouch.models import Advocate, Program, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
@@ -58,35 +59,38 @@ class Landing:
         return "open"
 
 
+# Prebuilt (a cold landing, and a claim on a link this worker has not cached, run it each time).
+_LANDING = RawSelect(
+    select(
+        ReferralLink.id,
+        ReferralLink.nonce,
+        ReferralLink.status,
+        ReferralLink.channel,
+        ReferralLink.advocate_id,
+        Advocate.first_name,
+        Advocate.erased_at,
+        Program.id,
+        Program.name,
+        Program.status,
+        Program.attribution_model,
+        Program.attribution_window_days,
+        Program.require_tracking_consent,
+        Program.offer_title,
+        Program.offer_terms,
+        Program.offer_expires_at,
+        Program.settings["preview_image_url"].astext,
+    )
+    .join(Program, Program.id == ReferralLink.program_id)
+    .join(Advocate, Advocate.id == ReferralLink.advocate_id)
+    .where(ReferralLink.id == bindparam("link_id"))
+)
+
+
 async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -> Landing | None:
     """The public landing for a decoded code, or ``None`` when it must look unknown
     (no such link, wrong nonce, revoked, or a program that was never published)."""
-    row = (
-        await session.execute(
-            select(
-                ReferralLink.id,
-                ReferralLink.nonce,
-                ReferralLink.status,
-                ReferralLink.channel,
-                ReferralLink.advocate_id,
-                Advocate.first_name,
-                Advocate.erased_at,
-                Program.id,
-                Program.name,
-                Program.status,
-                Program.attribution_model,
-                Program.attribution_window_days,
-                Program.require_tracking_consent,
-                Program.offer_title,
-                Program.offer_terms,
-                Program.offer_expires_at,
-                Program.settings["preview_image_url"].astext,
-            )
-            .join(Program, Program.id == ReferralLink.program_id)
-            .join(Advocate, Advocate.id == ReferralLink.advocate_id)
-            .where(ReferralLink.id == decoded.link_id)
-        )
-    ).one_or_none()
+    rows = await _LANDING.fetch(session, {"link_id": decoded.link_id})
+    row = rows[0] if rows else None
     if row is None:
         return None
     (
