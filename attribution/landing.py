@@ -18,8 +18,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vouch.core.raw_select import RawSelect
 from vouch.core.codes import MAX_CODE_LENGTH, DecodedCode, LinkCodec
+from vouch.core.raw_select import RawSelect
 from vouch.models import Advocate, Program, ReferralLink
 from vouch.models.enums import LinkStatus, ProgramStatus
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,9 +22,10 @@ from vouch.attribution import rewards, rollups, webhooks
 from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
 from vouch.core.raw_select import run_raw
+from vouch.core.snapshot import snapshot_class
 from vouch.models import Referral, ReferralEvent
 from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
-from vouch.models.snapshots import ReferralSnapshot
+from vouch.models.snapshots import ReferralEventSnapshot, ReferralSnapshot
 
 S = ReferralStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -69,31 +70,33 @@ _LOCK = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_SET_STATUS = (
-    update(Referral)
-    .where(Referral.id == bindparam("r_id"))
-    .values(status=bindparam("r_status"), updated_at=bindparam("r_at"))
-    .execution_options(synchronize_session=False)
-)
-_NEW_EVENT = (
-    insert(ReferralEvent)
-    .values(
-        referral_id=bindparam("e_referral"),
-        from_status=bindparam("e_from"),
-        to_status=bindparam("e_to"),
-        at=bindparam("e_at"),
-        source=bindparam("e_source"),
-        actor=bindparam("e_actor"),
-        detail=bindparam("e_detail"),
+_EVENT_ROW = snapshot_class(ReferralEvent)
+# A status move: the referral's new status, its lifecycle event (returned whole), and
+# ``referral.status_changed`` in the outbox with its deliveries, in one statement. $1 referral,
+# $2 new status, $3 now, $4 old status, $5 source, $6 actor, $7 detail, $8 payload.
+_MOVE = "".join(
+    (
+        """
+WITH moved AS (
+    UPDATE referrals SET status = $2::varchar, updated_at = $3 WHERE id = $1
+), moved_event AS (
+    INSERT INTO referral_events (referral_id, from_status, to_status, at, source, actor, detail)
+    VALUES ($1, $4, $2::varchar, $3, $5, $6, $7::jsonb)
+    RETURNING """,
+        ", ".join(column.name for column in ReferralEvent.__table__.columns),
+        "\n),",
+        webhooks.enqueue_ctes(
+            event_type="'referral.status_changed'", payload="$8::jsonb", now="$3"
+        ),
+        "\nSELECT * FROM moved_event",
     )
-    .returning(ReferralEvent)
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     referral: Referral
-    event: ReferralEvent | None  # None when the referral already had that status
+    event: ReferralEventSnapshot | None  # None when the referral already had that status
 
     @property
     def changed(self) -> bool:
@@ -224,31 +227,29 @@ async def transition(
     await session.flush()  # the caller's own changes first, as before any statement here
     # A rejected referral counts nowhere in the reports.
     before = await rollups.contributions(session, [referral.id]) if target == S.REJECTED else {}
-    await session.execute(_SET_STATUS, {"r_id": referral.id, "r_status": target, "r_at": now})
+    rows = await run_raw(
+        session,
+        _MOVE,
+        [
+            referral.id,
+            str(target),
+            now,
+            current,
+            source,
+            actor[:MAX_ACTOR] if actor else None,
+            webhooks.payload_json(detail or {}),
+            webhooks.payload_json(
+                referral_payload(referral)
+                | {"status": str(target), "from_status": current, "to_status": str(target)}
+            ),
+        ],
+    )
+    event = _EVENT_ROW._make(rows[0])
     set_committed_value(referral, "status", target)
     set_committed_value(referral, "updated_at", now)
     if target == S.REJECTED:
         after = await rollups.contributions(session, [referral.id])
         await rollups.apply(session, rollups.difference(after, before))
-    event = await session.scalar(
-        _NEW_EVENT,
-        {
-            "e_referral": referral.id,
-            "e_from": current,
-            "e_to": target,
-            "e_at": now,
-            "e_source": source,
-            "e_actor": actor[:MAX_ACTOR] if actor else None,
-            "e_detail": detail or {},
-        },
-    )
-    assert event is not None
-    await webhooks.enqueue(
-        session,
-        "referral.status_changed",
-        referral_payload(referral) | {"from_status": current, "to_status": target},
-        now=now,
-    )
     label = actor or source
     if target == S.REJECTED:
         await rewards.void_unfulfilled(
@@ -292,7 +293,7 @@ async def transition(
     return Transition(referral=referral, event=event)
 
 
-async def _won_before(session: AsyncSession, event: ReferralEvent) -> bool:
+async def _won_before(session: AsyncSession, event: ReferralEventSnapshot) -> bool:
     """Whether the referral was won before ``event`` (an earlier transition to won)."""
     earlier = await session.scalar(
         select(ReferralEvent.id)

@@ -14,10 +14,10 @@ claim (rate-limit hit committed on its own, then one transaction): Vouch's own s
 
 conversion (one transaction)
     idempotency key · referral locked by redemption code · conversion (insert, once per
-    reference) · outbox ``conversion.recorded`` · status won · lifecycle event · outbox
-    ``referral.status_changed`` · qualified and won rules · advocate lock · program settings ·
-    ladder ordinal and cap count · the advocate's reward · its history line · outbox
-    ``reward.created`` · the key's stored answer
+    reference) · outbox ``conversion.recorded`` · status won with its lifecycle event and
+    outbox ``referral.status_changed`` (``lifecycle._MOVE``) · qualified and won rules ·
+    advocate lock · ladder ordinal and cap count · the advocate's reward with its history line
+    and outbox ``reward.created`` (``rewards._EARN``) · the key's stored answer
 
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
@@ -43,6 +43,7 @@ from vouch.attribution.claims import _CONTEXT as CONTEXT_SQL
 from vouch.attribution.claims import _CREATE as CREATE_SQL
 from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
+from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
 from vouch.attribution.webhooks import _ENQUEUE
@@ -85,8 +86,6 @@ def baseline() -> Starlette:
         referral: asyncpg.Record,
         triggers: tuple[str, ...],
         now: datetime,
-        *,
-        program_settings: bool,
     ) -> None:
         """The reward engine's work for one event: rules, advocate lock, ladder position (and
         cap), the reward, its history line and its webhook."""
@@ -102,10 +101,6 @@ def baseline() -> Starlette:
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, $2)", LOCK_NAMESPACE, referral["advocate_id"]
         )
-        if program_settings:
-            await conn.fetchval(
-                "SELECT settings FROM programs WHERE id = $1", referral["program_id"]
-            )
         for rule in rules:
             referrer = rule["side"] == "referrer"
             ordinal, used = await conn.fetchrow(
@@ -127,47 +122,41 @@ def baseline() -> Starlette:
             )
             if referrer and rule["cap_count"] is not None and used >= rule["cap_count"]:
                 continue
-            reward = await conn.fetchrow(
-                "INSERT INTO rewards (program_id, rule_id, referral_id, advocate_id, side,"
-                " trigger_ref, kind, amount_minor, currency, points, state, clawback_until,"
-                " round, held_until, created_at) VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8,"
-                " $9, 'pending', $10, 0, NULL, $11)"
-                " ON CONFLICT (rule_id, referral_id, trigger_ref, round) DO NOTHING"
-                " RETURNING id, amount_minor, currency",
+            amount = rule["amount_minor"]
+            await conn.fetchrow(
+                EARN_SQL,
                 referral["program_id"],
                 rule["id"],
                 referral["id"],
                 referral["advocate_id"] if referrer else None,
                 rule["side"],
+                "",
                 rule["kind"],
-                rule["amount_minor"],
+                amount,
                 rule["currency"],
                 rule["points"],
+                "pending",
                 now + timedelta(days=rule["clawback_days"]),
+                0,
+                None,
                 now,
-            )
-            if reward is None:
-                continue
-            await conn.execute(
-                "INSERT INTO reward_entries (reward_id, state, at, actor, reason, amount_minor)"
-                " VALUES ($1, 'pending', $2, $3, $4, $5)",
-                reward["id"],
-                now,
+                rule["trigger"],
                 "system",
                 f"{rule['trigger']} (rule '{rule['name']}', referral #{ordinal + 1})",
-                reward["amount_minor"],
-            )
-            await outbox(
-                conn,
-                "reward.created",
-                {
-                    "reward_id": reward["id"],
-                    "referral_id": referral["id"],
-                    "state": "pending",
-                    "amount_minor": reward["amount_minor"],
-                    "currency": reward["currency"],
-                },
-                now,
+                json.dumps(
+                    {
+                        "program_id": referral["program_id"],
+                        "referral_id": referral["id"],
+                        "advocate_id": referral["advocate_id"] if referrer else None,
+                        "side": rule["side"],
+                        "kind": rule["kind"],
+                        "amount_minor": amount,
+                        "currency": rule["currency"],
+                        "points": rule["points"],
+                        "state": "pending",
+                        "held_until": None,
+                    }
+                ),
             )
 
     async def claim(request: Request) -> Response:
@@ -365,34 +354,30 @@ def baseline() -> Starlette:
                     now,
                 )
                 if referral["status"] in ("lead", "qualified", "opportunity"):
-                    await conn.execute(
-                        "UPDATE referrals SET status = 'won', updated_at = $2 WHERE id = $1",
+                    await conn.fetchrow(
+                        MOVE_SQL,
                         referral["id"],
+                        "won",
                         now,
-                    )
-                    await conn.execute(
-                        "INSERT INTO referral_events (referral_id, from_status, to_status, at,"
-                        " source, actor, detail) VALUES ($1, $2, 'won', $3, 'conversion',"
-                        " 'conversion:purchase', '{}')",
-                        referral["id"],
                         referral["status"],
-                        now,
+                        "conversion",
+                        "conversion:purchase",
+                        "{}",
+                        json.dumps(
+                            {
+                                "referral_id": referral["id"],
+                                "program_id": referral["program_id"],
+                                "advocate_id": referral["advocate_id"],
+                                "link_id": referral["link_id"],
+                                "status": "won",
+                                "moderation": referral["moderation"],
+                                "source": "landing",
+                                "from_status": referral["status"],
+                                "to_status": "won",
+                            }
+                        ),
                     )
-                    await outbox(
-                        conn,
-                        "referral.status_changed",
-                        {
-                            "referral_id": referral["id"],
-                            "program_id": referral["program_id"],
-                            "advocate_id": referral["advocate_id"],
-                            "link_id": referral["link_id"],
-                            "status": "won",
-                            "from_status": referral["status"],
-                            "to_status": "won",
-                        },
-                        now,
-                    )
-                    await earn(conn, referral, ("qualified", "won"), now, program_settings=True)
+                    await earn(conn, referral, ("qualified", "won"), now)
             await conn.execute(
                 "UPDATE idempotency_keys SET response = $3 WHERE owner = 'bench' AND key = $1"
                 " AND scope = $2",

@@ -1,7 +1,9 @@
-"""Where a write's time goes: CPU per request and a cProfile of claims and conversions served
-in-process (the ASGI app called directly through httpx, no sockets, one request at a time).
+"""Where a write's time goes: CPU per request and a cProfile of claims, conversions or cold
+landings (a link not in the landing cache) served in-process (the ASGI app called directly
+through httpx, no sockets, one request at a time).
 
-    .venv/bin/python -m bench.write_profile [--requests 400] [--top 40] [--mode conversion|claim]
+    .venv/bin/python -m bench.write_profile [--requests 400] [--top 40]
+        [--mode conversion|claim|cold]
 
 Uses DATABASE_URL if set, else the embedded PostgreSQL in .vouch/bench (shared with
 bench/writes.py, whose seed it reuses). Nothing is asserted: it prints CPU ms per request and
@@ -74,7 +76,10 @@ async def run(mode: str, requests: int, top: int, show_statements: bool) -> None
             async def one() -> None:
                 nonlocal counter
                 counter += 1
-                if mode == "claim":
+                if mode == "cold":
+                    response = await client.get(f"/r/{links[counter % len(links)]}")
+                    assert response.status_code == 200, response.text[:300]
+                elif mode == "claim":
                     response = await client.post(
                         f"/r/{links[counter % len(links)]}/claim",
                         data={
@@ -146,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--top", type=int, default=40)
-    parser.add_argument("--mode", choices=["conversion", "claim"], default="conversion")
+    parser.add_argument("--mode", choices=["conversion", "claim", "cold"], default="conversion")
     parser.add_argument("--statements", action="store_true", help="print one request's SQL")
     args = parser.parse_args()
     asyncio.run(run(args.mode, args.requests, args.top, args.statements))

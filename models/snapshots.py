@@ -10,7 +10,7 @@ test_snapshot_protocols.py`` compares each protocol with its table).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ReferralSnapshot(Protocol):
@@ -155,6 +155,27 @@ class OfferRedemptionSnapshot(Protocol):
     def redeemed_by(self) -> str | None: ...
     @property
     def order_ref(self) -> str | None: ...
+
+
+class ReferralEventSnapshot(Protocol):
+    """What a read-only ``ReferralEvent`` row carries (``core.snapshot``), as an ORM object does."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def referral_id(self) -> int: ...
+    @property
+    def from_status(self) -> str | None: ...
+    @property
+    def to_status(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def detail(self) -> dict[str, Any]: ...
 
 
 class RewardSnapshot(Protocol):

@@ -15,7 +15,8 @@ from vouch.api.types.opportunity import OpportunityStageChangeType
 from vouch.api.types.revenue import RevenueEventType
 from vouch.api.types.reward import RewardEntryType
 from vouch.attribution.chain import ReferralChain
-from vouch.models import AttributionDecision, Click, ReferralEvent, ReferralLink
+from vouch.models import AttributionDecision, Click, ReferralLink
+from vouch.models.snapshots import ReferralEventSnapshot
 
 
 @strawberry.type(name="ChainLink", description="The referral link in a chain.")
@@ -109,7 +110,7 @@ class ReferralTransitionType:
     detail: JSON = strawberry.field(description="Context, e.g. the opportunity that moved it.")
 
     @classmethod
-    def from_model(cls, m: ReferralEvent) -> Self:
+    def from_model(cls, m: ReferralEventSnapshot) -> Self:
         return cls(
             from_status=m.from_status,
             to_status=m.to_status,

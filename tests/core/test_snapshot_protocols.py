@@ -6,10 +6,21 @@ import typing
 
 import pytest
 
-from vouch.models import Advocate, Ask, OfferRedemption, Referral, ReferralLink, Reward, snapshots
+from vouch.models import (
+    Advocate,
+    Ask,
+    OfferRedemption,
+    Referral,
+    ReferralEvent,
+    ReferralLink,
+    Reward,
+    snapshots,
+)
 
 
-@pytest.mark.parametrize("model", [Referral, Advocate, ReferralLink, OfferRedemption, Reward, Ask])
+@pytest.mark.parametrize(
+    "model", [Referral, ReferralEvent, Advocate, ReferralLink, OfferRedemption, Reward, Ask]
+)
 def test_a_protocol_per_model_with_every_column(model):
     protocol = getattr(snapshots, f"{model.__name__}Snapshot")
     columns = [c.key for c in model.__table__.columns]
