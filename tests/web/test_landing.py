@@ -462,3 +462,35 @@ async def test_cookies_are_http_only_and_secure_on_https(settings, sessionmaker,
         assert "Secure" in header
     assert any(h.startswith("vouch_csrf=") and "SameSite=Strict" in h for h in headers)
     assert any(h.startswith("vouch_attr=") and "Max-Age=2592000" in h for h in headers)
+
+
+async def test_links_of_one_program_share_a_render_but_each_shows_its_own_advocate(
+    client, session, codec, setup
+):
+    """The offer page is rendered once per program; each link's code and advocate's name are
+    filled in, the name escaped as the template would escape it."""
+    tricky = await make_advocate(
+        session, first_name='<b>"Ada" & Co</b>', last_name="L", email="ada@example.com"
+    )
+    nameless = await make_advocate(session, first_name=None, last_name="X", email="x@example.com")
+    links = [
+        await make_link(session, codec, advocate=tricky, program=setup.program),
+        await make_link(session, codec, advocate=nameless, program=setup.program),
+    ]
+    await session.commit()
+    first = await open_offer(client, setup.code)
+    assert "Grace" in first.text
+    tricky_page = await open_offer(client, links[0].code)
+    nameless_page = await open_offer(client, links[1].code)
+    for page, link in ((first, setup.link), (tricky_page, links[0]), (nameless_page, links[1])):
+        assert page.status_code == 200
+        assert f'action="/r/{link.code}/claim"' in page.text
+        assert f"/r/{link.code}/preview.png" in page.text
+        assert "__vouch_" not in page.text
+        assert csrf_from(page.text)
+    assert "&lt;b&gt;&#34;Ada&#34; &amp; Co&lt;/b&gt;" in tricky_page.text
+    assert "<b>" not in tricky_page.text
+    assert "Grace" not in tricky_page.text
+    assert "Grace" not in nameless_page.text
+    assert "Ada" not in nameless_page.text
+    assert setup.code not in tricky_page.text

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -69,6 +70,23 @@ MAX_FORM_BYTES = 16_384
 FORM_FIELDS = ("email", "name", "company")
 _HEX = frozenset("0123456789abcdef")
 CSRF_PLACEHOLDER = "__vouch_csrf_token__"
+# Random per process, so no program's own text can contain them. A link's code is letters and
+# digits (the same escaped or not); the name is filled in escaped, as the template escapes it.
+CODE_PLACEHOLDER = f"__vouch_code_{secrets.token_hex(8)}__"
+NAME_PLACEHOLDER = f"__vouch_name_{secrets.token_hex(8)}__"
+
+
+def _program_landing(landing: Landing) -> Landing:
+    """The landing with what varies by link replaced by placeholders: the offer page's cache
+    key and rendering context."""
+    return replace(
+        landing,
+        link_id=0,
+        code=CODE_PLACEHOLDER,
+        channel="",
+        advocate_id=0,
+        advocate_first_name=NAME_PLACEHOLDER if landing.advocate_first_name else None,
+    )
 
 
 def _is_token(value: str | None, length: int) -> bool:
@@ -336,13 +354,20 @@ class LandingSite:
         )
         cookie, token = self.csrf_pair(request)
         state = landing.availability(now)
-        # The page only varies by landing, language and state; the CSRF token is filled in.
+        # The page varies by program, language and state: rendered once for all the program's
+        # links, with the link's code, its advocate's first name and the CSRF token filled in
+        # (a link seen for the first time costs no template rendering).
+        shared = _program_landing(landing)
         response = self.pages.render(
             request,
             "offer.html",
-            self.offer_context(landing, now, csrf=CSRF_PLACEHOLDER),
-            cache_key=(landing, state),
-            fill={CSRF_PLACEHOLDER: token},
+            self.offer_context(shared, now, csrf=CSRF_PLACEHOLDER),
+            cache_key=(shared, state),
+            fill={
+                CSRF_PLACEHOLDER: token,
+                CODE_PLACEHOLDER: landing.code,
+                NAME_PLACEHOLDER: str(escape(landing.advocate_first_name or "")),
+            },
         )
         # Unfurlers and crawlers get no cookie at all: they never claim.
         if not verdict.is_bot and request.cookies.get(CSRF_COOKIE) != cookie:
