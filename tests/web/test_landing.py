@@ -444,6 +444,39 @@ def test_csrf_tokens_expire_and_are_bound_to_the_cookie(settings):
     assert cookies.csrf_valid("a" * 32, token, 1_000_000.0 - 3600) is False
 
 
+def test_attribution_cookies_are_signed_and_expire_and_old_ones_still_read(settings):
+    """v2 cookies round-trip, refuse any change, expire after a year; cookies written before
+    v2 (itsdangerous) are still honoured; anything else reads as no touches."""
+    import time as clock
+
+    from starlette.requests import Request
+
+    from vouch.web.microsite.landing import ATTRIBUTION_COOKIE, TOUCHES_MAX_AGE, Cookies
+
+    cookies = Cookies.create(settings.resolved_secret(), secure=True)
+
+    def read(value: str) -> list[list[int]]:
+        header = (b"cookie", f"{ATTRIBUTION_COOKIE}={value}".encode())
+        return cookies.read_touches(Request({"type": "http", "headers": [header]}))
+
+    now = int(clock.time())
+    touches = [[7, 3, now - 60, now - 30], [9, 3, now - 20, now]]
+    value = cookies.dump_touches(touches, now)
+    assert value.startswith("2.")
+    assert read(value) == touches
+    assert read(cookies.dump_touches([], now)) == []
+    body, mac = value.rsplit(".", 1)
+    assert read(body.replace("_3_", "_4_", 1) + "." + mac) == []  # another program
+    assert read(body + "." + mac[::-1]) == []
+    assert read(value + "0") == []
+    assert read(cookies.dump_touches(touches, now - TOUCHES_MAX_AGE - 1)) == []
+    other = Cookies.create("another secret of enough length for the test", secure=True)
+    assert read(other.dump_touches(touches, now)) == []
+    assert read(cookies.attribution.dumps(touches)) == touches  # written before v2
+    assert read("2.1.1_1_1_1.x") == []
+    assert read("not a cookie") == []
+
+
 async def test_cookies_are_http_only_and_secure_on_https(settings, sessionmaker, session, codec):
     import httpx
 
