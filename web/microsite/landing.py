@@ -46,6 +46,7 @@ from vouch.attribution.clicks import (
 from vouch.attribution.landing import Landing, LandingResolver
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound
+from vouch.core.read_only import autocommit_reads
 from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
@@ -287,6 +288,14 @@ class LandingSite:
     def session(self, request: Request) -> AsyncSession:
         return self.sessions.get(request.scope.setdefault("state", {}))
 
+    def read_session(self, request: Request) -> AsyncSession:
+        """The session of a request that only reads (the offer page, its preview): statements
+        run on an autocommit connection, with no BEGIN and ROLLBACK round trips around them,
+        and the session refuses writes."""
+        session = self.session(request)
+        autocommit_reads(session)
+        return session
+
     def ip_hash(self, request: Request, now: datetime) -> str | None:
         return hash_ip(self.secret, request.client.host if request.client else None, now.date())
 
@@ -360,7 +369,7 @@ class LandingSite:
 
     async def offer_page(self, request: Request) -> Response:
         code = request.path_params["code"]
-        landing = await self.resolver.resolve(lambda: self.session(request), code)
+        landing = await self.resolver.resolve(lambda: self.read_session(request), code)
         if landing is None:
             return self.not_found(request)
         now = utcnow()
@@ -424,7 +433,7 @@ class LandingSite:
     async def preview_image(self, request: Request) -> Response:
         """The link's ``og:image``: its program's offer card (no click is recorded)."""
         landing = await self.resolver.resolve(
-            lambda: self.session(request), request.path_params["code"]
+            lambda: self.read_session(request), request.path_params["code"]
         )
         if landing is None:
             return self.not_found(request)
