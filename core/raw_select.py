@@ -62,6 +62,7 @@ async def fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[An
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
+    await _begin(raw.dbapi_connection)
     sync = connection.sync_connection
     # Statement listeners (SQL logging, tracing, the tests' statement counter) see raw
     # statements as they see SQLAlchemy's own.
@@ -74,6 +75,17 @@ async def fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[An
         assert sync is not None
         sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
     return records
+
+
+async def _begin(adapted: Any) -> None:
+    """Open the session's transaction if no statement has yet. SQLAlchemy's asyncpg adapter
+    sends BEGIN lazily, on its own first statement: a driver call made first would otherwise
+    run in autocommit, and the statements after it in a transaction of their own. An
+    autocommit connection (read-only requests) stays as it is."""
+    if getattr(adapted, "_transaction", True) is None:
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
 
 
 READER = "vouch.reader"

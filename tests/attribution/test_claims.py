@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.factories import make_advocate, make_link, make_program
@@ -346,3 +346,29 @@ async def test_concurrent_rate_limit_hits_are_counted_exactly(committing_engine)
     assert outcomes.count(True) == 5
     async with factory() as check:
         assert await check.scalar(select(RateLimitHit.hits)) == 20
+
+
+@pytest.mark.committing
+async def test_a_claim_is_one_transaction(committing_engine, codec):
+    """Everything a claim writes goes with its transaction: rolled back, nothing is left (no
+    referral, event, decision, redemption, rollup row or outbox event)."""
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as setup_session:
+        prog, _, _, link, _ = await _world(setup_session, codec)
+        await setup_session.commit()
+    claim = validate_claim(email="undo@example.org", name=None, company=None, consent=True)
+    ctx = ClaimContext(program_id=prog.id, link_id=link.id, source=ReferralSource.LANDING)
+    async with factory() as s:
+        result = await claim_offer(s, claim=claim, ctx=ctx, now=NOW)
+        assert result.created
+        await s.rollback()
+    async with factory() as check:
+        assert await _counts(check) == [0, 0, 0, 0]
+        assert await check.scalar(text("SELECT count(*) FROM outbox_events")) == 0
+        assert await check.scalar(text("SELECT count(*) FROM referral_daily_rollups")) == 0
+    async with factory() as s:
+        await claim_offer(s, claim=claim, ctx=ctx, now=NOW)
+        await s.commit()
+    async with factory() as check:
+        assert await _counts(check) == [1, 1, 1, 1]
+        assert await check.scalar(text("SELECT count(*) FROM outbox_events")) == 1

@@ -1,0 +1,50 @@
+"""Prebuilt statements run in the session's transaction (``core.raw_select.run_raw``): a
+driver call must not slip out of it into autocommit, or a business action written as several
+raw statements would stop being one transaction."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from tests.factories import make_program
+from vouch.core.raw_select import run_raw
+from vouch.core.sessions import SerialSession
+from vouch.models import Program
+
+pytestmark = pytest.mark.committing
+
+
+async def _rename(session, program_id: int, name: str) -> None:
+    await run_raw(session, "UPDATE programs SET name = $2 WHERE id = $1", [program_id, name])
+
+
+async def test_a_raw_write_first_in_a_session_is_rolled_back_with_it(committing_engine):
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    async with factory() as s:
+        await _rename(s, program.id, "Raw, then rolled back")
+        await s.rollback()
+    async with factory() as s:
+        await _rename(s, program.id, "Raw")
+        await s.execute(text("SELECT 1"))
+        await _rename(s, program.id, "Raw twice, then rolled back")
+        await s.rollback()
+    async with factory() as s:
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Before"
+        await _rename(s, program.id, "Committed")
+        await s.commit()
+    async with factory() as s:
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Committed"
+
+
+async def test_raw_statements_share_one_transaction(committing_engine):
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        first = await run_raw(s, "SELECT txid_current()", [])
+        second = await run_raw(s, "SELECT txid_current()", [])
+        assert first[0][0] == second[0][0]
+        await s.commit()
