@@ -513,8 +513,8 @@ async def test_links_of_one_program_share_a_render_but_each_shows_its_own_advoca
     await session.commit()
     first = await open_offer(client, setup.code)
     assert "Grace" in first.text
-    tricky_page = await open_offer(client, links[0].code)
-    nameless_page = await open_offer(client, links[1].code)
+    tricky_page = await open_offer(client, str(links[0].code))
+    nameless_page = await open_offer(client, str(links[1].code))
     for page, link in ((first, setup.link), (tricky_page, links[0]), (nameless_page, links[1])):
         assert page.status_code == 200
         assert f'action="/r/{link.code}/claim"' in page.text
