@@ -192,9 +192,11 @@ RETURNING hits
 async def hit_rate_limit(session: AsyncSession, *, bucket: str, limit: int, now: datetime) -> int:
     """Count one hit in ``bucket``'s current hour across all workers; raise past ``limit``.
 
-    The caller commits the hit on its own, so refused and failed attempts count too."""
+    The hit counts whatever happens next, so refused and failed attempts count too: first in
+    a session it runs on its own, in autocommit (no BEGIN and COMMIT round trips); in an open
+    transaction it joins it, and the caller commits the hit on its own before going on."""
     window_start = now.replace(minute=0, second=0, microsecond=0)
-    rows = await run_raw(session, _HIT, [bucket[:128], window_start])
+    rows = await run_raw(session, _HIT, [bucket[:128], window_start], standalone=True)
     hits = int(rows[0][0])
     if hits == 1:
         # A new window: forget windows that can no longer matter, so the table stays small.

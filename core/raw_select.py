@@ -43,18 +43,27 @@ class RawSelect:
         return await run_raw(session, self.sql, args)
 
 
-async def run_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[Any]:
+async def run_raw(
+    session: AsyncSession, sql: str, args: list[Any], *, standalone: bool = False
+) -> list[Any]:
     """Run a prebuilt statement (``$n`` placeholders, any kind: the hot write paths' INSERT …
     RETURNING and CTEs too) on the session's connection, in its transaction, and return the
     asyncpg records. A SerialSession queues it behind the session's other work. JSON and JSONB
-    parameters are passed as JSON text; values come back as asyncpg decodes them."""
+    parameters are passed as JSON text; values come back as asyncpg decodes them.
+
+    ``standalone``: a single statement that is its own business action and is meant to be
+    committed on its own (a rate-limit hit): when no transaction is open yet it runs in
+    autocommit, saving the BEGIN and COMMIT round trips; inside an open transaction it joins
+    it, as any statement does."""
     serial = getattr(session, "fetch_raw", None)
     if serial is not None:
-        return await serial(sql, args)  # type: ignore[no-any-return]
-    return await fetch_raw(session, sql, args)
+        return await serial(sql, args, standalone=standalone)  # type: ignore[no-any-return]
+    return await fetch_raw(session, sql, args, standalone=standalone)
 
 
-async def fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[Any]:
+async def fetch_raw(
+    session: AsyncSession, sql: str, args: list[Any], *, standalone: bool = False
+) -> list[Any]:
     reader = await _reader(session)
     if reader is not None:
         return await reader.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return]
@@ -62,7 +71,8 @@ async def fetch_raw(session: AsyncSession, sql: str, args: list[Any]) -> list[An
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await _begin(raw.dbapi_connection)
+    if not standalone:
+        await _begin(raw.dbapi_connection)
     sync = connection.sync_connection
     # Statement listeners (SQL logging, tracing, the tests' statement counter) see raw
     # statements as they see SQLAlchemy's own.

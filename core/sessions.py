@@ -70,8 +70,8 @@ class SerialSession(AsyncSession):
         self._task_lock = _TaskLock()
 
     @_serialized
-    async def fetch_raw(self, sql: str, args: list[Any]) -> list[Any]:
-        return await fetch_raw(self, sql, args)
+    async def fetch_raw(self, sql: str, args: list[Any], *, standalone: bool = False) -> list[Any]:
+        return await fetch_raw(self, sql, args, standalone=standalone)
 
     async def close(self) -> None:
         if READER in self.sync_session.info:

@@ -48,3 +48,30 @@ async def test_raw_statements_share_one_transaction(committing_engine):
         second = await run_raw(s, "SELECT txid_current()", [])
         assert first[0][0] == second[0][0]
         await s.commit()
+
+
+async def test_a_standalone_statement_first_in_a_session_stands_on_its_own(committing_engine):
+    """A rate-limit hit counts even when what follows it is rolled back; after an open
+    transaction, a standalone statement joins it like any other."""
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    async with factory() as s:
+        await run_raw(
+            s, "UPDATE programs SET name = $2 WHERE id = $1", [program.id, "Kept"], standalone=True
+        )
+        await _rename(s, program.id, "Rolled back")
+        await s.rollback()
+    async with factory() as s:
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Kept"
+        await _rename(s, program.id, "Opened")
+        await run_raw(
+            s,
+            "UPDATE programs SET name = $2 WHERE id = $1",
+            [program.id, "Joined"],
+            standalone=True,
+        )
+        await s.rollback()
+    async with factory() as s:
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Kept"
