@@ -4,7 +4,7 @@ database work as Vouch's claim and conversion (full parity, issue 16), without V
 Each handler writes the rows Vouch writes and reads what Vouch must read to decide, in the same
 transactions, with the same locks, in as few round trips as a careful engineer would use:
 
-claim (rate-limit hit committed on its own, then one transaction): Vouch's own statements,
+claim (rate-limit hit on its own in autocommit, then one transaction): Vouch's own statements,
     the same SQL text (``claims._CONTEXT``, ``claims._CREATE``, ``fraud._COUNTS``,
     ``lifecycle._ANNOUNCE``, ``rewards._EARN``), so the ratio measures what Vouch's layers
     cost around them: program, erased-person check, signup rules, link and advocate ·
@@ -170,14 +170,13 @@ def baseline() -> Starlette:
         ip = request.client.host if request.client else ""
         ip_hash = hashlib.sha256(f"{ip}:{now.date()}".encode()).hexdigest()[:32]
         async with state["pool"].acquire() as conn:
-            async with conn.transaction():
-                await conn.fetchval(
-                    "INSERT INTO rate_limit_hits (bucket, window_start, hits) VALUES ($1, $2, 1)"
-                    " ON CONFLICT (bucket, window_start) DO UPDATE"
-                    " SET hits = rate_limit_hits.hits + 1 RETURNING hits",
-                    f"claim-baseline:{ip_hash}",
-                    now.replace(minute=0, second=0, microsecond=0),
-                )
+            await conn.fetchval(  # on its own, in autocommit, as Vouch's hit
+                "INSERT INTO rate_limit_hits (bucket, window_start, hits) VALUES ($1, $2, 1)"
+                " ON CONFLICT (bucket, window_start) DO UPDATE"
+                " SET hits = rate_limit_hits.hits + 1 RETURNING hits",
+                f"claim-baseline:{ip_hash}",
+                now.replace(minute=0, second=0, microsecond=0),
+            )
             async with conn.transaction():
                 program_id = state["programs"].get(decoded.link_id)
                 if program_id is None:
