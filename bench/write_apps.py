@@ -81,6 +81,54 @@ def baseline() -> Starlette:
     ) -> None:
         await conn.fetchval(OUTBOX_SQL, event, payload, now)
 
+    async def earn_rule(
+        conn: asyncpg.Connection,
+        *,
+        program_id: int,
+        referral_id: int,
+        beneficiary: int | None,
+        rule: Any,
+        ordinal: int,
+        now: datetime,
+    ) -> None:
+        """One reward with its history line and ``reward.created`` (``rewards._EARN``)."""
+        amount = rule["amount_minor"]
+        await conn.fetchrow(
+            EARN_SQL,
+            program_id,
+            rule["id"],
+            referral_id,
+            beneficiary,
+            rule["side"],
+            "",
+            rule["kind"],
+            amount,
+            rule["currency"],
+            rule["points"],
+            "pending",
+            now + timedelta(days=rule["clawback_days"]),
+            0,
+            None,
+            now,
+            rule["trigger"],
+            "system",
+            f"{rule['trigger']} (rule '{rule['name']}', referral #{ordinal})",
+            json.dumps(
+                {
+                    "program_id": program_id,
+                    "referral_id": referral_id,
+                    "advocate_id": beneficiary,
+                    "side": rule["side"],
+                    "kind": rule["kind"],
+                    "amount_minor": amount,
+                    "currency": rule["currency"],
+                    "points": rule["points"],
+                    "state": "pending",
+                    "held_until": None,
+                }
+            ),
+        )
+
     async def earn(
         conn: asyncpg.Connection,
         referral: asyncpg.Record,
@@ -122,41 +170,14 @@ def baseline() -> Starlette:
             )
             if referrer and rule["cap_count"] is not None and used >= rule["cap_count"]:
                 continue
-            amount = rule["amount_minor"]
-            await conn.fetchrow(
-                EARN_SQL,
-                referral["program_id"],
-                rule["id"],
-                referral["id"],
-                referral["advocate_id"] if referrer else None,
-                rule["side"],
-                "",
-                rule["kind"],
-                amount,
-                rule["currency"],
-                rule["points"],
-                "pending",
-                now + timedelta(days=rule["clawback_days"]),
-                0,
-                None,
-                now,
-                rule["trigger"],
-                "system",
-                f"{rule['trigger']} (rule '{rule['name']}', referral #{ordinal + 1})",
-                json.dumps(
-                    {
-                        "program_id": referral["program_id"],
-                        "referral_id": referral["id"],
-                        "advocate_id": referral["advocate_id"] if referrer else None,
-                        "side": rule["side"],
-                        "kind": rule["kind"],
-                        "amount_minor": amount,
-                        "currency": rule["currency"],
-                        "points": rule["points"],
-                        "state": "pending",
-                        "held_until": None,
-                    }
-                ),
+            await earn_rule(
+                conn,
+                program_id=referral["program_id"],
+                referral_id=referral["id"],
+                beneficiary=referral["advocate_id"] if referrer else None,
+                rule=rule,
+                ordinal=ordinal + 1,
+                now=now,
             )
 
     async def claim(request: Request) -> Response:
@@ -269,41 +290,14 @@ def baseline() -> Starlette:
                     "referral.created",
                 )
                 for rule in json.loads(row[8]) if isinstance(row[8], str) else row[8] or []:
-                    amount = rule["amount_minor"]
-                    await conn.fetchrow(
-                        EARN_SQL,
-                        program_id,
-                        rule["id"],
-                        referral_id,
-                        None,
-                        rule["side"],
-                        "",
-                        rule["kind"],
-                        amount,
-                        rule["currency"],
-                        rule["points"],
-                        "pending",
-                        now + timedelta(days=rule["clawback_days"]),
-                        0,
-                        None,
-                        now,
-                        "signup",
-                        "system",
-                        f"signup (rule '{rule['name']}', referral #1)",
-                        json.dumps(
-                            {
-                                "program_id": program_id,
-                                "referral_id": referral_id,
-                                "advocate_id": None,
-                                "side": rule["side"],
-                                "kind": rule["kind"],
-                                "amount_minor": amount,
-                                "currency": rule["currency"],
-                                "points": rule["points"],
-                                "state": "pending",
-                                "held_until": None,
-                            }
-                        ),
+                    await earn_rule(
+                        conn,
+                        program_id=program_id,
+                        referral_id=referral_id,
+                        beneficiary=None,
+                        rule=rule,
+                        ordinal=1,
+                        now=now,
                     )
         return RedirectResponse("/claimed", status_code=303)
 
