@@ -121,8 +121,8 @@ def parse_status(value: str, *, field: str = "status") -> ReferralStatus:
 # $4 now, $5 source, $6 actor, $7 payload, $8 event type.
 _FIRST_EVENT = """
 WITH flagged AS (
-    UPDATE referrals SET flags = $2::varchar(32)[], moderation = $3, updated_at = $4
-    WHERE id = $1 AND cardinality($2::varchar(32)[]) > 0
+    UPDATE referrals SET flags = $2::varchar[], moderation = $3, updated_at = $4
+    WHERE id = $1 AND cardinality($2::varchar[]) > 0
 ), first_event AS (
     INSERT INTO referral_events (referral_id, from_status, to_status, at, source, actor, detail)
     VALUES ($1, NULL, 'lead', $4, $5, $6, '{}'::jsonb)

@@ -24,6 +24,7 @@ programs that auto-approve; a refund or churn inside the period voids them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,10 +107,13 @@ def reward_payload(reward: RewardSnapshot) -> dict[str, Any]:
 _REWARD_ROW = snapshot_class(Reward)
 _REWARD_COLUMNS = [column.name for column in Reward.__table__.columns]
 _WRITTEN = [c for c in _REWARD_COLUMNS if c not in ("id", "review_reason")]
-# Each parameter typed as its column: one used both as a value and in a comparison (side,
-# kind) must not leave PostgreSQL to deduce two types.
+# Each parameter typed as its column's type: one used both as a value and in a comparison
+# (side, kind) must not leave PostgreSQL to deduce two types. Without the length (an explicit
+# cast to VARCHAR(16) would truncate; storing into the column refuses a value too long).
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
-_SQL_TYPES = {c.name: c.type.compile(dialect=_PG) for c in Reward.__table__.columns}
+_SQL_TYPES = {
+    c.name: re.sub(r"\(\d+\)", "", c.type.compile(dialect=_PG)) for c in Reward.__table__.columns
+}
 
 
 # A new reward, its first history line and its ``reward.created`` outbox event with deliveries,

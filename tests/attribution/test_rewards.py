@@ -378,3 +378,32 @@ async def test_rejection_voids_rewards(session, codec):
     evaluation = await rewards.on_referral_event(session, referral, "won", now=at(2))
     assert evaluation.created == []
     assert await session.scalar(select(func.count()).select_from(Reward)) == 1
+
+
+async def test_a_reference_too_long_for_its_column_is_refused_not_cut(session, codec):
+    """The one-statement reward write types its parameters without lengths: a value too long
+    for its column is an error, never silently truncated into another reference."""
+    from asyncpg.exceptions import StringDataRightTruncationError
+
+    program, advocate, link = await make_world(session, codec)
+    await make_reward_rule(
+        session, program=program, trigger="revenue", calc="percent", percent_bps=1000
+    )
+    referral = await make_referral(session, program=program, advocate=advocate, link=link)
+    await lifecycle.transition(session, referral.id, "won", source="crm", actor="crm", now=at(3))
+
+    async def charge(ref: str) -> rewards.Evaluation:
+        return await rewards.on_referral_event(
+            session,
+            referral,
+            "revenue",
+            now=at(4),
+            base_amount_minor=10_000,
+            base_currency="USD",
+            trigger_ref=ref,
+        )
+
+    fits = await charge("r" * 64)
+    assert [(r.trigger_ref, r.amount_minor) for r in fits.created] == [("r" * 64, 1000)]
+    with pytest.raises(StringDataRightTruncationError, match="too long"):
+        await charge("s" * 65)
