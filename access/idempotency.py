@@ -24,11 +24,11 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.core.errors import DomainError, ErrorCode, ValidationFailed
+from vouch.core.raw_select import run_raw
 from vouch.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
@@ -62,13 +62,9 @@ async def claim(
         )
     owner = owner[:MAX_OWNER_LENGTH]
     fingerprint = request_fingerprint(payload)
-    inserted = await session.scalar(
-        insert(IdempotencyKey)
-        .values(owner=owner, scope=scope, key=key, request_hash=fingerprint, response={})
-        .on_conflict_do_nothing(index_elements=["owner", "key"])
-        .returning(IdempotencyKey.id)
-    )
-    if inserted is not None:
+    rows = await run_raw(session, _CLAIM, [owner, scope, key, fingerprint])
+    if rows:
+        inserted = rows[0][0]
         legacy = await _legacy_answer(session, scope=scope, key=key)
         if legacy is not None:  # the first answer, given before the upgrade: adopt it
             await session.execute(
@@ -131,24 +127,16 @@ async def store_response(
     owner: str = "",
 ) -> None:
     """Keep the first answer to ``key`` for its retries (one statement)."""
-    await session.execute(
+    await run_raw(
+        session,
         _STORE,
-        {
-            "k_owner": owner[:MAX_OWNER_LENGTH],
-            "k_key": key,
-            "k_scope": scope,
-            "k_response": response,
-        },
+        [owner[:MAX_OWNER_LENGTH], key, scope, json.dumps(response, separators=(",", ":"))],
     )
 
 
-_STORE = (
-    update(IdempotencyKey)
-    .where(
-        IdempotencyKey.owner == bindparam("k_owner"),
-        IdempotencyKey.key == bindparam("k_key"),
-        IdempotencyKey.scope == bindparam("k_scope"),
-    )
-    .values(response=bindparam("k_response"))
-    .execution_options(synchronize_session=False)
-)
+# Prebuilt (every keyed write runs both): the first use of a key, and its stored answer.
+_CLAIM = """
+INSERT INTO idempotency_keys (owner, scope, key, request_hash, response)
+VALUES ($1, $2, $3, $4, '{}') ON CONFLICT (owner, key) DO NOTHING RETURNING id"""
+_STORE = """
+UPDATE idempotency_keys SET response = $4::jsonb WHERE owner = $1 AND key = $2 AND scope = $3"""

@@ -23,7 +23,7 @@ from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
 from vouch.core.raw_select import run_raw
 from vouch.core.snapshot import snapshot_class
-from vouch.models import Referral, ReferralEvent
+from vouch.models import Referral, ReferralEvent, RewardRule
 from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
 from vouch.models.snapshots import ReferralEventSnapshot, ReferralSnapshot
 
@@ -71,6 +71,7 @@ _LOCK = (
     .execution_options(populate_existing=True)
 )
 _EVENT_ROW = snapshot_class(ReferralEvent)
+_REFERRAL_ROW = snapshot_class(Referral)
 # A status move: the referral's new status, its lifecycle event (returned whole), and
 # ``referral.status_changed`` in the outbox with its deliveries, in one statement. $1 referral,
 # $2 new status, $3 now, $4 old status, $5 source, $6 actor, $7 detail, $8 payload.
@@ -95,7 +96,7 @@ WITH moved AS (
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    referral: Referral
+    referral: ReferralSnapshot  # as it now is
     event: ReferralEventSnapshot | None  # None when the referral already had that status
 
     @property
@@ -198,13 +199,18 @@ async def transition(
     detail: dict[str, Any] | None = None,
     won_amount_minor: int | None = None,
     won_currency: str | None = None,
-    locked: Referral | None = None,
+    locked: Referral | ReferralSnapshot | None = None,
+    rules: dict[str, list[RewardRule]] | None = None,
+    auto_approve: bool | None = None,
 ) -> Transition:
     """Move a referral to ``to_status``; a no-op if it is already there.
 
     ``won_amount_minor`` is the base for percentage rules triggered by won. ``locked`` is the
-    referral when the caller has already loaded it under its row lock in this transaction
-    (``SELECT … FOR UPDATE`` with ``populate_existing``), which saves locking it again.
+    referral when the caller has already read it under its row lock in this transaction (an
+    ORM object loaded ``FOR UPDATE`` with ``populate_existing``, or a row snapshot read ``FOR
+    UPDATE``), which saves locking it again. ``rules`` (the program's active rules by trigger,
+    covering the milestones of ``to_status``) and ``auto_approve`` (its setting) may be passed
+    by a caller that read them with the referral.
     """
     target = parse_status(to_status)
     if not source or len(source) > MAX_SOURCE:
@@ -214,7 +220,7 @@ async def transition(
             "a referral is rejected through moderation, not by a status change",
             field="status",
         )
-    referral = (
+    referral: Referral | ReferralSnapshot = (
         locked
         if locked is not None and locked.id == referral_id
         else await lock_referral(session, referral_id)
@@ -245,8 +251,13 @@ async def transition(
         ],
     )
     event = _EVENT_ROW._make(rows[0])
-    set_committed_value(referral, "status", target)
-    set_committed_value(referral, "updated_at", now)
+    if isinstance(referral, Referral):
+        set_committed_value(referral, "status", target)
+        set_committed_value(referral, "updated_at", now)
+    else:
+        referral = _REFERRAL_ROW._make(
+            [getattr(referral, name) for name in _REFERRAL_ROW._fields]
+        )._replace(status=str(target), updated_at=now)
     if target == S.REJECTED:
         after = await rollups.contributions(session, [referral.id])
         await rollups.apply(session, rollups.difference(after, before))
@@ -271,14 +282,17 @@ async def transition(
         # (rewards still live from before are not earned twice).
         await rewards.earn_again(
             session,
-            referral,
+            referral
+            if isinstance(referral, Referral)
+            else await lock_referral(session, referral.id),  # held already: not a second wait
             now=now,
             actor=label,
             base_amount_minor=won_amount_minor,
             base_currency=won_currency,
         )
     elif triggers := MILESTONES.get(target, ()):
-        rules = await rewards.active_rules(session, referral.program_id, triggers)
+        if rules is None:
+            rules = await rewards.active_rules(session, referral.program_id, triggers)
         for trigger in triggers:
             await rewards.on_referral_event(
                 session,
@@ -288,7 +302,8 @@ async def transition(
                 base_amount_minor=won_amount_minor if trigger == RewardTrigger.WON else None,
                 base_currency=won_currency if trigger == RewardTrigger.WON else None,
                 actor=label,
-                rules=rules[trigger],
+                rules=rules.get(trigger, []),
+                auto_approve=auto_approve,
             )
     return Transition(referral=referral, event=event)
 

@@ -8,20 +8,22 @@ Conversions are idempotent on their natural key (referral, kind, external refere
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
-from vouch.attribution import lifecycle, webhooks
+from vouch.attribution import lifecycle, rewards, webhooks
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
-from vouch.models import Conversion, OfferRedemption, Program, Referral
-from vouch.models.enums import ConversionKind, ReferralStatus
+from vouch.core.raw_select import run_raw
+from vouch.core.snapshot import snapshot_class, snapshots_from_json
+from vouch.models import Conversion, OfferRedemption, Referral, RewardRule
+from vouch.models.enums import ConversionKind, ReferralStatus, RewardTrigger
+from vouch.models.snapshots import ConversionSnapshot
 
 CODE_MAX = 32
 REF_MAX = 128
@@ -207,65 +209,116 @@ async def redeem_offer_once(
     return redemption
 
 
-# A redemption code's referral and its program (all of both, fresh: the reward engine then
-# finds the program in the session), under the referral's row lock.
-_LOCK_BY_CODE = (
-    select(Referral, Program)
-    .join(OfferRedemption, OfferRedemption.referral_id == Referral.id)
-    .join(Program, Program.id == Referral.program_id)
-    .where(OfferRedemption.code == bindparam("code"))
-    .with_for_update(of=Referral)
-    .execution_options(populate_existing=True)
+_REFERRAL_ROW = snapshot_class(Referral)
+_CONVERSION_ROW = snapshot_class(Conversion)
+_WIDTH = len(_REFERRAL_ROW._fields)
+# A redemption code's referral under its row lock, with its program's currency and settings and
+# the program's active qualified and won reward rules (what a conversion's move may earn): one
+# statement. $1 the code.
+_LOCK_BY_CODE = f"""
+SELECT {", ".join(f"r.{column.name}" for column in Referral.__table__.columns)},
+       p.currency, p.settings,
+       (SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
+        WHERE rule.program_id = r.program_id AND rule.active
+          AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))
+FROM referrals AS r
+JOIN offer_redemptions AS o ON o.referral_id = r.id
+JOIN programs AS p ON p.id = r.program_id
+WHERE o.code = $1
+FOR UPDATE OF r"""  # noqa: S608 (column names and enum values only)
+# The conversion (once per referral, kind and reference: a re-report inserts nothing) and its
+# ``conversion.recorded`` outbox event with deliveries, in one statement. $1 referral, $2 kind,
+# $3 reference, $4 amount, $5 currency, $6 occurred at, $7 the payload but the id, $8 now.
+_INSERT = "".join(
+    (
+        """
+WITH conversion AS (
+    INSERT INTO conversions (referral_id, kind, external_ref, amount_minor, currency, occurred_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (referral_id, kind, external_ref) DO NOTHING
+    RETURNING """,
+        ", ".join(_CONVERSION_ROW._fields),
+        "\n),",
+        webhooks.enqueue_ctes(
+            event_type="'conversion.recorded'",
+            payload="$7::jsonb || jsonb_build_object('conversion_id', conversion.id)",
+            now="$8",
+            source="conversion",
+        ),
+        "\nSELECT * FROM conversion",
+    )
 )
+_EXISTING = f"""
+SELECT {", ".join(_CONVERSION_ROW._fields)} FROM conversions
+WHERE referral_id = $1 AND kind = $2 AND external_ref = $3"""  # noqa: S608
 
 
 async def record_conversion(
     session: AsyncSession, request: ConversionRequest
-) -> tuple[Conversion, bool]:
+) -> tuple[ConversionSnapshot, bool]:
     """Record a signup or purchase against a redemption code's referral.
 
     Idempotent on (referral, kind, external reference): re-reporting returns the first row
-    and ``False``. Flushes, never commits."""
+    and ``False``. Writes in the session's transaction, never commits."""
     # Lock the referral first: two concurrent conversions of one referral otherwise both take
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
-    # The whole referral is loaded, fresh, under that lock: the lifecycle move below then
-    # needs no lock of its own.
-    found = (await session.execute(_LOCK_BY_CODE, {"code": request.redemption_code})).one_or_none()
-    if found is None:
+    # The referral is read under that lock: the lifecycle move below needs no lock of its own.
+    await session.flush()  # the caller's own changes first, as before any statement here
+    rows = await run_raw(session, _LOCK_BY_CODE, [request.redemption_code])
+    if not rows:
         raise NotFound("no offer with this redemption code", field="redemptionCode")
-    referral, program = found
-    referral_id, status, program_currency = referral.id, referral.status, program.currency
-    if request.currency is None:
-        request = replace(request, currency=program_currency)
-    conversion = await session.scalar(
-        insert(Conversion)
-        .values(
-            referral_id=referral_id,
-            kind=request.kind,
-            external_ref=request.external_ref,
-            amount_minor=request.amount_minor,
-            currency=request.currency,
-            occurred_at=request.occurred_at,
-        )
-        .on_conflict_do_nothing(
-            index_elements=[Conversion.referral_id, Conversion.kind, Conversion.external_ref]
-        )
-        .returning(Conversion)
+    row = rows[0]
+    referral = _REFERRAL_ROW._make(row[:_WIDTH])
+    program_currency, settings, rules = row[_WIDTH], row[_WIDTH + 1], row[_WIDTH + 2]
+    currency = request.currency if request.currency is not None else program_currency
+    occurred_at = request.occurred_at.astimezone(UTC)
+    now = utcnow()
+    kind = str(request.kind)
+    payload = {
+        "referral_id": referral.id,
+        "kind": kind,
+        "amount_minor": request.amount_minor,
+        "currency": currency,
+        "occurred_at": occurred_at.isoformat(),
+    }
+    inserted = await run_raw(
+        session,
+        _INSERT,
+        [
+            referral.id,
+            kind,
+            request.external_ref,
+            request.amount_minor,
+            currency,
+            occurred_at,
+            webhooks.payload_json(payload),
+            now,
+        ],
     )
-    if conversion is not None:
-        await _advance(session, referral, status, conversion)
+    if inserted:
+        conversion = _CONVERSION_ROW._make(inserted[0])
+        target, sources = _ADVANCE[ConversionKind(kind)]
+        if referral.status in sources:  # read under the referral's row lock: still current
+            won = target == ReferralStatus.WON
+            await lifecycle.transition(
+                session,
+                referral.id,
+                target,
+                source="conversion",
+                actor=f"conversion:{kind}",
+                now=now,
+                won_amount_minor=conversion.amount_minor if won else None,
+                won_currency=conversion.currency if won else None,
+                locked=referral,
+                rules=rewards.rules_by_trigger(
+                    [RewardRule(**r._asdict()) for r in snapshots_from_json(RewardRule, rules)]
+                ),
+                auto_approve=bool(settings.get(rewards.AUTO_APPROVE)),
+            )
         return conversion, True
-    conversion = await session.scalar(
-        select(Conversion)
-        .where(
-            Conversion.referral_id == referral_id,
-            Conversion.kind == request.kind,
-            Conversion.external_ref == request.external_ref,
-        )
-        .execution_options(populate_existing=True)
-    )
-    assert conversion is not None
-    if conversion.amount_minor != request.amount_minor or conversion.currency != request.currency:
+    found = await run_raw(session, _EXISTING, [referral.id, kind, request.external_ref])
+    conversion = _CONVERSION_ROW._make(found[0])  # the conflicting row is committed: visible
+    if conversion.amount_minor != request.amount_minor or conversion.currency != currency:
         raise DomainError(
             "this conversion was already reported with a different amount",
             field="externalRef",
@@ -285,46 +338,13 @@ _ADVANCE = {
 }
 
 
-async def _advance(
-    session: AsyncSession, referral: Referral, status: str, conversion: Conversion
-) -> None:
-    """Announce the conversion and move the referral along its lifecycle (rewards follow)."""
-    now = utcnow()
-    await webhooks.enqueue(
-        session,
-        "conversion.recorded",
-        {
-            "conversion_id": conversion.id,
-            "referral_id": referral.id,
-            "kind": conversion.kind,
-            "amount_minor": conversion.amount_minor,
-            "currency": conversion.currency,
-            "occurred_at": conversion.occurred_at.isoformat(),
-        },
-        now=now,
-    )
-    target, sources = _ADVANCE[ConversionKind(conversion.kind)]
-    if status in sources:  # read under the referral's row lock, so it is still current
-        await lifecycle.transition(
-            session,
-            referral.id,
-            target,
-            source="conversion",
-            actor=f"conversion:{conversion.kind}",
-            now=now,
-            won_amount_minor=conversion.amount_minor if target == ReferralStatus.WON else None,
-            won_currency=conversion.currency if target == ReferralStatus.WON else None,
-            locked=referral,
-        )
-
-
 async def record_conversion_once(
     session: AsyncSession,
     request: ConversionRequest,
     *,
     idempotency_key: str | None,
     idempotency_owner: str = "",
-) -> tuple[Conversion, bool]:
+) -> tuple[ConversionSnapshot, bool]:
     """``record_conversion`` behind an optional idempotency key: a retry gets the first answer
     (the conversion and whether that first call created it)."""
     if idempotency_key is None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -200,6 +200,14 @@ async def active_rules(
     return out
 
 
+def rules_by_trigger(rules: Sequence[RewardRule]) -> dict[str, list[RewardRule]]:
+    """Rules read elsewhere (in id order), by trigger, as ``active_rules`` gives them."""
+    out: dict[str, list[RewardRule]] = {}
+    for rule in rules:
+        out.setdefault(rule.trigger, []).append(rule)
+    return out
+
+
 _ACTIVE_RULES = (
     select(RewardRule)
     .where(
@@ -223,48 +231,35 @@ def _reads_others(side: str, ladder: Sequence[RewardRule]) -> bool:
 
 
 async def _lock_advocate(session: AsyncSession, advocate_id: int) -> None:
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-        {"ns": _LOCK_NAMESPACE, "key": advocate_id % 2_147_483_647},
+    await run_raw(session, _LOCK_ADVOCATE, [_LOCK_NAMESPACE, advocate_id % 2_147_483_647])
+
+
+_LOCK_ADVOCATE = "SELECT pg_advisory_xact_lock($1::integer, $2::integer)"
+# How many other referrals of the advocate hold a live reward on one ladder (trigger, side,
+# kind), and how many live rewards of one capped rule the advocate earned since a time: one
+# statement (prebuilt; every referrer-side earn with a ladder or a cap runs it). A referrer
+# reward names its advocate; a friend's (referred side) names none, so those are the rewards on
+# the referrals now credited to the advocate. $1 program, $2 advocate, $3 this referral,
+# $4 trigger, $5 side, $6 kind, $7 the capped rule (NULL: none, counted 0), $8 the cap's start.
+_STANDING_SQL = """
+SELECT (SELECT count(DISTINCT w.referral_id) FROM rewards AS w
+        JOIN reward_rules AS r ON r.id = w.rule_id
+        WHERE w.program_id = $1 AND {mine} AND w.referral_id <> $3
+          AND w.state <> '{voided}' AND r.trigger = $4 AND r.side = $5 AND r.kind = $6),
+       (SELECT count(*) FROM rewards AS c
+        WHERE c.rule_id = $7 AND c.advocate_id = $2 AND c.state <> '{voided}'
+          AND c.created_at >= $8)"""
+_STANDING = {
+    side: _STANDING_SQL.format(mine=mine, voided=RewardState.VOIDED.value)
+    for side, mine in (
+        (RewardSide.REFERRER.value, "w.advocate_id = $2"),
+        (
+            RewardSide.REFERRED.value,
+            "w.referral_id IN (SELECT id FROM referrals"
+            " WHERE program_id = $1 AND advocate_id = $2)",
+        ),
     )
-
-
-async def _ordinal(
-    session: AsyncSession, referral: ReferralSnapshot, trigger: str, side: str, kind: str
-) -> int:
-    """This referral's position among the advocate's rewarded referrals for this ladder."""
-    earlier = await session.scalar(select(_earlier(referral, trigger, side, kind)))
-    return int(earlier or 0) + 1
-
-
-def _earlier(referral: ReferralSnapshot, trigger: str, side: str, kind: str) -> Any:
-    """How many other referrals of the advocate hold a live reward on this ladder. A referrer
-    reward names its advocate; a friend's (referred side) names none, so those are the rewards
-    on the referrals now credited to the advocate."""
-    mine = (
-        Reward.advocate_id == referral.advocate_id
-        if side == RewardSide.REFERRER
-        else Reward.referral_id.in_(
-            select(Referral.id).where(
-                Referral.program_id == referral.program_id,
-                Referral.advocate_id == referral.advocate_id,
-            )
-        )
-    )
-    return (
-        select(func.count(func.distinct(Reward.referral_id)))
-        .join(RewardRule, RewardRule.id == Reward.rule_id)
-        .where(
-            Reward.program_id == referral.program_id,
-            mine,
-            Reward.referral_id != referral.id,
-            Reward.state != RewardState.VOIDED,
-            RewardRule.trigger == trigger,
-            RewardRule.side == side,
-            RewardRule.kind == kind,
-        )
-        .scalar_subquery()
-    )
+}
 
 
 async def _standing(
@@ -278,39 +273,37 @@ async def _standing(
 ) -> tuple[int, int]:
     """This referral's ordinal on the ladder and, for ``capped_by`` (a one-rung ladder's rule,
     known before the ordinal is), the rewards counting against its cap: one statement."""
-    if capped_by is None or capped_by.cap_count is None:
-        return await _ordinal(session, referral, trigger, side, kind), 0
-    used = (
-        select(func.count())
-        .select_from(Reward)
-        .where(
-            Reward.rule_id == capped_by.id,
-            Reward.advocate_id == referral.advocate_id,
-            Reward.state != RewardState.VOIDED,
-            Reward.created_at >= reward_rules.cap_window_start(capped_by, now),
-        )
-        .scalar_subquery()
+    cap = capped_by if capped_by is not None and capped_by.cap_count is not None else None
+    rows = await run_raw(
+        session,
+        _STANDING[side],
+        [
+            referral.program_id,
+            referral.advocate_id,
+            referral.id,
+            trigger,
+            side,
+            kind,
+            cap.id if cap is not None else None,
+            reward_rules.cap_window_start(cap, now) if cap is not None else now,
+        ],
     )
-    earlier, counted = (
-        await session.execute(select(_earlier(referral, trigger, side, kind), used))
-    ).one()
-    return int(earlier or 0) + 1, int(counted or 0)
+    earlier, counted = rows[0]
+    return int(earlier) + 1, int(counted)  # no cap: no rule id matches, 0
+
+
+_CAP_USED = f"""
+SELECT count(*) FROM rewards WHERE rule_id = $1 AND advocate_id = $2
+  AND state <> '{RewardState.VOIDED.value}' AND created_at >= $3"""  # noqa: S608 (a constant)
 
 
 async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now: datetime) -> bool:
     if rule.cap_count is None:
         return False
-    used = await session.scalar(
-        select(func.count())
-        .select_from(Reward)
-        .where(
-            Reward.rule_id == rule.id,
-            Reward.advocate_id == advocate_id,
-            Reward.state != RewardState.VOIDED,
-            Reward.created_at >= reward_rules.cap_window_start(rule, now),
-        )
+    rows = await run_raw(
+        session, _CAP_USED, [rule.id, advocate_id, reward_rules.cap_window_start(rule, now)]
     )
-    return reward_rules.is_capped(rule, int(used or 0))
+    return reward_rules.is_capped(rule, int(rows[0][0]))
 
 
 async def on_referral_event(

@@ -3,7 +3,7 @@ landings (a link not in the landing cache) served in-process (the ASGI app calle
 through httpx, no sockets, one request at a time).
 
     .venv/bin/python -m bench.write_profile [--requests 400] [--top 40]
-        [--mode conversion|claim|cold]
+        [--mode conversion|claim|cold] [--statements] [--no-profile]
 
 Uses DATABASE_URL if set, else the embedded PostgreSQL in .vouch/bench (shared with
 bench/writes.py, whose seed it reuses). Nothing is asserted: it prints CPU ms per request and
@@ -41,7 +41,9 @@ def _environment(url: str) -> None:
     )
 
 
-async def run(mode: str, requests: int, top: int, show_statements: bool) -> None:
+async def run(
+    mode: str, requests: int, top: int, show_statements: bool, profile: bool = True
+) -> None:
     import httpx
 
     from vouch.access.api_keys import create_api_key
@@ -132,15 +134,18 @@ async def run(mode: str, requests: int, top: int, show_statements: bool) -> None
                     print("  ", statement)
             started_cpu, started = time.process_time(), time.perf_counter()
             profiler = cProfile.Profile()
-            profiler.enable()
+            if profile:
+                profiler.enable()
             for _ in range(requests):
                 await one()
             profiler.disable()
             cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
     print(
         f"{mode}: {requests} requests, CPU {cpu / requests * 1000:.2f} ms/request"
-        f" (wall {wall / requests * 1000:.2f} ms, under cProfile)"
+        f" (wall {wall / requests * 1000:.2f} ms{', under cProfile' if profile else ''})"
     )
+    if not profile:
+        return
     profiler.dump_stats(str(Path(tempfile.gettempdir()) / f"vouch-{mode}.prof"))
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(top)
@@ -153,8 +158,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--mode", choices=["conversion", "claim", "cold"], default="conversion")
     parser.add_argument("--statements", action="store_true", help="print one request's SQL")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="CPU per request only, without cProfile"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.mode, args.requests, args.top, args.statements))
+    asyncio.run(run(args.mode, args.requests, args.top, args.statements, not args.no_profile))
 
 
 if __name__ == "__main__":

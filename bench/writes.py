@@ -2,7 +2,7 @@
 and landing hits that miss the cache — each against a hand-written Starlette + asyncpg handler
 doing the same database work, measured with wrk in the same run (3 interleaved rounds).
 
-    .venv/bin/python -m bench.writes [--seconds 5] [--rounds 3] [--no-write]
+    .venv/bin/python -m bench.writes [--seconds 5] [--rounds 3] [--no-write] [--only claim]
     .venv/bin/python -m bench.writes --open-loop 100 --seconds 30
 
 ``--open-loop RATE`` sends claims, then conversions, to Vouch on a fixed schedule of RATE
@@ -219,7 +219,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--open-loop", type=int, metavar="RATE", help="requests a second")
+    parser.add_argument(
+        "--only", help="run the scenarios whose name starts with this (implies --no-write)"
+    )
     args = parser.parse_args()
+    if args.only:
+        args.no_write = True
     url = database_url()
     workdir = Path(tempfile.mkdtemp(prefix="vouch-bench-writes-"))
     facts = asyncio.run(seed(url, workdir))
@@ -292,6 +297,8 @@ def main() -> None:
             ("conversion", "redemptions-baseline.txt", "1", write_baseline.url("/")),
         ),
     }
+    if args.only:
+        scenarios = {k: v for k, v in scenarios.items() if k.startswith(args.only)}
     results: dict[str, dict[str, list[float]]] = {
         name: {"vouch": [], "baseline": [], "ratio": [], "p99": [], "errors": []}
         for name in scenarios

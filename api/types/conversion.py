@@ -8,7 +8,7 @@ import strawberry
 
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
-from vouch.models import Conversion
+from vouch.models.snapshots import ConversionSnapshot
 
 
 @strawberry.enum(name="ConversionKind", description="What the referred friend did.")
@@ -30,7 +30,7 @@ class ConversionType(Node):
     occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
 
     @classmethod
-    def from_model(cls, m: Conversion) -> Self:
+    def from_model(cls, m: ConversionSnapshot) -> Self:
         return cls(
             id=strawberry.ID(encode_id("Conversion", m.id)),
             referral_id=strawberry.ID(encode_id("Referral", m.referral_id)),

@@ -9,6 +9,7 @@ import pytest
 from vouch.models import (
     Advocate,
     Ask,
+    Conversion,
     OfferRedemption,
     Referral,
     ReferralEvent,
@@ -19,7 +20,8 @@ from vouch.models import (
 
 
 @pytest.mark.parametrize(
-    "model", [Referral, ReferralEvent, Advocate, ReferralLink, OfferRedemption, Reward, Ask]
+    "model",
+    [Referral, ReferralEvent, Advocate, ReferralLink, OfferRedemption, Reward, Ask, Conversion],
 )
 def test_a_protocol_per_model_with_every_column(model):
     protocol = getattr(snapshots, f"{model.__name__}Snapshot")

@@ -27,8 +27,9 @@ from vouch.core.errors import DomainError, ErrorCode
 from vouch.core.jsonbody import InvalidJson, loads_untrusted
 from vouch.core.security import bearer
 from vouch.core.sessions import RequestSessions
-from vouch.models import Conversion, OfferRedemption
+from vouch.models import OfferRedemption
 from vouch.models.enums import Scope
+from vouch.models.snapshots import ConversionSnapshot
 
 MAX_BODY = 8192
 _STATUS = {
@@ -53,7 +54,7 @@ def redemption_json(r: OfferRedemption) -> dict[str, Any]:
     }
 
 
-def conversion_json(c: Conversion) -> dict[str, Any]:
+def conversion_json(c: ConversionSnapshot) -> dict[str, Any]:
     return {
         "kind": c.kind,
         "externalRef": c.external_ref,
