@@ -39,15 +39,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from vouch.access.idempotency import _CLAIM as CLAIM_KEY_SQL
+from vouch.access.idempotency import _STORE as STORE_KEY_SQL
 from vouch.attribution.claims import _CONTEXT as CONTEXT_SQL
 from vouch.attribution.claims import _CREATE as CREATE_SQL
 from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
+from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
+from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
+from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
+from vouch.attribution.rewards import _STANDING as STANDING_SQL
 from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
+from vouch.models import Referral
 
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
@@ -58,6 +65,11 @@ OUTBOX_SQL = (
     .replace(":pending", "'pending'")
 )
 LOCK_NAMESPACE = 7_300_001
+REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def baseline() -> Starlette:
@@ -66,9 +78,8 @@ def baseline() -> Starlette:
     state: dict[str, Any] = {"programs": {}}
 
     async def init(conn: asyncpg.Connection) -> None:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        for name in ("json", "jsonb"):  # JSON text or a value to encode; decoded on the way out
+            await conn.set_type_codec(name, encoder=_json, decoder=json.loads, schema="pg_catalog")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -132,43 +143,30 @@ def baseline() -> Starlette:
     async def earn(
         conn: asyncpg.Connection,
         referral: asyncpg.Record,
-        triggers: tuple[str, ...],
+        rules: list[dict[str, Any]],
         now: datetime,
     ) -> None:
-        """The reward engine's work for one event: rules, advocate lock, ladder position (and
-        cap), the reward, its history line and its webhook."""
-        rules = await conn.fetch(
-            "SELECT id, name, side, trigger, kind, amount_minor, currency, points, cap_count,"
-            " cap_period_days, clawback_days, holding_days FROM reward_rules"
-            " WHERE program_id = $1 AND trigger = ANY($2::varchar[]) AND active ORDER BY id",
-            referral["program_id"],
-            list(triggers),
-        )
+        """The reward engine's work for one event on rules read already: advocate lock, ladder
+        position and cap (``rewards._STANDING``), the reward, its history line and its
+        webhook."""
         if not rules:
             return
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)", LOCK_NAMESPACE, referral["advocate_id"]
-        )
+        await conn.execute(LOCK_ADVOCATE_SQL, LOCK_NAMESPACE, referral["advocate_id"])
         for rule in rules:
             referrer = rule["side"] == "referrer"
+            capped = referrer and rule["cap_count"] is not None
             ordinal, used = await conn.fetchrow(
-                "SELECT (SELECT count(DISTINCT w.referral_id) FROM rewards w"
-                " JOIN reward_rules r ON r.id = w.rule_id WHERE w.program_id = $1"
-                " AND w.advocate_id = $2 AND w.referral_id <> $3 AND w.state <> 'voided'"
-                " AND r.trigger = $4 AND r.side = $5 AND r.kind = $6),"
-                " (SELECT count(*) FROM rewards WHERE rule_id = $7 AND advocate_id = $2"
-                " AND state <> 'voided' AND created_at >= $8 AND $9)",
+                STANDING_SQL[rule["side"]],
                 referral["program_id"],
                 referral["advocate_id"],
                 referral["id"],
                 rule["trigger"],
                 rule["side"],
                 rule["kind"],
-                rule["id"],
-                now - timedelta(days=rule["cap_period_days"]),
-                referrer and rule["cap_count"] is not None,
+                rule["id"] if capped else None,
+                now - timedelta(days=rule["cap_period_days"] if capped else 0),
             )
-            if referrer and rule["cap_count"] is not None and used >= rule["cap_count"]:
+            if capped and used >= rule["cap_count"]:
                 continue
             await earn_rule(
                 conn,
@@ -289,7 +287,7 @@ def baseline() -> Starlette:
                     ),
                     "referral.created",
                 )
-                for rule in json.loads(row[8]) if isinstance(row[8], str) else row[8] or []:
+                for rule in row[8] or []:
                     await earn_rule(
                         conn,
                         program_id=program_id,
@@ -302,81 +300,79 @@ def baseline() -> Starlette:
         return RedirectResponse("/claimed", status_code=303)
 
     async def conversion(request: Request) -> Response:
+        """Vouch's conversion statements (the same SQL text), called straight from the
+        handler."""
         body = json.loads(await request.body())
         key = request.headers["idempotency-key"]
         now = datetime.now(UTC)
         async with state["pool"].acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
-                "INSERT INTO idempotency_keys (owner, scope, key, request_hash, response)"
-                " VALUES ('bench', 'conversion', $1, $2, '{}') ON CONFLICT (owner, key)"
-                " DO NOTHING RETURNING id",
+                CLAIM_KEY_SQL,
+                "bench",
+                "conversion",
                 key,
                 hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
             )
             if fresh is None:
                 return JSONResponse({"replayed": True})
-            referral = await conn.fetchrow(
-                "SELECT r.id, r.status, r.program_id, r.advocate_id, r.link_id, r.moderation,"
-                " p.currency FROM referrals r JOIN offer_redemptions o ON o.referral_id = r.id"
-                " JOIN programs p ON p.id = r.program_id WHERE o.code = $1 FOR UPDATE OF r",
-                body["code"],
-            )
-            if referral is None:
+            row = await conn.fetchrow(LOCK_BY_CODE_SQL, body["code"])
+            if row is None:
                 return JSONResponse({"error": "not found"}, status_code=404)
-            conversion_id = await conn.fetchval(
-                "INSERT INTO conversions (referral_id, kind, external_ref, amount_minor,"
-                " currency, occurred_at) VALUES ($1, 'purchase', $2, $3, 'USD', $4)"
-                " ON CONFLICT (referral_id, kind, external_ref) DO NOTHING RETURNING id",
+            referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
+            rules = row[len(REFERRAL_COLUMNS) + 2] or []
+            inserted = await conn.fetchrow(
+                CONVERSION_SQL,
                 referral["id"],
+                "purchase",
                 body["ref"],
                 body["amount"],
+                "USD",
                 now,
-            )
-            if conversion_id is not None:
-                await outbox(
-                    conn,
-                    "conversion.recorded",
+                json.dumps(
                     {
-                        "conversion_id": conversion_id,
                         "referral_id": referral["id"],
                         "kind": "purchase",
                         "amount_minor": body["amount"],
                         "currency": "USD",
                         "occurred_at": now.isoformat(),
-                    },
+                    }
+                ),
+                now,
+            )
+            if inserted is not None and referral["status"] in ("lead", "qualified", "opportunity"):
+                await conn.fetchrow(
+                    MOVE_SQL,
+                    referral["id"],
+                    "won",
                     now,
+                    referral["status"],
+                    "conversion",
+                    "conversion:purchase",
+                    "{}",
+                    json.dumps(
+                        {
+                            "referral_id": referral["id"],
+                            "program_id": referral["program_id"],
+                            "advocate_id": referral["advocate_id"],
+                            "link_id": referral["link_id"],
+                            "status": "won",
+                            "moderation": referral["moderation"],
+                            "source": referral["source"],
+                            "from_status": referral["status"],
+                            "to_status": "won",
+                        }
+                    ),
                 )
-                if referral["status"] in ("lead", "qualified", "opportunity"):
-                    await conn.fetchrow(
-                        MOVE_SQL,
-                        referral["id"],
-                        "won",
-                        now,
-                        referral["status"],
-                        "conversion",
-                        "conversion:purchase",
-                        "{}",
-                        json.dumps(
-                            {
-                                "referral_id": referral["id"],
-                                "program_id": referral["program_id"],
-                                "advocate_id": referral["advocate_id"],
-                                "link_id": referral["link_id"],
-                                "status": "won",
-                                "moderation": referral["moderation"],
-                                "source": "landing",
-                                "from_status": referral["status"],
-                                "to_status": "won",
-                            }
-                        ),
-                    )
-                    await earn(conn, referral, ("qualified", "won"), now)
+                await earn(conn, referral, [r for r in rules if r["trigger"] == "qualified"], now)
+                await earn(conn, referral, [r for r in rules if r["trigger"] == "won"], now)
             await conn.execute(
-                "UPDATE idempotency_keys SET response = $3 WHERE owner = 'bench' AND key = $1"
-                " AND scope = $2",
+                STORE_KEY_SQL,
+                "bench",
                 key,
                 "conversion",
-                {"conversion_id": conversion_id, "created": conversion_id is not None},
+                json.dumps(
+                    {"conversion_id": inserted["id"] if inserted else None, "created": True}
+                ),
             )
         return JSONResponse({"ok": True})
 
