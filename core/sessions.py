@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
-from vouch.core.raw_select import READER, fetch_raw, release_reader
+from vouch.core.raw_select import CONNECTION, READER, fetch_raw, release_reader
 from vouch.core.read_only import SyncSession
 
 P = ParamSpec("P")
@@ -74,6 +74,7 @@ class SerialSession(AsyncSession):
         return await fetch_raw(self, sql, args, standalone=standalone)
 
     async def close(self) -> None:
+        self.sync_session.info.pop(CONNECTION, None)
         if READER in self.sync_session.info:
             await greenlet_spawn(release_reader, self.sync_session)
         await super().close()

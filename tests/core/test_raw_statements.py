@@ -50,6 +50,31 @@ async def test_raw_statements_share_one_transaction(committing_engine):
         await s.commit()
 
 
+async def test_after_a_commit_or_a_rollback_raw_statements_run_in_a_new_transaction(
+    committing_engine,
+):
+    """The session's connection is kept for its transaction (``raw_select._connection``); the
+    next transaction asks again and is a transaction of its own."""
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    async with factory() as s:
+        first = (await run_raw(s, "SELECT txid_current()", []))[0][0]
+        await s.commit()
+        second = (await run_raw(s, "SELECT txid_current()", []))[0][0]
+        assert await s.scalar(text("SELECT txid_current()")) == second  # the session's own
+        await _rename(s, program.id, "Rolled back")
+        await s.rollback()
+        third = (await run_raw(s, "SELECT txid_current()", []))[0][0]
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Before"
+        await _rename(s, program.id, "Committed")
+        await s.commit()
+        assert len({first, second, third}) == 3
+    async with factory() as s:
+        assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Committed"
+
+
 async def test_a_standalone_statement_first_in_a_session_stands_on_its_own(committing_engine):
     """A rate-limit hit counts even when what follows it is rolled back; after an open
     transaction, a standalone statement joins it like any other."""
