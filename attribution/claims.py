@@ -24,7 +24,7 @@ from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from vouch.core.raw_select import run_raw
 from vouch.core.security import erased_key
-from vouch.core.snapshot import snapshot_class, snapshots_from_json
+from vouch.core.snapshot import snapshot_class
 from vouch.models import (
     Click,
     OfferRedemption,
@@ -32,7 +32,6 @@ from vouch.models import (
     RateLimitHit,
     Referral,
     ReferralLink,
-    RewardRule,
 )
 from vouch.models.enums import (
     AttributionEvidence,
@@ -350,7 +349,7 @@ class _Context:
     rules_version: int
     expires_at: datetime | None
     settings: dict[str, Any]
-    signup_rules: list[RewardRule]
+    signup_rules: list[rewards.EngineRule]
     links: dict[int, _Candidate]
 
 
@@ -389,7 +388,7 @@ async def _context(
         for row in rows
         if row[9] is not None
     }
-    rules = [RewardRule(**rule._asdict()) for rule in snapshots_from_json(RewardRule, rows[0][8])]
+    rules = rewards.rule_snapshots(rows[0][8])
     return _Context(
         ctx.program_id, model, window_days, rules_version, expires_at, settings, rules, links
     )

@@ -10,6 +10,7 @@ winning again after such a fall (a reopened deal) earns again in a new reward ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
 from vouch.core.raw_select import run_raw
 from vouch.core.snapshot import snapshot_class
-from vouch.models import Referral, ReferralEvent, RewardRule
+from vouch.models import Referral, ReferralEvent
 from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
 from vouch.models.snapshots import ReferralEventSnapshot, ReferralSnapshot
 
@@ -200,7 +201,7 @@ async def transition(
     won_amount_minor: int | None = None,
     won_currency: str | None = None,
     locked: Referral | ReferralSnapshot | None = None,
-    rules: dict[str, list[RewardRule]] | None = None,
+    rules: Mapping[str, Sequence[rewards.EngineRule]] | None = None,
     auto_approve: bool | None = None,
 ) -> Transition:
     """Move a referral to ``to_status``; a no-op if it is already there.

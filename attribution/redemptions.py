@@ -20,8 +20,8 @@ from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.core.raw_select import run_raw
-from vouch.core.snapshot import snapshot_class, snapshots_from_json
-from vouch.models import Conversion, OfferRedemption, Referral, RewardRule
+from vouch.core.snapshot import snapshot_class
+from vouch.models import Conversion, OfferRedemption, Referral
 from vouch.models.enums import ConversionKind, ReferralStatus, RewardTrigger
 from vouch.models.snapshots import ConversionSnapshot
 
@@ -310,9 +310,7 @@ async def record_conversion(
                 won_amount_minor=conversion.amount_minor if won else None,
                 won_currency=conversion.currency if won else None,
                 locked=referral,
-                rules=rewards.rules_by_trigger(
-                    [RewardRule(**r._asdict()) for r in snapshots_from_json(RewardRule, rules)]
-                ),
+                rules=rewards.rules_by_trigger(rewards.rule_snapshots(rules)),
                 auto_approve=bool(settings.get(rewards.AUTO_APPROVE)),
             )
         return conversion, True

@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql
@@ -39,7 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from vouch.attribution import reward_rules, webhooks
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from vouch.core.raw_select import run_raw
-from vouch.core.snapshot import snapshot_class
+from vouch.core.snapshot import snapshot_class, snapshots_from_json
 from vouch.models import (
     AdvocateBadge,
     PointsEntry,
@@ -181,6 +181,19 @@ async def _write_reward(
 # --- earning -----------------------------------------------------------------------------------
 
 
+class EngineRule(reward_rules.RuleLike, Protocol):
+    """A rule as the engine reads it: the ORM ``RewardRule``, or its row snapshot read in a hot
+    path's own statement (``rule_snapshots``), which costs no ORM instance per rule."""
+
+    @property
+    def holding_days(self) -> int: ...
+
+
+def rule_snapshots(rows: list[dict[str, Any]] | None) -> list[EngineRule]:
+    """Rules from PostgreSQL's JSON for whole ``reward_rules`` rows (``json_agg(rule)``)."""
+    return snapshots_from_json(RewardRule, rows)
+
+
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """What one event earned: new rewards, and the rules skipped with the reason."""
@@ -200,9 +213,9 @@ async def active_rules(
     return out
 
 
-def rules_by_trigger(rules: Sequence[RewardRule]) -> dict[str, list[RewardRule]]:
+def rules_by_trigger(rules: Sequence[EngineRule]) -> dict[str, list[EngineRule]]:
     """Rules read elsewhere (in id order), by trigger, as ``active_rules`` gives them."""
-    out: dict[str, list[RewardRule]] = {}
+    out: dict[str, list[EngineRule]] = {}
     for rule in rules:
         out.setdefault(rule.trigger, []).append(rule)
     return out
@@ -219,7 +232,7 @@ _ACTIVE_RULES = (
 )
 
 
-def _reads_others(side: str, ladder: Sequence[RewardRule]) -> bool:
+def _reads_others(side: str, ladder: Sequence[EngineRule]) -> bool:
     """Whether evaluating ``ladder`` reads the advocate's other rewards: a rung that starts
     after the first referral (the ordinal picks the rung), or a referrer-side cap. A ladder that
     does neither needs no count and no advocate lock: nobody else counts its rewards either
@@ -268,7 +281,7 @@ async def _standing(
     trigger: str,
     side: str,
     kind: str,
-    capped_by: RewardRule | None,
+    capped_by: EngineRule | None,
     now: datetime,
 ) -> tuple[int, int]:
     """This referral's ordinal on the ladder and, for ``capped_by`` (a one-rung ladder's rule,
@@ -297,7 +310,7 @@ SELECT count(*) FROM rewards WHERE rule_id = $1 AND advocate_id = $2
   AND state <> '{RewardState.VOIDED.value}' AND created_at >= $3"""  # noqa: S608 (a constant)
 
 
-async def _capped(session: AsyncSession, rule: RewardRule, advocate_id: int, now: datetime) -> bool:
+async def _capped(session: AsyncSession, rule: EngineRule, advocate_id: int, now: datetime) -> bool:
     if rule.cap_count is None:
         return False
     rows = await run_raw(
@@ -317,7 +330,7 @@ async def on_referral_event(
     trigger_ref: str = "",
     actor: str = "system",
     only_side: str | None = None,
-    rules: Sequence[RewardRule] | None = None,
+    rules: Sequence[EngineRule] | None = None,
     auto_approve: bool | None = None,
 ) -> Evaluation:
     """Evaluate the program's active rules for ``event`` (signup, qualified, won, revenue).
