@@ -89,7 +89,9 @@ _LANDING = RawSelect(
 async def load_landing(session: AsyncSession, decoded: DecodedCode, code: str) -> Landing | None:
     """The public landing for a decoded code, or ``None`` when it must look unknown
     (no such link, wrong nonce, revoked, or a program that was never published)."""
-    rows = await _LANDING.fetch(session, {"link_id": decoded.link_id})
+    # One read that needs no transaction of its own: a claim resolves its link first, then
+    # counts its rate-limit hit in autocommit too, and only the claim itself opens one.
+    rows = await _LANDING.fetch(session, {"link_id": decoded.link_id}, standalone=True)
     row = rows[0] if rows else None
     if row is None:
         return None

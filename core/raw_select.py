@@ -38,9 +38,12 @@ class RawSelect:
         # Values bound in the statement itself (literals), used when params do not name them.
         self.bound = {n: b.value for n, b in compiled.binds.items() if b.value is not None}
 
-    async def fetch(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+    async def fetch(
+        self, session: AsyncSession, params: dict[str, Any], *, standalone: bool = False
+    ) -> list[Any]:
+        """``standalone``: a read that stands on its own (see ``run_raw``)."""
         args = [params[name] if name in params else self.bound[name] for name in self.names]
-        return await run_raw(session, self.sql, args)
+        return await run_raw(session, self.sql, args, standalone=standalone)
 
 
 async def run_raw(
@@ -52,9 +55,10 @@ async def run_raw(
     parameters are passed as JSON text; values come back as asyncpg decodes them.
 
     ``standalone``: a single statement that is its own business action and is meant to be
-    committed on its own (a rate-limit hit): when no transaction is open yet it runs in
-    autocommit, saving the BEGIN and COMMIT round trips; inside an open transaction it joins
-    it, as any statement does."""
+    committed on its own (a rate-limit hit), or a read that needs no transaction around it (a
+    landing's lookup before a claim): when no transaction is open yet it runs in autocommit,
+    saving the BEGIN and COMMIT round trips; inside an open transaction it joins it, as any
+    statement does."""
     serial = getattr(session, "fetch_raw", None)
     if serial is not None:
         return await serial(sql, args, standalone=standalone)  # type: ignore[no-any-return]
