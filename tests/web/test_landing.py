@@ -477,6 +477,46 @@ def test_attribution_cookies_are_signed_and_expire_and_old_ones_still_read(setti
     assert read("not a cookie") == []
 
 
+def test_claimed_tokens_and_claim_cookies_are_signed_per_purpose_and_old_ones_still_read(
+    settings,
+):
+    """The /claimed token and the claims cookie (v2: decimal ids under an HMAC of their own
+    purpose) round-trip, refuse any change, another purpose's value and expiry; values issued
+    before v2 (itsdangerous) are still honoured until they expire."""
+    import time as clock
+
+    from starlette.requests import Request
+
+    from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CLAIMS_COOKIE, Cookies
+
+    cookies = Cookies.create(settings.resolved_secret(), secure=True)
+
+    def here(value: str) -> list[int]:
+        header = (b"cookie", f"{CLAIMS_COOKIE}={value}".encode())
+        return cookies.claimed_here(Request({"type": "http", "headers": [header]}))
+
+    token = cookies.claimed_token(42)
+    assert token.startswith("2.")
+    assert cookies.claimed_id(token) == 42
+    body, mac = token.rsplit(".", 1)
+    assert cookies.claimed_id(body.replace(".42", ".43") + "." + mac) is None
+    assert cookies.claimed_id(body + "." + mac[::-1]) is None
+    stale = cookies.dump_ids("vouch.claimed.v2", [42], int(clock.time()) - CLAIMED_MAX_AGE - 1)
+    assert cookies.claimed_id(stale) is None
+    assert cookies.claimed_id(cookies.dump_ids("vouch.claims.v2", [42], int(clock.time()))) is None
+    assert cookies.claimed_id(cookies.dump_ids("vouch.claimed.v2", [1, 2], 0)) is None
+    assert cookies.claimed_id(cookies.claimed.dumps(42)) == 42  # issued before v2
+    assert cookies.claimed_id("x" * 201) is None
+
+    value = cookies.dump_ids("vouch.claims.v2", [3, 5, 8], int(clock.time()))
+    assert here(value) == [3, 5, 8]
+    assert here(cookies.claimed_token(3)) == []  # the other purpose
+    assert here(value.replace("~5~", "~6~")) == []
+    assert here(cookies.claims.dumps([3, 5])) == [3, 5]  # written before v2
+    assert here("2.1.1.x") == []
+    assert here("forged.value") == []
+
+
 async def test_cookies_are_http_only_and_secure_on_https(settings, sessionmaker, session, codec):
     import httpx
 

@@ -68,7 +68,8 @@ CLAIMED_MAX_AGE = 30 * 86_400
 VISITOR_MAX_AGE = 365 * 86_400
 MAX_TOUCHES = 12
 TOUCHES_MAX_AGE = 366 * 86_400
-_TOUCHES_V2 = "2."
+_TOUCHES_V2 = _IDS_V2 = "2."
+_CLAIMS_PURPOSE, _CLAIMED_PURPOSE = "vouch.claims.v2", "vouch.claimed.v2"
 MAX_FORM_BYTES = 16_384
 FORM_FIELDS = ("email", "name", "company")
 _HEX = frozenset("0123456789abcdef")
@@ -123,18 +124,65 @@ class Cookies:
         raw = request.cookies.get(CLAIMS_COOKIE)
         if not raw or len(raw) > 1024:
             return []
-        try:
-            data = self.claims.loads(raw, max_age=CLAIMED_MAX_AGE)
-        except BadSignature:
-            return []
+        data: Any
+        if raw.startswith(_IDS_V2):
+            data = self.load_ids(_CLAIMS_PURPOSE, raw, CLAIMED_MAX_AGE)
+        else:  # written before v2, kept readable until it expires
+            try:
+                data = self.claims.loads(raw, max_age=CLAIMED_MAX_AGE)
+            except BadSignature:
+                return []
         if not isinstance(data, list):
             return []
         return [i for i in data if isinstance(i, int) and not isinstance(i, bool)]
 
     def remember_claim(self, response: Response, claimed: list[int], redemption_id: int) -> None:
         ids = [i for i in claimed if i != redemption_id][-(MAX_CLAIMS_REMEMBERED - 1) :]
-        value = str(self.claims.dumps([*ids, redemption_id]))
+        value = self.dump_ids(_CLAIMS_PURPOSE, [*ids, redemption_id], int(time.time()))
         self.set(response, CLAIMS_COOKIE, value, CLAIMED_MAX_AGE)
+
+    def claimed_token(self, redemption_id: int) -> str:
+        """The ``/claimed?t=`` token that shows the friend their code."""
+        return self.dump_ids(_CLAIMED_PURPOSE, [redemption_id], int(time.time()))
+
+    def claimed_id(self, token: str) -> int | None:
+        """The redemption id of a valid, unexpired ``/claimed?t=`` token."""
+        if len(token) > 200:
+            return None
+        value: Any
+        if token.startswith(_IDS_V2):
+            ids = self.load_ids(_CLAIMED_PURPOSE, token, CLAIMED_MAX_AGE)
+            value = ids[0] if ids is not None and len(ids) == 1 else None
+        else:  # issued before v2, kept readable until it expires
+            try:
+                value = self.claimed.loads(token, max_age=CLAIMED_MAX_AGE)
+            except BadSignature:
+                return None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    # Signed ids, v2 (the claimed-code token and the claims cookie): "2.<issued>.<id>~<id>…
+    # .<mac>", decimal, HMAC-SHA256 under the value's own purpose (128 bits of the tag kept),
+    # as the attribution cookie v2; every claim writes two.
+    def dump_ids(self, purpose: str, ids: list[int], now: int) -> str:
+        body = f"{_IDS_V2}{now}.{'~'.join(str(i) for i in ids)}"
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def load_ids(self, purpose: str, raw: str, max_age: int) -> list[int] | None:
+        body, _, mac = raw.rpartition(".")
+        if not raw.isascii() or not constant_time_equals(mac, self._mac(purpose, body)):
+            return None
+        parts = body.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        if int(time.time()) - int(parts[1]) > max_age:
+            return None
+        items = parts[2].split("~") if parts[2] else []
+        if not all(v.isdigit() and len(v) <= 19 for v in items):
+            return None
+        return [int(v) for v in items]
+
+    def _mac(self, purpose: str, body: str) -> str:
+        return sign(self.secret, f"{purpose}:{body}".encode())[:32]
 
     # CSRF (double submit): the cookie holds a random value; the form carries
     # "<issued hex>.<HMAC(secret, value + issued)>", valid for CSRF_MAX_AGE seconds.
@@ -206,7 +254,7 @@ class Cookies:
         return entries
 
     def _touches_mac(self, body: str) -> str:
-        return sign(self.secret, f"vouch.attribution.v2:{body}".encode())[:32]
+        return self._mac("vouch.attribution.v2", body)
 
     def dump_touches(self, entries: list[list[int]], now: int) -> str:
         items = "~".join("_".join(str(v) for v in entry) for entry in entries)
@@ -562,7 +610,7 @@ class LandingSite:
             await session.commit()
             return self.render_sent(request)
         await session.commit()
-        token = self.cookies.claimed.dumps(result.redemption_id)
+        token = self.cookies.claimed_token(result.redemption_id)
         response = RedirectResponse(f"/claimed?t={token}", status_code=303)
         self.cookies.remember_claim(response, claimed_here, result.redemption_id)
         return response
@@ -675,12 +723,8 @@ class LandingSite:
     # -- GET /claimed?t= ---------------------------------------------------------------------
 
     async def claimed_page(self, request: Request) -> Response:
-        token = request.query_params.get("t", "")
-        try:
-            redemption_id = self.cookies.claimed.loads(token, max_age=CLAIMED_MAX_AGE)
-        except BadSignature:
-            return self.not_found(request)
-        if not isinstance(redemption_id, int) or len(token) > 200:
+        redemption_id = self.cookies.claimed_id(request.query_params.get("t", ""))
+        if redemption_id is None:
             return self.not_found(request)
         found = await get_redemption_summary(self.session(request), redemption_id)
         if found is None:
