@@ -7,14 +7,28 @@ it re-encodes to itself (hashids decodes some non-canonical strings too).
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 
+import hashids
 from hashids import Hashids
 
 ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I
 MAX_CODE_LENGTH = 32
 NONCE_BITS = 31
+
+
+# hashids reshuffles its alphabet in pure Python for every number it encodes or decodes
+# (``_reorder``, a loop over the alphabet): a third of a cold landing's CPU outside the
+# database went there. The shuffle is a pure function of two strings, and for one salt and
+# alphabet every shuffle a code of two numbers needs is decided by the code's first character
+# (hashids' "lottery"): a few hundred distinct calls in all. So it is memoised, in a bounded
+# cache, for the whole process (hashids' functions look ``_reorder`` up in their module).
+# ``tests/core/test_codes.py`` checks codes are the same with and without it.
+REORDER_MEMO_SIZE = 4096
+if not hasattr(hashids._reorder, "cache_info"):
+    hashids._reorder = functools.lru_cache(maxsize=REORDER_MEMO_SIZE)(hashids._reorder)
 
 
 @dataclass(frozen=True, slots=True)
