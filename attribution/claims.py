@@ -171,10 +171,15 @@ def choose_touch(
 
 
 def new_redemption_code() -> str:
-    raw = "".join(
-        secrets.choice(REDEMPTION_ALPHABET)
-        for _ in range(REDEMPTION_GROUPS * REDEMPTION_GROUP_SIZE)
-    )
+    """16 characters of a 32-letter alphabet (80 random bits), in groups: one draw of the
+    whole number, written in base 32 (a draw per character cost ten times the CPU)."""
+    length, base = REDEMPTION_GROUPS * REDEMPTION_GROUP_SIZE, len(REDEMPTION_ALPHABET)
+    number = secrets.randbelow(base**length)
+    digits = []
+    for _ in range(length):
+        number, digit = divmod(number, base)
+        digits.append(REDEMPTION_ALPHABET[digit])
+    raw = "".join(digits)
     return "-".join(
         raw[i : i + REDEMPTION_GROUP_SIZE] for i in range(0, len(raw), REDEMPTION_GROUP_SIZE)
     )

@@ -372,3 +372,20 @@ async def test_a_claim_is_one_transaction(committing_engine, codec):
     async with factory() as check:
         assert await _counts(check) == [1, 1, 1, 1]
         assert await check.scalar(text("SELECT count(*) FROM outbox_events")) == 1
+
+
+def test_redemption_codes_are_four_groups_of_the_alphabet_every_letter_in_every_place():
+    from collections import Counter
+
+    from vouch.attribution.claims import REDEMPTION_ALPHABET, new_redemption_code
+
+    codes = [new_redemption_code() for _ in range(4000)]
+    assert len(set(codes)) == len(codes)
+    for code in codes:
+        groups = code.split("-")
+        assert [len(g) for g in groups] == [4, 4, 4, 4]
+        assert set("".join(groups)) <= set(REDEMPTION_ALPHABET)
+    for place in (0, 7, 18):  # first, middle, last character: each letter about 1/32 of codes
+        seen = Counter(code[place] for code in codes)
+        assert set(seen) == set(REDEMPTION_ALPHABET)
+        assert max(seen.values()) < 4000 / 32 * 1.6

@@ -586,9 +586,7 @@ class LandingSite:
             return response
         await session.commit()
         try:
-            result = await claim_offer(
-                session, claim=claim, ctx=ctx, now=now, secret=self.settings.resolved_secret()
-            )
+            result = await claim_offer(session, claim=claim, ctx=ctx, now=now, secret=self.secret)
         except AlreadyClaimed:  # an erased person: the same answer as any earlier claim
             await session.rollback()
             return self.render_sent(request)
