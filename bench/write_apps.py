@@ -4,20 +4,29 @@ database work as Vouch's claim and conversion (full parity, issue 16), without V
 Each handler writes the rows Vouch writes and reads what Vouch must read to decide, in the same
 transactions, with the same locks, in as few round trips as a careful engineer would use:
 
-claim (rate-limit hit on its own in autocommit, then one transaction): Vouch's own statements,
-    the same SQL text (``claims._CONTEXT``, ``claims._CREATE``, ``fraud._COUNTS``,
-    ``lifecycle._ANNOUNCE``, ``rewards._EARN``), so the ratio measures what Vouch's layers
-    cost around them: program, erased-person check, signup rules, link and advocate ·
-    referral (one per person), redemption code, attribution decision · fraud counts · flags,
-    first lifecycle event, rollup contribution (both rollups), outbox ``referral.created``
-    with its deliveries · the friend's reward, its history line, outbox ``reward.created``
+claim: every step Vouch's handler takes, hand-written (issue 16: "write the hand-written
+    versions of every step Vouch takes"): the code decoded and its link read and checked (nonce,
+    status, erased advocate, draft program; kept per code, as Vouch's resolver keeps landings),
+    the CSRF double-submit check (HMAC), the address validated and normalised with
+    email_validator, the client's IP hashed under the day's key, the claimed-code token and the
+    claims cookie signed (HMAC). Then the rate-limit hit on its own in autocommit and one
+    transaction of Vouch's own statements, the same SQL text (``claims._CONTEXT``,
+    ``claims._CREATE``, ``fraud._COUNTS``, ``lifecycle._ANNOUNCE``, ``rewards._EARN``), so the
+    ratio measures what Vouch's layers cost around them: program, erased-person check, signup
+    rules, link and advocate · referral (one per person), redemption code, attribution
+    decision · fraud counts · flags, first lifecycle event, rollup contribution (both
+    rollups), outbox ``referral.created`` with its deliveries · the friend's reward, its
+    history line, outbox ``reward.created``
 
-conversion (one transaction)
-    idempotency key · referral locked by redemption code · conversion (insert, once per
-    reference) · outbox ``conversion.recorded`` · status won with its lifecycle event and
-    outbox ``referral.status_changed`` (``lifecycle._MOVE``) · qualified and won rules ·
-    advocate lock · ladder ordinal and cap count · the advocate's reward with its history line
-    and outbox ``reward.created`` (``rewards._EARN``) · the key's stored answer
+conversion (one transaction): Vouch's own statements, the same SQL text
+    (``idempotency._CLAIM``, ``redemptions._LOCK_BY_CODE``, ``redemptions._INSERT``,
+    ``lifecycle._MOVE``, ``rewards._LOCK_ADVOCATE``, ``rewards._STANDING``, ``rewards._EARN``,
+    ``idempotency._STORE``): idempotency key · referral locked by redemption code with its
+    program and qualified and won rules · conversion (once per reference) with its outbox
+    ``conversion.recorded`` · status won with its lifecycle event and outbox
+    ``referral.status_changed`` · advocate lock · ladder ordinal and cap count · the
+    advocate's reward with its history line and outbox ``reward.created`` · the key's stored
+    answer
 
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
@@ -27,13 +36,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from email_validator import EmailNotValidError, validate_email
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -44,6 +56,7 @@ from vouch.access.idempotency import _STORE as STORE_KEY_SQL
 from vouch.attribution.claims import _CONTEXT as CONTEXT_SQL
 from vouch.attribution.claims import _CREATE as CREATE_SQL
 from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
+from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
@@ -55,6 +68,7 @@ from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.models import Referral
+from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
@@ -75,7 +89,8 @@ def _json(value: Any) -> str:
 def baseline() -> Starlette:
     dsn = os.environ["BENCH_ASYNCPG_DSN"]
     codec = LinkCodec(os.environ["VOUCH_HASHID_SALT"], 10)
-    state: dict[str, Any] = {"programs": {}}
+    state: dict[str, Any] = {"landings": {}}
+    secret = os.environ["VOUCH_SECRET_KEY"].encode()
 
     async def init(conn: asyncpg.Connection) -> None:
         for name in ("json", "jsonb"):  # JSON text or a value to encode; decoded on the way out
@@ -178,16 +193,71 @@ def baseline() -> Starlette:
                 now=now,
             )
 
+    def mac(message: str, length: int) -> str:
+        return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:length]
+
+    async def landing_for(code: str) -> tuple[int, int] | None:
+        """(link, program) of a live link whose code decodes with the right nonce; kept per
+        code as Vouch's resolver keeps landings (the bench's links are all live)."""
+        found = state["landings"].get(code)
+        if found is None:
+            decoded = codec.decode(code)
+            if decoded is None:
+                return None
+            async with state["pool"].acquire() as conn:
+                row = await conn.fetchrow(
+                    LANDING.sql,
+                    *(
+                        {"link_id": decoded.link_id}.get(n, LANDING.bound.get(n))
+                        for n in LANDING.names
+                    ),
+                )
+            if (
+                row is None
+                or row[1] != decoded.nonce
+                or row[2] != "active"
+                or row[6] is not None
+                or row[9] == "draft"
+            ):
+                return None
+            found = state["landings"][code] = (decoded.link_id, row[7])
+        return found  # type: ignore[no-any-return]
+
+    def csrf_ok(cookie: str, token: str) -> bool:
+        issued, _, tag = token.partition(".")
+        if len(cookie) != 32 or not issued or len(issued) > 12:
+            return False
+        try:
+            age = time.time() - int(issued, 16)
+        except ValueError:
+            return False
+        if not -60 <= age <= CSRF_MAX_AGE:
+            return False
+        return hmac.compare_digest(tag, mac(f"vouch.csrf.v1:{cookie}:{issued}", 40))
+
     async def claim(request: Request) -> Response:
-        """Vouch's claim statements (the same SQL text), called straight from the handler."""
-        decoded = codec.decode(request.path_params["code"])
+        """Every step of Vouch's claim, hand-written: the link resolved (code, nonce, status),
+        the CSRF double-submit check, the address validated and normalised (email_validator,
+        as Vouch), the rate-limit hit, Vouch's claim statements (the same SQL text), and the
+        claimed-code token and the claims cookie signed with HMAC."""
+        found = await landing_for(request.path_params["code"])
+        if found is None:
+            return Response("not found", status_code=404)
+        link_id, program_id = found
         form = await request.form()
-        email = str(form.get("email", "")).strip().lower()
-        if decoded is None or "@" not in email or form.get("consent") != "yes":
-            return Response("bad request", status_code=400)
+        if not csrf_ok(request.cookies.get("vouch_csrf", ""), str(form.get("csrf", ""))):
+            return Response("forbidden", status_code=403)
+        try:
+            checked = validate_email(str(form.get("email", "")).strip(), check_deliverability=False)
+        except EmailNotValidError:
+            return Response("bad request", status_code=422)
+        email = str(checked.normalized)
+        if form.get("consent") != "yes":
+            return Response("bad request", status_code=422)
         now = datetime.now(UTC)
         ip = request.client.host if request.client else ""
-        ip_hash = hashlib.sha256(f"{ip}:{now.date()}".encode()).hexdigest()[:32]
+        day_key = hmac.new(secret, f"ip:{now.date().isoformat()}".encode(), hashlib.sha256)
+        ip_hash = hmac.new(day_key.digest(), ip.encode(), hashlib.sha256).hexdigest()[:32]
         async with state["pool"].acquire() as conn:
             await conn.fetchval(  # on its own, in autocommit, as Vouch's hit
                 "INSERT INTO rate_limit_hits (bucket, window_start, hits) VALUES ($1, $2, 1)"
@@ -197,17 +267,11 @@ def baseline() -> Starlette:
                 now.replace(minute=0, second=0, microsecond=0),
             )
             async with conn.transaction():
-                program_id = state["programs"].get(decoded.link_id)
-                if program_id is None:
-                    program_id = await conn.fetchval(
-                        "SELECT program_id FROM referral_links WHERE id = $1", decoded.link_id
-                    )
-                    state["programs"][decoded.link_id] = program_id
                 rows = await conn.fetch(
                     CONTEXT_SQL,
                     program_id,
-                    hashlib.sha256(email.encode()).hexdigest(),
-                    [decoded.link_id],
+                    "erased:" + mac(f"vouch.erasure.v1:{email.lower()}", 40),
+                    [link_id],
                     None,
                 )
                 if not rows or rows[0][0] != "active" or rows[0][9] is None:
@@ -297,7 +361,20 @@ def baseline() -> Starlette:
                         ordinal=1,
                         now=now,
                     )
-        return RedirectResponse("/claimed", status_code=303)
+        issued = int(time.time())
+        body = f"2.{issued}.{created[-1]}"
+        response = RedirectResponse(
+            f"/claimed?t={body}.{mac(f'vouch.claimed.v2:{body}', 32)}", status_code=303
+        )
+        claims = f"2.{issued}.{created[-1]}"
+        response.set_cookie(
+            "vouch_claims",
+            f"{claims}.{mac(f'vouch.claims.v2:{claims}', 32)}",
+            max_age=CLAIMED_MAX_AGE,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
 
     async def conversion(request: Request) -> Response:
         """Vouch's conversion statements (the same SQL text), called straight from the
