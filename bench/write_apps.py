@@ -67,6 +67,7 @@ from vouch.attribution.rewards import _STANDING as STANDING_SQL
 from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
+from vouch.core.money import CURRENCIES
 from vouch.models import Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
@@ -89,7 +90,7 @@ def _json(value: Any) -> str:
 def baseline() -> Starlette:
     dsn = os.environ["BENCH_ASYNCPG_DSN"]
     codec = LinkCodec(os.environ["VOUCH_HASHID_SALT"], 10)
-    state: dict[str, Any] = {"landings": {}}
+    state: dict[str, Any] = {"landings": {}, "keys": {}}
     secret = os.environ["VOUCH_SECRET_KEY"].encode()
 
     async def init(conn: asyncpg.Connection) -> None:
@@ -376,12 +377,46 @@ def baseline() -> Starlette:
         )
         return response
 
+    async def write_key(request: Request) -> bool:
+        """The bearer key is a live key with the write scope (looked up once per key, as
+        Vouch's key cache does)."""
+        scheme, _, plaintext = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not plaintext or len(plaintext) > 200:
+            return False
+        key_hash = hashlib.sha256(plaintext.encode()).hexdigest()
+        scopes = state["keys"].get(key_hash)
+        if scopes is None:
+            async with state["pool"].acquire() as conn:
+                scopes = await conn.fetchval(
+                    "SELECT scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                    key_hash,
+                )
+            if scopes is None:
+                return False
+            state["keys"][key_hash] = scopes
+        return "write" in scopes or "admin" in scopes
+
     async def conversion(request: Request) -> Response:
-        """Vouch's conversion statements (the same SQL text), called straight from the
-        handler."""
+        """Every step of Vouch's keyed conversion but GraphQL, hand-written: the bearer key
+        checked, the input validated (kind, amount, ISO currency, code and reference), then
+        Vouch's conversion statements (the same SQL text)."""
+        if not await write_key(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
         body = json.loads(await request.body())
         key = request.headers["idempotency-key"]
         now = datetime.now(UTC)
+        code = str(body.get("code", "")).strip().upper()
+        amount, currency = body.get("amount"), str(body.get("currency", "USD")).strip().upper()
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or amount < 0
+            or currency not in CURRENCIES
+            or not 0 < len(code) <= 32
+            or len(str(body.get("ref", ""))) > 128
+            or not 0 < len(key) <= 255
+        ):
+            return JSONResponse({"error": "invalid"}, status_code=422)
         async with state["pool"].acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 CLAIM_KEY_SQL,
@@ -392,7 +427,7 @@ def baseline() -> Starlette:
             )
             if fresh is None:
                 return JSONResponse({"replayed": True})
-            row = await conn.fetchrow(LOCK_BY_CODE_SQL, body["code"])
+            row = await conn.fetchrow(LOCK_BY_CODE_SQL, code)
             if row is None:
                 return JSONResponse({"error": "not found"}, status_code=404)
             referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
@@ -402,15 +437,15 @@ def baseline() -> Starlette:
                 referral["id"],
                 "purchase",
                 body["ref"],
-                body["amount"],
-                "USD",
+                amount,
+                currency,
                 now,
                 json.dumps(
                     {
                         "referral_id": referral["id"],
                         "kind": "purchase",
-                        "amount_minor": body["amount"],
-                        "currency": "USD",
+                        "amount_minor": amount,
+                        "currency": currency,
                         "occurred_at": now.isoformat(),
                     }
                 ),

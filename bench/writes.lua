@@ -24,9 +24,10 @@ request = function()
       ["Cookie"] = "vouch_csrf=" .. os.getenv("BENCH_CSRF_COOKIE"),
     }, body)
   elseif os.getenv("BENCH_BASELINE") == "1" then
-    local body = '{"code":"' .. code .. '","ref":"r' .. unique .. '","amount":1999}'
+    local body = '{"code":"' .. code .. '","ref":"r' .. unique .. '","amount":1999,"currency":"USD"}'
     return wrk.format("POST", "/conversions", {
       ["Content-Type"] = "application/json", ["Idempotency-Key"] = "k" .. unique,
+      ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
     }, body)
   else
     local body = '{"query":"mutation($i: RecordConversionInput!) { recordConversion(input: $i) { errors { code } } }",'
