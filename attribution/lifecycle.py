@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from vouch.attribution import rewards, rollups, webhooks
 from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
-from vouch.core.raw_select import run_raw
+from vouch.core.raw_select import flush_pending, run_raw
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Referral, ReferralEvent
 from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
@@ -231,7 +231,7 @@ async def transition(
         return Transition(referral=referral, event=None)
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"a {current} referral cannot become {target}", field="status")
-    await session.flush()  # the caller's own changes first, as before any statement here
+    await flush_pending(session)  # the caller's own changes first, as before any statement
     # A rejected referral counts nowhere in the reports.
     before = await rollups.contributions(session, [referral.id]) if target == S.REJECTED else {}
     rows = await run_raw(

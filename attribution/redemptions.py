@@ -19,7 +19,7 @@ from vouch.attribution import lifecycle, rewards, webhooks
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
-from vouch.core.raw_select import run_raw
+from vouch.core.raw_select import flush_pending, run_raw
 from vouch.core.snapshot import snapshot_class
 from vouch.models import Conversion, OfferRedemption, Referral
 from vouch.models.enums import ConversionKind, ReferralStatus, RewardTrigger
@@ -263,7 +263,7 @@ async def record_conversion(
     # Lock the referral first: two concurrent conversions of one referral otherwise both take
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
     # The referral is read under that lock: the lifecycle move below needs no lock of its own.
-    await session.flush()  # the caller's own changes first, as before any statement here
+    await flush_pending(session)  # the caller's own changes first, as before any statement
     rows = await run_raw(session, _LOCK_BY_CODE, [request.redemption_code])
     if not rows:
         raise NotFound("no offer with this redemption code", field="redemptionCode")

@@ -89,6 +89,15 @@ async def fetch_raw(
     return records
 
 
+async def flush_pending(session: AsyncSession) -> None:
+    """Flush the session's pending ORM changes, if it has any, before raw statements that
+    must see them (sessions do not autoflush). A clean session, the usual case on the hot
+    write paths, costs no flush (each is a trip through SQLAlchemy's greenlet)."""
+    sync = session.sync_session
+    if sync.identity_map.check_modified() or sync.new or sync.deleted:
+        await session.flush()
+
+
 CONNECTION = "vouch.raw_connection"
 
 

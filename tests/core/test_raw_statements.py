@@ -100,3 +100,34 @@ async def test_a_standalone_statement_first_in_a_session_stands_on_its_own(commi
         await s.rollback()
     async with factory() as s:
         assert await s.scalar(select(Program.name).where(Program.id == program.id)) == "Kept"
+
+
+async def test_flush_pending_flushes_only_a_session_with_changes(committing_engine):
+    """Raw statements see the session's pending ORM changes once ``flush_pending`` ran; a
+    clean session is not flushed at all (the hot write paths' usual case)."""
+    from sqlalchemy import event
+
+    from vouch.core.raw_select import flush_pending
+
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    flushes: list[object] = []
+    async with factory() as s:
+        event.listen(s.sync_session, "before_flush", lambda *args: flushes.append(args))
+        await flush_pending(s)
+        assert flushes == []
+        loaded = await s.get(Program, program.id)
+        assert loaded is not None
+        loaded.name = "Changed in the ORM"
+        await flush_pending(s)
+        assert len(flushes) == 1
+        rows = await run_raw(s, "SELECT name FROM programs WHERE id = $1", [program.id])
+        assert rows[0][0] == "Changed in the ORM"
+        s.add(Program(slug="second", name="Second", currency="USD"))
+        await flush_pending(s)
+        assert len(flushes) == 2
+        await flush_pending(s)
+        assert len(flushes) == 2
+        await s.rollback()
