@@ -98,6 +98,23 @@ async def flush_pending(session: AsyncSession) -> None:
         await session.flush()
 
 
+async def commit_if_begun(session: AsyncSession) -> None:
+    """Commit the session's transaction if anything opened one on the server. When only
+    standalone statements ran (in autocommit) there is nothing to commit: the session keeps
+    its connection for what follows, with no pool check-in and check-out in between (a
+    claim's rate-limit hit, then the claim). Anything it cannot tell is committed."""
+    sync = session.sync_session
+    cached = sync.info.get(CONNECTION)
+    if (
+        cached is not None
+        and cached[0] is sync.get_transaction()
+        and getattr(cached[1].dbapi_connection, "_transaction", True) is None
+        and not (sync.identity_map.check_modified() or sync.new or sync.deleted)
+    ):
+        return
+    await session.commit()
+
+
 CONNECTION = "vouch.raw_connection"
 
 

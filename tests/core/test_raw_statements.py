@@ -131,3 +131,44 @@ async def test_flush_pending_flushes_only_a_session_with_changes(committing_engi
         await flush_pending(s)
         assert len(flushes) == 2
         await s.rollback()
+
+
+async def test_commit_if_begun_keeps_the_connection_after_standalone_statements(
+    committing_engine,
+):
+    """After statements that ran in autocommit there is nothing to commit: the session keeps
+    its connection; once a statement opened a transaction, it is committed."""
+    from sqlalchemy import event
+
+    from vouch.core.raw_select import commit_if_begun
+
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    checkouts: list[object] = []
+
+    def checked_out(*args: object) -> None:
+        checkouts.append(args)
+
+    pool = committing_engine.sync_engine.pool
+    event.listen(pool, "checkout", checked_out)
+    try:
+        async with factory() as s:
+            await run_raw(s, "SELECT 1", [], standalone=True)
+            await commit_if_begun(s)
+            await run_raw(s, "SELECT 1", [], standalone=True)
+            assert len(checkouts) == 1  # a commit would have handed it back to the pool
+    finally:
+        event.remove(pool, "checkout", checked_out)
+    async with factory() as s:
+        await _rename(s, program.id, "In a transaction")  # opens one
+        await commit_if_begun(s)
+        async with factory() as check:
+            name = await check.scalar(select(Program.name).where(Program.id == program.id))
+            assert name == "In a transaction"
+        await _rename(s, program.id, "Rolled back")
+        await s.rollback()
+    async with factory() as check:
+        name = await check.scalar(select(Program.name).where(Program.id == program.id))
+        assert name == "In a transaction"

@@ -46,6 +46,7 @@ from vouch.attribution.clicks import (
 from vouch.attribution.landing import Landing, LandingResolver
 from vouch.core.clock import utcnow
 from vouch.core.errors import DomainError, ErrorCode, NotFound
+from vouch.core.raw_select import commit_if_begun
 from vouch.core.read_only import autocommit_reads
 from vouch.core.security import constant_time_equals, hash_ip, rate_limit_subject, sign
 from vouch.core.sessions import RequestSessions
@@ -584,7 +585,7 @@ class LandingSite:
             response = self._claim_error(request, landing, now, 429, values, "claim.rate_limited")
             response.headers["retry-after"] = str(refused.retry_after_seconds)
             return response
-        await session.commit()
+        await commit_if_begun(session)  # the hit stands whatever follows
         try:
             result = await claim_offer(session, claim=claim, ctx=ctx, now=now, secret=self.secret)
         except AlreadyClaimed:  # an erased person: the same answer as any earlier claim
