@@ -8,13 +8,22 @@ local mode = os.getenv("BENCH_MODE")
 local codes = {}
 for line in io.lines(os.getenv("BENCH_CODES")) do codes[#codes + 1] = line end
 local counter = 0
-local thread_id = math.random(1, 1000000000)
-math.randomseed(os.time() + thread_id)
+-- Unique per wrk run (bench/writes.py sets BENCH_RUN for each) and per thread: emails,
+-- idempotency keys and references must never repeat across rounds or between Vouch and its
+-- baseline, or a later run would measure replays and already-claimed addresses. (An earlier
+-- version drew the run's id from math.random before seeding it, so every run drew the same.)
+local run = os.getenv("BENCH_RUN") or tostring(os.time())
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+math.randomseed(os.time())
 
 request = function()
   counter = counter + 1
   local code = codes[math.random(1, #codes)]
-  local unique = thread_id .. "-" .. counter
+  local unique = run .. "-" .. tostring(thread_number) .. "-" .. counter
   if mode == "cold" then
     return wrk.format("GET", "/r/" .. code)
   elseif mode == "claim" then
