@@ -74,9 +74,15 @@ class SerialSession(AsyncSession):
         return await fetch_raw(self, sql, args, standalone=standalone)
 
     async def close(self) -> None:
-        self.sync_session.info.pop(CONNECTION, None)
-        if READER in self.sync_session.info:
-            await greenlet_spawn(release_reader, self.sync_session)
+        sync = self.sync_session
+        sync.info.pop(CONNECTION, None)
+        if READER in sync.info:
+            await greenlet_spawn(release_reader, sync)
+        if sync.get_transaction() is None and not sync.identity_map and not sync.new:
+            # Nothing to close: no transaction holds a connection and no object is attached
+            # (a request that only ran raw statements, or committed them). Closing would cost
+            # a trip through SQLAlchemy's greenlet for nothing.
+            return
         await super().close()
 
 

@@ -172,3 +172,35 @@ async def test_commit_if_begun_keeps_the_connection_after_standalone_statements(
     async with factory() as check:
         name = await check.scalar(select(Program.name).where(Program.id == program.id))
         assert name == "In a transaction"
+
+
+async def test_closing_a_session_returns_its_connection_and_detaches_its_objects(
+    committing_engine,
+):
+    """``SerialSession.close`` skips SQLAlchemy's close only when there is nothing to close:
+    an open transaction is rolled back and its connection returned; loaded objects are
+    detached."""
+    from sqlalchemy import inspect
+
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    pool = committing_engine.sync_engine.pool
+    async with factory() as s:
+        program = await make_program(s, name="Before")
+        await s.commit()
+    s = factory()
+    await _rename(s, program.id, "Never committed")
+    assert pool.checkedout() == 1
+    await s.close()
+    assert pool.checkedout() == 0
+    s = factory()
+    await run_raw(s, "SELECT 1", [])
+    await s.commit()
+    await s.close()
+    assert pool.checkedout() == 0
+    s = factory()
+    loaded = await s.get(Program, program.id)
+    await s.commit()
+    await s.close()
+    assert inspect(loaded).detached
+    async with factory() as check:
+        assert await check.scalar(select(Program.name).where(Program.id == program.id)) == "Before"
