@@ -71,6 +71,7 @@ MAX_TOUCHES = 12
 TOUCHES_MAX_AGE = 366 * 86_400
 _TOUCHES_V2 = _IDS_V2 = "2."
 _CLAIMS_PURPOSE, _CLAIMED_PURPOSE = "vouch.claims.v2", "vouch.claimed.v2"
+_TOUCHES_PURPOSE = "vouch.attribution.v2"
 MAX_FORM_BYTES = 16_384
 FORM_FIELDS = ("email", "name", "company")
 _HEX = frozenset("0123456789abcdef")
@@ -165,10 +166,22 @@ class Cookies:
     # .<mac>", decimal, HMAC-SHA256 under the value's own purpose (128 bits of the tag kept),
     # as the attribution cookie v2; every claim writes two.
     def dump_ids(self, purpose: str, ids: list[int], now: int) -> str:
-        body = f"{_IDS_V2}{now}.{'~'.join(str(i) for i in ids)}"
-        return f"{body}.{self._mac(purpose, body)}"
+        return self._signed(purpose, [str(i) for i in ids], now)
 
     def load_ids(self, purpose: str, raw: str, max_age: int) -> list[int] | None:
+        items = self._signed_items(purpose, raw, max_age)
+        if items is None or not all(v.isdigit() and len(v) <= 19 for v in items):
+            return None
+        return [int(v) for v in items]
+
+    # The v2 envelope both signed values share: "2.<issued>.<item>~<item>….<mac>".
+    def _signed(self, purpose: str, items: list[str], now: int) -> str:
+        body = f"{_IDS_V2}{now}.{'~'.join(items)}"
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def _signed_items(self, purpose: str, raw: str, max_age: int) -> list[str] | None:
+        """The items of a v2 value signed under ``purpose`` and at most ``max_age`` seconds
+        old; None for anything else."""
         body, _, mac = raw.rpartition(".")
         if not raw.isascii() or not constant_time_equals(mac, self._mac(purpose, body)):
             return None
@@ -177,10 +190,7 @@ class Cookies:
             return None
         if int(time.time()) - int(parts[1]) > max_age:
             return None
-        items = parts[2].split("~") if parts[2] else []
-        if not all(v.isdigit() and len(v) <= 19 for v in items):
-            return None
-        return [int(v) for v in items]
+        return parts[2].split("~") if parts[2] else []
 
     def _mac(self, purpose: str, body: str) -> str:
         return sign(self.secret, f"{purpose}:{body}".encode())[:32]
@@ -238,29 +248,20 @@ class Cookies:
     # tenth of the CPU of itsdangerous's JSON, zlib, base64 and key derivation, and every
     # landing writes one.
     def _touches_v2(self, raw: str) -> list[list[int]] | None:
-        body, _, mac = raw.rpartition(".")
-        if not raw.isascii() or not constant_time_equals(mac, self._touches_mac(body)):
-            return None
-        parts = body.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        if int(time.time()) - int(parts[1]) > TOUCHES_MAX_AGE:
+        items = self._signed_items(_TOUCHES_PURPOSE, raw, TOUCHES_MAX_AGE)
+        if items is None:
             return None
         entries = []
-        for item in parts[2].split("~") if parts[2] else ():
+        for item in items:
             values = item.split("_")
             if len(values) != 4 or not all(v.isdigit() and len(v) <= 19 for v in values):
                 return None
             entries.append([int(v) for v in values])
         return entries
 
-    def _touches_mac(self, body: str) -> str:
-        return self._mac("vouch.attribution.v2", body)
-
     def dump_touches(self, entries: list[list[int]], now: int) -> str:
-        items = "~".join("_".join(str(v) for v in entry) for entry in entries)
-        body = f"{_TOUCHES_V2}{now}.{items}"
-        return f"{body}.{self._touches_mac(body)}"
+        items = ["_".join(str(v) for v in entry) for entry in entries]
+        return self._signed(_TOUCHES_PURPOSE, items, now)
 
     @staticmethod
     def touches_for(entries: list[list[int]]) -> tuple[Touch, ...]:
