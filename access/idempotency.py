@@ -134,9 +134,22 @@ async def store_response(
     )
 
 
+def store_sql(*, response: str, owner: str, key: str, scope: str, source: str | None = None) -> str:
+    """The UPDATE that keeps a key's first answer, as SQL text: the arguments are placeholders
+    or expressions (``response`` a JSONB one). With ``source`` (a CTE of the same statement,
+    whose columns ``response`` may name), it is meant to be a CTE itself and stores the answer
+    only if ``source`` has a row: a write can keep its own answer in the statement that makes
+    it. Only placeholders and constants are formatted in."""
+    rows = f" FROM {source}" if source else ""
+    return (
+        f"UPDATE idempotency_keys SET response = {response}{rows}"  # noqa: S608
+        f" WHERE idempotency_keys.owner = {owner} AND idempotency_keys.key = {key}"
+        f" AND idempotency_keys.scope = {scope}"
+    )
+
+
 # Prebuilt (every keyed write runs both): the first use of a key, and its stored answer.
 _CLAIM = """
 INSERT INTO idempotency_keys (owner, scope, key, request_hash, response)
 VALUES ($1, $2, $3, $4, '{}') ON CONFLICT (owner, key) DO NOTHING RETURNING id"""
-_STORE = """
-UPDATE idempotency_keys SET response = $4::jsonb WHERE owner = $1 AND key = $2 AND scope = $3"""
+_STORE = store_sql(response="$4::jsonb", owner="$1", key="$2", scope="$3")

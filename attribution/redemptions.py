@@ -226,9 +226,11 @@ JOIN offer_redemptions AS o ON o.referral_id = r.id
 JOIN programs AS p ON p.id = r.program_id
 WHERE o.code = $1
 FOR UPDATE OF r"""  # noqa: S608 (column names and enum values only)
-# The conversion (once per referral, kind and reference: a re-report inserts nothing) and its
-# ``conversion.recorded`` outbox event with deliveries, in one statement. $1 referral, $2 kind,
-# $3 reference, $4 amount, $5 currency, $6 occurred at, $7 the payload but the id, $8 now.
+# The conversion (once per referral, kind and reference: a re-report inserts nothing), its
+# ``conversion.recorded`` outbox event with deliveries, and, under an idempotency key, the key's
+# first answer, in one statement. $1 referral, $2 kind, $3 reference, $4 amount, $5 currency,
+# $6 occurred at, $7 the payload but the id, $8 now, $9-$11 the key's owner, key and operation
+# (NULL: no key).
 _INSERT = "".join(
     (
         """
@@ -245,7 +247,15 @@ WITH conversion AS (
             now="$8",
             source="conversion",
         ),
-        "\nSELECT * FROM conversion",
+        ", answered AS (",
+        idempotency.store_sql(
+            response="jsonb_build_object('conversion_id', conversion.id, 'created', true)",
+            owner="$9",
+            key="$10",
+            scope="$11",
+            source="conversion",
+        ),
+        ")\nSELECT * FROM conversion",
     )
 )
 _EXISTING = f"""
@@ -254,12 +264,17 @@ WHERE referral_id = $1 AND kind = $2 AND external_ref = $3"""  # noqa: S608
 
 
 async def record_conversion(
-    session: AsyncSession, request: ConversionRequest
+    session: AsyncSession,
+    request: ConversionRequest,
+    *,
+    answer_key: tuple[str, str] | None = None,
 ) -> tuple[ConversionSnapshot, bool]:
     """Record a signup or purchase against a redemption code's referral.
 
     Idempotent on (referral, kind, external reference): re-reporting returns the first row
-    and ``False``. Writes in the session's transaction, never commits."""
+    and ``False``. ``answer_key`` (owner, key) is a claimed idempotency key of this operation:
+    a new conversion stores its answer there in the statement that writes it. Writes in the
+    session's transaction, never commits."""
     # Lock the referral first: two concurrent conversions of one referral otherwise both take
     # the FK's KEY SHARE lock on it and then deadlock upgrading to the lifecycle's FOR UPDATE.
     # The referral is read under that lock: the lifecycle move below needs no lock of its own.
@@ -293,6 +308,8 @@ async def record_conversion(
             occurred_at,
             webhooks.payload_json(payload),
             now,
+            *(answer_key or (None, None)),
+            CONVERSION_SCOPE,
         ],
     )
     if inserted:
@@ -366,12 +383,16 @@ async def record_conversion_once(
         first = await session.get(Conversion, int(stored["conversion_id"]))
         if first is not None:
             return first, bool(stored.get("created", False))
-    conversion, created = await record_conversion(session, request)
-    await idempotency.store_response(
-        session,
-        scope=CONVERSION_SCOPE,
-        key=idempotency_key,
-        response={"conversion_id": conversion.id, "created": created},
-        owner=idempotency_owner,
+    owner = idempotency_owner[: idempotency.MAX_OWNER_LENGTH]
+    conversion, created = await record_conversion(
+        session, request, answer_key=(owner, idempotency_key)
     )
+    if not created:  # a new conversion stored its answer as it was written
+        await idempotency.store_response(
+            session,
+            scope=CONVERSION_SCOPE,
+            key=idempotency_key,
+            response={"conversion_id": conversion.id, "created": created},
+            owner=idempotency_owner,
+        )
     return conversion, created

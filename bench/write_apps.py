@@ -20,13 +20,12 @@ claim: every step Vouch's handler takes, hand-written (issue 16: "write the hand
 
 conversion (one transaction): Vouch's own statements, the same SQL text
     (``idempotency._CLAIM``, ``redemptions._LOCK_BY_CODE``, ``redemptions._INSERT``,
-    ``lifecycle._MOVE``, ``rewards._LOCK_ADVOCATE``, ``rewards._STANDING``, ``rewards._EARN``,
-    ``idempotency._STORE``): idempotency key · referral locked by redemption code with its
-    program and qualified and won rules · conversion (once per reference) with its outbox
-    ``conversion.recorded`` · status won with its lifecycle event and outbox
+    ``lifecycle._MOVE``, ``rewards._LOCK_ADVOCATE``, ``rewards._STANDING``, ``rewards._EARN``):
+    idempotency key · referral locked by redemption code with its program and qualified and
+    won rules · conversion (once per reference) with its outbox ``conversion.recorded`` and
+    the key's stored answer · status won with its lifecycle event and outbox
     ``referral.status_changed`` · advocate lock · ladder ordinal and cap count · the
-    advocate's reward with its history line and outbox ``reward.created`` · the key's stored
-    answer
+    advocate's reward with its history line and outbox ``reward.created``
 
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
@@ -450,6 +449,9 @@ def baseline() -> Starlette:
                     }
                 ),
                 now,
+                "bench",  # the key's answer, stored with the conversion
+                key,
+                "conversion",
             )
             if inserted is not None and referral["status"] in ("lead", "qualified", "opportunity"):
                 await conn.fetchrow(
@@ -477,15 +479,8 @@ def baseline() -> Starlette:
                 )
                 await earn(conn, referral, [r for r in rules if r["trigger"] == "qualified"], now)
                 await earn(conn, referral, [r for r in rules if r["trigger"] == "won"], now)
-            await conn.execute(
-                STORE_KEY_SQL,
-                "bench",
-                key,
-                "conversion",
-                json.dumps(
-                    {"conversion_id": inserted["id"] if inserted else None, "created": True}
-                ),
-            )
+            if inserted is None:  # a reference reported before: its answer, on its own
+                await conn.execute(STORE_KEY_SQL, "bench", key, "conversion", '{"created": false}')
         return JSONResponse({"ok": True})
 
     return Starlette(

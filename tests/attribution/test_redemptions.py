@@ -237,3 +237,39 @@ async def test_twenty_concurrent_identical_conversions_record_one(committing_eng
     assert sum(created for _, created in results) == 1
     async with factory() as s:
         assert await s.scalar(select(func.count()).select_from(Conversion)) == 1
+
+
+async def test_a_keyed_conversion_keeps_its_answer_and_a_retry_gets_it_back(session, codec):
+    """The first call under a key stores its answer in the statement that writes the
+    conversion; a retry gets the first conversion and ``created`` back; a new key for a
+    reference already reported answers with the first conversion, not created."""
+    issued = await issue(session, codec)
+    first, created = await record_conversion_once(
+        session, _conversion(issued.redemption_code), idempotency_key="k-1", idempotency_owner="o"
+    )
+    assert created is True
+    stored = await session.scalar(
+        select(IdempotencyKey.response).where(
+            IdempotencyKey.owner == "o", IdempotencyKey.key == "k-1"
+        )
+    )
+    assert stored == {"conversion_id": first.id, "created": True}
+    again, created = await record_conversion_once(
+        session, _conversion(issued.redemption_code), idempotency_key="k-1", idempotency_owner="o"
+    )
+    assert (again.id, created) == (first.id, True)
+    other, created = await record_conversion_once(
+        session, _conversion(issued.redemption_code), idempotency_key="k-2", idempotency_owner="o"
+    )
+    assert (other.id, created) == (first.id, False)
+    stored = await session.scalar(
+        select(IdempotencyKey.response).where(
+            IdempotencyKey.owner == "o", IdempotencyKey.key == "k-2"
+        )
+    )
+    assert stored == {"conversion_id": first.id, "created": False}
+    _, created = await record_conversion(
+        session, _conversion(issued.redemption_code, external_ref="order-10")
+    )
+    assert created is True
+    assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 2
