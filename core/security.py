@@ -39,8 +39,13 @@ def hash_ip(secret: str, ip: str | None, day: date) -> str | None:
     but hashes cannot be joined across days and the raw IP is never kept."""
     if not ip:
         return None
-    day_key = hmac.new(secret.encode(), f"ip:{day.isoformat()}".encode(), hashlib.sha256).digest()
-    return hmac.new(day_key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_ip_day_key(secret, day), ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8)
+def _ip_day_key(secret: str, day: date) -> bytes:
+    """The day's key for IP hashes (derived once a day per secret, not once per request)."""
+    return hmac.new(secret.encode(), f"ip:{day.isoformat()}".encode(), hashlib.sha256).digest()
 
 
 def rate_limit_subject(ip: str | None) -> str | None:

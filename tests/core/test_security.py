@@ -49,3 +49,21 @@ def test_one_reading_of_the_authorization_header():
     assert bearer("Bearer") == Bearer(sent=True, token=None)
     assert bearer("Bearer    ") == Bearer(sent=True, token=None)
     assert bearer("vk_abc") == Bearer(sent=True, token=None)
+
+
+def test_ip_hashes_use_the_days_key_and_differ_by_day_and_secret():
+    """The day's key is kept per (secret, day); the hash is the same two-step HMAC."""
+    import hashlib
+    import hmac
+    from datetime import date
+
+    from vouch.core.security import hash_ip
+
+    secret, day = "s" * 40, date(2026, 12, 5)
+    day_key = hmac.new(secret.encode(), b"ip:2026-12-05", hashlib.sha256).digest()
+    expected = hmac.new(day_key, b"203.0.113.9", hashlib.sha256).hexdigest()[:32]
+    assert hash_ip(secret, "203.0.113.9", day) == expected
+    assert hash_ip(secret, "203.0.113.9", day) == expected  # from the kept key
+    assert hash_ip(secret, "203.0.113.9", date(2026, 12, 6)) != expected
+    assert hash_ip("t" * 40, "203.0.113.9", day) != expected
+    assert hash_ip(secret, None, day) is None
