@@ -77,13 +77,16 @@ class SerialSession(AsyncSession):
         sync = self.sync_session
         sync.info.pop(CONNECTION, None)
         if READER in sync.info:
+            # Handing the reader back may do IO (the pool closes an overflow connection).
             await greenlet_spawn(release_reader, sync)
-        if sync.get_transaction() is None and not sync.identity_map and not sync.new:
-            # Nothing to close: no transaction holds a connection and no object is attached
-            # (a request that only ran raw statements, or committed them). Closing would cost
-            # a trip through SQLAlchemy's greenlet for nothing.
-            return
-        await super().close()
+        if sync.get_transaction() is not None:
+            await super().close()  # a rollback to send: SQLAlchemy's greenlet
+        elif sync.identity_map or sync.new:
+            # No transaction: closing only detaches the objects, no IO, so no trip through
+            # SQLAlchemy's greenlet (~9 µs, a tenth of a bare query's CPU).
+            sync.close()
+        # Otherwise nothing to close: no transaction holds a connection and no object is
+        # attached (a request that only ran raw statements, or committed them).
 
 
 def _serialize_every_coroutine(cls: type[SerialSession]) -> None:

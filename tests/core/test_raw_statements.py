@@ -204,3 +204,56 @@ async def test_closing_a_session_returns_its_connection_and_detaches_its_objects
     assert inspect(loaded).detached
     async with factory() as check:
         assert await check.scalar(select(Program.name).where(Program.id == program.id)) == "Before"
+
+
+async def test_closing_a_session_hands_everything_back_with_as_few_greenlet_trips_as_it_can(
+    committing_engine, monkeypatch
+):
+    """``SerialSession.close``: without a transaction closing is bookkeeping, done without
+    SQLAlchemy's greenlet (a read-only request that read nothing); a read-only session's raw
+    reader goes back to the pool in one trip; a session in a transaction is rolled back as
+    before."""
+    from sqlalchemy.ext.asyncio import session as asyncio_session
+
+    from vouch.core import sessions
+    from vouch.core.raw_select import READER
+    from vouch.core.read_only import autocommit_reads
+
+    trips: list[object] = []
+    real = sessions.greenlet_spawn
+
+    async def counted(fn, *args, **kwargs):
+        trips.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sessions, "greenlet_spawn", counted)
+    monkeypatch.setattr(asyncio_session, "greenlet_spawn", counted)  # AsyncSession's own
+    pool = committing_engine.sync_engine.pool
+    factory = async_sessionmaker(committing_engine, class_=SerialSession, expire_on_commit=False)
+    idle = pool.checkedout()
+
+    s = factory()
+    autocommit_reads(s)
+    await s.close()
+    assert trips == [] and pool.checkedout() == idle
+
+    s = factory()
+    autocommit_reads(s)
+    assert (await run_raw(s, "SELECT 41 + 1", []))[0][0] == 42
+    assert READER in s.sync_session.info and pool.checkedout() == idle + 1
+    await s.close()
+    assert len(trips) == 1 and pool.checkedout() == idle
+    assert READER not in s.sync_session.info
+
+    async with factory() as s:
+        program = await make_program(s, name="Kept")
+        await s.commit()
+    s = factory()
+    await _rename(s, program.id, "Rolled back on close")
+    assert s.in_transaction() and pool.checkedout() == idle + 1
+    trips.clear()
+    await s.close()
+    assert pool.checkedout() == idle and not s.in_transaction()
+    async with factory() as check:
+        name = await check.scalar(select(Program.name).where(Program.id == program.id))
+        assert name == "Kept"
