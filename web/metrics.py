@@ -10,6 +10,7 @@ workers. Business totals are read from the database at scrape time.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -141,9 +142,25 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_label(scope)
-            REQUESTS.labels(route, str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - start)
+            requests, latency = _series(_route_label(scope), status)
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
+
+
+# (route, status) -> the request counter's and the latency histogram's labelled children:
+# ``labels()`` validates, locks and builds its key on every call (~3 µs a request of the ~4
+# the two metrics cost). Only the children prometheus_client itself keeps are held here.
+_SERIES: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def _series(route: str, status: int) -> tuple[Any, Any]:
+    found = _SERIES.get((route, status))
+    if found is None:
+        found = _SERIES[(route, status)] = (
+            REQUESTS.labels(route, str(status)),
+            LATENCY.labels(route),
+        )
+    return found
 
 
 async def metrics(request: Request) -> Response:
