@@ -35,6 +35,7 @@ design, not a shortcut: their descriptors serve both paths.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -44,6 +45,7 @@ from graphql import (
     get_nullable_type,
     is_leaf_type,
 )
+from graphql.execution.collect_fields import CollectedFields
 from strawberry import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -104,6 +106,30 @@ class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
 
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: Any
+    ) -> CollectedFields:
+        """graphql-core collects a field's subfields on every request (once per execution);
+        for a document without directives that depends on nothing but the document, so piece
+        4 keeps the result with the cached document (``api.execution.Prepared.subfields``)
+        and later requests reuse it."""
+        memo = SUBFIELDS_MEMO.get()
+        if memo is None:
+            return super().collect_subfields(return_type, field_details_list)
+        # The nodes belong to the cached document, which holds the memo: their ids stay theirs.
+        key = (return_type, *[id(details.node) for details in field_details_list])
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = super().collect_subfields(return_type, field_details_list)
+        return found
+
+
+# The subfields memo of the document being executed (set by ``api.execution``), or None: a
+# context variable, as graphql-core builds the execution context itself.
+SUBFIELDS_MEMO: ContextVar[dict[Any, CollectedFields] | None] = ContextVar(
+    "vouch_subfields_memo", default=None
+)
+
 
 _UNSET: Any = object()
 
@@ -159,7 +185,8 @@ def direct_attribute_fields(schema: Schema) -> int:
 
 
 ATTRIBUTES, LEAF_PATH, POST_VIEW = "attributes", "leaf_path", "post_view"
-ALL = frozenset({ATTRIBUTES, LEAF_PATH, POST_VIEW})
+SUBFIELDS = "subfields"
+ALL = frozenset({ATTRIBUTES, LEAF_PATH, POST_VIEW, SUBFIELDS})
 NONE: frozenset[str] = frozenset()
 
 
@@ -170,6 +197,10 @@ def pieces(fast: bool) -> frozenset[str]:
 
 
 def install(schema: Schema, on: frozenset[str]) -> int:
-    """Piece 1 on a built schema (piece 2 is its execution context class, set by
-    ``build_schema``; piece 3 belongs to the view). Returns how many fields it rewired."""
+    """Pieces 1 and 4 on a built schema (piece 2 is its execution context class, set by
+    ``build_schema``, which piece 4 needs too; piece 3 belongs to the view). Returns how many
+    fields piece 1 rewired."""
+    documents = getattr(schema, "documents", None)
+    if documents is not None:
+        documents.reuse_subfields = SUBFIELDS in on and LEAF_PATH in on
     return direct_attribute_fields(schema) if ATTRIBUTES in on else 0

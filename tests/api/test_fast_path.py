@@ -137,6 +137,9 @@ async def test_every_query_answers_the_same_with_and_without_the_speed_machinery
             first = _comparable(await a.post("/graphql", json={"query": query}, headers=headers))
             second = _comparable(await b.post("/graphql", json={"query": query}, headers=headers))
             assert first == second, query
+            # asked again, the fast app reuses the subfields it collected (piece 4)
+            again = _comparable(await a.post("/graphql", json={"query": query}, headers=headers))
+            assert again == first, query
             answered_with_data += first[1] is not None
     # The comparison means something only if many queries got as far as data.
     assert answered_with_data > len(stripped) // 2
@@ -151,3 +154,75 @@ def test_the_plain_schema_installs_nothing() -> None:
     assert fast.execution_context_class is speed.VouchExecutionContext
     assert speed.install(build_schema(production=False, fast=False), speed.NONE) == 0
     assert speed.install(build_schema(production=False, fast=False), speed.ALL) > 100
+
+
+def _schema(app: Any) -> Any:
+    return next(r for r in app.routes if getattr(r, "path", "") == "/graphql").app.schema
+
+
+async def test_collected_subfields_are_reused_only_for_documents_without_directives(
+    demo: dict[str, str], settings: Settings, sessionmaker: Any
+) -> None:
+    """Piece 4: a document's collected subfields are kept with it and reused by the next
+    request; a document with a directive (whose variables decide which fields are collected)
+    is collected afresh every time."""
+    app = create_app(settings, Overrides(sessionmaker=sessionmaker, graphql_speed=speed.ALL))
+    documents = _schema(app).documents
+    widget = {"authorization": f"Bearer {demo['widget']}"}
+    admin = {"authorization": f"Bearer {demo['key']}"}
+    plain = _widget_js_query()
+    switched = (
+        "query W($links: Boolean!) { me { externalId "
+        "links @include(if: $links) { code clicks { total } } } }"
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        answers = [
+            (await c.post("/graphql", json={"query": plain}, headers=widget)).json()
+            for _ in range(3)
+        ]
+        assert "errors" not in answers[0] and answers[0]["data"]["me"]["links"]
+        assert answers[0] == answers[1] == answers[2]
+        memo = documents.get(plain).subfields
+        assert memo  # me, its links, their clicks, rewards, next ask, prompt
+
+        for links in (True, False, True):
+            body = (
+                await c.post(
+                    "/graphql",
+                    json={"query": switched, "variables": {"links": links}},
+                    headers=widget,
+                )
+            ).json()
+            assert "errors" not in body, body
+            assert ("links" in body["data"]["me"]) is links
+        assert documents.get(switched).subfields is None
+
+        # one abstract field, two runtime types: each keeps its own subfields
+        ids = (
+            await c.post(
+                "/graphql",
+                json={
+                    "query": "{ programs(first: 1) { nodes { id } } "
+                    "advocates(first: 1) { nodes { id } } }"
+                },
+                headers=admin,
+            )
+        ).json()["data"]
+        nodes = "{ a: node(id: $p) { ...F } b: node(id: $a) { ...F } }"
+        query = (
+            f"query N($p: ID!, $a: ID!) {nodes} "
+            "fragment F on Node { id ... on Program { slug } ... on Advocate { externalId } }"
+        )
+        variables = {
+            "p": ids["programs"]["nodes"][0]["id"],
+            "a": ids["advocates"]["nodes"][0]["id"],
+        }
+        for _ in range(2):
+            body = (
+                await c.post(
+                    "/graphql", json={"query": query, "variables": variables}, headers=admin
+                )
+            ).json()
+            assert "errors" not in body, body
+            assert set(body["data"]["a"]) == {"id", "slug"}
+            assert set(body["data"]["b"]) == {"id", "externalId"}
