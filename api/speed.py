@@ -20,6 +20,11 @@ of 50 with advocate and rewards / the widget's query.
    that case, hence graphql-core is pinned).
 3. ``api.view.VouchGraphQL._answer_post`` (+9% / +10% / +9%): a JSON POST answered without
    strawberry's generic ``GraphQL.run`` (same answers, same errors).
+4. ``VouchExecutionContext.collect_subfields`` (issue 16; widget -4%, widget.js's query -5% in
+   an in-process A/B): graphql-core collects every object field's subfields anew on every
+   request; for a document without directives they depend on the document alone, so they are
+   kept with the cached document (``api.execution.Prepared.subfields``) and reused. Needs
+   piece 2's execution context class.
 
 Dropped after measuring: calling argument-free resolvers directly (``wrapped_func``,
 ``Info(_raw_info=…)``, ``_get_field_exception_handlers``) bought +7% / -2% / +6% in one run and
