@@ -110,19 +110,18 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         if self.trusted:
-            self._resolve_client(scope, headers)
+            self._resolve_client(scope, Headers(scope=scope))
+        host, length, encoding, content_type = _edge_headers(scope["headers"])
         if (
             self.check_host
             and scope["path"] not in HOST_EXEMPT
-            and _hostname(headers.get("host", "")) not in self.hosts
+            and _hostname(host) not in self.hosts
         ):
             await PlainTextResponse("Unknown host.\n", status_code=400)(scope, receive, send)
             return
         send = _relative_redirects(send)
-        length = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        chunked = "chunked" in encoding.lower()
         if scope["method"] in _NO_BODY and not chunked and length in (None, "0"):
             await self.app(scope, receive, send)
             return
@@ -134,7 +133,7 @@ class EdgeMiddleware:
         if length is not None and int(length) > limit:
             await _too_large()(scope, receive, send)
             return
-        if headers.get("content-type", "").lower().lstrip().startswith("multipart/"):
+        if content_type.lower().lstrip().startswith("multipart/"):
             refusal = _refusal(415, "unsupported_media_type", "this endpoint takes no file uploads")
             await refusal(scope, receive, send)
             return
@@ -174,6 +173,24 @@ class EdgeMiddleware:
         except ValueError:
             return False
         return any(ip in network for network in self.trusted)
+
+
+_EDGE_HEADERS = {b"host": 0, b"content-length": 1, b"transfer-encoding": 2, b"content-type": 3}
+
+
+def _edge_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None, str, str]:
+    """Host, Content-Length (None when absent), Transfer-Encoding and Content-Type, the first
+    of each as Starlette's ``Headers.get`` reads them, in one pass over the raw headers (a
+    ``Headers`` and four lookups, each a scan, cost more on every request)."""
+    found: list[bytes | None] = [None, None, None, None]
+    for name, value in raw:
+        index = _EDGE_HEADERS.get(name)
+        if index is not None and found[index] is None:
+            found[index] = value
+    host, length, encoding, content_type = (
+        None if value is None else value.decode("latin-1") for value in found
+    )
+    return host or "", length, encoding or "", content_type or ""
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -306,3 +306,27 @@ async def test_hostile_json_in_a_signed_inbound_webhook_is_422(client, session, 
         "message": "body is not JSON",
         "field": "body",
     }
+
+
+def test_the_edge_reads_the_first_of_each_header_it_checks_as_starlette_would() -> None:
+    from starlette.datastructures import Headers
+
+    from vouch.web.edge import _edge_headers
+
+    raw = [
+        (b"host", b"Example.com:8000"),
+        (b"content-length", b"12"),
+        (b"content-length", b"99999999"),  # a second value (smuggling) is not the one read
+        (b"x-other", b"1"),
+        (b"content-type", b"application/json"),
+        (b"transfer-encoding", b"chunked"),
+        (b"host", b"evil.example"),
+    ]
+    headers = Headers(raw=raw)
+    assert _edge_headers(raw) == (
+        headers.get("host"),
+        headers.get("content-length"),
+        headers.get("transfer-encoding"),
+        headers.get("content-type"),
+    )
+    assert _edge_headers([]) == ("", None, "", "")
