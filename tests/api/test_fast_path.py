@@ -180,7 +180,8 @@ async def test_collected_subfields_are_reused_only_for_documents_without_directi
             (await c.post("/graphql", json={"query": plain}, headers=widget)).json()
             for _ in range(3)
         ]
-        assert "errors" not in answers[0] and answers[0]["data"]["me"]["links"]
+        assert "errors" not in answers[0]
+        assert answers[0]["data"]["me"]["links"]
         assert answers[0] == answers[1] == answers[2]
         memo = documents.get(plain).subfields
         assert memo  # me, its links, their clicks, rewards, next ask, prompt

@@ -214,13 +214,14 @@ async def test_closing_a_session_hands_everything_back_with_as_few_greenlet_trip
     reader goes back to the pool in one trip; a session in a transaction is rolled back as
     before."""
     from sqlalchemy.ext.asyncio import session as asyncio_session
+    from sqlalchemy.util import greenlet_spawn
 
     from vouch.core import sessions
     from vouch.core.raw_select import READER
     from vouch.core.read_only import autocommit_reads
 
     trips: list[object] = []
-    real = sessions.greenlet_spawn
+    real = greenlet_spawn  # the function vouch.core.sessions and AsyncSession call
 
     async def counted(fn, *args, **kwargs):
         trips.append(fn)
@@ -235,14 +236,17 @@ async def test_closing_a_session_hands_everything_back_with_as_few_greenlet_trip
     s = factory()
     autocommit_reads(s)
     await s.close()
-    assert trips == [] and pool.checkedout() == idle
+    assert trips == []
+    assert pool.checkedout() == idle
 
     s = factory()
     autocommit_reads(s)
     assert (await run_raw(s, "SELECT 41 + 1", []))[0][0] == 42
-    assert READER in s.sync_session.info and pool.checkedout() == idle + 1
+    assert READER in s.sync_session.info
+    assert pool.checkedout() == idle + 1
     await s.close()
-    assert len(trips) == 1 and pool.checkedout() == idle
+    assert len(trips) == 1
+    assert pool.checkedout() == idle
     assert READER not in s.sync_session.info
 
     async with factory() as s:
@@ -250,10 +254,12 @@ async def test_closing_a_session_hands_everything_back_with_as_few_greenlet_trip
         await s.commit()
     s = factory()
     await _rename(s, program.id, "Rolled back on close")
-    assert s.in_transaction() and pool.checkedout() == idle + 1
+    assert s.in_transaction()
+    assert pool.checkedout() == idle + 1
     trips.clear()
     await s.close()
-    assert pool.checkedout() == idle and not s.in_transaction()
+    assert pool.checkedout() == idle
+    assert not s.in_transaction()
     async with factory() as check:
         name = await check.scalar(select(Program.name).where(Program.id == program.id))
         assert name == "Kept"
