@@ -312,7 +312,10 @@ def cpu_profile(url: str, key: str, token: str, rounds: int) -> None:
         ("page of 50, no nesting (baseline)", baseline_app, FLAT, {"first": 50}, None),
         ("widget my link and stats (Vouch)", vouch_app, WIDGET, {}, token),
         ("widget my link and stats (baseline)", baseline_app, WIDGET, {}, None),
+        ("widget.js's own query (Vouch)", vouch_app, widget_js_query(), {}, token),
+        ("widget.js's own query (baseline)", baseline_app, widget_js_query(), {}, None),
         ("{ __typename } (Vouch, no auth)", vouch_app, "{ __typename }", {}, None),
+        ("{ __typename } (baseline)", baseline_app, "{ __typename }", {}, None),
     ]
 
     async def measure(
