@@ -121,11 +121,19 @@ class VouchExecutionContext(StrawberryGraphQLCoreExecutionContext):
         memo = SUBFIELDS_MEMO.get()
         if memo is None:
             return super().collect_subfields(return_type, field_details_list)
+        # This execution's own memo first (the 50 objects of a page share one list), as
+        # graphql-core's collect_subfields does, so a list's key is built once per request.
+        execution = self._relevant_sub_fields
+        cached = execution.get((return_type, id(field_details_list)))
+        if cached is not None:
+            return cached[1]
         # The nodes belong to the cached document, which holds the memo: their ids stay theirs.
         key = (return_type, *[id(details.node) for details in field_details_list])
         found = memo.get(key)
         if found is None:
             found = memo[key] = super().collect_subfields(return_type, field_details_list)
+        else:  # kept, with its list, for the rest of this execution
+            execution[(return_type, id(field_details_list))] = (field_details_list, found)
         return found
 
 
