@@ -114,12 +114,13 @@ LOOPBACK = {"127.0.0.1", "::1"}
 
 
 def _route_label(scope: Scope) -> str:
-    path: str = scope.get("path", "")
-    if path.startswith("/r/"):
-        return "/r/{code}"
-    if path.startswith("/static/"):
-        return "/static"
-    return path if path.count("/") <= 2 and len(path) <= 40 else "other"
+    """The template of the route that matched (Starlette's router leaves it in the scope), so
+    the label set is the route table's, whatever paths outsiders send; ``unmatched`` for a
+    404 and for what was answered before routing (a refusal at the edge, a shed request)."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    return "/r/{code}" if scope.get("path", "").startswith("/r/") else "unmatched"
 
 
 class MetricsMiddleware:

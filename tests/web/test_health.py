@@ -23,6 +23,24 @@ async def test_metrics_for_loopback_only(client, app):
     assert 'vouch_http_requests_total{route="/healthz",status="200"}' in response.text
 
 
+async def test_metrics_label_requests_by_route_so_a_scanner_cannot_add_series(client):
+    """Request metrics are labelled by the route that matched (its template), never by the
+    path an outsider sent: a scan of random paths must not grow the metrics without bound."""
+    for i in range(30):
+        await client.get(f"/scan{i}")
+        await client.get(f"/api/probe{i}")
+    await client.get("/healthz")
+    text = (await client.get("/metrics")).text
+    routes = {
+        line.split('route="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if line.startswith("vouch_http_requests_total{")
+    }
+    assert not any("scan" in r or "probe" in r for r in routes), routes
+    assert "/healthz" in routes
+    assert "unmatched" in routes
+
+
 async def test_metrics_refused_from_elsewhere(app):
     import httpx
 
