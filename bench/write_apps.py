@@ -27,6 +27,26 @@ conversion (one transaction): Vouch's own statements, the same SQL text
     ``referral.status_changed`` · advocate lock · ladder ordinal and cap count · the
     advocate's reward with its history line and outbox ``reward.created``
 
+revenue (one transaction; every statement Vouch runs for a keyed charge on a deal, in its
+    order): idempotency key · the deal by CRM id (two rows at most: an id two CRMs share is
+    refused) · the referral locked · whether the billing id was recorded before · the rollup's
+    referral lock, the referral's contribution before (``rollups.CONTRIBUTIONS``), the event
+    (once per billing id), the contribution after and the difference added to both rollups ·
+    the event read back · outbox ``revenue.recorded`` · the program's revenue rules · the key's
+    answer
+
+opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
+    to a referral, in its order): idempotency key · the referral · the deal's current link and
+    currency · the rollup's referral lock and contribution before · (won) the current close
+    date · the deal (once per CRM id) and the deal locked · its stage/amount history line
+    and update · contribution after and the difference added to both rollups · outbox
+    ``opportunity.updated`` · the referral locked again and moved (lead → opportunity, → won;
+    ``lifecycle._MOVE``: status, lifecycle event, outbox ``referral.status_changed``) · (won)
+    whether it was won before, the qualified and won rules, the advocate lock, the program's
+    auto-approve setting, ladder ordinal and cap count (``rewards._STANDING``), the advocate's
+    reward with its history line and outbox ``reward.created`` (``rewards._EARN``) · the key's
+    answer
+
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
 """
@@ -63,7 +83,7 @@ from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
-from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, CONTRIBUTIONS, MEASURES
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
@@ -79,6 +99,33 @@ OUTBOX_SQL = (
     .replace(":pending", "'pending'")
 )
 LOCK_NAMESPACE = 7_300_001
+CONTRIBUTIONS_SQL = CONTRIBUTIONS.format(where="r.id = ANY($1::bigint[])")
+_ADDED = ", ".join(f"{m} = {{t}}.{m} + EXCLUDED.{m}" for m in MEASURES)
+FINE_SQL = (
+    "INSERT INTO referral_daily_rollups (day, program_id, advocate_id, channel, currency, "
+    + ", ".join(MEASURES)
+    + ") SELECT * FROM unnest($1::date[], $2::bigint[], $3::bigint[], $4::varchar[],"
+    " $5::varchar[], "
+    + ", ".join(f"${i + 6}::bigint[]" for i in range(len(MEASURES)))
+    + ") ON CONFLICT (day, program_id, advocate_id, channel, currency) DO UPDATE SET "
+    + _ADDED.format(t="referral_daily_rollups")
+)
+COARSE_SQL = (
+    "INSERT INTO program_daily_rollups (program_id, day, channel, currency, "
+    + ", ".join(MEASURES)
+    + ") SELECT * FROM unnest($1::bigint[], $2::date[], $3::varchar[], $4::varchar[], "
+    + ", ".join(f"${i + 5}::bigint[]" for i in range(len(MEASURES)))
+    + ") ON CONFLICT (program_id, day, channel, currency) DO UPDATE SET "
+    + _ADDED.format(t="program_daily_rollups")
+)
+OPPORTUNITY_COLUMNS = (
+    "id, provider, crm_id, referral_id, program_id, kind, name, amount_minor, currency, stage,"
+    " status, close_date, owner, created_at, updated_at"
+)
+RULES_SQL = (
+    "SELECT * FROM reward_rules WHERE program_id = $1 AND trigger = ANY($2::varchar[])"
+    " AND active IS true ORDER BY id"
+)
 REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
 
 
@@ -160,6 +207,8 @@ def baseline() -> Starlette:
         referral: asyncpg.Record,
         rules: list[dict[str, Any]],
         now: datetime,
+        *,
+        auto_approve: bool = False,
     ) -> None:
         """The reward engine's work for one event on rules read already: advocate lock, ladder
         position and cap (``rewards._STANDING``), the reward, its history line and its
@@ -167,6 +216,10 @@ def baseline() -> Starlette:
         if not rules:
             return
         await conn.execute(LOCK_ADVOCATE_SQL, LOCK_NAMESPACE, referral["advocate_id"])
+        if auto_approve:  # the program's setting, read as Vouch's engine reads it
+            await conn.fetchval(
+                "SELECT settings FROM programs WHERE id = $1", referral["program_id"]
+            )
         for rule in rules:
             referrer = rule["side"] == "referrer"
             capped = referrer and rule["cap_count"] is not None
@@ -192,6 +245,33 @@ def baseline() -> Starlette:
                 ordinal=ordinal + 1,
                 now=now,
             )
+
+    async def contributions(conn: asyncpg.Connection, ids: list[int]) -> dict[tuple[Any, ...], Any]:
+        rows = await conn.fetch(CONTRIBUTIONS_SQL, ids)
+        return {tuple(r[:5]): tuple(r[5:]) for r in rows}
+
+    async def add_difference(
+        conn: asyncpg.Connection, after: dict[Any, Any], before: dict[Any, Any]
+    ) -> None:
+        """after - before added to both rollups (the fine rows, then per program), in key
+        order, as ``rollups.apply``."""
+        zero = (0,) * len(MEASURES)
+        fine = []
+        for k in sorted(after.keys() | before.keys()):
+            values = [a - b for a, b in zip(after.get(k, zero), before.get(k, zero), strict=True)]
+            if any(values):
+                fine.append((*k, *values))
+        if not fine:
+            return
+        await conn.execute(FINE_SQL, *(list(column) for column in zip(*fine, strict=True)))
+        coarse: dict[tuple[Any, ...], list[int]] = {}
+        for day, program, _, channel, currency, *values in fine:
+            sums = coarse.setdefault((program, day, channel, currency), [0] * len(MEASURES))
+            for i, v in enumerate(values):
+                sums[i] += v
+        rows = [(*k, *v) for k, v in sorted(coarse.items()) if any(v)]
+        if rows:
+            await conn.execute(COARSE_SQL, *(list(column) for column in zip(*rows, strict=True)))
 
     def mac(message: str, length: int) -> str:
         return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:length]
@@ -483,10 +563,349 @@ def baseline() -> Starlette:
                 await conn.execute(STORE_KEY_SQL, "bench", key, "conversion", '{"created": false}')
         return JSONResponse({"ok": True})
 
+    async def revenue(request: Request) -> Response:
+        """Every step of Vouch's keyed charge on a deal but GraphQL, hand-written: the bearer
+        key checked, the input validated, then the statements Vouch runs, in its order."""
+        if not await write_key(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = json.loads(await request.body())
+        key = request.headers["idempotency-key"]
+        now = datetime.now(UTC)
+        amount, currency = body.get("amount"), str(body.get("currency", "")).strip().upper()
+        external_id, crm_id = str(body.get("external_id", "")).strip(), str(body["crm_id"])
+        occurred_at = datetime.fromisoformat(body["occurred_at"])
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or amount <= 0
+            or currency not in CURRENCIES
+            or not 0 < len(external_id) <= 128
+            or occurred_at.tzinfo is None
+            or not 0 < len(key) <= 255
+        ):
+            return JSONResponse({"error": "invalid"}, status_code=422)
+        async with state["pool"].acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                CLAIM_KEY_SQL,
+                "bench",
+                "record_revenue",
+                key,
+                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            )
+            if fresh is None:
+                return JSONResponse({"replayed": True})
+            deals = await conn.fetch(
+                f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities WHERE crm_id = $1"
+                " ORDER BY id LIMIT 2",
+                crm_id,
+            )
+            if len(deals) != 1:
+                return JSONResponse({"error": "not found or ambiguous"}, status_code=422)
+            deal = deals[0]
+            referral = await conn.fetchrow(
+                "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", deal["referral_id"]
+            )
+            if referral is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            seen = await conn.fetchval(
+                "SELECT id FROM revenue_events WHERE external_id = $1", external_id
+            )
+            if seen is None and (
+                occurred_at > now + timedelta(minutes=5) or occurred_at < referral["created_at"]
+            ):
+                return JSONResponse({"error": "invalid date"}, status_code=422)
+            ids = [referral["id"]]
+            await conn.execute(
+                "SELECT id FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids
+            )
+            before = await contributions(conn, ids)
+            inserted = await conn.fetchval(
+                "INSERT INTO revenue_events (external_id, opportunity_id, referral_id,"
+                " program_id, kind, amount_minor, currency, occurred_at, source, data,"
+                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (external_id) DO NOTHING RETURNING id",
+                external_id,
+                deal["id"],
+                referral["id"],
+                referral["program_id"],
+                "recurring",
+                amount,
+                currency,
+                occurred_at,
+                "api",
+                "{}",
+                now,
+            )
+            await add_difference(conn, await contributions(conn, ids), before)
+            event = await conn.fetchrow(
+                "SELECT * FROM revenue_events WHERE external_id = $1", external_id
+            )
+            if inserted is None:
+                await conn.execute(
+                    STORE_KEY_SQL,
+                    "bench",
+                    key,
+                    "record_revenue",
+                    json.dumps({"revenue_event_id": event["id"], "created": False}),
+                )
+                return JSONResponse({"created": False})
+            await outbox(
+                conn,
+                "revenue.recorded",
+                {
+                    "revenue_event_id": event["id"],
+                    "external_id": event["external_id"],
+                    "opportunity_id": event["opportunity_id"],
+                    "referral_id": event["referral_id"],
+                    "program_id": event["program_id"],
+                    "kind": event["kind"],
+                    "amount_minor": event["amount_minor"],
+                    "currency": event["currency"],
+                    "occurred_at": event["occurred_at"].isoformat(),
+                },
+                now,
+            )
+            rules = await conn.fetch(RULES_SQL, referral["program_id"], ["revenue"])
+            for rule in rules:  # the bench's program shares no revenue: never taken
+                raise NotImplementedError(rule)
+            await conn.execute(
+                STORE_KEY_SQL,
+                "bench",
+                key,
+                "record_revenue",
+                json.dumps({"revenue_event_id": event["id"], "created": True}),
+            )
+        return JSONResponse({"created": True})
+
+    async def opportunity(request: Request) -> Response:
+        """Every step of Vouch's keyed deal upsert but GraphQL, hand-written: the bearer key
+        checked, the input validated, then the statements Vouch runs, in its order."""
+        if not await write_key(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = json.loads(await request.body())
+        key = request.headers["idempotency-key"]
+        now = datetime.now(UTC)
+        amount, currency = body.get("amount"), str(body.get("currency", "")).strip().upper()
+        crm_id, stage = str(body.get("crm_id", "")).strip(), str(body.get("stage", "")).strip()
+        status = body.get("status", "open")
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or amount < 0
+            or currency not in CURRENCIES
+            or not 0 < len(crm_id) <= 128
+            or not 0 < len(stage) <= 64
+            or status not in ("open", "won", "lost")
+            or not 0 < len(key) <= 255
+        ):
+            return JSONResponse({"error": "invalid"}, status_code=422)
+        async with state["pool"].acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                CLAIM_KEY_SQL,
+                "bench",
+                "upsert_opportunity",
+                key,
+                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            )
+            if fresh is None:
+                return JSONResponse({"replayed": True})
+            referral = await conn.fetchrow(
+                "SELECT * FROM referrals WHERE id = $1", int(body["referral_id"])
+            )
+            if referral is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            linked = await conn.fetchrow(
+                "SELECT referral_id, currency FROM opportunities"
+                " WHERE provider = $1 AND crm_id = $2",
+                "other",
+                crm_id,
+            )
+            ids = sorted({referral["id"], *([linked["referral_id"]] if linked else [])} - {None})
+            await conn.execute(
+                "SELECT id FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids
+            )
+            before = await contributions(conn, ids)
+            close_date = None
+            if status == "won":
+                close_date = (
+                    await conn.fetchval(
+                        "SELECT close_date FROM opportunities WHERE provider = $1 AND crm_id = $2",
+                        "other",
+                        crm_id,
+                    )
+                    or now.date()
+                )
+            inserted = await conn.fetchval(
+                "INSERT INTO opportunities (provider, crm_id, referral_id, program_id, kind, name,"
+                " amount_minor, currency, stage, status, close_date, owner, created_at,"
+                " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                " $13) ON CONFLICT (provider, crm_id) DO NOTHING RETURNING id",
+                "other",
+                crm_id,
+                referral["id"],
+                referral["program_id"],
+                "new_business",
+                None,
+                amount,
+                currency,
+                stage,
+                status,
+                close_date,
+                None,
+                now,
+            )
+            deal = await conn.fetchrow(
+                f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities"
+                " WHERE provider = $1 AND crm_id = $2 FOR UPDATE",
+                "other",
+                crm_id,
+            )
+            created = inserted is not None
+            previous = None if created else deal["status"]
+            changed = created
+            history = None
+            if created:
+                history = (None, stage, None, amount)
+            else:
+                if deal["stage"] != stage or deal["amount_minor"] != amount:
+                    history = (deal["stage"], stage, deal["amount_minor"], amount)
+                    changed = True
+                updates = {
+                    "stage": stage,
+                    "amount_minor": amount,
+                    "currency": currency,
+                    "status": status,
+                    "kind": "new_business",
+                    "close_date": close_date or deal["close_date"],
+                }
+                if deal["referral_id"] != referral["id"]:
+                    updates |= {"referral_id": referral["id"], "program_id": referral["program_id"]}
+                updates = {k: v for k, v in updates.items() if deal[k] != v}
+                if updates:
+                    changed = True
+                if changed:  # flushed in the order SQLAlchemy's unit of work uses
+                    updates["updated_at"] = now
+                    names = list(updates)
+                    await conn.execute(
+                        "UPDATE opportunities SET "
+                        + ", ".join(f"{n} = ${i + 1}" for i, n in enumerate(names))
+                        + f" WHERE id = ${len(names) + 1}",
+                        *updates.values(),
+                        deal["id"],
+                    )
+            if history is not None:
+                await conn.fetchval(
+                    "INSERT INTO opportunity_events (opportunity_id, from_stage, to_stage,"
+                    " from_amount_minor, to_amount_minor, at, source) VALUES ($1, $2, $3, $4,"
+                    " $5, $6, $7) RETURNING id",
+                    deal["id"],
+                    *history,
+                    now,
+                    "api",
+                )
+            await add_difference(conn, await contributions(conn, ids), before)
+            if changed:
+                deal = await conn.fetchrow(
+                    f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities WHERE id = $1",
+                    deal["id"],
+                )
+                await outbox(
+                    conn,
+                    "opportunity.updated",
+                    {
+                        "opportunity_id": deal["id"],
+                        "provider": deal["provider"],
+                        "crm_id": deal["crm_id"],
+                        "referral_id": deal["referral_id"],
+                        "program_id": deal["program_id"],
+                        "kind": deal["kind"],
+                        "stage": deal["stage"],
+                        "status": deal["status"],
+                        "amount_minor": deal["amount_minor"],
+                        "currency": deal["currency"],
+                    },
+                    now,
+                )
+                await move_for_deal(conn, deal, previous, now)
+            await conn.execute(
+                STORE_KEY_SQL,
+                "bench",
+                key,
+                "upsert_opportunity",
+                json.dumps({"opportunity_id": deal["id"], "created": created, "changed": changed}),
+            )
+        return JSONResponse({"created": created})
+
+    async def move_for_deal(
+        conn: asyncpg.Connection, deal: asyncpg.Record, previous: str | None, now: datetime
+    ) -> None:
+        """The referral locked again and moved as the deal says (open → opportunity, won →
+        won, with the won rewards)."""
+        referral = await conn.fetchrow(
+            "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", deal["referral_id"]
+        )
+        if referral["status"] == "rejected":
+            return
+        if deal["status"] == "won" and referral["status"] != "won":
+            target = "won"
+        elif deal["status"] == "open" and referral["status"] in ("lead", "qualified", "lost"):
+            target = "opportunity"
+        else:
+            return  # (lost: not in the bench)
+        current = referral["status"]
+        event = await conn.fetchrow(
+            MOVE_SQL,
+            referral["id"],
+            target,
+            now,
+            current,
+            "api",
+            "apikey:bench",
+            json.dumps(
+                {
+                    "opportunity_id": deal["id"],
+                    "provider": deal["provider"],
+                    "crm_id": deal["crm_id"],
+                }
+            ),
+            json.dumps(
+                {
+                    "referral_id": referral["id"],
+                    "program_id": referral["program_id"],
+                    "advocate_id": referral["advocate_id"],
+                    "link_id": referral["link_id"],
+                    "status": target,
+                    "moderation": referral["moderation"],
+                    "source": referral["source"],
+                    "from_status": current,
+                    "to_status": target,
+                }
+            ),
+        )
+        if target != "won":
+            return
+        if current in ("lost", "opportunity"):
+            earlier = await conn.fetchval(
+                "SELECT id FROM referral_events WHERE referral_id = $1 AND to_status = $2"
+                " AND id < $3 LIMIT 1",
+                referral["id"],
+                "won",
+                event["id"],
+            )
+            if earlier is not None:
+                raise NotImplementedError("a deal won again: not in the bench")
+        rules = await conn.fetch(RULES_SQL, referral["program_id"], ["qualified", "won"])
+        for trigger in ("qualified", "won"):
+            picked = [r for r in rules if r["trigger"] == trigger]
+            if picked:
+                await earn(conn, referral, picked, now, auto_approve=True)
+
     return Starlette(
         routes=[
             Route("/r/{code}/claim", claim, methods=["POST"]),
             Route("/conversions", conversion, methods=["POST"]),
+            Route("/revenue", revenue, methods=["POST"]),
+            Route("/opportunities", opportunity, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
