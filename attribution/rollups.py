@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.models import ProgramDailyRollup, ReferralDailyRollup
+from vouch.models.enums import RevenueKind
 
 MEASURES = (
     "leads",
@@ -108,9 +109,42 @@ def add_contributions_ctes(ids: str) -> str:
     statement that announces it. ``ids`` is the SQL placeholder for the referral ids (their
     "before" is nothing). Rows are written in key order, as ``apply`` does, so concurrent
     writers lock rollup rows in the same order. Only constants are formatted in."""
+    return _adding_ctes(CONTRIBUTIONS.format(where=f"r.id = ANY({ids})"))
+
+
+# What new revenue events add: each its revenue measures on its own day, as ``CONTRIBUTIONS``
+# counts them (a rejected referral's count nowhere); nothing else in the referral's
+# contribution changes when an event is added.
+_REVENUE_PARTS = f"""
+    SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, r.program_id, r.advocate_id,
+           COALESCE(r.channel, l.channel, 'none'), e.currency,
+           0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, s.signed::bigint,
+           (CASE WHEN o.kind IS NULL OR o.kind = 'new_business' THEN s.signed ELSE 0 END)::bigint,
+           (CASE WHEN o.kind IN ('expansion', 'renewal') THEN s.signed ELSE 0 END)::bigint
+    FROM {{events}} AS e
+    JOIN referrals AS r ON r.id = e.referral_id AND r.status <> 'rejected'
+    LEFT JOIN referral_links AS l ON l.id = r.link_id
+    LEFT JOIN opportunities AS o ON o.id = e.opportunity_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN e.kind = '{RevenueKind.REFUND.value}' THEN -e.amount_minor
+                    ELSE e.amount_minor END
+    ) AS s(signed)"""  # noqa: S608 (constants only)
+
+
+def add_revenue_ctes(events: str) -> str:
+    """What the revenue events of ``events`` (a CTE of the same statement with the
+    ``revenue_events`` columns: the rows it inserts) add to both rollups, as CTEs (``c``,
+    ``fine``, ``coarse``): a charge writes its rollup rows in the statement that records it.
+    The referral must be locked (its status is read). Only a CTE name is formatted in."""
+    return _adding_ctes(_REVENUE_PARTS.format(events=events))
+
+
+def _adding_ctes(contributions: str) -> str:
+    """``contributions`` (rows of the fine key and the measures) added to both rollups, as
+    CTEs ``c``, ``fine`` and ``coarse``."""
     return f"""
 c ({", ".join(_FINE_KEY)}, {_COLUMNS}) AS (
-    {CONTRIBUTIONS.format(where=f"r.id = ANY({ids})")}
+    {contributions}
 ), fine AS (
     INSERT INTO referral_daily_rollups ({", ".join(_FINE_KEY)}, {_COLUMNS})
     SELECT * FROM c WHERE {_ANY_MEASURE}

@@ -27,13 +27,13 @@ conversion (one transaction): Vouch's own statements, the same SQL text
     ``referral.status_changed`` · advocate lock · ladder ordinal and cap count · the
     advocate's reward with its history line and outbox ``reward.created``
 
-revenue (one transaction; every statement Vouch runs for a keyed charge on a deal, in its
-    order): idempotency key · the deal by CRM id (two rows at most: an id two CRMs share is
-    refused) · the referral locked · whether the billing id was recorded before · the rollup's
-    referral lock, the referral's contribution before (``rollups.CONTRIBUTIONS``), the event
-    (once per billing id), the contribution after and the difference added to both rollups ·
-    the event read back · outbox ``revenue.recorded`` · the program's revenue rules · the key's
-    answer
+revenue (one transaction): Vouch's own statements, the same SQL text (``idempotency._CLAIM``,
+    ``revenue._DEALS``, ``revenue._LOCK_REFERRAL``, ``revenue._INSERT``): idempotency key · the
+    deal by CRM id (two rows at most: an id two CRMs share is refused) · the referral locked
+    with its program's currency and settings and its revenue rules · the event (once per
+    billing id) with what it adds to both rollups, its outbox ``revenue.recorded`` and the
+    key's stored answer (whether the billing id was seen before is asked only when a date
+    check refuses the charge, as in Vouch; the program shares no revenue, so no reward)
 
 opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
     to a referral, in its order): idempotency key · the referral · the deal's current link and
@@ -80,6 +80,9 @@ from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
 from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
+from vouch.attribution.revenue import _DEALS as REVENUE_DEALS_SQL
+from vouch.attribution.revenue import _INSERT as REVENUE_INSERT_SQL
+from vouch.attribution.revenue import _LOCK_REFERRAL as REVENUE_LOCK_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
@@ -87,7 +90,7 @@ from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, CONTRIBUTIONS, MEASURE
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
-from vouch.models import Referral
+from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
@@ -126,6 +129,7 @@ RULES_SQL = (
     "SELECT * FROM reward_rules WHERE program_id = $1 AND trigger = ANY($2::varchar[])"
     " AND active IS true ORDER BY id"
 )
+OPPORTUNITY_FIELDS = [column.name for column in Opportunity.__table__.columns]
 REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
 
 
@@ -594,36 +598,24 @@ def baseline() -> Starlette:
             )
             if fresh is None:
                 return JSONResponse({"replayed": True})
-            deals = await conn.fetch(
-                f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities WHERE crm_id = $1"
-                " ORDER BY id LIMIT 2",
-                crm_id,
-            )
+            deals = await conn.fetch(REVENUE_DEALS_SQL, crm_id, None)
             if len(deals) != 1:
                 return JSONResponse({"error": "not found or ambiguous"}, status_code=422)
-            deal = deals[0]
-            referral = await conn.fetchrow(
-                "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", deal["referral_id"]
-            )
-            if referral is None:
+            deal = dict(zip(OPPORTUNITY_FIELDS, deals[0], strict=True))
+            row = await conn.fetchrow(REVENUE_LOCK_SQL, deal["referral_id"])
+            if row is None:
                 return JSONResponse({"error": "not found"}, status_code=404)
-            seen = await conn.fetchval(
-                "SELECT id FROM revenue_events WHERE external_id = $1", external_id
-            )
-            if seen is None and (
+            referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
+            rules = row[len(REFERRAL_COLUMNS) + 2] or []
+            if (
                 occurred_at > now + timedelta(minutes=5) or occurred_at < referral["created_at"]
-            ):
+            ) and await conn.fetchval(
+                "SELECT 1 FROM revenue_events WHERE external_id = $1", external_id
+            ) is None:  # asked only when a check refuses, as Vouch: a re-send is not checked
                 return JSONResponse({"error": "invalid date"}, status_code=422)
-            ids = [referral["id"]]
-            await conn.execute(
-                "SELECT id FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids
-            )
-            before = await contributions(conn, ids)
-            inserted = await conn.fetchval(
-                "INSERT INTO revenue_events (external_id, opportunity_id, referral_id,"
-                " program_id, kind, amount_minor, currency, occurred_at, source, data,"
-                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                " ON CONFLICT (external_id) DO NOTHING RETURNING id",
+            occurred_at = occurred_at.astimezone(UTC)
+            inserted = await conn.fetchrow(
+                REVENUE_INSERT_SQL,
                 external_id,
                 deal["id"],
                 referral["id"],
@@ -635,12 +627,26 @@ def baseline() -> Starlette:
                 "api",
                 "{}",
                 now,
+                json.dumps(
+                    {
+                        "external_id": external_id,
+                        "opportunity_id": deal["id"],
+                        "referral_id": referral["id"],
+                        "program_id": referral["program_id"],
+                        "kind": "recurring",
+                        "amount_minor": amount,
+                        "currency": currency,
+                        "occurred_at": occurred_at.isoformat(),
+                    }
+                ),
+                "bench",  # the key's answer, stored with the event
+                key,
+                "record_revenue",
             )
-            await add_difference(conn, await contributions(conn, ids), before)
-            event = await conn.fetchrow(
-                "SELECT * FROM revenue_events WHERE external_id = $1", external_id
-            )
-            if inserted is None:
+            if inserted is None:  # a billing id sent before: compared, its answer on its own
+                event = await conn.fetchrow(
+                    "SELECT * FROM revenue_events WHERE external_id = $1", external_id
+                )
                 await conn.execute(
                     STORE_KEY_SQL,
                     "bench",
@@ -649,32 +655,8 @@ def baseline() -> Starlette:
                     json.dumps({"revenue_event_id": event["id"], "created": False}),
                 )
                 return JSONResponse({"created": False})
-            await outbox(
-                conn,
-                "revenue.recorded",
-                {
-                    "revenue_event_id": event["id"],
-                    "external_id": event["external_id"],
-                    "opportunity_id": event["opportunity_id"],
-                    "referral_id": event["referral_id"],
-                    "program_id": event["program_id"],
-                    "kind": event["kind"],
-                    "amount_minor": event["amount_minor"],
-                    "currency": event["currency"],
-                    "occurred_at": event["occurred_at"].isoformat(),
-                },
-                now,
-            )
-            rules = await conn.fetch(RULES_SQL, referral["program_id"], ["revenue"])
             for rule in rules:  # the bench's program shares no revenue: never taken
                 raise NotImplementedError(rule)
-            await conn.execute(
-                STORE_KEY_SQL,
-                "bench",
-                key,
-                "record_revenue",
-                json.dumps({"revenue_event_id": event["id"], "created": True}),
-            )
         return JSONResponse({"created": True})
 
     async def opportunity(request: Request) -> Response:

@@ -175,6 +175,10 @@ async def test_revenue_and_opportunity_writes(
         "opportunity created": 17,  # the referral moves to opportunity (one statement)
         "stage moved": 13,
         "deal won": 24,  # the win moves the referral (one statement), earns the reward (one)
-        "revenue": 13,
+        # key 1; referral locked with its program's currency and settings and its revenue
+        # rules 1; the event with what it adds to both rollups, its outbox event and the key's
+        # answer 1 (the program shares no revenue: no rule, no reward; with a deal's CRM id
+        # instead of the referral id, reading the deal is one more)
+        "revenue": 3,
         "redemption": 4,  # key, redeemed (returning the row), outbox, answer
     }
