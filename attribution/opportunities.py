@@ -136,9 +136,17 @@ def _same_deal(provider: str, crm_id: str) -> Any:
     return (Opportunity.provider == provider) & (Opportunity.crm_id == crm_id)
 
 
-async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Referral | None:
+async def _resolve_referral(
+    session: AsyncSession, data: OpportunityData, *, lock: bool = False
+) -> Referral | None:
+    """The referral named, or the referral of a contact. ``lock``: the named one is read under
+    its row lock (the deal's rollup and the referral's move need it)."""
     if data.referral_id is not None:
-        referral = await session.get(Referral, data.referral_id)
+        referral = (
+            await lifecycle.lock_referral(session, data.referral_id)
+            if lock
+            else await session.get(Referral, data.referral_id)
+        )
         if referral is None:
             raise NotFound("no such referral", field="referralId")
         return referral
@@ -195,7 +203,6 @@ async def upsert_opportunity(
                 created=bool(stored.get("created", False)),
                 changed=bool(stored.get("changed", False)),
             )
-    referral = await _resolve_referral(session, data)
     linked_before, current_currency = (
         await session.execute(
             select(Opportunity.referral_id, Opportunity.currency).where(
@@ -203,6 +210,17 @@ async def upsert_opportunity(
             )
         )
     ).one_or_none() or (None, None)
+    # The referral under its row lock when it is the only one the deal involves (the rollup
+    # takes no lock of its own then, and the referral's move none either); a deal moving from
+    # one referral to another locks both in the rollup, in id order.
+    referral = await _resolve_referral(
+        session, data, lock=linked_before is None or linked_before == data.referral_id
+    )
+    locked: list[int] = []
+    if referral is not None and linked_before in (None, referral.id):
+        if data.referral_id is None:  # a contact's referral
+            referral = await lifecycle.lock_referral(session, referral.id)
+        locked = [referral.id]
     if data.currency is None:
         program = await session.get(Program, referral.program_id) if referral else None
         currency = current_currency or (program.currency if program else None)
@@ -211,13 +229,30 @@ async def upsert_opportunity(
                 "currency is required for a deal not linked to a referral", field="currency"
             )
         data = replace(data, currency=currency)
-    async with rollups.track(session, [linked_before, referral.id if referral else None]):
-        result = await _upsert(session, data, referral, source=source, now=now)
-    opp, created, changed, previous_status = result
+    if referral is not None and locked == [referral.id]:
+        # The deal's one referral, locked: what the change adds to the rollup is the deal's own
+        # rows, before and after (no read of the referral's whole contribution, twice).
+        opp, created, changed, previous_status, before = await _upsert(
+            session, data, referral, source=source, now=now
+        )
+        await rollups.add_deal_change(session, referral.id, opp.id, before, opp)
+    else:
+        async with rollups.track(session, [linked_before, referral.id if referral else None]):
+            opp, created, changed, previous_status, _ = await _upsert(
+                session, data, referral, source=source, now=now
+            )
     if changed:
         await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
         if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
-            await _move_referral(session, opp, previous_status, source=source, actor=actor, now=now)
+            await _move_referral(
+                session,
+                opp,
+                previous_status,
+                source=source,
+                actor=actor,
+                now=now,
+                locked=referral if referral is not None and referral.id in locked else None,
+            )
     if idempotency_key is not None:
         await idempotency.store_response(
             session,
@@ -229,6 +264,20 @@ async def upsert_opportunity(
     return UpsertResult(opportunity=opp, created=created, changed=changed)
 
 
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """What the rollup counts of a deal, as it was before a change (``rollups.DealImage``)."""
+
+    referral_id: int | None
+    kind: str
+    status: str
+    amount_minor: int
+    currency: str
+    created_at: datetime
+    close_date: date | None
+    updated_at: datetime
+
+
 async def _upsert(
     session: AsyncSession,
     data: OpportunityData,
@@ -236,9 +285,10 @@ async def _upsert(
     *,
     source: str,
     now: datetime,
-) -> tuple[Opportunity, bool, bool, str | None]:
+) -> tuple[Opportunity, bool, bool, str | None, _Before | None]:
     if data.status == OpportunityStatus.WON and data.close_date is None:
-        # A deal reported won without a close date closed today.
+        # A deal reported won without a close date closed today (read under the lock: a
+        # concurrent writer of the deal has committed).
         existing_close = await session.scalar(
             select(Opportunity.close_date).where(_same_deal(data.provider, data.crm_id))
         )
@@ -273,6 +323,20 @@ async def _upsert(
     assert opp is not None
     created = inserted is not None
     previous_status = None if created else opp.status
+    before = (
+        None
+        if created
+        else _Before(
+            referral_id=opp.referral_id,
+            kind=opp.kind,
+            status=opp.status,
+            amount_minor=opp.amount_minor,
+            currency=opp.currency,
+            created_at=opp.created_at,
+            close_date=opp.close_date,
+            updated_at=opp.updated_at,
+        )
+    )
     changed = created
     if created:
         session.add(
@@ -336,7 +400,7 @@ async def _upsert(
             )
         )
     await session.flush()
-    return opp, created, changed, previous_status
+    return opp, created, changed, previous_status, before
 
 
 async def _move_referral(
@@ -347,9 +411,15 @@ async def _move_referral(
     source: str,
     actor: str | None,
     now: datetime,
+    locked: Referral | None = None,
 ) -> None:
+    """``locked``: the deal's referral, read under its row lock in this transaction already."""
     assert opp.referral_id is not None
-    referral = await lifecycle.lock_referral(session, opp.referral_id)
+    referral = (
+        locked
+        if locked is not None and locked.id == opp.referral_id
+        else await lifecycle.lock_referral(session, opp.referral_id)
+    )
     detail = {"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id}
     if referral.status == ReferralStatus.REJECTED:
         return
@@ -362,6 +432,7 @@ async def _move_referral(
             actor=actor,
             now=now,
             detail=detail,
+            locked=referral,
             won_amount_minor=opp.amount_minor,
             won_currency=opp.currency,
         )
@@ -378,6 +449,7 @@ async def _move_referral(
             actor=actor,
             now=now,
             detail=detail,
+            locked=referral,
         )
     elif opp.status == OpportunityStatus.LOST and previous_status != OpportunityStatus.LOST:
         others = await session.scalar(
@@ -404,6 +476,7 @@ async def _move_referral(
                 actor=actor,
                 now=now,
                 detail=detail,
+                locked=referral,
             )
 
 

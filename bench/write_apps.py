@@ -36,16 +36,17 @@ revenue (one transaction): Vouch's own statements, the same SQL text (``idempote
     check refuses the charge, as in Vouch; the program shares no revenue, so no reward)
 
 opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
-    to a referral, in its order): idempotency key · the referral · the deal's current link and
-    currency · the rollup's referral lock and contribution before · (won) the current close
-    date · the deal (once per CRM id) and the deal locked · its stage/amount history line
-    and update · contribution after and the difference added to both rollups · outbox
-    ``opportunity.updated`` · the referral locked again and moved (lead → opportunity, → won;
-    ``lifecycle._MOVE``: status, lifecycle event, outbox ``referral.status_changed``) · (won)
-    whether it was won before, the qualified and won rules, the advocate lock, the program's
-    auto-approve setting, ladder ordinal and cap count (``rewards._STANDING``), the advocate's
-    reward with its history line and outbox ``reward.created`` (``rewards._EARN``) · the key's
-    answer
+    to a referral, in its order): idempotency key · the deal's current link and currency · the
+    referral locked (the rollup and the move take no lock of their own) · (won) the current
+    close date · the deal (once per CRM id) and the deal locked · its update and its
+    stage/amount history line · what the change adds to both rollups, the deal's own rows
+    before and after (``rollups._DEAL_CHANGE_SQL``; no statement when nothing changes, as
+    for a stage move) · outbox ``opportunity.updated`` · the referral moved (lead →
+    opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event, outbox
+    ``referral.status_changed``) · the rules the move may earn · (won) whether it was won
+    before, the advocate lock, the program's auto-approve setting, ladder ordinal and cap count
+    (``rewards._STANDING``), the advocate's reward with its history line and outbox
+    ``reward.created`` (``rewards._EARN``) · the key's answer
 
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
@@ -61,6 +62,7 @@ import os
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -86,13 +88,14 @@ from vouch.attribution.revenue import _LOCK_REFERRAL as REVENUE_LOCK_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
-from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, CONTRIBUTIONS, MEASURES
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, _DEAL_CHANGE_SQL, _deal_rows
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
 from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
+DEAL_CHANGE_SQL = _DEAL_CHANGE_SQL
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
     str(_ENQUEUE.compile())
@@ -102,25 +105,6 @@ OUTBOX_SQL = (
     .replace(":pending", "'pending'")
 )
 LOCK_NAMESPACE = 7_300_001
-CONTRIBUTIONS_SQL = CONTRIBUTIONS.format(where="r.id = ANY($1::bigint[])")
-_ADDED = ", ".join(f"{m} = {{t}}.{m} + EXCLUDED.{m}" for m in MEASURES)
-FINE_SQL = (
-    "INSERT INTO referral_daily_rollups (day, program_id, advocate_id, channel, currency, "
-    + ", ".join(MEASURES)
-    + ") SELECT * FROM unnest($1::date[], $2::bigint[], $3::bigint[], $4::varchar[],"
-    " $5::varchar[], "
-    + ", ".join(f"${i + 6}::bigint[]" for i in range(len(MEASURES)))
-    + ") ON CONFLICT (day, program_id, advocate_id, channel, currency) DO UPDATE SET "
-    + _ADDED.format(t="referral_daily_rollups")
-)
-COARSE_SQL = (
-    "INSERT INTO program_daily_rollups (program_id, day, channel, currency, "
-    + ", ".join(MEASURES)
-    + ") SELECT * FROM unnest($1::bigint[], $2::date[], $3::varchar[], $4::varchar[], "
-    + ", ".join(f"${i + 5}::bigint[]" for i in range(len(MEASURES)))
-    + ") ON CONFLICT (program_id, day, channel, currency) DO UPDATE SET "
-    + _ADDED.format(t="program_daily_rollups")
-)
 OPPORTUNITY_COLUMNS = (
     "id, provider, crm_id, referral_id, program_id, kind, name, amount_minor, currency, stage,"
     " status, close_date, owner, created_at, updated_at"
@@ -249,33 +233,6 @@ def baseline() -> Starlette:
                 ordinal=ordinal + 1,
                 now=now,
             )
-
-    async def contributions(conn: asyncpg.Connection, ids: list[int]) -> dict[tuple[Any, ...], Any]:
-        rows = await conn.fetch(CONTRIBUTIONS_SQL, ids)
-        return {tuple(r[:5]): tuple(r[5:]) for r in rows}
-
-    async def add_difference(
-        conn: asyncpg.Connection, after: dict[Any, Any], before: dict[Any, Any]
-    ) -> None:
-        """after - before added to both rollups (the fine rows, then per program), in key
-        order, as ``rollups.apply``."""
-        zero = (0,) * len(MEASURES)
-        fine = []
-        for k in sorted(after.keys() | before.keys()):
-            values = [a - b for a, b in zip(after.get(k, zero), before.get(k, zero), strict=True)]
-            if any(values):
-                fine.append((*k, *values))
-        if not fine:
-            return
-        await conn.execute(FINE_SQL, *(list(column) for column in zip(*fine, strict=True)))
-        coarse: dict[tuple[Any, ...], list[int]] = {}
-        for day, program, _, channel, currency, *values in fine:
-            sums = coarse.setdefault((program, day, channel, currency), [0] * len(MEASURES))
-            for i, v in enumerate(values):
-                sums[i] += v
-        rows = [(*k, *v) for k, v in sorted(coarse.items()) if any(v)]
-        if rows:
-            await conn.execute(COARSE_SQL, *(list(column) for column in zip(*rows, strict=True)))
 
     def mac(message: str, length: int) -> str:
         return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:length]
@@ -691,22 +648,19 @@ def baseline() -> Starlette:
             )
             if fresh is None:
                 return JSONResponse({"replayed": True})
-            referral = await conn.fetchrow(
-                "SELECT * FROM referrals WHERE id = $1", int(body["referral_id"])
-            )
-            if referral is None:
-                return JSONResponse({"error": "not found"}, status_code=404)
             linked = await conn.fetchrow(
                 "SELECT referral_id, currency FROM opportunities"
                 " WHERE provider = $1 AND crm_id = $2",
                 "other",
                 crm_id,
             )
-            ids = sorted({referral["id"], *([linked["referral_id"]] if linked else [])} - {None})
-            await conn.execute(
-                "SELECT id FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids
+            if linked is not None and linked["referral_id"] != int(body["referral_id"]):
+                raise NotImplementedError("a deal moved to another referral: not in the bench")
+            referral = await conn.fetchrow(  # locked: the rollup and the move take no lock
+                "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", int(body["referral_id"])
             )
-            before = await contributions(conn, ids)
+            if referral is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
             close_date = None
             if status == "won":
                 close_date = (
@@ -785,12 +739,30 @@ def baseline() -> Starlette:
                     now,
                     "api",
                 )
-            await add_difference(conn, await contributions(conn, ids), before)
+            after = dict(deal) if created else {**dict(deal), **updates}
             if changed:
-                deal = await conn.fetchrow(
-                    f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities WHERE id = $1",
+                after = {**dict(after), "updated_at": now}
+            # The deal's own rows before and after, with Vouch's SQL (rollups.add_deal_change)
+            rows = _deal_rows(
+                None if created else SimpleNamespace(**dict(deal)), referral["id"], -1
+            ) + _deal_rows(SimpleNamespace(**after), referral["id"], 1)
+            totals: dict[tuple[Any, ...], list[int]] = {}
+            for day, cur, *values in rows:
+                sums = totals.setdefault((day, cur), [0, 0, 0, 0])
+                for i, value in enumerate(values):
+                    sums[i] += value
+            parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
+            if parts:  # the kind never changes in the bench
+                await conn.execute(
+                    DEAL_CHANGE_SQL,
+                    referral["id"],
+                    *(list(c) for c in zip(*parts, strict=True)),
                     deal["id"],
+                    "new_business",
+                    "new_business",
                 )
+            deal = after
+            if changed:
                 await outbox(
                     conn,
                     "opportunity.updated",
@@ -808,7 +780,7 @@ def baseline() -> Starlette:
                     },
                     now,
                 )
-                await move_for_deal(conn, deal, previous, now)
+                await move_for_deal(conn, referral, deal, previous, now)
             await conn.execute(
                 STORE_KEY_SQL,
                 "bench",
@@ -819,13 +791,14 @@ def baseline() -> Starlette:
         return JSONResponse({"created": created})
 
     async def move_for_deal(
-        conn: asyncpg.Connection, deal: asyncpg.Record, previous: str | None, now: datetime
+        conn: asyncpg.Connection,
+        referral: asyncpg.Record,
+        deal: dict[str, Any],
+        previous: str | None,
+        now: datetime,
     ) -> None:
-        """The referral locked again and moved as the deal says (open → opportunity, won →
+        """The referral (locked already) moved as the deal says (open → opportunity, won →
         won, with the won rewards)."""
-        referral = await conn.fetchrow(
-            "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", deal["referral_id"]
-        )
         if referral["status"] == "rejected":
             return
         if deal["status"] == "won" and referral["status"] != "won":
@@ -864,7 +837,9 @@ def baseline() -> Starlette:
                 }
             ),
         )
-        if target != "won":
+        if target != "won":  # an opportunity earns the qualified rules (none in the bench)
+            for rule in await conn.fetch(RULES_SQL, referral["program_id"], ["qualified"]):
+                raise NotImplementedError(rule)
             return
         if current in ("lost", "opportunity"):
             earlier = await conn.fetchval(

@@ -168,13 +168,25 @@ async def test_revenue_and_opportunity_writes(
         payload = next(iter(body["data"].values()))
         assert payload["errors"] == [], (name, payload)
         counts[name] = count_queries.count
-    # Each with its idempotency key (2: claimed, answer stored) and outbox event(s). The deal
-    # and revenue paths keep the rollup by contribution before and after (``rollups.track``:
-    # lock, before, after, two upserts) and still re-read the referral: the next to shrink.
+    # Each with its idempotency key (claimed; the answer stored, in the write's statement on
+    # the revenue path) and outbox event(s).
     assert counts == {
-        "opportunity created": 17,  # the referral moves to opportunity (one statement)
-        "stage moved": 13,
-        "deal won": 24,  # the win moves the referral (one statement), earns the reward (one)
+        # key 1; the deal's current link and currency 1; the referral locked 1 (the rollup and
+        # the move take no lock of their own); the deal inserted 1 and locked 1; its history
+        # line 1; what it adds to both rollups 1 (its own rows: ``rollups.add_deal_change``);
+        # outbox 1; the referral moves to opportunity (status, event, outbox) 1; the qualified
+        # rules 1; the key's answer 1
+        "opportunity created": 11,
+        # key 1; link and currency 1; referral locked 1; insert (a conflict) 1, lock 1, update
+        # 1, history line 1; outbox 1; the key's answer 1 (a stage move adds nothing to the
+        # rollup: no statement; the referral is an opportunity already: no move)
+        "stage moved": 9,
+        # key 1; link and currency 1; referral locked 1; the deal's close date 1; insert 1,
+        # lock 1, update 1, history line 1; rollup 1; outbox 1; the win moves the referral 1;
+        # won before? 1; qualified and won rules 1; advocate lock 1; the program's auto-approve
+        # setting 1; ladder and cap 1; the reward with its history line and outbox event 1; the
+        # key's answer 1
+        "deal won": 18,
         # key 1; referral locked with its program's currency and settings and its revenue
         # rules 1; the event with what it adds to both rollups, its outbox event and the key's
         # answer 1 (the program shares no revenue: no rule, no reward; with a deal's CRM id
