@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import JSON, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
-from vouch.attribution import lifecycle, rollups, webhooks
+from vouch.attribution import lifecycle, rewards, rollups, webhooks
 from vouch.attribution.referrals import latest_referral_of_people
 from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.emails import normalize_email
@@ -25,7 +25,13 @@ from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.core.paging import Page, paginate
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
-from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, ReferralStatus
+from vouch.models.enums import (
+    CrmProvider,
+    OpportunityKind,
+    OpportunityStatus,
+    ReferralStatus,
+    RewardTrigger,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +144,64 @@ def _same_deal(provider: str, crm_id: str) -> Any:
 
 async def _resolve_referral(
     session: AsyncSession, data: OpportunityData, *, lock: bool = False
-) -> Referral | None:
+) -> tuple[Referral | None, _Earning | None]:
     """The referral named, or the referral of a contact. ``lock``: the named one is read under
-    its row lock (the deal's rollup and the referral's move need it)."""
+    its row lock (the deal's rollup and the referral's move need it), with what its move may
+    earn."""
     if data.referral_id is not None:
-        referral = (
-            await lifecycle.lock_referral(session, data.referral_id)
+        referral, earning = (
+            await _lock_with_rules(session, data.referral_id)
             if lock
-            else await session.get(Referral, data.referral_id)
+            else (await session.get(Referral, data.referral_id), None)
         )
         if referral is None:
             raise NotFound("no such referral", field="referralId")
-        return referral
+        return referral, earning
     # A contact who was referred: the most recent live referral of that person.
     keys = [normalize_email(c.email) for c in data.contacts]
-    return await latest_referral_of_people(session, keys)
+    return await latest_referral_of_people(session, keys), None
+
+
+_MOVE_RULES = f"""(SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
+WHERE rule.program_id = referrals.program_id AND rule.active
+  AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))"""  # noqa: S608
+# A referral under its row lock (loaded, as ``lifecycle.lock_referral``), with its program's
+# settings and active qualified and won rules (what the referral's move may earn): one statement.
+_LOCK_WITH_RULES = (
+    select(
+        Referral,
+        Program.settings,
+        literal_column(
+            _MOVE_RULES,
+            type_=JSON,
+        ),
+    )
+    .join(Program, Program.id == Referral.program_id)
+    .where(Referral.id == bindparam("r_id"))
+    .with_for_update(of=Referral)
+    .execution_options(populate_existing=True)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Earning:
+    """What a locked referral's move may earn, read with it."""
+
+    rules: dict[str, list[rewards.EngineRule]]
+    auto_approve: bool
+
+
+async def _lock_with_rules(
+    session: AsyncSession, referral_id: int
+) -> tuple[Referral | None, _Earning | None]:
+    row = (await session.execute(_LOCK_WITH_RULES, {"r_id": referral_id})).one_or_none()
+    if row is None:
+        return None, None
+    referral, settings, rules = row
+    return referral, _Earning(
+        rules=rewards.rules_by_trigger(rewards.rule_snapshots(rules)),
+        auto_approve=bool((settings or {}).get(rewards.AUTO_APPROVE)),
+    )
 
 
 def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
@@ -213,7 +262,7 @@ async def upsert_opportunity(
     # The referral under its row lock when it is the only one the deal involves (the rollup
     # takes no lock of its own then, and the referral's move none either); a deal moving from
     # one referral to another locks both in the rollup, in id order.
-    referral = await _resolve_referral(
+    referral, earning = await _resolve_referral(
         session, data, lock=linked_before is None or linked_before == data.referral_id
     )
     locked: list[int] = []
@@ -252,6 +301,7 @@ async def upsert_opportunity(
                 actor=actor,
                 now=now,
                 locked=referral if referral is not None and referral.id in locked else None,
+                earning=earning,
             )
     if idempotency_key is not None:
         await idempotency.store_response(
@@ -412,14 +462,15 @@ async def _move_referral(
     actor: str | None,
     now: datetime,
     locked: Referral | None = None,
+    earning: _Earning | None = None,
 ) -> None:
-    """``locked``: the deal's referral, read under its row lock in this transaction already."""
+    """``locked``: the deal's referral, read under its row lock in this transaction already
+    (``earning``: with what its move may earn)."""
     assert opp.referral_id is not None
-    referral = (
-        locked
-        if locked is not None and locked.id == opp.referral_id
-        else await lifecycle.lock_referral(session, opp.referral_id)
-    )
+    if locked is None or locked.id != opp.referral_id:
+        locked, earning = await lifecycle.lock_referral(session, opp.referral_id), None
+    referral = locked
+    rules, auto_approve = (earning.rules, earning.auto_approve) if earning else (None, None)
     detail = {"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id}
     if referral.status == ReferralStatus.REJECTED:
         return
@@ -433,6 +484,8 @@ async def _move_referral(
             now=now,
             detail=detail,
             locked=referral,
+            rules=rules,
+            auto_approve=auto_approve,
             won_amount_minor=opp.amount_minor,
             won_currency=opp.currency,
         )
@@ -450,6 +503,8 @@ async def _move_referral(
             now=now,
             detail=detail,
             locked=referral,
+            rules=rules,
+            auto_approve=auto_approve,
         )
     elif opp.status == OpportunityStatus.LOST and previous_status != OpportunityStatus.LOST:
         others = await session.scalar(
@@ -477,6 +532,8 @@ async def _move_referral(
                 now=now,
                 detail=detail,
                 locked=referral,
+                rules=rules,
+                auto_approve=auto_approve,
             )
 
 

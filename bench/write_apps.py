@@ -37,14 +37,15 @@ revenue (one transaction): Vouch's own statements, the same SQL text (``idempote
 
 opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
     to a referral, in its order): idempotency key · the deal's current link and currency · the
-    referral locked (the rollup and the move take no lock of their own) · (won) the current
+    referral locked with its program's settings and the rules its move may earn (the rollup
+    and the move take no lock of their own, the move reads no rules) · (won) the current
     close date · the deal (once per CRM id) and the deal locked · its update and its
     stage/amount history line · what the change adds to both rollups, the deal's own rows
     before and after (``rollups._DEAL_CHANGE_SQL``; no statement when nothing changes, as
     for a stage move) · outbox ``opportunity.updated`` · the referral moved (lead →
     opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event, outbox
-    ``referral.status_changed``) · the rules the move may earn · (won) whether it was won
-    before, the advocate lock, the program's auto-approve setting, ladder ordinal and cap count
+    ``referral.status_changed``) · (won) whether it was won before, the advocate lock, ladder
+    ordinal and cap count
     (``rewards._STANDING``), the advocate's reward with its history line and outbox
     ``reward.created`` (``rewards._EARN``) · the key's answer
 
@@ -80,6 +81,7 @@ from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
+from vouch.attribution.opportunities import _MOVE_RULES as MOVE_RULES
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
 from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
 from vouch.attribution.revenue import _DEALS as REVENUE_DEALS_SQL
@@ -96,6 +98,14 @@ from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
 DEAL_CHANGE_SQL = _DEAL_CHANGE_SQL
+# The deal's referral locked with its program's settings and the rules its move may earn, as
+# Vouch's ``opportunities._LOCK_WITH_RULES`` (the same subquery text).
+DEAL_REFERRAL_SQL = (
+    "SELECT referrals.*, programs.settings, "
+    + MOVE_RULES
+    + " FROM referrals JOIN programs ON programs.id = referrals.program_id"
+    " WHERE referrals.id = $1 FOR UPDATE OF referrals"
+)
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
     str(_ENQUEUE.compile())
@@ -108,10 +118,6 @@ LOCK_NAMESPACE = 7_300_001
 OPPORTUNITY_COLUMNS = (
     "id, provider, crm_id, referral_id, program_id, kind, name, amount_minor, currency, stage,"
     " status, close_date, owner, created_at, updated_at"
-)
-RULES_SQL = (
-    "SELECT * FROM reward_rules WHERE program_id = $1 AND trigger = ANY($2::varchar[])"
-    " AND active IS true ORDER BY id"
 )
 OPPORTUNITY_FIELDS = [column.name for column in Opportunity.__table__.columns]
 REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
@@ -195,8 +201,6 @@ def baseline() -> Starlette:
         referral: asyncpg.Record,
         rules: list[dict[str, Any]],
         now: datetime,
-        *,
-        auto_approve: bool = False,
     ) -> None:
         """The reward engine's work for one event on rules read already: advocate lock, ladder
         position and cap (``rewards._STANDING``), the reward, its history line and its
@@ -204,10 +208,6 @@ def baseline() -> Starlette:
         if not rules:
             return
         await conn.execute(LOCK_ADVOCATE_SQL, LOCK_NAMESPACE, referral["advocate_id"])
-        if auto_approve:  # the program's setting, read as Vouch's engine reads it
-            await conn.fetchval(
-                "SELECT settings FROM programs WHERE id = $1", referral["program_id"]
-            )
         for rule in rules:
             referrer = rule["side"] == "referrer"
             capped = referrer and rule["cap_count"] is not None
@@ -656,11 +656,13 @@ def baseline() -> Starlette:
             )
             if linked is not None and linked["referral_id"] != int(body["referral_id"]):
                 raise NotImplementedError("a deal moved to another referral: not in the bench")
-            referral = await conn.fetchrow(  # locked: the rollup and the move take no lock
-                "SELECT * FROM referrals WHERE id = $1 FOR UPDATE", int(body["referral_id"])
+            row = await conn.fetchrow(  # locked: the rollup and the move take no lock
+                DEAL_REFERRAL_SQL, int(body["referral_id"])
             )
-            if referral is None:
+            if row is None:
                 return JSONResponse({"error": "not found"}, status_code=404)
+            referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
+            move_rules = row[len(REFERRAL_COLUMNS) + 1] or []
             close_date = None
             if status == "won":
                 close_date = (
@@ -780,7 +782,7 @@ def baseline() -> Starlette:
                     },
                     now,
                 )
-                await move_for_deal(conn, referral, deal, previous, now)
+                await move_for_deal(conn, referral, move_rules, deal, previous, now)
             await conn.execute(
                 STORE_KEY_SQL,
                 "bench",
@@ -792,7 +794,8 @@ def baseline() -> Starlette:
 
     async def move_for_deal(
         conn: asyncpg.Connection,
-        referral: asyncpg.Record,
+        referral: dict[str, Any],
+        rules: list[dict[str, Any]],
         deal: dict[str, Any],
         previous: str | None,
         now: datetime,
@@ -838,8 +841,9 @@ def baseline() -> Starlette:
             ),
         )
         if target != "won":  # an opportunity earns the qualified rules (none in the bench)
-            for rule in await conn.fetch(RULES_SQL, referral["program_id"], ["qualified"]):
-                raise NotImplementedError(rule)
+            for rule in rules:
+                if rule["trigger"] == "qualified":
+                    raise NotImplementedError(rule)
             return
         if current in ("lost", "opportunity"):
             earlier = await conn.fetchval(
@@ -851,11 +855,10 @@ def baseline() -> Starlette:
             )
             if earlier is not None:
                 raise NotImplementedError("a deal won again: not in the bench")
-        rules = await conn.fetch(RULES_SQL, referral["program_id"], ["qualified", "won"])
         for trigger in ("qualified", "won"):
             picked = [r for r in rules if r["trigger"] == trigger]
             if picked:
-                await earn(conn, referral, picked, now, auto_approve=True)
+                await earn(conn, referral, picked, now)
 
     return Starlette(
         routes=[
