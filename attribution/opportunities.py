@@ -138,8 +138,41 @@ def parse_provider(value: str | None, *, field: str = "provider") -> CrmProvider
         ) from None
 
 
-def _same_deal(provider: str, crm_id: str) -> Any:
-    return (Opportunity.provider == provider) & (Opportunity.crm_id == crm_id)
+# Prebuilt (every deal push runs them): the deal by provider and CRM id ($provider, $crm_id).
+_THE_DEAL = (Opportunity.provider == bindparam("provider")) & (
+    Opportunity.crm_id == bindparam("crm_id")
+)
+_LINK_AND_CURRENCY = select(Opportunity.referral_id, Opportunity.currency).where(_THE_DEAL)
+_CLOSE_DATE = select(Opportunity.close_date).where(_THE_DEAL)
+_LOCK_DEAL = (
+    select(Opportunity).where(_THE_DEAL).with_for_update().execution_options(populate_existing=True)
+)
+_INSERT_DEAL = (
+    insert(Opportunity)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "provider",
+                "crm_id",
+                "referral_id",
+                "program_id",
+                "kind",
+                "name",
+                "amount_minor",
+                "currency",
+                "stage",
+                "status",
+                "close_date",
+                "owner",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+    .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
+    .returning(Opportunity.id)
+)
 
 
 async def _resolve_referral(
@@ -254,9 +287,7 @@ async def upsert_opportunity(
             )
     linked_before, current_currency = (
         await session.execute(
-            select(Opportunity.referral_id, Opportunity.currency).where(
-                _same_deal(data.provider, data.crm_id)
-            )
+            _LINK_AND_CURRENCY, {"provider": data.provider, "crm_id": data.crm_id}
         )
     ).one_or_none() or (None, None)
     # The referral under its row lock when it is the only one the deal involves (the rollup
@@ -340,36 +371,29 @@ async def _upsert(
         # A deal reported won without a close date closed today (read under the lock: a
         # concurrent writer of the deal has committed).
         existing_close = await session.scalar(
-            select(Opportunity.close_date).where(_same_deal(data.provider, data.crm_id))
+            _CLOSE_DATE, {"provider": data.provider, "crm_id": data.crm_id}
         )
         data = replace(data, close_date=existing_close or now.date())
     inserted = await session.scalar(
-        insert(Opportunity)
-        .values(
-            provider=data.provider,
-            crm_id=data.crm_id,
-            referral_id=referral.id if referral else None,
-            program_id=referral.program_id if referral else None,
-            kind=data.kind,
-            name=data.name,
-            amount_minor=data.amount_minor,
-            currency=data.currency,
-            stage=data.stage,
-            status=data.status,
-            close_date=data.close_date,
-            owner=data.owner,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
-        .returning(Opportunity.id)
+        _INSERT_DEAL,
+        {
+            "provider": data.provider,
+            "crm_id": data.crm_id,
+            "referral_id": referral.id if referral else None,
+            "program_id": referral.program_id if referral else None,
+            "kind": data.kind,
+            "name": data.name,
+            "amount_minor": data.amount_minor,
+            "currency": data.currency,
+            "stage": data.stage,
+            "status": data.status,
+            "close_date": data.close_date,
+            "owner": data.owner,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    opp = await session.scalar(
-        select(Opportunity)
-        .where(_same_deal(data.provider, data.crm_id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    opp = await session.scalar(_LOCK_DEAL, {"provider": data.provider, "crm_id": data.crm_id})
     assert opp is not None
     created = inserted is not None
     previous_status = None if created else opp.status
