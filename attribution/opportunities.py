@@ -24,6 +24,7 @@ from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.core.paging import Page, paginate
+from vouch.core.raw_select import run_raw
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
 from vouch.models.enums import (
     CrmProvider,
@@ -198,6 +199,18 @@ async def _resolve_referral(
 _MOVE_RULES = f"""(SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
 WHERE rule.program_id = referrals.program_id AND rule.active
   AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))"""  # noqa: S608
+# A change to a deal of one locked referral: what it adds to both rollups and its
+# ``opportunity.updated`` outbox event, in one statement. $1-$10 ``rollups.deal_change_args``,
+# $11 the payload, $12 now.
+_DEAL_CHANGED = "".join(
+    (
+        "WITH ",
+        rollups.DEAL_CHANGE_CTES,
+        ",",
+        webhooks.enqueue_ctes(event_type="'opportunity.updated'", payload="$11::jsonb", now="$12"),
+        " SELECT id FROM event",
+    )
+)
 # A referral under its row lock (loaded, as ``lifecycle.lock_referral``), with its program's
 # settings and active qualified and won rules (what the referral's move may earn): one statement.
 _LOCK_WITH_RULES = (
@@ -315,14 +328,31 @@ async def upsert_opportunity(
         opp, created, changed, previous_status, before = await _upsert(
             session, data, referral, source=source, now=now
         )
-        await rollups.add_deal_change(session, referral.id, opp.id, before, opp)
+        if changed:  # with its ``opportunity.updated`` outbox event: one statement
+            args = rollups.deal_change_args(referral.id, opp.id, before, opp)
+            await run_raw(
+                session,
+                _DEAL_CHANGED,
+                [
+                    *(args or [referral.id, *[[]] * 6, opp.id, opp.kind, opp.kind]),
+                    webhooks.payload_json(opportunity_payload(opp)),
+                    now,
+                ],
+            )
+        else:
+            await rollups.add_deal_change(session, referral.id, opp.id, before, opp)
+        announced = changed
     else:
         async with rollups.track(session, [linked_before, referral.id if referral else None]):
             opp, created, changed, previous_status, _ = await _upsert(
                 session, data, referral, source=source, now=now
             )
+        announced = False
     if changed:
-        await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
+        if not announced:
+            await webhooks.enqueue(
+                session, "opportunity.updated", opportunity_payload(opp), now=now
+            )
         if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
             await _move_referral(
                 session,

@@ -200,6 +200,25 @@ def _deal_rows(deal: DealImage | None, referral_id: int, sign: int) -> list[tupl
     return rows
 
 
+def deal_change_args(
+    referral_id: int, deal_id: int, before: DealImage | None, after: DealImage
+) -> list[Any] | None:
+    """The parameters of ``DEAL_CHANGE_CTES`` for a change to one deal; None when it adds
+    nothing (a stage moved)."""
+    rows = _deal_rows(before, referral_id, -1) + _deal_rows(after, referral_id, 1)
+    kind_before = before.kind if before is not None else after.kind
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for day, currency, *values in rows:
+        sums = totals.setdefault((day, currency), [0, 0, 0, 0])
+        for i, value in enumerate(values):
+            sums[i] += value
+    parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
+    if not parts and kind_before == after.kind:
+        return None
+    columns = [list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6
+    return [referral_id, *columns, deal_id, kind_before, after.kind]
+
+
 async def add_deal_change(
     session: AsyncSession,
     referral_id: int,
@@ -210,22 +229,9 @@ async def add_deal_change(
     """Add what a change to one deal brings to both rollups, the deal's referral locked and
     the deal's own referral unchanged (or newly set): ``track`` without reading the
     referral's contribution twice. Nothing to add (a stage moved): no statement."""
-    rows = _deal_rows(before, referral_id, -1) + _deal_rows(after, referral_id, 1)
-    kind_before = before.kind if before is not None else after.kind
-    totals: dict[tuple[Any, ...], list[int]] = {}
-    for day, currency, *values in rows:
-        sums = totals.setdefault((day, currency), [0, 0, 0, 0])
-        for i, value in enumerate(values):
-            sums[i] += value
-    parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
-    if not parts and kind_before == after.kind:
-        return
-    columns = [list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6
-    await run_raw(
-        session,
-        _DEAL_CHANGE_SQL,
-        [referral_id, *columns, deal_id, kind_before, after.kind],
-    )
+    args = deal_change_args(referral_id, deal_id, before, after)
+    if args is not None:
+        await run_raw(session, _DEAL_CHANGE_SQL, args)
 
 
 class DealImage(Protocol):
@@ -272,7 +278,10 @@ c ({", ".join(_FINE_KEY)}, {_COLUMNS}) AS (
 
 
 _ADD_CONTRIBUTIONS = text("WITH " + add_contributions_ctes(":ids") + " SELECT 1")
-_DEAL_CHANGE_SQL = "WITH " + _adding_ctes(_DEAL_PARTS) + " SELECT 1"
+# ``add_deal_change`` as CTEs another statement can carry (``c``, ``fine``, ``coarse``; $1-$10
+# from ``deal_change_args``).
+DEAL_CHANGE_CTES = _adding_ctes(_DEAL_PARTS)
+_DEAL_CHANGE_SQL = "WITH " + DEAL_CHANGE_CTES + " SELECT 1"
 
 
 async def add_contributions(session: AsyncSession, referral_ids: Iterable[int]) -> None:

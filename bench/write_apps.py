@@ -41,8 +41,8 @@ opportunity upsert (one transaction; every statement Vouch runs for a keyed deal
     and the move take no lock of their own, the move reads no rules) · (won) the current
     close date · the deal (once per CRM id) and the deal locked · its update and its
     stage/amount history line · what the change adds to both rollups, the deal's own rows
-    before and after (``rollups._DEAL_CHANGE_SQL``; no statement when nothing changes, as
-    for a stage move) · outbox ``opportunity.updated`` · the referral moved (lead →
+    before and after, with its outbox ``opportunity.updated`` (``opportunities._DEAL_CHANGED``)
+    · the referral moved (lead →
     opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event, outbox
     ``referral.status_changed``) · (won) whether it was won before, the advocate lock, ladder
     ordinal and cap count
@@ -81,6 +81,7 @@ from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
+from vouch.attribution.opportunities import _DEAL_CHANGED as DEAL_CHANGED_SQL
 from vouch.attribution.opportunities import _MOVE_RULES as MOVE_RULES
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
 from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
@@ -90,14 +91,13 @@ from vouch.attribution.revenue import _LOCK_REFERRAL as REVENUE_LOCK_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
-from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, _DEAL_CHANGE_SQL, _deal_rows
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, _deal_rows
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
 from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
-DEAL_CHANGE_SQL = _DEAL_CHANGE_SQL
 # The deal's referral locked with its program's settings and the rules its move may earn, as
 # Vouch's ``opportunities._LOCK_WITH_RULES`` (the same subquery text).
 DEAL_REFERRAL_SQL = (
@@ -744,7 +744,8 @@ def baseline() -> Starlette:
             after = dict(deal) if created else {**dict(deal), **updates}
             if changed:
                 after = {**dict(after), "updated_at": now}
-            # The deal's own rows before and after, with Vouch's SQL (rollups.add_deal_change)
+            # The deal's own rows before and after and its outbox event, with Vouch's SQL
+            # (``opportunities._DEAL_CHANGED``; a deal push that changes nothing writes none)
             rows = _deal_rows(
                 None if created else SimpleNamespace(**dict(deal)), referral["id"], -1
             ) + _deal_rows(SimpleNamespace(**after), referral["id"], 1)
@@ -754,32 +755,29 @@ def baseline() -> Starlette:
                 for i, value in enumerate(values):
                     sums[i] += value
             parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
-            if parts:  # the kind never changes in the bench
-                await conn.execute(
-                    DEAL_CHANGE_SQL,
+            deal = after
+            if changed:  # the kind never changes in the bench
+                await conn.fetchval(
+                    DEAL_CHANGED_SQL,
                     referral["id"],
-                    *(list(c) for c in zip(*parts, strict=True)),
+                    *([list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6),
                     deal["id"],
                     "new_business",
                     "new_business",
-                )
-            deal = after
-            if changed:
-                await outbox(
-                    conn,
-                    "opportunity.updated",
-                    {
-                        "opportunity_id": deal["id"],
-                        "provider": deal["provider"],
-                        "crm_id": deal["crm_id"],
-                        "referral_id": deal["referral_id"],
-                        "program_id": deal["program_id"],
-                        "kind": deal["kind"],
-                        "stage": deal["stage"],
-                        "status": deal["status"],
-                        "amount_minor": deal["amount_minor"],
-                        "currency": deal["currency"],
-                    },
+                    json.dumps(
+                        {
+                            "opportunity_id": deal["id"],
+                            "provider": deal["provider"],
+                            "crm_id": deal["crm_id"],
+                            "referral_id": deal["referral_id"],
+                            "program_id": deal["program_id"],
+                            "kind": deal["kind"],
+                            "stage": deal["stage"],
+                            "status": deal["status"],
+                            "amount_minor": deal["amount_minor"],
+                            "currency": deal["currency"],
+                        }
+                    ),
                     now,
                 )
                 await move_for_deal(conn, referral, move_rules, deal, previous, now)
