@@ -311,16 +311,19 @@ async def transition(
 
 async def _won_before(session: AsyncSession, event: ReferralEventSnapshot) -> bool:
     """Whether the referral was won before ``event`` (an earlier transition to won)."""
-    earlier = await session.scalar(
-        select(ReferralEvent.id)
-        .where(
-            ReferralEvent.referral_id == event.referral_id,
-            ReferralEvent.to_status == S.WON,
-            ReferralEvent.id < event.id,
-        )
-        .limit(1)
-    )
+    earlier = await session.scalar(_WON_BEFORE, {"r_id": event.referral_id, "e_id": event.id})
     return earlier is not None
+
+
+_WON_BEFORE = (
+    select(ReferralEvent.id)
+    .where(
+        ReferralEvent.referral_id == bindparam("r_id"),
+        ReferralEvent.to_status == S.WON,
+        ReferralEvent.id < bindparam("e_id"),
+    )
+    .limit(1)
+)
 
 
 async def events_for(

@@ -12,20 +12,27 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import JSON, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
-from vouch.attribution import lifecycle, rollups, webhooks
+from vouch.attribution import lifecycle, rewards, rollups, webhooks
 from vouch.attribution.referrals import latest_referral_of_people
 from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.core.paging import Page, paginate
+from vouch.core.raw_select import run_raw
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
-from vouch.models.enums import CrmProvider, OpportunityKind, OpportunityStatus, ReferralStatus
+from vouch.models.enums import (
+    CrmProvider,
+    OpportunityKind,
+    OpportunityStatus,
+    ReferralStatus,
+    RewardTrigger,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +139,115 @@ def parse_provider(value: str | None, *, field: str = "provider") -> CrmProvider
         ) from None
 
 
-def _same_deal(provider: str, crm_id: str) -> Any:
-    return (Opportunity.provider == provider) & (Opportunity.crm_id == crm_id)
+# Prebuilt (every deal push runs them): the deal by provider and CRM id ($provider, $crm_id).
+_THE_DEAL = (Opportunity.provider == bindparam("provider")) & (
+    Opportunity.crm_id == bindparam("crm_id")
+)
+_LINK_AND_CURRENCY = select(Opportunity.referral_id, Opportunity.currency).where(_THE_DEAL)
+_CLOSE_DATE = select(Opportunity.close_date).where(_THE_DEAL)
+_LOCK_DEAL = (
+    select(Opportunity).where(_THE_DEAL).with_for_update().execution_options(populate_existing=True)
+)
+_INSERT_DEAL = (
+    insert(Opportunity)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "provider",
+                "crm_id",
+                "referral_id",
+                "program_id",
+                "kind",
+                "name",
+                "amount_minor",
+                "currency",
+                "stage",
+                "status",
+                "close_date",
+                "owner",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+    .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
+    .returning(Opportunity.id)
+)
 
 
-async def _resolve_referral(session: AsyncSession, data: OpportunityData) -> Referral | None:
+async def _resolve_referral(
+    session: AsyncSession, data: OpportunityData, *, lock: bool = False
+) -> tuple[Referral | None, _Earning | None]:
+    """The referral named, or the referral of a contact. ``lock``: the named one is read under
+    its row lock (the deal's rollup and the referral's move need it), with what its move may
+    earn."""
     if data.referral_id is not None:
-        referral = await session.get(Referral, data.referral_id)
+        referral, earning = (
+            await _lock_with_rules(session, data.referral_id)
+            if lock
+            else (await session.get(Referral, data.referral_id), None)
+        )
         if referral is None:
             raise NotFound("no such referral", field="referralId")
-        return referral
+        return referral, earning
     # A contact who was referred: the most recent live referral of that person.
     keys = [normalize_email(c.email) for c in data.contacts]
-    return await latest_referral_of_people(session, keys)
+    return await latest_referral_of_people(session, keys), None
+
+
+_MOVE_RULES = f"""(SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
+WHERE rule.program_id = referrals.program_id AND rule.active
+  AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))"""  # noqa: S608
+# A change to a deal of one locked referral: what it adds to both rollups and its
+# ``opportunity.updated`` outbox event, in one statement. $1-$10 ``rollups.deal_change_args``,
+# $11 the payload, $12 now.
+_DEAL_CHANGED = "".join(
+    (
+        "WITH ",
+        rollups.DEAL_CHANGE_CTES,
+        ",",
+        webhooks.enqueue_ctes(event_type="'opportunity.updated'", payload="$11::jsonb", now="$12"),
+        " SELECT id FROM event",
+    )
+)
+# A referral under its row lock (loaded, as ``lifecycle.lock_referral``), with its program's
+# settings and active qualified and won rules (what the referral's move may earn): one statement.
+_LOCK_WITH_RULES = (
+    select(
+        Referral,
+        Program.settings,
+        literal_column(
+            _MOVE_RULES,
+            type_=JSON,
+        ),
+    )
+    .join(Program, Program.id == Referral.program_id)
+    .where(Referral.id == bindparam("r_id"))
+    .with_for_update(of=Referral)
+    .execution_options(populate_existing=True)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Earning:
+    """What a locked referral's move may earn, read with it."""
+
+    rules: dict[str, list[rewards.EngineRule]]
+    auto_approve: bool
+
+
+async def _lock_with_rules(
+    session: AsyncSession, referral_id: int
+) -> tuple[Referral | None, _Earning | None]:
+    row = (await session.execute(_LOCK_WITH_RULES, {"r_id": referral_id})).one_or_none()
+    if row is None:
+        return None, None
+    referral, settings, rules = row
+    return referral, _Earning(
+        rules=rewards.rules_by_trigger(rewards.rule_snapshots(rules)),
+        auto_approve=bool((settings or {}).get(rewards.AUTO_APPROVE)),
+    )
 
 
 def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
@@ -195,14 +298,22 @@ async def upsert_opportunity(
                 created=bool(stored.get("created", False)),
                 changed=bool(stored.get("changed", False)),
             )
-    referral = await _resolve_referral(session, data)
     linked_before, current_currency = (
         await session.execute(
-            select(Opportunity.referral_id, Opportunity.currency).where(
-                _same_deal(data.provider, data.crm_id)
-            )
+            _LINK_AND_CURRENCY, {"provider": data.provider, "crm_id": data.crm_id}
         )
     ).one_or_none() or (None, None)
+    # The referral under its row lock when it is the only one the deal involves (the rollup
+    # takes no lock of its own then, and the referral's move none either); a deal moving from
+    # one referral to another locks both in the rollup, in id order.
+    referral, earning = await _resolve_referral(
+        session, data, lock=linked_before is None or linked_before == data.referral_id
+    )
+    locked: list[int] = []
+    if referral is not None and linked_before in (None, referral.id):
+        if data.referral_id is None:  # a contact's referral
+            referral = await lifecycle.lock_referral(session, referral.id)
+        locked = [referral.id]
     if data.currency is None:
         program = await session.get(Program, referral.program_id) if referral else None
         currency = current_currency or (program.currency if program else None)
@@ -211,13 +322,48 @@ async def upsert_opportunity(
                 "currency is required for a deal not linked to a referral", field="currency"
             )
         data = replace(data, currency=currency)
-    async with rollups.track(session, [linked_before, referral.id if referral else None]):
-        result = await _upsert(session, data, referral, source=source, now=now)
-    opp, created, changed, previous_status = result
+    if referral is not None and locked == [referral.id]:
+        # The deal's one referral, locked: what the change adds to the rollup is the deal's own
+        # rows, before and after (no read of the referral's whole contribution, twice).
+        opp, created, changed, previous_status, before = await _upsert(
+            session, data, referral, source=source, now=now
+        )
+        if changed:  # with its ``opportunity.updated`` outbox event: one statement
+            args = rollups.deal_change_args(referral.id, opp.id, before, opp)
+            await run_raw(
+                session,
+                _DEAL_CHANGED,
+                [
+                    *(args or [referral.id, *[[]] * 6, opp.id, opp.kind, opp.kind]),
+                    webhooks.payload_json(opportunity_payload(opp)),
+                    now,
+                ],
+            )
+        else:
+            await rollups.add_deal_change(session, referral.id, opp.id, before, opp)
+        announced = changed
+    else:
+        async with rollups.track(session, [linked_before, referral.id if referral else None]):
+            opp, created, changed, previous_status, _ = await _upsert(
+                session, data, referral, source=source, now=now
+            )
+        announced = False
     if changed:
-        await webhooks.enqueue(session, "opportunity.updated", opportunity_payload(opp), now=now)
+        if not announced:
+            await webhooks.enqueue(
+                session, "opportunity.updated", opportunity_payload(opp), now=now
+            )
         if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
-            await _move_referral(session, opp, previous_status, source=source, actor=actor, now=now)
+            await _move_referral(
+                session,
+                opp,
+                previous_status,
+                source=source,
+                actor=actor,
+                now=now,
+                locked=referral if referral is not None and referral.id in locked else None,
+                earning=earning,
+            )
     if idempotency_key is not None:
         await idempotency.store_response(
             session,
@@ -229,6 +375,20 @@ async def upsert_opportunity(
     return UpsertResult(opportunity=opp, created=created, changed=changed)
 
 
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """What the rollup counts of a deal, as it was before a change (``rollups.DealImage``)."""
+
+    referral_id: int | None
+    kind: str
+    status: str
+    amount_minor: int
+    currency: str
+    created_at: datetime
+    close_date: date | None
+    updated_at: datetime
+
+
 async def _upsert(
     session: AsyncSession,
     data: OpportunityData,
@@ -236,43 +396,51 @@ async def _upsert(
     *,
     source: str,
     now: datetime,
-) -> tuple[Opportunity, bool, bool, str | None]:
+) -> tuple[Opportunity, bool, bool, str | None, _Before | None]:
     if data.status == OpportunityStatus.WON and data.close_date is None:
-        # A deal reported won without a close date closed today.
+        # A deal reported won without a close date closed today (read under the lock: a
+        # concurrent writer of the deal has committed).
         existing_close = await session.scalar(
-            select(Opportunity.close_date).where(_same_deal(data.provider, data.crm_id))
+            _CLOSE_DATE, {"provider": data.provider, "crm_id": data.crm_id}
         )
         data = replace(data, close_date=existing_close or now.date())
     inserted = await session.scalar(
-        insert(Opportunity)
-        .values(
-            provider=data.provider,
-            crm_id=data.crm_id,
-            referral_id=referral.id if referral else None,
-            program_id=referral.program_id if referral else None,
-            kind=data.kind,
-            name=data.name,
-            amount_minor=data.amount_minor,
-            currency=data.currency,
-            stage=data.stage,
-            status=data.status,
-            close_date=data.close_date,
-            owner=data.owner,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
-        .returning(Opportunity.id)
+        _INSERT_DEAL,
+        {
+            "provider": data.provider,
+            "crm_id": data.crm_id,
+            "referral_id": referral.id if referral else None,
+            "program_id": referral.program_id if referral else None,
+            "kind": data.kind,
+            "name": data.name,
+            "amount_minor": data.amount_minor,
+            "currency": data.currency,
+            "stage": data.stage,
+            "status": data.status,
+            "close_date": data.close_date,
+            "owner": data.owner,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    opp = await session.scalar(
-        select(Opportunity)
-        .where(_same_deal(data.provider, data.crm_id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    opp = await session.scalar(_LOCK_DEAL, {"provider": data.provider, "crm_id": data.crm_id})
     assert opp is not None
     created = inserted is not None
     previous_status = None if created else opp.status
+    before = (
+        None
+        if created
+        else _Before(
+            referral_id=opp.referral_id,
+            kind=opp.kind,
+            status=opp.status,
+            amount_minor=opp.amount_minor,
+            currency=opp.currency,
+            created_at=opp.created_at,
+            close_date=opp.close_date,
+            updated_at=opp.updated_at,
+        )
+    )
     changed = created
     if created:
         session.add(
@@ -336,7 +504,7 @@ async def _upsert(
             )
         )
     await session.flush()
-    return opp, created, changed, previous_status
+    return opp, created, changed, previous_status, before
 
 
 async def _move_referral(
@@ -347,9 +515,16 @@ async def _move_referral(
     source: str,
     actor: str | None,
     now: datetime,
+    locked: Referral | None = None,
+    earning: _Earning | None = None,
 ) -> None:
+    """``locked``: the deal's referral, read under its row lock in this transaction already
+    (``earning``: with what its move may earn)."""
     assert opp.referral_id is not None
-    referral = await lifecycle.lock_referral(session, opp.referral_id)
+    if locked is None or locked.id != opp.referral_id:
+        locked, earning = await lifecycle.lock_referral(session, opp.referral_id), None
+    referral = locked
+    rules, auto_approve = (earning.rules, earning.auto_approve) if earning else (None, None)
     detail = {"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id}
     if referral.status == ReferralStatus.REJECTED:
         return
@@ -362,6 +537,9 @@ async def _move_referral(
             actor=actor,
             now=now,
             detail=detail,
+            locked=referral,
+            rules=rules,
+            auto_approve=auto_approve,
             won_amount_minor=opp.amount_minor,
             won_currency=opp.currency,
         )
@@ -378,6 +556,9 @@ async def _move_referral(
             actor=actor,
             now=now,
             detail=detail,
+            locked=referral,
+            rules=rules,
+            auto_approve=auto_approve,
         )
     elif opp.status == OpportunityStatus.LOST and previous_status != OpportunityStatus.LOST:
         others = await session.scalar(
@@ -404,6 +585,9 @@ async def _move_referral(
                 actor=actor,
                 now=now,
                 detail=detail,
+                locked=referral,
+                rules=rules,
+                auto_approve=auto_approve,
             )
 
 

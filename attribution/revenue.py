@@ -10,11 +10,10 @@ referral's net revenue to zero moves a won referral to ``refunded``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vouch.access import idempotency
@@ -22,8 +21,11 @@ from vouch.attribution import lifecycle, opportunities, rewards, rollups, webhoo
 from vouch.core.batching import NESTED_LIST_MAX
 from vouch.core.errors import Conflict, NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
+from vouch.core.raw_select import flush_pending, run_raw
+from vouch.core.snapshot import snapshot_class
 from vouch.models import Opportunity, Program, Referral, RevenueEvent
 from vouch.models.enums import ReferralStatus, RevenueKind, RewardTrigger
+from vouch.models.snapshots import OpportunitySnapshot, ReferralSnapshot, RevenueEventSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ class RevenueData:
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
-    event: RevenueEvent
+    event: RevenueEventSnapshot
     created: bool
 
 
@@ -101,7 +103,7 @@ def validate(data: RevenueData) -> RevenueData:
     )
 
 
-def revenue_payload(event: RevenueEvent) -> dict[str, Any]:
+def revenue_payload(event: RevenueEventSnapshot) -> dict[str, Any]:
     return {
         "revenue_event_id": event.id,
         "external_id": event.external_id,
@@ -131,19 +133,21 @@ async def record_revenue(
     """Record a charge or refund once, and apply its reward effects. A retry under the same
     idempotency key gets the first answer back (``created`` included)."""
     data = validate(data)
+    await flush_pending(session)  # the caller's own changes first, as before any statement
     if idempotency_key is not None:
         stored = await idempotency.claim(
             session,
-            scope="record_revenue",
+            scope=SCOPE,
             key=idempotency_key,
             payload=data.fingerprint(),
             owner=idempotency_owner,
         )
         if stored is not None:
-            existing = await session.get(RevenueEvent, int(stored["revenue_event_id"]))
-            assert existing is not None
-            return RecordResult(event=existing, created=bool(stored.get("created", False)))
-    refunded: RevenueEvent | None = None
+            rows = await run_raw(session, _BY_ID, [int(stored["revenue_event_id"])])
+            return RecordResult(
+                event=_EVENT_ROW._make(rows[0]), created=bool(stored.get("created", False))
+            )
+    refunded: RevenueEventSnapshot | None = None
     if data.refunds_external_id is not None:
         refunded = await session.scalar(
             select(RevenueEvent).where(RevenueEvent.external_id == data.refunds_external_id)
@@ -154,11 +158,9 @@ async def record_revenue(
             raise ValidationFailed(
                 "a refund refunds a charge, not a refund", field="refundsExternalId"
             )
-    opportunity: Opportunity | None = None
+    opportunity: OpportunitySnapshot | None = None
     if data.opportunity_crm_id is not None:
-        opportunity = await opportunities.find_by_crm_id(
-            session, data.opportunity_crm_id, data.opportunity_provider, field="opportunityCrmId"
-        )
+        opportunity = await _deal(session, data.opportunity_crm_id, data.opportunity_provider)
     if refunded is not None:
         if opportunity is not None and opportunity.id != refunded.opportunity_id:
             raise ValidationFailed(
@@ -175,52 +177,87 @@ async def record_revenue(
         or (opportunity.referral_id if opportunity else None)
         or (refunded.referral_id if refunded else None)
     )
-    referral: Referral | None = None
-    if referral_id is not None:
-        # Locked before the event's foreign key takes its share lock: reward evaluation runs
-        # under the referral's row lock, and two charges of one referral queue here.
+    referral: ReferralSnapshot | None = None
+    rules: list[rewards.EngineRule] = []
+    auto_approve = False
+    program_currency: str | None = None
+    if referral_id is not None and data.kind == RevenueKind.REFUND:
+        # Locked before the event's foreign key takes its share lock (as below). A refund may
+        # move the referral: the session's object is the one moved, and stays current.
         referral = await lifecycle.lock_referral(session, referral_id)
-        if opportunity is not None and opportunity.referral_id not in (None, referral.id):
-            raise ValidationFailed(
-                "the opportunity belongs to another referral", field="referralId"
-            )
+    elif referral_id is not None:
+        # Locked before the event's foreign key takes its share lock: reward evaluation runs
+        # under the referral's row lock, and two charges of one referral queue here. Read with
+        # its program's currency and setting and its revenue rules (one statement).
+        rows = await run_raw(session, _LOCK_REFERRAL, [referral_id])
+        if not rows:
+            raise NotFound("no such referral", field="referralId")
+        referral = _REFERRAL_ROW._make(rows[0][:_WIDTH])
+        program_currency, settings, rule_rows = rows[0][_WIDTH:]
+        rules = rewards.rule_snapshots(rule_rows)
+        auto_approve = bool(settings.get(rewards.AUTO_APPROVE))
+    if (
+        referral is not None
+        and opportunity is not None
+        and opportunity.referral_id not in (None, referral.id)
+    ):
+        raise ValidationFailed("the opportunity belongs to another referral", field="referralId")
     program_id = (
         referral.program_id if referral else (opportunity.program_id if opportunity else None)
     )
-    data = replace(data, currency=await _currency(session, data, refunded, opportunity, program_id))
-    if not await session.scalar(
-        select(RevenueEvent.id).where(RevenueEvent.external_id == data.external_id)
-    ):  # a re-sent event is compared with the first below, not checked again
+    data = replace(
+        data,
+        currency=await _currency(
+            session, data, refunded, opportunity, program_id, program_currency
+        ),
+    )
+    # A re-sent event is compared with the first below, not checked again: whether it was
+    # sent before is asked only when a check would refuse it (a charge's checks need no read).
+    if (data.kind == RevenueKind.REFUND or not _sane_charge(data, referral, now)) and not (
+        await run_raw(session, _SEEN, [data.external_id])
+    ):
         await _check_sane(session, data, refunded, opportunity, referral, now=now)
     payload_data = dict(data.data)
     if data.refunds_external_id:
         payload_data["refunds_external_id"] = data.refunds_external_id
-    async with rollups.track(session, [referral.id if referral else None]):
-        inserted = await session.scalar(
-            insert(RevenueEvent)
-            .values(
-                external_id=data.external_id,
-                opportunity_id=opportunity.id if opportunity else None,
-                referral_id=referral.id if referral else None,
-                program_id=program_id,
-                kind=data.kind,
-                amount_minor=data.amount_minor,
-                currency=data.currency,
-                occurred_at=data.occurred_at,
-                source=source[:64],
-                data=payload_data,
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["external_id"])
-            .returning(RevenueEvent.id)
-        )
-    event = await session.scalar(
-        select(RevenueEvent)
-        .where(RevenueEvent.external_id == data.external_id)
-        .execution_options(populate_existing=True)
+    occurred_at = data.occurred_at.astimezone(UTC)
+    event_payload = {
+        "external_id": data.external_id,
+        "opportunity_id": opportunity.id if opportunity else None,
+        "referral_id": referral.id if referral else None,
+        "program_id": program_id,
+        "kind": str(data.kind),
+        "amount_minor": data.amount_minor,
+        "currency": data.currency,
+        "occurred_at": occurred_at.isoformat(),
+    }
+    inserted = await run_raw(
+        session,
+        _INSERT,
+        [
+            data.external_id,
+            event_payload["opportunity_id"],
+            event_payload["referral_id"],
+            program_id,
+            str(data.kind),
+            data.amount_minor,
+            data.currency,
+            occurred_at,
+            source[:64],
+            webhooks.payload_json(payload_data),
+            now,
+            webhooks.payload_json(event_payload),
+            *(
+                (idempotency_owner[: idempotency.MAX_OWNER_LENGTH], idempotency_key)
+                if idempotency_key is not None
+                else (None, None)
+            ),
+            SCOPE,
+        ],
     )
-    assert event is not None
-    if inserted is None:
+    if not inserted:
+        found = await run_raw(session, _BY_EXTERNAL_ID, [data.external_id])
+        event = _EVENT_ROW._make(found[0])  # the conflicting row is committed: visible
         same = (
             event.kind == data.kind
             and event.amount_minor == data.amount_minor
@@ -235,24 +272,107 @@ async def record_revenue(
         if idempotency_key is not None:
             await idempotency.store_response(
                 session,
-                scope="record_revenue",
+                scope=SCOPE,
                 key=idempotency_key,
                 response={"revenue_event_id": event.id, "created": False},
                 owner=idempotency_owner,
             )
         return RecordResult(event=event, created=False)
-    await webhooks.enqueue(session, "revenue.recorded", revenue_payload(event), now=now)
+    event = _EVENT_ROW._make(inserted[0])
     if referral is not None:
-        await _apply(session, referral, event, refunded, actor=actor or source, now=now)
-    if idempotency_key is not None:
-        await idempotency.store_response(
+        await _apply(
             session,
-            scope="record_revenue",
-            key=idempotency_key,
-            response={"revenue_event_id": event.id, "created": True},
-            owner=idempotency_owner,
+            referral,
+            event,
+            refunded,
+            actor=actor or source,
+            now=now,
+            rules=rules,
+            auto_approve=auto_approve,
         )
     return RecordResult(event=event, created=True)
+
+
+SCOPE = "record_revenue"
+_EVENT_ROW = snapshot_class(RevenueEvent)
+_EVENT_COLUMNS = ", ".join(_EVENT_ROW._fields)
+_DEAL_ROW = snapshot_class(Opportunity)
+_REFERRAL_ROW = snapshot_class(Referral)
+_WIDTH = len(_REFERRAL_ROW._fields)
+_BY_ID = f"SELECT {_EVENT_COLUMNS} FROM revenue_events WHERE id = $1"  # noqa: S608
+_BY_EXTERNAL_ID = f"SELECT {_EVENT_COLUMNS} FROM revenue_events WHERE external_id = $1"  # noqa: S608
+_SEEN = "SELECT 1 FROM revenue_events WHERE external_id = $1"
+# The deals with a CRM id, of one CRM ($2) or any (NULL): two at most, enough to tell an id two
+# CRMs share.
+_DEALS = f"""
+SELECT {", ".join(_DEAL_ROW._fields)} FROM opportunities
+WHERE crm_id = $1 AND ($2::varchar IS NULL OR provider = $2::varchar)
+ORDER BY id LIMIT 2"""  # noqa: S608 (column names only)
+# The referral under its row lock, with its program's currency and settings and the program's
+# active revenue rules (what a charge may earn): one statement. $1 the referral.
+_LOCK_REFERRAL = f"""
+SELECT {", ".join(f"r.{name}" for name in _REFERRAL_ROW._fields)}, p.currency, p.settings,
+       (SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
+        WHERE rule.program_id = r.program_id AND rule.active
+          AND rule.trigger = '{RewardTrigger.REVENUE.value}')
+FROM referrals AS r JOIN programs AS p ON p.id = r.program_id
+WHERE r.id = $1
+FOR UPDATE OF r"""  # noqa: S608 (column names and enum values only)
+# The event (once per billing id: a re-sent one inserts nothing), what it adds to both rollups,
+# its ``revenue.recorded`` outbox event with deliveries and, under an idempotency key, the key's
+# first answer, in one statement. $1-$11 the event's columns, $12 the payload but the id,
+# $13-$15 the key's owner, key and operation (NULL: no key).
+_INSERT = "".join(
+    (
+        """
+WITH revenue AS (
+    INSERT INTO revenue_events (external_id, opportunity_id, referral_id, program_id, kind,
+                                amount_minor, currency, occurred_at, source, data, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING """,
+        _EVENT_COLUMNS,
+        "\n),",
+        rollups.add_revenue_ctes("revenue"),
+        ",",
+        webhooks.enqueue_ctes(
+            event_type="'revenue.recorded'",
+            payload="$12::jsonb || jsonb_build_object('revenue_event_id', revenue.id)",
+            now="$11",
+            source="revenue",
+        ),
+        ", answered AS (",
+        idempotency.store_sql(
+            response="jsonb_build_object('revenue_event_id', revenue.id, 'created', true)",
+            owner="$13",
+            key="$14",
+            scope="$15",
+            source="revenue",
+        ),
+        f")\nSELECT {_EVENT_COLUMNS} FROM revenue",
+    )
+)
+
+
+async def _deal(session: AsyncSession, crm_id: str, provider: str | None) -> OpportunitySnapshot:
+    """``opportunities.find_by_crm_id``, read as a row."""
+    rows = await run_raw(
+        session,
+        _DEALS,
+        [
+            crm_id.strip(),
+            opportunities.parse_provider(provider).value if provider is not None else None,
+        ],
+    )
+    if not rows:
+        raise NotFound("no opportunity with this CRM id", field="opportunityCrmId")
+    if len(rows) > 1:
+        raise ValidationFailed(
+            "several CRMs use this id: name the provider (hubspot, salesforce or other)",
+            field="opportunityCrmId",
+        )
+    deal: OpportunitySnapshot = _DEAL_ROW._make(rows[0])
+    return deal
 
 
 # Billing clocks drift a little; a charge dated further ahead than this is a mistake.
@@ -262,29 +382,40 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 async def _currency(
     session: AsyncSession,
     data: RevenueData,
-    refunded: RevenueEvent | None,
-    opportunity: Opportunity | None,
+    refunded: RevenueEventSnapshot | None,
+    opportunity: OpportunitySnapshot | None,
     program_id: int | None,
+    program_currency: str | None = None,
 ) -> str:
-    """The given currency, else the refunded charge's, the deal's or the program's."""
+    """The given currency, else the refunded charge's, the deal's or the program's (read with
+    the referral when there is one)."""
     if data.currency is not None:
         return data.currency
     if refunded is not None:
         return refunded.currency
     if opportunity is not None:
         return opportunity.currency
+    if program_currency is not None:
+        return program_currency
     program = await session.get(Program, program_id) if program_id is not None else None
     if program is None:
         raise ValidationFailed("currency is required", field="currency")
     return program.currency
 
 
+def _sane_charge(data: RevenueData, referral: ReferralSnapshot | None, now: datetime) -> bool:
+    """Whether a charge passes ``_check_sane`` (its checks need no read)."""
+    return data.occurred_at <= now + FUTURE_TOLERANCE and (
+        referral is None or data.occurred_at >= referral.created_at
+    )
+
+
 async def _check_sane(
     session: AsyncSession,
     data: RevenueData,
-    refunded: RevenueEvent | None,
-    opportunity: Opportunity | None,
-    referral: Referral | None,
+    refunded: RevenueEventSnapshot | None,
+    opportunity: OpportunitySnapshot | None,
+    referral: ReferralSnapshot | None,
     *,
     now: datetime,
 ) -> None:
@@ -332,8 +463,8 @@ async def _net(
     session: AsyncSession,
     currency: str | None,
     *,
-    opportunity: Opportunity | None,
-    referral: Referral | None,
+    opportunity: OpportunitySnapshot | None,
+    referral: ReferralSnapshot | None,
 ) -> int:
     """Charges minus refunds in one currency, on the deal (or else the referral)."""
     signed = case(
@@ -353,12 +484,14 @@ async def _net(
 
 async def _apply(
     session: AsyncSession,
-    referral: Referral,
-    event: RevenueEvent,
-    refunded: RevenueEvent | None,
+    referral: ReferralSnapshot,
+    event: RevenueEventSnapshot,
+    refunded: RevenueEventSnapshot | None,
     *,
     actor: str,
     now: datetime,
+    rules: list[rewards.EngineRule],
+    auto_approve: bool,
 ) -> None:
     if event.kind != RevenueKind.REFUND:
         await rewards.on_referral_event(
@@ -370,6 +503,8 @@ async def _apply(
             base_currency=event.currency,
             trigger_ref=reward_ref(event.id),
             actor=actor,
+            rules=rules,
+            auto_approve=auto_approve,
         )
         return
     if refunded is not None:
@@ -391,6 +526,7 @@ async def _apply(
             actor=actor,
             now=now,
             detail={"revenue_event_id": event.id},
+            locked=referral,
         )
 
 

@@ -27,6 +27,28 @@ conversion (one transaction): Vouch's own statements, the same SQL text
     ``referral.status_changed`` · advocate lock · ladder ordinal and cap count · the
     advocate's reward with its history line and outbox ``reward.created``
 
+revenue (one transaction): Vouch's own statements, the same SQL text (``idempotency._CLAIM``,
+    ``revenue._DEALS``, ``revenue._LOCK_REFERRAL``, ``revenue._INSERT``): idempotency key · the
+    deal by CRM id (two rows at most: an id two CRMs share is refused) · the referral locked
+    with its program's currency and settings and its revenue rules · the event (once per
+    billing id) with what it adds to both rollups, its outbox ``revenue.recorded`` and the
+    key's stored answer (whether the billing id was seen before is asked only when a date
+    check refuses the charge, as in Vouch; the program shares no revenue, so no reward)
+
+opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
+    to a referral, in its order): idempotency key · the deal's current link and currency · the
+    referral locked with its program's settings and the rules its move may earn (the rollup
+    and the move take no lock of their own, the move reads no rules) · (won) the current
+    close date · the deal (once per CRM id) and the deal locked · its update and its
+    stage/amount history line · what the change adds to both rollups, the deal's own rows
+    before and after, with its outbox ``opportunity.updated`` (``opportunities._DEAL_CHANGED``)
+    · the referral moved (lead →
+    opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event, outbox
+    ``referral.status_changed``) · (won) whether it was won before, the advocate lock, ladder
+    ordinal and cap count
+    (``rewards._STANDING``), the advocate's reward with its history line and outbox
+    ``reward.created`` (``rewards._EARN``) · the key's answer
+
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
 """
@@ -41,6 +63,7 @@ import os
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -58,18 +81,31 @@ from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
+from vouch.attribution.opportunities import _DEAL_CHANGED as DEAL_CHANGED_SQL
+from vouch.attribution.opportunities import _MOVE_RULES as MOVE_RULES
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
 from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
+from vouch.attribution.revenue import _DEALS as REVENUE_DEALS_SQL
+from vouch.attribution.revenue import _INSERT as REVENUE_INSERT_SQL
+from vouch.attribution.revenue import _LOCK_REFERRAL as REVENUE_LOCK_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
-from vouch.attribution.rollups import _ADD_CONTRIBUTIONS
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, _deal_rows
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
-from vouch.models import Referral
+from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
+# The deal's referral locked with its program's settings and the rules its move may earn, as
+# Vouch's ``opportunities._LOCK_WITH_RULES`` (the same subquery text).
+DEAL_REFERRAL_SQL = (
+    "SELECT referrals.*, programs.settings, "
+    + MOVE_RULES
+    + " FROM referrals JOIN programs ON programs.id = referrals.program_id"
+    " WHERE referrals.id = $1 FOR UPDATE OF referrals"
+)
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
     str(_ENQUEUE.compile())
@@ -79,6 +115,11 @@ OUTBOX_SQL = (
     .replace(":pending", "'pending'")
 )
 LOCK_NAMESPACE = 7_300_001
+OPPORTUNITY_COLUMNS = (
+    "id, provider, crm_id, referral_id, program_id, kind, name, amount_minor, currency, stage,"
+    " status, close_date, owner, created_at, updated_at"
+)
+OPPORTUNITY_FIELDS = [column.name for column in Opportunity.__table__.columns]
 REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
 
 
@@ -483,10 +524,346 @@ def baseline() -> Starlette:
                 await conn.execute(STORE_KEY_SQL, "bench", key, "conversion", '{"created": false}')
         return JSONResponse({"ok": True})
 
+    async def revenue(request: Request) -> Response:
+        """Every step of Vouch's keyed charge on a deal but GraphQL, hand-written: the bearer
+        key checked, the input validated, then the statements Vouch runs, in its order."""
+        if not await write_key(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = json.loads(await request.body())
+        key = request.headers["idempotency-key"]
+        now = datetime.now(UTC)
+        amount, currency = body.get("amount"), str(body.get("currency", "")).strip().upper()
+        external_id, crm_id = str(body.get("external_id", "")).strip(), str(body["crm_id"])
+        occurred_at = datetime.fromisoformat(body["occurred_at"])
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or amount <= 0
+            or currency not in CURRENCIES
+            or not 0 < len(external_id) <= 128
+            or occurred_at.tzinfo is None
+            or not 0 < len(key) <= 255
+        ):
+            return JSONResponse({"error": "invalid"}, status_code=422)
+        async with state["pool"].acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                CLAIM_KEY_SQL,
+                "bench",
+                "record_revenue",
+                key,
+                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            )
+            if fresh is None:
+                return JSONResponse({"replayed": True})
+            deals = await conn.fetch(REVENUE_DEALS_SQL, crm_id, None)
+            if len(deals) != 1:
+                return JSONResponse({"error": "not found or ambiguous"}, status_code=422)
+            deal = dict(zip(OPPORTUNITY_FIELDS, deals[0], strict=True))
+            row = await conn.fetchrow(REVENUE_LOCK_SQL, deal["referral_id"])
+            if row is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
+            rules = row[len(REFERRAL_COLUMNS) + 2] or []
+            if (
+                occurred_at > now + timedelta(minutes=5) or occurred_at < referral["created_at"]
+            ) and await conn.fetchval(
+                "SELECT 1 FROM revenue_events WHERE external_id = $1", external_id
+            ) is None:  # asked only when a check refuses, as Vouch: a re-send is not checked
+                return JSONResponse({"error": "invalid date"}, status_code=422)
+            occurred_at = occurred_at.astimezone(UTC)
+            inserted = await conn.fetchrow(
+                REVENUE_INSERT_SQL,
+                external_id,
+                deal["id"],
+                referral["id"],
+                referral["program_id"],
+                "recurring",
+                amount,
+                currency,
+                occurred_at,
+                "api",
+                "{}",
+                now,
+                json.dumps(
+                    {
+                        "external_id": external_id,
+                        "opportunity_id": deal["id"],
+                        "referral_id": referral["id"],
+                        "program_id": referral["program_id"],
+                        "kind": "recurring",
+                        "amount_minor": amount,
+                        "currency": currency,
+                        "occurred_at": occurred_at.isoformat(),
+                    }
+                ),
+                "bench",  # the key's answer, stored with the event
+                key,
+                "record_revenue",
+            )
+            if inserted is None:  # a billing id sent before: compared, its answer on its own
+                event = await conn.fetchrow(
+                    "SELECT * FROM revenue_events WHERE external_id = $1", external_id
+                )
+                await conn.execute(
+                    STORE_KEY_SQL,
+                    "bench",
+                    key,
+                    "record_revenue",
+                    json.dumps({"revenue_event_id": event["id"], "created": False}),
+                )
+                return JSONResponse({"created": False})
+            for rule in rules:  # the bench's program shares no revenue: never taken
+                raise NotImplementedError(rule)
+        return JSONResponse({"created": True})
+
+    async def opportunity(request: Request) -> Response:
+        """Every step of Vouch's keyed deal upsert but GraphQL, hand-written: the bearer key
+        checked, the input validated, then the statements Vouch runs, in its order."""
+        if not await write_key(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = json.loads(await request.body())
+        key = request.headers["idempotency-key"]
+        now = datetime.now(UTC)
+        amount, currency = body.get("amount"), str(body.get("currency", "")).strip().upper()
+        crm_id, stage = str(body.get("crm_id", "")).strip(), str(body.get("stage", "")).strip()
+        status = body.get("status", "open")
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or amount < 0
+            or currency not in CURRENCIES
+            or not 0 < len(crm_id) <= 128
+            or not 0 < len(stage) <= 64
+            or status not in ("open", "won", "lost")
+            or not 0 < len(key) <= 255
+        ):
+            return JSONResponse({"error": "invalid"}, status_code=422)
+        async with state["pool"].acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                CLAIM_KEY_SQL,
+                "bench",
+                "upsert_opportunity",
+                key,
+                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            )
+            if fresh is None:
+                return JSONResponse({"replayed": True})
+            linked = await conn.fetchrow(
+                "SELECT referral_id, currency FROM opportunities"
+                " WHERE provider = $1 AND crm_id = $2",
+                "other",
+                crm_id,
+            )
+            if linked is not None and linked["referral_id"] != int(body["referral_id"]):
+                raise NotImplementedError("a deal moved to another referral: not in the bench")
+            row = await conn.fetchrow(  # locked: the rollup and the move take no lock
+                DEAL_REFERRAL_SQL, int(body["referral_id"])
+            )
+            if row is None:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
+            move_rules = row[len(REFERRAL_COLUMNS) + 1] or []
+            close_date = None
+            if status == "won":
+                close_date = (
+                    await conn.fetchval(
+                        "SELECT close_date FROM opportunities WHERE provider = $1 AND crm_id = $2",
+                        "other",
+                        crm_id,
+                    )
+                    or now.date()
+                )
+            inserted = await conn.fetchval(
+                "INSERT INTO opportunities (provider, crm_id, referral_id, program_id, kind, name,"
+                " amount_minor, currency, stage, status, close_date, owner, created_at,"
+                " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                " $13) ON CONFLICT (provider, crm_id) DO NOTHING RETURNING id",
+                "other",
+                crm_id,
+                referral["id"],
+                referral["program_id"],
+                "new_business",
+                None,
+                amount,
+                currency,
+                stage,
+                status,
+                close_date,
+                None,
+                now,
+            )
+            deal = await conn.fetchrow(
+                f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities"
+                " WHERE provider = $1 AND crm_id = $2 FOR UPDATE",
+                "other",
+                crm_id,
+            )
+            created = inserted is not None
+            previous = None if created else deal["status"]
+            changed = created
+            history = None
+            if created:
+                history = (None, stage, None, amount)
+            else:
+                if deal["stage"] != stage or deal["amount_minor"] != amount:
+                    history = (deal["stage"], stage, deal["amount_minor"], amount)
+                    changed = True
+                updates = {
+                    "stage": stage,
+                    "amount_minor": amount,
+                    "currency": currency,
+                    "status": status,
+                    "kind": "new_business",
+                    "close_date": close_date or deal["close_date"],
+                }
+                if deal["referral_id"] != referral["id"]:
+                    updates |= {"referral_id": referral["id"], "program_id": referral["program_id"]}
+                updates = {k: v for k, v in updates.items() if deal[k] != v}
+                if updates:
+                    changed = True
+                if changed:  # flushed in the order SQLAlchemy's unit of work uses
+                    updates["updated_at"] = now
+                    names = list(updates)
+                    await conn.execute(
+                        "UPDATE opportunities SET "
+                        + ", ".join(f"{n} = ${i + 1}" for i, n in enumerate(names))
+                        + f" WHERE id = ${len(names) + 1}",
+                        *updates.values(),
+                        deal["id"],
+                    )
+            if history is not None:
+                await conn.fetchval(
+                    "INSERT INTO opportunity_events (opportunity_id, from_stage, to_stage,"
+                    " from_amount_minor, to_amount_minor, at, source) VALUES ($1, $2, $3, $4,"
+                    " $5, $6, $7) RETURNING id",
+                    deal["id"],
+                    *history,
+                    now,
+                    "api",
+                )
+            after = dict(deal) if created else {**dict(deal), **updates}
+            if changed:
+                after = {**dict(after), "updated_at": now}
+            # The deal's own rows before and after and its outbox event, with Vouch's SQL
+            # (``opportunities._DEAL_CHANGED``; a deal push that changes nothing writes none)
+            rows = _deal_rows(
+                None if created else SimpleNamespace(**dict(deal)), referral["id"], -1
+            ) + _deal_rows(SimpleNamespace(**after), referral["id"], 1)
+            totals: dict[tuple[Any, ...], list[int]] = {}
+            for day, cur, *values in rows:
+                sums = totals.setdefault((day, cur), [0, 0, 0, 0])
+                for i, value in enumerate(values):
+                    sums[i] += value
+            parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
+            deal = after
+            if changed:  # the kind never changes in the bench
+                await conn.fetchval(
+                    DEAL_CHANGED_SQL,
+                    referral["id"],
+                    *([list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6),
+                    deal["id"],
+                    "new_business",
+                    "new_business",
+                    json.dumps(
+                        {
+                            "opportunity_id": deal["id"],
+                            "provider": deal["provider"],
+                            "crm_id": deal["crm_id"],
+                            "referral_id": deal["referral_id"],
+                            "program_id": deal["program_id"],
+                            "kind": deal["kind"],
+                            "stage": deal["stage"],
+                            "status": deal["status"],
+                            "amount_minor": deal["amount_minor"],
+                            "currency": deal["currency"],
+                        }
+                    ),
+                    now,
+                )
+                await move_for_deal(conn, referral, move_rules, deal, previous, now)
+            await conn.execute(
+                STORE_KEY_SQL,
+                "bench",
+                key,
+                "upsert_opportunity",
+                json.dumps({"opportunity_id": deal["id"], "created": created, "changed": changed}),
+            )
+        return JSONResponse({"created": created})
+
+    async def move_for_deal(
+        conn: asyncpg.Connection,
+        referral: dict[str, Any],
+        rules: list[dict[str, Any]],
+        deal: dict[str, Any],
+        previous: str | None,
+        now: datetime,
+    ) -> None:
+        """The referral (locked already) moved as the deal says (open → opportunity, won →
+        won, with the won rewards)."""
+        if referral["status"] == "rejected":
+            return
+        if deal["status"] == "won" and referral["status"] != "won":
+            target = "won"
+        elif deal["status"] == "open" and referral["status"] in ("lead", "qualified", "lost"):
+            target = "opportunity"
+        else:
+            return  # (lost: not in the bench)
+        current = referral["status"]
+        event = await conn.fetchrow(
+            MOVE_SQL,
+            referral["id"],
+            target,
+            now,
+            current,
+            "api",
+            "apikey:bench",
+            json.dumps(
+                {
+                    "opportunity_id": deal["id"],
+                    "provider": deal["provider"],
+                    "crm_id": deal["crm_id"],
+                }
+            ),
+            json.dumps(
+                {
+                    "referral_id": referral["id"],
+                    "program_id": referral["program_id"],
+                    "advocate_id": referral["advocate_id"],
+                    "link_id": referral["link_id"],
+                    "status": target,
+                    "moderation": referral["moderation"],
+                    "source": referral["source"],
+                    "from_status": current,
+                    "to_status": target,
+                }
+            ),
+        )
+        if target != "won":  # an opportunity earns the qualified rules (none in the bench)
+            for rule in rules:
+                if rule["trigger"] == "qualified":
+                    raise NotImplementedError(rule)
+            return
+        if current in ("lost", "opportunity"):
+            earlier = await conn.fetchval(
+                "SELECT id FROM referral_events WHERE referral_id = $1 AND to_status = $2"
+                " AND id < $3 LIMIT 1",
+                referral["id"],
+                "won",
+                event["id"],
+            )
+            if earlier is not None:
+                raise NotImplementedError("a deal won again: not in the bench")
+        for trigger in ("qualified", "won"):
+            picked = [r for r in rules if r["trigger"] == trigger]
+            if picked:
+                await earn(conn, referral, picked, now)
+
     return Starlette(
         routes=[
             Route("/r/{code}/claim", claim, methods=["POST"]),
             Route("/conversions", conversion, methods=["POST"]),
+            Route("/revenue", revenue, methods=["POST"]),
+            Route("/opportunities", opportunity, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -1,9 +1,10 @@
 """Where a write's time goes: CPU per request and a cProfile of claims, conversions or cold
 landings (a link not in the landing cache) served in-process (the ASGI app called directly
-through httpx, no sockets, one request at a time).
+through httpx, no sockets, one request at a time). ``revenue``: a keyed recurring charge on a
+won referral's deal; ``opportunity``: keyed deal upserts, each deal created, moved, won.
 
     .venv/bin/python -m bench.write_profile [--requests 400] [--top 40]
-        [--mode conversion|claim|cold] [--statements] [--no-profile]
+        [--mode conversion|claim|cold|revenue|opportunity] [--statements] [--no-profile]
 
 Uses DATABASE_URL if set, else the embedded PostgreSQL in .vouch/bench (shared with
 bench/writes.py, whose seed it reuses). Nothing is asserted: it prints CPU ms per request and
@@ -20,6 +21,7 @@ import pstats
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +61,8 @@ async def run(
     app = create_app()
     codes = (workdir / "redemptions.txt").read_text().split()
     links = (workdir / "cold.txt").read_text().split()
+    won_deals = (workdir / "revenue.txt").read_text().split()
+    lead_referrals = (workdir / "deals.txt").read_text().split()
     async with app.router.lifespan_context(app):
         from vouch.core.engine import create_engine
         from vouch.core.sessions import session_factory
@@ -92,6 +96,57 @@ async def run(
                         cookies={"vouch_csrf": facts["csrf_cookie"]},
                     )
                     assert response.status_code in (200, 303), response.text[:300]
+                elif mode == "revenue":
+                    response = await client.post(
+                        "/graphql",
+                        json={
+                            "query": "mutation($i: RecordRevenueInput!, $k: String) {"
+                            " recordRevenue(input: $i, idempotencyKey: $k) { created"
+                            " errors { code } } }",
+                            "variables": {
+                                "k": f"k{counter}",
+                                "i": {
+                                    "externalId": f"in{counter}",
+                                    "kind": "recurring",
+                                    "amountMinor": 9900,
+                                    "currency": "USD",
+                                    "occurredAt": datetime.now(UTC).isoformat(),
+                                    "opportunityCrmId": won_deals[counter % len(won_deals)],
+                                },
+                            },
+                        },
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert response.status_code == 200, response.text[:300]
+                    payload = response.json()["data"]["recordRevenue"]
+                    assert payload["errors"] == [], response.text
+                    assert payload["created"], response.text
+                elif mode == "opportunity":
+                    deal, step = divmod(counter - 1, 3)
+                    stage, status = (("Demo", "open"), ("Proposal", "open"), ("Won", "won"))[step]
+                    response = await client.post(
+                        "/graphql",
+                        json={
+                            "query": "mutation($i: UpsertOpportunityInput!, $k: String) {"
+                            " upsertOpportunity(input: $i, idempotencyKey: $k) { created"
+                            " errors { code } } }",
+                            "variables": {
+                                "k": f"k{counter}",
+                                "i": {
+                                    "crmId": f"D{deal}",
+                                    "stage": stage,
+                                    "status": status,
+                                    "amountMinor": 250000,
+                                    "currency": "USD",
+                                    "referralId": lead_referrals[deal % len(lead_referrals)],
+                                },
+                            },
+                        },
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert response.status_code == 200, response.text[:300]
+                    payload = response.json()["data"]["upsertOpportunity"]
+                    assert payload["errors"] == [], response.text
                 else:
                     response = await client.post(
                         "/graphql",
@@ -156,7 +211,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--top", type=int, default=40)
-    parser.add_argument("--mode", choices=["conversion", "claim", "cold"], default="conversion")
+    parser.add_argument(
+        "--mode",
+        choices=["conversion", "claim", "cold", "revenue", "opportunity"],
+        default="conversion",
+    )
     parser.add_argument("--statements", action="store_true", help="print one request's SQL")
     parser.add_argument(
         "--no-profile", action="store_true", help="CPU per request only, without cProfile"

@@ -4,6 +4,13 @@
 --               a valid CSRF pair and consent
 --   conversion  POST the recordConversion mutation (or the baseline's /conversions) with a
 --               unique idempotency key and external reference per request
+--   revenue      POST the recordRevenue mutation (or the baseline's /revenue): a recurring
+--               charge with a unique billing id and idempotency key on a random won deal
+--               (its CRM id from BENCH_CODES)
+--   opportunity  POST the upsertOpportunity mutation (or the baseline's /opportunities): the
+--               CRM pushing deals, each in three requests: created (stage Demo, open), stage
+--               moved (Proposal), won; each deal on the next lead referral of BENCH_CODES
+--               (GraphQL ids for Vouch, plain ids for the baseline), with an idempotency key
 local mode = os.getenv("BENCH_MODE")
 local codes = {}
 for line in io.lines(os.getenv("BENCH_CODES")) do codes[#codes + 1] = line end
@@ -31,6 +38,43 @@ request = function()
     return wrk.format("POST", "/r/" .. code .. "/claim", {
       ["Content-Type"] = "application/x-www-form-urlencoded",
       ["Cookie"] = "vouch_csrf=" .. os.getenv("BENCH_CSRF_COOKIE"),
+    }, body)
+  elseif mode == "revenue" then
+    local at = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    if os.getenv("BENCH_BASELINE") == "1" then
+      local body = '{"crm_id":"' .. code .. '","external_id":"in' .. unique .. '","amount":9900,"currency":"USD","occurred_at":"' .. at .. '"}'
+      return wrk.format("POST", "/revenue", {
+        ["Content-Type"] = "application/json", ["Idempotency-Key"] = "k" .. unique,
+        ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
+      }, body)
+    end
+    local body = '{"query":"mutation($i: RecordRevenueInput!, $k: String) { recordRevenue(input: $i, idempotencyKey: $k) { created errors { code } } }",'
+      .. '"variables":{"k":"k' .. unique .. '","i":{"externalId":"in' .. unique .. '","kind":"recurring",'
+      .. '"amountMinor":9900,"currency":"USD","occurredAt":"' .. at .. '","opportunityCrmId":"' .. code .. '"}}}'
+    return wrk.format("POST", "/graphql", {
+      ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
+    }, body)
+  elseif mode == "opportunity" then
+    local deal = math.floor((counter - 1) / 3)
+    local step = (counter - 1) % 3
+    if deal_start == nil then deal_start = math.random(0, #codes - 1) end
+    local referral = codes[(deal_start + deal) % #codes + 1]
+    local crm = "D" .. run .. "-" .. tostring(thread_number) .. "-" .. deal
+    local stage, status = "Demo", "open"
+    if step == 1 then stage = "Proposal" elseif step == 2 then stage, status = "Won", "won" end
+    if os.getenv("BENCH_BASELINE") == "1" then
+      local body = '{"crm_id":"' .. crm .. '","stage":"' .. stage .. '","status":"' .. status
+        .. '","amount":250000,"currency":"USD","referral_id":' .. referral .. '}'
+      return wrk.format("POST", "/opportunities", {
+        ["Content-Type"] = "application/json", ["Idempotency-Key"] = "k" .. unique,
+        ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
+      }, body)
+    end
+    local body = '{"query":"mutation($i: UpsertOpportunityInput!, $k: String) { upsertOpportunity(input: $i, idempotencyKey: $k) { created errors { code } } }",'
+      .. '"variables":{"k":"k' .. unique .. '","i":{"crmId":"' .. crm .. '","stage":"' .. stage
+      .. '","status":"' .. status .. '","amountMinor":250000,"currency":"USD","referralId":"' .. referral .. '"}}}'
+    return wrk.format("POST", "/graphql", {
+      ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
     }, body)
   elseif os.getenv("BENCH_BASELINE") == "1" then
     local body = '{"code":"' .. code .. '","ref":"r' .. unique .. '","amount":1999,"currency":"USD"}'

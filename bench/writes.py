@@ -52,6 +52,11 @@ COLD_LINKS = 30_000  # more than the landing cache holds (20,000)
 # its own referrals along the lifecycle and neither finds the other's already won.
 REFERRALS = 40_000
 ADVOCATES = 1_000
+# Won referrals, each with its won new-business deal, that billing charges (the revenue
+# scenario), and lead referrals the CRM pushes deals for (the opportunity scenario): half each
+# for Vouch and its baseline.
+WON = 4_000
+DEALS = 20_000
 
 
 def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
@@ -199,7 +204,54 @@ async def seed(url: str, workdir: Path) -> dict[str, str]:
                 " SELECT id, program_id, 'BENCH-' || id, now() FROM referrals"
             )
         )
+        # Made a day ago (a charge may not predate its referral); the won ones with their deal.
+        won_ids = await conn.scalars(
+            text(
+                "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
+                " status, source, flags, moderation, consent, created_at, updated_at)"
+                " SELECT :p, :a + g % :advocates, NULL, 'won' || g || '@example.org', NULL,"
+                " 'won', 'api', '{}', 'clear', true, now() - interval '1 day', now()"
+                " FROM generate_series(1, :n) g RETURNING id"
+            ),
+            {"p": program_id, "a": first_advocate, "advocates": ADVOCATES, "n": WON},
+        )
+        won = sorted(won_ids)
+        await conn.execute(
+            text(
+                "INSERT INTO opportunities (provider, crm_id, referral_id, program_id, kind,"
+                " name, amount_minor, currency, stage, status, close_date, owner, created_at,"
+                " updated_at) SELECT 'other', 'WON-' || r, r, :p, 'new_business', NULL,"
+                " 120000, 'USD', 'Closed won', 'won', current_date, NULL, now(), now()"
+                " FROM unnest(CAST(:ids AS bigint[])) AS r"
+            ),
+            {"p": program_id, "ids": won},
+        )
+        deal_ids = await conn.scalars(
+            text(
+                "INSERT INTO referrals (program_id, advocate_id, link_id, person_key, email,"
+                " status, source, flags, moderation, consent, created_at, updated_at)"
+                " SELECT :p, :a + g % :advocates, NULL, 'deal' || g || '@example.org', NULL,"
+                " 'lead', 'api', '{}', 'clear', true, now() - interval '1 day', now()"
+                " FROM generate_series(1, :n) g RETURNING id"
+            ),
+            {"p": program_id, "a": first_advocate, "advocates": ADVOCATES, "n": DEALS},
+        )
+        deals = sorted(deal_ids)
     await engine.dispose()
+    from vouch.core.ids import encode_id
+
+    for name, ids, encode in (
+        ("revenue", [f"WON-{i}" for i in won], False),
+        ("deals", deals, True),
+    ):
+        half = len(ids) // 2
+        for suffix, part in (("", ids[:half]), ("-baseline", ids[half:])):
+            (workdir / f"{name}{suffix}.txt").write_text(
+                "\n".join(
+                    encode_id("Referral", int(i)) if encode and not suffix else str(i) for i in part
+                )
+                + "\n"
+            )
     (workdir / "cold.txt").write_text("\n".join(c for _, c in codes) + "\n")
     half = REFERRALS // 2
     (workdir / "redemptions.txt").write_text(
@@ -297,6 +349,14 @@ def main() -> None:
             ("conversion", "redemptions.txt", "0", vouch.url("/")),
             ("conversion", "redemptions-baseline.txt", "1", write_baseline.url("/")),
         ),
+        "revenue (GraphQL recordRevenue with idempotency key, a charge on a won referral's deal)": (
+            ("revenue", "revenue.txt", "0", vouch.url("/")),
+            ("revenue", "revenue-baseline.txt", "1", write_baseline.url("/")),
+        ),
+        "opportunity upsert (GraphQL, the CRM pushing a deal: created, stage moved, won)": (
+            ("opportunity", "deals.txt", "0", vouch.url("/")),
+            ("opportunity", "deals-baseline.txt", "1", write_baseline.url("/")),
+        ),
     }
     if args.only:
         scenarios = {k: v for k, v in scenarios.items() if k.startswith(args.only)}
@@ -329,15 +389,22 @@ def main() -> None:
         for server in (vouch, landing_baseline, write_baseline):
             server.stop()
 
-    async def stored() -> tuple[int, int]:
+    async def stored() -> tuple[int, ...]:
         engine = create_engine(url, pool_size=1)
         async with engine.connect() as conn:
-            claims = await conn.scalar(text("SELECT count(*) FROM referrals WHERE source <> 'api'"))
-            conversions = await conn.scalar(text("SELECT count(*) FROM conversions"))
+            counts = await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM referrals WHERE source <> 'api'),"
+                    " (SELECT count(*) FROM conversions), (SELECT count(*) FROM revenue_events),"
+                    " (SELECT count(*) FROM opportunities WHERE crm_id LIKE 'D%'),"
+                    " (SELECT count(*) FROM opportunity_events)"
+                )
+            )
+            row = counts.one()
         await engine.dispose()
-        return int(claims or 0), int(conversions or 0)
+        return tuple(int(v or 0) for v in row)
 
-    claims_stored, conversions_stored = asyncio.run(stored())
+    claims_stored, conversions_stored, charges, deals, moves = asyncio.run(stored())
 
     def s(values: list[float], fmt: str = "{:,.0f}") -> str:
         return " / ".join(
@@ -373,7 +440,8 @@ def main() -> None:
     lines += [
         "",
         f"Rows written (Vouch and baseline together): {claims_stored:,} claimed referrals, "
-        f"{conversions_stored:,} conversions (no HTTP error in the claim and conversion "
+        f"{conversions_stored:,} conversions, {charges:,} charges, {deals:,} deals with "
+        f"{moves:,} stage moves (no HTTP error in the claim and conversion "
         "runs; GraphQL payload errors are not counted here). "
         "Full parity (issue 16): each baseline does the database work Vouch does for the "
         "same request (fraud velocity counts, rollup, outbox with deliveries, lifecycle "

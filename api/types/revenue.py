@@ -9,7 +9,7 @@ import strawberry
 
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
-from vouch.models import RevenueEvent
+from vouch.models.snapshots import RevenueEventSnapshot
 
 
 @strawberry.type(name="RevenueEvent", description="A charge or refund from billing.")
@@ -27,7 +27,7 @@ class RevenueEventType(Node):
     referral_id: strawberry.ID | None = strawberry.field(description="The referral, if linked.")
 
     @classmethod
-    def from_model(cls, m: RevenueEvent) -> Self:
+    def from_model(cls, m: RevenueEventSnapshot) -> Self:
         return cls(
             id=strawberry.ID(encode_id("RevenueEvent", m.id)),
             external_id=m.external_id,

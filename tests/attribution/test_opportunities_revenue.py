@@ -6,11 +6,11 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests.attribution.factories import at, make_referral, make_world
 from tests.factories import make_reward_rule
-from vouch.attribution import opportunities, revenue
+from vouch.attribution import opportunities, revenue, rollups
 from vouch.attribution.opportunities import ContactData, OpportunityData
 from vouch.attribution.revenue import RevenueData
 from vouch.core.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -285,3 +285,56 @@ async def test_revenue_validation_writes_nothing(session, codec):
             session, charge(opportunity_crm_id="missing"), source="billing", actor=None, now=at(0)
         )
     assert await session.scalar(select(func.count()).select_from(RevenueEvent)) == 0
+
+
+async def _rollup_is_its_rebuild(session) -> None:
+    incremental = await rollups.snapshot(session)
+    per_program = await rollups.snapshot(session, per_program=True)
+    await session.execute(text("DELETE FROM referral_daily_rollups"))
+    await session.execute(text("DELETE FROM program_daily_rollups"))
+    await rollups.rebuild(session)
+    assert await rollups.snapshot(session) == incremental
+    assert await rollups.snapshot(session, per_program=True) == per_program
+
+
+async def test_a_deals_changes_keep_the_rollup_equal_to_its_rebuild(session, codec):
+    """A deal of one referral adds its own rows to the rollup (``rollups.add_deal_change``),
+    not the referral's contribution before and after: opened, amount and currency changed,
+    won (with and without a close date), charged, kind changed (its charges move between
+    sourced and expansion revenue), reopened, lost, then moved to another referral."""
+    program, advocate, link = await make_world(session, codec)
+    referral = await make_referral(session, program=program, advocate=advocate, link=link)
+    other = await make_referral(
+        session, program=program, advocate=advocate, link=link, email="other@example.org"
+    )
+    steps: list[dict[str, Any]] = [
+        {"stage": "Demo"},
+        {"stage": "Demo", "amount_minor": 2_000_000},
+        {"stage": "Proposal", "currency": "eur"},
+        {"stage": "Won", "status": "won"},
+        {"stage": "Won", "status": "won", "close_date": date(2026, 3, 9)},
+        {"stage": "Won", "status": "won", "kind": "expansion", "amount_minor": 900_000},
+        {"stage": "Reopened", "status": "open", "kind": "renewal"},
+        {"stage": "Lost", "status": "lost", "kind": "new_business"},
+    ]
+    for day, step in enumerate(steps, start=1):
+        await opportunities.upsert_opportunity(
+            session,
+            opp(referral_id=referral.id, **step),
+            source="crm",
+            actor="crm",
+            now=at(day),
+        )
+        if day == 4:
+            await revenue.record_revenue(
+                session,
+                charge(opportunity_crm_id="006A", currency="EUR", occurred_at=at(4)),
+                source="billing",
+                actor=None,
+                now=at(4),
+            )
+        await _rollup_is_its_rebuild(session)
+    await opportunities.upsert_opportunity(
+        session, opp(referral_id=other.id, stage="Moved"), source="crm", actor="crm", now=at(20)
+    )
+    await _rollup_is_its_rebuild(session)

@@ -11,9 +11,11 @@ from vouch.models import (
     Ask,
     Conversion,
     OfferRedemption,
+    Opportunity,
     Referral,
     ReferralEvent,
     ReferralLink,
+    RevenueEvent,
     Reward,
     snapshots,
 )
@@ -21,7 +23,18 @@ from vouch.models import (
 
 @pytest.mark.parametrize(
     "model",
-    [Referral, ReferralEvent, Advocate, ReferralLink, OfferRedemption, Reward, Ask, Conversion],
+    [
+        Referral,
+        ReferralEvent,
+        Advocate,
+        ReferralLink,
+        OfferRedemption,
+        Reward,
+        Ask,
+        Conversion,
+        Opportunity,
+        RevenueEvent,
+    ],
 )
 def test_a_protocol_per_model_with_every_column(model):
     protocol = getattr(snapshots, f"{model.__name__}Snapshot")
