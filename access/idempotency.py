@@ -148,6 +148,15 @@ def store_sql(*, response: str, owner: str, key: str, scope: str, source: str | 
     )
 
 
+def answer_cte(*, source: str, id_name: str, owner: str, key: str, scope: str) -> str:
+    """``answered AS (…)``: a write's first answer, ``{id_name: <source's id>, "created":
+    true}``, kept under its key in the statement that makes the write (nothing when ``source``
+    wrote no row, or the key placeholders are NULL)."""
+    response = f"jsonb_build_object('{id_name}', {source}.id, 'created', true)"
+    stored = store_sql(response=response, owner=owner, key=key, scope=scope, source=source)
+    return f"answered AS ({stored})"
+
+
 # Prebuilt (every keyed write runs both): the first use of a key, and its stored answer.
 _CLAIM = """
 INSERT INTO idempotency_keys (owner, scope, key, request_hash, response)

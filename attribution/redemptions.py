@@ -247,15 +247,11 @@ WITH conversion AS (
             now="$8",
             source="conversion",
         ),
-        ", answered AS (",
-        idempotency.store_sql(
-            response="jsonb_build_object('conversion_id', conversion.id, 'created', true)",
-            owner="$9",
-            key="$10",
-            scope="$11",
-            source="conversion",
+        ", ",
+        idempotency.answer_cte(
+            source="conversion", id_name="conversion_id", owner="$9", key="$10", scope="$11"
         ),
-        ")\nSELECT * FROM conversion",
+        "\nSELECT * FROM conversion",
     )
 )
 _EXISTING = f"""

@@ -341,15 +341,11 @@ WITH revenue AS (
             now="$11",
             source="revenue",
         ),
-        ", answered AS (",
-        idempotency.store_sql(
-            response="jsonb_build_object('revenue_event_id', revenue.id, 'created', true)",
-            owner="$13",
-            key="$14",
-            scope="$15",
-            source="revenue",
+        ", ",
+        idempotency.answer_cte(
+            source="revenue", id_name="revenue_event_id", owner="$13", key="$14", scope="$15"
         ),
-        f")\nSELECT {_EVENT_COLUMNS} FROM revenue",
+        f"\nSELECT {_EVENT_COLUMNS} FROM revenue",
     )
 )
 

@@ -417,6 +417,15 @@ def baseline() -> Starlette:
         )
         return response
 
+    async def claim_key(
+        conn: asyncpg.Connection, operation: str, key: str, body: dict[str, Any]
+    ) -> int | None:
+        """The idempotency key's first use (``idempotency._CLAIM``); None when it was used."""
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return await conn.fetchval(  # type: ignore[no-any-return]
+            CLAIM_KEY_SQL, "bench", operation, key, fingerprint
+        )
+
     async def write_key(request: Request) -> bool:
         """The bearer key is a live key with the write scope (looked up once per key, as
         Vouch's key cache does)."""
@@ -458,13 +467,7 @@ def baseline() -> Starlette:
         ):
             return JSONResponse({"error": "invalid"}, status_code=422)
         async with state["pool"].acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                CLAIM_KEY_SQL,
-                "bench",
-                "conversion",
-                key,
-                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
-            )
+            fresh = await claim_key(conn, "conversion", key, body)
             if fresh is None:
                 return JSONResponse({"replayed": True})
             row = await conn.fetchrow(LOCK_BY_CODE_SQL, code)
@@ -546,13 +549,7 @@ def baseline() -> Starlette:
         ):
             return JSONResponse({"error": "invalid"}, status_code=422)
         async with state["pool"].acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                CLAIM_KEY_SQL,
-                "bench",
-                "record_revenue",
-                key,
-                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
-            )
+            fresh = await claim_key(conn, "record_revenue", key, body)
             if fresh is None:
                 return JSONResponse({"replayed": True})
             deals = await conn.fetch(REVENUE_DEALS_SQL, crm_id, None)
@@ -639,13 +636,7 @@ def baseline() -> Starlette:
         ):
             return JSONResponse({"error": "invalid"}, status_code=422)
         async with state["pool"].acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                CLAIM_KEY_SQL,
-                "bench",
-                "upsert_opportunity",
-                key,
-                hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
-            )
+            fresh = await claim_key(conn, "upsert_opportunity", key, body)
             if fresh is None:
                 return JSONResponse({"replayed": True})
             linked = await conn.fetchrow(

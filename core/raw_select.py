@@ -93,8 +93,7 @@ async def flush_pending(session: AsyncSession) -> None:
     """Flush the session's pending ORM changes, if it has any, before raw statements that
     must see them (sessions do not autoflush). A clean session, the usual case on the hot
     write paths, costs no flush (each is a trip through SQLAlchemy's greenlet)."""
-    sync = session.sync_session
-    if sync.identity_map.check_modified() or sync.new or sync.deleted:
+    if _has_pending(session.sync_session):
         await session.flush()
 
 
@@ -104,15 +103,28 @@ async def commit_if_begun(session: AsyncSession) -> None:
     its connection for what follows, with no pool check-in and check-out in between (a
     claim's rate-limit hit, then the claim). Anything it cannot tell is committed."""
     sync = session.sync_session
+    kept = _kept_connection(sync)
+    if kept is None or not _outside_transaction(kept[0].dbapi_connection) or _has_pending(sync):
+        await session.commit()
+
+
+def _has_pending(sync: Session) -> bool:
+    """Whether the session holds ORM changes not yet flushed."""
+    return bool(sync.identity_map.check_modified() or sync.new or sync.deleted)
+
+
+def _kept_connection(sync: Session) -> tuple[Any, Any] | None:
+    """(pooled connection, sync Connection) kept for the session's current transaction."""
     cached = sync.info.get(CONNECTION)
-    if (
-        cached is not None
-        and cached[0] is sync.get_transaction()
-        and getattr(cached[1].dbapi_connection, "_transaction", True) is None
-        and not (sync.identity_map.check_modified() or sync.new or sync.deleted)
-    ):
-        return
-    await session.commit()
+    if cached is not None and cached[0] is sync.get_transaction():
+        return cached[1], cached[2]
+    return None
+
+
+def _outside_transaction(adapted: Any) -> bool:
+    """Whether the driver adapter has no server transaction open (SQLAlchemy's asyncpg adapter
+    opens one lazily; an autocommit connection never does)."""
+    return getattr(adapted, "_transaction", True) is None
 
 
 CONNECTION = "vouch.raw_connection"
@@ -126,9 +138,9 @@ async def _connection(session: AsyncSession) -> tuple[Any, Any]:
     ten raw statements in one transaction. A new transaction (after a commit or a rollback)
     is a different object, so it asks again."""
     sync_session = session.sync_session
-    cached = sync_session.info.get(CONNECTION)
-    if cached is not None and cached[0] is sync_session.get_transaction():
-        return cached[1], cached[2]
+    kept = _kept_connection(sync_session)
+    if kept is not None:
+        return kept
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     sync = connection.sync_connection
@@ -141,7 +153,7 @@ async def _begin(adapted: Any) -> None:
     sends BEGIN lazily, on its own first statement: a driver call made first would otherwise
     run in autocommit, and the statements after it in a transaction of their own. An
     autocommit connection (read-only requests) stays as it is."""
-    if getattr(adapted, "_transaction", True) is None:
+    if _outside_transaction(adapted):
         async with adapted._execute_mutex:
             if adapted._transaction is None:
                 await adapted._start_transaction()
