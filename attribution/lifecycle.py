@@ -23,7 +23,7 @@ from vouch.attribution import rewards, rollups, webhooks
 from vouch.core.choices import parse_choice
 from vouch.core.errors import InvalidTransition, NotFound, ValidationFailed
 from vouch.core.raw_select import flush_pending, run_raw
-from vouch.core.snapshot import snapshot_class
+from vouch.core.snapshot import copy_to_loaded, snapshot_class
 from vouch.models import Referral, ReferralEvent
 from vouch.models.enums import ModerationState, ReferralStatus, RewardTrigger
 from vouch.models.snapshots import ReferralEventSnapshot, ReferralSnapshot
@@ -259,6 +259,7 @@ async def transition(
         referral = _REFERRAL_ROW._make(
             [getattr(referral, name) for name in _REFERRAL_ROW._fields]
         )._replace(status=str(target), updated_at=now)
+        copy_to_loaded(session, Referral, referral)  # a caller's loaded object sees the move
     if target == S.REJECTED:
         after = await rollups.contributions(session, [referral.id])
         await rollups.apply(session, rollups.difference(after, before))

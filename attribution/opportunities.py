@@ -8,11 +8,12 @@ expansion and renewal deals are reported as expansion revenue of an existing cus
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,8 @@ from vouch.core.emails import normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.money import check_amount, check_currency
 from vouch.core.paging import Page, paginate
-from vouch.core.raw_select import run_raw
+from vouch.core.raw_select import flush_pending, run_raw
+from vouch.core.snapshot import copy_to_loaded, snapshot_class
 from vouch.models import Opportunity, OpportunityContact, OpportunityEvent, Program, Referral
 from vouch.models.enums import (
     CrmProvider,
@@ -33,6 +35,7 @@ from vouch.models.enums import (
     ReferralStatus,
     RewardTrigger,
 )
+from vouch.models.snapshots import OpportunitySnapshot, ReferralSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ class OpportunityData:
 
 @dataclass(frozen=True, slots=True)
 class UpsertResult:
-    opportunity: Opportunity
+    opportunity: OpportunitySnapshot  # the deal as written (an ORM object on a replay)
     created: bool
     changed: bool
 
@@ -139,46 +142,84 @@ def parse_provider(value: str | None, *, field: str = "provider") -> CrmProvider
         ) from None
 
 
-# Prebuilt (every deal push runs them): the deal by provider and CRM id ($provider, $crm_id).
-_THE_DEAL = (Opportunity.provider == bindparam("provider")) & (
-    Opportunity.crm_id == bindparam("crm_id")
+_DEAL_ROW = snapshot_class(Opportunity)
+_REFERRAL_ROW = snapshot_class(Referral)
+_REFERRAL_WIDTH = len(_REFERRAL_ROW._fields)
+_DEAL_COLUMNS = ", ".join(_DEAL_ROW._fields)
+_HISTORY_COLUMNS = (
+    "opportunity_id, from_stage, to_stage, from_amount_minor, to_amount_minor, at, source"
 )
-_LINK_AND_CURRENCY = select(Opportunity.referral_id, Opportunity.currency).where(_THE_DEAL)
-_CLOSE_DATE = select(Opportunity.close_date).where(_THE_DEAL)
+# Prebuilt (every deal push runs them), on the deal by provider and CRM id ($1, $2): its current
+# link and currency (read before any lock: which referrals to lock), and the deal locked.
+_LINK_AND_CURRENCY = (
+    "SELECT referral_id, currency FROM opportunities WHERE provider = $1 AND crm_id = $2"
+)
 _LOCK_DEAL = (
-    select(Opportunity).where(_THE_DEAL).with_for_update().execution_options(populate_existing=True)
+    f"SELECT {_DEAL_COLUMNS} FROM opportunities"  # noqa: S608 (column names only)
+    " WHERE provider = $1 AND crm_id = $2 FOR UPDATE"
 )
-_INSERT_DEAL = (
-    insert(Opportunity)
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "provider",
-                "crm_id",
-                "referral_id",
-                "program_id",
-                "kind",
-                "name",
-                "amount_minor",
-                "currency",
-                "stage",
-                "status",
-                "close_date",
-                "owner",
-                "created_at",
-                "updated_at",
-            )
-        }
+# A new deal (once per provider and CRM id: a concurrent creator's row wins and nothing is
+# returned) with its first history line: one statement. $1-$12 its columns, $13 now, $14 the
+# history line's source.
+_INSERT_DEAL = f"""
+WITH deal AS (
+    INSERT INTO opportunities (provider, crm_id, referral_id, program_id, kind, name,
+        amount_minor, currency, stage, status, close_date, owner, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+    ON CONFLICT (provider, crm_id) DO NOTHING
+    RETURNING {_DEAL_COLUMNS}
+), history AS (
+    INSERT INTO opportunity_events ({_HISTORY_COLUMNS})
+    SELECT id, NULL, stage, NULL, amount_minor, $13, $14 FROM deal
+)
+SELECT * FROM deal"""  # noqa: S608 (column names only)
+_MOVE_RULES = f"""(SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
+WHERE rule.program_id = referrals.program_id AND rule.active
+  AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))"""  # noqa: S608
+# What a change to a deal adds to both rollups (the deal's own rows before and after, for its
+# locked referral; empty arrays add nothing), its ``opportunity.updated`` outbox event and, under
+# an idempotency key, the key's answer (NULL key: none). $1-$10 ``rollups.deal_change_args``
+# ($8 the deal), $11 the payload, $12 now, $13-$15 the key's owner, key and operation, $16 the
+# answer.
+_ANNOUNCE_CTES = ",".join(
+    (
+        rollups.DEAL_CHANGE_CTES,
+        webhooks.enqueue_ctes(event_type="'opportunity.updated'", payload="$11::jsonb", now="$12"),
+        "answered AS ("
+        + idempotency.store_sql(response="$16::jsonb", owner="$13", key="$14", scope="$15")
+        + ")",
     )
-    .on_conflict_do_nothing(index_elements=["provider", "crm_id"])
-    .returning(Opportunity.id)
 )
+# A new deal's rollup rows, outbox event and answer (the deal and its history line written).
+_DEAL_CHANGED = f"WITH {_ANNOUNCE_CTES} SELECT id FROM event"  # noqa: S608 (constants only)
+# A change to an existing deal, locked: the deal updated, its history line when the stage or
+# amount moved, and what ``_DEAL_CHANGED`` writes, in one statement. $17-$26 the deal's new
+# referral, program, kind, name, amount, currency, stage, status, close date and owner; $27,
+# $28 the stage and amount before, $29 the history line's source, $30 whether there is one.
+_DEAL_UPDATED = f"""
+WITH deal AS (
+    UPDATE opportunities SET referral_id = $17, program_id = $18, kind = $19, name = $20,
+        amount_minor = $21, currency = $22, stage = $23, status = $24, close_date = $25,
+        owner = $26, updated_at = $12
+    WHERE id = $8
+), history AS (
+    INSERT INTO opportunity_events ({_HISTORY_COLUMNS})
+    SELECT $8, $27::varchar, $23, $28::bigint, $21, $12, $29::varchar WHERE $30::boolean
+), {_ANNOUNCE_CTES}
+SELECT id FROM event"""  # noqa: S608 (column names only)
+# A referral under its row lock, with its program's settings and active qualified and won rules
+# (what the referral's move may earn): one statement. $1 the referral.
+_LOCK_WITH_RULES = f"""
+SELECT {", ".join(f"referrals.{name}" for name in _REFERRAL_ROW._fields)}, programs.settings,
+    {_MOVE_RULES}
+FROM referrals JOIN programs ON programs.id = referrals.program_id
+WHERE referrals.id = $1
+FOR UPDATE OF referrals"""  # noqa: S608 (column names and enum values only)
 
 
 async def _resolve_referral(
     session: AsyncSession, data: OpportunityData, *, lock: bool = False
-) -> tuple[Referral | None, _Earning | None]:
+) -> tuple[Referral | ReferralSnapshot | None, _Earning | None]:
     """The referral named, or the referral of a contact. ``lock``: the named one is read under
     its row lock (the deal's rollup and the referral's move need it), with what its move may
     earn."""
@@ -196,39 +237,6 @@ async def _resolve_referral(
     return await latest_referral_of_people(session, keys), None
 
 
-_MOVE_RULES = f"""(SELECT json_agg(rule ORDER BY rule.id) FROM reward_rules AS rule
-WHERE rule.program_id = referrals.program_id AND rule.active
-  AND rule.trigger IN ('{RewardTrigger.QUALIFIED.value}', '{RewardTrigger.WON.value}'))"""  # noqa: S608
-# A change to a deal of one locked referral: what it adds to both rollups and its
-# ``opportunity.updated`` outbox event, in one statement. $1-$10 ``rollups.deal_change_args``,
-# $11 the payload, $12 now.
-_DEAL_CHANGED = "".join(
-    (
-        "WITH ",
-        rollups.DEAL_CHANGE_CTES,
-        ",",
-        webhooks.enqueue_ctes(event_type="'opportunity.updated'", payload="$11::jsonb", now="$12"),
-        " SELECT id FROM event",
-    )
-)
-# A referral under its row lock (loaded, as ``lifecycle.lock_referral``), with its program's
-# settings and active qualified and won rules (what the referral's move may earn): one statement.
-_LOCK_WITH_RULES = (
-    select(
-        Referral,
-        Program.settings,
-        literal_column(
-            _MOVE_RULES,
-            type_=JSON,
-        ),
-    )
-    .join(Program, Program.id == Referral.program_id)
-    .where(Referral.id == bindparam("r_id"))
-    .with_for_update(of=Referral)
-    .execution_options(populate_existing=True)
-)
-
-
 @dataclass(frozen=True, slots=True)
 class _Earning:
     """What a locked referral's move may earn, read with it."""
@@ -239,18 +247,20 @@ class _Earning:
 
 async def _lock_with_rules(
     session: AsyncSession, referral_id: int
-) -> tuple[Referral | None, _Earning | None]:
-    row = (await session.execute(_LOCK_WITH_RULES, {"r_id": referral_id})).one_or_none()
-    if row is None:
+) -> tuple[ReferralSnapshot | None, _Earning | None]:
+    await flush_pending(session)
+    rows = await run_raw(session, _LOCK_WITH_RULES, [referral_id])
+    if not rows:
         return None, None
-    referral, settings, rules = row
-    return referral, _Earning(
+    row = rows[0]
+    settings, rules = row[_REFERRAL_WIDTH], row[_REFERRAL_WIDTH + 1]
+    return _REFERRAL_ROW._make(row[:_REFERRAL_WIDTH]), _Earning(
         rules=rewards.rules_by_trigger(rewards.rule_snapshots(rules)),
         auto_approve=bool((settings or {}).get(rewards.AUTO_APPROVE)),
     )
 
 
-def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
+def opportunity_payload(opp: OpportunitySnapshot) -> dict[str, Any]:
     return {
         "opportunity_id": opp.id,
         "provider": opp.provider,
@@ -263,6 +273,23 @@ def opportunity_payload(opp: Opportunity) -> dict[str, Any]:
         "amount_minor": opp.amount_minor,
         "currency": opp.currency,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """An idempotency key claimed for this push: its answer is kept in the push's last write."""
+
+    owner: str
+    key: str
+    operation: str
+
+    def args(self, answer: dict[str, Any]) -> list[Any]:
+        return [
+            self.owner[: idempotency.MAX_OWNER_LENGTH],
+            self.key,
+            self.operation,
+            json.dumps(answer, separators=(",", ":")),
+        ]
 
 
 async def upsert_opportunity(
@@ -284,6 +311,7 @@ async def upsert_opportunity(
     stored deal (``move_stage``); only that is fingerprinted.
     """
     data = validate(data)
+    key: _Key | None = None
     if idempotency_key is not None:
         stored = await idempotency.claim(
             session,
@@ -298,22 +326,24 @@ async def upsert_opportunity(
                 created=bool(stored.get("created", False)),
                 changed=bool(stored.get("changed", False)),
             )
-    linked_before, current_currency = (
-        await session.execute(
-            _LINK_AND_CURRENCY, {"provider": data.provider, "crm_id": data.crm_id}
-        )
-    ).one_or_none() or (None, None)
+        key = _Key(idempotency_owner, idempotency_key, operation)
+    await flush_pending(session)
+    linked = await run_raw(session, _LINK_AND_CURRENCY, [data.provider, data.crm_id])
+    exists = bool(linked)
+    linked_before, current_currency = linked[0] if linked else (None, None)
     # The referral under its row lock when it is the only one the deal involves (the rollup
     # takes no lock of its own then, and the referral's move none either); a deal moving from
     # one referral to another locks both in the rollup, in id order.
     referral, earning = await _resolve_referral(
         session, data, lock=linked_before is None or linked_before == data.referral_id
     )
-    locked: list[int] = []
+    locked: ReferralSnapshot | None = None
     if referral is not None and linked_before in (None, referral.id):
-        if data.referral_id is None:  # a contact's referral
-            referral = await lifecycle.lock_referral(session, referral.id)
-        locked = [referral.id]
+        locked = (
+            referral
+            if data.referral_id is not None
+            else await lifecycle.lock_referral(session, referral.id)  # a contact's referral
+        )
     if data.currency is None:
         program = await session.get(Program, referral.program_id) if referral else None
         currency = current_currency or (program.currency if program else None)
@@ -322,200 +352,229 @@ async def upsert_opportunity(
                 "currency is required for a deal not linked to a referral", field="currency"
             )
         data = replace(data, currency=currency)
-    if referral is not None and locked == [referral.id]:
+    if locked is not None:
         # The deal's one referral, locked: what the change adds to the rollup is the deal's own
-        # rows, before and after (no read of the referral's whole contribution, twice).
-        opp, created, changed, previous_status, before = await _upsert(
-            session, data, referral, source=source, now=now
+        # rows, before and after (no read of the referral's whole contribution, twice), written
+        # with the deal's change.
+        written = await _write_deal(
+            session, data, locked, exists=exists, rollup=True, key=key, source=source, now=now
         )
-        if changed:  # with its ``opportunity.updated`` outbox event: one statement
-            args = rollups.deal_change_args(referral.id, opp.id, before, opp)
-            await run_raw(
-                session,
-                _DEAL_CHANGED,
-                [
-                    *(args or [referral.id, *[[]] * 6, opp.id, opp.kind, opp.kind]),
-                    webhooks.payload_json(opportunity_payload(opp)),
-                    now,
-                ],
-            )
-        else:
-            await rollups.add_deal_change(session, referral.id, opp.id, before, opp)
-        announced = changed
     else:
         async with rollups.track(session, [linked_before, referral.id if referral else None]):
-            opp, created, changed, previous_status, _ = await _upsert(
-                session, data, referral, source=source, now=now
-            )
-        announced = False
-    if changed:
-        if not announced:
-            await webhooks.enqueue(
-                session, "opportunity.updated", opportunity_payload(opp), now=now
-            )
-        if opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
-            await _move_referral(
+            written = await _write_deal(
                 session,
-                opp,
-                previous_status,
+                data,
+                referral,
+                exists=exists,
+                rollup=False,
+                key=key,
                 source=source,
-                actor=actor,
                 now=now,
-                locked=referral if referral is not None and referral.id in locked else None,
-                earning=earning,
             )
-    if idempotency_key is not None:
+    opp = written.deal
+    if written.changed and not written.created:
+        copy_to_loaded(session, Opportunity, opp)  # a caller's loaded object sees the change
+    if data.contacts:
+        await _add_contacts(session, opp.id, data.contacts, referral)
+    if written.changed and opp.referral_id is not None and opp.kind == OpportunityKind.NEW_BUSINESS:
+        await _move_referral(
+            session,
+            opp,
+            written.previous_status,
+            source=source,
+            actor=actor,
+            now=now,
+            locked=locked,
+            earning=earning,
+        )
+    if key is not None and not written.changed:  # (a change keeps its answer as it writes)
         await idempotency.store_response(
             session,
             scope=operation,
-            key=idempotency_key,
-            response={"opportunity_id": opp.id, "created": created, "changed": changed},
-            owner=idempotency_owner,
+            key=key.key,
+            response={"opportunity_id": opp.id, "created": False, "changed": False},
+            owner=key.owner,
         )
-    return UpsertResult(opportunity=opp, created=created, changed=changed)
+    return UpsertResult(opportunity=opp, created=written.created, changed=written.changed)
 
 
 @dataclass(frozen=True, slots=True)
-class _Before:
-    """What the rollup counts of a deal, as it was before a change (``rollups.DealImage``)."""
-
-    referral_id: int | None
-    kind: str
-    status: str
-    amount_minor: int
-    currency: str
-    created_at: datetime
-    close_date: date | None
-    updated_at: datetime
+class _Written:
+    deal: OpportunitySnapshot  # as it now is
+    created: bool
+    changed: bool
+    previous_status: str | None
 
 
-async def _upsert(
+async def _write_deal(
     session: AsyncSession,
     data: OpportunityData,
-    referral: Referral | None,
+    referral: Referral | ReferralSnapshot | None,
     *,
+    exists: bool,
+    rollup: bool,
+    key: _Key | None,
     source: str,
     now: datetime,
-) -> tuple[Opportunity, bool, bool, str | None, _Before | None]:
-    if data.status == OpportunityStatus.WON and data.close_date is None:
-        # A deal reported won without a close date closed today (read under the lock: a
-        # concurrent writer of the deal has committed).
-        existing_close = await session.scalar(
-            _CLOSE_DATE, {"provider": data.provider, "crm_id": data.crm_id}
+) -> _Written:
+    """Create or change the deal, with its history line, its outbox event, the key's answer
+    and (``rollup``: ``referral`` is locked and the deal's only one) what it adds to both
+    rollups: two statements for a new deal, two for a change (the deal locked, then one write),
+    one when nothing changed."""
+    before = await _lock_deal(session, data) if exists else None
+    if before is None:
+        closes = data.close_date or (now.date() if data.status == OpportunityStatus.WON else None)
+        rows = await run_raw(
+            session,
+            _INSERT_DEAL,
+            [
+                data.provider,
+                data.crm_id,
+                referral.id if referral else None,
+                referral.program_id if referral else None,
+                data.kind,
+                data.name,
+                data.amount_minor,
+                data.currency,
+                data.stage,
+                data.status,
+                closes,
+                data.owner,
+                now,
+                source,
+            ],
         )
-        data = replace(data, close_date=existing_close or now.date())
-    inserted = await session.scalar(
-        _INSERT_DEAL,
-        {
-            "provider": data.provider,
-            "crm_id": data.crm_id,
-            "referral_id": referral.id if referral else None,
-            "program_id": referral.program_id if referral else None,
-            "kind": data.kind,
-            "name": data.name,
-            "amount_minor": data.amount_minor,
-            "currency": data.currency,
-            "stage": data.stage,
-            "status": data.status,
-            "close_date": data.close_date,
-            "owner": data.owner,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    opp = await session.scalar(_LOCK_DEAL, {"provider": data.provider, "crm_id": data.crm_id})
-    assert opp is not None
-    created = inserted is not None
-    previous_status = None if created else opp.status
-    before = (
-        None
-        if created
-        else _Before(
-            referral_id=opp.referral_id,
-            kind=opp.kind,
-            status=opp.status,
-            amount_minor=opp.amount_minor,
-            currency=opp.currency,
-            created_at=opp.created_at,
-            close_date=opp.close_date,
-            updated_at=opp.updated_at,
-        )
-    )
-    changed = created
-    if created:
-        session.add(
-            OpportunityEvent(
-                opportunity_id=opp.id,
-                from_stage=None,
-                to_stage=opp.stage,
-                from_amount_minor=None,
-                to_amount_minor=opp.amount_minor,
-                at=now,
-                source=source,
+        if rows:
+            deal = _DEAL_ROW._make(rows[0])
+            await _announce(
+                session,
+                _DEAL_CHANGED,
+                None,
+                deal,
+                rollup=rollup,
+                key=key,
+                now=now,
+                answer={"opportunity_id": deal.id, "created": True, "changed": True},
             )
-        )
-    else:
-        if opp.stage != data.stage or opp.amount_minor != data.amount_minor:
-            session.add(
-                OpportunityEvent(
-                    opportunity_id=opp.id,
-                    from_stage=opp.stage,
-                    to_stage=data.stage,
-                    from_amount_minor=opp.amount_minor,
-                    to_amount_minor=data.amount_minor,
-                    at=now,
-                    source=source,
-                )
-            )
-            changed = True
-        updates: dict[str, Any] = {
-            "stage": data.stage,
-            "amount_minor": data.amount_minor,
-            "currency": data.currency,
-            "status": data.status,
-            "kind": data.kind,
-            "name": data.name if data.name is not None else opp.name,
-            "close_date": data.close_date or opp.close_date,
-            "owner": data.owner if data.owner is not None else opp.owner,
-        }
-        if referral is not None and opp.referral_id != referral.id:
-            updates["referral_id"] = referral.id
-            updates["program_id"] = referral.program_id
-        for key, value in updates.items():
-            if getattr(opp, key) != value:
-                setattr(opp, key, value)
-                changed = True
-        if changed:
-            opp.updated_at = now
-    for contact in data.contacts:
-        key = normalize_email(contact.email)
-        contact_referral = referral.id if referral and referral.person_key == key else None
+            return _Written(deal=deal, created=True, changed=True, previous_status=None)
+        before = await _lock_deal(session, data)  # created concurrently: committed by now
+        assert before is not None
+    after = before._replace(
+        stage=data.stage,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        status=data.status,
+        kind=data.kind,
+        name=data.name if data.name is not None else before.name,
+        # A deal reported won without a close date closed today (unless it had one).
+        close_date=data.close_date
+        or before.close_date
+        or (now.date() if data.status == OpportunityStatus.WON else None),
+        owner=data.owner if data.owner is not None else before.owner,
+    )
+    if referral is not None and before.referral_id != referral.id:
+        after = after._replace(referral_id=referral.id, program_id=referral.program_id)
+    if after == before:
+        return _Written(deal=before, created=False, changed=False, previous_status=before.status)
+    after = after._replace(updated_at=now)
+    moved = before.stage != after.stage or before.amount_minor != after.amount_minor
+    await _announce(
+        session,
+        _DEAL_UPDATED,
+        before,
+        after,
+        rollup=rollup,
+        key=key,
+        now=now,
+        answer={"opportunity_id": after.id, "created": False, "changed": True},
+        extra=[
+            after.referral_id,
+            after.program_id,
+            after.kind,
+            after.name,
+            after.amount_minor,
+            after.currency,
+            after.stage,
+            after.status,
+            after.close_date,
+            after.owner,
+            before.stage,
+            before.amount_minor,
+            source,
+            moved,
+        ],
+    )
+    return _Written(deal=after, created=False, changed=True, previous_status=before.status)
+
+
+async def _lock_deal(session: AsyncSession, data: OpportunityData) -> Any:
+    rows = await run_raw(session, _LOCK_DEAL, [data.provider, data.crm_id])
+    return _DEAL_ROW._make(rows[0]) if rows else None
+
+
+async def _announce(
+    session: AsyncSession,
+    sql: str,
+    before: OpportunitySnapshot | None,
+    after: OpportunitySnapshot,
+    *,
+    rollup: bool,
+    key: _Key | None,
+    now: datetime,
+    answer: dict[str, Any],
+    extra: list[Any] | None = None,
+) -> None:
+    """Run ``_DEAL_CHANGED`` or ``_DEAL_UPDATED`` for a change to a deal."""
+    changes = (
+        rollups.deal_change_args(after.referral_id, after.id, before, after)
+        if rollup and after.referral_id is not None
+        else None
+    )
+    await run_raw(
+        session,
+        sql,
+        [
+            *(changes or [after.referral_id, *[[]] * 6, after.id, after.kind, after.kind]),
+            webhooks.payload_json(opportunity_payload(after)),
+            now,
+            *(key.args(answer) if key is not None else [None] * 4),
+            *(extra or ()),
+        ],
+    )
+
+
+async def _add_contacts(
+    session: AsyncSession,
+    deal_id: int,
+    contacts: list[ContactData],
+    referral: Referral | ReferralSnapshot | None,
+) -> None:
+    for contact in contacts:
+        person = normalize_email(contact.email)
         await session.execute(
             insert(OpportunityContact)
             .values(
-                opportunity_id=opp.id,
-                person_key=key,
+                opportunity_id=deal_id,
+                person_key=person,
                 role=contact.role,
-                referral_id=contact_referral,
+                referral_id=referral.id if referral and referral.person_key == person else None,
             )
             .on_conflict_do_update(
                 index_elements=["opportunity_id", "person_key"],
                 set_={"role": contact.role},
             )
         )
-    await session.flush()
-    return opp, created, changed, previous_status, before
 
 
 async def _move_referral(
     session: AsyncSession,
-    opp: Opportunity,
+    opp: OpportunitySnapshot,
     previous_status: str | None,
     *,
     source: str,
     actor: str | None,
     now: datetime,
-    locked: Referral | None = None,
+    locked: ReferralSnapshot | None = None,
     earning: _Earning | None = None,
 ) -> None:
     """``locked``: the deal's referral, read under its row lock in this transaction already

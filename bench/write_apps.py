@@ -36,18 +36,19 @@ revenue (one transaction): Vouch's own statements, the same SQL text (``idempote
     check refuses the charge, as in Vouch; the program shares no revenue, so no reward)
 
 opportunity upsert (one transaction; every statement Vouch runs for a keyed deal push linked
-    to a referral, in its order): idempotency key · the deal's current link and currency · the
-    referral locked with its program's settings and the rules its move may earn (the rollup
-    and the move take no lock of their own, the move reads no rules) · (won) the current
-    close date · the deal (once per CRM id) and the deal locked · its update and its
-    stage/amount history line · what the change adds to both rollups, the deal's own rows
-    before and after, with its outbox ``opportunity.updated`` (``opportunities._DEAL_CHANGED``)
-    · the referral moved (lead →
-    opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event, outbox
-    ``referral.status_changed``) · (won) whether it was won before, the advocate lock, ladder
-    ordinal and cap count
-    (``rewards._STANDING``), the advocate's reward with its history line and outbox
-    ``reward.created`` (``rewards._EARN``) · the key's answer
+    to a referral, in its order, the same SQL text: ``opportunities._LINK_AND_CURRENCY``,
+    ``_LOCK_WITH_RULES``, ``_LOCK_DEAL``, ``_INSERT_DEAL``, ``_DEAL_CHANGED``,
+    ``_DEAL_UPDATED``): idempotency key · the deal's current link and currency · the referral
+    locked with its program's settings and the rules its move may earn (the rollup and the
+    move take no lock of their own, the move reads no rules) · a new deal inserted with its
+    history line, then what it adds to both rollups with its outbox ``opportunity.updated``
+    and the key's answer; an existing deal locked (its close date read with it), then its
+    update, its stage/amount history line, what the change adds to both rollups (the deal's
+    own rows before and after), its outbox event and the key's answer in one statement · the
+    referral moved (lead → opportunity, → won; ``lifecycle._MOVE``: status, lifecycle event,
+    outbox ``referral.status_changed``) · (won) whether it was won before, the advocate lock,
+    ladder ordinal and cap count (``rewards._STANDING``), the advocate's reward with its
+    history line and outbox ``reward.created`` (``rewards._EARN``)
 
 The SQL that is one definition in Vouch (the rollup contribution, the outbox insert) is the
 same text here, so the two cannot drift; everything else is written out below.
@@ -82,7 +83,11 @@ from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
 from vouch.attribution.opportunities import _DEAL_CHANGED as DEAL_CHANGED_SQL
-from vouch.attribution.opportunities import _MOVE_RULES as MOVE_RULES
+from vouch.attribution.opportunities import _DEAL_UPDATED as DEAL_UPDATED_SQL
+from vouch.attribution.opportunities import _INSERT_DEAL as INSERT_DEAL_SQL
+from vouch.attribution.opportunities import _LINK_AND_CURRENCY as DEAL_LINK_SQL
+from vouch.attribution.opportunities import _LOCK_DEAL as LOCK_DEAL_SQL
+from vouch.attribution.opportunities import _LOCK_WITH_RULES as DEAL_REFERRAL_SQL
 from vouch.attribution.redemptions import _INSERT as CONVERSION_SQL
 from vouch.attribution.redemptions import _LOCK_BY_CODE as LOCK_BY_CODE_SQL
 from vouch.attribution.revenue import _DEALS as REVENUE_DEALS_SQL
@@ -98,14 +103,6 @@ from vouch.core.money import CURRENCIES
 from vouch.models import Opportunity, Referral
 from vouch.web.microsite.landing import CLAIMED_MAX_AGE, CSRF_MAX_AGE
 
-# The deal's referral locked with its program's settings and the rules its move may earn, as
-# Vouch's ``opportunities._LOCK_WITH_RULES`` (the same subquery text).
-DEAL_REFERRAL_SQL = (
-    "SELECT referrals.*, programs.settings, "
-    + MOVE_RULES
-    + " FROM referrals JOIN programs ON programs.id = referrals.program_id"
-    " WHERE referrals.id = $1 FOR UPDATE OF referrals"
-)
 ROLLUP_SQL = str(_ADD_CONTRIBUTIONS.compile()).replace(":ids", "$1")
 OUTBOX_SQL = (
     str(_ENQUEUE.compile())
@@ -115,9 +112,17 @@ OUTBOX_SQL = (
     .replace(":pending", "'pending'")
 )
 LOCK_NAMESPACE = 7_300_001
-OPPORTUNITY_COLUMNS = (
-    "id, provider, crm_id, referral_id, program_id, kind, name, amount_minor, currency, stage,"
-    " status, close_date, owner, created_at, updated_at"
+DEAL_UPDATED_COLUMNS = (
+    "referral_id",
+    "program_id",
+    "kind",
+    "name",
+    "amount_minor",
+    "currency",
+    "stage",
+    "status",
+    "close_date",
+    "owner",
 )
 OPPORTUNITY_FIELDS = [column.name for column in Opportunity.__table__.columns]
 REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
@@ -125,6 +130,42 @@ REFERRAL_COLUMNS = [column.name for column in Referral.__table__.columns]
 
 def _json(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def deal_change(
+    referral_id: int, before: dict[str, Any] | None, after: dict[str, Any]
+) -> list[Any]:
+    """What a change to one deal adds to the rollups, as ``_DEAL_CHANGED``'s $1-$10: the deal's
+    own rows before (negated) and after, summed by day and currency (the kind never changes in
+    the bench)."""
+    rows = _deal_rows(
+        SimpleNamespace(**before) if before is not None else None, referral_id, -1
+    ) + _deal_rows(SimpleNamespace(**after), referral_id, 1)
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for day, cur, *values in rows:
+        sums = totals.setdefault((day, cur), [0, 0, 0, 0])
+        for i, value in enumerate(values):
+            sums[i] += value
+    parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
+    columns = [list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6
+    return [referral_id, *columns, after["id"], after["kind"], after["kind"]]
+
+
+def opportunity_json(deal: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "opportunity_id": deal["id"],
+            "provider": deal["provider"],
+            "crm_id": deal["crm_id"],
+            "referral_id": deal["referral_id"],
+            "program_id": deal["program_id"],
+            "kind": deal["kind"],
+            "stage": deal["stage"],
+            "status": deal["status"],
+            "amount_minor": deal["amount_minor"],
+            "currency": deal["currency"],
+        }
+    )
 
 
 def baseline() -> Starlette:
@@ -639,12 +680,7 @@ def baseline() -> Starlette:
             fresh = await claim_key(conn, "upsert_opportunity", key, body)
             if fresh is None:
                 return JSONResponse({"replayed": True})
-            linked = await conn.fetchrow(
-                "SELECT referral_id, currency FROM opportunities"
-                " WHERE provider = $1 AND crm_id = $2",
-                "other",
-                crm_id,
-            )
+            linked = await conn.fetchrow(DEAL_LINK_SQL, "other", crm_id)
             if linked is not None and linked["referral_id"] != int(body["referral_id"]):
                 raise NotImplementedError("a deal moved to another referral: not in the bench")
             row = await conn.fetchrow(  # locked: the rollup and the move take no lock
@@ -654,131 +690,73 @@ def baseline() -> Starlette:
                 return JSONResponse({"error": "not found"}, status_code=404)
             referral = dict(zip(REFERRAL_COLUMNS, row[: len(REFERRAL_COLUMNS)], strict=True))
             move_rules = row[len(REFERRAL_COLUMNS) + 1] or []
-            close_date = None
-            if status == "won":
-                close_date = (
-                    await conn.fetchval(
-                        "SELECT close_date FROM opportunities WHERE provider = $1 AND crm_id = $2",
-                        "other",
-                        crm_id,
-                    )
-                    or now.date()
+            before = None
+            if linked is not None:
+                before = await conn.fetchrow(LOCK_DEAL_SQL, "other", crm_id)
+            answer_key = ["bench", key, "upsert_opportunity"]
+            if before is None:
+                deal = await conn.fetchrow(
+                    INSERT_DEAL_SQL,
+                    "other",
+                    crm_id,
+                    referral["id"],
+                    referral["program_id"],
+                    "new_business",
+                    None,
+                    amount,
+                    currency,
+                    stage,
+                    status,
+                    now.date() if status == "won" else None,
+                    None,
+                    now,
+                    "api",
                 )
-            inserted = await conn.fetchval(
-                "INSERT INTO opportunities (provider, crm_id, referral_id, program_id, kind, name,"
-                " amount_minor, currency, stage, status, close_date, owner, created_at,"
-                " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-                " $13) ON CONFLICT (provider, crm_id) DO NOTHING RETURNING id",
-                "other",
-                crm_id,
-                referral["id"],
-                referral["program_id"],
-                "new_business",
-                None,
-                amount,
-                currency,
-                stage,
-                status,
-                close_date,
-                None,
-                now,
-            )
-            deal = await conn.fetchrow(
-                f"SELECT {OPPORTUNITY_COLUMNS} FROM opportunities"
-                " WHERE provider = $1 AND crm_id = $2 FOR UPDATE",
-                "other",
-                crm_id,
-            )
-            created = inserted is not None
-            previous = None if created else deal["status"]
-            changed = created
-            history = None
-            if created:
-                history = (None, stage, None, amount)
+                if deal is None:
+                    raise NotImplementedError("a deal created concurrently: not in the bench")
+                deal = dict(deal)
+                answer = {"opportunity_id": deal["id"], "created": True, "changed": True}
+                await conn.fetchval(
+                    DEAL_CHANGED_SQL,
+                    *deal_change(referral["id"], None, deal),
+                    _json(opportunity_json(deal)),
+                    now,
+                    *answer_key,
+                    _json(answer),
+                )
+                created, changed, previous = True, True, None
             else:
-                if deal["stage"] != stage or deal["amount_minor"] != amount:
-                    history = (deal["stage"], stage, deal["amount_minor"], amount)
-                    changed = True
-                updates = {
+                before = dict(before)
+                deal = before | {
                     "stage": stage,
                     "amount_minor": amount,
                     "currency": currency,
                     "status": status,
                     "kind": "new_business",
-                    "close_date": close_date or deal["close_date"],
+                    "close_date": before["close_date"] or (now.date() if status == "won" else None),
                 }
-                if deal["referral_id"] != referral["id"]:
-                    updates |= {"referral_id": referral["id"], "program_id": referral["program_id"]}
-                updates = {k: v for k, v in updates.items() if deal[k] != v}
-                if updates:
-                    changed = True
-                if changed:  # flushed in the order SQLAlchemy's unit of work uses
-                    updates["updated_at"] = now
-                    names = list(updates)
-                    await conn.execute(
-                        "UPDATE opportunities SET "
-                        + ", ".join(f"{n} = ${i + 1}" for i, n in enumerate(names))
-                        + f" WHERE id = ${len(names) + 1}",
-                        *updates.values(),
-                        deal["id"],
+                created, changed, previous = False, deal != before, before["status"]
+                if changed:
+                    deal["updated_at"] = now
+                    answer = {"opportunity_id": deal["id"], "created": False, "changed": True}
+                    await conn.fetchval(
+                        DEAL_UPDATED_SQL,
+                        *deal_change(referral["id"], before, deal),
+                        _json(opportunity_json(deal)),
+                        now,
+                        *answer_key,
+                        _json(answer),
+                        *(deal[c] for c in DEAL_UPDATED_COLUMNS),
+                        before["stage"],
+                        before["amount_minor"],
+                        "api",
+                        before["stage"] != stage or before["amount_minor"] != amount,
                     )
-            if history is not None:
-                await conn.fetchval(
-                    "INSERT INTO opportunity_events (opportunity_id, from_stage, to_stage,"
-                    " from_amount_minor, to_amount_minor, at, source) VALUES ($1, $2, $3, $4,"
-                    " $5, $6, $7) RETURNING id",
-                    deal["id"],
-                    *history,
-                    now,
-                    "api",
-                )
-            after = dict(deal) if created else {**dict(deal), **updates}
+                else:
+                    answer = {"opportunity_id": deal["id"], "created": False, "changed": False}
+                    await conn.execute(STORE_KEY_SQL, *answer_key, json.dumps(answer))
             if changed:
-                after = {**dict(after), "updated_at": now}
-            # The deal's own rows before and after and its outbox event, with Vouch's SQL
-            # (``opportunities._DEAL_CHANGED``; a deal push that changes nothing writes none)
-            rows = _deal_rows(
-                None if created else SimpleNamespace(**dict(deal)), referral["id"], -1
-            ) + _deal_rows(SimpleNamespace(**after), referral["id"], 1)
-            totals: dict[tuple[Any, ...], list[int]] = {}
-            for day, cur, *values in rows:
-                sums = totals.setdefault((day, cur), [0, 0, 0, 0])
-                for i, value in enumerate(values):
-                    sums[i] += value
-            parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
-            deal = after
-            if changed:  # the kind never changes in the bench
-                await conn.fetchval(
-                    DEAL_CHANGED_SQL,
-                    referral["id"],
-                    *([list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6),
-                    deal["id"],
-                    "new_business",
-                    "new_business",
-                    json.dumps(
-                        {
-                            "opportunity_id": deal["id"],
-                            "provider": deal["provider"],
-                            "crm_id": deal["crm_id"],
-                            "referral_id": deal["referral_id"],
-                            "program_id": deal["program_id"],
-                            "kind": deal["kind"],
-                            "stage": deal["stage"],
-                            "status": deal["status"],
-                            "amount_minor": deal["amount_minor"],
-                            "currency": deal["currency"],
-                        }
-                    ),
-                    now,
-                )
                 await move_for_deal(conn, referral, move_rules, deal, previous, now)
-            await conn.execute(
-                STORE_KEY_SQL,
-                "bench",
-                key,
-                "upsert_opportunity",
-                json.dumps({"opportunity_id": deal["id"], "created": created, "changed": changed}),
-            )
         return JSONResponse({"created": created})
 
     async def move_for_deal(

@@ -55,8 +55,16 @@ request = function()
       ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
     }, body)
   elseif mode == "opportunity" then
-    local deal = math.floor((counter - 1) / 3)
-    local step = (counter - 1) % 3
+    -- A CRM pushes one deal's changes in order, never at once: requests go round LANES deals
+    -- in flight (more than wrk's connections), so a deal's next step is sent LANES requests
+    -- after the one before, long after it was answered. (An earlier version sent a deal's
+    -- three steps back to back, on three connections at once: they queued on the deal's and
+    -- the referral's row locks, which measured lock waits, not the write.)
+    local lanes = 128
+    local lane = (counter - 1) % lanes
+    local round = math.floor((counter - 1) / lanes)
+    local deal = lane + lanes * math.floor(round / 3)
+    local step = round % 3
     if deal_start == nil then deal_start = math.random(0, #codes - 1) end
     local referral = codes[(deal_start + deal) % #codes + 1]
     local crm = "D" .. run .. "-" .. tostring(thread_number) .. "-" .. deal

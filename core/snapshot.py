@@ -11,6 +11,9 @@ from collections import namedtuple
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import inspect
+from sqlalchemy.orm.attributes import set_committed_value
+
 
 @functools.cache
 def snapshot_class(model: Any) -> Any:
@@ -54,3 +57,23 @@ def snapshots_from_json(model: Any, rows: list[dict[str, Any]] | None) -> list[A
                 values[position] = parse(values[position])
         snapshots.append(row_class._make(values))
     return snapshots
+
+
+def copy_to_loaded(session: Any, model: Any, row: Any) -> None:
+    """A row written with a raw statement, copied onto the session's ORM object for it if one
+    is loaded (as ``populate_existing`` would on an ORM read): a caller holding the object sees
+    what was written. A dictionary lookup when none is: the hot paths hold none."""
+    sync = session.sync_session
+    loaded = sync.identity_map.get(_identity_key(model, row.id))
+    if loaded is not None:
+        for name, value in zip(row._fields, row, strict=True):
+            set_committed_value(loaded, name, value)
+
+
+@functools.cache
+def _mapper(model: Any) -> Any:
+    return inspect(model)
+
+
+def _identity_key(model: Any, row_id: int) -> Any:
+    return _mapper(model).identity_key_from_primary_key((row_id,))

@@ -10,7 +10,8 @@ import strawberry
 from vouch.api.context import Info
 from vouch.api.ids import encode_id
 from vouch.api.types.node import Node
-from vouch.models import Opportunity, OpportunityContact, OpportunityEvent
+from vouch.models import OpportunityContact, OpportunityEvent
+from vouch.models.snapshots import OpportunitySnapshot
 
 
 @strawberry.type(name="OpportunityStageChange", description="One stage or amount change.")
@@ -86,7 +87,7 @@ class OpportunityType(Node):
         return [OpportunityContactType.from_model(r) for r in rows]
 
     @classmethod
-    def from_model(cls, m: Opportunity) -> Self:
+    def from_model(cls, m: OpportunitySnapshot) -> Self:
         return cls(
             db_id=m.id,
             id=strawberry.ID(encode_id("Opportunity", m.id)),

@@ -25,7 +25,15 @@ from vouch.attribution.opportunities import OpportunityData
 from vouch.core.clock import utcnow
 from vouch.core.engine import create_engine
 from vouch.core.sessions import session_factory
-from vouch.models import Conversion, OutboxEvent, Reward, RewardEntry
+from vouch.models import (
+    Conversion,
+    Opportunity,
+    OpportunityEvent,
+    OutboxEvent,
+    ReferralEvent,
+    Reward,
+    RewardEntry,
+)
 from vouch.web.app import Overrides, create_app
 
 pytestmark = pytest.mark.committing
@@ -206,3 +214,77 @@ async def test_twenty_concurrent_reattributions_move_the_credit_once(factory, ra
             )
         ).all()
         assert [tuple(r) for r in rows] == [(a.id, "voided"), (b.id, "pending")]
+
+
+UPSERT = """mutation($i: UpsertOpportunityInput!, $k: String) { upsertOpportunity(input: $i,
+    idempotencyKey: $k) { created opportunity { id stage } errors { code } } }"""
+
+
+async def _deal_effects(s: AsyncSession, crm_id: str) -> tuple[int, int, int]:
+    deals = await s.scalar(
+        select(func.count()).select_from(Opportunity).where(Opportunity.crm_id == crm_id)
+    )
+    history = await s.scalar(
+        select(func.count())
+        .select_from(OpportunityEvent)
+        .join(Opportunity, Opportunity.id == OpportunityEvent.opportunity_id)
+        .where(Opportunity.crm_id == crm_id)
+    )
+    announced = await s.scalar(
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(
+            OutboxEvent.event_type == "opportunity.updated",
+            OutboxEvent.payload["crm_id"].astext == crm_id,
+        )
+    )
+    return deals or 0, history or 0, announced or 0
+
+
+async def test_twenty_concurrent_creations_of_one_unlinked_deal_make_one(factory, racing_client):
+    """No referral, no key: nothing serialises the twenty but the deal's unique CRM id. One
+    inserts it; the others find it under its row lock, identical: no change, no event."""
+    async with factory() as s:
+        key = await make_api_key(s, scopes=["write"], name="crm")
+        await s.commit()
+    deal = {"crmId": "RACE-NEW", "stage": "Demo", "amountMinor": 5000, "currency": "EUR"}
+    bodies = await _all_at_once(
+        [_graphql(racing_client, UPSERT, {"i": deal}, key) for _ in range(N)]
+    )
+    answers = [b["data"]["upsertOpportunity"] for b in bodies]
+    assert [a["errors"] for a in answers] == [[]] * N
+    assert [a["created"] for a in answers].count(True) == 1
+    assert len({a["opportunity"]["id"] for a in answers}) == 1
+    async with factory() as s:
+        assert await _deal_effects(s, "RACE-NEW") == (1, 1, 1)
+
+
+async def test_twenty_concurrent_keyed_deal_pushes_leave_one_effect(factory, racing_client, codec):
+    """Twenty retries of one keyed push on a referral's deal: one deal, one history line, one
+    event, one move, and every answer the first one."""
+    async with factory() as s:
+        program, advocate, link = await make_world(s, codec)
+        referral = await make_referral(s, program=program, advocate=advocate, link=link)
+        key = await make_api_key(s, scopes=["write"], name="crm")
+        await s.commit()
+    deal = {
+        "crmId": "RACE-KEYED",
+        "stage": "Demo",
+        "amountMinor": 5000,
+        "currency": "USD",
+        "referralId": encode_id("Referral", referral.id),
+    }
+    variables = {"i": deal, "k": "push-1"}
+    bodies = await _all_at_once([_graphql(racing_client, UPSERT, variables, key) for _ in range(N)])
+    assert len({json.dumps(b, sort_keys=True) for b in bodies}) == 1
+    assert bodies[0]["data"]["upsertOpportunity"]["created"] is True
+    async with factory() as s:
+        assert await _deal_effects(s, "RACE-KEYED") == (1, 1, 1)
+        moves = await s.scalar(
+            select(func.count())
+            .select_from(ReferralEvent)
+            .where(
+                ReferralEvent.referral_id == referral.id, ReferralEvent.to_status == "opportunity"
+            )
+        )
+        assert moves == 1

@@ -173,20 +173,20 @@ async def test_revenue_and_opportunity_writes(
     assert counts == {
         # key 1; the deal's current link and currency 1; the referral locked with its
         # program's settings and its qualified and won rules 1 (the rollup and the move take no
-        # lock of their own, the move reads no rules); the deal inserted 1 and locked 1; its
-        # history line 1; what it adds to both rollups (its own rows:
-        # ``rollups.deal_change_args``) with its outbox event 1; the referral moves to
-        # opportunity (status, event, outbox) 1; the key's answer 1
-        "opportunity created": 9,
-        # key 1; link and currency 1; referral locked (and rules) 1; insert (a conflict) 1,
-        # lock 1, update 1, history line 1; outbox (with the rollup's CTEs, adding nothing) 1;
+        # lock of their own, the move reads no rules); the deal inserted with its history line 1;
+        # what it adds to both rollups (its own rows: ``rollups.deal_change_args``) with its
+        # outbox event and the key's answer 1; the referral moves to opportunity (status,
+        # event, outbox) 1
+        "opportunity created": 6,
+        # key 1; link and currency 1; referral locked (and rules) 1; the deal locked 1; its
+        # update, history line, rollup rows (none: a stage move adds nothing), outbox event and
         # the key's answer 1 (the referral is an opportunity already: no move)
-        "stage moved": 9,
-        # key 1; link and currency 1; referral locked with settings and rules 1; the deal's
-        # close date 1; insert 1, lock 1, update 1, history line 1; rollup with outbox 1; the
+        "stage moved": 5,
+        # key 1; link and currency 1; referral locked with settings and rules 1; the deal
+        # locked (with its close date) 1; update, history line, rollup, outbox and answer 1; the
         # win moves the referral 1; won before? 1; advocate lock 1; ladder and cap 1; the
-        # reward with its history line and outbox event 1; the key's answer 1
-        "deal won": 15,
+        # reward with its history line and outbox event 1
+        "deal won": 10,
         # key 1; referral locked with its program's currency and settings and its revenue
         # rules 1; the event with what it adds to both rollups, its outbox event and the key's
         # answer 1 (the program shares no revenue: no rule, no reward; with a deal's CRM id
