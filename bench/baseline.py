@@ -3,7 +3,10 @@ no auth), with the same parser and validation caches as Vouch. ``uvicorn bench.b
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime
+from typing import Any
 
 import strawberry
 from strawberry.asgi import GraphQL
@@ -168,3 +171,98 @@ schema = strawberry.Schema(
     query=Query, extensions=[ParserCache(maxsize=512), ValidationCache(maxsize=512)]
 )
 app = GraphQL(schema, graphql_ide=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The widget with the same work (``uvicorn bench.baseline:db_app``): bare strawberry doing what
+# Vouch does for a widget load, hand-written: the bearer widget token verified (HMAC, as Vouch
+# verifies it), the widget's one statement run on an asyncpg pool (Vouch's own SQL text,
+# ``advocacy.widget._WIDGET``, so the two cannot drift), its rows mapped to the same shape (live
+# links only; the next ask picked as Vouch picks it). No cost check, no per-field
+# authorisation, no rate limit, no metrics: what is left of the ratio is their cost and
+# Vouch's pipeline around the same read. The in-memory ``app`` above is kept: the issue's
+# target is stated against it. ``uvicorn --factory bench.baseline:db_app``.
+
+
+def db_app() -> GraphQL[Any, Any]:
+    import asyncpg
+    from starlette.requests import Request
+
+    from vouch.advocacy.ask_policy import pick_next
+    from vouch.advocacy.experiments import prompt_withheld_by
+    from vouch.advocacy.widget import _WIDGET
+    from vouch.attribution.links import _ADVOCATE_PART, _LINK_PART, _STATS_PART
+    from vouch.core.security import WidgetTokens
+    from vouch.core.snapshot import snapshot_class, snapshots_from_json
+    from vouch.models import Advocate as AdvocateModel
+    from vouch.models import Ask as AskModel
+    from vouch.models import ReferralLink as LinkModel
+    from vouch.models import Reward as RewardModel
+
+    tokens = WidgetTokens(os.environ["VOUCH_SECRET_KEY"], 3600)
+    base_url = os.environ.get("VOUCH_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    advocate_row, link_row = snapshot_class(AdvocateModel), snapshot_class(LinkModel)
+    state: dict[str, Any] = {}
+
+    async def pool() -> Any:
+        if "pool" not in state:
+            dsn = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+            state["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=20)
+        return state["pool"]
+
+    @strawberry.type
+    class DbQuery:
+        @strawberry.field
+        async def me(self, info: strawberry.Info) -> Me:
+            request: Request = info.context["request"]
+            header = request.headers.get("authorization", "")
+            advocate_id = tokens.verify(header.removeprefix("Bearer ").strip())
+            async with (await pool()).acquire() as conn:
+                rows = await conn.fetch(_WIDGET.sql, *([advocate_id] * len(_WIDGET.names)))
+            first = rows[0]
+            advocate = advocate_row._make(first[_ADVOCATE_PART])
+            links = []
+            for row in rows:
+                if row[_LINK_PART.start] is None:
+                    continue
+                link = link_row._make(row[_LINK_PART])
+                if link.status == "revoked":
+                    continue
+                total, bots, _last, referrals, conversions = row[_STATS_PART]
+                links.append(
+                    WidgetLink(
+                        code=link.code,
+                        channel=link.channel,
+                        share_url=f"{base_url}/r/{link.code}",
+                        clicks=ClickSummary(total=total, humans=total - bots),
+                        click_count=total - bots,
+                        referral_count=referrals,
+                        conversion_count=conversions,
+                    )
+                )
+            referral_count, points, rewards, asks, holdout = first[_STATS_PART.stop :]
+            ask = pick_next(snapshots_from_json(AskModel, asks))
+            withheld = json.loads(holdout) if isinstance(holdout, str) else holdout
+            prompt = prompt_withheld_by(*(withheld or (None, None)))
+            return Me(
+                external_id=advocate.external_id,
+                first_name=advocate.first_name,
+                referral_count=referral_count,
+                points=points,
+                links=links,
+                rewards=[
+                    WidgetReward(
+                        amount_minor=r.amount_minor, currency=r.currency, state=r.state, kind=r.kind
+                    )
+                    for r in snapshots_from_json(RewardModel, rewards)
+                ],
+                next_ask=WidgetAsk(type=ask.type, moment=ask.moment, status=ask.status)
+                if ask
+                else None,
+                referral_prompt=ReferralPrompt(show=prompt.show, reason=prompt.reason),
+            )
+
+    db_schema = strawberry.Schema(
+        query=DbQuery, extensions=[ParserCache(maxsize=512), ValidationCache(maxsize=512)]
+    )
+    return GraphQL(db_schema, graphql_ide=None)

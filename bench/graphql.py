@@ -528,9 +528,11 @@ def main() -> None:
         "PYTHONPATH": str(ROOT),
     }
     load_before = os.getloadavg()[0]
-    vouch_port, base_port = free_port(), free_port()
+    vouch_port, base_port, db_port = free_port(), free_port(), free_port()
     vouch = start_server("vouch.web.app:create_app", vouch_port, env, factory=True)
     base = start_server("bench.baseline:app", base_port, env, factory=False)
+    # The widget's second baseline: bare strawberry doing the same read (bench/baseline.py).
+    same_read = start_server("bench.baseline:db_app", db_port, env, factory=True)
     # (label, port, query, variables, credential, server pid); pairs compare with their baseline
     scenarios = [
         ("rewards", vouch_port, REWARDS, {"first": 50}, key, vouch.pid),
@@ -541,6 +543,8 @@ def main() -> None:
         ("widget baseline", base_port, WIDGET, {}, None, base.pid),
         ("widget.js", vouch_port, widget_js_query(), {}, token, vouch.pid),
         ("widget.js baseline", base_port, widget_js_query(), {}, None, base.pid),
+        ("widget same-read baseline", db_port, WIDGET, {}, token, same_read.pid),
+        ("widget.js same-read baseline", db_port, widget_js_query(), {}, token, same_read.pid),
         # The yardstick: how fast this machine is. The issue set its absolute targets where bare
         # strawberry (with its caches) answered a trivial query ~6,200 times a second.
         ("trivial", vouch_port, TRIVIAL, {}, None, vouch.pid),
@@ -556,7 +560,7 @@ def main() -> None:
                 assert len(nodes) == 50
                 if name == "rewards":
                     assert all(len(n["rewards"]) == 2 for n in nodes)
-            if name == "widget":
+            if name in ("widget", "widget same-read baseline"):
                 assert body["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
         for run in range(args.runs):  # interleaved, so drift hits every scenario alike
             for name, port, query, variables, auth, pid in scenarios:
@@ -571,7 +575,7 @@ def main() -> None:
                 )
             )
     finally:
-        for proc in (vouch, base):
+        for proc in (vouch, base, same_read):
             proc.terminate()
             proc.wait(timeout=10)
 
@@ -599,14 +603,22 @@ def main() -> None:
         "widget.js": "the embeddable widget's own query (site/static/widget.js)",
         "trivial": "`{ __typename }` (the machine's yardstick)",
     }
-    for name, title in titles.items():
-        vouch_rates, base_rates = results[name], results[f"{name} baseline"]
+    pairs = [(name, title, f"{name} baseline") for name, title in titles.items()]
+    pairs += [
+        (name, f"{titles[name]}, against bare strawberry doing the same read", base)
+        for name, base in (
+            ("widget", "widget same-read baseline"),
+            ("widget.js", "widget.js same-read baseline"),
+        )
+    ]
+    for name, title, base_name in pairs:
+        vouch_rates, base_rates = results[name], results[base_name]
         ratio = [v / b for v, b in zip(vouch_rates, base_rates, strict=True)]
-        cpu_ratio = [b / v for v, b in zip(cpu_ms[name], cpu_ms[f"{name} baseline"], strict=True)]
+        cpu_ratio = [b / v for v, b in zip(cpu_ms[name], cpu_ms[base_name], strict=True)]
         rows.append(
             f"| {title} | {spread(vouch_rates, ',.0f')} | {spread(base_rates, ',.0f')} "
             f"| {spread(ratio, '.0%')} | {spread(cpu_ms[name], '.2f')} "
-            f"| {spread(cpu_ms[f'{name} baseline'], '.2f')} | {spread(cpu_ratio, '.0%')} |\n"
+            f"| {spread(cpu_ms[base_name], '.2f')} | {spread(cpu_ratio, '.0%')} |\n"
         )
     yardstick = statistics.median(results["trivial baseline"])
     scale = yardstick / ISSUE_TRIVIAL_RATE
