@@ -204,10 +204,17 @@ def db_app() -> GraphQL[Any, Any]:
     advocate_row, link_row = snapshot_class(AdvocateModel), snapshot_class(LinkModel)
     state: dict[str, Any] = {}
 
+    async def init(conn: Any) -> None:
+        # JSON decoded by the driver, as SQLAlchemy sets up Vouch's connections.
+        for kind in ("json", "jsonb"):
+            await conn.set_type_codec(
+                kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+
     async def pool() -> Any:
         if "pool" not in state:
             dsn = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-            state["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=20)
+            state["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=20, init=init)
         return state["pool"]
 
     @strawberry.type
@@ -218,7 +225,13 @@ def db_app() -> GraphQL[Any, Any]:
             header = request.headers.get("authorization", "")
             advocate_id = tokens.verify(header.removeprefix("Bearer ").strip())
             async with (await pool()).acquire() as conn:
-                rows = await conn.fetch(_WIDGET.sql, *([advocate_id] * len(_WIDGET.names)))
+                rows = await conn.fetch(
+                    _WIDGET.sql,
+                    *(
+                        advocate_id if n == "advocate_id" else _WIDGET.bound[n]
+                        for n in _WIDGET.names
+                    ),
+                )
             first = rows[0]
             advocate = advocate_row._make(first[_ADVOCATE_PART])
             links = []
