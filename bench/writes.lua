@@ -21,9 +21,27 @@ local counter = 0
 -- version drew the run's id from math.random before seeding it, so every run drew the same.)
 local run = os.getenv("BENCH_RUN") or tostring(os.time())
 local threads = 0
+local thread_list = {}
 function setup(thread)
   threads = threads + 1
   thread:set("thread_number", threads)
+  table.insert(thread_list, thread)
+end
+
+-- A 200 that carries an error (GraphQL's top-level errors, or a payload's non-empty
+-- ``errors``; a baseline's {"error": ...}) is a failed write too: counted, and reported by
+-- done() for bench/writes.py to add to the non-2xx count.
+payload_errors = 0
+function response(status, headers, body)
+  if body and (string.find(body, '"errors":[{', 1, true) or string.find(body, '"error":', 1, true)) then
+    payload_errors = payload_errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(thread_list) do n = n + (t:get("payload_errors") or 0) end
+  io.write("Payload errors: " .. n .. "\n")
 end
 math.randomseed(os.time())
 
