@@ -39,7 +39,7 @@ def hash_ip(secret: str, ip: str | None, day: date) -> str | None:
     but hashes cannot be joined across days and the raw IP is never kept."""
     if not ip:
         return None
-    return hmac.new(_ip_day_key(secret, day), ip.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(_ip_day_key(secret, day), ip.encode(), "sha256").hex()[:32]
 
 
 @functools.lru_cache(maxsize=8)
@@ -65,7 +65,9 @@ def rate_limit_subject(ip: str | None) -> str | None:
 
 
 def sign(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    """HMAC-SHA256, hex. ``hmac.digest`` is OpenSSL's one-shot HMAC: the same value as
+    ``hmac.new(...).hexdigest()`` (tested) without building an HMAC object per call."""
+    return hmac.digest(secret.encode(), message, "sha256").hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,3 +67,12 @@ def test_ip_hashes_use_the_days_key_and_differ_by_day_and_secret():
     assert hash_ip(secret, "203.0.113.9", date(2026, 12, 6)) != expected
     assert hash_ip("t" * 40, "203.0.113.9", day) != expected
     assert hash_ip(secret, None, day) is None
+
+
+def test_sign_is_hmac_sha256_as_rfc_4231_gives_it():
+    """``sign`` uses OpenSSL's one-shot HMAC; RFC 4231's test case 2 pins the value."""
+    from vouch.core.security import sign
+
+    assert sign("Jefe", b"what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )

@@ -535,6 +535,11 @@ async def test_cookies_are_http_only_and_secure_on_https(settings, sessionmaker,
         assert "Secure" in header
     assert any(h.startswith("vouch_csrf=") and "SameSite=Strict" in h for h in headers)
     assert any(h.startswith("vouch_attr=") and "Max-Age=2592000" in h for h in headers)
+    # The visitor id and the CSRF cookie come from one random draw: two different tokens.
+    values = {h.split("=", 1)[0]: h.split("=", 1)[1].split(";", 1)[0] for h in headers}
+    assert re.fullmatch(r"[0-9a-f]{32}", values["vouch_vid"])
+    assert re.fullmatch(r"[0-9a-f]{32}", values["vouch_csrf"])
+    assert values["vouch_vid"] != values["vouch_csrf"]
 
 
 async def test_links_of_one_program_share_a_render_but_each_shows_its_own_advocate(
