@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from sqlalchemy import DateTime, String, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -168,8 +169,13 @@ _ENQUEUE = text(
 
 
 def payload_json(payload: dict[str, Any]) -> str:
-    """A payload as the JSONB parameter of a raw statement (asyncpg takes JSON text)."""
-    return json.dumps(payload, separators=(",", ":"))
+    """A payload as the JSONB parameter of a raw statement (asyncpg takes JSON text). orjson:
+    a fifth of ``json.dumps``'s time (PostgreSQL keeps JSONB, not the text); ``json`` for what
+    orjson refuses (an integer beyond 64 bits), so nothing that encoded before fails now."""
+    try:
+        return orjson.dumps(payload).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(payload, separators=(",", ":"))
 
 
 async def enqueue(

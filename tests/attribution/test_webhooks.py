@@ -192,3 +192,14 @@ async def test_worker_pass_commits_its_results(sessionmaker, session):
     )
     assert (delivery.status, delivery.last_status_code) == ("delivered", 204)
     assert await deliver_once(sessionmaker, receiver) == webhooks.WorkerRun(0, 0, 0)
+
+
+def test_payload_json_is_the_payload_and_falls_back_for_what_orjson_refuses():
+    import json
+
+    from vouch.attribution.webhooks import payload_json
+
+    payload = {"referral_id": 7, "name": "Zoë", "amount_minor": 2**63 - 1, "nested": [1, None]}
+    assert json.loads(payload_json(payload)) == payload
+    huge = {"amount_minor": 2**70}  # beyond 64 bits: orjson refuses, json encodes
+    assert json.loads(payload_json(huge)) == huge
