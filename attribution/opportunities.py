@@ -339,11 +339,12 @@ async def upsert_opportunity(
     )
     locked: ReferralSnapshot | None = None
     if referral is not None and linked_before in (None, referral.id):
-        locked = (
-            referral
-            if data.referral_id is not None
-            else await lifecycle.lock_referral(session, referral.id)  # a contact's referral
-        )
+        if data.referral_id is not None:
+            locked = referral
+        else:  # a contact's referral: locked now, with what its move may earn
+            locked, earning = await _lock_with_rules(session, referral.id)
+            if locked is None:
+                raise NotFound("no such referral", field="contacts")
     if data.currency is None:
         program = await session.get(Program, referral.program_id) if referral else None
         currency = current_currency or (program.currency if program else None)

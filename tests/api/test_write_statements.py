@@ -8,17 +8,23 @@ advocate reward on won (referrer side)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.api.graphql import gql
+from tests.conftest import INBOUND_SECRET
 from tests.factories import make_api_key, make_reward_rule
 from tests.web.conftest import claim, make_setup, open_offer
 from vouch.access import idempotency
 from vouch.api.ids import encode_id
+from vouch.attribution import webhooks
 from vouch.attribution.claims import ClaimContext, claim_offer, validate_claim
 from vouch.core.clock import utcnow
+from vouch.models import Reward
 from vouch.models.enums import ReferralSource
 
 CONVERT = """mutation($i: RecordConversionInput!) { recordConversion(input: $i) {
@@ -193,4 +199,85 @@ async def test_revenue_and_opportunity_writes(
         # instead of the referral id, reading the deal is one more)
         "revenue": 3,
         "redemption": 4,  # key, redeemed (returning the row), outbox, answer
+    }
+
+
+SIGNAL = """mutation($i: SignalInput!) { recordSignal(input: $i) {
+    signals { created } errors { code } } }"""
+APPROVE = """mutation($id: ID!) { approveReward(rewardId: $id) {
+    reward { state } errors { code } } }"""
+VOID = """mutation($id: ID!) { voidReward(rewardId: $id, reason: "duplicate") {
+    reward { state } errors { code } } }"""
+HUBSPOT_DEAL = {
+    "type": "opportunity.upsert",
+    "provider": "hubspot",
+    "data": {
+        "objectId": 987,
+        "properties": {
+            "dealname": "NewCo",
+            "amount": "120.50",
+            "deal_currency_code": "USD",
+            "dealstage": "demo",
+            "dealtype": "newbusiness",
+        },
+        "contacts": [{"email": "contact@example.org"}],
+    },
+}
+
+
+async def test_signal_reward_and_inbound_writes(
+    client, session, world, count_queries, no_legacy_keys
+):
+    """The other hot writes the issue names: a signal (with the advocate's score refresh), a
+    reward approved and voided by an admin, and a signed inbound CRM event (a HubSpot deal
+    matched to its referral by the contact's email)."""
+    setup, key = world
+    admin = await make_api_key(session, scopes=["admin"], name="ops")
+    await session.commit()
+    await _claimed(session, setup, "first@example.org")
+    await _claimed(session, setup, "contact@example.org")
+    await _warm(client, key)
+    await _warm(client, admin)
+    first, second = (await session.scalars(select(Reward.id).order_by(Reward.id))).all()[:2]
+    signal = {
+        "advocateId": encode_id("Advocate", setup.advocate.id),
+        "kind": "NPS",
+        "value": 10,
+        "occurredAt": "2026-01-05T10:00:00Z",
+        "source": "delighted",
+        "externalId": "resp-1",
+    }
+    counts = {}
+    for name, query, variables, token in (
+        ("signal", SIGNAL, {"i": signal}, key),
+        ("reward approved", APPROVE, {"id": encode_id("Reward", first)}, admin),
+        ("reward voided", VOID, {"id": encode_id("Reward", second)}, admin),
+    ):
+        count_queries.reset()
+        body = await gql(client, query, variables, token=token)
+        payload = next(iter(body["data"].values()))
+        assert payload["errors"] == [], (name, payload)
+        counts[name] = count_queries.count
+    raw = json.dumps(HUBSPOT_DEAL).encode()
+    headers = webhooks.signed_headers(INBOUND_SECRET, "msg_1", int(time.time()), raw)
+    count_queries.reset()
+    response = await client.post("/webhooks/inbound", content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] is True
+    counts["inbound deal"] = count_queries.count
+    assert counts == {
+        # the advocate live? 1; the signal (once per source and external id) 1 and read back
+        # 1; the advocate's programs 1; the signals its score weighs 1; the score row 1; the
+        # advocate's tier and score 1
+        "signal": 7,
+        # the reward locked 1; its referral's moderation 1 (a held referral's reward waits); the
+        # history line 1; the state 1; ``reward.approved`` in the outbox 1
+        "reward approved": 5,
+        # the reward locked 1; the history line 1; the state 1; ``reward.voided`` 1
+        "reward voided": 4,
+        # the delivery's key 1; the deal's link and currency 1; the contact's referral 1, locked
+        # with the rules its move may earn 1; the deal with its history line 1; its rollup rows
+        # and outbox event with the key's answer 1; the contact 1; the referral moves to
+        # opportunity 1; the delivery's answer 1
+        "inbound deal": 9,
     }
