@@ -59,13 +59,13 @@ WON = 4_000
 DEALS = 20_000
 
 
-def wrk(url: str, seconds: int) -> tuple[float, float, int, int]:
+def wrk(url: str, seconds: int, connections: int = 32) -> tuple[float, float, int, int]:
     """(requests/s, p99 ms, total, non-2xx/3xx) from one wrk run with bench/writes.lua."""
     out = subprocess.run(
         [
             WRK,
             "-t1",
-            "-c32",
+            f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
             "-H",
@@ -272,6 +272,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--connections", type=int, default=32, help="wrk's concurrent clients (issue 16: 64)"
+    )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--open-loop", type=int, metavar="RATE", help="requests a second")
     parser.add_argument(
@@ -387,7 +390,7 @@ def main() -> None:
                         BENCH_CSRF=facts["csrf"],
                         BENCH_CSRF_COOKIE=facts["csrf_cookie"],
                     )
-                    measured.append(wrk(base, args.seconds))
+                    measured.append(wrk(base, args.seconds, args.connections))
                 (v_rps, v_p99, _, v_bad), (b_rps, _, _, b_bad) = measured
                 results[name]["errors"].append(v_bad)
                 results[name]["baseline errors"].append(b_bad)
@@ -433,8 +436,8 @@ def main() -> None:
         "## Write path and cold cache — bench/writes.py",
         "",
         f"Run {when} · commit `{commit}` · {os.cpu_count()} CPUs · "
-        f"wrk `-t1 -c32 -d{args.seconds}s`, {args.rounds} interleaved rounds, one uvicorn "
-        "worker per app, 127.0.0.1 only. Baselines: "
+        f"wrk `-t1 -c{args.connections} -d{args.seconds}s`, {args.rounds} interleaved rounds, "
+        "one uvicorn worker per app, 127.0.0.1 only. Baselines: "
         "hand-written Starlette + asyncpg handlers doing the same database work "
         "(`bench/write_apps.py`, `bench/landing_apps.py`). min / median / max.",
         "",
