@@ -39,13 +39,57 @@ def hash_ip(secret: str, ip: str | None, day: date) -> str | None:
     but hashes cannot be joined across days and the raw IP is never kept."""
     if not ip:
         return None
-    return hmac.digest(_ip_day_key(secret, day), ip.encode(), "sha256").hex()[:32]
+    return _ip_day_mac(secret, day).hexdigest(ip.encode())[:32]
 
 
 @functools.lru_cache(maxsize=8)
-def _ip_day_key(secret: str, day: date) -> bytes:
+def _ip_day_mac(secret: str, day: date) -> KeyedHmac:
     """The day's key for IP hashes (derived once a day per secret, not once per request)."""
-    return hmac.new(secret.encode(), f"ip:{day.isoformat()}".encode(), hashlib.sha256).digest()
+    return KeyedHmac(
+        hmac.new(secret.encode(), f"ip:{day.isoformat()}".encode(), hashlib.sha256).digest()
+    )
+
+
+# HMAC's pads (RFC 2104), as byte translation tables, as the standard library builds them.
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_BLOCK = 64  # SHA-256's block size
+
+
+class KeyedHmac:
+    """HMAC-SHA256 under one fixed key, for the per-request signatures and hashes (the landing
+    page's cookies and CSRF token, IP hashes): the key's inner and outer padded blocks are
+    hashed once (RFC 2104), so a message costs two SHA-256 state copies and updates.
+
+    Why not ``hmac.new`` or ``hmac.digest``: both hand the key to OpenSSL on every call, and
+    OpenSSL 3 looks the digest up by name each time; measured on this machine, 1.9 µs and
+    2.1 µs a signature against 0.84 µs here, with four to five signatures per cold landing.
+    The same values as ``hmac.new(key, message, hashlib.sha256)`` (tested, with RFC 4231's
+    vectors)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def hexdigest(self, message: bytes) -> str:
+        return self.digest(message).hex()
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(secret: str) -> KeyedHmac:
+    return KeyedHmac(secret.encode())
 
 
 def rate_limit_subject(ip: str | None) -> str | None:
@@ -65,9 +109,8 @@ def rate_limit_subject(ip: str | None) -> str | None:
 
 
 def sign(secret: str, message: bytes) -> str:
-    """HMAC-SHA256, hex. ``hmac.digest`` is OpenSSL's one-shot HMAC: the same value as
-    ``hmac.new(...).hexdigest()`` (tested) without building an HMAC object per call."""
-    return hmac.digest(secret.encode(), message, "sha256").hex()
+    """HMAC-SHA256, hex (``KeyedHmac``: the secret's pads hashed once per process)."""
+    return _keyed(secret).hexdigest(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,3 +76,51 @@ def test_sign_is_hmac_sha256_as_rfc_4231_gives_it():
     assert sign("Jefe", b"what do ya want for nothing?") == (
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "message", "expected"),
+    [
+        # RFC 4231, test cases 1, 2, 3 and 6 (a key longer than SHA-256's block)
+        (
+            b"\x0b" * 20,
+            b"Hi There",
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        ),
+        (
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        ),
+        (
+            b"\xaa" * 20,
+            b"\xdd" * 50,
+            "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+        ),
+        (
+            b"\xaa" * 131,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
+    ],
+)
+def test_keyed_hmac_gives_rfc_4231_values(key: bytes, message: bytes, expected: str) -> None:
+    from vouch.core.security import KeyedHmac
+
+    mac = KeyedHmac(key)
+    assert mac.hexdigest(message) == expected
+    assert mac.hexdigest(message) == expected  # the pads' states are copied, never consumed
+
+
+def test_keyed_hmac_equals_the_standard_library_for_any_key_and_message() -> None:
+    import hashlib
+    import hmac
+    import random
+
+    from vouch.core.security import KeyedHmac
+
+    rng = random.Random(16)
+    for _ in range(300):
+        key = rng.randbytes(rng.choice([0, 1, 31, 32, 63, 64, 65, 200]))
+        message = rng.randbytes(rng.randrange(0, 300))
+        assert KeyedHmac(key).digest(message) == hmac.new(key, message, hashlib.sha256).digest()
