@@ -312,18 +312,13 @@ async def transition(
 
 async def _won_before(session: AsyncSession, event: ReferralEventSnapshot) -> bool:
     """Whether the referral was won before ``event`` (an earlier transition to won)."""
-    earlier = await session.scalar(_WON_BEFORE, {"r_id": event.referral_id, "e_id": event.id})
-    return earlier is not None
+    return bool(await run_raw(session, _WON_BEFORE, [event.referral_id, event.id]))
 
 
+# Prebuilt (every deal won from opportunity or lost runs it). $1 the referral, $2 the event.
 _WON_BEFORE = (
-    select(ReferralEvent.id)
-    .where(
-        ReferralEvent.referral_id == bindparam("r_id"),
-        ReferralEvent.to_status == S.WON,
-        ReferralEvent.id < bindparam("e_id"),
-    )
-    .limit(1)
+    "SELECT id FROM referral_events"  # noqa: S608 (a constant only)
+    f" WHERE referral_id = $1 AND to_status = '{S.WON.value}' AND id < $2 LIMIT 1"
 )
 
 

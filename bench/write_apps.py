@@ -82,6 +82,7 @@ from vouch.attribution.fraud import _COUNTS as COUNTS_SQL
 from vouch.attribution.landing import _LANDING as LANDING
 from vouch.attribution.lifecycle import _ANNOUNCE as ANNOUNCE_SQL
 from vouch.attribution.lifecycle import _MOVE as MOVE_SQL
+from vouch.attribution.lifecycle import _WON_BEFORE as WON_BEFORE_SQL
 from vouch.attribution.opportunities import _DEAL_CHANGED as DEAL_CHANGED_SQL
 from vouch.attribution.opportunities import _DEAL_UPDATED as DEAL_UPDATED_SQL
 from vouch.attribution.opportunities import _INSERT_DEAL as INSERT_DEAL_SQL
@@ -813,13 +814,7 @@ def baseline() -> Starlette:
                     raise NotImplementedError(rule)
             return
         if current in ("lost", "opportunity"):
-            earlier = await conn.fetchval(
-                "SELECT id FROM referral_events WHERE referral_id = $1 AND to_status = $2"
-                " AND id < $3 LIMIT 1",
-                referral["id"],
-                "won",
-                event["id"],
-            )
+            earlier = await conn.fetchval(WON_BEFORE_SQL, referral["id"], event["id"])
             if earlier is not None:
                 raise NotImplementedError("a deal won again: not in the bench")
         for trigger in ("qualified", "won"):
