@@ -216,7 +216,7 @@ def pieces(fast: bool) -> frozenset[str]:
 
 
 def install(schema: Schema, on: frozenset[str]) -> int:
-    """Pieces 1 and 4 on a built schema (piece 2 is its execution context class, set by
+    """Pieces 1, 4 and 5 on a built schema (piece 2 is its execution context class, set by
     ``build_schema``, which piece 4 needs too; piece 3 belongs to the view). Returns how many
     fields piece 1 rewired."""
     documents = getattr(schema, "documents", None)
