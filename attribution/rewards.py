@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from vouch.attribution import reward_rules, webhooks
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from vouch.core.raw_select import run_raw
+from vouch.core.raw_select import flush_pending, run_raw
 from vouch.core.snapshot import snapshot_class, snapshots_from_json
 from vouch.models import (
     AdvocateBadge,
@@ -47,7 +47,6 @@ from vouch.models import (
     Referral,
     RevenueEvent,
     Reward,
-    RewardEntry,
     RewardRule,
 )
 from vouch.models.enums import (
@@ -561,47 +560,22 @@ async def _locked_reward(session: AsyncSession, reward_id: int) -> Reward:
     return reward
 
 
-_NEW_ENTRY = insert(RewardEntry).values(
-    reward_id=bindparam("n_reward"),
-    state=bindparam("n_state"),
-    at=bindparam("n_at"),
-    actor=bindparam("n_actor"),
-    reason=bindparam("n_reason"),
-    fulfilment_ref=bindparam("n_ref"),
-    amount_minor=bindparam("n_amount"),
-)
-_SET_STATE = (
-    update(Reward)
-    .where(Reward.id == bindparam("w_id"))
-    .values(state=bindparam("w_state"))
-    .execution_options(synchronize_session=False)
-)
-
-
-async def _entry(
-    session: AsyncSession,
-    reward_id: int,
-    state: str,
-    *,
-    at: datetime,
-    actor: str,
-    reason: str | None,
-    amount_minor: int,
-    fulfilment_ref: str | None = None,
-) -> None:
-    """Append a line to a reward's history (one prebuilt INSERT)."""
-    await session.execute(
-        _NEW_ENTRY,
-        {
-            "n_reward": reward_id,
-            "n_state": state,
-            "n_at": at,
-            "n_actor": actor,
-            "n_reason": reason,
-            "n_ref": fulfilment_ref,
-            "n_amount": amount_minor,
-        },
+# A reward's state move, its history line and its outbox event with deliveries, in one
+# statement. $1 the reward, $2 the new state, $3 now, $4 actor, $5 reason, $6 fulfilment
+# reference, $7 amount, $8 the event type, $9 its payload.
+_MOVE = "".join(
+    (
+        """
+WITH entry AS (
+    INSERT INTO reward_entries (reward_id, state, at, actor, reason, fulfilment_ref, amount_minor)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+), moved AS (
+    UPDATE rewards SET state = $2 WHERE id = $1
+),""",
+        webhooks.enqueue_ctes(event_type="$8::varchar", payload="$9::jsonb", now="$3"),
+        "\nSELECT id FROM event",
     )
+)
 
 
 async def _move(
@@ -626,31 +600,34 @@ async def _move(
         raise InvalidTransition(
             "the clawback window of this fulfilled reward has closed", field="rewardId"
         )
-    await session.flush()  # the caller's own changes first
-    await _entry(
-        session,
-        reward.id,
-        to_state,
-        at=now,
-        actor=actor,
-        reason=reason,
-        fulfilment_ref=fulfilment_ref,
-        amount_minor=reward.amount_minor,
-    )
+    await flush_pending(session)  # the caller's own changes first
     was = reward.state
-    await session.execute(_SET_STATE, {"w_id": reward.id, "w_state": to_state})
-    set_committed_value(reward, "state", to_state)
-    if was == RewardState.FULFILLED and to_state == RewardState.VOIDED:
-        await _reverse_points(session, reward, now=now)
     event = {
         RewardState.APPROVED: "reward.approved",
         RewardState.FULFILLED: "reward.fulfilled",
         RewardState.VOIDED: "reward.voided",
     }[RewardState(to_state)]
+    set_committed_value(reward, "state", to_state)
     payload = reward_payload(reward) | {"actor": actor, "reason": reason}
     if fulfilment_ref:
         payload["fulfilment_ref"] = fulfilment_ref
-    await webhooks.enqueue(session, event, payload, now=now)
+    await run_raw(
+        session,
+        _MOVE,
+        [
+            reward.id,
+            str(to_state),
+            now,
+            actor,
+            reason,
+            fulfilment_ref,
+            reward.amount_minor,
+            event,
+            webhooks.payload_json(payload),
+        ],
+    )
+    if was == RewardState.FULFILLED and to_state == RewardState.VOIDED:
+        await _reverse_points(session, reward, now=now)
     return reward
 
 

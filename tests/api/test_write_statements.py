@@ -271,10 +271,11 @@ async def test_signal_reward_and_inbound_writes(
         # advocate's tier and score 1
         "signal": 7,
         # the reward locked 1; its referral's moderation 1 (a held referral's reward waits); the
-        # history line 1; the state 1; ``reward.approved`` in the outbox 1
-        "reward approved": 5,
-        # the reward locked 1; the history line 1; the state 1; ``reward.voided`` 1
-        "reward voided": 4,
+        # state with its history line and ``reward.approved`` in the outbox 1
+        # (``rewards._MOVE``)
+        "reward approved": 3,
+        # the reward locked 1; the state, history line and ``reward.voided`` 1
+        "reward voided": 2,
         # the delivery's key 1; the deal's link and currency 1; the contact's referral 1, locked
         # with the rules its move may earn 1; the deal with its history line 1; its rollup rows
         # and outbox event with the key's answer 1; the contact 1; the referral moves to
