@@ -248,7 +248,7 @@ class _Earning:
 async def _lock_with_rules(
     session: AsyncSession, referral_id: int
 ) -> tuple[ReferralSnapshot | None, _Earning | None]:
-    await flush_pending(session)
+    """(Raw: its caller, ``upsert_opportunity``, has flushed the session's changes.)"""
     rows = await run_raw(session, _LOCK_WITH_RULES, [referral_id])
     if not rows:
         return None, None
@@ -585,70 +585,65 @@ async def _move_referral(
         locked, earning = await lifecycle.lock_referral(session, opp.referral_id), None
     referral = locked
     rules, auto_approve = (earning.rules, earning.auto_approve) if earning else (None, None)
-    detail = {"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id}
-    if referral.status == ReferralStatus.REJECTED:
+    target = await _move_target(session, opp, previous_status, referral)
+    if target is None:
         return
+    won = target == ReferralStatus.WON
+    await lifecycle.transition(
+        session,
+        referral.id,
+        target,
+        source=source,
+        actor=actor,
+        now=now,
+        detail={"opportunity_id": opp.id, "provider": opp.provider, "crm_id": opp.crm_id},
+        locked=referral,
+        rules=rules,
+        auto_approve=auto_approve,
+        won_amount_minor=opp.amount_minor if won else None,
+        won_currency=opp.currency if won else None,
+    )
+
+
+async def _move_target(
+    session: AsyncSession,
+    opp: OpportunitySnapshot,
+    previous_status: str | None,
+    referral: ReferralSnapshot,
+) -> ReferralStatus | None:
+    """Where a new-business deal's change moves its referral, if anywhere: won → won; open →
+    opportunity (from lead, qualified or lost); newly lost → lost, when no other new-business
+    deal of the referral is open or won. A rejected referral stays where it is."""
+    if referral.status == ReferralStatus.REJECTED:
+        return None
     if opp.status == OpportunityStatus.WON and referral.status != ReferralStatus.WON:
-        await lifecycle.transition(
-            session,
-            referral.id,
-            ReferralStatus.WON,
-            source=source,
-            actor=actor,
-            now=now,
-            detail=detail,
-            locked=referral,
-            rules=rules,
-            auto_approve=auto_approve,
-            won_amount_minor=opp.amount_minor,
-            won_currency=opp.currency,
-        )
-    elif opp.status == OpportunityStatus.OPEN and referral.status in (
+        return ReferralStatus.WON
+    if opp.status == OpportunityStatus.OPEN and referral.status in (
         ReferralStatus.LEAD,
         ReferralStatus.QUALIFIED,
         ReferralStatus.LOST,
     ):
-        await lifecycle.transition(
-            session,
-            referral.id,
-            ReferralStatus.OPPORTUNITY,
-            source=source,
-            actor=actor,
-            now=now,
-            detail=detail,
-            locked=referral,
-            rules=rules,
-            auto_approve=auto_approve,
+        return ReferralStatus.OPPORTUNITY
+    if opp.status != OpportunityStatus.LOST or previous_status == OpportunityStatus.LOST:
+        return None
+    if referral.status not in (
+        ReferralStatus.LEAD,
+        ReferralStatus.QUALIFIED,
+        ReferralStatus.OPPORTUNITY,
+        ReferralStatus.WON,
+    ):
+        return None
+    others = await session.scalar(
+        select(Opportunity.id)
+        .where(
+            Opportunity.referral_id == referral.id,
+            Opportunity.id != opp.id,
+            Opportunity.kind == OpportunityKind.NEW_BUSINESS,
+            Opportunity.status.in_([OpportunityStatus.OPEN, OpportunityStatus.WON]),
         )
-    elif opp.status == OpportunityStatus.LOST and previous_status != OpportunityStatus.LOST:
-        others = await session.scalar(
-            select(Opportunity.id)
-            .where(
-                Opportunity.referral_id == referral.id,
-                Opportunity.id != opp.id,
-                Opportunity.kind == OpportunityKind.NEW_BUSINESS,
-                Opportunity.status.in_([OpportunityStatus.OPEN, OpportunityStatus.WON]),
-            )
-            .limit(1)
-        )
-        if others is None and referral.status in (
-            ReferralStatus.LEAD,
-            ReferralStatus.QUALIFIED,
-            ReferralStatus.OPPORTUNITY,
-            ReferralStatus.WON,
-        ):
-            await lifecycle.transition(
-                session,
-                referral.id,
-                ReferralStatus.LOST,
-                source=source,
-                actor=actor,
-                now=now,
-                detail=detail,
-                locked=referral,
-                rules=rules,
-                auto_approve=auto_approve,
-            )
+        .limit(1)
+    )
+    return ReferralStatus.LOST if others is None else None
 
 
 async def find_by_crm_id(

@@ -97,7 +97,7 @@ from vouch.attribution.revenue import _LOCK_REFERRAL as REVENUE_LOCK_SQL
 from vouch.attribution.rewards import _EARN as EARN_SQL
 from vouch.attribution.rewards import _LOCK_ADVOCATE as LOCK_ADVOCATE_SQL
 from vouch.attribution.rewards import _STANDING as STANDING_SQL
-from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, _deal_rows
+from vouch.attribution.rollups import _ADD_CONTRIBUTIONS, deal_change_args
 from vouch.attribution.webhooks import _ENQUEUE
 from vouch.core.codes import LinkCodec
 from vouch.core.money import CURRENCIES
@@ -136,20 +136,18 @@ def _json(value: Any) -> str:
 def deal_change(
     referral_id: int, before: dict[str, Any] | None, after: dict[str, Any]
 ) -> list[Any]:
-    """What a change to one deal adds to the rollups, as ``_DEAL_CHANGED``'s $1-$10: the deal's
-    own rows before (negated) and after, summed by day and currency (the kind never changes in
-    the bench)."""
-    rows = _deal_rows(
-        SimpleNamespace(**before) if before is not None else None, referral_id, -1
-    ) + _deal_rows(SimpleNamespace(**after), referral_id, 1)
-    totals: dict[tuple[Any, ...], list[int]] = {}
-    for day, cur, *values in rows:
-        sums = totals.setdefault((day, cur), [0, 0, 0, 0])
-        for i, value in enumerate(values):
-            sums[i] += value
-    parts = [(*k, *v) for k, v in sorted(totals.items()) if any(v)]
-    columns = [list(c) for c in zip(*parts, strict=True)] if parts else [[]] * 6
-    return [referral_id, *columns, after["id"], after["kind"], after["kind"]]
+    """``_DEAL_CHANGED``'s $1-$10 for a change to one deal (Vouch's own
+    ``rollups.deal_change_args``, as the SQL is Vouch's own): empty arrays when it adds
+    nothing."""
+    old = SimpleNamespace(**before) if before is not None else None
+    new = SimpleNamespace(**after)
+    return deal_change_args(referral_id, after["id"], old, new) or [
+        referral_id,
+        *[[]] * 6,
+        after["id"],
+        after["kind"],
+        after["kind"],
+    ]
 
 
 def opportunity_json(deal: dict[str, Any]) -> str:
