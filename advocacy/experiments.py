@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vouch.advocacy import incrementality
 from vouch.attribution.definitions import is_referral
 from vouch.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from vouch.core.widget_cache import announce_widget_change
 from vouch.models import (
     Advocate,
     AdvocateScore,
@@ -168,6 +169,7 @@ async def create_experiment(
     session.add(experiment)
     await session.flush()
     await assign_eligible(session, experiment, now=now)
+    await announce_widget_change(session, None)  # holdouts' widgets withhold the prompt now
     return experiment
 
 
@@ -202,6 +204,7 @@ async def set_experiment_status(
     else:
         experiment.ended_at = now
     await session.flush()
+    await announce_widget_change(session, None)  # the holdouts' widgets change with it
     return experiment
 
 

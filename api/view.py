@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -27,14 +29,18 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
 
 from vouch.access.api_keys import authenticate_cached
 from vouch.api.context import Context, KeyPrincipal, Principal, WidgetPrincipal
+from vouch.api.execution import DocumentCache
 from vouch.core.codes import LinkCodec
 from vouch.core.errors import DomainError
 from vouch.core.security import API_KEY_PREFIX, TokenError, WidgetTokens, bearer
 from vouch.core.sessions import RequestSessions
 from vouch.core.settings import Settings
+from vouch.core.widget_cache import Key, WidgetResponses
 
 # Room for a full importAdvocates batch (1,000 rows of ~200 bytes); anything bigger is refused
 # before it is parsed.
@@ -66,6 +72,7 @@ class VouchGraphQL(GraphQL[Context, None]):
         widget_tokens: WidgetTokens,
         report_sessions: RequestSessions | None = None,
         fast_post: bool = True,
+        widget_cache: WidgetResponses | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -79,6 +86,9 @@ class VouchGraphQL(GraphQL[Context, None]):
         self.codec = codec
         self.widget_tokens = widget_tokens
         self.fast_post = fast_post
+        # Widget tokens' query answers, kept briefly (core.widget_cache); POSTs only.
+        self.widget_cache = widget_cache if fast_post else None
+        self.documents: DocumentCache = schema.documents  # a VouchSchema's (api.execution)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,6 +134,11 @@ class VouchGraphQL(GraphQL[Context, None]):
             if isinstance(data, list):
                 raise HTTPException(400, "Batching is not enabled")
             operation = _operation(data)
+            kept = self._kept_for(request, operation)
+            if kept is not None and kept.body is not None:
+                response: Response = Response(kept.body, media_type=JSON)
+                await self._finish(request, response)(scope, receive, send)
+                return
             context = await self._context(request)
             result = await self.execute_single(
                 request=request,
@@ -134,10 +149,49 @@ class VouchGraphQL(GraphQL[Context, None]):
                 request_data=operation,
             )
             response_data = await self.process_result(request, result)
-            response: Response = Response(self.encode_json(response_data), media_type=JSON)
+            encoded = self.encode_json(response_data)
+            if kept is not None and self._keepable(operation, result):
+                kept.cache.put(kept.key, encoded, kept.epoch)
+            response = Response(encoded, media_type=JSON)
         except HTTPException as exc:
             response = PlainTextResponse(exc.reason, status_code=exc.status_code)
         await self._finish(request, response)(scope, receive, send)
+
+    def _kept_for(self, request: Request, operation: GraphQLRequestData) -> _Kept | None:
+        """For a widget token's request: its kept answer (``body``), or where to keep the
+        answer about to be computed (``core.widget_cache``). None: not a widget's request, or
+        the cache is off."""
+        cache = self.widget_cache
+        if cache is None:
+            return None
+        token = bearer(request.headers.get("authorization")).token
+        if not token or token.startswith(API_KEY_PREFIX):
+            return None
+        try:
+            advocate_id = self.widget_tokens.verify(token)
+        except TokenError:
+            return None  # answered by the normal path, which names the refusal
+        key = cache.key(advocate_id, operation.query, operation.operation_name, operation.variables)
+        if key is None:
+            return None
+        epoch = cache.epoch
+        if _NO_CACHE.search(request.headers.get("cache-control", "")):
+            cache.bypassed()
+            return _Kept(cache, key, epoch, None)
+        return _Kept(cache, key, epoch, cache.get(key))
+
+    def _keepable(self, operation: GraphQLRequestData, result: ExecutionResult) -> bool:
+        """A query's answer without errors (never a mutation's)."""
+        if result.errors or result.data is None or operation.query is None:
+            return False
+        document = self.documents.get(operation.query).document
+        if document is None:
+            return False
+        try:
+            kind = get_operation_type(document, operation.operation_name)
+        except RuntimeError:
+            return False
+        return kind is OperationType.QUERY
 
     def _refuse_early(self, scope: Scope) -> Response | None:
         """Refusals that need no parsing: size, and content types a browser form can send."""
@@ -262,6 +316,21 @@ def _media_type(content_type: bytes) -> str:
     message per call; clients send a handful of distinct values)."""
     media_type, _ = parse_content_type(content_type.decode("latin-1"))
     return media_type
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A widget request's place in the widget cache: its key, the cache's epoch when it
+    looked, and the kept answer if there was one."""
+
+    cache: WidgetResponses
+    key: Key
+    epoch: int
+    body: bytes | None
+
+
+# A client that asks for a fresh answer gets one (and it is kept for the next request).
+_NO_CACHE = re.compile(r"no-cache|no-store|max-age\s*=\s*0\b", re.IGNORECASE)
 
 
 class _PostAdapter:

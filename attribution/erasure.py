@@ -23,6 +23,7 @@ from vouch.core.clock import utcnow
 from vouch.core.emails import check_email, normalize_email
 from vouch.core.errors import NotFound, ValidationFailed
 from vouch.core.security import ERASED_PREFIX, erased_key
+from vouch.core.widget_cache import announce_widget_change
 from vouch.models import (
     AdvocacyAction,
     Advocate,
@@ -174,6 +175,7 @@ async def erase_advocate(session: AsyncSession, advocate_id: int, *, secret: str
     )
     await session.flush()
     await announce_landing_change(session)  # their links stop resolving everywhere
+    await announce_widget_change(session, advocate_id)  # no widget answer kept anywhere
     await session.refresh(advocate)
     return advocate
 

@@ -10,7 +10,9 @@ strawberry serving the same query shape from memory, bench/baseline.py), then me
   2. a page of 50 referrals with advocate, link and offer redemption nested
   3. each of those query shapes against the baseline, in the same run
   4. a widget's "my link and stats" query (widget token), and the query the embeddable widget
-     (site/static/widget.js) sends on every load
+     (site/static/widget.js) sends on every load, with Vouch's widget cache on (the default,
+     core/widget_cache.py) and off (a second Vouch worker, VOUCH_WIDGET_CACHE_SECONDS=0), each
+     against bare strawberry from memory and against bare strawberry doing the same read
 
 Prints min/median/max requests/s over the runs and the Markdown block for bench/RESULTS.md.
 """
@@ -530,6 +532,14 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     vouch_port, base_port, db_port = free_port(), free_port(), free_port()
     vouch = start_server("vouch.web.app:create_app", vouch_port, env, factory=True)
+    # The same Vouch without the widget cache (core.widget_cache): every load executes.
+    uncached_port = free_port()
+    uncached = start_server(
+        "vouch.web.app:create_app",
+        uncached_port,
+        {**env, "VOUCH_WIDGET_CACHE_SECONDS": "0"},
+        factory=True,
+    )
     base = start_server("bench.baseline:app", base_port, env, factory=False)
     # The widget's second baseline: bare strawberry doing the same read (bench/baseline.py).
     same_read = start_server("bench.baseline:db_app", db_port, env, factory=True)
@@ -543,6 +553,8 @@ def main() -> None:
         ("widget baseline", base_port, WIDGET, {}, None, base.pid),
         ("widget.js", vouch_port, widget_js_query(), {}, token, vouch.pid),
         ("widget.js baseline", base_port, widget_js_query(), {}, None, base.pid),
+        ("widget uncached", uncached_port, WIDGET, {}, token, uncached.pid),
+        ("widget.js uncached", uncached_port, widget_js_query(), {}, token, uncached.pid),
         ("widget same-read baseline", db_port, WIDGET, {}, token, same_read.pid),
         ("widget.js same-read baseline", db_port, widget_js_query(), {}, token, same_read.pid),
         # The yardstick: how fast this machine is. The issue set its absolute targets where bare
@@ -560,7 +572,7 @@ def main() -> None:
                 assert len(nodes) == 50
                 if name == "rewards":
                     assert all(len(n["rewards"]) == 2 for n in nodes)
-            if name in ("widget", "widget same-read baseline"):
+            if name in ("widget", "widget uncached", "widget same-read baseline"):
                 assert body["data"]["me"]["links"][0]["clicks"]["total"] == 5  # type: ignore[index]
         for run in range(args.runs):  # interleaved, so drift hits every scenario alike
             for name, port, query, variables, auth, pid in scenarios:
@@ -575,7 +587,7 @@ def main() -> None:
                 )
             )
     finally:
-        for proc in (vouch, base, same_read):
+        for proc in (vouch, uncached, base, same_read):
             proc.terminate()
             proc.wait(timeout=10)
 
@@ -605,10 +617,16 @@ def main() -> None:
     }
     pairs = [(name, title, f"{name} baseline") for name, title in titles.items()]
     pairs += [
+        (f"{name} uncached", f"{titles[name]}, widget cache off", f"{name} baseline")
+        for name in ("widget", "widget.js")
+    ]
+    pairs += [
         (name, f"{titles[name]}, against bare strawberry doing the same read", base)
         for name, base in (
             ("widget", "widget same-read baseline"),
             ("widget.js", "widget.js same-read baseline"),
+            ("widget uncached", "widget same-read baseline"),
+            ("widget.js uncached", "widget.js same-read baseline"),
         )
     ]
     for name, title, base_name in pairs:

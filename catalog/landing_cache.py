@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vouch.core.widget_cache import forget_on_commit
+
 INVALIDATION_CHANNEL = "vouch_landing"
 
 
@@ -15,3 +17,6 @@ async def announce_landing_change(session: AsyncSession, code: str | None = None
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": INVALIDATION_CHANNEL, "payload": code or "*"},
     )
+    # What widgets show changes with it (their links, the program): every worker drops its
+    # kept widget answers too (web.invalidation does it for the others).
+    forget_on_commit(session)

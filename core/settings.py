@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     # api.speed's pieces (on), or strawberry's and graphql-core's own paths (off): same answers.
     graphql_fast_path: bool = Field(default=True, alias="VOUCH_GRAPHQL_FAST_PATH")
     graphql_widget_max_cost: int = Field(default=2_500, ge=1, alias="VOUCH_GRAPHQL_WIDGET_MAX_COST")
+    # How long a worker keeps a widget token's query answer (core.widget_cache); 0: never.
+    widget_cache_seconds: float = Field(
+        default=2.0, ge=0, le=60, alias="VOUCH_WIDGET_CACHE_SECONDS"
+    )
     inbound_webhook_secret: str | None = Field(default=None, alias="VOUCH_INBOUND_WEBHOOK_SECRET")
     # Scheduled jobs (vouch.jobs): run inside each `vouch serve` process unless turned off here
     # (then run `vouch worker`); exactly once across every process sharing the database.

@@ -27,6 +27,7 @@ from vouch.core.runtime import resolve_database_url
 from vouch.core.security import WidgetTokens
 from vouch.core.sessions import RequestSessions, session_factory
 from vouch.core.settings import Environment, Settings, get_settings
+from vouch.core.widget_cache import WidgetResponses
 from vouch.jobs.background import background_loops
 from vouch.jobs.click_buffer import ClickBuffer
 from vouch.jobs.scheduler import run_scheduler
@@ -196,6 +197,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         codec=codec,
         widget_tokens=widget_tokens,
         report_sessions=report_sessions if report_sessions is not sessions else None,
+        widget_cache=(
+            WidgetResponses(settings.widget_cache_seconds)
+            if settings.widget_cache_seconds > 0
+            else None
+        ),
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -258,6 +264,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app.state.replica_monitor = replica_monitor
     app.state.codec = codec
     app.state.widget_tokens = widget_tokens
+    app.state.widget_cache = graphql.widget_cache
     app.state.inbound_secret = inbound_secret
     app.state.engine = app_state.get("engine")
     if settings.env is not Environment.TEST:

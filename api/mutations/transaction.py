@@ -5,7 +5,8 @@ calls one domain function and builds the payload. The wrapper commits when the b
 and when the body raises a ``DomainError`` (bad input, a conflict, a missing object) rolls back
 and answers ``failed(exc)``, the payload carrying ``user_errors(exc)`` — expected failures are
 data (``api.errors``), mapped here and nowhere else. Anything else (a refused credential, a
-bug) is rolled back and raised.
+bug) is rolled back and raised. A widget token's committed mutation drops that advocate's kept
+widget answers everywhere (``core.widget_cache``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from vouch.api.context import Context
+from vouch.api.context import Context, WidgetPrincipal
 from vouch.core.errors import DomainError
+from vouch.core.widget_cache import announce_widget_change
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,9 +35,13 @@ def transaction(
     def decorate(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(resolver)
         async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            session = _context(args, kwargs).session
+            context = _context(args, kwargs)
+            session = context.session
             try:
                 payload = await resolver(*args, **kwargs)
+                if isinstance(context.principal, WidgetPrincipal):
+                    # The widget shows what its advocate just did, on every worker.
+                    await announce_widget_change(session, context.principal.advocate_id)
             except DomainError as exc:
                 await session.rollback()
                 return failed(exc)

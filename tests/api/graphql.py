@@ -14,8 +14,9 @@ async def gql(
     *,
     token: str | None = None,
     expect_errors: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers = {**({"authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )

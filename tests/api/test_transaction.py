@@ -42,7 +42,7 @@ async def _stored(sessionmaker: Any, external_id: str) -> int:
 
 
 async def test_a_returning_resolver_is_committed(session, sessionmaker):
-    info = SimpleNamespace(context=SimpleNamespace(session=session))
+    info = SimpleNamespace(context=SimpleNamespace(session=session, principal=None))
     assert await _write(info=info, external_id="tx-ok", fail=None) == {
         "written": "tx-ok",
         "errors": [],
@@ -51,7 +51,7 @@ async def test_a_returning_resolver_is_committed(session, sessionmaker):
 
 
 async def test_a_domain_error_rolls_back_and_is_data(session, sessionmaker):
-    info = SimpleNamespace(context=SimpleNamespace(session=session))
+    info = SimpleNamespace(context=SimpleNamespace(session=session, principal=None))
     failure: DomainError = ValidationFailed("bad input", field="x")
     payload = await _write(info=info, external_id="tx-domain", fail=failure)
     assert payload["written"] is None
@@ -66,7 +66,7 @@ async def test_a_domain_error_rolls_back_and_is_data(session, sessionmaker):
 
 @pytest.mark.parametrize("failure", [NotAuthorized(), RuntimeError("a bug")])
 async def test_anything_else_rolls_back_and_propagates(session, sessionmaker, failure):
-    info = SimpleNamespace(context=SimpleNamespace(session=session))
+    info = SimpleNamespace(context=SimpleNamespace(session=session, principal=None))
     with pytest.raises(type(failure)):
         await _write(info=info, external_id="tx-raise", fail=failure)
     assert await _stored(sessionmaker, "tx-raise") == 0
