@@ -616,9 +616,9 @@ def main() -> None:
         "trivial": "`{ __typename }` (the machine's yardstick)",
     }
     pairs = [(name, title, f"{name} baseline") for name, title in titles.items()]
+    titles |= {f"{n} uncached": f"{titles[n]}, widget cache off" for n in ("widget", "widget.js")}
     pairs += [
-        (f"{name} uncached", f"{titles[name]}, widget cache off", f"{name} baseline")
-        for name in ("widget", "widget.js")
+        (f"{n} uncached", titles[f"{n} uncached"], f"{n} baseline") for n in ("widget", "widget.js")
     ]
     pairs += [
         (name, f"{titles[name]}, against bare strawberry doing the same read", base)
