@@ -76,6 +76,10 @@ async def fetch_raw(
     if raw_transaction is None and not standalone and not info.get(READ_ONLY):
         raw_transaction = await RawTransaction.open(session)
     if raw_transaction is not None:
+        if raw_transaction.adapted._transaction is None and not standalone:
+            # The ORM joined it and its Session committed or rolled back on its own (``async
+            # with session.begin()``): the next statements are a transaction of their own.
+            await _begin(raw_transaction.adapted)
         return await raw_transaction.driver.fetch(sql, *args)  # type: ignore[no-any-return]
     reader = await _reader(session)
     if reader is not None:
@@ -195,11 +199,12 @@ class RawTransaction:
     the Session's connection (a claim's rate-limit hit), and then the Session's transaction
     carries the request as before."""
 
-    __slots__ = ("connection", "driver", "engine", "pooled")
+    __slots__ = ("adapted", "connection", "driver", "engine", "pooled")
 
     def __init__(self, engine: Engine, pooled: Any) -> None:
         self.engine = engine
         self.pooled = pooled  # the pool's connection (a _ConnectionFairy)
+        self.adapted = pooled.dbapi_connection  # SQLAlchemy's adapter, which keeps the BEGIN
         self.driver = pooled.driver_connection  # asyncpg's
         self.connection: Connection | None = None  # made by routed(), for ORM statements
 
@@ -220,9 +225,8 @@ class RawTransaction:
             return None
         raw = cls(bind, await greenlet_spawn(bind.raw_connection))
         try:
-            adapted = raw.pooled.dbapi_connection
-            await _begin(adapted)
-            if adapted._transaction is None:  # an autocommit connection: never here
+            await _begin(raw.adapted)
+            if raw.adapted._transaction is None:  # an autocommit connection: never here
                 raise RuntimeError("a raw transaction's connection did not begin")
         except BaseException:
             await greenlet_spawn(raw.release)
@@ -238,7 +242,7 @@ class RawTransaction:
 
     async def end(self, *, commit: bool) -> None:
         """COMMIT or ROLLBACK on the driver, unless the ORM's Session already ended it."""
-        adapted = self.pooled.dbapi_connection
+        adapted = self.adapted
         transaction = adapted._transaction
         if transaction is not None:
             async with adapted._execute_mutex:

@@ -114,6 +114,32 @@ async def test_the_orm_joins_the_raw_transaction_on_its_connection(committing_en
         assert (program.name, program.currency) == ("Raw", "EUR")
 
 
+async def test_after_the_orm_ends_it_on_its_own_raw_statements_begin_again(committing_engine):
+    """``async with session.begin()`` after raw statements commits them with the ORM's; the
+    raw statements after it are a transaction of their own on the same connection, not
+    autocommit."""
+    factory = _factory(committing_engine)
+    program_id = await _program(factory)
+    pool = committing_engine.sync_engine.pool
+    idle = pool.checkedout()
+    s = factory()
+    await _rename(s, program_id, "First")
+    first = (await run_raw(s, TXID, []))[0][0]
+    async with s.begin():
+        assert await s.scalar(text(TXID)) == first
+    assert await _name(factory, program_id) == "First"
+    await _rename(s, program_id, "Second")
+    second = (await run_raw(s, TXID, []))[0][0]
+    assert second != first
+    await run_raw(s, "SELECT 1", [])
+    assert (await run_raw(s, TXID, []))[0][0] == second
+    assert pool.checkedout() == idle + 1
+    await s.rollback()
+    assert pool.checkedout() == idle
+    assert await _name(factory, program_id) == "First"
+    await s.close()
+
+
 async def test_a_failed_statement_is_rolled_back_and_the_connection_reused(committing_engine):
     factory = _factory(committing_engine)
     program_id = await _program(factory)
