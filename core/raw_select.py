@@ -179,8 +179,8 @@ class RawTransaction:
     The hot writes (a keyed conversion: seven prebuilt statements and no ORM) ran every
     statement through the Session's transaction: a SessionTransaction and a Connection to
     open it, the Session's commit and the Connection's close around the one COMMIT, each a
-    trip through SQLAlchemy's greenlet (~6% of a conversion's worker CPU with the locks
-    around them). Here the first raw statement of a session with no ORM transaction takes a
+    trip through SQLAlchemy's greenlet (without them SQLAlchemy's share of a conversion's
+    worker CPU under py-spy went from 4.9% to 3.2%: bench/RESULTS.md, twelfth session). Here the first raw statement of a session with no ORM transaction takes a
     connection from the engine's pool (the same pool, so the same limits), sends BEGIN, and
     every later raw statement of the session runs on it (``run_raw``); ``SerialSession``'s
     ``commit``, ``rollback`` and ``close`` end it with one COMMIT or ROLLBACK and hand the
