@@ -180,9 +180,10 @@ class RawTransaction:
     statement through the Session's transaction: a SessionTransaction and a Connection to
     open it, the Session's commit and the Connection's close around the one COMMIT, each a
     trip through SQLAlchemy's greenlet (without them SQLAlchemy's share of a conversion's
-    worker CPU under py-spy went from 4.9% to 3.2%: bench/RESULTS.md, twelfth session). Here the first raw statement of a session with no ORM transaction takes a
-    connection from the engine's pool (the same pool, so the same limits), sends BEGIN, and
-    every later raw statement of the session runs on it (``run_raw``); ``SerialSession``'s
+    worker CPU under py-spy went from 4.9% to 3.2%: bench/RESULTS.md, twelfth session).
+    Here the first raw statement of a session with no ORM transaction takes a connection
+    from the engine's pool (the same pool, so the same limits), sends BEGIN, and every
+    later raw statement of the session runs on it (``run_raw``); ``SerialSession``'s
     ``commit``, ``rollback`` and ``close`` end it with one COMMIT or ROLLBACK and hand the
     connection back.
 

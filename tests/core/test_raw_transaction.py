@@ -11,6 +11,7 @@ import contextlib
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.factories import make_program
@@ -156,6 +157,29 @@ async def test_a_failed_statement_is_rolled_back_and_the_connection_reused(commi
         await _rename(s, program_id, "After")
         await s.commit()
     assert await _name(factory, program_id) == "After"
+
+
+async def test_a_joined_commit_whose_flush_fails_undoes_everything(committing_engine):
+    """The ORM joined, its flush fails at commit: the error reaches the caller, nothing of the
+    transaction is kept, the connection does not stay checked out, and the session goes on."""
+    factory = _factory(committing_engine)
+    program_id = await _program(factory)
+    async with factory() as s:
+        slug = (await s.get(Program, program_id)).slug  # type: ignore[union-attr]
+        await s.commit()
+    pool = committing_engine.sync_engine.pool
+    idle = pool.checkedout()
+    async with factory() as s:
+        await _rename(s, program_id, "Undone")
+        s.add(Program(slug=slug, name="Same slug", currency="USD"))
+        with pytest.raises(IntegrityError):
+            await s.commit()
+        await s.rollback()
+        assert pool.checkedout() == idle
+        await _rename(s, program_id, "After")
+        await s.commit()
+    assert await _name(factory, program_id) == "After"
+    assert pool.checkedout() == idle
 
 
 async def test_a_commit_that_fails_discards_the_connection(committing_engine, monkeypatch):
