@@ -1,5 +1,8 @@
-"""Prebuilt SELECTs for the hottest read paths, compiled once for asyncpg and run on the
-session's own connection (or, for a read-only session, a pooled connection of their own)."""
+"""Prebuilt SELECTs for the hottest read paths, compiled once for asyncpg, and the runner of
+every prebuilt statement (``run_raw``): on the session's own connection, or, for a read-only
+session, a pooled connection of its own (``_reader``), or, for a read-write session whose raw
+statements come first, a pooled connection with a transaction of their own
+(``RawTransaction``)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.util import greenlet_spawn
 
 from vouch.core.engine import PGBOUNCER_ENGINES
-from vouch.core.read_only import READ_ONLY, SyncSession
+from vouch.core.read_only import RAW_TRANSACTION, READ_ONLY, SyncSession
 
 
 class RawSelect:
@@ -68,6 +71,16 @@ async def run_raw(
 async def fetch_raw(
     session: AsyncSession, sql: str, args: list[Any], *, standalone: bool = False
 ) -> list[Any]:
+    info = session.sync_session.info
+    raw_transaction = info.get(RAW_TRANSACTION)
+    if raw_transaction is None and not standalone and not info.get(READ_ONLY):
+        raw_transaction = await RawTransaction.open(session)
+    if raw_transaction is not None:
+        if raw_transaction.adapted._transaction is None and not standalone:
+            # The ORM joined it and its Session committed or rolled back on its own (``async
+            # with session.begin()``): the next statements are a transaction of their own.
+            await _begin(raw_transaction.adapted)
+        return await raw_transaction.driver.fetch(sql, *args)  # type: ignore[no-any-return]
     reader = await _reader(session)
     if reader is not None:
         return await reader.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return]
@@ -157,6 +170,105 @@ async def _begin(adapted: Any) -> None:
         async with adapted._execute_mutex:
             if adapted._transaction is None:
                 await adapted._start_transaction()
+
+
+class RawTransaction:
+    """A read-write session's transaction on a pooled connection of its own, opened by its
+    first raw statement, without SQLAlchemy's Session transaction machinery.
+
+    The hot writes (a keyed conversion: seven prebuilt statements and no ORM) ran every
+    statement through the Session's transaction: a SessionTransaction and a Connection to
+    open it, the Session's commit and the Connection's close around the one COMMIT, each a
+    trip through SQLAlchemy's greenlet (without them SQLAlchemy's share of a conversion's
+    worker CPU under py-spy went from 4.9% to 3.2%: bench/RESULTS.md, twelfth session).
+    Here the first raw statement of a session with no ORM transaction takes a connection
+    from the engine's pool (the same pool, so the same limits), sends BEGIN, and every
+    later raw statement of the session runs on it (``run_raw``); ``SerialSession``'s
+    ``commit``, ``rollback`` and ``close`` end it with one COMMIT or ROLLBACK and hand the
+    connection back.
+
+    ORM statements of the same session join it: ``SyncSession.get_bind`` answers a
+    Connection around this transaction's pooled connection (``routed``), on which the
+    Session begins its own transaction object without sending anything (the driver's
+    transaction is already open), so ORM and raw statements share one connection and one
+    transaction; the Session's commit or rollback then ends it (``SerialSession``).
+
+    Only where nothing needs a Connection for each statement: a session bound to an engine
+    (tests bind theirs to a connection and keep the Session's transaction), not behind
+    PgBouncer, and no statement listeners (SQL logging, tracing) on the engine. A statement
+    that stands on its own (``standalone``) and comes first keeps running in autocommit on
+    the Session's connection (a claim's rate-limit hit), and then the Session's transaction
+    carries the request as before."""
+
+    __slots__ = ("adapted", "connection", "driver", "engine", "pooled")
+
+    def __init__(self, engine: Engine, pooled: Any) -> None:
+        self.engine = engine
+        self.pooled = pooled  # the pool's connection (a _ConnectionFairy)
+        self.adapted = pooled.dbapi_connection  # SQLAlchemy's adapter, which keeps the BEGIN
+        self.driver = pooled.driver_connection  # asyncpg's
+        self.connection: Connection | None = None  # made by routed(), for ORM statements
+
+    @classmethod
+    async def open(cls, session: AsyncSession) -> RawTransaction | None:
+        """Begin one for ``session`` if it may have one (see the class), else None."""
+        sync = session.sync_session
+        bind = sync.bind
+        if (
+            sync.get_transaction() is not None
+            or not getattr(session, "ENDS_RAW_TRANSACTIONS", False)  # SerialSession's methods do
+            or sync.info.get(READ_ONLY)
+            or not isinstance(bind, Engine)
+            or bind in PGBOUNCER_ENGINES
+            or bind.dispatch.before_cursor_execute
+            or bind.dispatch.after_cursor_execute
+        ):
+            return None
+        raw = cls(bind, await greenlet_spawn(bind.raw_connection))
+        try:
+            await _begin(raw.adapted)
+            if raw.adapted._transaction is None:  # an autocommit connection: never here
+                raise RuntimeError("a raw transaction's connection did not begin")
+        except BaseException:
+            await greenlet_spawn(raw.release)
+            raise
+        sync.info[RAW_TRANSACTION] = raw
+        return raw
+
+    def routed(self) -> Connection:
+        """A Connection on this transaction's pooled connection, for the ORM (made once)."""
+        if self.connection is None:
+            self.connection = Connection(self.engine, connection=self.pooled)
+        return self.connection
+
+    async def end(self, *, commit: bool) -> None:
+        """COMMIT or ROLLBACK on the driver, unless the ORM's Session already ended it."""
+        adapted = self.adapted
+        transaction = adapted._transaction
+        if transaction is not None:
+            async with adapted._execute_mutex:
+                # The adapter forgets the transaction whether or not the call succeeds, as
+                # its own commit and rollback do.
+                await adapted._call_and_discard(
+                    transaction.commit if commit else transaction.rollback
+                )
+
+    def release(self) -> None:
+        """Hand the connection back to the pool (in SQLAlchemy's greenlet: the pool may close
+        an overflow connection). A connection the server closed is discarded at checkout."""
+        if self.connection is not None:
+            self.connection.close()
+        else:
+            self.pooled.close()
+
+    def discard(self) -> None:
+        """Close the connection instead (after a COMMIT or ROLLBACK that failed, or was
+        cancelled: its state is unknown); the pool opens a new one when it needs one."""
+        if self.connection is not None:
+            self.connection.invalidate()
+            self.connection.close()
+        else:
+            self.pooled.invalidate()
 
 
 READER = "vouch.reader"

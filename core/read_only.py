@@ -22,8 +22,19 @@ class ReadOnlyRequestWrote(RuntimeError):
     sent, since without a transaction the write would not be undone with the request."""
 
 
+# session.info key of the session's raw transaction (core.raw_select.RawTransaction), if any
+RAW_TRANSACTION = "vouch.raw_transaction"
+
+
 class SyncSession(Session):
-    pass
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        """The bind for ORM statements: while raw statements hold a transaction of their own
+        (``core.raw_select.RawTransaction``), the ORM joins it on the same connection, so a
+        request never holds two connections and its ORM and raw statements commit together."""
+        raw = self.info.get(RAW_TRANSACTION)
+        if raw is not None:
+            return raw.routed()
+        return super().get_bind(*args, **kwargs)
 
 
 @event.listens_for(SyncSession, "do_orm_execute")

@@ -13,8 +13,8 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
-from vouch.core.raw_select import CONNECTION, READER, fetch_raw, release_reader
-from vouch.core.read_only import SyncSession
+from vouch.core.raw_select import CONNECTION, READER, RawTransaction, fetch_raw, release_reader
+from vouch.core.read_only import RAW_TRANSACTION, SyncSession
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -64,6 +64,7 @@ class SerialSession(AsyncSession):
 
     sync_session_class = SyncSession
     HANDS_BACK_READER = True  # close() returns a read-only session's raw reader (raw_select)
+    ENDS_RAW_TRANSACTIONS = True  # commit(), rollback() and close() end a RawTransaction
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,9 +74,48 @@ class SerialSession(AsyncSession):
     async def fetch_raw(self, sql: str, args: list[Any], *, standalone: bool = False) -> list[Any]:
         return await fetch_raw(self, sql, args, standalone=standalone)
 
+    def in_transaction(self) -> bool:
+        return RAW_TRANSACTION in self.sync_session.info or self.sync_session.in_transaction()
+
+    async def commit(self) -> None:
+        """Commit: a raw transaction (``core.raw_select.RawTransaction``) with one COMMIT
+        when only raw statements ran in it, else through the Session (which flushes, and
+        commits the raw transaction too when the ORM joined it)."""
+        await self._end(commit=True)
+
+    async def rollback(self) -> None:
+        await self._end(commit=False)
+
+    async def _end(self, *, commit: bool) -> None:
+        await self._task_lock.acquire()
+        try:
+            await self._end_locked(commit=commit)
+        finally:
+            self._task_lock.release()
+
+    async def _end_locked(self, *, commit: bool) -> None:
+        sync = self.sync_session
+        raw: RawTransaction | None = sync.info.get(RAW_TRANSACTION)
+        if raw is None:
+            await (super().commit() if commit else super().rollback())
+            return
+        try:
+            if sync.get_transaction() is not None:  # the ORM joined: the Session ends it
+                await (super().commit() if commit else super().rollback())
+            else:
+                await raw.end(commit=commit)
+        except BaseException:
+            del sync.info[RAW_TRANSACTION]
+            await greenlet_spawn(raw.discard)  # in an unknown state: the pool replaces it
+            raise
+        del sync.info[RAW_TRANSACTION]
+        await greenlet_spawn(raw.release)
+
     async def close(self) -> None:
         sync = self.sync_session
         sync.info.pop(CONNECTION, None)
+        if RAW_TRANSACTION in sync.info:
+            await self.rollback()  # and back to the pool
         if READER in sync.info:
             # Handing the reader back may do IO (the pool closes an overflow connection).
             await greenlet_spawn(release_reader, sync)
