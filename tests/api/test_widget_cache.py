@@ -347,3 +347,44 @@ async def test_a_landing_change_drops_every_widget_answer(sessionmaker):
         assert cache.get(key) == b"a"  # not before the commit
         await s.commit()
     assert cache.get(key) is None
+
+
+@pytest.mark.committing
+async def test_production_sessions_forget_on_the_mutations_commit(
+    settings, committing_engine, codec
+):
+    """As production runs it (sessions from an engine: a request whose first statements are raw
+    runs them in a transaction of their own, core.raw_select.RawTransaction), a widget token's
+    mutation still drops its advocate's kept answers when it commits."""
+    factory = session_factory(committing_engine)
+    app = create_app(settings, Overrides(sessionmaker=factory))
+    async with factory() as s:
+        program = await make_program(s)
+        advocate = await make_advocate(s, first_name="Ada")
+        await make_link(s, codec, advocate=advocate, program=program)
+        await s.commit()
+    token = app.state.widget_tokens.mint(advocate.id)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        before = (await _me(client, token))["data"]["me"]["links"]
+        assert len(app.state.widget_cache) == 1
+        shared = await gql(
+            client,
+            'mutation { recordShareEvent(kind: "link_copied") { recorded errors { code } } }',
+            token=token,
+        )
+        assert shared["data"]["recordShareEvent"] == {"recorded": True, "errors": []}
+        assert len(app.state.widget_cache) == 0
+        created = await gql(
+            client,
+            CREATE_LINK,
+            {
+                "a": encode_id("Advocate", advocate.id),
+                "p": encode_id("Program", program.id),
+                "c": "email",
+            },
+            token=token,
+        )
+        assert created["data"]["createReferralLink"] == {"created": True, "errors": []}
+        after = (await _me(client, token))["data"]["me"]["links"]
+        assert after == [*before, {"channel": "email"}]
