@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -139,7 +140,7 @@ class VouchGraphQL(GraphQL[Context, None]):
                 response: Response = Response(kept.body, media_type=JSON)
                 await self._finish(request, response)(scope, receive, send)
                 return
-            context = await self._context(request)
+            context = await self._context(request, kept.principal if kept else None)
             result = await self.execute_single(
                 request=request,
                 request_adapter=_POST,
@@ -175,10 +176,11 @@ class VouchGraphQL(GraphQL[Context, None]):
         if key is None:
             return None
         epoch = cache.epoch
+        principal = WidgetPrincipal(advocate_id=advocate_id)
         if _NO_CACHE.search(request.headers.get("cache-control", "")):
             cache.bypassed()
-            return _Kept(cache, key, epoch, None)
-        return _Kept(cache, key, epoch, cache.get(key))
+            return _Kept(cache, key, epoch, principal, None)
+        return _Kept(cache, key, epoch, principal, cache.get(key))
 
     def _keepable(self, operation: GraphQLRequestData, result: ExecutionResult) -> bool:
         """A query's answer without errors (never a mutation's)."""
@@ -272,27 +274,13 @@ class VouchGraphQL(GraphQL[Context, None]):
         assert isinstance(request, Request)
         return await self._context(request)
 
-    async def _context(self, request: Request) -> Context:
+    async def _context(self, request: Request, verified: WidgetPrincipal | None = None) -> Context:
+        """The request's context; ``verified``: its widget token, already checked."""
         session = self.sessions.get(request.scope.setdefault("state", {}))
-        principal: Principal = None
+        principal: Principal = verified
         auth_error: str | None = None
-        credential = bearer(request.headers.get("authorization"))
-        token = credential.token or ""
-        if credential.sent and credential.token is None:
-            auth_error = "send credentials as 'Authorization: Bearer <api key or widget token>'"
-        elif token.startswith(API_KEY_PREFIX):
-            key = await authenticate_cached(session, token)
-            if key is not None:
-                principal = KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
-                if session.in_transaction():
-                    await session.commit()  # a cache miss may have written last_used_at
-            else:
-                auth_error = INVALID_KEY
-        elif token:
-            try:
-                principal = WidgetPrincipal(advocate_id=self.widget_tokens.verify(token))
-            except TokenError as exc:
-                auth_error = str(exc)
+        if verified is None:
+            principal, auth_error = await self._principal(request, session)
         return Context(
             request=request,
             session=session,
@@ -309,6 +297,28 @@ class VouchGraphQL(GraphQL[Context, None]):
             ),
         )
 
+    async def _principal(
+        self, request: Request, session: AsyncSession
+    ) -> tuple[Principal, str | None]:
+        """Who sent the request, or why the credential they sent was refused."""
+        credential = bearer(request.headers.get("authorization"))
+        token = credential.token or ""
+        if credential.sent and credential.token is None:
+            return None, "send credentials as 'Authorization: Bearer <api key or widget token>'"
+        if token.startswith(API_KEY_PREFIX):
+            key = await authenticate_cached(session, token)
+            if key is None:
+                return None, INVALID_KEY
+            if session.in_transaction():
+                await session.commit()  # a cache miss may have written last_used_at
+            return KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes)), None
+        if token:
+            try:
+                return WidgetPrincipal(advocate_id=self.widget_tokens.verify(token)), None
+            except TokenError as exc:
+                return None, str(exc)
+        return None, None
+
 
 @functools.lru_cache(maxsize=64)
 def _media_type(content_type: bytes) -> str:
@@ -321,11 +331,13 @@ def _media_type(content_type: bytes) -> str:
 @dataclass(frozen=True, slots=True)
 class _Kept:
     """A widget request's place in the widget cache: its key, the cache's epoch when it
-    looked, and the kept answer if there was one."""
+    looked, the verified token's principal (not checked again for the request's context), and
+    the kept answer if there was one."""
 
     cache: WidgetResponses
     key: Key
     epoch: int
+    principal: WidgetPrincipal
     body: bytes | None
 
 

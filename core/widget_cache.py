@@ -178,7 +178,10 @@ async def announce_widget_change(session: AsyncSession, advocate_id: int | None)
 
 def forget_on_commit(session: AsyncSession, advocate_id: int | None = None) -> None:
     """Drop the advocate's kept answers (or all) in this process once ``session`` commits (a
-    forget before the commit could be undone by a request reading the old rows meanwhile)."""
+    forget before the commit could be undone by a request reading the old rows meanwhile).
+    The hook is the Session's ``after_commit``: call it after a statement sent through the
+    Session (the announcements' NOTIFY is), so the Session's transaction carries the commit
+    even when raw statements came first (``core.raw_select.RawTransaction``)."""
 
     def forget(_session: Any) -> None:
         forget_widget(advocate_id)

@@ -54,6 +54,19 @@ async def _rename(client: httpx.AsyncClient, key: str, external_id: str, name: s
     assert payload["data"]["upsertAdvocate"]["errors"] == [], payload
 
 
+async def _share_by_email(
+    client: httpx.AsyncClient, token: str, advocate_id: int, program_id: int
+) -> None:
+    """The widget's advocate creates an email link (a widget token's mutation)."""
+    variables = {
+        "a": encode_id("Advocate", advocate_id),
+        "p": encode_id("Program", program_id),
+        "c": "email",
+    }
+    created = await gql(client, CREATE_LINK, variables, token=token)
+    assert created["data"]["createReferralLink"] == {"created": True, "errors": []}
+
+
 @pytest.fixture
 async def widget(client, session, app):
     program = await make_program(session)
@@ -100,17 +113,7 @@ async def test_the_advocates_own_change_shows_at_once(client, widget, session, c
     program, advocate, _, token = widget
     await make_link(session, codec, advocate=advocate, program=program)  # enrolled
     before = (await _me(client, token))["data"]["me"]["links"]
-    created = await gql(
-        client,
-        CREATE_LINK,
-        {
-            "a": encode_id("Advocate", advocate.id),
-            "p": encode_id("Program", program.id),
-            "c": "email",
-        },
-        token=token,
-    )
-    assert created["data"]["createReferralLink"] == {"created": True, "errors": []}
+    await _share_by_email(client, token, advocate.id, program.id)
     assert (await _me(client, token))["data"]["me"]["links"] == [*before, {"channel": "email"}]
 
 
@@ -375,16 +378,6 @@ async def test_production_sessions_forget_on_the_mutations_commit(
         )
         assert shared["data"]["recordShareEvent"] == {"recorded": True, "errors": []}
         assert len(app.state.widget_cache) == 0
-        created = await gql(
-            client,
-            CREATE_LINK,
-            {
-                "a": encode_id("Advocate", advocate.id),
-                "p": encode_id("Program", program.id),
-                "c": "email",
-            },
-            token=token,
-        )
-        assert created["data"]["createReferralLink"] == {"created": True, "errors": []}
+        await _share_by_email(client, token, advocate.id, program.id)
         after = (await _me(client, token))["data"]["me"]["links"]
         assert after == [*before, {"channel": "email"}]
